@@ -1,0 +1,6 @@
+"""Allow ``python -m bfctl`` so the CLI works without the console script."""
+
+from bfctl.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Terminal output for the CLI.
+
+Everything goes through these helpers so that output behaves the same way
+everywhere: styled with Rich on a terminal, plain and immediately flushed
+lines otherwise.  Plain output matters because scripts and tests read the
+"Serving ... on ..." line from a pipe to know the server is up; Rich would
+wrap long lines at 80 columns and could buffer them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from functools import cache
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+DEBUG_ENV = "BFCTL_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """Whether the user asked for full tracebacks (``BFCTL_DEBUG=1``)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+@cache
+def _rich(stream_name: str) -> Console:
+    # Bound by name, not by object, so a replaced sys.stdout (pytest capture)
+    # is looked up at print time instead of being frozen here.
+    return Console(stderr=stream_name == "stderr", highlight=False, soft_wrap=True)
+
+
+def _emit(stream_name: str, text: str, style: str | None) -> None:
+    stream: TextIO = getattr(sys, stream_name)
+    if stream.isatty():
+        _rich(stream_name).print(Text(text, style=style or ""))
+    else:
+        print(text, file=stream, flush=True)
+
+
+def info(text: str, style: str | None = None) -> None:
+    """Print one line of regular output to stdout."""
+    _emit("stdout", text, style)
+
+
+def error(message: str, detail: str | None = None) -> None:
+    """Print ``Error: <message>`` in red on stderr, then ``detail`` (e.g. a
+    user traceback) as-is, never a traceback of bfctl itself."""
+    _emit("stderr", f"Error: {message}", "bold red")
+    if detail:
+        _emit("stderr", detail.rstrip("\n"), None)
+
+
+def unexpected(exc: BaseException) -> None:
+    """Report an exception nobody anticipated: the message only, unless
+    ``BFCTL_DEBUG`` is set, in which case the full traceback follows."""
+    summary = "".join(traceback.format_exception_only(exc)).strip()
+    if debug_enabled():
+        error(summary, "".join(traceback.format_exception(exc)))
+    else:
+        error(summary, f"(run with {DEBUG_ENV}=1 for the traceback)")

@@ -1,0 +1,72 @@
+"""Google sign-in: a dependency that verifies a Google ID token and exposes the user.
+
+No postponed annotations here: the dependency class below is built inside a function and
+its annotations must be evaluated where the local names exist.
+"""
+
+
+import dataclasses
+from typing import Any, Callable, Optional, Type
+
+from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
+from buildflow.dependencies.scopes import Scope, dependency
+from buildflow.exceptions import HTTPException
+from buildflow.requests import Request
+
+
+@dataclasses.dataclass
+class GoogleUser:
+    google_account_id: str
+    email: str
+    email_verified: bool = False
+    name: Optional[str] = None
+
+
+def _verify_with_google(token: str) -> dict[str, Any]:
+    from google.auth.transport import requests as google_requests
+    from google.oauth2 import id_token
+
+    return id_token.verify_oauth2_token(token, google_requests.Request())
+
+
+def AuthenticatedGoogleUserDepBuilder(
+    raise_on_unauthenticated: bool = True,
+    session_id_token: Optional[str] = None,
+    bearer_credentials_dependency: Type[Any] = OptionalBearerCredentials,
+    verify_token: Callable[[str], dict[str, Any]] = _verify_with_google,
+) -> type:
+    """A PROCESS dependency whose ``google_user`` is the verified user (or None).
+
+    ``verify_token`` turns a token into Google's claims; the default asks Google's keys
+    (needs the ``google-auth`` package).
+    """
+
+    @dependency(scope=Scope.PROCESS)
+    class AuthenticatedGoogleUser:
+        def __init__(self, credentials: bearer_credentials_dependency, request: Request) -> None:  # type: ignore[valid-type]
+            token = credentials.token
+            if session_id_token is not None:
+                session = getattr(request.raw, "get", lambda *_: None)("session") or {}
+                token = session.get(session_id_token, token)
+            self.google_user: Optional[GoogleUser] = None
+            if token is None:
+                if raise_on_unauthenticated:
+                    raise HTTPException(403, "request is not authenticated")
+                return
+            try:
+                claims = verify_token(token)
+            except ValueError as e:
+                raise HTTPException(401, f"invalid token: {e}") from None
+            if raise_on_unauthenticated and not claims.get("email_verified", False):
+                raise HTTPException(403, "email is not verified")
+            self.google_user = GoogleUser(
+                google_account_id=claims["sub"],
+                email=claims.get("email", ""),
+                email_verified=bool(claims.get("email_verified", False)),
+                name=claims.get("name"),
+            )
+
+    return AuthenticatedGoogleUser
+
+
+__all__ = ["AuthenticatedGoogleUserDepBuilder", "BearerCredentials", "GoogleUser"]

@@ -1,0 +1,77 @@
+"""Dependency scopes and the ``@dependency`` marker.
+
+Marking is pure data: the decorated class or function is returned unchanged (so type checkers
+and IDEs keep seeing the real class) with its scope attached. The runtime reads the mark.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, TypeVar, overload
+
+T = TypeVar("T")
+
+SCOPE_ATTR = "__buildflow_scope__"
+
+
+class Scope(enum.Enum):
+    """How long one built instance lives (BuildFlow 0.3 members and values)."""
+
+    PROCESS = 1  # one per processed request, shared by everything in that request
+    REPLICA = 2  # one per worker process, built when the worker starts
+    GLOBAL = 3  # one for the whole app, built before workers start
+    NO_SCOPE = 4  # never cached: a new instance wherever it is injected
+
+    @classmethod
+    def all(cls) -> list["Scope"]:
+        return [cls.PROCESS, cls.REPLICA, cls.GLOBAL]
+
+
+#: Scope of a class or function used as a dependency without ``@dependency``.
+DEFAULT_SCOPE = Scope.PROCESS
+
+
+def _as_scope(scope: Scope | str) -> Scope:
+    if isinstance(scope, Scope):
+        return scope
+    if isinstance(scope, str) and scope.upper() in Scope.__members__:
+        return Scope[scope.upper()]
+    valid = ", ".join(s.name for s in Scope)
+    raise ValueError(f"Invalid scope `{scope}`. Valid scopes are {valid}")
+
+
+@overload
+def dependency(scope: T) -> T: ...
+@overload
+def dependency(scope: Scope | str = ...) -> Callable[[T], T]: ...
+
+
+def dependency(scope: Any = DEFAULT_SCOPE) -> Any:
+    """Mark a class or function as injectable with ``scope``.
+
+    Accepts ``@dependency(Scope.REPLICA)``, ``@dependency(scope="replica")`` and a bare
+    ``@dependency`` (default scope, PROCESS).
+    """
+    if callable(scope) and not isinstance(scope, (Scope, str)):
+        setattr(scope, SCOPE_ATTR, DEFAULT_SCOPE)
+        return scope
+    resolved = _as_scope(scope)
+
+    def mark(target: T) -> T:
+        if not callable(target):
+            raise TypeError(f"@dependency needs a class or a function, got {target!r}")
+        setattr(target, SCOPE_ATTR, resolved)
+        return target
+
+    return mark
+
+
+def scope_of(target: Any) -> Scope | None:
+    """The declared scope of ``target``, or None when it was never marked."""
+    return getattr(target, SCOPE_ATTR, None)
+
+
+process_scoped = dependency(Scope.PROCESS)
+replica_scoped = dependency(Scope.REPLICA)
+global_scoped = dependency(Scope.GLOBAL)
+no_scoped = dependency(Scope.NO_SCOPE)

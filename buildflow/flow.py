@@ -1,0 +1,163 @@
+"""The flow: everything one module declares (services, collectors, managed primitives)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+
+from buildflow.processors import Collector, Method, ProcessorOptions, Route, collector as _collector
+from buildflow.service import Service
+
+T = TypeVar("T")
+
+RUNTIME_ENTRY_POINT_GROUP = "buildflow.runtime"
+
+
+class FlowOptions:
+    """BuildFlow's flow-wide options; kept so existing modules construct unchanged."""
+
+    def __init__(
+        self,
+        *,
+        runtime_log_level: str = "INFO",
+        gcp_service_account_info: Optional[str] = None,
+        schema_validation: str = "none",
+        require_confirmation: bool = True,
+        infra_log_level: str = "INFO",
+        stack: Optional[str] = None,
+        enable_destroy_protection: bool = False,
+        refresh_state: bool = True,
+        **aws_options: Any,
+    ) -> None:
+        self.runtime_log_level = runtime_log_level
+        self.gcp_service_account_info = gcp_service_account_info
+        self.schema_validation = schema_validation
+        self.require_confirmation = require_confirmation
+        self.infra_log_level = infra_log_level
+        self.stack = stack
+        self.enable_destroy_protection = enable_destroy_protection
+        self.refresh_state = refresh_state
+        self.aws_options = aws_options
+
+    @classmethod
+    def default(cls) -> "FlowOptions":
+        return cls()
+
+
+class Flow:
+    """Declarations only: building it performs no I/O; ``bfctl`` and the runtime read it."""
+
+    def __init__(self, flow_id: str = "buildflow-app", flow_options: Optional[FlowOptions] = None) -> None:
+        self.flow_id = flow_id
+        self.options = flow_options or FlowOptions.default()
+        self.services: list[Service] = []
+        self.collectors: list[Collector] = []
+        self.managed_primitives: list[Any] = []
+        #: Replacements for dependencies, by the dependency object or its name (tests).
+        self.dependency_overrides: dict[Any, Any] = {}
+
+    # -- services and endpoints -------------------------------------------------------------
+    def service(self, base_route: str = "/", *, service_id: Optional[str] = None, **options: Any) -> Service:
+        opts = ProcessorOptions.from_kwargs(**options)
+        kwargs: dict[str, Any] = {"base_route": base_route}
+        if service_id is not None:
+            kwargs["service_id"] = service_id
+        service = Service(
+            **kwargs,
+            num_cpus=opts.num_cpus,
+            num_replicas=opts.num_replicas,
+            min_replicas=opts.min_replicas,
+            max_replicas=opts.max_replicas,
+            enable_autoscaler=opts.enable_autoscaler,
+            max_concurrent_queries=opts.max_concurrent_queries,
+            target_num_ongoing_requests_per_replica=opts.target_num_ongoing_requests_per_replica,
+            log_level=opts.log_level,
+        )
+        self.add_service(service)
+        return service
+
+    def add_service(self, service: Service) -> None:
+        if any(s.service_id == service.service_id for s in self.services):
+            raise RuntimeError(f"Service({service.service_id}) already exists in Flow object.")
+        self.services.append(service)
+
+    # -- collectors -------------------------------------------------------------------------
+    def collector(
+        self, route: Route, method: Method | str = Method.POST, sink: Any = None, **options: Any
+    ) -> Callable[[T], T]:
+        """Declare a collector: HTTP in, the returned rows out to ``sink``."""
+        make = _collector(route, method, sink, **options)
+
+        def wrap(target: T) -> T:
+            self.add_collector(make(target))
+            return target
+
+        return wrap
+
+    def add_collector(self, collector: Collector) -> None:
+        if any(c.name == collector.name for c in self.collectors):
+            raise RuntimeError(
+                f"ProcessorGroup({collector.name}) already exists in Flow object."
+                "Please rename your function or remove the other Processor."
+            )
+        if collector.sink_primitive is not None:
+            self.manage(collector.sink_primitive)
+        self.collectors.append(collector)
+
+    def consumer(self, *args: Any, **kwargs: Any) -> Callable[[T], T]:
+        raise NotImplementedError("Consumers are not supported yet: use a collector or an endpoint.")
+
+    # -- infrastructure ---------------------------------------------------------------------
+    def manage(self, *primitives: Any) -> None:
+        """Declare primitives whose infrastructure ``bfctl apply`` creates (parents too)."""
+        from buildflow.io.primitive import Primitive
+
+        for primitive in primitives:
+            if not isinstance(primitive, Primitive):
+                raise ValueError(f"manage() takes primitives from buildflow.io, got {primitive!r}")
+            for parent in primitive.parents():
+                self.manage(parent)
+            primitive.enable_managed()
+            if all(p is not primitive for p in self.managed_primitives):
+                self.managed_primitives.append(primitive)
+
+    # -- tests ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def overrides(self, mapping: Mapping[Any, Any]) -> Iterator["Flow"]:
+        """Replace dependencies for the servers started inside the ``with`` block."""
+        saved = dict(self.dependency_overrides)
+        self.dependency_overrides.update(mapping)
+        try:
+            yield self
+        finally:
+            self.dependency_overrides = saved
+
+    # -- serving ----------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        serve_host: str = "127.0.0.1",
+        serve_port: int = 8000,
+        block: bool = True,
+        workers: Optional[int] = None,
+        **ignored: Any,
+    ) -> Any:
+        """Serve the flow, as ``bfctl serve`` does; ``block=False`` returns a coroutine.
+
+        The server is found through the ``buildflow.runtime`` entry point, so this package
+        stays free of server code.
+        """
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group=RUNTIME_ENTRY_POINT_GROUP))
+        if not found:
+            raise RuntimeError("No BuildFlow runtime is installed: pip install bfctl")
+        run_flow = found[0].load()
+        return run_flow(self, host=serve_host, port=serve_port, block=block, workers=workers)
+
+    def __repr__(self) -> str:
+        endpoints = sum(len(s.endpoints) for s in self.services)
+        return (
+            f"Flow({self.flow_id!r}, services={len(self.services)}, endpoints={endpoints}, "
+            f"collectors={len(self.collectors)}, managed={len(self.managed_primitives)})"
+        )

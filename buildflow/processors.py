@@ -1,0 +1,124 @@
+"""Declarations of what a flow serves: endpoints and collectors, with their options."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Callable, Optional
+
+Route = str
+
+
+class Method(enum.Enum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    WEBSOCKET = "WEBSOCKET"
+
+    @classmethod
+    def parse(cls, method: "Method | str") -> "Method":
+        if isinstance(method, Method):
+            return method
+        try:
+            return cls(str(method).upper())
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"Unknown HTTP method {method!r}; use one of {valid}") from None
+
+
+@dataclasses.dataclass
+class ProcessorOptions:
+    """Scaling options BuildFlow accepted. Only ``num_replicas`` means something here: it
+    is the default worker-process count of ``bfctl serve``; the rest are kept for
+    compatibility (``bfctl serve --workers`` decides)."""
+
+    num_cpus: float = 1.0
+    num_replicas: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 1000
+    enable_autoscaler: bool = True
+    max_concurrent_queries: int = 100
+    target_num_ongoing_requests_per_replica: int = 1
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.num_cpus <= 0:
+            raise ValueError(f"num_cpus must be positive, got {self.num_cpus}")
+        if self.min_replicas < 0 or self.max_replicas < 0:
+            raise ValueError("min_replicas and max_replicas must be >= 0")
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        if self.num_replicas < self.min_replicas:
+            raise ValueError("num_replicas must be >= min_replicas")
+
+    @classmethod
+    def from_kwargs(cls, autoscale_options: Any = None, **kwargs: Any) -> "ProcessorOptions":
+        """Flat keywords (0.3.2) and an ``autoscale_options`` object (0.3.0) both work."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"Unknown option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        if autoscale_options is not None:
+            for name in names:
+                if name not in kwargs and hasattr(autoscale_options, name):
+                    kwargs[name] = getattr(autoscale_options, name)
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass
+class Endpoint:
+    route: Route
+    method: Method
+    original_process_fn_or_class: Callable[..., Any]
+    options: ProcessorOptions = dataclasses.field(default_factory=ProcessorOptions)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+
+
+@dataclasses.dataclass
+class Collector:
+    route: Route
+    method: Method
+    sink_primitive: Optional[Any]
+    processor_options: ProcessorOptions
+    original_process_fn_or_class: Callable[..., Any]
+
+    @property
+    def name(self) -> str:
+        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+
+
+def endpoint(route: Route, method: Method | str = Method.GET, **options: Any) -> Callable[[Any], Endpoint]:
+    """Module-level decorator for ``Service.add_endpoint``."""
+
+    def wrap(target: Any) -> Endpoint:
+        return Endpoint(route, Method.parse(method), target, ProcessorOptions.from_kwargs(**options))
+
+    return wrap
+
+
+def collector(
+    route: Route, method: Method | str = Method.POST, sink: Any = None, **options: Any
+) -> Callable[[Any], Collector]:
+    """Module-level decorator for ``Flow.add_collector``."""
+    parsed = Method.parse(method)
+    if parsed is Method.WEBSOCKET:
+        raise NotImplementedError("Websocket collectors are not yet supported")
+
+    def wrap(target: Any) -> Collector:
+        return Collector(route, parsed, sink, ProcessorOptions.from_kwargs(**options), target)
+
+    return wrap
+
+
+def join_route(base: str, route: str) -> str:
+    """``/base`` + ``/x`` → ``/base/x``; keeps exactly one slash between parts."""
+    base = "/" + base.strip("/")
+    route = route.strip()
+    if not route or route == "/":
+        return base
+    return (base.rstrip("/") + "/" + route.lstrip("/")) if base != "/" else "/" + route.lstrip("/")

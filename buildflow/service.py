@@ -1,0 +1,71 @@
+"""A service: a group of endpoints under one base route."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any, Callable, TypeVar
+
+from buildflow.processors import Endpoint, Method, ProcessorOptions, Route
+
+T = TypeVar("T")
+
+
+def _service_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclasses.dataclass
+class Service:
+    base_route: str = "/"
+    num_cpus: float = 1.0
+    max_concurrent_queries: int = 100
+    enable_autoscaler: bool = True
+    num_replicas: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 1000
+    target_num_ongoing_requests_per_replica: int = 1
+    log_level: str = "INFO"
+    service_id: str = dataclasses.field(default_factory=_service_id)
+    endpoints: list[Endpoint] = dataclasses.field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.base_route.startswith("/"):
+            raise ValueError(f"base_route must start with '/', got {self.base_route!r}")
+        self.options = ProcessorOptions(
+            num_cpus=self.num_cpus,
+            num_replicas=self.num_replicas,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            enable_autoscaler=self.enable_autoscaler,
+            max_concurrent_queries=self.max_concurrent_queries,
+            target_num_ongoing_requests_per_replica=self.target_num_ongoing_requests_per_replica,
+            log_level=self.log_level,
+        )
+
+    @property
+    def min_replics(self) -> int:  # BuildFlow's spelling
+        return self.min_replicas
+
+    def endpoint(
+        self, route: Route = "/", method: Method | str = Method.GET, **options: Any
+    ) -> Callable[[T], T]:
+        """Declare a function or class (``setup()`` / ``process()``) as an endpoint.
+
+        Returns the decorated object unchanged, so it stays callable in tests.
+        """
+        parsed = Method.parse(method)
+        opts = ProcessorOptions.from_kwargs(**options)
+
+        def wrap(target: T) -> T:
+            if not callable(target):
+                raise TypeError(f"@endpoint needs a function or a class, got {target!r}")
+            self.add_endpoint(Endpoint(route, parsed, target, opts))
+            return target
+
+        return wrap
+
+    def add_endpoint(self, endpoint: Endpoint) -> None:
+        if not endpoint.route.startswith("/"):
+            raise ValueError(f"Endpoint route must start with '/', got {endpoint.route!r}")
+        self.endpoints.append(endpoint)

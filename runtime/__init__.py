@@ -1,0 +1,1 @@
+"""The aiohttp server that runs a flow's endpoints and collectors."""

@@ -1,0 +1,136 @@
+"""A flow compiled into an aiohttp application: routes, health, and worker life."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from buildflow.dependencies.scopes import Scope
+from buildflow.exceptions import DependencyError
+from buildflow.flow import Flow
+from buildflow.processors import Method, join_route
+from runtime.errors import StartupError
+from runtime.graph import Graph, Node
+from runtime.handlers import CompiledHandler
+from runtime.lifecycle import Lifecycle
+from runtime.responses import json_response
+
+HEALTH_ROUTE = "/_bf/health"
+#: Request bodies above this size are answered with 413.
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+def default_thread_count() -> int:
+    return min(64, (os.cpu_count() or 1) * 8 + 4)
+
+
+class FlowApp:
+    """The compiled flow. Building it validates everything; serving needs no more checks."""
+
+    def __init__(self, flow: Flow, overrides: Mapping[Any, Any] | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.flow = flow
+        self.max_body = max_body
+        graph = Graph({**flow.dependency_overrides, **(overrides or {})})
+        try:
+            self.handlers = self._compile(flow, graph)
+        except DependencyError as e:
+            raise StartupError(str(e)) from None
+        roots: list[Node] = []
+        for handler in self.handlers:
+            for step in (*handler.plan.steps, handler.plan.handler):
+                roots.extend(arg for _, arg in step.args if isinstance(arg, Node))
+        self.lifecycle = Lifecycle(roots)
+        self.pool: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def _compile(flow: Flow, graph: Graph) -> list[CompiledHandler]:
+        handlers: list[CompiledHandler] = []
+        seen: dict[tuple[str, str], str] = {}
+        declared = [
+            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, False)
+            for s in flow.services
+            for e in s.endpoints
+        ]
+        for c in flow.collectors:
+            if c.sink_primitive is not None:
+                raise StartupError(
+                    f"collector `{c.name}`: writing to a sink ({type(c.sink_primitive).__name__}) is not "
+                    "supported by this version; declare it with sink=None"
+                )
+            declared.append((c.route, c.method, c.original_process_fn_or_class, True))
+        for route, method, target, is_collector in declared:
+            key = (route, "GET" if method is Method.WEBSOCKET else method.value)
+            handler = CompiledHandler(target, route, method.value, graph, collector=is_collector)
+            if key in seen:
+                raise StartupError(f"{key[1]} {route} is declared twice: by `{seen[key]}` and by `{handler.name}`")
+            seen[key] = handler.name
+            handlers.append(handler)
+        return handlers
+
+    def routes(self) -> list[tuple[str, str]]:
+        return [(h.method, h.route) for h in self.handlers]
+
+    def workers_wanted(self) -> int:
+        """``num_replicas`` declared in the flow: the default worker count."""
+        counts = [s.num_replicas for s in self.flow.services]
+        counts += [c.processor_options.num_replicas for c in self.flow.collectors]
+        return max(counts, default=1)
+
+    def build(self) -> web.Application:
+        """A fresh aiohttp application (one per worker process)."""
+        app = web.Application(client_max_size=self.max_body, handler_args={"max_field_size": 16384})
+        for handler in self.handlers:
+            if handler.is_websocket:
+                app.router.add_route("GET", handler.route, handler.handle_websocket)
+            else:
+                app.router.add_route(handler.method, handler.route, handler.handle)
+        app.router.add_get(HEALTH_ROUTE, _health)
+        app.router.add_route("*", "/{_bf_unmatched:.*}", _unmatched)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        self.pool = ThreadPoolExecutor(default_thread_count(), thread_name_prefix="bf-worker")
+        self._owns_global = not self.lifecycle.global_built
+        if self._owns_global:
+            await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)
+        await self.lifecycle.start(Scope.REPLICA, loop, self.pool)
+        for handler in self.handlers:
+            await handler.start(loop, self.pool)
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.pool is not None
+        for handler in self.handlers:
+            await handler.stop(loop, self.pool)
+        await self.lifecycle.stop(Scope.REPLICA, loop, self.pool)
+        if self._owns_global:
+            await self.lifecycle.stop(Scope.GLOBAL, loop, self.pool)
+        self.pool.shutdown(wait=True)
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def _unmatched(request: web.Request) -> web.Response:
+    """404 or 405 (with ``Allow``) as JSON; only reached when no route matched."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical == "/{_bf_unmatched}":
+            continue
+        match, methods = await resource.resolve(request)
+        allowed |= methods
+    if allowed:
+        return json_response(
+            {"detail": f"Method {request.method} not allowed on {request.path}"},
+            405,
+            {"Allow": ", ".join(sorted(allowed))},
+        )
+    return json_response({"detail": f"No route for {request.path}"}, 404)

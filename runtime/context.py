@@ -1,0 +1,28 @@
+"""The per-request objects handed to whatever asks for them, built on first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildflow.requests import Request, WebSocket
+from runtime.injection import Source
+
+
+class RequestContext:
+    __slots__ = ("raw", "websocket", "_request")
+
+    def __init__(self, raw: Any, websocket: WebSocket | None = None) -> None:
+        self.raw = raw
+        self.websocket = websocket
+        self._request: Request | None = None
+
+    def get(self, source: Source) -> Any:
+        if source is Source.RAW_REQUEST:
+            return self.raw
+        if source is Source.WEBSOCKET:
+            if self.websocket is None:
+                raise RuntimeError("a WebSocket was asked for outside a websocket endpoint")
+            return self.websocket
+        if self._request is None:
+            self._request = Request(self.raw)
+        return self._request

@@ -1,0 +1,135 @@
+"""How to build one dependency: call, await, or step a generator, and how to tear it down."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from typing import Any, Awaitable, Callable
+
+from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
+from runtime.injection import describe
+
+log = logging.getLogger("buildflow.runtime")
+
+#: A teardown step: (is_async, callable). Sync ones run off the event loop.
+Teardown = tuple[bool, Callable[[], Any]]
+
+
+@dataclasses.dataclass(eq=False)
+class Provider:
+    target: Any
+    name: str
+    scope: Scope
+    mode: str  # "call" | "await" | "async_init" | "gen" | "agen" | "value"
+
+    @property
+    def is_async(self) -> bool:
+        return self.mode in ("await", "async_init", "agen")
+
+    @property
+    def takes_arguments(self) -> bool:
+        return self.mode != "value"
+
+    def create_sync(self, kwargs: dict[str, Any], teardowns: list[Teardown]) -> Any:
+        if self.mode == "value":
+            return self.target
+        value = self.target(**kwargs)
+        if self.mode == "gen":
+            gen = value
+            value = next(gen)
+            teardowns.append((False, lambda: _finish(gen, self.name)))
+        else:
+            _register_teardown_method(value, teardowns)
+        return value
+
+    async def create_async(self, kwargs: dict[str, Any], teardowns: list[Teardown]) -> Any:
+        if self.mode == "await":
+            value = await self.target(**kwargs)
+        elif self.mode == "async_init":
+            value = self.target.__new__(self.target)
+            await value.__init__(**kwargs)
+        else:  # agen
+            agen = self.target(**kwargs)
+            value = await agen.__anext__()
+            teardowns.append((True, lambda: _afinish(agen, self.name)))
+            return value
+        _register_teardown_method(value, teardowns)
+        return value
+
+
+def _register_teardown_method(value: Any, teardowns: list[Teardown]) -> None:
+    method = getattr(value, "teardown", None)
+    if method is not None and callable(method) and not isinstance(value, type):
+        teardowns.append((inspect.iscoroutinefunction(method), method))
+
+
+def _finish(gen: Any, name: str) -> None:
+    try:
+        next(gen)
+    except StopIteration:
+        return
+    log.error("dependency %s yielded more than once; only one yield is allowed", name)
+
+
+async def _afinish(agen: Any, name: str) -> None:
+    try:
+        await agen.__anext__()
+    except StopAsyncIteration:
+        return
+    log.error("dependency %s yielded more than once; only one yield is allowed", name)
+
+
+def provider_for(target: Any, override: Any = dataclasses.MISSING) -> Provider:
+    """The provider for a dependency, or for the override replacing it."""
+    source = target if override is dataclasses.MISSING else override
+    name = describe(target)
+    if override is not dataclasses.MISSING and not (inspect.isclass(source) or inspect.isfunction(source)):
+        return Provider(source, name, scope_of(target) or DEFAULT_SCOPE, "value")
+    scope = scope_of(source) or scope_of(target) or DEFAULT_SCOPE
+    if inspect.isclass(source):
+        init = source.__init__
+        mode = "async_init" if inspect.iscoroutinefunction(init) else "call"
+    elif inspect.isasyncgenfunction(source):
+        mode = "agen"
+    elif inspect.isgeneratorfunction(source):
+        mode = "gen"
+    elif inspect.iscoroutinefunction(source):
+        mode = "await"
+    else:
+        mode = "call"
+    return Provider(source, name, scope, mode)
+
+
+async def run_teardowns(teardowns: list[Teardown], run_sync: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
+    """Run teardowns newest first; errors are logged so every teardown gets its turn.
+
+    Consecutive sync teardowns share one trip to the thread pool.
+    """
+    batch: list[Callable[[], Any]] = []
+    for is_async, step in reversed(teardowns):
+        if is_async:
+            if batch:
+                await run_sync(_sync_batch(batch))
+                batch = []
+            try:
+                await step()
+            except Exception:
+                log.exception("teardown of a dependency failed")
+        else:
+            batch.append(step)
+    if batch:
+        await run_sync(_sync_batch(batch))
+    teardowns.clear()
+
+
+def run_sync_teardowns(steps: list[Callable[[], Any]]) -> None:
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            log.exception("teardown of a dependency failed")
+
+
+def _sync_batch(steps: list[Callable[[], Any]]) -> Callable[[], None]:
+    return lambda: run_sync_teardowns(steps)

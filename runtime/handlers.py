@@ -1,0 +1,191 @@
+"""One endpoint or collector compiled into an aiohttp handler.
+
+Everything that needs reflection happens in ``__init__`` (start-up) and ``start`` (worker
+start); ``handle`` is the per-request path: parse, resolve, call, render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import re
+from concurrent.futures import Executor
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from buildflow.dependencies.scopes import Scope
+from buildflow.exceptions import HTTPException, WebSocketDisconnect
+from buildflow.requests import WebSocket
+from runtime.context import RequestContext
+from runtime.errors import StartupError
+from runtime.graph import Arg, Graph
+from runtime.injection import Source, dependency_target, describe, request_source, signature_of
+from runtime.params import ClientError, Params
+from runtime.resolver import RequestPlan
+from runtime.responses import json_response, render, server_error
+from runtime.validation import is_body_type, is_scalar, scalar_list_item
+
+_PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
+_EMPTY: dict[str, Any] = {}
+_SUCCESS = b'{"success":true}'
+
+
+def _collector_response(_result: Any) -> web.Response:
+    return web.Response(body=_SUCCESS, content_type="application/json")
+
+
+class CompiledHandler:
+    def __init__(self, target: Any, route: str, method: str, graph: Graph, *, collector: bool = False) -> None:
+        self.target = target
+        self.route = route
+        self.method = method
+        self.is_class = inspect.isclass(target)
+        self.is_websocket = method == "WEBSOCKET"
+        self.name = describe(target)
+        owner = f"{'collector' if collector else 'endpoint'} `{self.name}` ({method} {route})"
+        if self.is_class and not callable(getattr(target, "process", None)):
+            raise StartupError(f"{owner}: a class-based processor needs a `process` method")
+        fn = target.process if self.is_class else target
+        self.is_async = inspect.iscoroutinefunction(fn)
+        if self.is_websocket and not self.is_async:
+            raise StartupError(f"{owner}: websocket endpoints must be `async def`")
+        self.params = Params()
+        args: list[Arg] = []
+        path_names = set(_PATH_PARAM.findall(route))
+        signature = signature_of(fn, owner)
+        for param, annotation in signature[1:] if self.is_class else signature:
+            args.extend(self._classify(param, annotation, path_names, graph, owner))
+        self.plan = RequestPlan(args, self.is_async)
+        self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
+        self._render: Callable[[Any], web.StreamResponse] = _collector_response if collector else render
+        self._instance: Any = None
+        self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None
+
+    def _classify(
+        self, param: inspect.Parameter, annotation: Any, path_names: set[str], graph: Graph, owner: str
+    ) -> list[Arg]:
+        name, default = param.name, param.default
+        source = request_source(annotation)
+        if source is not None:
+            return [(name, source)]
+        if name in path_names:
+            if annotation is not inspect.Parameter.empty and not is_scalar(annotation):
+                raise StartupError(f"{owner}: path parameter `{name}` must be str, int, float, bool or UUID")
+            self.params.add_path(name, annotation)
+            return []
+        target = dependency_target(annotation)
+        if target is not None:
+            return [(name, graph.require(target, owner, Scope.PROCESS))]
+        if self.is_websocket and is_body_type(annotation):
+            raise StartupError(f"{owner}: websocket endpoints read messages, not a body (`{name}`)")
+        if is_body_type(annotation):
+            self.params.add_body(name, annotation, default)
+        elif annotation is inspect.Parameter.empty or is_scalar(annotation) or scalar_list_item(annotation):
+            self.params.add_query(name, annotation, default)
+        else:
+            raise StartupError(
+                f"{owner}: parameter `{name}` has annotation {annotation!r}, which is neither a "
+                "dependency, a request, a path or query value, nor a JSON body type"
+            )
+        return []
+
+    # -- worker life --------------------------------------------------------------------------
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
+        """Build a class-based processor, run its ``setup()``, and pick the request path."""
+        fn = self.target
+        if self.is_class:
+            self._instance = self.target()
+            setup = getattr(self._instance, "setup", None)
+            if setup is not None:
+                await _call(setup, loop, pool)
+            fn = self._instance.process
+        self.plan.finalize(fn)
+        self._loop, self._pool = loop, pool
+        self._invoke = self._choose_invoke(fn)
+
+    async def stop(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
+        teardown = getattr(self._instance, "teardown", None)
+        if teardown is not None:
+            await _call(teardown, loop, pool)
+
+    def _choose_invoke(self, fn: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Awaitable[Any]]:
+        if self.plan.has_dependencies or self.is_websocket:
+            plan, loop, pool = self.plan, self._loop, self._pool
+
+            async def through_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
+                return await plan.run(ctx, params, loop, pool)
+
+            return through_plan
+        step = self.plan.handler
+        consts, sources = step.consts, step.sources
+        if self.is_async:
+            if not sources:
+                bound = functools.partial(fn, **consts)
+
+                async def direct(ctx: Any, params: dict[str, Any]) -> Any:
+                    return await bound(**params)
+
+                return direct
+
+            async def direct_ctx(ctx: RequestContext, params: dict[str, Any]) -> Any:
+                return await fn(**step.kwargs([], ctx, params))
+
+            return direct_ctx
+        loop, pool = self._loop, self._pool
+        if not sources:
+            bound = functools.partial(fn, **consts)
+
+            def run_in_pool(ctx: Any, params: dict[str, Any]) -> Awaitable[Any]:
+                return loop.run_in_executor(pool, functools.partial(bound, **params) if params else bound)
+
+            return run_in_pool
+
+        def run_in_pool_ctx(ctx: RequestContext, params: dict[str, Any]) -> Awaitable[Any]:
+            return loop.run_in_executor(pool, functools.partial(fn, **step.kwargs([], ctx, params)))
+
+        return run_in_pool_ctx
+
+    # -- per request ---------------------------------------------------------------------------
+    async def handle(self, raw: web.Request) -> web.StreamResponse:
+        try:
+            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            ctx = RequestContext(raw) if self.needs_context else None
+            return self._render(await self._invoke(ctx, params))  # type: ignore[misc]
+        except HTTPException as e:
+            return json_response({"detail": e.detail}, e.status_code, e.headers)
+        except ClientError as e:
+            return json_response(e.body, e.status, e.headers)
+        except Exception as e:
+            return server_error(raw, self.name, e)
+
+    async def handle_websocket(self, raw: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        ctx = RequestContext(raw, WebSocket(raw, ws))
+        try:
+            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            await self._invoke(ctx, params)  # type: ignore[misc]
+        except WebSocketDisconnect:
+            pass
+        except (HTTPException, ClientError) as e:
+            if not ws.prepared:
+                status, body = (e.status_code, {"detail": e.detail}) if isinstance(e, HTTPException) else (e.status, e.body)
+                return json_response(body, status)
+            await ws.close(code=1008)
+        except Exception as e:
+            if not ws.prepared:
+                return server_error(raw, self.name, e)
+            server_error(raw, self.name, e)
+            await ws.close(code=1011)
+        if not ws.prepared:
+            return json_response({"detail": "WebSocket closed before it was accepted"}, 403)
+        if not ws.closed:
+            await ws.close()
+        return ws
+
+
+async def _call(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn()
+    return await loop.run_in_executor(pool, fn)

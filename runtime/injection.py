@@ -1,0 +1,95 @@
+"""What a parameter annotation asks for: a dependency, the request, or data from the client.
+
+Start-up only: this is the reflection the request path never does.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import sys
+import typing
+from typing import Any, Callable
+
+from buildflow.dependencies.scopes import scope_of
+from buildflow.requests import Request, WebSocket
+from runtime.errors import StartupError
+from runtime.validation import is_body_type, is_scalar, scalar_list_item
+
+
+class Source(enum.Enum):
+    """Per-request objects a handler or dependency can ask for."""
+
+    REQUEST = "request"  # buildflow.requests.Request
+    RAW_REQUEST = "raw_request"  # aiohttp.web.Request
+    WEBSOCKET = "websocket"  # buildflow.requests.WebSocket
+
+
+def _raw_request_type() -> type:
+    from aiohttp import web
+
+    return web.Request
+
+
+def request_source(annotation: Any) -> Source | None:
+    if annotation is Request:
+        return Source.REQUEST
+    if annotation is WebSocket:
+        return Source.WEBSOCKET
+    if isinstance(annotation, type) and issubclass(annotation, _raw_request_type()):
+        return Source.RAW_REQUEST
+    return None
+
+
+def _is_plain_class(obj: Any) -> bool:
+    return (
+        isinstance(obj, type)
+        and obj.__module__.partition(".")[0] not in sys.stdlib_module_names
+        and not is_scalar(obj)
+        and not is_body_type(obj)
+        and request_source(obj) is None
+        and not issubclass(obj, BaseException)
+    )
+
+
+def dependency_target(annotation: Any) -> Any | None:
+    """The injectable an annotation names, or None.
+
+    Marked classes and functions, plain classes (default scope) and ``Annotated[T, dep]``.
+    """
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in typing.get_args(annotation)[1:]:
+            if scope_of(meta) is not None or inspect.isfunction(meta) or _is_plain_class(meta):
+                return meta
+        return None
+    if scope_of(annotation) is not None:
+        return annotation
+    if inspect.isfunction(annotation) or _is_plain_class(annotation):
+        return annotation
+    return None
+
+
+def describe(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+
+
+def signature_of(target: Callable[..., Any], owner: str) -> list[tuple[inspect.Parameter, Any]]:
+    """Parameters with their evaluated annotations (string annotations resolved)."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError) as e:
+        raise StartupError(f"{owner}: cannot read its signature ({e})") from None
+    hint_source = target.__init__ if isinstance(target, type) else target
+    try:
+        hints = typing.get_type_hints(hint_source, include_extras=True)
+    except Exception as e:  # NameError for an undefined forward reference, mostly
+        raise StartupError(f"{owner}: cannot resolve its type annotations: {e}") from None
+    params = []
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params.append((p, hints.get(p.name, p.annotation)))
+    return params
+
+
+__all__ = ["Source", "dependency_target", "describe", "request_source", "scalar_list_item", "signature_of"]

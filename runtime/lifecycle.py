@@ -1,0 +1,56 @@
+"""Building and tearing down the long-lived dependencies: GLOBAL once, REPLICA per worker."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from typing import Any
+
+from buildflow.dependencies.scopes import Scope
+from runtime.factories import Teardown, run_teardowns
+from runtime.graph import Node, walk
+
+
+class Lifecycle:
+    def __init__(self, roots: list[Node]) -> None:
+        ordered = walk(roots)
+        self._by_scope = {
+            scope: [n for n in ordered if n.scope is scope] for scope in (Scope.GLOBAL, Scope.REPLICA)
+        }
+        self._teardowns: dict[Scope, list[Teardown]] = {Scope.GLOBAL: [], Scope.REPLICA: []}
+        self.global_built = False
+
+    async def start(self, scope: Scope, loop: asyncio.AbstractEventLoop, pool: Executor | None) -> None:
+        """Build every node of ``scope``; independent async ones concurrently."""
+        built: set[int] = set()
+        pending = list(self._by_scope[scope])
+        teardowns = self._teardowns[scope]
+        while pending:
+            ready = [
+                n for n in pending
+                if all(not isinstance(a, Node) or a.scope is not scope or id(a) in built for _, a in n.args)
+            ]
+            results = await asyncio.gather(
+                *(self._build(n, loop, pool, teardowns) for n in ready), return_exceptions=True
+            )
+            for node, result in zip(ready, results):
+                if isinstance(result, BaseException):
+                    raise result
+                node.value = result  # type: ignore[attr-defined]
+                built.add(id(node))
+            pending = [n for n in pending if id(n) not in built]
+        if scope is Scope.GLOBAL:
+            self.global_built = True
+
+    async def _build(
+        self, node: Node, loop: asyncio.AbstractEventLoop, pool: Executor | None, teardowns: list[Teardown]
+    ) -> Any:
+        kwargs = {name: arg.value for name, arg in node.args}  # type: ignore[union-attr]
+        if node.provider.is_async:
+            return await node.provider.create_async(kwargs, teardowns)
+        return await loop.run_in_executor(pool, node.provider.create_sync, kwargs, teardowns)
+
+    async def stop(self, scope: Scope, loop: asyncio.AbstractEventLoop, pool: Executor | None) -> None:
+        await run_teardowns(self._teardowns[scope], lambda fn: loop.run_in_executor(pool, fn))
+        if scope is Scope.GLOBAL:
+            self.global_built = False

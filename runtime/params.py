@@ -1,0 +1,132 @@
+"""Handler arguments that come from the client: path, query and JSON body.
+
+Compiled once per handler; ``parse`` is the per-request part and does no reflection.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import orjson
+
+from runtime.validation import Converter, Invalid, compile_type, scalar_list_item
+
+
+class ClientError(Exception):
+    """The client sent something unusable: answered with ``status`` and a JSON ``body``."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+_MISSING = inspect.Parameter.empty
+
+
+def _converter(annotation: Any) -> Converter:
+    return compile_type(str if annotation is _MISSING else annotation)
+
+
+class Params:
+    def __init__(self) -> None:
+        self.path: list[tuple[str, Converter]] = []
+        self.query: list[tuple[str, Converter, Any, bool]] = []  # name, convert, default, repeated
+        self.body: list[tuple[str, Converter, Any]] = []  # name, convert, default
+        self.embed_body = False
+
+    def add_path(self, name: str, annotation: Any) -> None:
+        self.path.append((name, _converter(annotation)))
+
+    def add_query(self, name: str, annotation: Any, default: Any) -> None:
+        item = scalar_list_item(annotation)
+        if item is not None:
+            self.query.append((name, _converter(item), default, True))
+        else:
+            self.query.append((name, _converter(annotation), default, False))
+
+    def add_body(self, name: str, annotation: Any, default: Any) -> None:
+        self.body.append((name, compile_type(annotation), default))
+        self.embed_body = len(self.body) > 1
+
+    @property
+    def empty(self) -> bool:
+        return not (self.path or self.query or self.body)
+
+    async def parse(self, raw: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        if self.path:
+            match = raw.match_info
+            for name, convert in self.path:
+                try:
+                    out[name] = convert(match[name])
+                except Invalid as e:
+                    errors.extend(e.under("path", name).errors)
+        if self.query:
+            query = raw.query
+            for name, convert, default, repeated in self.query:
+                if name not in query:
+                    if default is _MISSING:
+                        errors.append({"loc": ["query", name], "msg": "Field required", "type": "missing"})
+                    else:
+                        out[name] = default
+                    continue
+                try:
+                    out[name] = [convert(v) for v in query.getall(name)] if repeated else convert(query[name])
+                except Invalid as e:
+                    errors.extend(e.under("query", name).errors)
+        if self.body:
+            await self._parse_body(raw, out, errors)
+        if errors:
+            raise ClientError(422, {"detail": errors})
+        return out
+
+    async def _parse_body(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        data = await read_json(raw)
+        if not self.embed_body:
+            name, convert, default = self.body[0]
+            if data is _MISSING:
+                if default is _MISSING:
+                    errors.append({"loc": ["body"], "msg": "Field required", "type": "missing"})
+                else:
+                    out[name] = default
+                return
+            try:
+                out[name] = convert(data)
+            except Invalid as e:
+                errors.extend(e.under("body").errors)
+            return
+        if data is not _MISSING and not isinstance(data, dict):
+            errors.append({"loc": ["body"], "msg": "Input should be a JSON object", "type": "dict_type"})
+            return
+        fields = {} if data is _MISSING else data
+        for name, convert, default in self.body:
+            if name not in fields:
+                if default is _MISSING:
+                    errors.append({"loc": ["body", name], "msg": "Field required", "type": "missing"})
+                else:
+                    out[name] = default
+                continue
+            try:
+                out[name] = convert(fields[name])
+            except Invalid as e:
+                errors.extend(e.under("body", name).errors)
+
+
+async def read_json(raw: Any) -> Any:
+    """The decoded JSON body; ``inspect.Parameter.empty`` when there is none."""
+    from aiohttp import web
+
+    try:
+        body = await raw.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise ClientError(413, {"detail": e.text}) from None
+    if not body.strip():
+        return _MISSING
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ClientError(400, {"detail": f"Malformed JSON body: {e}"}) from None

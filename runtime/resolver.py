@@ -1,0 +1,163 @@
+"""The compiled per-request plan of one handler (its PROCESS-scope dependencies).
+
+Worked out once at start-up: dependencies are ordered into *epochs*. In each epoch the async
+ones are awaited together in layers (independent ones concurrently), then every sync one, and
+a sync handler, runs in a single trip to the thread pool. A handler whose sync dependencies
+do not wait on async ones that wait on sync ones (nearly all) takes at most one trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import Executor
+from typing import Any, Callable
+
+from buildflow.dependencies.scopes import Scope
+from runtime.context import RequestContext
+from runtime.factories import Teardown, run_sync_teardowns, run_teardowns
+from runtime.graph import Arg, Node, walk
+from runtime.injection import Source
+
+Make = Callable[[dict[str, Any], list[Teardown]], Any]
+
+
+@dataclasses.dataclass(eq=False)
+class Step:
+    """One thing to build (a dependency or the handler call) with where its arguments come from."""
+
+    slot: int
+    is_async: bool
+    make: Make
+    args: list[Arg]
+    takes_params: bool = False
+    consts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    slots: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    sources: list[tuple[str, Source]] = dataclasses.field(default_factory=list)
+
+    def bind(self, slot_of: dict[int, int]) -> None:
+        """Split arguments into constants (built REPLICA/GLOBAL values) and per-request ones."""
+        for name, arg in self.args:
+            if isinstance(arg, Source):
+                self.sources.append((name, arg))
+            elif arg.scope is Scope.PROCESS:
+                self.slots.append((name, slot_of[id(arg)]))
+            else:
+                self.consts[name] = arg.value  # type: ignore[attr-defined]
+
+    def kwargs(self, vals: list[Any], ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        kw = self.consts.copy()
+        for name, slot in self.slots:
+            kw[name] = vals[slot]
+        for name, source in self.sources:
+            kw[name] = ctx.get(source)
+        if self.takes_params:
+            kw.update(params)
+        return kw
+
+
+@dataclasses.dataclass
+class Epoch:
+    layers: list[list[Step]] = dataclasses.field(default_factory=list)
+    sync: list[Step] = dataclasses.field(default_factory=list)
+
+
+def _handler_make(fn: Callable[..., Any]) -> Make:
+    return lambda kw, _tds: fn(**kw)
+
+
+class RequestPlan:
+    def __init__(self, handler_args: list[Arg], handler_is_async: bool) -> None:
+        roots = [arg for _, arg in handler_args if isinstance(arg, Node)]
+        nodes = [n for n in walk(roots) if n.scope is Scope.PROCESS]
+        self.size = len(nodes) + 1
+        self.steps = [
+            Step(i, n.provider.is_async, n.provider.create_async if n.provider.is_async else n.provider.create_sync, n.args)
+            for i, n in enumerate(nodes)
+        ]
+        self.handler = Step(len(nodes), handler_is_async, _handler_make(lambda **kw: None), handler_args, True)
+        self._slot_of = {id(n): i for i, n in enumerate(nodes)}
+        self.epochs = self._schedule([*self.steps, self.handler])
+        self.has_dependencies = bool(nodes)
+
+    def _schedule(self, steps: list[Step]) -> list[Epoch]:
+        epoch_of: dict[int, int] = {}
+        layer_of: dict[int, int] = {}
+        by_slot = {s.slot: s for s in steps}
+        for step in steps:  # already in dependency order
+            epoch, layer = 0, 0
+            for _, arg in step.args:
+                if not isinstance(arg, Node) or arg.scope is not Scope.PROCESS:
+                    continue
+                dep = by_slot[self._slot_of[id(arg)]]
+                dep_epoch = epoch_of[dep.slot] + (1 if step.is_async and not dep.is_async else 0)
+                epoch = max(epoch, dep_epoch)
+            for _, arg in step.args:
+                if isinstance(arg, Node) and arg.scope is Scope.PROCESS:
+                    dep = by_slot[self._slot_of[id(arg)]]
+                    if step.is_async and dep.is_async and epoch_of[dep.slot] == epoch:
+                        layer = max(layer, layer_of[dep.slot] + 1)
+            epoch_of[step.slot], layer_of[step.slot] = epoch, layer
+        epochs = [Epoch() for _ in range(max(epoch_of.values()) + 1)]
+        for step in steps:
+            target = epochs[epoch_of[step.slot]]
+            if step.is_async:
+                while len(target.layers) <= layer_of[step.slot]:
+                    target.layers.append([])
+                target.layers[layer_of[step.slot]].append(step)
+            else:
+                target.sync.append(step)
+        return epochs
+
+    def finalize(self, handler: Callable[..., Any]) -> None:
+        """Bind the handler and the built REPLICA/GLOBAL values (once per worker)."""
+        self.handler.make = _handler_make(handler)
+        for step in (*self.steps, self.handler):
+            step.consts.clear()
+            step.slots.clear()
+            step.sources.clear()
+            step.bind(self._slot_of)
+
+    async def run(
+        self, ctx: RequestContext, params: dict[str, Any], loop: asyncio.AbstractEventLoop, pool: Executor | None
+    ) -> Any:
+        vals: list[Any] = [None] * self.size
+        tds: list[Teardown] = []
+        try:
+            for epoch in self.epochs:
+                for layer in epoch.layers:
+                    if len(layer) == 1:
+                        step = layer[0]
+                        vals[step.slot] = await step.make(step.kwargs(vals, ctx, params), tds)
+                    else:
+                        await self._gather(layer, vals, ctx, params, tds)
+                if epoch.sync:
+                    await loop.run_in_executor(pool, self._run_sync, epoch.sync, vals, ctx, params, tds)
+            return vals[self.handler.slot]
+        finally:
+            if tds:
+                await run_teardowns(tds, lambda fn: loop.run_in_executor(pool, fn))
+
+    async def _gather(
+        self, layer: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]
+    ) -> None:
+        results = await asyncio.gather(
+            *(step.make(step.kwargs(vals, ctx, params), tds) for step in layer), return_exceptions=True
+        )
+        for step, result in zip(layer, results):
+            if isinstance(result, BaseException):
+                raise result
+            vals[step.slot] = result
+
+    def _run_sync(
+        self, steps: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]
+    ) -> None:
+        try:
+            for step in steps:
+                vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
+        finally:
+            if steps[-1] is self.handler:  # tear down sync dependencies in this same trip
+                tail: list[Callable[[], Any]] = []
+                while tds and not tds[-1][0]:
+                    tail.append(tds.pop()[1])
+                run_sync_teardowns(tail)

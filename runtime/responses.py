@@ -1,0 +1,63 @@
+"""Turning what a handler returned, or raised, into an HTTP response."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from buildflow.responses import Response as SDKResponse
+
+log = logging.getLogger("buildflow.runtime")
+
+JSON = "application/json"
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj: Any) -> Any:
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    to_json = getattr(obj, "to_json", None)
+    if to_json is not None:
+        return to_json()
+    if hasattr(obj, "dict") and hasattr(obj, "__fields__"):  # pydantic v1
+        return obj.dict()
+    raise TypeError(f"cannot send a {type(obj).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_OPTIONS)
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=dumps(value), status=status, content_type=JSON, headers=headers)
+
+
+def render(result: Any) -> web.StreamResponse:
+    """BuildFlow's (FastAPI's) rules: data as JSON (``None`` is ``null``), bytes as-is."""
+    if isinstance(result, web.StreamResponse):
+        return result
+    if isinstance(result, SDKResponse):
+        return web.Response(
+            body=result.body, status=result.status_code, headers=result.headers, content_type=result.media_type
+        )
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return web.Response(body=bytes(result), content_type="application/octet-stream")
+    return web.Response(body=dumps(result), content_type=JSON)
+
+
+def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:
+    """A 500 that names a request id; the traceback goes to the log under the same id."""
+    request_id = raw.headers.get("X-Request-ID") or uuid.uuid4().hex
+    log.error("request %s: %s %s failed in %s", request_id, raw.method, raw.path, where, exc_info=exc)
+    return json_response(
+        {"detail": "Internal Server Error", "request_id": request_id},
+        status=500,
+        headers={"X-Request-ID": request_id},
+    )

@@ -1,0 +1,230 @@
+"""Serving a flow: one worker in-process, or N forked workers sharing the port.
+
+GLOBAL dependencies are built in the parent before the workers fork, so every worker shares
+them copy-on-write; each worker builds its own REPLICA dependencies when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Coroutine, Mapping
+
+from aiohttp import web
+
+from buildflow.dependencies.scopes import Scope
+from buildflow.flow import Flow
+from runtime.app import FlowApp
+from runtime.errors import StartupError
+
+log = logging.getLogger("buildflow.runtime")
+
+OnReady = Callable[[list[str]], None]
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def describe_routes(flow: Flow) -> list[tuple[str, str]]:
+    """(method, path) of every route the flow serves; raises StartupError if it cannot."""
+    return FlowApp(flow).routes()
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve_worker(
+    flow_app: FlowApp,
+    sock: socket.socket,
+    *,
+    grace: float = 10.0,
+    access_log: bool = False,
+    on_ready: OnReady | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop``), then drain and tear down."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in _STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
+    runner = web.AppRunner(
+        flow_app.build(),
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        shutdown_timeout=grace,
+    )
+    try:
+        await runner.setup()
+    except StartupError:
+        raise
+    except Exception as e:
+        log.error("starting the app failed", exc_info=e)
+        raise StartupError(f"starting the app failed: {type(e).__name__}: {e}") from e
+    try:
+        await web.SockSite(runner, sock, backlog=1024).start()
+        if on_ready is not None:
+            on_ready([_url(sock)])
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for sig in _STOP_SIGNALS:
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    return 0
+
+
+def serve(
+    flow: Flow,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int | None = None,
+    grace: float = 10.0,
+    access_log: bool = False,
+    on_ready: OnReady | None = None,
+    overrides: Mapping[Any, Any] | None = None,
+) -> int:
+    """Serve until stopped by a signal; returns the exit code. Blocks."""
+    _configure_logging()
+    flow_app = FlowApp(flow, overrides)
+    count = workers or flow_app.workers_wanted()
+    if count < 1:
+        raise StartupError(f"--workers must be at least 1, got {count}")
+    if count == 1:
+        sock = bind_socket(host, port, reuse_port=False)
+        return asyncio.run(serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=on_ready))
+    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready)
+
+
+def _serve_forked(
+    flow_app: FlowApp, host: str, port: int, count: int, grace: float, access_log: bool, on_ready: OnReady | None
+) -> int:
+    reuse_port = hasattr(socket, "SO_REUSEPORT")
+    # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
+    shared = bind_socket(host, port, reuse_port)
+    port = shared.getsockname()[1]
+    if not reuse_port:
+        shared.listen(1024)
+    pool = ThreadPoolExecutor(4, thread_name_prefix="bf-global")
+    asyncio.run(_start_global(flow_app, pool))
+    ready_r, ready_w = os.pipe()
+    children: list[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:  # worker
+            os.close(ready_r)
+            code = 1
+            try:
+                sock = bind_socket(host, port, True) if reuse_port else shared
+                if reuse_port:
+                    shared.close()
+                code = asyncio.run(
+                    serve_worker(
+                        flow_app, sock, grace=grace, access_log=access_log,
+                        on_ready=lambda _urls: os.write(ready_w, b"."),
+                    )
+                )
+            except StartupError as e:
+                print(f"Error: {e}", file=sys.stderr, flush=True)
+            except BaseException:
+                log.exception("worker failed")
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(ready_w)
+    return _supervise(flow_app, children, ready_r, shared, pool, on_ready, count, host, port)
+
+
+async def _start_global(flow_app: FlowApp, pool: ThreadPoolExecutor) -> None:
+    await flow_app.lifecycle.start(Scope.GLOBAL, asyncio.get_running_loop(), pool)
+
+
+async def _stop_global(flow_app: FlowApp, pool: ThreadPoolExecutor) -> None:
+    await flow_app.lifecycle.stop(Scope.GLOBAL, asyncio.get_running_loop(), pool)
+
+
+def _supervise(
+    flow_app: FlowApp,
+    children: list[int],
+    ready_r: int,
+    shared: socket.socket,
+    pool: ThreadPoolExecutor,
+    on_ready: OnReady | None,
+    count: int,
+    host: str,
+    port: int,
+) -> int:
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, forward)
+    ready = 0
+    while ready < count:
+        chunk = os.read(ready_r, count)
+        if not chunk:  # every worker exited before reporting ready
+            break
+        ready += len(chunk)
+    os.close(ready_r)
+    if ready == count and on_ready is not None:
+        on_ready([f"http://{host}:{port}"])
+    shared.close()
+    worst = 0 if ready == count else 1
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        worst = max(worst, abs(os.waitstatus_to_exitcode(status)))
+    asyncio.run(_stop_global(flow_app, pool))
+    pool.shutdown()
+    return worst
+
+
+def run_flow(flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bool = True,
+             workers: int | None = None) -> Any:
+    """``Flow.run()``: serve like ``bfctl serve``; ``block=False`` gives a coroutine instead."""
+    if not block:
+        return _serve_in_loop(flow, host, port)
+
+    def announce(urls: list[str]) -> None:
+        print(f"Serving {flow.flow_id} on {urls[0]} (Ctrl+C to stop)", flush=True)
+
+    return serve(flow, host=host, port=port, workers=workers, on_ready=announce)
+
+
+def _serve_in_loop(flow: Flow, host: str, port: int) -> Coroutine[Any, Any, int]:
+    flow_app = FlowApp(flow)
+    return serve_worker(flow_app, bind_socket(host, port, reuse_port=False))

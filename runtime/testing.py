@@ -1,0 +1,171 @@
+"""A test client: serves a flow in-process on a loopback port and talks real HTTP to it.
+
+    with TestClient(app, overrides={RealDb: FakeDb}) as client:
+        assert client.get("/bob").json() == "HELLO! BOB!"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from typing import Any, Coroutine, Mapping, TypeVar
+
+import aiohttp
+import orjson
+
+from buildflow.flow import Flow
+from runtime.app import FlowApp
+from runtime.server import bind_socket, serve_worker
+
+T = TypeVar("T")
+
+
+class TestResponse:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<TestResponse {self.status_code} {self.content[:80]!r}>"
+
+
+class TestWebSocket:
+    __test__ = False
+
+    def __init__(self, client: "TestClient", ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._client = client
+        self._ws = ws
+
+    def send_text(self, data: str) -> None:
+        self._client._run(self._ws.send_str(data))
+
+    def send_json(self, data: Any) -> None:
+        self._client._run(self._ws.send_json(data))
+
+    def receive_text(self, timeout: float = 10.0) -> str:
+        return self._client._run(self._ws.receive_str(timeout=timeout))
+
+    def receive_json(self, timeout: float = 10.0) -> Any:
+        return self._client._run(self._ws.receive_json(timeout=timeout))
+
+    def close(self) -> None:
+        self._client._run(self._ws.close())
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    def __enter__(self) -> "TestWebSocket":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class TestClient:
+    """Serves ``flow`` in a background thread for the duration of a ``with`` block."""
+
+    __test__ = False
+
+    def __init__(self, flow: Flow, overrides: Mapping[Any, Any] | None = None, *, grace: float = 5.0,
+                 max_body: int | None = None) -> None:
+        kwargs = {} if max_body is None else {"max_body": max_body}
+        self.flow_app = FlowApp(flow, overrides, **kwargs)
+        self._grace = grace
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bf-test-server", daemon=True)
+        self._stop: asyncio.Event | None = None
+        self._served: Future[int] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> "TestClient":
+        self._thread.start()
+        ready: Future[list[str]] = Future()
+        sock = bind_socket("127.0.0.1", 0, reuse_port=False)
+
+        async def start() -> None:
+            self._stop = asyncio.Event()
+            self._session = aiohttp.ClientSession()
+
+        self._run(start())
+        self._served = asyncio.run_coroutine_threadsafe(
+            serve_worker(self.flow_app, sock, grace=self._grace, on_ready=ready.set_result, stop=self._stop),
+            self._loop,
+        )
+        self._served.add_done_callback(lambda f: ready.done() or ready.set_exception(f.exception() or RuntimeError("server stopped")))
+        self.base_url = ready.result(timeout=60)[0]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server: drains requests and runs teardowns, like SIGTERM does."""
+        if self._served is None:
+            return
+        if self._session is not None:
+            self._run(self._session.close())
+        self._loop.call_soon_threadsafe(self._stop.set)  # type: ignore[union-attr]
+        try:
+            self._served.result(timeout=60)
+        finally:
+            self._served = None
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TestResponse:
+        async def go() -> TestResponse:
+            assert self._session is not None
+            body = orjson.dumps(json) if json is not None else content
+            hdrs = dict(headers or {})
+            if json is not None:
+                hdrs.setdefault("Content-Type", "application/json")
+            async with self._session.request(method, self.base_url + path, data=body, params=params, headers=hdrs) as r:
+                return TestResponse(r.status, r.headers, await r.read())
+
+        return self._run(go())
+
+    def get(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("DELETE", path, **kw)
+
+    def websocket_connect(self, path: str, headers: Mapping[str, str] | None = None) -> TestWebSocket:
+        assert self._session is not None
+        ws = self._run(self._session.ws_connect(self.base_url + path, headers=headers))
+        return TestWebSocket(self, ws)

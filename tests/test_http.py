@@ -1,0 +1,287 @@
+"""Requests and responses over real loopback HTTP: parsing, validation, errors, return values."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Optional
+
+import pydantic
+import pytest
+from aiohttp import web
+
+from buildflow import Flow
+from buildflow.exceptions import HTTPException
+from buildflow.requests import Request
+from buildflow.responses import HTMLResponse, JSONResponse, RedirectResponse
+from runtime.testing import TestClient
+
+
+@dataclasses.dataclass
+class Item:
+    name: str
+    price: float
+    tags: list[str] = dataclasses.field(default_factory=list)
+    note: Optional[str] = None
+
+
+class PItem(pydantic.BaseModel):
+    name: str
+    qty: int
+
+
+def make_app() -> Flow:
+    app = Flow()
+    svc = app.service()
+    api = app.service(base_route="/api")
+
+    @svc.endpoint("/items/{item_id}", method="GET")
+    def get_item(item_id: int, verbose: bool = False, q: Optional[str] = None):
+        return {"item_id": item_id, "verbose": verbose, "q": q}
+
+    @svc.endpoint("/uuid/{key}", method="GET")
+    async def by_uuid(key: uuid.UUID, scale: float = 1.0):
+        return {"key": str(key), "scale": scale}
+
+    @svc.endpoint("/need", method="GET")
+    def needs_query(limit: int, ids: list[int] = []):  # noqa: B006 - default is never mutated
+        return {"limit": limit, "ids": ids}
+
+    @svc.endpoint("/items", method="POST")
+    def create(item: Item):
+        return item
+
+    @svc.endpoint("/pitems", method="POST")
+    async def create_p(item: PItem):
+        return item
+
+    @svc.endpoint("/pair", method="POST")
+    def pair(a: Item, b: PItem):
+        return {"a": a.name, "b": b.qty}
+
+    @api.endpoint("/kinds/{kind}", method="GET")
+    def kinds(kind: str):
+        return kind
+
+    @svc.endpoint(route="/text", method="get")
+    def text():
+        return "plain"
+
+    @svc.endpoint("/none")
+    def none():
+        return None
+
+    @svc.endpoint("/bytes")
+    def raw_bytes():
+        return b"\x00\x01"
+
+    @svc.endpoint("/list")
+    async def a_list():
+        return [Item("a", 1.0), {"x": 1}, 3]
+
+    @svc.endpoint("/aio")
+    def aio():
+        return web.Response(text="custom", status=201, headers={"X-Custom": "1"})
+
+    @svc.endpoint("/html")
+    def html():
+        return HTMLResponse("<b>hi</b>", headers={"X-H": "y"})
+
+    @svc.endpoint("/jsonresp")
+    def jsonresp():
+        return JSONResponse({"ok": True}, status_code=202)
+
+    @svc.endpoint("/redirect")
+    def redirect():
+        return RedirectResponse("/text")
+
+    @svc.endpoint("/teapot")
+    def teapot():
+        raise HTTPException(418, "short and stout", headers={"X-Tea": "earl grey"})
+
+    @svc.endpoint("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    @svc.endpoint("/unserializable")
+    def unserializable():
+        return object()
+
+    @svc.endpoint("/whoami")
+    async def whoami(request: Request, raw: web.Request):
+        return {"ua": request.headers.get("User-Agent"), "path": request.url.path, "same": raw is request.raw,
+                "q": request.query_params.get("x")}
+
+    @svc.endpoint("/echo", method="PUT")
+    async def echo(request: Request):
+        return {"body": (await request.body()).decode()}
+
+    @svc.endpoint("/things/{tid}", method="DELETE")
+    def delete_thing(tid: int):
+        return {"deleted": tid}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(make_app(), max_body=1024) as c:
+        yield c
+
+
+def test_path_and_query_are_converted_by_annotation(client):
+    r = client.get("/items/5", params={"verbose": "true", "q": "x"})
+    assert r.status_code == 200
+    assert r.json() == {"item_id": 5, "verbose": True, "q": "x"}
+    assert client.get("/items/5").json() == {"item_id": 5, "verbose": False, "q": None}
+    key = uuid.uuid4()
+    assert client.get(f"/uuid/{key}", params={"scale": "2.5"}).json() == {"key": str(key), "scale": 2.5}
+
+
+def test_base_route_prefixes_endpoints(client):
+    assert client.get("/api/kinds/fruit").json() == "fruit"
+    assert client.get("/kinds/fruit").status_code == 404
+
+
+def test_bad_path_and_query_values_are_422_naming_each_field(client):
+    r = client.get("/items/abc", params={"verbose": "maybe"})
+    assert r.status_code == 422
+    locs = [e["loc"] for e in r.json()["detail"]]
+    assert ["path", "item_id"] in locs and ["query", "verbose"] in locs
+    r = client.get("/uuid/not-a-uuid")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "key"]
+
+
+def test_required_query_and_repeated_keys(client):
+    r = client.get("/need")
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["query", "limit"], "msg": "Field required", "type": "missing"}]
+    assert client.get("/need?limit=3&ids=1&ids=2").json() == {"limit": 3, "ids": [1, 2]}
+    assert client.get("/need?limit=3&ids=x").status_code == 422
+
+
+def test_dataclass_body_without_pydantic(client):
+    r = client.post("/items", json={"name": "pen", "price": 2, "tags": ["a"]})
+    assert r.status_code == 200
+    assert r.json() == {"name": "pen", "price": 2.0, "tags": ["a"], "note": None}
+
+
+def test_dataclass_body_errors_name_every_bad_field(client):
+    r = client.post("/items", json={"price": "cheap", "tags": ["ok", 5]})
+    assert r.status_code == 422
+    errors = {tuple(e["loc"]): e["type"] for e in r.json()["detail"]}
+    assert errors == {("body", "name"): "missing", ("body", "price"): "float_parsing", ("body", "tags", 1): "string_type"}
+
+
+def test_body_must_be_an_object(client):
+    r = client.post("/items", json=[1, 2])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_missing_body_is_422(client):
+    r = client.post("/items")
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+
+
+def test_malformed_json_is_400(client):
+    r = client.post("/items", content=b'{"name": ', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert "Malformed JSON" in r.json()["detail"]
+
+
+def test_pydantic_body_and_errors(client):
+    assert client.post("/pitems", json={"name": "a", "qty": "3"}).json() == {"name": "a", "qty": 3}
+    r = client.post("/pitems", json={"name": "a", "qty": "many"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "qty"]
+
+
+def test_two_body_parameters_are_embedded_by_name(client):
+    r = client.post("/pair", json={"a": {"name": "x", "price": 1}, "b": {"name": "y", "qty": 2}})
+    assert r.json() == {"a": "x", "b": 2}
+    r = client.post("/pair", json={"a": {"name": "x", "price": 1}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "b"]
+
+
+def test_body_over_the_limit_is_413_json(client):
+    r = client.post("/items", content=b'{"name": "' + b"x" * 4000 + b'", "price": 1}')
+    assert r.status_code == 413
+    assert "1024" in r.json()["detail"]
+
+
+def test_unknown_route_is_404_json(client):
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == {"detail": "No route for /nowhere"}
+
+
+def test_wrong_method_is_405_with_allow(client):
+    r = client.delete("/text")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET"
+    assert "not allowed" in r.json()["detail"]
+
+
+def test_return_values_follow_buildflow(client):
+    r = client.get("/text")
+    assert r.json() == "plain" and r.headers["Content-Type"] == "application/json"
+    r = client.get("/none")
+    assert r.status_code == 200 and r.content == b"null"
+    r = client.get("/bytes")
+    assert r.content == b"\x00\x01" and r.headers["Content-Type"] == "application/octet-stream"
+    assert client.get("/list").json() == [{"name": "a", "price": 1.0, "tags": [], "note": None}, {"x": 1}, 3]
+    assert client.post("/items", json={"name": "p", "price": 1}).headers["Content-Type"] == "application/json"
+
+
+def test_responses_pass_through(client):
+    r = client.get("/aio")
+    assert (r.status_code, r.text, r.headers["X-Custom"]) == (201, "custom", "1")
+    r = client.get("/html")
+    assert r.text == "<b>hi</b>" and r.headers["Content-Type"].startswith("text/html") and r.headers["X-H"] == "y"
+    r = client.get("/jsonresp")
+    assert r.status_code == 202 and r.json() == {"ok": True}
+    r = client.request("GET", "/redirect")
+    assert r.json() == "plain"  # the client followed the 307
+
+
+def test_http_exception_sets_status_body_and_headers(client):
+    r = client.get("/teapot")
+    assert r.status_code == 418
+    assert r.json() == {"detail": "short and stout"}
+    assert r.headers["X-Tea"] == "earl grey"
+
+
+def test_handler_error_is_500_with_request_id_and_logged_traceback(client, caplog):
+    with caplog.at_level(logging.ERROR, logger="buildflow.runtime"):
+        r = client.get("/boom")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["detail"] == "Internal Server Error"
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    rid = body["request_id"]
+    assert r.headers["X-Request-ID"] == rid
+    logged = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert logged and "secret internals" in str(logged[0].exc_info[1])
+
+
+def test_incoming_request_id_is_kept(client):
+    r = client.get("/boom", headers={"X-Request-ID": "abc123"})
+    assert r.json()["request_id"] == "abc123"
+
+
+def test_unserializable_return_is_500_not_a_crash(client):
+    r = client.get("/unserializable")
+    assert r.status_code == 500 and "request_id" in r.json()
+
+
+def test_request_injection(client):
+    r = client.get("/whoami?x=7", headers={"User-Agent": "tester"})
+    assert r.json() == {"ua": "tester", "path": "/whoami", "same": True, "q": "7"}
+    assert client.put("/echo", content=b"hello").json() == {"body": "hello"}
+    assert client.delete("/things/9").json() == {"deleted": 9}
+
+
+def test_health_route(client):
+    r = client.get("/_bf/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
