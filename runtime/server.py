@@ -220,7 +220,7 @@ def run_flow(flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bo
         return _serve_in_loop(flow, host, port)
 
     def announce(urls: list[str]) -> None:
-        print(f"Serving {flow.flow_id} on {urls[0]} (Ctrl+C to stop)", flush=True)
+        print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)
 
     return serve(flow, host=host, port=port, workers=workers, on_ready=announce)
 

@@ -62,14 +62,16 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
 
 
 @contextmanager
-def serving(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[Server]:
+def serving(
+    args: list[str], cwd: Path, env: dict[str, str], command: list[str] | None = None
+) -> Iterator[Server]:
     """Start ``bfctl serve <args>`` and yield once it reports its URL.
 
     A reader thread drains the merged stdout/stderr pipe for the whole run, so
     access logs can never fill the pipe and block the server.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "bfctl", "serve", *args],
+        [*(command or [sys.executable, "-m", "bfctl", "serve"]), *args],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     lines: queue.Queue[str | None] = queue.Queue()
@@ -286,3 +288,60 @@ def test_unexpected_errors_never_show_a_bare_traceback(
     else:
         assert "Traceback" not in result.stderr
         assert "run with BFCTL_DEBUG=1 for the traceback" in result.stderr
+
+
+WORKERS_FLOW = """
+    import os
+    from buildflow import Flow
+    from buildflow.dependencies import Scope, dependency
+
+    @dependency(Scope.GLOBAL)
+    class Model:
+        def __init__(self):
+            self.pid = os.getpid()
+
+    @dependency(Scope.REPLICA)
+    class PerWorker:
+        def __init__(self, model: Model):
+            self.pid = os.getpid()
+            self.model = model
+
+    app = Flow()
+    service = app.service(num_replicas=2)
+
+    @service.endpoint("/pids")
+    def pids(w: PerWorker):
+        return {"worker": os.getpid(), "replica": w.pid, "global": w.model.pid}
+
+    if __name__ == "__main__":
+        app.run(serve_port=0)
+"""
+
+
+def test_workers_share_the_port_global_built_once_replica_per_worker(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    """``num_replicas=2`` in the flow gives two workers when --workers is not set."""
+    write(tmp_path / "workers.py", WORKERS_FLOW)
+    import json
+
+    with serving(["workers.py", "--port", "0", "--no-access-log"], tmp_path, bfctl_env) as server:
+        seen = []
+        for _ in range(200):  # new connection each time: the kernel spreads them over the workers
+            seen.append(json.loads(server.get("/pids")[1]))
+            if len({s["worker"] for s in seen}) == 2:
+                break
+        code = server.stop()
+    assert code == 0, server.output
+    assert len({s["worker"] for s in seen}) == 2
+    assert all(s["replica"] == s["worker"] for s in seen)  # built in each worker
+    assert {s["global"] for s in seen} == {server.process.pid}  # built once, in the parent
+
+
+def test_python_main_py_serves_through_app_run(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", WORKERS_FLOW.replace("num_replicas=2", ""))
+    with serving([], tmp_path, bfctl_env, command=[sys.executable, "main.py"]) as server:
+        status, body = server.get("/pids")
+        code = server.stop()
+    assert status == 200 and "worker" in body
+    assert code == 0, server.output

@@ -1,0 +1,171 @@
+"""Class-based endpoints, collectors without a sink, websockets and header credentials."""
+
+import dataclasses
+
+import pytest
+
+from buildflow import Flow
+from buildflow.dependencies import Scope, dependency
+from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
+from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
+from buildflow.exceptions import HTTPException
+from buildflow.requests import WebSocket
+from runtime.app import FlowApp
+from runtime.errors import StartupError
+from runtime.testing import TestClient
+
+
+@dependency(Scope.REPLICA)
+class Greeting:
+    def __init__(self) -> None:
+        self.word = "hello"
+
+
+@dataclasses.dataclass
+class Event:
+    user: str
+    kind: str
+
+
+def make_app(log: list[str]) -> Flow:
+    app = Flow()
+    svc = app.service(base_route="/v1")
+
+    @svc.endpoint("/counter", method="POST")
+    class Counter:
+        def setup(self) -> None:
+            log.append("setup")
+            self.count = 0
+
+        def process(self, greeting: Greeting, step: int = 1) -> dict:
+            self.count += step
+            return {"count": self.count, "word": greeting.word}
+
+        def teardown(self) -> None:
+            log.append("teardown")
+
+    @svc.endpoint("/ws/{room}", method="websocket")
+    async def chat(websocket: WebSocket, room: str, greeting: Greeting, name: str = "anon"):
+        await websocket.accept()
+        await websocket.send_text(f"{greeting.word} {name} in {room}")
+        async for message in websocket.iter_text():
+            if message == "bye":
+                await websocket.close()
+                return
+            await websocket.send_json({"echo": message})
+
+    @svc.endpoint("/ws-reject", method="websocket")
+    async def reject(websocket: WebSocket):
+        raise HTTPException(403, "no entry")
+
+    @svc.endpoint("/private")
+    def private(creds: BearerCredentials):
+        return {"token": creds.token}
+
+    @svc.endpoint("/maybe")
+    def maybe(creds: OptionalBearerCredentials):
+        return {"token": creds.token}
+
+    @app.collector("/events", method="POST")
+    def collect(event: Event) -> Event:
+        log.append(f"event {event.user}")
+        return event
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def served():
+    log: list[str] = []
+    with TestClient(make_app(log)) as client:
+        yield client, log
+    assert log[-1] == "teardown"
+
+
+def test_class_endpoint_runs_setup_once_and_keeps_state(served):
+    client, log = served
+    assert client.post("/v1/counter").json() == {"count": 1, "word": "hello"}
+    assert client.post("/v1/counter?step=5").json() == {"count": 6, "word": "hello"}
+    assert log.count("setup") == 1
+
+
+def test_collector_without_sink_answers_success(served):
+    client, log = served
+    r = client.post("/events", json={"user": "ann", "kind": "click"})
+    assert r.status_code == 200 and r.json() == {"success": True}
+    assert "event ann" in log
+    bad = client.post("/events", json={"user": "ann"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "kind"]
+
+
+def test_websocket_endpoint(served):
+    client, _ = served
+    with client.websocket_connect("/v1/ws/lobby?name=bo") as ws:
+        assert ws.receive_text() == "hello bo in lobby"
+        ws.send_text("hi")
+        assert ws.receive_json() == {"echo": "hi"}
+        ws.send_text("bye")
+
+
+def test_websocket_rejected_before_accept_is_an_http_error(served):
+    client, _ = served
+    r = client.get("/v1/ws-reject", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                             "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert r.status_code == 403 and r.json() == {"detail": "no entry"}
+
+
+def test_bearer_credentials(served):
+    client, _ = served
+    r = client.get("/v1/private")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "bearer token" in r.json()["detail"]
+    assert client.get("/v1/private", headers={"Authorization": "Basic xyz"}).status_code == 401
+    assert client.get("/v1/private", headers={"Authorization": "Bearer abc"}).json() == {"token": "abc"}
+    assert client.get("/v1/maybe").json() == {"token": None}
+
+
+def test_google_user_dependency_with_a_verifier():
+    claims = {"good": {"sub": "1", "email": "a@b.c", "email_verified": True, "name": "A"},
+              "unverified": {"sub": "2", "email": "x@y.z", "email_verified": False}}
+
+    def verify(token: str) -> dict:
+        if token not in claims:
+            raise ValueError("bad signature")
+        return claims[token]
+
+    GoogleUserDep = AuthenticatedGoogleUserDepBuilder(verify_token=verify)
+    app = Flow()
+
+    @app.service().endpoint("/me")
+    def me(user: GoogleUserDep):
+        return user.google_user
+
+    with TestClient(app) as client:
+        assert client.get("/me").status_code == 403
+        assert client.get("/me", headers={"Authorization": "Bearer forged"}).status_code == 401
+        assert client.get("/me", headers={"Authorization": "Bearer unverified"}).status_code == 403
+        assert client.get("/me", headers={"Authorization": "Bearer good"}).json() == {
+            "google_account_id": "1", "email": "a@b.c", "email_verified": True, "name": "A"}
+
+
+def test_sync_websocket_endpoint_is_rejected_at_startup():
+    app = Flow()
+
+    @app.service().endpoint("/ws", method="websocket")
+    def sync_ws(websocket: WebSocket):
+        pass
+
+    with pytest.raises(StartupError, match="websocket endpoints must be `async def`"):
+        FlowApp(app)
+
+
+def test_class_without_process_is_rejected():
+    app = Flow()
+
+    @app.service().endpoint("/c")
+    class NoProcess:
+        pass
+
+    with pytest.raises(StartupError, match="needs a `process` method"):
+        FlowApp(app)
