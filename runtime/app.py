@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
@@ -31,10 +32,17 @@ def default_thread_count() -> int:
 class FlowApp:
     """The compiled flow. Building it validates everything; serving needs no more checks."""
 
-    def __init__(self, flow: Flow, overrides: Mapping[Any, Any] | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        overrides: Mapping[Any, Any] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        outputs: ResourceOutputs | None = None,
+    ) -> None:
         self.flow = flow
         self.max_body = max_body
-        graph = Graph({**flow.dependency_overrides, **(overrides or {})})
+        provided = {} if outputs is None else {ResourceOutputs: outputs}
+        graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
         try:
             self.handlers = self._compile(flow, graph)
         except DependencyError as e:

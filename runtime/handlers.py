@@ -24,7 +24,7 @@ from runtime.graph import Arg, Graph
 from runtime.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.params import ClientError, Params
 from runtime.resolver import RequestPlan
-from runtime.responses import json_response, render, server_error
+from runtime.responses import is_unavailable, json_response, render, server_error, unavailable
 from runtime.validation import is_body_type, is_scalar, scalar_list_item
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
@@ -158,6 +158,8 @@ class CompiledHandler:
         except ClientError as e:
             return json_response(e.body, e.status, e.headers)
         except Exception as e:
+            if is_unavailable(e):
+                return unavailable(raw, self.name, e)
             return server_error(raw, self.name, e)
 
     async def handle_websocket(self, raw: web.Request) -> web.StreamResponse:

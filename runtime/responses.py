@@ -52,6 +52,32 @@ def render(result: Any) -> web.StreamResponse:
     return web.Response(body=dumps(result), content_type=JSON)
 
 
+_UNAVAILABLE_LIBRARIES = frozenset({"sqlalchemy", "psycopg", "asyncpg", "pg8000"})
+_UNAVAILABLE_NAMES = frozenset(
+    {"OperationalError", "InterfaceError", "DisconnectionError", "CannotConnectNowError",
+     "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says a backing service (a database, mostly) cannot be reached now."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return any(
+        cls.__name__ in _UNAVAILABLE_NAMES and cls.__module__.partition(".")[0] in _UNAVAILABLE_LIBRARIES
+        for cls in type(exc).__mro__
+    )
+
+
+def unavailable(raw: Any, where: str, exc: BaseException) -> web.Response:
+    """503 with ``Retry-After``: the request was fine, a service behind it was not."""
+    log.warning("%s %s: %s could not reach a backing service: %s", raw.method, raw.path, where,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return json_response(
+        {"detail": "A service this request needs is unavailable; retry later"}, 503, {"Retry-After": "1"}
+    )
+
+
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:
     """A 500 that names a request id; the traceback goes to the log under the same id."""
     request_id = raw.headers.get("X-Request-ID") or uuid.uuid4().hex

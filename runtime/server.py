@@ -17,6 +17,7 @@ from typing import Any, Callable, Coroutine, Mapping
 
 from aiohttp import web
 
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.flow import Flow
 from runtime.app import FlowApp
@@ -114,10 +115,14 @@ def serve(
     access_log: bool = False,
     on_ready: OnReady | None = None,
     overrides: Mapping[Any, Any] | None = None,
+    outputs: ResourceOutputs | None = None,
 ) -> int:
-    """Serve until stopped by a signal; returns the exit code. Blocks."""
+    """Serve until stopped by a signal; returns the exit code. Blocks.
+
+    ``outputs`` are the applied infrastructure's outputs, handed to dependencies.
+    """
     _configure_logging()
-    flow_app = FlowApp(flow, overrides)
+    flow_app = FlowApp(flow, overrides, outputs=outputs)
     count = workers or flow_app.workers_wanted()
     if count < 1:
         raise StartupError(f"--workers must be at least 1, got {count}")

@@ -14,6 +14,7 @@ from typing import Any, Coroutine, Mapping, TypeVar
 import aiohttp
 import orjson
 
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.flow import Flow
 from runtime.app import FlowApp
 from runtime.server import bind_socket, serve_worker
@@ -79,9 +80,9 @@ class TestClient:
     __test__ = False
 
     def __init__(self, flow: Flow, overrides: Mapping[Any, Any] | None = None, *, grace: float = 5.0,
-                 max_body: int | None = None) -> None:
+                 max_body: int | None = None, outputs: ResourceOutputs | None = None) -> None:
         kwargs = {} if max_body is None else {"max_body": max_body}
-        self.flow_app = FlowApp(flow, overrides, **kwargs)
+        self.flow_app = FlowApp(flow, overrides, outputs=outputs, **kwargs)
         self._grace = grace
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bf-test-server", daemon=True)

@@ -41,9 +41,9 @@ def _as_scope(scope: Scope | str) -> Scope:
 
 
 @overload
-def dependency(scope: T) -> T: ...
-@overload
 def dependency(scope: Scope | str = ...) -> Callable[[T], T]: ...
+@overload
+def dependency(scope: T) -> T: ...
 
 
 def dependency(scope: Any = DEFAULT_SCOPE) -> Any:

@@ -8,8 +8,10 @@ from buildflow.exceptions.exceptions import (
     InvalidDependencyHierarchyOrder,
     WebSocketDisconnect,
 )
+from buildflow.io.primitive import PrimitiveValidationError
 
 __all__ = [
+    "PrimitiveValidationError",
     "DependencyCycleError",
     "DependencyError",
     "FlowDeclarationError",

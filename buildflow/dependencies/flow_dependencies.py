@@ -1,0 +1,46 @@
+"""Values the runtime injects about the environment the flow runs in.
+
+Declared here as GLOBAL dependencies with empty defaults, so a flow can be built and tested
+without bfctl; ``bfctl serve`` replaces them with what the provider applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional
+
+from buildflow.dependencies.scopes import Scope, dependency
+
+
+@dependency(Scope.GLOBAL)
+class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
+    """Outputs of the applied infrastructure (host, port, names...), by primitive id."""
+
+    def __init__(self, outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, target: str = "local") -> None:
+        self._outputs = dict(outputs or {})
+        self.target = target
+
+    def __getitem__(self, primitive_id: str) -> Mapping[str, Any]:
+        try:
+            return self._outputs[primitive_id]
+        except KeyError:
+            raise LookupError(
+                f"no applied infrastructure for {primitive_id!r} on the {self.target} target: "
+                "run `bfctl apply` (or `bfctl serve --apply`)"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+
+@dependency(Scope.GLOBAL)
+class FlowCredentials:
+    """Cloud credentials for dependencies (BuildFlow's flow dependency); None means the
+    client libraries' defaults (Application Default Credentials on GCP)."""
+
+    def __init__(self, gcp_credentials: Any = None, aws_credentials: Any = None) -> None:
+        self.gcp_credentials = gcp_credentials
+        self.aws_credentials = aws_credentials

@@ -1,0 +1,199 @@
+"""Cloud SQL primitives: an instance, a database in it, a user of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from buildflow.io.primitive import GCPPrimitive, Primitive, PrimitiveValidationError, closest_name_hint
+from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+
+# Cloud SQL: "lowercase letters, numbers, and hyphens; must start with a letter", and
+# "project-ID:instance-ID" at most 98 characters.
+_INSTANCE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+_MAX_CONNECTION_ID = 98
+# Google Cloud project ids: 6-30 characters, lowercase letters, digits, hyphens, start with a
+# letter, no trailing hyphen; legacy domain-scoped ids look like "example.com:my-project".
+_PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+_DATABASE_VERSION = re.compile(r"POSTGRES_\d+(?:_\d+)?|MYSQL_\d+(?:_\d+)*|SQLSERVER_\d{4}_[A-Z]+")
+# PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
+_MAX_IDENTIFIER_BYTES = 63
+_RESERVED_DATABASES = frozenset({"template0", "template1", "cloudsqladmin", "postgres"})
+_RESERVED_USER_PREFIXES = ("pg_", "cloudsql")
+
+
+def _fail(primitive: Primitive, message: str) -> None:
+    raise PrimitiveValidationError(f"{type(primitive).__name__}: {message}")
+
+
+def _check_identifier(primitive: Primitive, kind: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        _fail(primitive, f"{kind} must be a non-empty string, got {value!r}")
+    if len(value.encode()) > _MAX_IDENTIFIER_BYTES:
+        _fail(primitive, f"{kind} {value!r} is longer than {_MAX_IDENTIFIER_BYTES} bytes (PostgreSQL's limit)")
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        _fail(primitive, f"{kind} {value!r} must not have control characters or surrounding spaces")
+
+
+@dataclasses.dataclass
+class CloudSQLInstance(GCPPrimitive):
+    """A Cloud SQL instance (a database server)."""
+
+    instance_name: str
+    project_id: str
+    database_version: str
+    settings: CloudSQLInstanceSettings
+    region: str
+
+    resource_type: ClassVar[str] = "gcp.sql.DatabaseInstance"
+    replace_properties: ClassVar[frozenset[str]] = frozenset(
+        {"instance_name", "project_id", "region", "database_version"}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.settings, Mapping):
+            self.settings = CloudSQLInstanceSettings(**self.settings)
+        self.validate()
+
+    def primitive_id(self) -> str:
+        return f"{self.project_id}:{self.instance_name}"
+
+    def connection_name(self) -> str:
+        """The ``project:region:instance`` string the Cloud SQL connectors take."""
+        return f"{self.project_id}:{self.region}:{self.instance_name}"
+
+    def cloud_console_url(self) -> str:
+        return f"https://console.cloud.google.com/sql/instances/{self.instance_name}?project={self.project_id}"
+
+    def desired_properties(self) -> dict[str, Any]:
+        return {
+            "instance_name": self.instance_name,
+            "project_id": self.project_id,
+            "region": self.region,
+            "database_version": self.database_version,
+            "settings": self.settings.to_dict(),
+        }
+
+    def validate(self) -> None:
+        name = self.instance_name
+        if not isinstance(name, str) or not _INSTANCE_NAME.fullmatch(name):
+            _fail(
+                self,
+                f"instance_name {name!r} is not a valid Cloud SQL instance name: use lowercase "
+                "letters, digits and hyphens, starting with a letter (e.g. 'notes-db')",
+            )
+        if not isinstance(self.project_id, str) or not _PROJECT_ID.fullmatch(self.project_id):
+            _fail(
+                self,
+                f"project_id {self.project_id!r} is not a valid Google Cloud project id: 6 to 30 "
+                "lowercase letters, digits or hyphens, starting with a letter, not ending with a hyphen",
+            )
+        if len(self.primitive_id()) > _MAX_CONNECTION_ID:
+            _fail(
+                self,
+                f"'{self.primitive_id()}' is {len(self.primitive_id())} characters; Cloud SQL allows "
+                f"at most {_MAX_CONNECTION_ID} for project-id:instance-name, so shorten instance_name",
+            )
+        if not isinstance(self.region, str) or not _REGION.fullmatch(self.region):
+            _fail(self, f"region {self.region!r} is not a Google Cloud region such as 'us-central1'")
+        version = self.database_version
+        if not isinstance(version, str) or not _DATABASE_VERSION.fullmatch(version):
+            known = CloudSQLDatabaseVersion.all()
+            _fail(
+                self,
+                f"database_version {version!r} is not a Cloud SQL version.{closest_name_hint(str(version), known)} "
+                "Use a CloudSQLDatabaseVersion constant, e.g. CloudSQLDatabaseVersion.POSTGRES_15",
+            )
+        if not isinstance(self.settings, CloudSQLInstanceSettings):
+            _fail(self, f"settings must be CloudSQLInstanceSettings(tier=...), got {type(self.settings).__name__}")
+
+    @property
+    def engine(self) -> str:
+        """``"postgres"``, ``"mysql"`` or ``"sqlserver"``, from ``database_version``."""
+        return self.database_version.split("_", 1)[0].lower()
+
+
+def _check_instance(primitive: Primitive, instance: Any) -> None:
+    if not isinstance(instance, CloudSQLInstance):
+        _fail(primitive, f"instance must be a CloudSQLInstance, got {type(instance).__name__}")
+
+
+@dataclasses.dataclass
+class CloudSQLDatabase(GCPPrimitive):
+    """A database inside a Cloud SQL instance."""
+
+    database_name: str
+    instance: CloudSQLInstance
+
+    resource_type: ClassVar[str] = "gcp.sql.Database"
+    replace_properties: ClassVar[frozenset[str]] = frozenset({"instance", "database_name"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def primitive_id(self) -> str:
+        return f"{self.instance.primitive_id()}.{self.database_name}"
+
+    def cloud_console_url(self) -> str:
+        return (
+            f"https://console.cloud.google.com/sql/instances/{self.instance.instance_name}"
+            f"/databases?project={self.instance.project_id}"
+        )
+
+    def desired_properties(self) -> dict[str, Any]:
+        return {"instance": self.instance.primitive_id(), "database_name": self.database_name}
+
+    def parents(self) -> list[Primitive]:
+        return [self.instance]
+
+    def validate(self) -> None:
+        _check_instance(self, self.instance)
+        _check_identifier(self, "database_name", self.database_name)
+        if self.database_name in _RESERVED_DATABASES:
+            _fail(self, f"database_name {self.database_name!r} is reserved on Cloud SQL; choose another name")
+
+
+@dataclasses.dataclass
+class CloudSQLUser(GCPPrimitive):
+    """A built-in (password) user of a Cloud SQL instance."""
+
+    user_name: str
+    password: str = dataclasses.field(repr=False)
+    instance: CloudSQLInstance
+
+    resource_type: ClassVar[str] = "gcp.sql.User"
+    secret_properties: ClassVar[frozenset[str]] = frozenset({"password"})
+    replace_properties: ClassVar[frozenset[str]] = frozenset({"instance", "user_name"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def primitive_id(self) -> str:
+        # BuildFlow used "<instance id>.<user>", the id of a database of the same name; a
+        # user and a database are commonly both called after the app, so users get their own.
+        return f"{self.instance.primitive_id()}/users/{self.user_name}"
+
+    def cloud_console_url(self) -> str:
+        return (
+            f"https://console.cloud.google.com/sql/instances/{self.instance.instance_name}"
+            f"/users?project={self.instance.project_id}"
+        )
+
+    def desired_properties(self) -> dict[str, Any]:
+        return {"instance": self.instance.primitive_id(), "user_name": self.user_name, "password": self.password}
+
+    def parents(self) -> list[Primitive]:
+        return [self.instance]
+
+    def validate(self) -> None:
+        _check_instance(self, self.instance)
+        _check_identifier(self, "user_name", self.user_name)
+        if self.user_name.startswith(_RESERVED_USER_PREFIXES):
+            _fail(self, f"user_name {self.user_name!r} is reserved (names starting with 'pg_' or 'cloudsql')")
+        if not isinstance(self.password, str) or not self.password:
+            _fail(self, "password must be a non-empty string")
+        if "\x00" in self.password:
+            _fail(self, "password must not contain NUL characters")

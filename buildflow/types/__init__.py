@@ -1,0 +1,1 @@
+"""Value types the primitives take (``buildflow.types.gcp``, ...)."""

