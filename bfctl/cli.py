@@ -9,13 +9,18 @@ when an optional dependency is broken.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bfctl import __version__, console
+
+if TYPE_CHECKING:
+    from bfctl.loader import LoadedFlow
 
 app = typer.Typer(
     name="bfctl",
@@ -44,22 +49,32 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Serve a backend declared in one Python file with the BuildFlow-compatible SDK."""
+    """Plan, apply, serve and destroy a backend declared in one Python file."""
 
+
+StackOption = Annotated[str, typer.Option("--stack", help="Stack name: one set of resources and state per stack.")]
+InfraTargetOption = Annotated[
+    str, typer.Option("--target", help="Where resources live: `local` (embedded, the default) or `gcp`.")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+BreakLockOption = Annotated[
+    bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
+]
 
 TARGET_HELP = (
-    "The flow to serve: `module:attr`, `module` (attr defaults to `app`), "
+    "The flow module: `module:attr`, `module` (attr defaults to `app`), "
     "`path/to/file.py:attr` or `path/to/file.py`. When omitted, read "
     '`\\[tool.buildflow] app = "module:attr"` from ./pyproject.toml, '
     "else `entry_point:` from ./buildflow.yaml."
 )
 
 
+FlowArgument = Annotated[str | None, typer.Argument(metavar="TARGET", help=TARGET_HELP, show_default=False)]
+
+
 @app.command()
 def serve(
-    target: Annotated[
-        str | None, typer.Argument(metavar="TARGET", help=TARGET_HELP, show_default=False)
-    ] = None,
+    target: FlowArgument = None,
     host: Annotated[
         str, typer.Option(help="Interface to bind; 0.0.0.0 listens on all of them.")
     ] = "127.0.0.1",
@@ -85,20 +100,23 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = True,
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    apply_first: Annotated[
+        bool, typer.Option("--apply", help="Apply the flow's infrastructure first (without asking).")
+    ] = False,
 ) -> None:
-    """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C."""
-    from bfctl.loader import FlowLoadError, load_flow
+    """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
 
-    try:
-        loaded = load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
-    except FlowLoadError as exc:
-        console.error(exc.message, exc.user_traceback)
-        raise typer.Exit(1) from None
+    Dependencies get the outputs of the stack's applied infrastructure; on the local target
+    stopped database servers are started first.
+    """
+    with _reported_errors():
+        loaded = _load(target)
+        from bfctl import infra
+        from runtime import server
 
-    from runtime import server
-    from runtime.errors import StartupError
-
-    try:
+        outputs = infra.outputs_for_serving(loaded.flow, infra_target, stack, apply_first)
         routes = server.describe_routes(loaded.flow)
         code = server.serve(
             loaded.flow,
@@ -108,11 +126,89 @@ def serve(
             grace=grace,
             access_log=access_log,
             on_ready=partial(_announce, loaded.target, routes),
+            outputs=outputs,
         )
-    except StartupError as exc:
+    raise typer.Exit(code)
+
+
+@app.command()
+def plan(
+    target: FlowArgument = None,
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (for CI).")] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 1 on error."),
+    ] = False,
+) -> None:
+    """Show what `apply` would create, update, replace or delete (secrets shown as (secret))."""
+    with _reported_errors():
+        loaded = _load(target)
+        from bfctl import infra
+
+        changed = infra.plan(loaded.flow, infra_target, stack, as_json)
+    raise typer.Exit(2 if detailed_exitcode and changed else 0)
+
+
+@app.command()
+def apply(
+    target: FlowArgument = None,
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    yes: YesOption = False,
+    break_lock: BreakLockOption = False,
+) -> None:
+    """Create or update the flow's infrastructure; asks first unless --yes."""
+    with _reported_errors():
+        loaded = _load(target)
+        from bfctl import infra
+
+        infra.apply(loaded.flow, infra_target, stack, yes, break_lock)
+
+
+@app.command()
+def destroy(
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="TARGET", help="Accepted for symmetry; destroy removes what the stack's state records.",
+                       show_default=False),
+    ] = None,
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    yes: YesOption = False,
+    break_lock: BreakLockOption = False,
+) -> None:
+    """Delete everything the stack made, and only that; asks first unless --yes."""
+    with _reported_errors():
+        from bfctl import infra
+
+        infra.destroy(infra_target, stack, yes, break_lock)
+
+
+def _load(target: str | None) -> "LoadedFlow":
+    from bfctl.loader import load_flow
+
+    return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Errors users can act on: the message alone, exit 1 (never a traceback)."""
+    from bfctl.infra import Refused
+    from bfctl.loader import FlowLoadError
+    from buildflow.exceptions import FlowDeclarationError, PrimitiveValidationError
+    from providers.errors import ProviderError
+    from runtime.errors import StartupError
+
+    try:
+        yield
+    except FlowLoadError as exc:
+        console.error(exc.message, exc.user_traceback)
+        raise typer.Exit(1) from None
+    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError, StartupError) as exc:
         console.error(str(exc))
         raise typer.Exit(1) from None
-    raise typer.Exit(code)
 
 
 def _announce(target: str, routes: list[tuple[str, str]], urls: list[str]) -> None:

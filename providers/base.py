@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
 from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
 from providers.state import LockInfo, State, StateLock, StateStore
+from providers.errors import ProviderError
 
 Status = Literal["started", "done", "failed"]
 Outputs = dict[str, dict[str, Any]]
@@ -33,11 +34,11 @@ class UnsupportedPrimitiveError(PrimitiveValidationError):
     """The target cannot make this primitive (the message says why and what to use)."""
 
 
-class StalePlanError(RuntimeError):
+class StalePlanError(ProviderError):
     """The state changed after the plan was made; applying it could undo someone's work."""
 
 
-class ApplyError(RuntimeError):
+class ApplyError(ProviderError):
     """One step of apply failed. Steps before it are recorded in the state."""
 
     def __init__(self, change: ResourceChange, step: str, cause: BaseException) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from providers.errors import ProviderError
 
 # A lock file with no readable content younger than this may still be being written.
 _WRITE_GRACE_SECONDS = 2.0
@@ -57,7 +58,7 @@ def holder_is_alive(info: LockInfo) -> bool | None:
     return not info.pid_started_at or abs(started - info.pid_started_at) < 1.0
 
 
-class StateLockedError(RuntimeError):
+class StateLockedError(ProviderError):
     """The stack is locked by another command; says who holds it and whether it is stale."""
 
     def __init__(self, path: Path, holder: LockInfo | None, stale: bool) -> None:

@@ -91,6 +91,7 @@ def SessionDepBuilder(
         def teardown(self) -> None:
             self.session.close()
 
+    SessionDep.SessionMaker = SessionMaker  # type: ignore[attr-defined]  # REPLICA: inject it for the engine
     SessionDep.__qualname__ = SessionDep.__name__ = f"SessionDep[{db_primitive.database_name}]"
     SessionMaker.__qualname__ = SessionMaker.__name__ = f"SessionMaker[{db_primitive.database_name}]"
     return SessionDep
@@ -128,6 +129,7 @@ def AsyncSessionDepBuilder(
         async def teardown(self) -> None:
             await self.session.close()
 
+    AsyncSessionDep.SessionMaker = AsyncSessionMaker  # type: ignore[attr-defined]
     AsyncSessionDep.__qualname__ = AsyncSessionDep.__name__ = f"AsyncSessionDep[{db_primitive.database_name}]"
     AsyncSessionMaker.__qualname__ = AsyncSessionMaker.__name__ = f"AsyncSessionMaker[{db_primitive.database_name}]"
     return AsyncSessionDep

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pg8000.native
 import psutil
+from providers.errors import ProviderError
 
 ADMIN_USER = "buildflow_admin"
 HOST = "127.0.0.1"
@@ -38,7 +39,7 @@ SERVICE_USER = "embedded_postgres"
 _START_TIMEOUT = 60
 
 
-class LocalTargetError(RuntimeError):
+class LocalTargetError(ProviderError):
     """The local target could not do something; the message says what to do about it."""
 
 

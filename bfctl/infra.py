@@ -1,0 +1,125 @@
+"""What ``plan``, ``apply``, ``destroy`` and ``serve`` do with a flow's infrastructure.
+
+The commands in ``cli.py`` stay a few lines each; the provider does the work, and this module
+only gathers what the flow declares, asks for confirmation and renders.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bfctl import console, render
+
+
+class Refused(Exception):
+    """The command will not go on (no confirmation, nothing applied, ...): the message says why."""
+
+
+def declared_primitives(flow: Any, target: str) -> list[Any]:
+    """The flow's managed primitives, plus on the local target the users its sessions log in as."""
+    primitives = list(flow.managed_primitives)
+    if target != "local":
+        return primitives
+    from buildflow.dependencies.sqlalchemy import session_users
+    from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
+
+    declared = {p.primitive_id() for p in primitives}
+    for database in [p for p in primitives if isinstance(p, CloudSQLDatabase)]:
+        for user, password in session_users(database):
+            implied = CloudSQLUser(user_name=user, password=password, instance=database.instance)
+            if implied.primitive_id() not in declared:
+                declared.add(implied.primitive_id())
+                primitives.append(implied)
+    return primitives
+
+
+def provider_for(target: str, stack: str) -> Any:
+    from providers import get_provider
+
+    try:
+        return get_provider(target, Path.cwd(), stack)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused(f"{question.rstrip('?')} needs confirmation: run it in a terminal, or pass --yes")
+    if not typer.confirm(question, default=False):
+        raise Refused("cancelled; nothing was changed")
+
+
+def plan(flow: Any, target: str, stack: str, as_json: bool) -> bool:
+    """Print the plan; True when it has changes."""
+    provider = provider_for(target, stack)
+    result = provider.plan(declared_primitives(flow, target))
+    if as_json:
+        print(result.to_json(), flush=True)
+    else:
+        render.plan(result)
+    return result.has_changes
+
+
+def apply(flow: Any, target: str, stack: str, yes: bool, break_lock: bool) -> dict[str, dict[str, Any]]:
+    """Plan, confirm and apply under one lock; returns the stack's outputs."""
+    provider = provider_for(target, stack)
+    with provider.locked("bfctl apply", break_lock=break_lock):
+        result = provider.plan(declared_primitives(flow, target))
+        render.plan(result)
+        if not result.has_changes:
+            outputs = provider.outputs()
+            render.outputs(outputs)
+            return outputs
+        confirm("Apply these changes?", yes)
+        progress = render.Progress()
+        outputs = provider.apply(result, progress)
+    console.info(f"Apply complete: {progress.done} resource(s) changed.", "bold green")
+    render.outputs(outputs)
+    return outputs
+
+
+def destroy(target: str, stack: str, yes: bool, break_lock: bool) -> None:
+    provider = provider_for(target, stack)
+    with provider.locked("bfctl destroy", break_lock=break_lock):
+        result = provider.plan([])
+        render.plan(result, verb="destroy")
+        if not result.has_changes:
+            return
+        confirm("Destroy these resources?", yes)
+        progress = render.Progress()
+        provider.destroy(progress)
+    console.info(f"Destroy complete: {progress.done} resource(s) deleted.", "bold green")
+
+
+def outputs_for_serving(flow: Any, target: str, stack: str, apply_first: bool) -> Any:
+    """The applied outputs the runtime hands to dependencies; starts stopped local servers.
+
+    Refuses when something the flow declares was never applied; warns when the stack
+    differs from the flow in a way serving can live with (an update not yet applied).
+    """
+    from buildflow.dependencies.flow_dependencies import ResourceOutputs
+
+    primitives = declared_primitives(flow, target)
+    if not primitives:
+        return ResourceOutputs({}, target)
+    if apply_first:
+        apply(flow, target, stack, yes=True, break_lock=False)
+    provider = provider_for(target, stack)
+    outputs = provider.ensure_running() if hasattr(provider, "ensure_running") else provider.outputs()
+    pending = provider.plan(primitives)
+    missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]
+    if missing:
+        raise Refused(
+            f"not applied on the {target} target (stack `{stack}`): {', '.join(missing)}. "
+            "Run `bfctl apply` first, or `bfctl serve --apply` to do both."
+        )
+    changed = [c.resource_id for c in pending.changes if c.action != "noop"]
+    if changed:
+        console.info(f"Warning: the stack differs from the flow for {', '.join(changed)}; run `bfctl plan`.", "yellow")
+    return ResourceOutputs(outputs, target)
