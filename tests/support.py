@@ -1,0 +1,128 @@
+"""Running ``bfctl`` (or any serving command) as a real subprocess in tests.
+
+The "Serving ... on http://..." line is the only synchronisation: the CLI prints it once the
+sockets are bound, so no test sleeps or polls a port.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+STARTUP_TIMEOUT = 30.0
+EXIT_TIMEOUT = 30.0
+SERVING = re.compile(r"^Serving (?P<target>\S+) on (?P<url>http://\S+)$")
+
+
+@dataclass
+class Server:
+    """A running ``bfctl serve``; ``lines`` holds its merged output, complete
+    once the ``serving`` block has exited."""
+
+    process: subprocess.Popen[str]
+    url: str
+    target: str
+    lines: list[str] = field(default_factory=list)
+
+    def get(self, path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return response.status, response.read().decode()
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+        """Any method; error statuses are returned, not raised."""
+        request = urllib.request.Request(self.url + path, data=body, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def stop(self) -> int:
+        """SIGTERM, then wait a bounded time for the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=EXIT_TIMEOUT)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
+    for line in stream:
+        sink.put(line.rstrip("\n"))
+    sink.put(None)
+
+
+@contextmanager
+def serving(
+    args: list[str], cwd: Path, env: dict[str, str], command: list[str] | None = None
+) -> Iterator[Server]:
+    """Start ``bfctl serve <args>`` and yield once it reports its URL.
+
+    A reader thread drains the merged stdout/stderr pipe for the whole run, so
+    access logs can never fill the pipe and block the server.
+    """
+    process = subprocess.Popen(
+        [*(command or [sys.executable, "-m", "bfctl", "serve"]), *args],
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no 'Serving' line within {STARTUP_TIMEOUT}s:\n" + "\n".join(seen))
+            if line is None:
+                pytest.fail("bfctl exited before serving:\n" + "\n".join(seen))
+            seen.append(line)
+            if match := SERVING.match(line):
+                break
+        server = Server(process, match["url"], match["target"], seen)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=EXIT_TIMEOUT)
+        reader.join(timeout=EXIT_TIMEOUT)
+        assert process.stdout is not None
+        process.stdout.close()
+        while not lines.empty():
+            if (line := lines.get_nowait()) is not None:
+                seen.append(line)
+
+
+def run_bfctl(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run a bfctl command that is expected to end by itself; merged output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bfctl", *args],
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
+    )
+    return result.returncode, result.stdout
+
+
+def write(path: Path, source: str) -> Path:
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path

@@ -1,0 +1,151 @@
+"""``bfctl plan | apply | serve | destroy`` on the notes example, as a user runs them:
+real subprocesses, a real embedded PostgreSQL, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from support import REPO_ROOT, run_bfctl, serving, write
+
+PASSWORD = "s3cret"
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    project = tmp_path / "notes"
+    shutil.copytree(REPO_ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow"))
+    return project
+
+
+def _instance_server(project: Path):
+    from providers.local.postgres import EmbeddedPostgres
+    from providers.state import StateStore
+
+    state = StateStore(project, "local", "dev").load()
+    record = state.resources["my-project:notes-db"]
+    return EmbeddedPostgres(project / record.private["directory"]), record.private["port"]
+
+
+def test_notes_cycle(notes: Path, bfctl_env: dict[str, str]) -> None:
+    transcript: list[str] = []
+
+    def bfctl(*args: str) -> tuple[int, str]:
+        code, out = run_bfctl(list(args), notes, bfctl_env)
+        transcript.append(out)
+        return code, out
+
+    code, out = bfctl("plan", "--detailed-exitcode")
+    assert code == 2, out
+    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged." in out
+    assert "password: (secret)" in out
+
+    code, out = bfctl("plan", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["summary"]["create"] == 3
+    user = next(r for r in plan["resources"] if r["resource_type"] == "gcp.sql.User")
+    assert {c["name"]: c["new"] for c in user["changes"]}["password"] == "(secret)"
+
+    code, out = bfctl("apply")  # no terminal, no --yes
+    assert code == 1 and "needs confirmation" in out and "--yes" in out
+    assert bfctl("plan", "--detailed-exitcode")[0] == 2  # nothing was made
+
+    code, out = bfctl("apply", "--yes")
+    assert code == 0, out
+    assert "Apply complete: 3 resource(s) changed." in out
+    assert "✓ created my-project:notes-db " in out and "port = " in out
+
+    code, out = bfctl("apply", "--yes")
+    assert code == 0 and "No changes" in out  # applying twice changes nothing
+    code, out = bfctl("plan", "--detailed-exitcode")
+    assert code == 0 and "0 to create" in out and "3 unchanged" in out
+
+    write(notes / "v14.py", (notes / "main.py").read_text().replace("POSTGRES_15", "POSTGRES_14"))
+    code, out = bfctl("plan", "v14.py:app", "--detailed-exitcode")
+    assert code == 2 and "replace" in out and "POSTGRES_15 → POSTGRES_14  (forces replace)" in out
+
+    with serving(["--port", "0", "--no-access-log"], notes, bfctl_env) as server:
+        status, body = server.call("POST", "/notes", b'{"title": "first", "body": "kept"}')
+        assert status == 200 and json.loads(body)["title"] == "first"
+        assert server.call("POST", "/notes", b'{"body": "no title"}')[0] == 422
+        assert server.stop() == 0
+    transcript.append(server.output)
+
+    with serving(["--port", "0", "--no-access-log"], notes, bfctl_env) as server:
+        status, body = server.call("GET", "/notes")
+        assert status == 200 and [n["title"] for n in json.loads(body)] == ["first"]  # survived the restart
+
+        database, port = _instance_server(notes)
+        database.stop()
+        status, body = server.call("GET", "/notes")
+        assert status == 503 and "unavailable" in json.loads(body)["detail"]
+        database.start(port)
+        status, body = server.call("GET", "/notes")
+        assert status == 200 and len(json.loads(body)) == 1  # recovered without a restart
+
+        note_id = json.loads(body)[0]["id"]
+        assert server.call("DELETE", f"/notes/{note_id}")[0] == 200
+        assert server.call("GET", f"/notes/{note_id}")[0] == 404
+        assert server.stop() == 0
+    transcript.append(server.output)
+
+    code, out = bfctl("destroy")
+    assert code == 1 and "needs confirmation" in out
+    code, out = bfctl("destroy", "--yes")
+    assert code == 0 and "Destroy complete: 3 resource(s) deleted." in out
+    assert not any((notes / ".buildflow" / "local").rglob("PG_VERSION"))
+    assert bfctl("plan", "--detailed-exitcode")[0] == 2
+
+    for text in transcript:
+        assert PASSWORD not in text
+    for path in (notes / ".buildflow").rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_serve_refuses_a_flow_that_was_never_applied(notes: Path, bfctl_env: dict[str, str]) -> None:
+    code, out = run_bfctl(["serve", "--port", "0"], notes, bfctl_env)
+    assert code == 1
+    assert "not applied on the local target" in out and "bfctl apply" in out
+
+
+def test_serve_apply_does_both(notes: Path, bfctl_env: dict[str, str]) -> None:
+    try:
+        with serving(["--apply", "--port", "0", "--no-access-log"], notes, bfctl_env) as server:
+            assert server.call("GET", "/notes") == (200, "[]")
+            assert server.stop() == 0
+        assert "Apply complete" in server.output
+    finally:
+        assert run_bfctl(["destroy", "--yes"], notes, bfctl_env)[0] == 0
+
+
+def test_concurrent_apply_is_refused_by_the_lock(notes: Path, bfctl_env: dict[str, str]) -> None:
+    from providers import get_provider
+
+    with get_provider("local", notes, "dev").locked("bfctl apply (held by the test)"):
+        code, out = run_bfctl(["apply", "--yes"], notes, bfctl_env)
+    assert code == 1
+    assert "held by the test" in out and "lock" in out.lower()
+
+
+def test_mysql_is_refused_on_the_local_target(notes: Path, bfctl_env: dict[str, str]) -> None:
+    write(notes / "mysql.py", (notes / "main.py").read_text().replace("POSTGRES_15", "MYSQL_8_0"))
+    code, out = run_bfctl(["plan", "mysql.py:app"], notes, bfctl_env)
+    assert code == 1
+    assert "MYSQL_8_0" in out and "PostgreSQL" in out and "Traceback" not in out
+
+
+def test_invalid_instance_name_is_a_clear_error(notes: Path, bfctl_env: dict[str, str]) -> None:
+    write(notes / "bad.py", (notes / "main.py").read_text().replace('"notes-db"', '"Notes_DB"'))
+    code, out = run_bfctl(["plan", "bad.py:app"], notes, bfctl_env)
+    assert code == 1
+    assert "Notes_DB" in out and "lowercase" in out
+
+
+def test_database_of_an_unmanaged_instance_is_refused(notes: Path, bfctl_env: dict[str, str]) -> None:
+    write(notes / "orphan.py", (notes / "main.py").read_text().replace("app.manage(instance, database)",
+                                                                        "app.managed_primitives.append(database)"))
+    code, out = run_bfctl(["plan", "orphan.py:app"], notes, bfctl_env)
+    assert code == 1 and "not managed" in out and "app.manage" in out
