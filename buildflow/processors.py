@@ -79,6 +79,10 @@ class Endpoint:
         return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
 
 
+#: Collector keywords that tune how rows are grouped into writes (see the runtime's batching).
+BATCH_OPTIONS = ("batch_size", "max_wait", "max_queued_rows", "write_timeout")
+
+
 @dataclasses.dataclass
 class Collector:
     route: Route
@@ -86,6 +90,7 @@ class Collector:
     sink_primitive: Optional[Any]
     processor_options: ProcessorOptions
     original_process_fn_or_class: Callable[..., Any]
+    batch_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -104,13 +109,20 @@ def endpoint(route: Route, method: Method | str = Method.GET, **options: Any) ->
 def collector(
     route: Route, method: Method | str = Method.POST, sink: Any = None, **options: Any
 ) -> Callable[[Any], Collector]:
-    """Module-level decorator for ``Flow.add_collector``."""
+    """Module-level decorator for ``Flow.add_collector``.
+
+    Besides BuildFlow's options: ``batch_size`` (most rows per write), ``max_wait`` (seconds
+    to wait for more rows before a write, default 0), ``max_queued_rows`` (beyond it: 503)
+    and ``write_timeout`` (seconds).
+    """
     parsed = Method.parse(method)
     if parsed is Method.WEBSOCKET:
         raise NotImplementedError("Websocket collectors are not yet supported")
 
+    batching = {k: options.pop(k) for k in BATCH_OPTIONS if k in options}
+
     def wrap(target: Any) -> Collector:
-        return Collector(route, parsed, sink, ProcessorOptions.from_kwargs(**options), target)
+        return Collector(route, parsed, sink, ProcessorOptions.from_kwargs(**options), target, batching)
 
     return wrap
 

@@ -1,0 +1,134 @@
+"""Group commit: rows from concurrent requests written to a sink together.
+
+While one batch is being written, rows from new requests queue up and go out in the next
+write, so under load every write carries many requests' rows and a lone request waits for
+nothing but its own write (plus ``max_wait``, 0 by default). Each request learns the fate of
+its own rows: durable, rejected (422) or not written (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+from typing import Any
+
+from runtime.sinks.base import Row, RowsRejected, SinkWriter
+
+log = logging.getLogger("buildflow.runtime")
+
+
+class QueueFull(Exception):
+    """More rows are waiting than the bound allows: the client should retry later."""
+
+
+class SinkUnavailable(Exception):
+    """The batch holding the request's rows could not be written."""
+
+
+@dataclasses.dataclass
+class BatchOptions:
+    #: Most rows in one write.
+    batch_size: int = 1000
+    #: Seconds the flusher waits for more rows after the first before writing (0: never).
+    max_wait: float = 0.0
+    #: Most rows waiting to be written; beyond it requests get 503 at once.
+    max_queued_rows: int = 100_000
+    #: Seconds one write may take before its requests get 503 (the rows may still land).
+    write_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_queued_rows < self.batch_size:
+            raise ValueError("batch_size must be >= 1 and max_queued_rows >= batch_size")
+        if self.max_wait < 0 or self.write_timeout <= 0:
+            raise ValueError("max_wait must be >= 0 and write_timeout > 0")
+
+
+_Pending = tuple[list[Row], "asyncio.Future[None]"]
+
+
+class Batcher:
+    """One per sink per worker; ``submit`` returns once the rows are durable."""
+
+    def __init__(self, writer: SinkWriter, options: BatchOptions | None = None) -> None:
+        self.writer = writer
+        self.options = options or BatchOptions()
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches_written = 0
+        self.rows_written = 0
+
+    async def start(self) -> None:
+        await self.writer.start()
+        self._task = asyncio.get_running_loop().create_task(self._flush_forever(), name=f"flush {self.writer.description}")
+
+    async def submit(self, rows: list[Row]) -> None:
+        if self._closing:
+            raise SinkUnavailable("the server is shutting down")
+        if self._queued + len(rows) > self.options.max_queued_rows:
+            raise QueueFull(f"{self._queued} rows are already waiting for {self.writer.description}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        self._queued += len(rows)
+        self._wakeup.set()
+        await future
+
+    async def stop(self) -> None:
+        """Write everything still queued, then close the writer."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        await self.writer.stop()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self.options.max_wait and self._queued < self.options.batch_size and not self._closing:
+                await asyncio.sleep(self.options.max_wait)
+            await self._write(self._take())
+
+    def _take(self) -> list[_Pending]:
+        taken, rows = [], 0
+        while self._pending and (not taken or rows + len(self._pending[0][0]) <= self.options.batch_size):
+            item = self._pending.popleft()
+            taken.append(item)
+            rows += len(item[0])
+        self._queued -= rows
+        return taken
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        rows = [row for item_rows, _ in batch for row in item_rows]
+        try:
+            await asyncio.wait_for(self.writer.write(rows), self.options.write_timeout)
+        except RowsRejected as e:
+            if len(batch) == 1:
+                _fail(batch[0][1], e)
+            else:  # find whose rows were refused: every other request still succeeds
+                for item in batch:
+                    await self._write([item])
+            return
+        except Exception as e:  # unreachable sink, timeout: nobody in the batch is acknowledged
+            log.warning("writing %d rows to %s failed: %s", len(rows), self.writer.description, e)
+            for _, future in batch:
+                _fail(future, SinkUnavailable(str(e) or type(e).__name__))
+            return
+        self.batches_written += 1
+        self.rows_written += len(rows)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
+def _fail(future: "asyncio.Future[Any]", exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
