@@ -256,8 +256,8 @@ def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
 
     assert top.returncode == 0, top.stderr
     assert "serve" in top.stdout and "--version" in top.stdout
-    for removed in ("plan", "apply", "destroy"):
-        assert removed not in top.stdout.split()
+    for command in ("plan", "apply", "destroy"):
+        assert command in top.stdout.split()
     assert serve.returncode == 0, serve.stderr
     for option in ("--host", "--port", "--workers", "--grace", "--access-log", "--no-access-log"):
         assert option in serve.stdout
