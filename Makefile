@@ -2,12 +2,12 @@
 # when pyproject.toml changes (the stamp file records the last install).
 
 PYTHON ?= python3
-EXTRAS ?= dev
+EXTRAS ?= dev,bench
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: install
 	@echo "  curl http://127.0.0.1:8000/bob"
 	@echo "  curl http://127.0.0.1:8000/sally"
 	cd examples/hello && ../../$(BIN)/bfctl serve
+
+bench: install
+	@command -v wrk >/dev/null || echo "wrk not found: figures come from a slower Python client (apt-get install wrk, brew install wrk)"
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) build .pytest_cache *.egg-info

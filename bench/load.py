@@ -1,0 +1,84 @@
+"""Load generation: wrk when installed, else a closed-loop Python client (flagged as such)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CONNECTIONS = 64
+
+
+@dataclass
+class LoadResult:
+    requests_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    tool: str
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if body is not None:
+            script = Path(tmp) / "post.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = [[{body.decode()}]]\n"
+            )
+            args += ["-s", str(script)]
+        out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?timeout)\s*:?\s*(\d+)", out))
+    return LoadResult(rps, _ms(p50.group(1)) if p50 else None, _ms(p99.group(1)) if p99 else None, errors, "wrk")
+
+
+async def _closed_loop(url: str, seconds: float, body: bytes | None) -> LoadResult:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            method = "POST" if body is not None else "GET"
+            async with session.request(method, url, data=body, headers={"Content-Type": "application/json"}) as r:
+                await r.read()
+                if r.status >= 300:
+                    errors += 1
+            latencies.append(time.monotonic() - start)
+
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        began = time.monotonic()
+        await asyncio.gather(*(client(session) for _ in range(CONNECTIONS)))
+        took = time.monotonic() - began
+    latencies.sort()
+    pick = lambda q: latencies[int(q * (len(latencies) - 1))] * 1000 if latencies else None  # noqa: E731
+    return LoadResult(len(latencies) / took, pick(0.5), pick(0.99), errors, "python closed loop (install wrk)")
+
+
+def run_load(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
+    if have_wrk():
+        return run_wrk(url, seconds, body)
+    return asyncio.run(_closed_loop(url, seconds, body))

@@ -1,0 +1,143 @@
+"""``make bench``: our runtime against raw aiohttp and FastAPI, side by side in one run.
+
+Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
+BENCH_SECONDS sets the length of each load run (default 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from bench.load import CONNECTIONS, LoadResult, have_wrk, run_load
+from bench.servers import ROOT, running
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+ORDER = json.dumps({"order_id": 1, "customer": "ann", "email": "a@example.com", "amount": 9.5,
+                    "currency": "EUR", "paid": True, "items": ["a", "b", "c"], "note": "rush"}).encode()
+
+# name, path, body, baseline kind, targets: {other kind: minimum ours/other}
+ENDPOINTS = [
+    ("1. GET /bob: sync handler, REPLICA dependency", "/bob", None, {"aiohttp": 0.9, "fastapi": 2.5}),
+    ("2. GET /abob: async handler", "/abob", None, {"aiohttp": 0.9}),
+    ("3. GET /deps: REPLICA + 2 PROCESS (1 async)", "/deps", None, {"aiohttp": 0.9}),
+    ("4. POST /orders: JSON body, 8 fields", "/orders", ORDER, {}),
+]
+KINDS = ("bfctl", "aiohttp", "fastapi")
+
+
+def endpoints() -> list[dict[str, Any]]:
+    results: dict[str, dict[str, LoadResult]] = {name: {} for name, *_ in ENDPOINTS}
+    for kind in KINDS:
+        with running(kind) as (base, _process, _startup):
+            for name, path, body, _targets in ENDPOINTS:
+                run_load(base + path, 1, body)  # warm-up
+                results[name][kind] = run_load(base + path, SECONDS, body)
+    rows = []
+    for name, _path, _body, targets in ENDPOINTS:
+        ours = results[name]["bfctl"]
+        row: dict[str, Any] = {"scenario": name, "results": {k: vars(v) for k, v in results[name].items()}}
+        row["ratios"] = {k: ours.requests_per_s / results[name][k].requests_per_s for k in KINDS if k != "bfctl"}
+        row["targets"] = {k: {"min": t, "met": row["ratios"][k] >= t} for k, t in targets.items()}
+        rows.append(row)
+    return rows
+
+
+def _time(cmd: list[str], cwd: Path, runs: int = 5) -> float:
+    took = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        took.append(time.perf_counter() - began)
+    return statistics.median(took)
+
+
+def tools(workdir: Path) -> dict[str, float]:
+    """Wall seconds (median of 5) of CLI commands on a copy of examples/notes."""
+    import shutil
+
+    bfctl = [sys.executable, "-m", "bfctl"]
+    project = workdir / "notes"
+    shutil.copytree(ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow"))
+    out = {"bfctl --help": _time([*bfctl, "--help"], project)}
+    applies = []
+    for _ in range(3):
+        applies.append(_time([*bfctl, "apply", "--yes"], project, runs=1))
+        subprocess.run([*bfctl, "destroy", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
+    out["bfctl apply (fresh Cloud SQL instance)"] = statistics.median(applies)
+    subprocess.run([*bfctl, "apply", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
+    out["bfctl plan (no changes)"] = _time([*bfctl, "plan"], project)
+    with running("bfctl", probe="/bob") as (_base, _process, startup):
+        out["bfctl serve until first 200"] = startup
+    subprocess.run([*bfctl, "destroy", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
+    return out
+
+
+def memory() -> dict[str, float]:
+    """RSS of one idle worker, and after 100k requests (MiB)."""
+    import urllib.request
+
+    with running("bfctl", probe="/bob") as (base, process, _startup):
+        proc = psutil.Process(process.pid)
+        idle = proc.memory_info().rss / 2**20
+        sent = 0
+        while sent < 100_000:
+            result = run_load(base + "/bob", 2)
+            sent += int(result.requests_per_s * 2)
+        with urllib.request.urlopen(base + "/bob") as r:
+            r.read()
+        after = proc.memory_info().rss / 2**20
+    return {"idle worker RSS MiB": idle, "RSS after 100k requests MiB": after, "requests sent": sent}
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"\nLoad: {'wrk' if have_wrk() else 'python closed loop (install wrk for real figures)'}, "
+          f"{CONNECTIONS} connections, {SECONDS:g}s per run, 1 server process each\n")
+    for row in rows:
+        print(row["scenario"])
+        for kind, r in row["results"].items():
+            p50 = f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "-"
+            p99 = f"{r['p99_ms']:.2f}" if r["p99_ms"] is not None else "-"
+            print(f"   {kind:<8} {r['requests_per_s']:>10,.0f} req/s   p50 {p50:>6} ms   p99 {p99:>6} ms")
+        for kind, ratio in row["ratios"].items():
+            target = row["targets"].get(kind)
+            mark = "" if target is None else f"   (target ≥ {target['min']}: {'met' if target['met'] else 'MISSED'})"
+            print(f"   bfctl / {kind:<8} {ratio:.2f}x{mark}")
+        print()
+
+
+def main() -> None:
+    import tempfile
+
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_tool": "wrk" if have_wrk() else "python-closed-loop",
+        "seconds_per_run": SECONDS,
+    }
+    sections: list[tuple[str, Callable[[], Any]]] = [("endpoints", endpoints), ("memory", memory)]
+    for key, fn in sections:
+        report[key] = fn()
+        if key == "endpoints":
+            print_table(report[key])
+    with tempfile.TemporaryDirectory() as tmp:
+        report["tools_seconds"] = tools(Path(tmp))
+    for key in ("memory", "tools_seconds"):
+        print(key.replace("_", " ").capitalize() + ":")
+        for name, value in report[key].items():
+            print(f"   {name:<40} {value:,.3f}" if isinstance(value, float) else f"   {name:<40} {value:,}")
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
