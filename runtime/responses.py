@@ -15,6 +15,7 @@ log = logging.getLogger("buildflow.runtime")
 
 JSON = "application/json"
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_PLAIN_JSON = frozenset({str, int, float, bool, type(None)})
 
 
 def _default(obj: Any) -> Any:
@@ -41,6 +42,8 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 def render(result: Any) -> web.StreamResponse:
     """BuildFlow's (FastAPI's) rules: data as JSON (``None`` is ``null``), bytes as-is."""
+    if type(result) in _PLAIN_JSON:
+        return web.Response(body=orjson.dumps(result, option=_OPTIONS), content_type=JSON)
     if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, SDKResponse):
