@@ -74,6 +74,14 @@ class TestWebSocket:
         self.close()
 
 
+async def _cancel_leftovers() -> None:
+    """Connections the server had not finished closing: end them before the loop goes."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class TestClient:
     """Serves ``flow`` in a background thread for the duration of a ``with`` block."""
 
@@ -123,6 +131,7 @@ class TestClient:
             self._served.result(timeout=60)
         finally:
             self._served = None
+            self._run(_cancel_leftovers())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
