@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
@@ -12,13 +13,16 @@ from aiohttp import web
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyError
+import buildflow
 from buildflow.flow import Flow
 from buildflow.processors import Method, join_route
 from runtime.errors import StartupError
 from runtime.graph import Graph, Node
 from runtime.handlers import CompiledHandler
 from runtime.lifecycle import Lifecycle
-from runtime.responses import json_response
+from runtime import openapi
+from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
+from runtime.responses import JSON, dumps, json_response
 
 HEALTH_ROUTE = "/_bf/health"
 #: Request bodies above this size are answered with 413.
@@ -97,10 +101,21 @@ class FlowApp:
             else:
                 app.router.add_route(handler.method, handler.route, handler.handle)
         app.router.add_get(HEALTH_ROUTE, _health)
+        self._add_docs(app)
         app.router.add_route("*", "/{_bf_unmatched:.*}", _unmatched)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
+
+    def _add_docs(self, app: web.Application) -> None:
+        """``/openapi.json`` and ``/docs``, unless the flow uses those routes itself."""
+        taken = {route for _, route in self.routes()}
+        if OPENAPI_ROUTE not in taken:
+            body = dumps(openapi.document(self.flow.flow_id, buildflow.__version__, self.handlers))
+            app.router.add_get(OPENAPI_ROUTE, functools.partial(_static, body, JSON))
+        if DOCS_ROUTE not in taken:
+            page = openapi.docs_page(self.flow.flow_id).encode()
+            app.router.add_get(DOCS_ROUTE, functools.partial(_static, page, "text/html"))
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -121,6 +136,10 @@ class FlowApp:
         if self._owns_global:
             await self.lifecycle.stop(Scope.GLOBAL, loop, self.pool)
         self.pool.shutdown(wait=True)
+
+
+async def _static(body: bytes, content_type: str, _request: web.Request) -> web.Response:
+    return web.Response(body=body, content_type=content_type)
 
 
 async def _health(_request: web.Request) -> web.Response:

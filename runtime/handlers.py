@@ -52,6 +52,8 @@ class CompiledHandler:
         if self.is_websocket and not self.is_async:
             raise StartupError(f"{owner}: websocket endpoints must be `async def`")
         self.params = Params()
+        self.is_collector = collector
+        self.fn = fn
         args: list[Arg] = []
         path_names = set(_PATH_PARAM.findall(route))
         signature = signature_of(fn, owner)

@@ -36,11 +36,15 @@ class Params:
         self.query: list[tuple[str, Converter, Any, bool]] = []  # name, convert, default, repeated
         self.body: list[tuple[str, Converter, Any]] = []  # name, convert, default
         self.embed_body = False
+        #: (where, name, annotation, required) of each parameter, for the OpenAPI document.
+        self.described: list[tuple[str, str, Any, bool]] = []
 
     def add_path(self, name: str, annotation: Any) -> None:
         self.path.append((name, _converter(annotation)))
+        self.described.append(("path", name, annotation, True))
 
     def add_query(self, name: str, annotation: Any, default: Any) -> None:
+        self.described.append(("query", name, annotation, default is _MISSING))
         item = scalar_list_item(annotation)
         if item is not None:
             self.query.append((name, _converter(item), default, True))
@@ -48,6 +52,7 @@ class Params:
             self.query.append((name, _converter(annotation), default, False))
 
     def add_body(self, name: str, annotation: Any, default: Any) -> None:
+        self.described.append(("body", name, annotation, default is _MISSING))
         self.body.append((name, compile_type(annotation), default))
         self.embed_body = len(self.body) > 1
 

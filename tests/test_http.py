@@ -285,3 +285,20 @@ def test_request_injection(client):
 def test_health_route(client):
     r = client.get("/_bf/health")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_openapi_document_describes_routes_and_types(client):
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    get_item = doc["paths"]["/items/{item_id}"]["get"]
+    params = {p["name"]: (p["in"], p["required"], p["schema"]) for p in get_item["parameters"]}
+    assert params["item_id"] == ("path", True, {"type": "integer"})
+    assert params["verbose"] == ("query", False, {"type": "boolean"})
+    create = doc["paths"]["/items"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    item = doc["components"]["schemas"]["Item"]
+    assert item["required"] == ["name", "price"] and item["properties"]["tags"]["type"] == "array"
+    assert "422" in create["responses"]
+    assert doc["components"]["schemas"]["PItem"]["properties"]["qty"]["type"] == "integer"
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
