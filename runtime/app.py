@@ -94,7 +94,9 @@ class FlowApp:
 
     def build(self) -> web.Application:
         """A fresh aiohttp application (one per worker process)."""
-        app = web.Application(client_max_size=self.max_body, handler_args={"max_field_size": 16384})
+        app = web.Application(
+            client_max_size=self.max_body, handler_args={"max_line_size": 65536, "max_field_size": 65536}
+        )
         for handler in self.handlers:
             if handler.is_websocket:
                 app.router.add_route("GET", handler.route, handler.handle_websocket)

@@ -44,17 +44,26 @@ def _to_str(v: Any) -> str:
     raise Invalid.one("Input should be a valid string", "string_type")
 
 
+#: ``int`` values are 64-bit: what databases, JSON encoders and most clients handle.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
 def _to_int(v: Any) -> int:
+    value: int | None = None
     if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str):
+        value = v
+    elif isinstance(v, float) and v.is_integer():
+        value = int(v)
+    elif isinstance(v, str) and len(v) < 64:
         try:
-            return int(v.strip())
+            value = int(v.strip())
         except ValueError:
             pass
-    raise Invalid.one("Input should be a valid integer", "int_parsing")
+    if value is None:
+        raise Invalid.one("Input should be a valid integer", "int_parsing")
+    if not INT_MIN <= value <= INT_MAX:
+        raise Invalid.one("Input should be a 64-bit integer", "int_range")
+    return value
 
 
 def _to_float(v: Any) -> float:
