@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -15,8 +16,9 @@ from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyError
 import buildflow
 from buildflow.flow import Flow
-from buildflow.processors import Method, join_route
+from buildflow.processors import Collector, Method, join_route
 from runtime.errors import StartupError
+from runtime.collectors import SinkRegistry
 from runtime.graph import Graph, Node
 from runtime.handlers import CompiledHandler
 from runtime.lifecycle import Lifecycle
@@ -47,8 +49,9 @@ class FlowApp:
         self.max_body = max_body
         provided = {} if outputs is None else {ResourceOutputs: outputs}
         graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
+        self.sinks = SinkRegistry(outputs or ResourceOutputs(), Path.cwd())
         try:
-            self.handlers = self._compile(flow, graph)
+            self.handlers = self._compile(flow, graph, self.sinks)
         except DependencyError as e:
             raise StartupError(str(e)) from None
         roots: list[Node] = []
@@ -59,24 +62,18 @@ class FlowApp:
         self.pool: ThreadPoolExecutor | None = None
 
     @staticmethod
-    def _compile(flow: Flow, graph: Graph) -> list[CompiledHandler]:
+    def _compile(flow: Flow, graph: Graph, sinks: SinkRegistry) -> list[CompiledHandler]:
         handlers: list[CompiledHandler] = []
         seen: dict[tuple[str, str], str] = {}
-        declared = [
-            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, False)
+        declared: list[tuple[str, Method, Any, Collector | None]] = [
+            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, None)
             for s in flow.services
             for e in s.endpoints
         ]
-        for c in flow.collectors:
-            if c.sink_primitive is not None:
-                raise StartupError(
-                    f"collector `{c.name}`: writing to a sink ({type(c.sink_primitive).__name__}) is not "
-                    "supported by this version; declare it with sink=None"
-                )
-            declared.append((c.route, c.method, c.original_process_fn_or_class, True))
-        for route, method, target, is_collector in declared:
+        declared += [(c.route, c.method, c.original_process_fn_or_class, c) for c in flow.collectors]
+        for route, method, target, collector in declared:
             key = (route, "GET" if method is Method.WEBSOCKET else method.value)
-            handler = CompiledHandler(target, route, method.value, graph, collector=is_collector)
+            handler = CompiledHandler(target, route, method.value, graph, collector=collector, sinks=sinks)
             if key in seen:
                 raise StartupError(f"{key[1]} {route} is declared twice: by `{seen[key]}` and by `{handler.name}`")
             seen[key] = handler.name
@@ -100,6 +97,8 @@ class FlowApp:
         for handler in self.handlers:
             if handler.is_websocket:
                 app.router.add_route("GET", handler.route, handler.handle_websocket)
+            elif handler.is_collector:
+                app.router.add_route(handler.method, handler.route, handler.handle_collector)
             else:
                 app.router.add_route(handler.method, handler.route, handler.handle)
         app.router.add_get(HEALTH_ROUTE, _health)
@@ -126,6 +125,7 @@ class FlowApp:
         if self._owns_global:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)
         await self.lifecycle.start(Scope.REPLICA, loop, self.pool)
+        await self.sinks.start()
         for handler in self.handlers:
             await handler.start(loop, self.pool)
 
@@ -134,6 +134,7 @@ class FlowApp:
         assert self.pool is not None
         for handler in self.handlers:
             await handler.stop(loop, self.pool)
+        await self.sinks.stop()  # writes every row still queued
         await self.lifecycle.stop(Scope.REPLICA, loop, self.pool)
         if self._owns_global:
             await self.lifecycle.stop(Scope.GLOBAL, loop, self.pool)

@@ -18,6 +18,8 @@ from aiohttp import web
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
 from buildflow.requests import WebSocket
+from buildflow.processors import Collector
+from runtime.collectors import CollectorOutput, SinkRegistry
 from runtime.context import RequestContext
 from runtime.errors import StartupError
 from runtime.graph import Arg, Graph
@@ -29,15 +31,13 @@ from runtime.validation import is_body_type, is_scalar, scalar_list_item
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
 _EMPTY: dict[str, Any] = {}
-_SUCCESS = b'{"success":true}'
-
-
-def _collector_response(_result: Any) -> web.Response:
-    return web.Response(body=_SUCCESS, content_type="application/json")
 
 
 class CompiledHandler:
-    def __init__(self, target: Any, route: str, method: str, graph: Graph, *, collector: bool = False) -> None:
+    def __init__(
+        self, target: Any, route: str, method: str, graph: Graph, *,
+        collector: Collector | None = None, sinks: SinkRegistry | None = None,
+    ) -> None:
         self.target = target
         self.route = route
         self.method = method
@@ -45,6 +45,7 @@ class CompiledHandler:
         self.is_websocket = method == "WEBSOCKET"
         self.name = describe(target)
         owner = f"{'collector' if collector else 'endpoint'} `{self.name}` ({method} {route})"
+        self.is_collector = collector is not None
         if self.is_class and not callable(getattr(target, "process", None)):
             raise StartupError(f"{owner}: a class-based processor needs a `process` method")
         fn = target.process if self.is_class else target
@@ -52,8 +53,10 @@ class CompiledHandler:
         if self.is_websocket and not self.is_async:
             raise StartupError(f"{owner}: websocket endpoints must be `async def`")
         self.params = Params()
-        self.is_collector = collector
         self.fn = fn
+        self.output = None if collector is None else CollectorOutput(
+            sinks, collector.sink_primitive, fn, collector.batch_options  # type: ignore[arg-type]
+        )
         args: list[Arg] = []
         path_names = set(_PATH_PARAM.findall(route))
         signature = signature_of(fn, owner)
@@ -61,7 +64,6 @@ class CompiledHandler:
             args.extend(self._classify(param, annotation, path_names, graph, owner))
         self.plan = RequestPlan(args, self.is_async)
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
-        self._render: Callable[[Any], web.StreamResponse] = _collector_response if collector else render
         self._instance: Any = None
         self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None
 
@@ -104,6 +106,8 @@ class CompiledHandler:
                 await _call(setup, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
+        if self.output is not None:
+            self.output.start()
         self._loop, self._pool = loop, pool
         self._invoke = self._choose_invoke(fn)
 
@@ -154,15 +158,26 @@ class CompiledHandler:
         try:
             params = await self.params.parse(raw) if not self.params.empty else _EMPTY
             ctx = RequestContext(raw) if self.needs_context else None
-            return self._render(await self._invoke(ctx, params))  # type: ignore[misc]
-        except HTTPException as e:
-            return json_response({"detail": e.detail}, e.status_code, e.headers)
-        except ClientError as e:
-            return json_response(e.body, e.status, e.headers)
+            return render(await self._invoke(ctx, params))  # type: ignore[misc]
         except Exception as e:
-            if is_unavailable(e):
-                return unavailable(raw, self.name, e)
-            return server_error(raw, self.name, e)
+            return self._error(raw, e)
+
+    async def handle_collector(self, raw: web.Request) -> web.StreamResponse:
+        try:
+            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            ctx = RequestContext(raw) if self.needs_context else None
+            return await self.output.deliver(await self._invoke(ctx, params))  # type: ignore[misc, union-attr]
+        except Exception as e:
+            return self._error(raw, e)
+
+    def _error(self, raw: web.Request, e: Exception) -> web.StreamResponse:
+        if isinstance(e, HTTPException):
+            return json_response({"detail": e.detail}, e.status_code, e.headers)
+        if isinstance(e, ClientError):
+            return json_response(e.body, e.status, e.headers)
+        if is_unavailable(e):
+            return unavailable(raw, self.name, e)
+        return server_error(raw, self.name, e)
 
     async def handle_websocket(self, raw: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()

@@ -114,7 +114,11 @@ class TestClient:
             self._loop,
         )
         self._served.add_done_callback(lambda f: ready.done() or ready.set_exception(f.exception() or RuntimeError("server stopped")))
-        self.base_url = ready.result(timeout=60)[0]
+        try:
+            self.base_url = ready.result(timeout=60)[0]
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -128,6 +132,8 @@ class TestClient:
             self._run(self._session.close())
         self._loop.call_soon_threadsafe(self._stop.set)  # type: ignore[union-attr]
         try:
+            if self._served.done() and self._served.exception() is not None:
+                return  # the server never started; its error is what the caller sees
             self._served.result(timeout=60)
         finally:
             self._served = None

@@ -1,0 +1,126 @@
+"""Where collectors' rows go: one batcher per sink per worker, shared by every collector and
+``SinkDependencyBuilder`` dependency that writes to the same sink."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from runtime.batching import Batcher, BatchOptions, QueueFull, SinkUnavailable
+from runtime.errors import StartupError
+from runtime.responses import json_response
+from runtime.sinks.base import Row, RowsRejected
+
+_SUCCESS = b'{"success":true}'
+
+
+def row_type_of(fn: Callable[..., Any], sink: Any) -> Any:
+    """The type of one row: the sink's declared schema, else the handler's return annotation
+    (``T``, ``list[T]`` or ``Optional[...]`` of those)."""
+    declared = getattr(sink, "schema", None)
+    if declared is not None:
+        return declared
+    try:
+        returned = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    for _ in range(3):  # Optional[list[T]] → list[T] → T
+        args = [a for a in typing.get_args(returned) if a is not type(None)]
+        if typing.get_origin(returned) in (list, tuple, typing.Union, __import__("types").UnionType) and args:
+            returned = args[0]
+        else:
+            break
+    return returned
+
+
+class SinkRegistry:
+    """Sinks a worker writes to; started with the worker, flushed and stopped with it."""
+
+    def __init__(self, outputs: Any, project_dir: Path) -> None:
+        self._outputs = outputs
+        self._project_dir = project_dir
+        self._declared: dict[str, tuple[Any, Any, BatchOptions]] = {}
+        self.batchers: dict[str, Batcher] = {}
+
+    def declare(self, sink: Any, row_type: Any, options: BatchOptions) -> str:
+        key = sink.primitive_id() if hasattr(sink, "primitive_id") else repr(sink)
+        known = self._declared.get(key)
+        if known is not None and known[1] is not None and row_type is not None and known[1] is not row_type:
+            raise StartupError(f"sink {key} is written with two row types: {known[1]!r} and {row_type!r}")
+        if known is None or known[1] is None:
+            self._declared[key] = (sink, row_type, options)
+        return key
+
+    async def start(self) -> None:
+        if not self._declared:
+            return
+        from runtime.sinks import writer_for
+        from runtime.sinks.schema import schema_from_type
+
+        for key, (sink, row_type, options) in self._declared.items():
+            schema = schema_from_type(row_type) if row_type is not None else None
+            batcher = Batcher(writer_for(sink, schema, self._outputs, self._project_dir), options)
+            await batcher.start()
+            self.batchers[key] = batcher
+
+    async def stop(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self.batchers.clear()
+
+
+class CollectorOutput:
+    """Turns a collector's result into rows, hands them to its sink, and answers."""
+
+    def __init__(self, registry: SinkRegistry, sink: Any, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        try:
+            batch_options = BatchOptions(**options)
+        except (TypeError, ValueError) as e:
+            raise StartupError(f"collector `{getattr(fn, '__name__', fn)}`: {e}") from None
+        self.row_type = row_type_of(fn, sink)
+        self._registry = registry
+        # No sink (BuildFlow's ``Empty``): the rows are discarded, the answer is the same.
+        self._key = None if sink is None else registry.declare(sink, self.row_type, batch_options)
+        self._convert: Callable[[Any], Row] | None = None
+
+    def start(self) -> None:
+        if self._key is None:
+            return
+        from runtime.sinks.schema import row_converter
+
+        self._convert = row_converter(self.row_type) if self.row_type is not None else _as_row
+
+    async def deliver(self, result: Any) -> web.StreamResponse:
+        if result is None or self._key is None:
+            rows: list[Row] = []
+        elif isinstance(result, (list, tuple)):
+            rows = [self._convert(r) for r in result]  # type: ignore[misc]
+        else:
+            rows = [self._convert(result)]  # type: ignore[misc]
+        if rows:
+            try:
+                await self._registry.batchers[self._key].submit(rows)
+            except RowsRejected as e:
+                return json_response({"detail": f"rows refused by the sink: {e}"}, 422)
+            except (QueueFull, SinkUnavailable):
+                return json_response(
+                    {"detail": "The sink cannot take rows right now; retry later"}, 503, {"Retry-After": "1"}
+                )
+        return web.Response(body=_SUCCESS, content_type="application/json")
+
+
+def _as_row(value: Any) -> Row:
+    """Rows of a collector without a row type: dicts, dataclasses or models."""
+    import dataclasses
+
+    if isinstance(value, dict):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        return dump()
+    raise TypeError(f"a collector returned a {type(value).__name__}; return dicts, dataclasses or models")
