@@ -1,0 +1,52 @@
+"""``bfctl apply`` killed with SIGKILL at several points: the next plan is right, the dead
+process's lock is detected, and the next apply converges."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import REPO_ROOT, run_bfctl
+
+KILL_POINTS = [
+    r"… create\s+my-project:notes-db$",  # while the PostgreSQL cluster is being made
+    r"✓ created my-project:notes-db ",  # between two resources
+    r"… create\s+my-project:notes-db\.notes$",
+    r"✓ created my-project:notes-db\.notes ",
+]
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+def test_apply_killed_then_converges(kill_at: str, tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = tmp_path / "notes"
+    shutil.copytree(REPO_ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow"))
+    apply = subprocess.Popen([sys.executable, "-m", "bfctl", "apply", "--yes"], cwd=project, env=bfctl_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in apply.stdout:  # type: ignore[union-attr]
+        seen.append(line.rstrip())
+        if re.search(kill_at, line.rstrip()):
+            apply.send_signal(signal.SIGKILL)
+            break
+    apply.wait(timeout=60)
+    apply.stdout.close()  # type: ignore[union-attr]
+    assert apply.returncode == -signal.SIGKILL, "\n".join(seen)
+
+    code, out = run_bfctl(["plan", "--detailed-exitcode"], project, bfctl_env)
+    assert code == 2 and "to create" in out, out  # what is left, no error
+
+    code, out = run_bfctl(["apply", "--yes"], project, bfctl_env)
+    assert code == 1 and "lock" in out.lower() and "--break-lock" in out, out  # the dead holder is named
+
+    try:
+        code, out = run_bfctl(["apply", "--yes", "--break-lock"], project, bfctl_env)
+        assert code == 0, out
+        code, out = run_bfctl(["plan", "--detailed-exitcode"], project, bfctl_env)
+        assert code == 0 and "3 unchanged" in out, out
+    finally:
+        assert run_bfctl(["destroy", "--yes", "--break-lock"], project, bfctl_env)[0] == 0
