@@ -103,7 +103,7 @@ class FlowApp:
                 app.router.add_route(handler.method, handler.route, handler.handle)
         app.router.add_get(HEALTH_ROUTE, _health)
         self._add_docs(app)
-        app.router.add_route("*", "/{_bf_unmatched:.*}", _unmatched)
+        app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", _unmatched)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app

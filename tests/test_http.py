@@ -302,3 +302,10 @@ def test_openapi_document_describes_routes_and_types(client):
     assert doc["components"]["schemas"]["PItem"]["properties"]["qty"]["type"] == "integer"
     page = client.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text
+
+
+def test_unmatched_paths_with_control_characters_are_json(client):
+    r = client.get("/x%0Ay")
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json")
+    r = client.request("POST", "/text%0A")
+    assert r.status_code in (404, 405) and r.headers["Content-Type"].startswith("application/json")
