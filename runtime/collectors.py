@@ -57,11 +57,10 @@ class SinkRegistry:
     async def start(self) -> None:
         if not self._declared:
             return
-        from runtime.sinks import writer_for
-        from runtime.sinks.schema import schema_from_type
+        from runtime.sinks import schema_or_none, writer_for
 
         for key, (sink, row_type, options) in self._declared.items():
-            schema = schema_from_type(row_type) if row_type is not None else None
+            schema = schema_or_none(row_type) if row_type is not None else None
             batcher = Batcher(writer_for(sink, schema, self._outputs, self._project_dir), options)
             await batcher.start()
             self.batchers[key] = batcher
@@ -89,17 +88,22 @@ class CollectorOutput:
     def start(self) -> None:
         if self._key is None:
             return
-        from runtime.sinks.schema import row_converter
+        from runtime.sinks import row_converter
 
-        self._convert = row_converter(self.row_type) if self.row_type is not None else _as_row
+        self._convert = row_converter(self.row_type)
 
     async def deliver(self, result: Any) -> web.StreamResponse:
-        if result is None or self._key is None:
-            rows: list[Row] = []
-        elif isinstance(result, (list, tuple)):
-            rows = [self._convert(r) for r in result]  # type: ignore[misc]
-        else:
-            rows = [self._convert(result)]  # type: ignore[misc]
+        from runtime.sinks import RowConversionError
+
+        try:
+            if result is None or self._key is None:
+                rows: list[Row] = []
+            elif isinstance(result, (list, tuple)):
+                rows = [self._convert(r) for r in result]  # type: ignore[misc]
+            else:
+                rows = [self._convert(result)]  # type: ignore[misc]
+        except RowConversionError as e:
+            return json_response({"detail": f"row does not fit the sink: {e}"}, 422)
         if rows:
             try:
                 await self._registry.batchers[self._key].submit(rows)
@@ -110,17 +114,3 @@ class CollectorOutput:
                     {"detail": "The sink cannot take rows right now; retry later"}, 503, {"Retry-After": "1"}
                 )
         return web.Response(body=_SUCCESS, content_type="application/json")
-
-
-def _as_row(value: Any) -> Row:
-    """Rows of a collector without a row type: dicts, dataclasses or models."""
-    import dataclasses
-
-    if isinstance(value, dict):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    dump = getattr(value, "model_dump", None)
-    if dump is not None:
-        return dump()
-    raise TypeError(f"a collector returned a {type(value).__name__}; return dicts, dataclasses or models")
