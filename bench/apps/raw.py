@@ -67,6 +67,12 @@ async def orders(request: web.Request) -> web.Response:
 
 
 def main() -> None:
+    try:  # the same loop bfctl serve picks, so the comparison is like for like
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     app = web.Application()
     app.router.add_get("/bob", bob)
     app.router.add_get("/abob", abob)
