@@ -2,7 +2,7 @@
 # when pyproject.toml changes (the stamp file records the last install).
 
 PYTHON ?= python3
-EXTRAS ?= dev,bench
+EXTRAS ?= dev,bench,gcp
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

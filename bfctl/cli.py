@@ -57,6 +57,22 @@ InfraTargetOption = Annotated[
     str, typer.Option("--target", help="Where resources live: `local` (embedded, the default) or `gcp`.")
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+GCPProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gcp-project",
+        help="gcp target: the default Google Cloud project (else `[tool.buildflow.gcp]` or the primitives').",
+        show_default=False,
+    ),
+]
+GCPRegionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gcp-region",
+        help="gcp target: the default region, e.g. us-central1 (else `[tool.buildflow.gcp]` or the primitives').",
+        show_default=False,
+    ),
+]
 BreakLockOption = Annotated[
     bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
 ]
@@ -105,6 +121,8 @@ def serve(
     apply_first: Annotated[
         bool, typer.Option("--apply", help="Apply the flow's infrastructure first (without asking).")
     ] = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
 ) -> None:
     """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
 
@@ -116,7 +134,9 @@ def serve(
         from bfctl import infra
         from runtime import server
 
-        outputs = infra.outputs_for_serving(loaded.flow, infra_target, stack, apply_first)
+        outputs = infra.outputs_for_serving(
+            loaded.flow, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region)
+        )
         routes = server.describe_routes(loaded.flow)
         code = server.serve(
             loaded.flow,
@@ -141,13 +161,15 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 1 on error."),
     ] = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
 ) -> None:
     """Show what `apply` would create, update, replace or delete (secrets shown as (secret))."""
     with _reported_errors():
         loaded = _load(target)
         from bfctl import infra
 
-        changed = infra.plan(loaded.flow, infra_target, stack, as_json)
+        changed = infra.plan(loaded.flow, infra_target, stack, as_json, _gcp(gcp_project, gcp_region))
     raise typer.Exit(2 if detailed_exitcode and changed else 0)
 
 
@@ -158,13 +180,15 @@ def apply(
     infra_target: InfraTargetOption = "local",
     yes: YesOption = False,
     break_lock: BreakLockOption = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
 ) -> None:
     """Create or update the flow's infrastructure; asks first unless --yes."""
     with _reported_errors():
         loaded = _load(target)
         from bfctl import infra
 
-        infra.apply(loaded.flow, infra_target, stack, yes, break_lock)
+        infra.apply(loaded.flow, infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region))
 
 
 @app.command()
@@ -178,12 +202,18 @@ def destroy(
     infra_target: InfraTargetOption = "local",
     yes: YesOption = False,
     break_lock: BreakLockOption = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
 ) -> None:
     """Delete everything the stack made, and only that; asks first unless --yes."""
     with _reported_errors():
         from bfctl import infra
 
-        infra.destroy(infra_target, stack, yes, break_lock)
+        infra.destroy(infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region))
+
+
+def _gcp(project: str | None, region: str | None) -> dict[str, str | None]:
+    return {"project": project, "region": region}
 
 
 def _load(target: str | None) -> "LoadedFlow":

@@ -7,6 +7,7 @@ only gathers what the flow declares, asks for confirmation and renders.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ class Refused(Exception):
 
 
 def declared_primitives(flow: Any, target: str) -> list[Any]:
-    """The flow's managed primitives, plus on the local target the users its sessions log in as."""
+    """The flow's managed primitives, plus the users its sessions log in as with a password.
+
+    ``target`` is accepted for symmetry: every target makes the session users.
+    """
     primitives = list(flow.managed_primitives)
-    if target != "local":
-        return primitives
     from buildflow.dependencies.sqlalchemy import session_users
     from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
 
@@ -37,11 +39,23 @@ def declared_primitives(flow: Any, target: str) -> list[Any]:
     return primitives
 
 
-def provider_for(target: str, stack: str) -> Any:
+def _ask_passphrase() -> str:
+    return typer.prompt("Pulumi passphrase for the stack's secrets", hide_input=True)
+
+
+def provider_for(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> Any:
+    """The provider for ``target``; ``options`` are the gcp target's flags (``project``, ``region``).
+
+    On gcp, a missing Pulumi passphrase is asked for when a terminal can answer.
+    """
     from providers import get_provider
 
+    extra: dict[str, Any] = {}
+    if target == "gcp":
+        extra = {k: v for k, v in (options or {}).items() if v}
+        extra["ask_passphrase"] = _ask_passphrase if sys.stdin.isatty() else None
     try:
-        return get_provider(target, Path.cwd(), stack)
+        return get_provider(target, Path.cwd(), stack, **extra)
     except ValueError as e:
         raise Refused(str(e)) from None
 
@@ -55,9 +69,9 @@ def confirm(question: str, yes: bool) -> None:
         raise Refused("cancelled; nothing was changed")
 
 
-def plan(flow: Any, target: str, stack: str, as_json: bool) -> bool:
+def plan(flow: Any, target: str, stack: str, as_json: bool, options: Mapping[str, str | None] | None = None) -> bool:
     """Print the plan; True when it has changes."""
-    provider = provider_for(target, stack)
+    provider = provider_for(target, stack, options)
     result = provider.plan(declared_primitives(flow, target))
     if as_json:
         print(result.to_json(), flush=True)
@@ -66,9 +80,16 @@ def plan(flow: Any, target: str, stack: str, as_json: bool) -> bool:
     return result.has_changes
 
 
-def apply(flow: Any, target: str, stack: str, yes: bool, break_lock: bool) -> dict[str, dict[str, Any]]:
+def apply(
+    flow: Any,
+    target: str,
+    stack: str,
+    yes: bool,
+    break_lock: bool,
+    options: Mapping[str, str | None] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Plan, confirm and apply under one lock; returns the stack's outputs."""
-    provider = provider_for(target, stack)
+    provider = provider_for(target, stack, options)
     with provider.locked("bfctl apply", break_lock=break_lock):
         result = provider.plan(declared_primitives(flow, target))
         render.plan(result)
@@ -84,8 +105,10 @@ def apply(flow: Any, target: str, stack: str, yes: bool, break_lock: bool) -> di
     return outputs
 
 
-def destroy(target: str, stack: str, yes: bool, break_lock: bool) -> None:
-    provider = provider_for(target, stack)
+def destroy(
+    target: str, stack: str, yes: bool, break_lock: bool, options: Mapping[str, str | None] | None = None
+) -> None:
+    provider = provider_for(target, stack, options)
     with provider.locked("bfctl destroy", break_lock=break_lock):
         result = provider.plan([])
         render.plan(result, verb="destroy")
@@ -97,11 +120,15 @@ def destroy(target: str, stack: str, yes: bool, break_lock: bool) -> None:
     console.info(f"Destroy complete: {progress.done} resource(s) deleted.", "bold green")
 
 
-def outputs_for_serving(flow: Any, target: str, stack: str, apply_first: bool) -> Any:
+def outputs_for_serving(
+    flow: Any, target: str, stack: str, apply_first: bool, options: Mapping[str, str | None] | None = None
+) -> Any:
     """The applied outputs the runtime hands to dependencies; starts stopped local servers.
 
     Refuses when something the flow declares was never applied; warns when the stack
-    differs from the flow in a way serving can live with (an update not yet applied).
+    differs from the flow in a way serving can live with (an update not yet applied). On gcp
+    this compares with what the last apply recorded, so serving needs neither Pulumi nor a
+    passphrase.
     """
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
 
@@ -109,10 +136,10 @@ def outputs_for_serving(flow: Any, target: str, stack: str, apply_first: bool) -
     if not primitives:
         return ResourceOutputs({}, target)
     if apply_first:
-        apply(flow, target, stack, yes=True, break_lock=False)
-    provider = provider_for(target, stack)
+        apply(flow, target, stack, yes=True, break_lock=False, options=options)
+    provider = provider_for(target, stack, options)
     outputs = provider.ensure_running() if hasattr(provider, "ensure_running") else provider.outputs()
-    pending = provider.plan(primitives)
+    pending = provider.recorded_plan(primitives) if hasattr(provider, "recorded_plan") else provider.plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]
     if missing:
         raise Refused(

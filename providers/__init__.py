@@ -1,6 +1,7 @@
 """Targets that make the infrastructure a flow declares: one interface, one plan model."""
 
 import os
+from typing import Any
 
 from providers.base import (
     ApplyError,
@@ -34,10 +35,18 @@ __all__ = [
 ]
 
 
-def get_provider(target: str, project_dir: "str | os.PathLike[str]", stack: str = "dev") -> Provider:
-    """The provider of ``target`` (``local``; ``gcp`` comes later) for a project and stack."""
+def get_provider(target: str, project_dir: "str | os.PathLike[str]", stack: str = "dev", **options: Any) -> Provider:
+    """The provider of ``target`` (``local`` or ``gcp``) for a project and stack.
+
+    ``options`` are the gcp target's (``project``, ``region``, ``ask_passphrase``); the local
+    target takes none. Importing a target's module imports no cloud SDK.
+    """
     if target == "local":
         from providers.local import LocalProvider
 
         return LocalProvider(project_dir, stack)
-    raise ValueError(f"unknown target {target!r}: the available target is 'local'")
+    if target == "gcp":
+        from providers.gcp import GCPProvider
+
+        return GCPProvider(project_dir, stack, **options)
+    raise ValueError(f"unknown target {target!r}: the available targets are 'local' and 'gcp'")

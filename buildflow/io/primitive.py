@@ -100,3 +100,15 @@ class GCPPrimitive(Primitive):
     """A primitive that lives in Google Cloud."""
 
     primitive_type: ClassVar[PrimitiveType] = PrimitiveType.GCP
+
+
+class LocalPrimitive(Primitive):
+    """A primitive that lives on this machine (files, DuckDB databases)."""
+
+    primitive_type: ClassVar[PrimitiveType] = PrimitiveType.LOCAL
+
+
+class PortablePrimitive(Primitive):
+    """A primitive each target makes with its own service (``AnalysisTable``: BigQuery on gcp)."""
+
+    primitive_type: ClassVar[PrimitiveType] = PrimitiveType.PORTABLE

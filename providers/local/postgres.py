@@ -191,6 +191,14 @@ class EmbeddedPostgres:
         finally:
             conn.close()
 
+    def secret(self, name: str) -> tuple[str, Path]:
+        """A random secret kept in the server's directory (mode 0600), made on first use;
+        returns it and its file."""
+        path = self.directory / name
+        if not path.exists():
+            self._write_private(path, secrets.token_urlsafe(32))
+        return path.read_text(), path
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

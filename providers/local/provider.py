@@ -1,31 +1,31 @@
-"""The ``local`` target: Cloud SQL primitives on embedded PostgreSQL servers on this machine.
+"""The ``local`` target: everything a flow declares, on this machine, with no cloud account.
 
-Each ``CloudSQLInstance`` is one server under ``<project>/.buildflow/local/<stack>/<id>/``
-listening on a loopback port chosen at apply time; databases and users are made in it. The
-state records everything applied, so a plan after an interrupted apply shows what is left.
+Each family of resources lives in its own module (see their docstrings for what is real and
+what stands in): Cloud SQL on embedded PostgreSQL servers (``cloud_sql``), tables in DuckDB
+(``duckdb_tables``), file sinks' folders (``files``), buckets as folders (``buckets``), topics
+in Google's Pub/Sub emulator or a durable log (``pubsub``). Data lives under
+``<project>/.buildflow/local/<stack>/``. The state records everything applied, so a plan
+after an interrupted apply shows what is left.
 """
 
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Sequence
 from typing import Any
 
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
+from buildflow.io.gcp import CloudSQLInstance
 from buildflow.io.primitive import Primitive
 from providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
-from providers.local import sql
-from providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
+from providers.local.buckets import BucketFamily
+from providers.local.cloud_sql import CloudSQLFamily
+from providers.local.duckdb_tables import DuckDBFamily
+from providers.local.family import Family
+from providers.local.files import FileFamily
+from providers.local.postgres import LocalTargetError
+from providers.local.pubsub import PubSubFamily
 from providers.plan import Plan, ResourceChange, Step, diff, steps
-from providers.state import ResourceState, State
-
-INSTANCE = CloudSQLInstance.resource_type
-DATABASE = CloudSQLDatabase.resource_type
-USER = CloudSQLUser.resource_type
-
-
-def _dir_name(resource_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", resource_id)
+from providers.state import State
 
 
 class LocalProvider(Provider):
@@ -34,63 +34,45 @@ class LocalProvider(Provider):
     def __init__(self, project_dir: str | os.PathLike[str], stack: str = "dev") -> None:
         super().__init__(project_dir, stack)
         self.root = self.project_dir / ".buildflow" / "local" / self.stack
+        self.cloud_sql = CloudSQLFamily(self)
+        self.pubsub = PubSubFamily(self)
+        self.families: list[Family] = [self.cloud_sql, DuckDBFamily(self), FileFamily(self), BucketFamily(self), self.pubsub]
+        self._by_type = {t: f for f in self.families for t in f.resource_types}
+
+    def _family(self, resource_type: str) -> Family:
+        family = self._by_type.get(resource_type)
+        if family is None:
+            raise LocalTargetError(f"the local target does not know resources of type {resource_type}")
+        return family
 
     # -- what the local target can make ----------------------------------------------------
+    def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
+        # A primitive without a resource type (``Empty``) has nothing to make.
+        wanted = [p for p in primitives if p.resource_type]
+        implied = [extra for family in self.families for extra in family.implied(wanted)]
+        return super().declared([*implied, *wanted])
+
     def check_supported(self, primitive: Primitive) -> None:
-        if isinstance(primitive, CloudSQLInstance):
-            if primitive.engine != "postgres":
-                raise UnsupportedPrimitiveError(
-                    f"CloudSQLInstance {primitive.primitive_id()!r} uses {primitive.database_version}: the local "
-                    "target runs PostgreSQL only (an embedded server, no system install or Docker), and no "
-                    "embedded MySQL or SQL Server exists to stand in. Use a CloudSQLDatabaseVersion.POSTGRES_* "
-                    "version, or use the gcp target for this stack."
-                )
-        elif isinstance(primitive, CloudSQLUser):
-            if primitive.user_name == ADMIN_USER:
-                raise UnsupportedPrimitiveError(f"user name {ADMIN_USER!r} is the local target's administrator")
-        elif not isinstance(primitive, CloudSQLDatabase):
+        family = self._by_type.get(primitive.resource_type)
+        if family is None:
+            known = ", ".join(sorted(t.__name__ for f in self.families for t in f.primitive_types))
             raise UnsupportedPrimitiveError(
-                f"the local target cannot make {type(primitive).__name__} yet "
-                "(it supports CloudSQLInstance, CloudSQLDatabase and CloudSQLUser)"
+                f"the local target cannot make {type(primitive).__name__} (it makes {known})"
             )
+        family.check_supported(primitive)
 
     def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
-        properties = primitive.desired_properties()
-        if isinstance(primitive, CloudSQLInstance):
-            properties["status"] = "running"  # a stopped server plans as an update that starts it
-        return properties
+        return self._family(primitive.resource_type).desired_properties(primitive)
 
     # -- refresh -------------------------------------------------------------------------------
     def refresh(self) -> State:
         state = self.store.load()
-        for record in [r for r in state.resources.values() if r.resource_type == INSTANCE]:
-            server = self._server(record)
-            if not server.is_initialized():
-                self._forget(state, record.resource_id)
-                continue
-            port = server.running_port()
-            record.properties["status"] = "stopped" if port is None else "running"
-            if port is None:
-                continue  # its databases and users cannot be checked until it runs
-            self._set_port(state, record, port)
-            with server.admin(port) as conn:
-                for child in state.children_of(record.resource_id):
-                    self._refresh_child(state, conn, child)
+        for family in self.families:
+            family.refresh(state)
         for record in list(state.resources.values()):
             if any(p not in state.resources for p in record.parents):
                 del state.resources[record.resource_id]
         return state
-
-    def _refresh_child(self, state: State, conn: Any, record: ResourceState) -> None:
-        if record.resource_type == DATABASE:
-            if not sql.database_exists(conn, record.properties["database_name"]):
-                del state.resources[record.resource_id]
-        elif record.resource_type == USER:
-            exists, verifier = sql.role_password(conn, record.properties["user_name"])
-            if not exists:
-                del state.resources[record.resource_id]
-            else:
-                record.properties["password"] = verifier
 
     # -- apply / destroy -------------------------------------------------------------------------
     def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
@@ -130,94 +112,26 @@ class LocalProvider(Provider):
                 progress(rid, change.action, "done", message)
 
     def _step(self, state: State, step: Step, change: ResourceChange, doomed: set[str]) -> str:
-        kind = change.resource_type
+        family = self._family(change.resource_type)
         if step == "delete":
-            return self._delete(state, change.resource_id, doomed)
-        primitive = change.primitive
-        if kind == INSTANCE and isinstance(primitive, CloudSQLInstance):
-            return self._put_instance(state, primitive)
-        if kind == DATABASE and isinstance(primitive, CloudSQLDatabase):
-            return self._put_database(state, primitive)
-        if kind == USER and isinstance(primitive, CloudSQLUser):
-            return self._put_user(state, primitive)
-        raise LocalTargetError(f"the local target cannot {step} {kind} {change.resource_id!r}")
-
-    # -- one resource at a time -------------------------------------------------------------------
-    def _put_instance(self, state: State, instance: CloudSQLInstance) -> str:
-        rid = instance.primitive_id()
-        record = state.resources.get(rid)
-        server = EmbeddedPostgres(self.root / _dir_name(rid))
-        server.initialize()
-        port = server.start(record.private.get("port") if record else None)
-        with server.admin(port) as conn:
-            sql.ensure_owner_role(conn)
-            version = sql.server_version(conn)
-        properties = self.desired_properties(instance)
-        outputs = {"host": HOST, "port": port, "connection_name": instance.connection_name(), "server_version": version}
-        private = {"directory": str(server.directory.relative_to(self.project_dir)), "port": port}
-        self._record(state, instance, properties, outputs, private)
-        self._set_port(state, state.resources[rid], port)
-        major = version.split(".")[0]
-        note = "" if instance.database_version == f"POSTGRES_{major}" else f"; declared {instance.database_version}"
-        # Settings (tier, disks, flags, ...) mean nothing to a server on this machine: recorded only.
-        return f"PostgreSQL {version} on {HOST}:{port}{note}"
-
-    def _put_database(self, state: State, database: CloudSQLDatabase) -> str:
-        server, port, instance = self._running(state, database.instance.primitive_id())
-        with server.admin(port) as conn:
-            made = sql.create_database(conn, database.database_name)
-        outputs = {**self._endpoint(instance), "database": database.database_name}
-        self._record(state, database, database.desired_properties(), outputs)
-        return "created" if made else "already existed; recorded"
-
-    def _put_user(self, state: State, user: CloudSQLUser) -> str:
-        server, port, instance = self._running(state, user.instance.primitive_id())
-        with server.admin(port) as conn:
-            verifier = sql.set_login_role(conn, user.user_name, user.password)
-        properties = {**user.desired_properties(), "password": verifier}
-        self._record(state, user, properties, {**self._endpoint(instance), "user": user.user_name})
-        return f"login role {user.user_name}"
-
-    def _delete(self, state: State, rid: str, doomed: set[str]) -> str:
-        """Delete one resource; one inside an instance deleted in this run only loses its record."""
-        record = state.resources.get(rid)
-        if record is None:
-            return "already gone"
-        if record.resource_type == INSTANCE:
-            self._server(record).remove()
-            self._forget(state, rid)
-            return "server stopped, data deleted"
-        instance = state.resources.get(record.parents[0]) if record.parents else None
-        if instance is None or instance.resource_id in doomed or not self._server(instance).is_initialized():
-            del state.resources[rid]
-            return "goes with its instance"
-        server, port, _ = self._running(state, instance.resource_id)
-        with server.admin(port) as conn:
-            if record.resource_type == DATABASE:
-                sql.drop_database(conn, record.properties["database_name"])
-            else:
-                sql.drop_role(conn, lambda db: server.admin(port, db), record.properties["user_name"])
-        del state.resources[rid]
-        return "deleted"
+            record = state.resources.get(change.resource_id)
+            return "already gone" if record is None else family.delete(state, record, doomed)
+        if change.primitive is None:
+            raise LocalTargetError(f"the plan has no primitive to {step} {change.resource_id!r}")
+        return family.put(state, change.primitive)
 
     # -- serve support ---------------------------------------------------------------------------
     def ensure_running(self) -> Outputs:
-        """Start every applied server that is stopped (after a reboot, say) from its data.
+        """Start every applied server and emulator that is stopped (after a reboot, say).
 
-        Returns the outputs of the stack; a server that had to move to another port because
+        Returns the outputs of the stack; a service that had to move to another port because
         its old one was taken has its new port recorded.
         """
         with self.locked("serve"):
             state = self.store.load()
             moved = False
-            for record in [r for r in state.resources.values() if r.resource_type == INSTANCE]:
-                server = self._server(record)
-                if not server.is_initialized():
-                    raise LocalTargetError(
-                        f"{record.resource_id} was applied but its data directory {server.directory} is gone; "
-                        "run `bfctl apply` to create it again"
-                    )
-                moved |= self._set_port(state, record, server.start(record.private.get("port")))
+            for family in self.families:
+                moved |= family.ensure_running(state)
             if moved:
                 self.store.save(state)
             return {rid: dict(r.outputs) for rid, r in state.resources.items()}
@@ -230,67 +144,4 @@ class LocalProvider(Provider):
         the role was created or its password changed.
         """
         rid = instance if isinstance(instance, str) else instance.primitive_id()
-        if not user or len(user.encode()) > 63 or user == ADMIN_USER or user.startswith(("pg_", "cloudsql")):
-            raise LocalTargetError(f"{user!r} cannot be a user name on the local target")
-        record = self.store.load().resources.get(rid)
-        if record is None or record.resource_type != INSTANCE:
-            raise LocalTargetError(f"{rid} is not applied on the local target; run `bfctl apply` first")
-        server = self._server(record)
-        port = server.running_port()
-        if port is None:
-            raise LocalTargetError(f"the local server of {rid} is not running; call ensure_running() first")
-        with server.admin(port) as conn:
-            return sql.ensure_login_role(conn, user, password)
-
-    # -- helpers ---------------------------------------------------------------------------------
-    def _server(self, record: ResourceState) -> EmbeddedPostgres:
-        return EmbeddedPostgres(self.project_dir / record.private["directory"])
-
-    def _running(self, state: State, instance_id: str) -> tuple[EmbeddedPostgres, int, ResourceState]:
-        record = state.resources.get(instance_id)
-        if record is None:
-            raise LocalTargetError(f"instance {instance_id} is not applied")
-        server = self._server(record)
-        port = server.start(record.private.get("port"))
-        self._set_port(state, record, port)
-        record.properties["status"] = "running"
-        return server, port, record
-
-    @staticmethod
-    def _set_port(state: State, instance: ResourceState, port: int) -> bool:
-        """Record ``port`` for the instance and everything in it; True when it moved."""
-        moved = instance.private.get("port") != port
-        instance.private["port"] = port
-        for record in [instance, *state.children_of(instance.resource_id)]:
-            record.outputs["port"] = port
-        return moved
-
-    @staticmethod
-    def _endpoint(instance: ResourceState) -> dict[str, Any]:
-        keys = ("host", "port", "connection_name")
-        return {k: instance.outputs[k] for k in keys}
-
-    @staticmethod
-    def _record(
-        state: State,
-        primitive: Primitive,
-        properties: dict[str, Any],
-        outputs: dict[str, Any],
-        private: dict[str, Any] | None = None,
-    ) -> None:
-        state.resources[primitive.primitive_id()] = ResourceState(
-            resource_id=primitive.primitive_id(),
-            resource_type=primitive.resource_type,
-            properties=properties,
-            secret_properties=sorted(primitive.secret_properties),
-            parents=[p.primitive_id() for p in primitive.parents()],
-            outputs=outputs,
-            private=private or {},
-        )
-
-    @staticmethod
-    def _forget(state: State, rid: str) -> None:
-        """Drop a record and, with it, the records of everything inside it."""
-        for child in state.children_of(rid):
-            LocalProvider._forget(state, child.resource_id)
-        state.resources.pop(rid, None)
+        return self.cloud_sql.ensure_user(rid, user, password)

@@ -16,6 +16,8 @@ from contextlib import AbstractContextManager
 from pg8000.native import Connection, identifier, literal
 
 from providers.secrets import scram_verifier, secret_matches
+from runtime.sinks import ddl
+from runtime.sinks.schema import Column
 
 OWNER_ROLE = "cloudsqlsuperuser"
 
@@ -88,3 +90,43 @@ def drop_role(conn: Connection, connect: Callable[[str], AbstractContextManager[
 def _databases(conn: Connection) -> Iterator[str]:
     for (name,) in conn.run("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname"):
         yield name
+
+
+# -- tables (CloudSQLTable) --------------------------------------------------------------------
+def table_columns(conn: Connection, table: str) -> set[str] | None:
+    """The column names of ``table`` in the connected database, or None when it is missing."""
+    if conn.run("SELECT to_regclass(:t)", t=identifier(table))[0][0] is None:
+        return None
+    rows = conn.run(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t",
+        t=table,
+    )
+    return {name for (name,) in rows}
+
+
+def ensure_table(conn: Connection, table: str, columns: list[Column]) -> str:
+    """Create ``table`` (owned by the owner role, as Cloud SQL users' tables are) or add the
+    columns it lacks; says what it did."""
+    existing = table_columns(conn, table)
+    conn.run(f"SET ROLE {identifier(OWNER_ROLE)}")
+    try:
+        if existing is None:
+            conn.run(ddl.create_table("postgres", table, columns))
+            return "created"
+        added = ddl.missing_columns(columns, existing)
+        for column in added:
+            conn.run(ddl.add_column("postgres", table, column))
+    finally:
+        conn.run("RESET ROLE")
+    return f"added column(s) {', '.join(c.name for c in added)}" if added else "exists"
+
+
+def drop_table(conn: Connection, table: str) -> None:
+    conn.run(f"DROP TABLE IF EXISTS {identifier(table)}")
+
+
+def ensure_sink_role(conn: Connection, name: str, password: str) -> None:
+    """The login role sink writers use; its sessions act as the owner role, so the tables it
+    creates belong to the owner role like every other table."""
+    ensure_login_role(conn, name, password)
+    conn.run(f"ALTER ROLE {identifier(name)} SET role = {literal(OWNER_ROLE)}")

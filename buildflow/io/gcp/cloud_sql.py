@@ -47,8 +47,13 @@ class CloudSQLInstance(GCPPrimitive):
     database_version: str
     settings: CloudSQLInstanceSettings
     region: str
+    #: Pulumi's guard against deleting the instance, set with ``.options(deletion_protection=True)``;
+    #: off by default as in BuildFlow, so ``bfctl destroy`` can remove what ``apply`` made. Not
+    #: annotated, so not a dataclass field: the constructor stays BuildFlow's.
+    deletion_protection = False
 
     resource_type: ClassVar[str] = "gcp.sql.DatabaseInstance"
+    option_defaults: ClassVar[dict[str, Any]] = {"deletion_protection": False}
     replace_properties: ClassVar[frozenset[str]] = frozenset(
         {"instance_name", "project_id", "region", "database_version"}
     )
@@ -109,6 +114,8 @@ class CloudSQLInstance(GCPPrimitive):
             )
         if not isinstance(self.settings, CloudSQLInstanceSettings):
             _fail(self, f"settings must be CloudSQLInstanceSettings(tier=...), got {type(self.settings).__name__}")
+        if not isinstance(self.deletion_protection, bool):
+            _fail(self, f"deletion_protection must be True or False, got {self.deletion_protection!r}")
 
     @property
     def engine(self) -> str:

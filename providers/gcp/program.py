@@ -1,0 +1,177 @@
+"""The Pulumi program of a gcp stack: one pulumi-gcp resource per managed primitive.
+
+Each resource's Pulumi name is its primitive's id, so renaming a primitive in code is a
+replace (delete the old, create the new), never a silent second copy; each resource's
+cloud name is set explicitly, so Pulumi does not add a random suffix, and a resource that
+must be replaced is deleted before its successor is created (the two cannot share the
+name at the same time). A child refers to its
+parent's resource outputs (``instance=instance.name``), which is how Pulumi learns the
+order to create and delete them in. Each primitive exports its outputs under its id.
+
+Imported only when the gcp target runs: it imports pulumi and pulumi_gcp.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import pulumi
+import pulumi_gcp as gcp
+
+from buildflow.io.gcp import (
+    BigQueryDataset,
+    BigQueryTable,
+    CloudSQLDatabase,
+    CloudSQLInstance,
+    CloudSQLUser,
+    GCPPubSubTopic,
+    GCSBucket,
+)
+from buildflow.io.primitive import Primitive
+from providers.plan import order_by_parents
+from runtime.sinks.schema import schema_from_type
+
+Made = Mapping[str, pulumi.CustomResource]
+Built = tuple[pulumi.CustomResource, dict[str, Any]]
+
+#: Cloud SQL refuses to drop a PostgreSQL database or role while other roles own objects in
+#: it (the app's tables), so on PostgreSQL these are abandoned rather than deleted: they go
+#: with their instance. Removing only a database or user from the flow leaves it in place.
+_POSTGRES_CHILD_DELETION = "ABANDON"
+
+
+def _named() -> pulumi.ResourceOptions:
+    """Options of a resource whose cloud name is fixed by the flow."""
+    return pulumi.ResourceOptions(delete_before_replace=True)
+
+
+def _instance(p: CloudSQLInstance, made: Made) -> Built:
+    r = gcp.sql.DatabaseInstance(
+        p.primitive_id(),
+        name=p.instance_name,
+        project=p.project_id,
+        region=p.region,
+        database_version=p.database_version,
+        settings=cast(Any, p.settings.to_dict()),  # plain snake_case dicts, as pulumi-gcp's *ArgsDict
+        # pulumi-gcp defaults this to true; BuildFlow made it false: always set it from the flow.
+        deletion_protection=p.deletion_protection,
+        opts=_named(),
+    )
+    return r, {
+        "connection_name": r.connection_name,
+        "public_ip": r.public_ip_address,
+        "private_ip": r.private_ip_address,
+        "instance_name": r.name,
+        "project": p.project_id,
+        "region": p.region,
+    }
+
+
+def _child_deletion(instance: CloudSQLInstance) -> str | None:
+    return _POSTGRES_CHILD_DELETION if instance.engine == "postgres" else None
+
+
+def _database(p: CloudSQLDatabase, made: Made) -> Built:
+    instance = made[p.instance.primitive_id()]
+    r = gcp.sql.Database(
+        p.primitive_id(),
+        name=p.database_name,
+        instance=instance.name,  # type: ignore[attr-defined]
+        project=p.instance.project_id,
+        deletion_policy=_child_deletion(p.instance),
+        opts=_named(),
+    )
+    return r, {
+        "connection_name": instance.connection_name,  # type: ignore[attr-defined]
+        "database": r.name,
+        "instance": p.instance.primitive_id(),
+    }
+
+
+def _user(p: CloudSQLUser, made: Made) -> Built:
+    instance = made[p.instance.primitive_id()]
+    r = gcp.sql.User(
+        p.primitive_id(),
+        name=p.user_name,
+        instance=instance.name,  # type: ignore[attr-defined]
+        project=p.instance.project_id,
+        password=pulumi.Output.secret(p.password),
+        deletion_policy=_child_deletion(p.instance),
+        opts=_named(),
+    )
+    return r, {
+        "connection_name": instance.connection_name,  # type: ignore[attr-defined]
+        "user": r.name,
+        "instance": p.instance.primitive_id(),
+    }
+
+
+def _dataset(p: BigQueryDataset, made: Made) -> Built:
+    r = gcp.bigquery.Dataset(p.primitive_id(), dataset_id=p.dataset_name, project=p.project_id, opts=_named())
+    return r, {"dataset_id": r.dataset_id, "project": p.project_id, "location": r.location}
+
+
+def _table(p: BigQueryTable, made: Made) -> Built:
+    dataset = made[p.dataset.primitive_id()]
+    schema = json.dumps([c.bigquery_field() for c in schema_from_type(p.schema)]) if p.schema is not None else None
+    r = gcp.bigquery.Table(
+        p.primitive_id(),
+        dataset_id=dataset.dataset_id,  # type: ignore[attr-defined]
+        table_id=p.table_name,
+        project=p.dataset.project_id,
+        schema=schema,
+        # pulumi-gcp defaults this to true; BuildFlow's destroy_protection defaults to false.
+        deletion_protection=p.destroy_protection,
+        opts=_named(),
+    )
+    return r, {"table_id": p.table_id, "dataset_id": r.dataset_id, "project": p.dataset.project_id}
+
+
+def _bucket(p: GCSBucket, made: Made) -> Built:
+    r = gcp.storage.Bucket(
+        p.primitive_id(),
+        name=p.bucket_name,
+        project=p.project_id,
+        location=p.bucket_region,
+        force_destroy=p.force_destroy,
+        opts=_named(),
+    )
+    return r, {"bucket_name": r.name, "bucket_url": p.bucket_url, "url": r.url, "project": p.project_id}
+
+
+def _topic(p: GCPPubSubTopic, made: Made) -> Built:
+    r = gcp.pubsub.Topic(p.primitive_id(), name=p.topic_name, project=p.project_id, opts=_named())
+    return r, {"topic_id": p.topic_id, "topic_name": r.name, "project": p.project_id}
+
+
+_BUILDERS: dict[type, Callable[[Any, Made], Built]] = {
+    CloudSQLInstance: _instance,
+    CloudSQLDatabase: _database,
+    CloudSQLUser: _user,
+    BigQueryDataset: _dataset,
+    BigQueryTable: _table,
+    GCSBucket: _bucket,
+    GCPPubSubTopic: _topic,
+}
+
+
+def declare(primitives: Sequence[Primitive]) -> dict[str, pulumi.CustomResource]:
+    """Register one resource per primitive (parents first) and export its outputs."""
+    made: dict[str, pulumi.CustomResource] = {}
+    for primitive in order_by_parents(primitives):
+        resource, exports = _BUILDERS[type(primitive)](primitive, made)
+        made[primitive.primitive_id()] = resource
+        pulumi.export(primitive.primitive_id(), exports)
+    return made
+
+
+def program(primitives: Sequence[Primitive]) -> Callable[[], None]:
+    """The inline program the Automation API runs for ``primitives``."""
+    frozen = list(primitives)
+
+    def run() -> None:
+        declare(frozen)
+
+    return run

@@ -1,0 +1,260 @@
+"""The ``gcp`` target: the flow's primitives as Google Cloud resources, made by Pulumi.
+
+``plan`` runs ``pulumi preview`` and maps its steps to the shared plan model; ``apply`` runs
+``pulumi up`` and ``destroy`` runs ``pulumi destroy``, both reporting each resource's progress
+as the engine's events arrive. Pulumi's state is the truth about the cloud; bfctl's own state
+file for the stack records what the last apply declared and the outputs ``serve`` hands to
+dependencies (never a secret), so serving needs neither Pulumi nor the network.
+
+Nothing here imports pulumi at module level: the CLI, the local target and ``serve`` stay
+free of it, and a missing extra is reported with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from buildflow.io.gcp import (
+    BigQueryDataset,
+    BigQueryTable,
+    CloudSQLDatabase,
+    CloudSQLInstance,
+    CloudSQLTable,
+    CloudSQLUser,
+    GCPPubSubTopic,
+    GCSBucket,
+)
+from buildflow.io.portable import AnalysisTable
+from buildflow.io.primitive import Primitive
+from providers.base import (
+    Outputs,
+    Progress,
+    Provider,
+    UnsupportedPrimitiveError,
+    no_progress,
+)
+from providers.gcp.errors import (
+    GCPExtraMissingError,
+    GCPTargetError,
+    PulumiNotInstalledError,
+    PulumiOperationError,
+)
+from providers.gcp.events import ProgressRelay, StepCollector
+from providers.gcp.settings import GCPSettings, passphrase_env, resolve
+from providers.plan import Plan
+from providers.secrets import scram_verifier
+from providers.state import ResourceState, State
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
+
+#: What the gcp target makes; ``providers.gcp.program`` has one builder for each.
+SUPPORTED: tuple[type[Primitive], ...] = (
+    CloudSQLInstance, CloudSQLDatabase, CloudSQLUser, BigQueryDataset, BigQueryTable, GCSBucket, GCPPubSubTopic,
+)
+#: Why a primitive the gcp target cannot make is refused, when there is more to say.
+_WHY_NOT: dict[type[Primitive], str] = {
+    CloudSQLTable: "pulumi-gcp has no resource for a table inside a Cloud SQL database",
+    AnalysisTable: "manage the BigQuery table it stands for, `table.to_gcp(project_id)`, and its dataset instead",
+}
+_EXTRA_MODULES = ("pulumi", "pulumi_gcp", "google.cloud.sql.connector")
+T = TypeVar("T")
+
+
+def check_extra() -> None:
+    """Raise ``GCPExtraMissingError`` unless the ``bfctl[gcp]`` libraries are installed (imports none)."""
+    missing = []
+    for module in _EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package is missing
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        raise GCPExtraMissingError(missing)
+
+
+def _stderr_tail(exc: BaseException, lines: int = 8) -> str:
+    """The last lines Pulumi wrote to stderr (the Automation API keeps them in the message)."""
+    text = str(exc).split("\n stderr: ", 1)[-1]
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join(f"  {line}" for line in kept[-lines:])
+
+
+class GCPProvider(Provider):
+    target = "gcp"
+
+    def __init__(
+        self,
+        project_dir: str | os.PathLike[str],
+        stack: str = "dev",
+        *,
+        project: str | None = None,
+        region: str | None = None,
+        ask_passphrase: Callable[[], str] | None = None,
+    ) -> None:
+        """``project``/``region`` come from flags; ``ask_passphrase`` is called (once) when the
+        environment has no Pulumi passphrase, or is None where nobody can answer (CI)."""
+        check_extra()
+        super().__init__(project_dir, stack)
+        self._project, self._region = project, region
+        self._ask_passphrase = ask_passphrase
+        self._secrets_env: dict[str, str] | None = None
+
+    # -- what the target can make --------------------------------------------------------------
+    def check_supported(self, primitive: Primitive) -> None:
+        if not isinstance(primitive, SUPPORTED):
+            names = ", ".join(t.__name__ for t in SUPPORTED)
+            why = _WHY_NOT.get(type(primitive))
+            raise UnsupportedPrimitiveError(
+                f"the gcp target cannot make {type(primitive).__name__} yet{f' ({why})' if why else ''}; "
+                f"it makes {names}"
+            )
+
+    def settings(self, primitives: Sequence[Primitive] = ()) -> GCPSettings:
+        return resolve(self.project_dir, self.stack, primitives, project=self._project, region=self._region)
+
+    # -- the interface -------------------------------------------------------------------------
+    def refresh(self) -> State:
+        """What the last apply recorded (Pulumi refreshes against the cloud during plan and apply)."""
+        return self.store.load()
+
+    def recorded_plan(self, primitives: Sequence[Primitive]) -> Plan:
+        """The plan against what the last apply recorded, without Pulumi or the network (for ``serve``)."""
+        return super().plan(primitives)
+
+    def plan(self, primitives: Sequence[Primitive]) -> Plan:
+        declared = [p for p, _ in self.declared(primitives)]
+        stack = self._stack(declared)
+        steps, diagnostics = StepCollector(), ProgressRelay(no_progress)
+        self._run("preview", diagnostics, lambda: stack.preview(on_event=_both(steps, diagnostics), refresh=True))
+        return Plan(self.target, self.stack, steps.changes(declared), self.store.load().serial)
+
+    def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
+        with self.locked("apply"):
+            self.check_plan(plan)
+            declared = [c.primitive for c in plan.changes if c.primitive is not None]
+            stack = self._stack(declared)
+            relay = ProgressRelay(progress)
+            result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+            relay.finish()
+            outputs = {
+                key: dict(out.value)
+                for key, out in result.outputs.items()
+                if not out.secret and isinstance(out.value, dict)
+            }
+            self._record(declared, outputs)
+            return {p.primitive_id(): outputs.get(p.primitive_id(), {}) for p in declared}
+
+    def destroy(self, progress: Progress = no_progress) -> Plan:
+        with self.locked("destroy"):
+            stack = self._stack([])
+            steps, relay = StepCollector(), ProgressRelay(progress)
+            self._run("destroy", relay, lambda: stack.destroy(on_event=_both(steps, relay)))
+            relay.finish()
+            state = self.store.load()
+            state.resources.clear()
+            self.store.save(state)
+            return Plan(self.target, self.stack, steps.changes([]), state.serial)
+
+    # -- Pulumi ---------------------------------------------------------------------------------
+    def _stack(self, primitives: Sequence[Primitive]) -> auto.Stack:
+        """The Pulumi stack with the program of ``primitives`` and the project/region config."""
+        try:
+            from pulumi import automation as auto
+
+            from providers.gcp.program import program
+        except ImportError as exc:
+            raise GCPExtraMissingError([exc.name or str(exc)]) from None
+        settings = self.settings(primitives)
+        if primitives:
+            settings.require_location()
+        env = {"PULUMI_BACKEND_URL": settings.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        env.update(self._passphrase(settings))
+        if settings.backend_url.startswith("file://"):
+            Path(settings.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            command = auto.PulumiCommand()
+        except FileNotFoundError:
+            raise PulumiNotInstalledError() from None
+        except auto.InvalidVersionError as exc:
+            raise GCPTargetError(f"the installed Pulumi CLI cannot be used: {exc}") from None
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(settings.work_dir),
+            env_vars=env,
+            secrets_provider=None if settings.uses_pulumi_cloud else "passphrase",
+            project_settings=auto.ProjectSettings(name=settings.pulumi_project, runtime="python"),
+            pulumi_command=command,
+        )
+        stack = self._run(
+            "stack select/init",
+            None,
+            lambda: auto.create_or_select_stack(
+                self.stack, project_name=settings.pulumi_project, program=program(primitives), opts=options
+            ),
+        )
+        config = {key: auto.ConfigValue(value) for key, value in (("gcp:project", settings.project),
+                                                                   ("gcp:region", settings.region)) if value}
+        if config:
+            self._run("config set-all", None, lambda: stack.set_all_config(config))
+        return stack
+
+    def _passphrase(self, settings: GCPSettings) -> dict[str, str]:
+        if self._secrets_env is None:
+            self._secrets_env = passphrase_env(settings, self._ask_passphrase)
+        return self._secrets_env
+
+    def _run(self, command: str, relay: ProgressRelay | None, call: Callable[[], T]) -> T:
+        """Run one Automation API call; Pulumi's failures become messages a user can act on."""
+        from pulumi import automation as auto
+
+        try:
+            return call()
+        except auto.ConcurrentUpdateError:
+            raise PulumiOperationError(
+                f"another Pulumi update of stack `{self.stack}` is running; wait for it to finish and try again"
+            ) from None
+        except auto.CommandError as exc:
+            details = (relay.error_summary() if relay else "") or _stderr_tail(exc)
+            after = (
+                "\nWhat Pulumi finished before the failure is recorded in its state: run `bfctl plan --target gcp` "
+                "to see what is left, then apply again."
+                if command in ("up", "destroy")
+                else ""
+            )
+            raise PulumiOperationError(f"`pulumi {command}` failed for stack `{self.stack}`:\n{details}{after}") from None
+
+    # -- bfctl's record of the stack -----------------------------------------------------------
+    def _record(self, primitives: Sequence[Primitive], outputs: dict[str, dict[str, Any]]) -> None:
+        """Record what was applied (secrets as verifiers only) and the outputs ``serve`` reads."""
+        state = self.store.load()
+        state.resources = {}
+        for p in primitives:
+            properties = {
+                k: scram_verifier(v) if k in p.secret_properties and isinstance(v, str) else v
+                for k, v in p.desired_properties().items()
+            }
+            rid = p.primitive_id()
+            state.resources[rid] = ResourceState(
+                resource_id=rid,
+                resource_type=p.resource_type,
+                properties=properties,
+                secret_properties=sorted(p.secret_properties),
+                parents=[parent.primitive_id() for parent in p.parents()],
+                outputs=outputs.get(rid, {}),
+            )
+        self.store.save(state)
+
+
+def _both(*callbacks: Callable[[Any], None]) -> Callable[[Any], None]:
+    def each(event: Any) -> None:
+        for callback in callbacks:
+            callback(event)
+
+    return each

@@ -1,0 +1,109 @@
+"""What the local target knows about one family of resources (Cloud SQL, DuckDB tables, ...).
+
+``LocalProvider`` plans, orders and records; a family makes, checks and removes its own
+resources, and starts the services they need when serving.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from buildflow.io.primitive import Primitive
+from providers.state import ResourceState, State
+
+if TYPE_CHECKING:
+    from providers.local.provider import LocalProvider
+
+
+def dir_name(resource_id: str) -> str:
+    """A resource id as a file or directory name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", resource_id)
+
+
+def record(
+    state: State,
+    primitive: Primitive,
+    properties: dict[str, Any],
+    outputs: dict[str, Any],
+    private: dict[str, Any] | None = None,
+    parents: list[str] | None = None,
+) -> ResourceState:
+    """Record ``primitive`` as applied (its parents are its primitive's unless given)."""
+    rid = primitive.primitive_id()
+    state.resources[rid] = ResourceState(
+        resource_id=rid,
+        resource_type=primitive.resource_type,
+        properties=properties,
+        secret_properties=sorted(primitive.secret_properties),
+        parents=[p.primitive_id() for p in primitive.parents()] if parents is None else parents,
+        outputs=outputs,
+        private=private or {},
+    )
+    return state.resources[rid]
+
+
+def forget(state: State, rid: str) -> None:
+    """Drop a record and, with it, the records of everything inside it."""
+    for child in state.children_of(rid):
+        forget(state, child.resource_id)
+    state.resources.pop(rid, None)
+
+
+class Family(abc.ABC):
+    #: The primitive classes this family makes.
+    primitive_types: ClassVar[tuple[type[Primitive], ...]]
+
+    def __init__(self, provider: LocalProvider) -> None:
+        self.provider = provider
+
+    @property
+    def project_dir(self) -> Path:
+        return self.provider.project_dir
+
+    @property
+    def root(self) -> Path:
+        """``<project>/.buildflow/local/<stack>``: where the stack's local data lives."""
+        return self.provider.root
+
+    @property
+    def resource_types(self) -> frozenset[str]:
+        return frozenset(t.resource_type for t in self.primitive_types)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the project when it is inside it (state stays movable)."""
+        try:
+            return str(path.relative_to(self.project_dir))
+        except ValueError:
+            return str(path)
+
+    def absolute(self, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.project_dir / candidate
+
+    def check_supported(self, primitive: Primitive) -> None:
+        """Raise ``UnsupportedPrimitiveError`` for a primitive of ours this target cannot make."""
+
+    def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
+        return primitive.desired_properties()
+
+    def implied(self, primitives: list[Primitive]) -> list[Primitive]:
+        """Resources the declared ones need that nobody declares (an emulator)."""
+        return []
+
+    def refresh(self, state: State) -> None:
+        """Correct the records of this family by what really exists."""
+
+    @abc.abstractmethod
+    def put(self, state: State, primitive: Primitive) -> str:
+        """Create or update ``primitive`` (idempotent: an interrupted apply runs it again)."""
+
+    @abc.abstractmethod
+    def delete(self, state: State, record: ResourceState, doomed: set[str]) -> str:
+        """Delete a recorded resource; ``doomed`` are the ids deleted in the same run."""
+
+    def ensure_running(self, state: State) -> bool:
+        """Start what serving needs; True when the state changed (a new port)."""
+        return False

@@ -1,0 +1,41 @@
+"""``File`` sinks on the local target: the folder the files go in.
+
+The files are the app's output, the user's data: destroy never deletes them. It removes only
+the folders apply created, and only when they are empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from buildflow.io.local import File
+from buildflow.io.primitive import Primitive
+from providers.local.family import Family, record
+from providers.state import ResourceState, State
+from runtime.sinks import durable
+
+
+class FileFamily(Family):
+    primitive_types = (File,)
+
+    def put(self, state: State, primitive: Primitive) -> str:
+        assert isinstance(primitive, File)
+        path = self.absolute(primitive.file_path)
+        known = state.resources.get(primitive.primitive_id())
+        made = list(known.private.get("made_dirs", [])) if known else []
+        missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
+        durable.make_dirs(path.parent)
+        made += [self.relative(d) for d in missing]
+        outputs = {"engine": "file", "path": str(path), "format": primitive.file_format.value, "directory": str(path.parent)}
+        record(state, primitive, primitive.desired_properties(), outputs, {"made_dirs": made})
+        return f"folder {self.relative(path.parent)} {'created' if missing else 'exists'}"
+
+    def delete(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
+        directory = Path(rec.outputs["directory"])
+        kept = sum(1 for p in directory.iterdir() if p.is_file()) if directory.is_dir() else 0
+        for made in rec.private.get("made_dirs", []):  # deepest first
+            with contextlib.suppress(OSError):
+                self.absolute(made).rmdir()
+        del state.resources[rec.resource_id]
+        return f"{kept} file(s) written by the app kept in {self.relative(directory)}" if kept else "nothing to keep"

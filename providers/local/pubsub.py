@@ -1,0 +1,215 @@
+"""``GCPPubSubTopic`` on the local target: Google's Pub/Sub emulator, or a durable log.
+
+With the gcloud CLI and its ``pubsub-emulator`` component installed, apply runs the emulator
+(``gcloud beta emulators pubsub start``) as a service of the stack and creates the topics in
+it; sinks publish with the same client code as in the cloud. The emulator keeps everything in
+memory, so when it has to be started again (after a reboot) the recorded topics are created
+again. Without gcloud, each topic is a JSON-lines log ``<stack dir>/pubsub/<project>/<topic>.jsonl``
+that sinks append to and fsync. ``BFCTL_LOCAL_PUBSUB=log`` (or ``emulator``) forces the choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, ClassVar
+
+from buildflow.io.gcp import GCPPubSubTopic
+from buildflow.io.primitive import Primitive, PrimitiveType
+from providers.base import UnsupportedPrimitiveError
+from providers.local.family import Family, forget, record
+from providers.local.postgres import HOST, LocalTargetError
+from providers.local.services import DetachedService
+from providers.state import ResourceState, State
+from runtime.sinks import durable
+
+TOPIC = GCPPubSubTopic.resource_type
+LOG_STAND_IN = "durable local log standing in for Pub/Sub"
+MODE_VARIABLE = "BFCTL_LOCAL_PUBSUB"
+
+
+@dataclasses.dataclass
+class PubSubEmulator(Primitive):
+    """The stack's Pub/Sub emulator: implied by the topics, never declared by a flow."""
+
+    primitive_type: ClassVar[PrimitiveType] = PrimitiveType.LOCAL
+    resource_type: ClassVar[str] = "local.PubSubEmulator"
+
+    def primitive_id(self) -> str:
+        return "local:pubsub-emulator"
+
+    def desired_properties(self) -> dict[str, Any]:
+        return {"status": "running"}
+
+
+EMULATOR_ID = PubSubEmulator().primitive_id()
+
+
+def emulator_available() -> bool:
+    """gcloud with the pubsub-emulator component, and Java to run it."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None or shutil.which("java") is None:
+        return False
+    sdk = Path(os.path.realpath(gcloud)).parent.parent
+    return (sdk / "platform" / "pubsub-emulator").is_dir()
+
+
+def mode() -> str:
+    """``emulator`` or ``log``: what stands behind topics on this machine."""
+    forced = os.environ.get(MODE_VARIABLE, "").strip().lower()
+    if forced == "log":
+        return "log"
+    if forced == "emulator" and not emulator_available():
+        raise UnsupportedPrimitiveError(
+            f"{MODE_VARIABLE}=emulator, but the Pub/Sub emulator is not installed: install the gcloud CLI and "
+            "run `gcloud components install pubsub-emulator beta` (it needs Java)"
+        )
+    return "emulator" if emulator_available() else "log"
+
+
+def _request(method: str, url: str, timeout: float = 10.0) -> int:
+    request = urllib.request.Request(url, method=method, data=b"{}" if method == "PUT" else None)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return _request("GET", f"http://{HOST}:{port}/", timeout=1.0) == 200
+    except OSError:
+        return False
+
+
+class PubSubFamily(Family):
+    primitive_types = (GCPPubSubTopic, PubSubEmulator)
+
+    @property
+    def service(self) -> DetachedService:
+        return DetachedService(self.root / "pubsub-emulator", "pubsub-emulator")
+
+    def implied(self, primitives: list[Primitive]) -> list[Primitive]:
+        topics = any(isinstance(p, GCPPubSubTopic) for p in primitives)
+        return [PubSubEmulator()] if topics and mode() == "emulator" else []
+
+    def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
+        properties = primitive.desired_properties()
+        if isinstance(primitive, GCPPubSubTopic):
+            properties["engine"] = mode()  # gcloud installed later: the topics move to the emulator
+        return properties
+
+    # -- refresh ---------------------------------------------------------------------------------
+    def refresh(self, state: State) -> None:
+        emulator = state.resources.get(EMULATOR_ID)
+        port = self.service.running_port() if emulator else None
+        if emulator is not None:
+            emulator.properties["status"] = "running" if port else "stopped"
+        for topic in [r for r in state.resources.values() if r.resource_type == TOPIC]:
+            if topic.properties.get("engine") == "log":
+                if not self.absolute(topic.private["log"]).exists():
+                    del state.resources[topic.resource_id]
+            elif port is None or _request("GET", self._topic_url(port, topic.resource_id)) != 200:
+                del state.resources[topic.resource_id]  # the emulator forgot it (restarted, or gone)
+
+    # -- apply -----------------------------------------------------------------------------------
+    def put(self, state: State, primitive: Primitive) -> str:
+        if isinstance(primitive, PubSubEmulator):
+            port = self._start(state, primitive)
+            return f"Pub/Sub emulator on {HOST}:{port}"
+        assert isinstance(primitive, GCPPubSubTopic)
+        engine = mode()
+        properties = self.desired_properties(primitive)
+        if engine == "log":
+            log = self.root / "pubsub" / primitive.project_id / f"{primitive.topic_name}.jsonl"
+            durable.make_dirs(log.parent)
+            log.touch()
+            outputs = {"engine": "log", "path": str(log), "stand_in": LOG_STAND_IN}
+            record(state, primitive, properties, outputs, {"log": self.relative(log)}, parents=[])
+            return f"{LOG_STAND_IN}: {self.relative(log)}"
+        port = self._emulator_port(state)
+        status = _request("PUT", self._topic_url(port, primitive.topic_id))
+        if status not in (200, 409):
+            raise LocalTargetError(f"the Pub/Sub emulator answered {status} creating {primitive.topic_id}")
+        record(state, primitive, properties, self._topic_outputs(port, primitive.topic_id), parents=[EMULATOR_ID])
+        return f"in the Pub/Sub emulator on {HOST}:{port}"
+
+    def _start(self, state: State, emulator: Primitive) -> int:
+        known = state.resources.get(EMULATOR_ID)
+        data = self.service.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+
+        def command(port: int) -> list[str]:
+            return [
+                str(shutil.which("gcloud")), "beta", "emulators", "pubsub", "start",
+                f"--host-port={HOST}:{port}", "--project=bfctl-local", f"--data-dir={data}", "--quiet",
+            ]  # fmt: skip
+
+        port = self.service.start(command, _answers, known.private.get("port") if known else None)
+        outputs = {"emulator_host": f"{HOST}:{port}", "api_root": f"http://{HOST}:{port}/v1"}
+        private = {"directory": self.relative(self.service.directory), "port": port}
+        record(state, emulator, {"status": "running"}, outputs, private)
+        return port
+
+    def _emulator_port(self, state: State) -> int:
+        port = self.service.running_port()
+        if port is None:
+            raise LocalTargetError("the Pub/Sub emulator is not running: plan and apply again")
+        return port
+
+    @staticmethod
+    def _topic_url(port: int, topic_id: str) -> str:
+        return f"http://{HOST}:{port}/v1/{topic_id}"
+
+    @staticmethod
+    def _topic_outputs(port: int, topic_id: str) -> dict[str, Any]:
+        return {
+            "engine": "pubsub",
+            "topic": topic_id,
+            "emulator_host": f"{HOST}:{port}",  # PUBSUB_EMULATOR_HOST for Google's client libraries
+            "api_root": f"http://{HOST}:{port}/v1",
+        }
+
+    # -- delete ----------------------------------------------------------------------------------
+    def delete(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
+        if rec.resource_type == PubSubEmulator.resource_type:
+            self.service.stop()
+            shutil.rmtree(self.service.directory, ignore_errors=True)
+            forget(state, rec.resource_id)
+            return "emulator stopped, its topics with it"
+        if rec.properties.get("engine") == "log":
+            log = self.absolute(rec.private["log"])
+            log.unlink(missing_ok=True)
+            for folder in (log.parent, log.parent.parent):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            del state.resources[rec.resource_id]
+            return "log deleted"
+        port = self.service.running_port()
+        if EMULATOR_ID in doomed or port is None:
+            del state.resources[rec.resource_id]
+            return "goes with the emulator"
+        _request("DELETE", self._topic_url(port, rec.resource_id))
+        del state.resources[rec.resource_id]
+        return "deleted"
+
+    # -- serving ---------------------------------------------------------------------------------
+    def ensure_running(self, state: State) -> bool:
+        emulator = state.resources.get(EMULATOR_ID)
+        if emulator is None:
+            return False
+        before = emulator.private.get("port")
+        port = self._start(state, PubSubEmulator())
+        for topic in state.children_of(EMULATOR_ID):  # a restarted emulator has no topics
+            if _request("GET", self._topic_url(port, topic.resource_id)) != 200:
+                _request("PUT", self._topic_url(port, topic.resource_id))
+            topic.outputs = self._topic_outputs(port, topic.resource_id)
+        return port != before

@@ -1,0 +1,87 @@
+"""File operations whose effect survives a crash once they return (fsync, not just write)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # data and size; not the mtime
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of ``path`` (a file created or renamed in it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` whose new directories survive a crash."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_directory(directory.parent)
+
+
+def append(fd: int, data: bytes) -> None:
+    """Write all of ``data`` at the end of ``fd`` and sync it; on failure the file is cut back
+    to its old length, so a batch is in the file entirely or not at all."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        _fdatasync(fd)
+    except BaseException:
+        os.ftruncate(fd, start)
+        raise
+
+
+def create_exclusive(path: Path, *, append_mode: bool = True) -> int:
+    """Open a new file (never an existing one) and make its directory entry durable."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | (os.O_APPEND if append_mode else 0)
+    fd = os.open(path, flags, 0o644)
+    fsync_directory(path.parent)
+    return fd
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, all or nothing: a temporary file synced and then
+    linked into place (refusing to replace an existing file)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        try:
+            append(fd, data)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_directory(path.parent)
+
+
+def cut_torn_tail(fd: int) -> None:
+    """Cut a last line without its newline: what a process killed mid-append leaves (never
+    acknowledged), so readers see whole lines and the next append does not glue onto it."""
+    end = pos = os.fstat(fd).st_size
+    keep = 0
+    while pos > 0:
+        start = max(0, pos - 65536)
+        chunk = os.pread(fd, pos - start, start)
+        if pos == end and chunk.endswith(b"\n"):
+            return
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            break
+        pos = start
+    if keep < end:
+        os.ftruncate(fd, keep)
+        _fdatasync(fd)

@@ -1,0 +1,104 @@
+"""``GCSBucket``: each batch becomes one object ``<file_path stem>-<8 hex>-<batch number>.<ext>``.
+
+Objects go through an ``ObjectStore``: Cloud Storage's JSON API (gcloud-aio-storage, on
+aiohttp; pass ``api_root`` to use an emulator), or on the local target a folder that stands
+in for the bucket. A returned upload is durable in either.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import secrets
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from buildflow.types.portable import FileFormat
+from runtime.sinks import durable
+from runtime.sinks.base import Row, SinkWriter
+from runtime.sinks.files import batch_name, split_name
+from runtime.sinks.formats import CONTENT_TYPES, encode_file
+from runtime.sinks.schema import Column
+
+
+class ObjectStore(abc.ABC):
+    async def open(self) -> None:
+        """Connect (on the worker's event loop)."""
+
+    @abc.abstractmethod
+    async def put(self, name: str, data: bytes, content_type: str) -> None:
+        """Store a new object; durable when this returns."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class CloudStorageObjects(ObjectStore):
+    """A bucket through Cloud Storage's JSON API (an emulator's when ``api_root`` is given)."""
+
+    def __init__(self, bucket: str, api_root: str | None = None) -> None:
+        self.bucket = bucket
+        self.api_root = api_root
+        self._storage: Any = None
+
+    async def open(self) -> None:
+        from gcloud.aio.storage import Storage
+
+        self._storage = Storage(api_root=self.api_root) if self.api_root else Storage()
+
+    async def put(self, name: str, data: bytes, content_type: str) -> None:
+        await self._storage.upload(self.bucket, name, data, content_type=content_type)
+
+    async def close(self) -> None:
+        if self._storage is not None:
+            await self._storage.close()
+
+
+class FolderObjects(ObjectStore):
+    """A folder standing in for a bucket: objects are files, written whole, synced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def put(self, name: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._put, name, data)
+
+    def _put(self, name: str, data: bytes) -> None:
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"object name {name!r} must stay inside the bucket")
+        path = self.root.joinpath(*relative.parts)
+        durable.make_dirs(path.parent)
+        durable.write_new_file(path, data)
+
+
+class GCSWriter(SinkWriter):
+    def __init__(
+        self,
+        store: ObjectStore,
+        file_path: str,
+        file_format: FileFormat,
+        columns: list[Column] | None,
+        description: str,
+    ) -> None:
+        self.store = store
+        self.file_format = file_format
+        self.columns = columns
+        self.description = description
+        self._stem, self._suffix = split_name(file_path.lstrip("/"), file_format)
+        self._token = secrets.token_hex(4)
+        self._batches = 0
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def write(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        data = await asyncio.to_thread(encode_file, rows, self.file_format, self.columns)
+        name = batch_name(self._stem, self._suffix, self._token, self._batches)
+        await self.store.put(name, data, CONTENT_TYPES[self.file_format])
+        self._batches += 1
+
+    async def stop(self) -> None:
+        await self.store.close()

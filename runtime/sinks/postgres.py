@@ -1,0 +1,115 @@
+"""``CloudSQLTable``: a batch is one ``COPY`` in one transaction (psycopg 3, asyncio).
+
+Committed means durable here: the server runs with ``fsync=on`` and
+``synchronous_commit=on``. A row the table refuses (a constraint, a value out of range) fails
+the whole COPY; PostgreSQL names its line, which becomes the row's index in ``RowsRejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from runtime.sinks import ddl
+from runtime.sinks.ddl import SinkSchemaError
+from runtime.sinks.base import Row, RowsRejected, SinkWriter
+from runtime.sinks.schema import Column, Kind
+
+_COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
+# SQLSTATE classes about the data: 22 data exception, 23 integrity constraint violation.
+_ROW_ERROR_CLASSES = ("22", "23")
+
+
+def _row_index(error: psycopg.Error) -> int | None:
+    context = error.diag.context or ""
+    match = _COPY_LINE.search(context)
+    return int(match.group(1)) - 1 if match else None
+
+
+class PostgresWriter(SinkWriter):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        database: str,
+        user: str,
+        password_file: Path,
+        table: str,
+        columns: list[Column],
+        description: str,
+    ) -> None:
+        self._connect_args: dict[str, Any] = {"host": host, "port": int(port), "dbname": database, "user": user}
+        self._password_file = password_file
+        self.table = table
+        self.columns = columns
+        self.description = description
+        self._json = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
+        names = ", ".join(ddl.quote(c.name) for c in columns)
+        self._copy = f"COPY {ddl.quote(table)} ({names}) FROM STDIN"
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._connection is None or self._connection.closed:
+            password = self._password_file.read_text().strip()
+            self._connection = await psycopg.AsyncConnection.connect(
+                **self._connect_args, password=password, connect_timeout=5, options="-c timezone=UTC"
+            )
+        return self._connection
+
+    async def start(self) -> None:
+        connection = await self._connect()
+        async with connection.transaction():
+            await connection.execute(ddl.create_table("postgres", self.table, self.columns))
+            cursor = await connection.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                [self.table],
+            )
+            existing = {name for (name,) in await cursor.fetchall()}
+        missing = ddl.missing_columns(self.columns, existing)
+        if missing:
+            names = ", ".join(c.name for c in missing)
+            raise SinkSchemaError(f"{self.description}: the table has no column {names}; run `bfctl apply` to add it")
+
+    def _values(self, row: Row) -> list[Any]:
+        values = [row.get(c.name) for c in self.columns]
+        for i in self._json:
+            if values[i] is not None:
+                values[i] = Jsonb(values[i])
+        return values
+
+    async def write(self, rows: list[Row]) -> None:
+        connection = await self._connect()
+        try:
+            async with connection.transaction():
+                async with connection.cursor().copy(self._copy) as copy:
+                    for row in rows:
+                        await copy.write_row(self._values(row))
+        except psycopg.Error as e:
+            if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
+                index = _row_index(e)
+                raise RowsRejected(e.diag.message_primary or str(e), None if index is None else [index]) from None
+            await self._discard_connection()  # broken or in an unknown state: reconnect next time
+            raise
+        except asyncio.CancelledError:  # timed out mid-COPY: drop the connection without waiting
+            if self._connection is not None:
+                self._connection.pgconn.finish()
+                self._connection = None
+            raise
+
+    async def _discard_connection(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                await connection.close()
+            except psycopg.Error:
+                pass
+
+    async def stop(self) -> None:
+        await self._discard_connection()

@@ -1,0 +1,366 @@
+"""Columns of a sink, derived from the row type a collector returns.
+
+One description drives every sink: the DDL of PostgreSQL and DuckDB tables, the schema of a
+BigQuery table, the header of a CSV file, the Arrow schema of a Parquet file. Rows are
+checked against it when they are converted (``row_converter``), so a row that does not fit is
+refused for its own request, before it joins a batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import enum
+import functools
+import types
+import typing
+import uuid
+from collections import abc
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Row = dict[str, Any]
+
+
+class Kind(str, enum.Enum):
+    """Column types, named as BigQuery names them."""
+
+    STRING = "STRING"
+    INTEGER = "INTEGER"
+    FLOAT = "FLOAT"
+    BOOLEAN = "BOOLEAN"
+    TIMESTAMP = "TIMESTAMP"
+    DATE = "DATE"
+    BYTES = "BYTES"
+    #: Nested records, dicts, lists of non-scalars, ``Any``: stored as a JSON document.
+    JSON = "JSON"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    nullable: bool = False
+    #: A list of ``kind`` values (BigQuery mode REPEATED, a SQL array).
+    repeated: bool = False
+
+    @property
+    def mode(self) -> str:
+        """BigQuery's field mode: REPEATED, NULLABLE or REQUIRED."""
+        return "REPEATED" if self.repeated else "NULLABLE" if self.nullable else "REQUIRED"
+
+    def bigquery_field(self) -> dict[str, str]:
+        """The field as BigQuery's table schema JSON (and Pulumi's ``schema``) spells it."""
+        return {"name": self.name, "type": self.kind.value, "mode": self.mode}
+
+    def describe(self) -> str:
+        """``"name KIND"``, with the mode when it is not REQUIRED: how plans show a column."""
+        return f"{self.name} {self.kind.value}" + ("" if self.mode == "REQUIRED" else f" {self.mode}")
+
+
+class RowConversionError(ValueError):
+    """A row does not fit its sink's columns; the message names the field and the problem."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"field `{field}`: {message}")
+        self.field = field
+
+
+_SCALARS: list[tuple[type, Kind]] = [
+    # Order matters: bool is an int, datetime is a date.
+    (bool, Kind.BOOLEAN),
+    (int, Kind.INTEGER),
+    (float, Kind.FLOAT),
+    (str, Kind.STRING),
+    (uuid.UUID, Kind.STRING),
+    (datetime.datetime, Kind.TIMESTAMP),
+    (datetime.date, Kind.DATE),
+    (bytes, Kind.BYTES),
+]
+_SEQUENCES = (list, tuple, set, frozenset, abc.Sequence, abc.MutableSequence, abc.Set, abc.Iterable)
+_MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+_UNIONS = (typing.Union, types.UnionType)
+
+
+# -- types ---------------------------------------------------------------------------------------
+def is_record_type(tp: Any) -> bool:
+    """A dataclass or a pydantic model class: something with named, typed fields."""
+    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or hasattr(tp, "model_fields"))
+
+
+def _fields(tp: type) -> list[tuple[str, Any, bool]]:
+    """(name, annotation, defaults to None) of each field of a record type."""
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp, include_extras=True)
+        return [(f.name, hints.get(f.name, Any), f.default is None) for f in dataclasses.fields(tp)]
+    return [(name, f.annotation, f.default is None) for name, f in tp.model_fields.items()]  # type: ignore[attr-defined]
+
+
+def _scalar_kind(tp: Any) -> Kind | None:
+    if typing.get_origin(tp) is typing.Literal:
+        kinds = {_scalar_kind(type(v)) for v in typing.get_args(tp)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if not isinstance(tp, type):
+        return None
+    if issubclass(tp, enum.Enum):
+        kinds = {_scalar_kind(type(m.value)) for m in tp}
+        return kinds.pop() if len(kinds) == 1 else None
+    for base, kind in _SCALARS:
+        if issubclass(tp, base):
+            return kind
+    return None
+
+
+def _strip_annotated(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _kind_of_all(args: tuple[Any, ...]) -> Kind | None:
+    """The scalar kind shared by every type in ``args``, if there is one."""
+    kinds = {_scalar_kind(_strip_annotated(a)) for a in args}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _column(name: str, tp: Any, owner: type) -> Column:
+    tp = _strip_annotated(tp)
+    nullable = False
+    if typing.get_origin(tp) in _UNIONS:
+        args = tuple(a for a in typing.get_args(tp) if a is not type(None))
+        nullable = len(args) < len(typing.get_args(tp))
+        if len(args) > 1:  # X | Y: one column only if both are stored alike
+            return Column(name, _kind_of_all(args) or Kind.JSON, nullable)
+        tp = _strip_annotated(args[0])
+    if tp is Any or tp is object:
+        return Column(name, Kind.JSON, True)
+    kind = _scalar_kind(tp)
+    if kind is not None:
+        return Column(name, kind, nullable)
+    origin = typing.get_origin(tp) or tp
+    if origin in _SEQUENCES:
+        args = typing.get_args(tp)
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            args = args[:1]
+        item_kind = _kind_of_all(args) if args else None
+        return Column(name, item_kind, nullable, repeated=True) if item_kind else Column(name, Kind.JSON, nullable)
+    if origin in _MAPPINGS or is_record_type(origin):
+        return Column(name, Kind.JSON, nullable)
+    raise TypeError(
+        f"{owner.__name__}.{name}: a sink cannot store {tp!r}; use str, int, float, bool, bytes, "
+        "datetime, date, uuid.UUID, an Enum, a list of those, or a dict/dataclass/model (stored as JSON)"
+    )
+
+
+def schema_from_type(tp: Any) -> list[Column]:
+    """The columns of a row type (a dataclass or a pydantic model), in field order.
+
+    ``Optional[X]`` (or a default of ``None``) makes a nullable column; ``list[scalar]`` a
+    repeated one; nested records, dicts and lists of non-scalars are JSON.
+    """
+    if not is_record_type(tp):
+        raise TypeError(
+            f"the rows of a sink with a schema must be dataclasses or pydantic models, not {tp!r}; "
+            "annotate the collector's return type, or give the sink .options(schema=RowType)"
+        )
+    columns = []
+    for name, annotation, defaults_to_none in _fields(tp):
+        column = _column(name, annotation, tp)
+        if defaults_to_none and not column.nullable and not column.repeated:
+            column = dataclasses.replace(column, nullable=True)
+        columns.append(column)
+    if not columns:
+        raise TypeError(f"{tp.__name__} has no fields, so a sink cannot make columns from it")
+    return columns
+
+
+def schema_or_none(tp: Any) -> list[Column] | None:
+    """``schema_from_type`` for record types; None for rows without a fixed shape (``dict``,
+    ``Mapping``, ``Any``, no annotation), which only schemaless sinks (JSON files, topics) take."""
+    if tp is None or tp is Any:
+        return None
+    if (typing.get_origin(tp) or tp) in _MAPPINGS:
+        return None
+    return schema_from_type(tp)
+
+
+# -- values ----------------------------------------------------------------------------------------
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts, lists, str, int, float, bool, None)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
+    """A function that returns the value as the column stores it, or raises ValueError."""
+    if kind is Kind.STRING:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, str):
+                return v.value if isinstance(v, enum.Enum) else v
+            if isinstance(v, uuid.UUID):
+                return str(v)
+            if isinstance(v, enum.Enum) and isinstance(v.value, str):
+                return v.value
+            raise ValueError(f"expected a string, got {_describe(v)}")
+
+    elif kind is Kind.INTEGER:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, int) and not isinstance(v, bool):
+                return int(v)
+            if isinstance(v, enum.Enum) and isinstance(v.value, int):
+                return v.value
+            raise ValueError(f"expected an integer, got {_describe(v)}")
+
+    elif kind is Kind.FLOAT:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+            raise ValueError(f"expected a number, got {_describe(v)}")
+
+    elif kind is Kind.BOOLEAN:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, bool):
+                return v
+            raise ValueError(f"expected true or false, got {_describe(v)}")
+
+    elif kind is Kind.TIMESTAMP:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, datetime.datetime):
+                # A naive timestamp is taken as UTC, as BigQuery takes it.
+                return v if v.tzinfo is not None else v.replace(tzinfo=datetime.timezone.utc)
+            raise ValueError(f"expected a datetime, got {_describe(v)}")
+
+    elif kind is Kind.DATE:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, datetime.date) and not isinstance(v, datetime.datetime):
+                return v
+            raise ValueError(f"expected a date, got {_describe(v)}")
+
+    elif kind is Kind.BYTES:
+
+        def check(v: Any) -> Any:
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                return bytes(v)
+            raise ValueError(f"expected bytes, got {_describe(v)}")
+
+    else:
+
+        def check(v: Any) -> Any:
+            try:
+                return to_jsonable(v)
+            except TypeError as e:
+                raise ValueError(str(e)) from None
+
+    return check
+
+
+def _column_check(column: Column) -> Callable[[Any], Any]:
+    scalar = _scalar_check(column.kind)
+    if column.repeated:
+
+        def check(v: Any) -> Any:
+            if v is None and column.nullable:
+                return None
+            if not isinstance(v, (list, tuple, set, frozenset)):
+                raise ValueError(f"expected a list, got {_describe(v)}")
+            return [scalar(item) for item in v]
+
+        return check
+
+    def check_scalar(v: Any) -> Any:
+        if v is None:
+            if column.nullable:
+                return None
+            raise ValueError("is required (not Optional) but is None")
+        return scalar(v)
+
+    return check_scalar
+
+
+def _raw_values(obj: Any, names: list[str]) -> list[Any]:
+    if isinstance(obj, Mapping):
+        return [obj.get(name) for name in names]
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json):  # BuildFlow's hook: an object may say how it is stored
+        data = to_json()
+        return [data.get(name) for name in names]
+    return [getattr(obj, name, None) for name in names]
+
+
+def converter_for_columns(columns: list[Column]) -> Callable[[Any], Row]:
+    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns."""
+    names = [c.name for c in columns]
+    checks = [_column_check(c) for c in columns]
+    pairs = list(zip(names, checks))
+
+    def convert(obj: Any) -> Row:
+        row: Row = {}
+        for (name, check), value in zip(pairs, _raw_values(obj, names)):
+            try:
+                row[name] = check(value)
+            except ValueError as e:
+                raise RowConversionError(name, str(e)) from None
+        return row
+
+    return convert
+
+
+def _as_is(obj: Any) -> Row:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return to_row(obj)
+
+
+@functools.lru_cache(maxsize=256)
+def row_converter(tp: Any) -> Callable[[Any], Row]:
+    """The compiled converter of rows of type ``tp`` (cached per type).
+
+    A dataclass or pydantic model gives a dict of its columns, values checked and normalised
+    (naive datetimes become UTC, UUIDs and enums their values, nested records plain JSON
+    data); a ``dict`` row type keeps rows as they are.
+    """
+    columns = schema_or_none(tp)
+    return _as_is if columns is None else converter_for_columns(columns)
+
+
+def to_row(obj: Any) -> Row:
+    """One row from any object a collector may return: a record, a dict, or an object with
+    BuildFlow's ``to_json()``."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if is_record_type(type(obj)):
+        return row_converter(type(obj))(obj)  # type: ignore[arg-type]  # a class is hashable
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json):
+        return dict(to_json())
+    raise TypeError(f"cannot write a {type(obj).__name__} to a sink; return dicts, dataclasses or pydantic models")

@@ -1,0 +1,24 @@
+"""Stand-ins for programs the tests cannot install: the Pulumi CLI (``fakes/pulumi``)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+FAKES = Path(__file__).resolve().parent
+EVENTS = FAKES / "events"
+
+
+def pulumi_path(bin_dir: Path) -> str:
+    """A PATH whose ``pulumi`` is the stand-in, run by this interpreter in isolated mode.
+
+    The launcher skips the shebang's ``python3`` lookup and site-packages, which makes each
+    of the dozen calls an operation needs several times faster.
+    """
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    launcher = bin_dir / "pulumi"
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(FAKES / "pulumi"))} "$@"\n')
+    launcher.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"

@@ -1,0 +1,183 @@
+"""``bfctl plan|apply|destroy --target gcp`` as a user runs them, with the stand-in `pulumi`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pulumi")
+
+from fakes import EVENTS, pulumi_path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "s3cret"  # the notes example's
+PASSPHRASE = "another correct horse"
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    directory = tmp_path / "notes"
+    directory.mkdir()
+    for name in ("main.py", "pyproject.toml"):
+        shutil.copy(ROOT / "examples" / "notes" / name, directory / name)
+    return directory
+
+
+@pytest.fixture
+def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    environment = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
+    environment.update(
+        PATH=pulumi_path(tmp_path / "bin"),
+        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+        FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
+        FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
+    )
+    return environment
+
+
+def bfctl(cwd: Path, env: dict[str, str], *args: str, scenario: str | None = None) -> subprocess.CompletedProcess[str]:
+    if scenario:
+        env = {**env, "FAKE_PULUMI_SCENARIO": str(EVENTS / f"{scenario}.json")}
+    return subprocess.run(
+        [sys.executable, "-m", "bfctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=60,
+    )
+
+
+def test_plan_renders_the_preview(notes: Path, env: dict[str, str]) -> None:
+    started = time.monotonic()
+    result = bfctl(notes, env, "plan", "--target", "gcp", "--detailed-exitcode")
+    took = time.monotonic() - started
+
+    assert result.returncode == 2, result.stderr  # changes
+    assert result.stdout.splitlines() == [
+        "Plan for stack `dev` on the gcp target:",
+        "  +   create    gcp.sql.DatabaseInstance  my-project:notes-db",
+        "        database_version: POSTGRES_15",
+        "        deletion_protection: False",
+        "        name: notes-db",
+        "        project: my-project",
+        "        region: us-central1",
+        "        settings: {'activationPolicy': 'ALWAYS', 'tier': 'db-f1-micro'}",
+        "  +   create    gcp.sql.Database  my-project:notes-db.notes",
+        "        deletion_policy: ABANDON",
+        "        instance: notes-db",
+        "        name: notes",
+        "        project: my-project",
+        "  +   create    gcp.sql.User  my-project:notes-db/users/notes",
+        "        deletion_policy: ABANDON",
+        "        instance: notes-db",
+        "        name: notes",
+        "        password: (secret)",
+        "        project: my-project",
+        "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged.",
+    ]
+    assert PASSWORD not in result.stdout + result.stderr
+    assert took < 20
+
+
+def test_plan_json_has_the_local_targets_schema(notes: Path, env: dict[str, str]) -> None:
+    gcp = json.loads(bfctl(notes, env, "plan", "--target", "gcp", "--json", scenario="notes_change").stdout)
+    local = json.loads(bfctl(notes, env, "plan", "--target", "local", "--json").stdout)
+
+    assert gcp.keys() == local.keys() and gcp["summary"].keys() == local["summary"].keys()
+    assert {k for r in gcp["resources"] for k in r} <= {k for r in local["resources"] for k in r} | {"reason"}
+    assert {k for r in gcp["resources"] for c in r["changes"] for k in c} == {
+        k for r in local["resources"] for c in r["changes"] for k in c
+    }
+    user = next(r for r in gcp["resources"] if r["resource_id"] == "my-project:notes-db/users/notes")
+    assert user["action"] == "update" and user["changes"][0]["new"] == "(secret)"
+
+
+def test_apply_then_destroy(notes: Path, env: dict[str, str]) -> None:
+    applied = bfctl(notes, env, "apply", "--target", "gcp", "--yes")
+
+    assert applied.returncode == 0, applied.stderr
+    lines = applied.stdout.splitlines()
+    progress = [line.split(" (")[0] for line in lines if line.startswith(("  … ", "  ✓ "))]
+    assert progress == [
+        "  … create   my-project:notes-db",
+        "  ✓ created my-project:notes-db",
+        "  … create   my-project:notes-db.notes",
+        "  … create   my-project:notes-db/users/notes",
+        "  ✓ created my-project:notes-db/users/notes",
+        "  ✓ created my-project:notes-db.notes",
+    ]
+    assert "Apply complete: 3 resource(s) changed." in lines
+    assert "    connection_name = my-project:us-central1:notes-db" in lines
+
+    destroyed = bfctl(notes, env, "destroy", "--target", "gcp", "--yes", scenario="notes_destroy")
+
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 0 unchanged." in destroyed.stdout
+    assert "Destroy complete: 3 resource(s) deleted." in destroyed.stdout
+    assert not (notes / ".buildflow" / "locks" / "gcp-dev.lock").exists()
+
+
+def test_failed_apply_is_a_message_not_a_traceback(notes: Path, env: dict[str, str]) -> None:
+    plan_env = {**env, "FAKE_PULUMI_SCENARIO": str(EVENTS / "notes_create.json")}
+    # the stand-in answers `preview` from one scenario and `up` from another: merge them
+    merged = json.loads((EVENTS / "notes_create.json").read_text())
+    merged["up"] = json.loads((EVENTS / "notes_up_fails.json").read_text())["up"]
+    scenario = notes.parent / "fails.json"
+    scenario.write_text(json.dumps(merged))
+
+    result = bfctl(notes, {**plan_env, "FAKE_PULUMI_SCENARIO": str(scenario)}, "apply", "--target", "gcp", "--yes")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.startswith("Error: `pulumi up` failed for stack `dev`:\n")
+    assert "my-project:notes-db/users/notes: googleapi: Error 400: Invalid request: password is too weak." in result.stderr
+    assert "  ✗ create my-project:notes-db/users/notes failed" in result.stdout
+
+
+def test_missing_pulumi_cli(notes: Path, env: dict[str, str], tmp_path: Path) -> None:
+    result = bfctl(notes, {**env, "PATH": str(tmp_path / "nothing-here")}, "plan", "--target", "gcp")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == textwrap.dedent(
+        """\
+        Error: The gcp target runs Pulumi, and the Pulumi CLI (the `pulumi` program) is not on PATH. It is a \
+separate program from the Python packages: install it with `curl -fsSL https://get.pulumi.com | sh` (Linux and \
+macOS) or `brew install pulumi/tap/pulumi`, or see https://www.pulumi.com/docs/iac/download-install/; then open \
+a new shell (the installer adds ~/.pulumi/bin to PATH) and run this command again. Nothing was changed.
+        """
+    )
+
+
+def test_missing_passphrase_outside_a_terminal(notes: Path, env: dict[str, str]) -> None:
+    result = bfctl(notes, {k: v for k, v in env.items() if k != "PULUMI_CONFIG_PASSPHRASE"}, "plan", "--target", "gcp")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: Pulumi encrypts the stack's secrets")
+    assert "Traceback" not in result.stderr
+
+
+def test_local_target_and_help_never_import_pulumi(notes: Path, env: dict[str, str]) -> None:
+    probe = textwrap.dedent(
+        """
+        import sys
+        import bfctl.cli
+        for argv in (["bfctl", "--help"], ["bfctl", "plan", "--target", "local"], ["bfctl", "plan", "--help"]):
+            sys.argv = argv
+            try:
+                bfctl.cli.main()
+            except SystemExit as exit:
+                assert exit.code in (0, None), (argv, exit.code)
+        print("RESULT", sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi", "pulumi_gcp", "google")))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=notes, env=env, capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert "RESULT []" in result.stdout
+    assert "--gcp-project" in result.stdout and "--gcp-region" in result.stdout

@@ -1,0 +1,195 @@
+"""SessionDep on the gcp target: engines connect through the Cloud SQL connector.
+
+Google is out of reach, so the connector class is replaced by a stand-in that records how it
+is made, called and closed, and opens real connections (pg8000, asyncpg) to an embedded
+PostgreSQL standing in for the instance. Everything above it is the real code: the engines,
+their ``creator``, the worker's shared ``CloudSQLConnectors`` and its teardown. (No postponed
+annotations: the endpoints below are annotated with dependency classes local to each test.)
+"""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+connector_module = pytest.importorskip("google.cloud.sql.connector")
+
+import asyncpg
+import pg8000.dbapi
+from sqlalchemy import text
+
+from buildflow import Flow
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.sqlalchemy import (
+    AsyncSessionDep,
+    CloudSQLConnectors,
+    SessionDep,
+    engine,
+    session_users,
+)
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
+from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+from providers.local import LocalProvider
+from providers.local.postgres import EmbeddedPostgres
+from runtime.testing import TestClient
+
+PASSWORD = "c0nnector-Pw"
+CONNECTION_NAME = "my-project:us-central1:notes-db"
+
+
+def declare() -> tuple[CloudSQLInstance, CloudSQLDatabase, CloudSQLDatabase]:
+    instance = CloudSQLInstance("notes-db", "my-project", CloudSQLDatabaseVersion.POSTGRES_15,
+                                CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+    return instance, CloudSQLDatabase("notes", instance), CloudSQLDatabase("audit", instance)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """An embedded PostgreSQL with databases notes and audit and a login role notes."""
+    root = tmp_path_factory.mktemp("instance")
+    instance, notes, audit = declare()
+    provider = LocalProvider(root, "dev")
+    provider.apply(provider.plan([instance, notes, audit, CloudSQLUser("notes", PASSWORD, instance)]))
+    out = provider.outputs()[instance.primitive_id()]
+    yield out["host"], out["port"]
+    for directory in (root / ".buildflow" / "local").glob("*/*"):
+        EmbeddedPostgres(directory).stop()
+
+
+class StandInConnector:
+    """Records its life; connects to the stand-in instance instead of Google's."""
+
+    made: "list[StandInConnector]" = []
+    address: tuple[str, int] = ("", 0)
+
+    def __init__(self, kind: str = "sync", **options: Any) -> None:
+        self.kind, self.options = kind, options
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.closed = False
+        StandInConnector.made.append(self)
+
+    def connect(self, name: str, driver: str, **kwargs: Any) -> Any:
+        self.calls.append((name, driver, kwargs))
+        host, port = self.address
+        return pg8000.dbapi.connect(user=kwargs["user"], password=kwargs["password"], database=kwargs["db"],
+                                    host=host, port=port)
+
+    async def connect_async(self, name: str, driver: str, **kwargs: Any) -> Any:
+        self.calls.append((name, driver, kwargs))
+        host, port = self.address
+        return await asyncpg.connect(user=kwargs["user"], password=kwargs["password"], database=kwargs["db"],
+                                     host=host, port=port)
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def close_async(self) -> None:
+        self.closed = True
+
+
+async def stand_in_async_connector(**options: Any) -> "StandInConnector":
+    asyncio.get_running_loop()  # as the real one: must be called on the loop it serves
+    return StandInConnector("async", **options)
+
+
+@pytest.fixture
+def connectors(server: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> list[StandInConnector]:
+    StandInConnector.made = []
+    StandInConnector.address = server
+    monkeypatch.setattr(connector_module, "Connector", StandInConnector)
+    monkeypatch.setattr(connector_module, "create_async_connector", stand_in_async_connector)
+    return StandInConnector.made
+
+
+def gcp_outputs(*databases: CloudSQLDatabase) -> ResourceOutputs:
+    return ResourceOutputs(
+        {d.primitive_id(): {"connection_name": CONNECTION_NAME, "database": d.database_name} for d in databases}, "gcp"
+    )
+
+
+def test_sessions_connect_through_one_connector_per_worker(connectors: list[StandInConnector]) -> None:
+    pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio engines need greenlet (sqlalchemy[asyncio])")
+    instance, notes, audit = declare()
+    app = Flow()
+    app.manage(instance, notes, audit)
+    Notes = SessionDep(notes, "notes", PASSWORD)
+    Audit = SessionDep(audit, "notes", PASSWORD)
+    AsyncNotes = AsyncSessionDep(notes, "notes", PASSWORD, ip_type="private")
+    service = app.service()
+
+    @service.endpoint("/sync", method="GET")
+    def sync_databases(a: Notes, b: Audit) -> list:
+        return [s.execute(text("select current_database()")).scalar_one() for s in (a.session, b.session)]
+
+    @service.endpoint("/async", method="GET")
+    async def async_user(db: AsyncNotes) -> str:
+        return (await db.session.execute(text("select current_user"))).scalar_one()
+
+    with TestClient(app, outputs=gcp_outputs(notes, audit)) as client:
+        for _ in range(3):
+            assert client.get("/sync").json() == ["notes", "audit"]
+            assert client.get("/async").json() == "notes"
+        assert all(not c.closed for c in connectors)
+
+    sync, async_ = sorted(connectors, key=lambda c: c.kind != "sync")
+    assert [c.kind for c in connectors].count("sync") == 1 and [c.kind for c in connectors].count("async") == 1
+    assert sync.options == {} and async_.options == {}  # Application Default Credentials
+    # Pooled: each engine opened one connection and reused it.
+    assert sorted(sync.calls, key=lambda c: c[2]["db"]) == [
+        (CONNECTION_NAME, "pg8000", {"user": "notes", "db": "audit", "ip_type": "public", "enable_iam_auth": False,
+                                     "password": PASSWORD}),
+        (CONNECTION_NAME, "pg8000", {"user": "notes", "db": "notes", "ip_type": "public", "enable_iam_auth": False,
+                                     "password": PASSWORD}),
+    ]
+    assert async_.calls == [
+        (CONNECTION_NAME, "asyncpg", {"user": "notes", "db": "notes", "ip_type": "private", "enable_iam_auth": False,
+                                      "password": PASSWORD}),
+    ]
+    assert sync.closed and async_.closed  # closed when the worker stopped
+
+
+def test_connectors_are_made_on_first_use_only(connectors: list[StandInConnector]) -> None:
+    instance, notes, _ = declare()
+    app = Flow()
+    app.manage(instance, notes)
+    Notes = SessionDep(notes, "notes", PASSWORD)
+    service = app.service()
+
+    @service.endpoint("/nothing", method="GET")
+    def nothing(db: Notes) -> str:  # a session that is never used opens no connection
+        return "ok"
+
+    with TestClient(app, outputs=gcp_outputs(notes)) as client:
+        assert client.get("/nothing").json() == "ok"
+    assert connectors == []
+
+
+def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: list[StandInConnector]) -> None:
+    instance, _, _ = declare()
+    database = CloudSQLDatabase("iam", instance)
+    SessionDep(database, "runner@my-project.iam", "", enable_iam_auth=True)
+    assert session_users(database) == []  # an IAM user is not a password user bfctl creates
+
+    shared = CloudSQLConnectors(type("Credentials", (), {"gcp_credentials": None})())  # type: ignore[arg-type]
+    made = engine(gcp_outputs(database), database, "runner@my-project.iam", "", shared, enable_iam_auth=True)
+    with pytest.raises(KeyError, match="password"):
+        made.connect()  # the stand-in needs a password; what was asked is what matters
+    assert connectors[0].calls == [
+        (CONNECTION_NAME, "pg8000", {"user": "runner@my-project.iam", "db": "iam", "ip_type": "public",
+                                     "enable_iam_auth": True}),
+    ]
+    asyncio.run(shared.teardown())
+    assert connectors[0].closed
+
+
+def test_engine_options_are_checked_and_the_local_target_ignores_them(tmp_path: Path) -> None:
+    _, notes, _ = declare()
+    with pytest.raises(ValueError, match="ip_type must be one of public, private, psc"):
+        engine(gcp_outputs(notes), notes, "notes", PASSWORD, ip_type="vpn")
+    with pytest.raises(TypeError, match="connectors="):
+        engine(gcp_outputs(notes), notes, "notes", PASSWORD)
+    local = ResourceOutputs({notes.primitive_id(): {"host": "127.0.0.1", "port": 5, "database": "notes"}})
+    made = engine(local, notes, "notes", PASSWORD, ip_type="private", enable_iam_auth=True)
+    assert made.url.drivername == "postgresql+psycopg" and made.url.port == 5
