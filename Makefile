@@ -2,7 +2,7 @@
 # when pyproject.toml changes (the stamp file records the last install).
 
 PYTHON ?= python3
-EXTRAS ?= dev,bench,gcp
+EXTRAS ?= dev,bench,gcp,parquet
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

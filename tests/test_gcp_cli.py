@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pulumi")
-
 from fakes import EVENTS, pulumi_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-connector_module = pytest.importorskip("google.cloud.sql.connector")
+import google.cloud.sql.connector as connector_module
 
 import asyncpg
 import pg8000.dbapi

@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("google.cloud.sql.connector")
-pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio engines need greenlet (sqlalchemy[asyncio])")
-
 from fakes.cloudsql import PROXY_PORT, CloudSQLStandIn
 from google.oauth2.credentials import Credentials
 from sqlalchemy import text
@@ -62,7 +59,7 @@ def instance_and_database(tmp_path: Path) -> Iterator[tuple[CloudSQLDatabase, tu
 
 def test_sessions_through_the_real_connector(instance_and_database: Any) -> None:
     if not port_free(PROXY_PORT):
-        pytest.skip(f"port {PROXY_PORT}, which the connector always dials, is in use")
+        pytest.fail(f"port {PROXY_PORT}, which the connector always dials, is in use by another program")
     database, backend = instance_and_database
     app = Flow()
     app.manage(database.instance, database)

@@ -90,7 +90,8 @@ def test_a_refused_batch_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
 
 def test_parquet_one_complete_file_per_batch(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq
+
     writer = writer_for(File(str(tmp_path / "pq" / "events"), "parquet"), schema_from_type(Event), {}, tmp_path)
     asyncio.run(write_batches(writer, rows(3), rows(2, 3)))
     files = sorted((tmp_path / "pq").glob("events-*-*.parquet"))
