@@ -12,14 +12,15 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.sink import SinkPushers
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyError
 import buildflow
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
 from runtime.errors import StartupError
-from runtime.collectors import SinkRegistry
-from runtime.graph import Graph, Node
+from runtime.collectors import RegistryPushers, SinkRegistry
+from runtime.graph import Graph, Node, walk
 from runtime.handlers import CompiledHandler
 from runtime.lifecycle import Lifecycle
 from runtime import openapi
@@ -47,9 +48,11 @@ class FlowApp:
     ) -> None:
         self.flow = flow
         self.max_body = max_body
-        provided = {} if outputs is None else {ResourceOutputs: outputs}
-        graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
         self.sinks = SinkRegistry(outputs or ResourceOutputs(), Path.cwd())
+        provided: dict[Any, Any] = {SinkPushers: RegistryPushers(self.sinks)}
+        if outputs is not None:
+            provided[ResourceOutputs] = outputs
+        graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
         try:
             self.handlers = self._compile(flow, graph, self.sinks)
         except DependencyError as e:
@@ -59,6 +62,7 @@ class FlowApp:
             for step in (*handler.plan.steps, handler.plan.handler):
                 roots.extend(arg for _, arg in step.args if isinstance(arg, Node))
         self.lifecycle = Lifecycle(roots)
+        self.sinks.declare_dependencies(walk(roots))
         self.pool: ThreadPoolExecutor | None = None
 
     @staticmethod

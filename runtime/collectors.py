@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from buildflow.dependencies.sink import SinkPushers
 from runtime.batching import Batcher, BatchOptions, QueueFull, SinkUnavailable
 from runtime.errors import StartupError
 from runtime.responses import json_response
@@ -65,6 +66,26 @@ class SinkRegistry:
             await batcher.start()
             self.batchers[key] = batcher
 
+    def pusher(self, key: str) -> Callable[[list[Any]], Awaitable[None]]:
+        """``SinkDependencyBuilder``'s push: convert, then wait until the rows are durable."""
+        if key not in self._declared:
+            raise LookupError(f"no writer was declared for the sink {key!r}")
+        from runtime.sinks import row_converter
+
+        convert = row_converter(self._declared[key][1])
+
+        async def push(items: list[Any]) -> None:
+            await self.batchers[key].submit([convert(item) for item in items])
+
+        return push
+
+    def declare_dependencies(self, nodes: list[Any]) -> None:
+        """Start writers for the sinks that ``SinkDependencyBuilder`` dependencies push to."""
+        for node in nodes:
+            sink = getattr(node.provider.target, "sink_primitive", None)
+            if sink is not None:
+                self.declare(sink, getattr(sink, "schema", None), BatchOptions())
+
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
@@ -114,3 +135,14 @@ class CollectorOutput:
                     {"detail": "The sink cannot take rows right now; retry later"}, 503, {"Retry-After": "1"}
                 )
         return web.Response(body=_SUCCESS, content_type="application/json")
+
+
+class RegistryPushers(SinkPushers):
+    """The ``SinkPushers`` the runtime injects: each worker's own batchers, found at call time."""
+
+    def __init__(self, registry: SinkRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def __getitem__(self, primitive_id: str) -> Callable[[list[Any]], Awaitable[None]]:
+        return self._registry.pusher(primitive_id)

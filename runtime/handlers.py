@@ -19,7 +19,10 @@ from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
 from buildflow.requests import WebSocket
 from buildflow.processors import Collector
+from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput, SinkRegistry
+from runtime.sinks.base import RowsRejected
+from runtime.sinks.schema import RowConversionError
 from runtime.context import RequestContext
 from runtime.errors import StartupError
 from runtime.graph import Arg, Graph
@@ -175,6 +178,11 @@ class CompiledHandler:
             return json_response({"detail": e.detail}, e.status_code, e.headers)
         if isinstance(e, ClientError):
             return json_response(e.body, e.status, e.headers)
+        if isinstance(e, (RowsRejected, RowConversionError)):  # a row pushed to a sink by a dependency
+            return json_response({"detail": f"row does not fit the sink: {e}"}, 422)
+        if isinstance(e, (QueueFull, SinkUnavailable)):
+            return json_response({"detail": "The sink cannot take rows right now; retry later"}, 503,
+                                 {"Retry-After": "1"})
         if is_unavailable(e):
             return unavailable(raw, self.name, e)
         return server_error(raw, self.name, e)

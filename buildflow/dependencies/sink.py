@@ -21,8 +21,8 @@ from typing import Any, Optional
 
 from buildflow.dependencies.scopes import Scope, dependency
 
-#: Hands rows (plain dicts) to a sink's writer; returns once they are durable.
-Push = Callable[[list[dict[str, Any]]], Awaitable[None]]
+#: Hands rows (records, models or dicts) to a sink's writer; returns once they are durable.
+Push = Callable[[list[Any]], Awaitable[None]]
 
 
 @dependency(Scope.GLOBAL)
@@ -56,8 +56,8 @@ def SinkDependencyBuilder(primitive: Any) -> type:
     """A REPLICA dependency with ``await dep.push(row)`` and ``await dep.push_batch(rows)``.
 
     Rows are dataclasses, pydantic models or dicts; with a declared schema
-    (``.options(schema=RowType)``) they are checked against its columns before they are
-    queued, and a row that does not fit raises ``RowConversionError`` naming the field.
+    (``.options(schema=RowType)``) the runtime checks them against its columns before they
+    are queued (a row that does not fit makes the request a 422 naming the field).
     """
     primitive_id = primitive.primitive_id()
 
@@ -67,20 +67,16 @@ def SinkDependencyBuilder(primitive: Any) -> type:
         sink_primitive = primitive
 
         def __init__(self, pushers: SinkPushers) -> None:
-            from runtime.sinks.schema import row_converter, to_row
-
             self._pushers = pushers
             self.primitive = primitive
-            schema = getattr(primitive, "schema", None)  # read when the worker starts: fully declared
-            self._convert = row_converter(schema) if schema is not None else to_row
 
         async def push(self, data: Any) -> None:
             """Write one row; returns once it is durable."""
-            await self._pushers[primitive_id]([self._convert(data)])
+            await self._pushers[primitive_id]([data])
 
         async def push_batch(self, batch: Iterable[Any]) -> None:
             """Write several rows together (all durable, or an error); returns once durable."""
-            rows = [self._convert(item) for item in batch]
+            rows = list(batch)
             if rows:
                 await self._pushers[primitive_id](rows)
 

@@ -1,0 +1,179 @@
+"""Collectors and sink dependencies end to end: group commit, isolation of refused rows,
+backpressure, an unreachable sink, and flushing at shutdown — on real sinks."""
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from buildflow import Flow
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.sink import SinkDependencyBuilder
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable
+from buildflow.io.local import File
+from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+from buildflow.types.portable import FileFormat
+from providers import get_provider
+from runtime.batching import Batcher, BatchOptions, QueueFull
+from runtime.sinks import RowsRejected, schema_from_type, writer_for
+from runtime.testing import TestClient
+
+
+@dataclasses.dataclass
+class Event:
+    user: str
+    n: int
+
+
+def _file_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for path in folder.glob("*.json") for line in path.read_text().splitlines()]
+
+
+def test_concurrent_submissions_share_one_write(tmp_path: Path) -> None:
+    sink = File(str(tmp_path / "out" / "events.json"), FileFormat.JSON)
+
+    async def run() -> Batcher:
+        batcher = Batcher(writer_for(sink, schema_from_type(Event), {}, tmp_path))
+        await batcher.start()
+        # all ten are queued before the flusher gets to run: one write carries them all
+        await asyncio.gather(*(batcher.submit([{"user": f"u{i}", "n": i}]) for i in range(10)))
+        await batcher.submit([{"user": "late", "n": 10}])
+        await batcher.stop()
+        return batcher
+
+    batcher = asyncio.run(run())
+    assert (batcher.batches_written, batcher.rows_written) == (2, 11)
+    assert sorted(r["n"] for r in _file_rows(tmp_path / "out")) == list(range(11))
+
+
+def test_queue_bound_refuses_at_once(tmp_path: Path) -> None:
+    sink = File(str(tmp_path / "out" / "events.json"), FileFormat.JSON)
+
+    async def run() -> list[object]:
+        batcher = Batcher(writer_for(sink, schema_from_type(Event), {}, tmp_path),
+                          BatchOptions(batch_size=2, max_queued_rows=3))
+        await batcher.start()
+        results = await asyncio.gather(*(batcher.submit([{"user": "u", "n": i}]) for i in range(5)),
+                                       return_exceptions=True)
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(run())
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["QueueFull"] * 2
+    assert isinstance(results[-1], QueueFull)
+
+
+def test_sink_dependency_pushes_durably(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    events = SinkDependencyBuilder(File("pushed/events.json", FileFormat.JSON))
+    app = Flow()
+
+    @app.service().endpoint("/track", method="POST")
+    async def track(event: Event, sink: events) -> str:
+        await sink.push(event)
+        await sink.push_batch([Event("b", 2), {"user": "c", "n": 3}])
+        return "ok"
+
+    with TestClient(app) as client:
+        assert client.post("/track", json={"user": "a", "n": 1}).json() == "ok"
+    assert [r["user"] for r in _file_rows(tmp_path / "pushed")] == ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module")
+def postgres_table(tmp_path_factory: pytest.TempPathFactory):
+    """A CloudSQLTable applied on the local target, with a CHECK the schema cannot express."""
+    project = tmp_path_factory.mktemp("collectors")
+    instance = CloudSQLInstance("events-db", "my-project", CloudSQLDatabaseVersion.POSTGRES_15,
+                                CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+    database = CloudSQLDatabase("events", instance)
+    table = CloudSQLTable(database, "events").options(schema=Event)
+    provider = get_provider("local", project, "dev")
+    outputs = provider.apply(provider.plan([instance, database, table]))
+    out = outputs[database.primitive_id()]
+    admin = (project / ".buildflow").rglob("admin-password").__next__().read_text().strip()
+    dsn = dict(host=out["host"], port=out["port"], dbname="events", user="buildflow_admin", password=admin)
+    with psycopg.connect(**dsn, autocommit=True) as conn:
+        conn.execute("alter table events add constraint n_positive check (n >= 0)")
+    yield project, table, ResourceOutputs(outputs, "local"), provider, dsn
+    provider.destroy()
+
+
+def _stored(dsn: dict) -> list[tuple[str, int]]:
+    with psycopg.connect(**dsn) as conn:
+        return sorted(conn.execute('select "user", n from events').fetchall())
+
+
+def test_refused_row_fails_only_its_own_request(postgres_table) -> None:
+    project, table, outputs, _provider, dsn = postgres_table
+
+    async def run() -> list[object]:
+        writer = writer_for(table, schema_from_type(Event), outputs, project)
+        batcher = Batcher(writer)
+        await batcher.start()
+        rows = [[{"user": "ok1", "n": 1}], [{"user": "bad", "n": -1}], [{"user": "ok2", "n": 2}]]
+        results = await asyncio.gather(*(batcher.submit(r) for r in rows), return_exceptions=True)
+        await batcher.stop()
+        return results
+
+    ok1, bad, ok2 = asyncio.run(run())
+    assert ok1 is None and ok2 is None and isinstance(bad, RowsRejected)
+    stored = [n for _, n in _stored(dsn)]
+    assert 1 in stored and 2 in stored and -1 not in stored
+
+
+def test_collector_into_cloud_sql_table(postgres_table) -> None:
+    project, table, outputs, provider, dsn = postgres_table
+    app = Flow()
+
+    @app.collector("/events", method="POST", sink=table)
+    def collect(event: Event) -> list[Event]:
+        return [event, Event(event.user + "-copy", event.n + 100)]
+
+    with TestClient(app, outputs=outputs) as client:
+        assert client.post("/events", json={"user": "web", "n": 7}).json() == {"success": True}
+        r = client.post("/events", json={"user": "neg", "n": -5})  # the CHECK refuses it
+        assert r.status_code == 422 and "refused" in r.json()["detail"]
+        r = client.post("/events", json={"user": "web"})
+        assert r.status_code == 422
+
+        server, port = _server(project, provider)
+        server.stop()
+        r = client.post("/events", json={"user": "down", "n": 1})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        server.start(port)
+        assert client.post("/events", json={"user": "back", "n": 2}).status_code == 200
+    stored = {u for u, _ in _stored(dsn)}
+    assert {"web", "web-copy", "back", "back-copy"} <= stored and "neg" not in stored and "down" not in stored
+
+
+def _server(project: Path, provider):
+    from providers.local.postgres import EmbeddedPostgres
+
+    record = provider.store.load().resources["my-project:events-db"]
+    return EmbeddedPostgres(project / record.private["directory"]), record.private["port"]
+
+
+def test_shutdown_flushes_every_acknowledged_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = Flow()
+
+    @app.collector("/e", method="POST", sink=File("flushed/e.json", FileFormat.JSON), max_wait=0.05)
+    def collect(event: Event) -> Event:
+        return event
+
+    with TestClient(app) as client:
+        async def burst() -> list[int]:
+            import aiohttp
+
+            async with aiohttp.ClientSession() as s:
+                async def one(i: int) -> int:
+                    async with s.post(client.base_url + "/e", json={"user": "u", "n": i}) as r:
+                        return r.status
+                return await asyncio.gather(*(one(i) for i in range(50)))
+
+        statuses = asyncio.run(burst())
+    assert statuses == [200] * 50
+    assert sorted(r["n"] for r in _file_rows(tmp_path / "flushed")) == list(range(50))
