@@ -123,6 +123,9 @@ def serve(
     ] = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
+    loop: Annotated[
+        str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio or uvloop.")
+    ] = "auto",
 ) -> None:
     """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
 
@@ -147,6 +150,7 @@ def serve(
             access_log=access_log,
             on_ready=partial(_announce, loaded.target, routes),
             outputs=outputs,
+            loop=loop,
         )
     raise typer.Exit(code)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 
-from buildflow.processors import Collector, Method, ProcessorOptions, Route, collector as _collector
+from buildflow.processors import Collector, Method, ProcessorOptions, Route, row_type_of
+from buildflow.processors import collector as _collector
 from buildflow.service import Service
 
 T = TypeVar("T")
@@ -100,8 +101,12 @@ class Flow:
                 f"ProcessorGroup({collector.name}) already exists in Flow object."
                 "Please rename your function or remove the other Processor."
             )
-        if collector.sink_primitive is not None:
-            self.manage(collector.sink_primitive)
+        sink = collector.sink_primitive
+        if sink is not None and getattr(sink, "resource_type", ""):  # Empty() makes nothing
+            declare = getattr(sink, "declare_row_type", None)
+            if declare is not None:  # tables take their columns from the collector's rows
+                declare(row_type_of(collector.original_process_fn_or_class, sink))
+            self.manage(sink)
         self.collectors.append(collector)
 
     def consumer(self, *args: Any, **kwargs: Any) -> Callable[[T], T]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import types
+import typing
 from typing import Any, Callable, Optional
 
 Route = str
@@ -134,3 +136,24 @@ def join_route(base: str, route: str) -> str:
     if not route or route == "/":
         return base
     return (base.rstrip("/") + "/" + route.lstrip("/")) if base != "/" else "/" + route.lstrip("/")
+
+
+def row_type_of(fn: Callable[..., Any], sink: Any) -> Any:
+    """The type of one row: the sink's declared schema, else the handler's return annotation
+    (``T``, ``list[T]`` or ``Optional[...]`` of those)."""
+    declared = getattr(sink, "schema", None)
+    if declared is not None:
+        return declared
+    if isinstance(fn, type):  # class-based: its process() returns the rows
+        fn = getattr(fn, "process", fn)
+    try:
+        returned = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    for _ in range(3):  # Optional[list[T]] → list[T] → T
+        args = [a for a in typing.get_args(returned) if a is not type(None)]
+        if typing.get_origin(returned) in (list, tuple, typing.Union, types.UnionType) and args:
+            returned = args[0]
+        else:
+            break
+    return returned

@@ -3,38 +3,19 @@
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from buildflow.dependencies.sink import SinkPushers
+from buildflow.processors import row_type_of
 from runtime.batching import Batcher, BatchOptions, QueueFull, SinkUnavailable
 from runtime.errors import StartupError
 from runtime.responses import json_response
 from runtime.sinks.base import Row, RowsRejected
 
 _SUCCESS = b'{"success":true}'
-
-
-def row_type_of(fn: Callable[..., Any], sink: Any) -> Any:
-    """The type of one row: the sink's declared schema, else the handler's return annotation
-    (``T``, ``list[T]`` or ``Optional[...]`` of those)."""
-    declared = getattr(sink, "schema", None)
-    if declared is not None:
-        return declared
-    try:
-        returned = typing.get_type_hints(fn).get("return")
-    except Exception:
-        return None
-    for _ in range(3):  # Optional[list[T]] → list[T] → T
-        args = [a for a in typing.get_args(returned) if a is not type(None)]
-        if typing.get_origin(returned) in (list, tuple, typing.Union, __import__("types").UnionType) and args:
-            returned = args[0]
-        else:
-            break
-    return returned
 
 
 class SinkRegistry:
@@ -96,6 +77,9 @@ class CollectorOutput:
     """Turns a collector's result into rows, hands them to its sink, and answers."""
 
     def __init__(self, registry: SinkRegistry, sink: Any, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        default_size = getattr(sink, "batch_size", None)  # BigQueryTable.options(batch_size=...)
+        if isinstance(default_size, int) and "batch_size" not in options:
+            options = {**options, "batch_size": default_size}
         try:
             batch_options = BatchOptions(**options)
         except (TypeError, ValueError) as e:

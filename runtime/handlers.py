@@ -22,7 +22,7 @@ from buildflow.processors import Collector
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput, SinkRegistry
 from runtime.sinks.base import RowsRejected
-from runtime.sinks.schema import RowConversionError
+from buildflow.types.schema import RowConversionError
 from runtime.context import RequestContext
 from runtime.errors import StartupError
 from runtime.graph import Arg, Graph

@@ -115,7 +115,7 @@ def make_app() -> Flow:
 
     @svc.endpoint("/echo", method="PUT")
     async def echo(request: Request):
-        return {"body": (await request.body()).decode()}
+        return {"body": (await request.body()).decode(errors="replace")}
 
     @svc.endpoint("/things/{tid}", method="DELETE")
     def delete_thing(tid: int):

@@ -94,7 +94,7 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from buildflow.io.duckdb import DuckDBTable
     from runtime.sinks import writer_for
-    from runtime.sinks.schema import Column, Kind
+    from buildflow.types.schema import Column, Kind
 
     async def main():
         columns = [Column("worker", Kind.STRING), Column("n", Kind.INTEGER)]

@@ -13,7 +13,7 @@ import pytest
 
 from runtime.sinks import ddl
 from runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
-from runtime.sinks.schema import (
+from buildflow.types.schema import (
     Column,
     Kind,
     RowConversionError,

@@ -29,7 +29,7 @@ class TableSchema:
         """Refuse a schema the sinks cannot make columns from, naming the primitive."""
         if self.schema is None:
             return
-        from runtime.sinks.schema import schema_from_type
+        from buildflow.types.schema import schema_from_type
 
         try:
             schema_from_type(self.schema)
@@ -37,10 +37,10 @@ class TableSchema:
             raise PrimitiveValidationError(f"{type(self).__name__} schema: {e}") from None
 
     def columns(self) -> list[Any] | None:
-        """The declared columns (``runtime.sinks.schema.Column``), or None when undeclared."""
+        """The declared columns (``buildflow.types.schema.Column``), or None when undeclared."""
         if self.schema is None:
             return None
-        from runtime.sinks.schema import schema_from_type
+        from buildflow.types.schema import schema_from_type
 
         return schema_from_type(self.schema)
 
@@ -56,7 +56,7 @@ class TableSchema:
         and apply creates the table before the first row arrives.
         """
         if self.schema is None and isinstance(row_type, type):
-            from runtime.sinks.schema import is_record_type
+            from buildflow.types.schema import is_record_type
 
             if is_record_type(row_type):
                 self.schema = row_type

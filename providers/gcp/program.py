@@ -31,7 +31,7 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.primitive import Primitive
 from providers.plan import order_by_parents
-from runtime.sinks.schema import schema_from_type
+from buildflow.types.schema import schema_from_type
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]

@@ -28,7 +28,7 @@ from providers.local.family import Family, forget, record
 from providers.local.postgres import LocalTargetError
 from providers.state import ResourceState, State
 from runtime.sinks import ddl
-from runtime.sinks.schema import Column
+from buildflow.types.schema import Column
 
 DATASET = BigQueryDataset.resource_type
 BIGQUERY_TABLE = BigQueryTable.resource_type

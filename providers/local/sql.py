@@ -17,7 +17,7 @@ from pg8000.native import Connection, identifier, literal
 
 from providers.secrets import scram_verifier, secret_matches
 from runtime.sinks import ddl
-from runtime.sinks.schema import Column
+from buildflow.types.schema import Column
 
 OWNER_ROLE = "cloudsqlsuperuser"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.sinks.base import Row, RowsRejected, SinkWriter
-from runtime.sinks.schema import Column, RowConversionError, row_converter, schema_from_type, schema_or_none, to_row
+from buildflow.types.schema import Column, RowConversionError, row_converter, schema_from_type, schema_or_none, to_row
 
 __all__ = [
     "Column",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from runtime.sinks.schema import Column, Kind
+from buildflow.types.schema import Column, Kind
 
 Dialect = Literal["postgres", "duckdb"]
 

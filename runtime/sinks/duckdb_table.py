@@ -14,7 +14,7 @@ from runtime.sinks import ddl
 from runtime.sinks.ddl import SinkSchemaError
 from runtime.sinks.base import Row, RowsRejected
 from runtime.sinks.duckdb_access import shared_database
-from runtime.sinks.schema import Column, Kind
+from buildflow.types.schema import Column, Kind
 from runtime.sinks.threaded import ThreadedWriter
 
 # Errors about the rows, not the database: the batch is refused, the sink is fine.

@@ -19,7 +19,7 @@ from buildflow.types.portable import FileFormat
 from runtime.sinks import durable
 from runtime.sinks.base import Row
 from runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
-from runtime.sinks.schema import Column
+from buildflow.types.schema import Column
 from runtime.sinks.threaded import ThreadedWriter
 
 try:

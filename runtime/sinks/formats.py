@@ -17,7 +17,7 @@ import orjson
 
 from buildflow.types.portable import FileFormat
 from runtime.sinks.base import Row, RowsRejected
-from runtime.sinks.schema import Column, Kind, to_jsonable
+from buildflow.types.schema import Column, Kind, to_jsonable
 
 CONTENT_TYPES = {
     FileFormat.JSON: "application/x-ndjson",

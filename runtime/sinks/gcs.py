@@ -18,7 +18,7 @@ from runtime.sinks import durable
 from runtime.sinks.base import Row, SinkWriter
 from runtime.sinks.files import batch_name, split_name
 from runtime.sinks.formats import CONTENT_TYPES, encode_file
-from runtime.sinks.schema import Column
+from buildflow.types.schema import Column
 
 
 class ObjectStore(abc.ABC):

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from runtime.sinks import ddl
 from runtime.sinks.ddl import SinkSchemaError
 from runtime.sinks.base import Row, RowsRejected, SinkWriter
-from runtime.sinks.schema import Column, Kind
+from buildflow.types.schema import Column, Kind
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 # SQLSTATE classes about the data: 22 data exception, 23 integrity constraint violation.
