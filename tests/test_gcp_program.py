@@ -142,7 +142,7 @@ def test_notes_example_makes_instance_database_and_user(monitor: RecordingMonito
         "region": "us-central1",
         "databaseVersion": "POSTGRES_15",
         "settings": {"tier": "db-f1-micro"},
-        "deletionProtection": False,  # pulumi-gcp defaults to true: always set from the flow
+        "deletionProtection": True,  # on unless the flow turns it off; always set explicitly
     }
     assert db["inputs"] == {"name": "notes", "instance": "notes-db", "project": "my-project", "deletionPolicy": "ABANDON"}
     password = user["inputs"].pop("password")
@@ -193,11 +193,11 @@ def test_options_and_engines_are_honoured(monitor: RecordingMonitor) -> None:
         CloudSQLInstanceSettings(tier="db-n1-standard-1", ip_configuration={"ipv4_enabled": False,
                                                                             "private_network": "projects/p/global/networks/n"}),
         "us-east1",
-    ).options(deletion_protection=True)
+    ).options(deletion_protection=False)
     run_program([CloudSQLDatabase("shop", instance), instance])
 
     inputs = monitor.registered["my-project:shop-db"]["inputs"]
-    assert inputs["deletionProtection"] is True
+    assert inputs["deletionProtection"] is False
     # Nested settings reach the engine with Pulumi's names.
     assert inputs["settings"] == {
         "tier": "db-n1-standard-1",

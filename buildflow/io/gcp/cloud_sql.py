@@ -47,13 +47,13 @@ class CloudSQLInstance(GCPPrimitive):
     database_version: str
     settings: CloudSQLInstanceSettings
     region: str
-    #: Pulumi's guard against deleting the instance, set with ``.options(deletion_protection=True)``;
-    #: off by default as in BuildFlow, so ``bfctl destroy`` can remove what ``apply`` made. Not
-    #: annotated, so not a dataclass field: the constructor stays BuildFlow's.
-    deletion_protection = False
+    #: Cloud SQL's guard against deleting the instance (and its data) on GCP: on unless
+    #: ``.options(deletion_protection=False)`` says otherwise. Not annotated, so not a dataclass
+    #: field: the constructor stays BuildFlow's. The local target ignores it.
+    deletion_protection = True
 
     resource_type: ClassVar[str] = "gcp.sql.DatabaseInstance"
-    option_defaults: ClassVar[dict[str, Any]] = {"deletion_protection": False}
+    option_defaults: ClassVar[dict[str, Any]] = {"deletion_protection": True}
     replace_properties: ClassVar[frozenset[str]] = frozenset(
         {"instance_name", "project_id", "region", "database_version"}
     )
