@@ -39,7 +39,7 @@ def run_wrk(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
             script = Path(tmp) / "post.lua"
             script.write_text(
                 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = [[{body.decode()}]]\n"
+                f"wrk.body = [==[{body.decode()}]==]\n"
             )
             args += ["-s", str(script)]
         out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout

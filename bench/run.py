@@ -52,6 +52,71 @@ def endpoints() -> list[dict[str, Any]]:
     return rows
 
 
+def _rows(n: int) -> list[dict[str, Any]]:
+    return [{"user": f"user-{i}", "kind": "click", "n": i} for i in range(n)]
+
+
+def _copy_ceiling(project: Path, rows: int = 200_000, batch: int = 1000) -> float:
+    """Rows/s of COPY straight into the applied table, in batches, on one connection."""
+    import psycopg
+
+    from providers.state import StateStore
+
+    state = StateStore(project, "local", "dev").load()
+    out = state.resources["bench-project:bench-db.bench"].outputs
+    password = next((project / ".buildflow").rglob("admin-password")).read_text().strip()
+    data = [(r["user"], r["kind"], r["n"]) for r in _rows(batch)]
+    with psycopg.connect(host=out["host"], port=out["port"], dbname="bench", user="buildflow_admin",
+                         password=password) as conn:
+        began = time.perf_counter()
+        for _ in range(rows // batch):
+            with conn.cursor() as cur, cur.copy('COPY many_events ("user", kind, n) FROM STDIN') as copy:
+                for row in data:
+                    copy.write_row(row)
+            conn.commit()
+        return rows / (time.perf_counter() - began)
+
+
+def collectors(workdir: Path) -> dict[str, Any]:
+    """Collector throughput into the embedded PostgreSQL and DuckDB, 64 concurrent clients."""
+    import shutil
+
+    from bench.servers import bfctl_serve, serving
+
+    project = workdir / "collect"
+    project.mkdir()
+    shutil.copy(ROOT / "bench" / "apps" / "collect.py", project / "collect.py")
+    bfctl = [sys.executable, "-m", "bfctl"]
+    subprocess.run([*bfctl, "apply", "collect.py:app", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
+    one = json.dumps(_rows(1)[0]).encode()
+    hundred = json.dumps(_rows(100)).encode()
+    try:
+        with serving(bfctl_serve("collect.py:app"), project) as (base, _process, _startup):
+            runs = {}
+            for name, path, body in [("plain endpoint (req/s)", "/plain", one),
+                                     ("collector → PostgreSQL, 1 row/request", "/pg/one", one),
+                                     ("one INSERT per request", "/insert", one),
+                                     ("collector → DuckDB, 1 row/request", "/duck/one", one),
+                                     ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred)]:
+                run_load(base + path, 1, body)
+                runs[name] = run_load(base + path, SECONDS, body)
+        ceiling = _copy_ceiling(project)
+    finally:
+        subprocess.run([*bfctl, "destroy", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
+    rows_per_s = {name: r.requests_per_s * (100 if "100 rows" in name else 1) for name, r in runs.items()}
+    rows_per_s["COPY ceiling, batches of 1000"] = ceiling
+    pg_one = rows_per_s["collector → PostgreSQL, 1 row/request"]
+    ratios = {
+        "1 row/request vs plain endpoint (target ≥ 0.8)": pg_one / rows_per_s["plain endpoint (req/s)"],
+        "1 row/request vs one INSERT per request (target ≥ 3)": pg_one / rows_per_s["one INSERT per request"],
+        "100 rows/request vs COPY ceiling (target ≥ 0.5)":
+            rows_per_s["collector → PostgreSQL, 100 rows/request"] / ceiling,
+    }
+    errors = {name: r.errors for name, r in runs.items() if r.errors}
+    return {"rows_per_s": rows_per_s, "ratios": ratios, "errors": errors,
+            "p99_ms": {name: r.p99_ms for name, r in runs.items()}}
+
+
 def _time(cmd: list[str], cwd: Path, runs: int = 5) -> float:
     took = []
     for _ in range(runs):
@@ -129,7 +194,13 @@ def main() -> None:
         if key == "endpoints":
             print_table(report[key])
     with tempfile.TemporaryDirectory() as tmp:
+        report["collectors"] = collectors(Path(tmp))
         report["tools_seconds"] = tools(Path(tmp))
+    print("Collectors (rows/s):")
+    for name, value in report["collectors"]["rows_per_s"].items():
+        print(f"   {name:<45} {value:>12,.0f}")
+    for name, value in report["collectors"]["ratios"].items():
+        print(f"   {name:<55} {value:.2f}x")
     for key in ("memory", "tools_seconds"):
         print(key.replace("_", " ").capitalize() + ":")
         for name, value in report[key].items():

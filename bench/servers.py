@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "bench" / "apps"
+Served = tuple[str, "subprocess.Popen[bytes]", float]
 
 
 def free_port() -> int:
@@ -23,21 +23,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def command(kind: str, port: int, workers: int = 1) -> list[str]:
-    py = sys.executable
+def bfctl_serve(target: str) -> list[str]:
+    """``bfctl serve`` of ``target``, one worker, no access log; the port comes last."""
+    return [sys.executable, "-m", "bfctl", "serve", target, "--no-access-log", "--workers", "1", "--port"]
+
+
+def command(kind: str) -> list[str]:
+    """How each peer is started; the port is appended."""
     if kind == "bfctl":
-        return [py, "-m", "bfctl", "serve", f"{APPS / 'ours.py'}:app", "--port", str(port), "--no-access-log",
-                "--workers", str(workers)]
+        return bfctl_serve(f"{APPS / 'ours.py'}:app")
     if kind == "aiohttp":
-        return [py, str(APPS / "raw.py"), str(port)]
+        return [sys.executable, str(APPS / "raw.py")]
     if kind == "fastapi":
-        return [py, "-m", "uvicorn", "fast:app", "--app-dir", str(APPS), "--port", str(port),
-                "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+        return [sys.executable, "-m", "uvicorn", "fast:app", "--app-dir", str(APPS), "--log-level", "warning",
+                "--no-access-log", "--workers", "1", "--port"]
     raise ValueError(kind)
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
-    """Seconds until ``url`` first answered 200 (the process is polled, not slept on blindly)."""
+def wait_until_up(url: str, process: "subprocess.Popen[bytes]", timeout: float = 60.0) -> float:
+    """Seconds until ``url`` first answered 200 (polled while the process lives)."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         if process.poll() is not None:
@@ -52,10 +56,10 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 
 @contextmanager
-def running(kind: str, probe: str = "/abob", env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes], float]]:
+def serving(cmd: list[str], cwd: Path = ROOT, probe: str = "/_bf/health") -> Iterator[Served]:
+    """Run ``cmd`` plus a free port until the block ends; yields (base URL, process, start-up s)."""
     port = free_port()
-    process = subprocess.Popen(command(kind, port), cwd=ROOT, env={**os.environ, **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([*cmd, str(port)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         startup = wait_until_up(base + probe, process)
@@ -66,3 +70,7 @@ def running(kind: str, probe: str = "/abob", env: dict[str, str] | None = None) 
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def running(kind: str, probe: str = "/abob") -> AbstractContextManager[Served]:
+    return serving(command(kind), ROOT, probe)
