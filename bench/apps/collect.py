@@ -46,7 +46,7 @@ def duck_one(event: Event) -> Event:
 
 
 @service.endpoint("/plain", method="POST")
-async def plain(event: Event) -> dict:
+def plain(event: Event) -> dict:  # sync like the collectors: the same one trip to the thread pool
     return {"success": True}
 
 
