@@ -60,6 +60,8 @@ class Step:
 class Epoch:
     layers: list[list[Step]] = dataclasses.field(default_factory=list)
     sync: list[Step] = dataclasses.field(default_factory=list)
+    #: The sync steps need none of this epoch's async ones: the trip to the pool runs meanwhile.
+    overlap: bool = False
 
 
 def _handler_make(fn: Callable[..., Any]) -> Make:
@@ -107,6 +109,13 @@ class RequestPlan:
                 target.layers[layer_of[step.slot]].append(step)
             else:
                 target.sync.append(step)
+        for epoch in epochs:  # (a sync handler tears down in its own trip: it never overlaps)
+            async_slots = {s.slot for layer in epoch.layers for s in layer}
+            epoch.overlap = bool(epoch.layers and epoch.sync) and self.handler not in epoch.sync and not any(
+                isinstance(arg, Node) and arg.scope is Scope.PROCESS and self._slot_of[id(arg)] in async_slots
+                for step in epoch.sync
+                for _, arg in step.args
+            )
         return epochs
 
     def finalize(self, handler: Callable[..., Any]) -> None:
@@ -125,18 +134,31 @@ class RequestPlan:
         tds: list[Teardown] = []
         try:
             for epoch in self.epochs:
-                for layer in epoch.layers:
-                    if len(layer) == 1:
-                        step = layer[0]
-                        vals[step.slot] = await step.make(step.kwargs(vals, ctx, params), tds)
-                    else:
-                        await self._gather(layer, vals, ctx, params, tds)
+                if epoch.overlap:
+                    hop = loop.run_in_executor(pool, self._run_sync, epoch.sync, vals, ctx, params, tds)
+                    try:
+                        await self._layers(epoch.layers, vals, ctx, params, tds)
+                    finally:
+                        await hop  # never leave the thread running on our values
+                    continue
+                await self._layers(epoch.layers, vals, ctx, params, tds)
                 if epoch.sync:
                     await loop.run_in_executor(pool, self._run_sync, epoch.sync, vals, ctx, params, tds)
             return vals[self.handler.slot]
         finally:
             if tds:
                 await run_teardowns(tds, lambda fn: loop.run_in_executor(pool, fn))
+
+    async def _layers(
+        self, layers: list[list[Step]], vals: list[Any], ctx: RequestContext, params: dict[str, Any],
+        tds: list[Teardown],
+    ) -> None:
+        for layer in layers:
+            if len(layer) == 1:
+                step = layer[0]
+                vals[step.slot] = await step.make(step.kwargs(vals, ctx, params), tds)
+            else:
+                await self._gather(layer, vals, ctx, params, tds)
 
     async def _gather(
         self, layer: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]

@@ -462,3 +462,26 @@ def test_override_with_the_flow_context_manager():
         assert client.get("/db").json() == "from function"
     with TestClient(app) as client:
         assert client.get("/db").json() == "real"
+
+
+def test_independent_sync_and_async_dependencies_overlap():
+    """The sync one runs in the pool while the async one waits for it: no overlap, no signal."""
+    started = threading.Event()
+
+    @dependency(Scope.PROCESS)
+    def sync_side() -> str:
+        started.set()
+        return "S"
+
+    @dependency(Scope.PROCESS)
+    async def async_side() -> bool:
+        return await asyncio.to_thread(started.wait, 10)
+
+    app = Flow()
+
+    @app.service().endpoint("/overlap")
+    async def overlap(a: async_side, s: sync_side):
+        return [a, s]
+
+    with TestClient(app) as client:
+        assert client.get("/overlap").json() == [True, "S"]
