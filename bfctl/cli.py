@@ -126,6 +126,11 @@ def serve(
     loop: Annotated[
         str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio or uvloop.")
     ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, show_default="CPUs + 4, at most 32",
+                     help="Threads per worker for sync handlers and dependencies; more when they wait on I/O."),
+    ] = None,
 ) -> None:
     """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
 
@@ -151,6 +156,7 @@ def serve(
             on_ready=partial(_announce, loaded.target, routes),
             outputs=outputs,
             loop=loop,
+            threads=threads,
         )
     raise typer.Exit(code)
 

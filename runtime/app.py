@@ -33,7 +33,9 @@ DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 
 def default_thread_count() -> int:
-    return min(64, (os.cpu_count() or 1) * 8 + 4)
+    """Python's own default: more threads than this only add GIL contention for short sync
+    handlers; raise it (``bfctl serve --threads``) when handlers mostly wait on I/O."""
+    return min(32, (os.cpu_count() or 1) + 4)
 
 
 class FlowApp:
@@ -45,9 +47,11 @@ class FlowApp:
         overrides: Mapping[Any, Any] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         outputs: ResourceOutputs | None = None,
+        threads: int | None = None,
     ) -> None:
         self.flow = flow
         self.max_body = max_body
+        self.threads = threads or default_thread_count()
         self.sinks = SinkRegistry(outputs or ResourceOutputs(), Path.cwd())
         provided: dict[Any, Any] = {SinkPushers: RegistryPushers(self.sinks)}
         if outputs is not None:
@@ -124,7 +128,7 @@ class FlowApp:
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
-        self.pool = ThreadPoolExecutor(default_thread_count(), thread_name_prefix="bf-worker")
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bf-worker")
         self._owns_global = not self.lifecycle.global_built
         if self._owns_global:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)

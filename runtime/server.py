@@ -138,6 +138,7 @@ def serve(
     overrides: Mapping[Any, Any] | None = None,
     outputs: ResourceOutputs | None = None,
     loop: str = "auto",
+    threads: int | None = None,
 ) -> int:
     """Serve until stopped by a signal; returns the exit code. Blocks.
 
@@ -145,7 +146,7 @@ def serve(
     """
     _configure_logging()
     use_event_loop(loop)
-    flow_app = FlowApp(flow, overrides, outputs=outputs)
+    flow_app = FlowApp(flow, overrides, outputs=outputs, threads=threads)
     count = workers or flow_app.workers_wanted()
     if count < 1:
         raise StartupError(f"--workers must be at least 1, got {count}")

@@ -1,0 +1,55 @@
+"""Clickstream: a collector of page views into an analysis table (BigQuery in the cloud, a
+DuckDB table locally), and an endpoint that counts views by page."""
+
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Optional
+
+from buildflow import Flow
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.io.portable import AnalysisTable
+
+app = Flow()
+page_views = AnalysisTable("page_views")
+
+
+@dataclasses.dataclass
+class PageView:
+    page: str
+    user: str
+    at: Optional[datetime.datetime] = None
+
+
+@dataclasses.dataclass
+class ViewRow:
+    page: str
+    user: str
+    at: datetime.datetime
+
+
+@app.collector("/views", method="POST", sink=page_views, max_wait=0.002)
+def collect(view: PageView) -> ViewRow:
+    """One page view in, one row out; answered once the row is stored."""
+    return ViewRow(page=view.page, user=view.user, at=view.at or datetime.datetime.now(datetime.timezone.utc))
+
+
+service = app.service()
+
+
+@service.endpoint("/counts", method="GET")
+def counts(outputs: ResourceOutputs, limit: int = 20) -> dict[str, int]:
+    """Views by page, most viewed first."""
+    from runtime.sinks.duckdb_access import duckdb_connection
+
+    out = outputs[page_views.primitive_id()]
+    with duckdb_connection(Path(out["database"])) as conn:
+        rows = conn.execute(
+            f'select page, count(*) as views from "{out["table"]}" group by page order by views desc, page limit ?',
+            [limit],
+        ).fetchall()
+    return {page: views for page, views in rows}
+
+
+if __name__ == "__main__":
+    app.run()
