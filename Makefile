@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench reliability clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: install
 	@echo "  curl http://127.0.0.1:8000/bob"
 	@echo "  curl http://127.0.0.1:8000/sally"
 	cd examples/hello && ../../$(BIN)/bfctl serve
+
+# The reliability tests with much more of everything: fuzz examples, SIGKILLs under load.
+reliability: install
+	FUZZ_EXAMPLES=1000 CRASH_KILLS=10 $(BIN)/python -m pytest -q tests/test_crash_safety.py \
+		tests/test_interrupted_apply.py tests/test_fuzz.py tests/test_openapi_fuzz.py tests/test_collectors.py
 
 bench: install
 	@command -v wrk >/dev/null || echo "wrk not found: figures come from a slower Python client (apt-get install wrk, brew install wrk)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 
 from buildflow.processors import Collector, Method, ProcessorOptions, Route, row_type_of
@@ -63,17 +64,7 @@ class Flow:
         kwargs: dict[str, Any] = {"base_route": base_route}
         if service_id is not None:
             kwargs["service_id"] = service_id
-        service = Service(
-            **kwargs,
-            num_cpus=opts.num_cpus,
-            num_replicas=opts.num_replicas,
-            min_replicas=opts.min_replicas,
-            max_replicas=opts.max_replicas,
-            enable_autoscaler=opts.enable_autoscaler,
-            max_concurrent_queries=opts.max_concurrent_queries,
-            target_num_ongoing_requests_per_replica=opts.target_num_ongoing_requests_per_replica,
-            log_level=opts.log_level,
-        )
+        service = Service(**kwargs, **dataclasses.asdict(opts))
         self.add_service(service)
         return service
 

@@ -32,16 +32,8 @@ class Service:
     def __post_init__(self) -> None:
         if not self.base_route.startswith("/"):
             raise ValueError(f"base_route must start with '/', got {self.base_route!r}")
-        self.options = ProcessorOptions(
-            num_cpus=self.num_cpus,
-            num_replicas=self.num_replicas,
-            min_replicas=self.min_replicas,
-            max_replicas=self.max_replicas,
-            enable_autoscaler=self.enable_autoscaler,
-            max_concurrent_queries=self.max_concurrent_queries,
-            target_num_ongoing_requests_per_replica=self.target_num_ongoing_requests_per_replica,
-            log_level=self.log_level,
-        )
+        # the service's own fields carry the options (BuildFlow's constructor): validate them
+        self.options = ProcessorOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ProcessorOptions)})
 
     @property
     def min_replics(self) -> int:  # BuildFlow's spelling

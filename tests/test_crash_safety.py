@@ -4,6 +4,7 @@ acknowledged is in the sink afterwards (rows are durable before the 2xx is sent)
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import urllib.error
@@ -31,7 +32,7 @@ FLOW = """
 """
 CLIENTS = 8
 ACKS_BEFORE_KILL = 150
-KILLS = 3
+KILLS = int(os.environ.get("CRASH_KILLS", "3"))
 
 
 def _load(url: str, client: int, start: int, acked: list[int], stop: threading.Event) -> None:

@@ -28,6 +28,15 @@ def session_users(db_primitive: Any) -> list[tuple[str, str]]:
     return list(getattr(db_primitive, _USERS_ATTR, []))
 
 
+def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
+    """Names that say which database in errors and logs; the maker (REPLICA) stays reachable
+    as ``SessionDep.SessionMaker`` for dependencies that need the engine itself."""
+    for cls in (session_dep, maker):
+        cls.__qualname__ = cls.__name__ = f"{cls.__name__}[{db_primitive.database_name}]"
+    session_dep.SessionMaker = maker  # type: ignore[attr-defined]
+    return session_dep
+
+
 def _declare_user(db_primitive: Any, user: str, password: str) -> None:
     users = getattr(db_primitive, _USERS_ATTR, None)
     if users is None:
@@ -210,10 +219,7 @@ def SessionDepBuilder(
         def teardown(self) -> None:
             self.session.close()
 
-    SessionDep.SessionMaker = SessionMaker  # type: ignore[attr-defined]  # REPLICA: inject it for the engine
-    SessionDep.__qualname__ = SessionDep.__name__ = f"SessionDep[{db_primitive.database_name}]"
-    SessionMaker.__qualname__ = SessionMaker.__name__ = f"SessionMaker[{db_primitive.database_name}]"
-    return SessionDep
+    return _named(SessionDep, SessionMaker, db_primitive)
 
 
 def AsyncSessionDepBuilder(
@@ -252,10 +258,7 @@ def AsyncSessionDepBuilder(
         async def teardown(self) -> None:
             await self.session.close()
 
-    AsyncSessionDep.SessionMaker = AsyncSessionMaker  # type: ignore[attr-defined]
-    AsyncSessionDep.__qualname__ = AsyncSessionDep.__name__ = f"AsyncSessionDep[{db_primitive.database_name}]"
-    AsyncSessionMaker.__qualname__ = AsyncSessionMaker.__name__ = f"AsyncSessionMaker[{db_primitive.database_name}]"
-    return AsyncSessionDep
+    return _named(AsyncSessionDep, AsyncSessionMaker, db_primitive)
 
 
 #: BuildFlow 0.3.0's name; ``SessionDep(db_primitive, db_user, db_password)``.
