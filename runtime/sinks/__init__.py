@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: The engine of a sink whose outputs do not name one (a cloud target's own service).
-_DEFAULT_ENGINES = {"gcp.storage.Bucket": "gcs", "gcp.pubsub.Topic": "pubsub"}
+_DEFAULT_ENGINES = {"gcp.storage.Bucket": "gcs", "gcp.pubsub.Topic": "pubsub", "gcp.bigquery.Table": "bigquery"}
 
 
 def _outputs_of(primitive: Any, outputs: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -126,4 +126,8 @@ def writer_for(
             else PubSubPublisher(out.get("topic", primitive.primitive_id()), out.get("api_root"))
         )
         return PubSubWriter(publisher, name + stand_in)
+    if engine == "bigquery":
+        from runtime.sinks.bigquery import BigQueryWriter
+
+        return BigQueryWriter(out["project"], out["dataset_id"], out["table_id"], name, out.get("api_root"))
     raise NotImplementedError(f"no sink writer for {name} with engine {engine!r} on this target")

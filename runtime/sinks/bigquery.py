@@ -1,0 +1,41 @@
+"""``BigQueryTable`` on the gcp target: BigQuery's streaming ``insertAll`` (gcloud-aio-bigquery,
+on aiohttp). A call that returns without ``insertErrors`` means BigQuery accepted every row.
+
+With ``skipInvalidRows`` off, one bad row makes BigQuery refuse the whole call: the bad rows'
+indexes go back in ``RowsRejected``, so the collector retries each request on its own and the
+others still land.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildflow.types.schema import to_jsonable
+from runtime.sinks.base import Row, RowsRejected, SinkWriter
+
+
+class BigQueryWriter(SinkWriter):
+    def __init__(self, project: str, dataset: str, table: str, description: str, api_root: str | None = None) -> None:
+        self.project, self.dataset, self.table = project, dataset, table
+        self.description = description
+        self.api_root = api_root
+        self._table: Any = None
+
+    async def start(self) -> None:
+        from gcloud.aio.bigquery import Table
+
+        kwargs = {"api_root": self.api_root} if self.api_root else {}
+        self._table = Table(self.dataset, self.table, project=self.project, **kwargs)
+
+    async def write(self, rows: list[Row]) -> None:
+        response = await self._table.insert([to_jsonable(r) for r in rows], skip_invalid=False, ignore_unknown=False)
+        errors = (response or {}).get("insertErrors") or []
+        if errors:
+            bad = [e["index"] for e in errors if any(x.get("reason") != "stopped" for x in e.get("errors", []))]
+            reasons = {x.get("message", x.get("reason", "")) for e in errors for x in e.get("errors", [])
+                       if x.get("reason") != "stopped"}
+            raise RowsRejected(f"BigQuery refused {len(bad)} row(s): {'; '.join(sorted(reasons))[:300]}", bad)
+
+    async def stop(self) -> None:
+        if self._table is not None:
+            await self._table.close()
