@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import enum
 import functools
+import operator
 import types
 import typing
 import uuid
@@ -284,8 +285,13 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
     return check
 
 
+#: Values that need no conversion for a column of each kind: checked by exact type first.
+_EXACT = {Kind.STRING: str, Kind.INTEGER: int, Kind.FLOAT: float, Kind.BOOLEAN: bool}
+
+
 def _column_check(column: Column) -> Callable[[Any], Any]:
     scalar = _scalar_check(column.kind)
+    exact = _EXACT.get(column.kind)
     if column.repeated:
 
         def check(v: Any) -> Any:
@@ -298,6 +304,8 @@ def _column_check(column: Column) -> Callable[[Any], Any]:
         return check
 
     def check_scalar(v: Any) -> Any:
+        if type(v) is exact:  # the common case, without the general checks
+            return v
         if v is None:
             if column.nullable:
                 return None
@@ -317,15 +325,22 @@ def _raw_values(obj: Any, names: list[str]) -> list[Any]:
     return [getattr(obj, name, None) for name in names]
 
 
-def converter_for_columns(columns: list[Column]) -> Callable[[Any], Row]:
-    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns."""
+def converter_for_columns(columns: list[Column], record_type: Any = None) -> Callable[[Any], Row]:
+    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns.
+
+    Objects of ``record_type`` (without BuildFlow's ``to_json`` hook) are read with one
+    compiled attribute getter.
+    """
     names = [c.name for c in columns]
     checks = [_column_check(c) for c in columns]
     pairs = list(zip(names, checks))
+    fast_type = record_type if isinstance(record_type, type) and not hasattr(record_type, "to_json") else None
+    getter = operator.attrgetter(*names) if len(names) > 1 else (lambda obj: tuple(getattr(obj, n) for n in names))
 
     def convert(obj: Any) -> Row:
         row: Row = {}
-        for (name, check), value in zip(pairs, _raw_values(obj, names)):
+        values = getter(obj) if type(obj) is fast_type else _raw_values(obj, names)
+        for (name, check), value in zip(pairs, values):
             try:
                 row[name] = check(value)
             except ValueError as e:
@@ -350,7 +365,7 @@ def row_converter(tp: Any) -> Callable[[Any], Row]:
     data); a ``dict`` row type keeps rows as they are.
     """
     columns = schema_or_none(tp)
-    return _as_is if columns is None else converter_for_columns(columns)
+    return _as_is if columns is None else converter_for_columns(columns, tp)
 
 
 def to_row(obj: Any) -> Row:
