@@ -28,6 +28,7 @@ class Service:
     log_level: str = "INFO"
     service_id: str = dataclasses.field(default_factory=_service_id)
     endpoints: list[Endpoint] = dataclasses.field(default_factory=list, init=False)
+    middleware: list[Any] = dataclasses.field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         if not self.base_route.startswith("/"):
@@ -56,6 +57,10 @@ class Service:
             return target
 
         return wrap
+
+    def add_middleware(self, middleware_type: type, **options: Any) -> None:
+        """Apply ``middleware_type`` (from ``buildflow.middleware``) to this service's routes."""
+        self.middleware.append(middleware_type(**options))
 
     def add_endpoint(self, endpoint: Endpoint) -> None:
         if not endpoint.route.startswith("/"):

@@ -23,7 +23,7 @@ from runtime.collectors import RegistryPushers, SinkRegistry
 from runtime.graph import Graph, Node, walk
 from runtime.handlers import CompiledHandler
 from runtime.lifecycle import Lifecycle
-from runtime import openapi
+from runtime import middleware, openapi
 from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
 from runtime.responses import JSON, dumps, json_response
 
@@ -73,15 +73,16 @@ class FlowApp:
     def _compile(flow: Flow, graph: Graph, sinks: SinkRegistry) -> list[CompiledHandler]:
         handlers: list[CompiledHandler] = []
         seen: dict[tuple[str, str], str] = {}
-        declared: list[tuple[str, Method, Any, Collector | None]] = [
-            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, None)
+        declared: list[tuple[str, Method, Any, Collector | None, list[Any]]] = [
+            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, None, s.middleware)
             for s in flow.services
             for e in s.endpoints
         ]
-        declared += [(c.route, c.method, c.original_process_fn_or_class, c) for c in flow.collectors]
-        for route, method, target, collector in declared:
+        declared += [(c.route, c.method, c.original_process_fn_or_class, c, []) for c in flow.collectors]
+        for route, method, target, collector, wrappers in declared:
             key = (route, "GET" if method is Method.WEBSOCKET else method.value)
             handler = CompiledHandler(target, route, method.value, graph, collector=collector, sinks=sinks)
+            handler.middleware = wrappers
             if key in seen:
                 raise StartupError(f"{key[1]} {route} is declared twice: by `{seen[key]}` and by `{handler.name}`")
             seen[key] = handler.name
@@ -102,13 +103,19 @@ class FlowApp:
         app = web.Application(
             client_max_size=self.max_body, handler_args={"max_line_size": 65536, "max_field_size": 65536}
         )
+        preflights: dict[str, Any] = {}
         for handler in self.handlers:
             if handler.is_websocket:
                 app.router.add_route("GET", handler.route, handler.handle_websocket)
-            elif handler.is_collector:
-                app.router.add_route(handler.method, handler.route, handler.handle_collector)
-            else:
-                app.router.add_route(handler.method, handler.route, handler.handle)
+                continue
+            handle = handler.handle_collector if handler.is_collector else handler.handle
+            if handler.middleware:
+                handle, cors = middleware.apply(handler.middleware, handle)
+                if cors is not None:
+                    preflights.setdefault(handler.route, cors.preflight)
+            app.router.add_route(handler.method, handler.route, handle)
+        for route, preflight in preflights.items():
+            app.router.add_route("OPTIONS", route, preflight)
         app.router.add_get(HEALTH_ROUTE, _health)
         self._add_docs(app)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", _unmatched)

@@ -49,6 +49,8 @@ class CompiledHandler:
         self.name = describe(target)
         owner = f"{'collector' if collector else 'endpoint'} `{self.name}` ({method} {route})"
         self.is_collector = collector is not None
+        #: The service's declared middleware (``buildflow.middleware``), applied by the app.
+        self.middleware: list[Any] = []
         if self.is_class and not callable(getattr(target, "process", None)):
             raise StartupError(f"{owner}: a class-based processor needs a `process` method")
         fn = target.process if self.is_class else target

@@ -169,3 +169,67 @@ def test_class_without_process_is_rejected():
 
     with pytest.raises(StartupError, match="needs a `process` method"):
         FlowApp(app)
+
+
+def test_cors_and_https_redirect_middleware():
+    from buildflow.middleware import CORSMiddleware, HTTPSRedirectMiddleware
+
+    app = Flow()
+    api = app.service(base_route="/api")
+    api.add_middleware(CORSMiddleware, allow_origins=["https://app.example"], allow_methods=["GET", "POST"],
+                       allow_headers=["x-token"], allow_credentials=True, expose_headers=["x-total"])
+    secure = app.service(base_route="/secure")
+    secure.add_middleware(HTTPSRedirectMiddleware)
+    plain = app.service(base_route="/plain")
+
+    @api.endpoint("/items", method="GET")
+    def items():
+        return ["a"]
+
+    @secure.endpoint("/data")
+    def data():
+        return "secret"
+
+    @plain.endpoint("/x")
+    def x():
+        return "x"
+
+    with TestClient(app) as client:
+        r = client.get("/api/items", headers={"Origin": "https://app.example"})
+        assert r.json() == ["a"]
+        assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert r.headers["Access-Control-Allow-Credentials"] == "true"
+        assert r.headers["Access-Control-Expose-Headers"] == "x-total"
+        assert "Access-Control-Allow-Origin" not in client.get("/api/items", headers={"Origin": "https://evil.example"}).headers
+        pre = client.request("OPTIONS", "/api/items", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "X-Token"})
+        assert pre.status_code == 200 and "POST" in pre.headers["Access-Control-Allow-Methods"]
+        assert "x-token" in pre.headers["Access-Control-Allow-Headers"]
+        bad = client.request("OPTIONS", "/api/items", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        assert bad.status_code == 400 and bad.json() == {"detail": "Disallowed CORS origin"}
+        assert "Access-Control-Allow-Origin" not in client.get("/plain/x", headers={"Origin": "https://app.example"}).headers
+        assert client.get("/plain/x").json() == "x"
+        assert client.get("/secure/data", headers={"X-Forwarded-Proto": "https"}).json() == "secret"
+        import http.client
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(client.base_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", "/secure/data?q=1")
+        redirect = conn.getresponse()
+        assert redirect.status == 307
+        assert redirect.getheader("Location") == f"https://{url.hostname}/secure/data?q=1"
+        conn.close()
+
+
+def test_session_middleware_is_refused_at_startup():
+    from buildflow.middleware import SessionMiddleware
+
+    app = Flow()
+    svc = app.service()
+    svc.add_middleware(SessionMiddleware, secret_key="k")
+    svc.endpoint("/x")(lambda: 1)
+    with pytest.raises(StartupError, match="SessionMiddleware is not supported"):
+        FlowApp(app).build()
