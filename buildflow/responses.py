@@ -7,6 +7,7 @@ without a server. Returning an aiohttp ``web.Response`` works too.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Mapping
 
 
@@ -49,6 +50,38 @@ class JSONResponse(Response):
         return json.dumps(content, separators=(",", ":"), default=str).encode()
 
 
+class StreamingResponse(Response):
+    """A body produced piece by piece by an (async) iterator of bytes or str, sent chunked."""
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(None, status_code, headers, media_type)
+        self.body_iterator = content
+
+
+class FileResponse(Response):
+    """A file from disk, streamed (with ranges and conditional requests handled)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        headers = dict(headers or {})
+        if filename is not None:
+            headers.setdefault("Content-Disposition", f'attachment; filename="{filename}"')
+        super().__init__(None, status_code, headers, media_type)
+        self.path = os.fspath(path)
+
+
 class RedirectResponse(Response):
     def __init__(
         self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None
@@ -56,4 +89,5 @@ class RedirectResponse(Response):
         super().__init__(None, status_code, {**(headers or {}), "Location": url})
 
 
-__all__ = ["HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response"]
+__all__ = ["FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response",
+           "StreamingResponse"]

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from buildflow.responses import FileResponse, StreamingResponse
 from buildflow.responses import Response as SDKResponse
 
 log = logging.getLogger("buildflow.runtime")
@@ -47,9 +48,7 @@ def render(result: Any) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, SDKResponse):
-        return web.Response(
-            body=result.body, status=result.status_code, headers=result.headers, content_type=result.media_type
-        )
+        return _sdk_response(result)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return web.Response(body=bytes(result), content_type="application/octet-stream")
     return web.Response(body=dumps(result), content_type=JSON)
@@ -79,6 +78,28 @@ def unavailable(raw: Any, where: str, exc: BaseException) -> web.Response:
     return json_response(
         {"detail": "A service this request needs is unavailable; retry later"}, 503, {"Retry-After": "1"}
     )
+
+
+def _sdk_response(result: SDKResponse) -> web.StreamResponse:
+    if isinstance(result, FileResponse):
+        response = web.FileResponse(result.path, status=result.status_code, headers=result.headers)
+        if result.media_type:
+            response.content_type = result.media_type
+        return response
+    body: Any = result.body
+    if isinstance(result, StreamingResponse):
+        body = _chunks(result.body_iterator)
+    return web.Response(body=body, status=result.status_code, headers=result.headers, content_type=result.media_type)
+
+
+async def _chunks(iterator: Any) -> Any:
+    """Async bytes from a sync or async iterator of bytes or str (sync ones must not block)."""
+    if hasattr(iterator, "__aiter__"):
+        async for chunk in iterator:
+            yield chunk.encode() if isinstance(chunk, str) else chunk
+    else:
+        for chunk in iterator:
+            yield chunk.encode() if isinstance(chunk, str) else chunk
 
 
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:

@@ -309,3 +309,31 @@ def test_unmatched_paths_with_control_characters_are_json(client):
     assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json")
     r = client.request("POST", "/text%0A")
     assert r.status_code in (404, 405) and r.headers["Content-Type"].startswith("application/json")
+
+
+def test_streaming_and_file_responses(tmp_path):
+    from buildflow.responses import FileResponse, StreamingResponse
+
+    report = tmp_path / "report.csv"
+    report.write_text("a,b\n1,2\n")
+    app = Flow()
+    svc = app.service()
+
+    @svc.endpoint("/stream")
+    async def stream():
+        async def numbers():
+            for i in range(3):
+                yield f"{i}\n"
+
+        return StreamingResponse(numbers(), media_type="text/plain")
+
+    @svc.endpoint("/file")
+    def file():
+        return FileResponse(report, media_type="text/csv", filename="report.csv")
+
+    with TestClient(app) as c:
+        r = c.get("/stream")
+        assert r.text == "0\n1\n2\n" and r.headers["Content-Type"].startswith("text/plain")
+        r = c.get("/file")
+        assert r.text == "a,b\n1,2\n" and r.headers["Content-Type"].startswith("text/csv")
+        assert r.headers["Content-Disposition"] == 'attachment; filename="report.csv"'
