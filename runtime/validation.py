@@ -222,6 +222,10 @@ def _mapping(key: Converter, value: Converter) -> Converter:
     return convert
 
 
+#: Field types whose values need no conversion when JSON already gave exactly that type.
+_EXACT_OK = frozenset({str, int, float, bool})
+
+
 def _dataclass(tp: type) -> Converter:
     hints = typing.get_type_hints(tp)
     fields = []
@@ -229,7 +233,8 @@ def _dataclass(tp: type) -> Converter:
         if not f.init:
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        fields.append((f.name, compile_type(hints.get(f.name, Any)), required))
+        hint = hints.get(f.name, Any)
+        fields.append((f.name, compile_type(hint), required, hint if hint in _EXACT_OK else None))
 
     def convert(v: Any) -> Any:
         if isinstance(v, tp):
@@ -237,10 +242,14 @@ def _dataclass(tp: type) -> Converter:
         if not isinstance(v, dict):
             raise Invalid.one(f"Input should be an object ({tp.__name__})", "model_type")
         kwargs, errors = {}, []
-        for name, conv, required in fields:
+        for name, conv, required, exact in fields:
             if name in v:
+                value = v[name]
+                if type(value) is exact and (exact is not int or INT_MIN <= value <= INT_MAX):
+                    kwargs[name] = value  # already what the field holds: skip the converter
+                    continue
                 try:
-                    kwargs[name] = conv(v[name])
+                    kwargs[name] = conv(value)
                 except Invalid as e:
                     errors.extend(e.under(name).errors)
             elif required:
