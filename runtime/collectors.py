@@ -10,10 +10,9 @@ from aiohttp import web
 
 from buildflow.dependencies.sink import SinkPushers
 from buildflow.processors import row_type_of
-from runtime.batching import Batcher, BatchOptions, QueueFull, SinkUnavailable
+from runtime.batching import Batcher, BatchOptions
 from runtime.errors import StartupError
-from runtime.responses import json_response
-from runtime.sinks.base import Row, RowsRejected
+from runtime.sinks.base import Row
 
 _SUCCESS = b'{"success":true}'
 
@@ -98,26 +97,16 @@ class CollectorOutput:
         self._convert = row_converter(self.row_type)
 
     async def deliver(self, result: Any) -> web.StreamResponse:
-        from runtime.sinks import RowConversionError
-
-        try:
-            if result is None or self._key is None:
-                rows: list[Row] = []
-            elif isinstance(result, (list, tuple)):
-                rows = [self._convert(r) for r in result]  # type: ignore[misc]
-            else:
-                rows = [self._convert(result)]  # type: ignore[misc]
-        except RowConversionError as e:
-            return json_response({"detail": f"row does not fit the sink: {e}"}, 422)
+        """Answer once the rows are durable; a row that does not fit, or a sink that cannot take
+        rows, raises, and the handler's error mapping answers 422 or 503."""
+        if result is None or self._key is None:
+            rows: list[Row] = []
+        elif isinstance(result, (list, tuple)):
+            rows = [self._convert(r) for r in result]  # type: ignore[misc]
+        else:
+            rows = [self._convert(result)]  # type: ignore[misc]
         if rows:
-            try:
-                await self._registry.batchers[self._key].submit(rows)
-            except RowsRejected as e:
-                return json_response({"detail": f"rows refused by the sink: {e}"}, 422)
-            except (QueueFull, SinkUnavailable):
-                return json_response(
-                    {"detail": "The sink cannot take rows right now; retry later"}, 503, {"Retry-After": "1"}
-                )
+            await self._registry.batchers[self._key].submit(rows)
         return web.Response(body=_SUCCESS, content_type="application/json")
 
 

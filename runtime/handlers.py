@@ -17,18 +17,18 @@ from aiohttp import web
 
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
-from buildflow.requests import WebSocket
 from buildflow.processors import Collector
+from buildflow.requests import WebSocket
+from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput, SinkRegistry
-from runtime.sinks.base import RowsRejected
-from buildflow.types.schema import RowConversionError
 from runtime.context import RequestContext
 from runtime.errors import StartupError
 from runtime.graph import Arg, Graph
 from runtime.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.params import ClientError, Params
 from runtime.resolver import RequestPlan
+from runtime.sinks.base import RowsRejected
 from runtime.responses import is_unavailable, json_response, render, server_error, unavailable
 from runtime.validation import is_body_type, is_scalar, scalar_list_item
 
@@ -180,8 +180,11 @@ class CompiledHandler:
             return json_response({"detail": e.detail}, e.status_code, e.headers)
         if isinstance(e, ClientError):
             return json_response(e.body, e.status, e.headers)
-        if isinstance(e, (RowsRejected, RowConversionError)):  # a row pushed to a sink by a dependency
+        # rows for a sink, from a collector or a SinkDependencyBuilder dependency
+        if isinstance(e, RowConversionError):
             return json_response({"detail": f"row does not fit the sink: {e}"}, 422)
+        if isinstance(e, RowsRejected):
+            return json_response({"detail": f"rows refused by the sink: {e}"}, 422)
         if isinstance(e, (QueueFull, SinkUnavailable)):
             return json_response({"detail": "The sink cannot take rows right now; retry later"}, 503,
                                  {"Retry-After": "1"})
