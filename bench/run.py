@@ -1,7 +1,9 @@
-"""``make bench``: our runtime against raw aiohttp and FastAPI, side by side in one run.
+"""``make bench``: our runtime against raw aiohttp, FastAPI and Litestar, side by side in one run.
 
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
-BENCH_SECONDS sets the length of each load run (default 5).
+BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
+list of sections (endpoints, memory, collectors, tools), runs only those; e.g.
+``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,17 +36,60 @@ ENDPOINTS = [
     ("3. GET /deps: REPLICA + 2 PROCESS (1 async)", "/deps", None, {"aiohttp": 0.9}),
     ("4. POST /orders: JSON body, 8 fields", "/orders", ORDER, {}),
 ]
-KINDS = ("bfctl", "aiohttp", "fastapi")
+KINDS = ("bfctl", "aiohttp", "fastapi", "litestar")
+SECTIONS = ("endpoints", "memory", "collectors", "tools")
+
+
+def selected_sections() -> list[str]:
+    """The sections BENCH_ONLY names (all of them when it is unset)."""
+    only = [s.strip() for s in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown or not only:
+        raise SystemExit(f"BENCH_ONLY: unknown section(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(SECTIONS)}")
+    return only
+
+
+def answer(url: str, body: bytes | None) -> tuple[int, str, Any]:
+    """(status, media type, decoded JSON body) of one request as the load generator sends it."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            status, media_type, raw = r.status, r.headers.get_content_type(), r.read()
+    except urllib.error.HTTPError as e:
+        status, media_type, raw = e.code, e.headers.get_content_type(), e.read()
+    try:
+        return status, media_type, json.loads(raw)
+    except ValueError:
+        return status, media_type, raw
+
+
+def check_answers(bases: dict[str, str]) -> None:
+    """Before anything is measured: every peer answers every scenario's request as bfctl does
+    (status, media type and JSON body), and bfctl answers 200, so all of them do the same work."""
+    wrong = []
+    for name, path, body, _targets in ENDPOINTS:
+        want = answer(bases["bfctl"] + path, body)
+        if want[0] != 200:
+            wrong.append(f"{name}: bfctl answered {want}")
+        for kind in KINDS:
+            got = answer(bases[kind] + path, body)
+            if got != want:
+                wrong.append(f"{name}: {kind} answered {got}, bfctl {want}")
+    if wrong:
+        raise SystemExit("the peers do not answer alike; nothing measured:\n  " + "\n  ".join(wrong))
 
 
 def endpoints() -> list[dict[str, Any]]:
-    """The three servers run side by side; each scenario measures them in turn, twice, and
-    keeps each one's better run, so a drift of the machine's speed hits all of them alike."""
+    """The servers run side by side; each scenario measures them in turn, twice, and keeps
+    each one's better run, so a drift of the machine's speed hits all of them alike."""
     from contextlib import ExitStack
 
     results: dict[str, dict[str, LoadResult]] = {name: {} for name, *_ in ENDPOINTS}
     with ExitStack() as stack:
         bases = {kind: stack.enter_context(running(kind))[0] for kind in KINDS}
+        check_answers(bases)
         for name, path, body, _targets in ENDPOINTS:
             for _round in range(2):
                 for kind in KINDS:
@@ -197,20 +244,29 @@ def main() -> None:
         "load_tool": "wrk" if have_wrk() else "python-closed-loop",
         "seconds_per_run": SECONDS,
     }
+    only = selected_sections()
     sections: list[tuple[str, Callable[[], Any]]] = [("endpoints", endpoints), ("memory", memory)]
     for key, fn in sections:
+        if key not in only:
+            continue
         report[key] = fn()
         if key == "endpoints":
             print_table(report[key])
-    with tempfile.TemporaryDirectory() as tmp:
-        report["collectors"] = collectors(Path(tmp))
-        report["tools_seconds"] = tools(Path(tmp))
-    print("Collectors (rows/s):")
-    for name, value in report["collectors"]["rows_per_s"].items():
-        print(f"   {name:<45} {value:>12,.0f}")
-    for name, value in report["collectors"]["ratios"].items():
-        print(f"   {name:<55} {value:.2f}x")
+    if "collectors" in only or "tools" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            if "collectors" in only:
+                report["collectors"] = collectors(Path(tmp))
+            if "tools" in only:
+                report["tools_seconds"] = tools(Path(tmp))
+    if "collectors" in report:
+        print("Collectors (rows/s):")
+        for name, value in report["collectors"]["rows_per_s"].items():
+            print(f"   {name:<45} {value:>12,.0f}")
+        for name, value in report["collectors"]["ratios"].items():
+            print(f"   {name:<55} {value:.2f}x")
     for key in ("memory", "tools_seconds"):
+        if key not in report:
+            continue
         print(key.replace("_", " ").capitalize() + ":")
         for name, value in report[key].items():
             print(f"   {name:<40} {value:,.3f}" if isinstance(value, float) else f"   {name:<40} {value:,}")

@@ -28,6 +28,14 @@ def bfctl_serve(target: str) -> list[str]:
     return [sys.executable, "-m", "bfctl", "serve", target, "--no-access-log", "--workers", "1", "--port"]
 
 
+def uvicorn_serve(target: str) -> list[str]:
+    """uvicorn serving ``target`` from bench/apps: one worker, warnings only, no access log, its
+    default loop and HTTP parser (uvloop and httptools, which uvicorn[standard] installs); the
+    port comes last.  FastAPI and Litestar both run on exactly this."""
+    return [sys.executable, "-m", "uvicorn", target, "--app-dir", str(APPS), "--log-level", "warning",
+            "--no-access-log", "--workers", "1", "--port"]
+
+
 def command(kind: str) -> list[str]:
     """How each peer is started; the port is appended."""
     if kind == "bfctl":
@@ -35,8 +43,9 @@ def command(kind: str) -> list[str]:
     if kind == "aiohttp":
         return [sys.executable, str(APPS / "raw.py")]
     if kind == "fastapi":
-        return [sys.executable, "-m", "uvicorn", "fast:app", "--app-dir", str(APPS), "--log-level", "warning",
-                "--no-access-log", "--workers", "1", "--port"]
+        return uvicorn_serve("fast:app")
+    if kind == "litestar":
+        return uvicorn_serve("lite:app")
     raise ValueError(kind)
 
 
