@@ -2,19 +2,31 @@
 
 The package root stays import-light on purpose: ``bfctl --help`` and
 ``bfctl --version`` must start instantly, so the SDK and the runtime are only
-imported by the commands that need them.
+imported by the commands that need them, and even ``importlib.metadata``
+(tens of milliseconds with its email-parsing imports) waits until
+``__version__`` is first read.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from __future__ import annotations
+
+from typing import Any
 
 
 def _installed_version() -> str:
     """Version of the installed ``bfctl`` distribution, or ``0+unknown`` when
     running from a source tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return _dist_version("bfctl")
+        return version("bfctl")
     except PackageNotFoundError:
         return "0+unknown"
 
 
-__version__ = _installed_version()
+def __getattr__(name: str) -> Any:
+    """Compute ``__version__`` on first use and cache it as a module global."""
+    if name == "__version__":
+        value = _installed_version()
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,10 +13,10 @@ import os
 import sys
 import traceback
 from functools import cache
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEBUG_ENV = "BFCTL_DEBUG"
 
@@ -29,13 +29,18 @@ def debug_enabled() -> bool:
 @cache
 def _rich(stream_name: str) -> Console:
     # Bound by name, not by object, so a replaced sys.stdout (pytest capture)
-    # is looked up at print time instead of being frozen here.
+    # is looked up at print time instead of being frozen here. Rich is imported
+    # here, not at module level: plain output and `--help` never need it.
+    from rich.console import Console
+
     return Console(stderr=stream_name == "stderr", highlight=False, soft_wrap=True)
 
 
 def _emit(stream_name: str, text: str, style: str | None) -> None:
     stream: TextIO = getattr(sys, stream_name)
     if stream.isatty():
+        from rich.text import Text
+
         _rich(stream_name).print(Text(text, style=style or ""))
     else:
         print(text, file=stream, flush=True)
