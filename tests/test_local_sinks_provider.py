@@ -14,11 +14,11 @@ from buildflow.io.gcp import BigQueryDataset, BigQueryTable, GCSBucket
 from buildflow.io.local import Empty, File
 from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import GCPPrimitive, PrimitiveValidationError
+from buildflow.storage.duckdb_access import duckdb_connection
 from buildflow.types.portable import FileFormat
 from providers import ApplyError, UnsupportedPrimitiveError
 from providers.local import LocalProvider
 from runtime.sinks import writer_for
-from runtime.sinks.duckdb_access import duckdb_connection
 
 
 @dataclasses.dataclass

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from buildflow.io.duckdb import DuckDBTable
-from runtime.sinks import RowsRejected, row_converter, schema_from_type, writer_for
-from runtime.sinks.ddl import SinkSchemaError
-from runtime.sinks.duckdb_access import duckdb_connection
+from buildflow.storage.duckdb_access import duckdb_connection
+from runtime.sinks import RowsRejected, SinkSchemaError, row_converter, schema_from_type, writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import pydantic
 import pytest
 
-from runtime.sinks import ddl
+from buildflow.storage import ddl
 from runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
 from buildflow.types.schema import (
     Column,

@@ -40,7 +40,7 @@ service = app.service()
 @service.endpoint("/counts", method="GET")
 def counts(outputs: ResourceOutputs, limit: int = 20) -> dict[str, int]:
     """Views by page, most viewed first."""
-    from runtime.sinks.duckdb_access import duckdb_connection
+    from buildflow.storage.duckdb_access import duckdb_connection
 
     out = outputs[page_views.primitive_id()]
     with duckdb_connection(Path(out["database"])) as conn:

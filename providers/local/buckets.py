@@ -16,10 +16,11 @@ import shutil
 
 from buildflow.io.gcp import GCSBucket
 from buildflow.io.primitive import Primitive
+from buildflow.storage import durable
+from buildflow.storage.engines import Engine
 from providers.local.family import Family, record
 from providers.local.postgres import LocalTargetError
 from providers.state import ResourceState, State
-from runtime.sinks import durable
 
 STAND_IN = "folder stand-in for Cloud Storage"
 
@@ -39,7 +40,7 @@ class BucketFamily(Family):
         assert isinstance(primitive, GCSBucket)
         folder = self.root / "gcs" / primitive.bucket_name
         durable.make_dirs(folder)
-        outputs = {"engine": "folder", "path": str(folder), "bucket": primitive.bucket_name, "stand_in": STAND_IN}
+        outputs = {"engine": Engine.FOLDER, "path": str(folder), "bucket": primitive.bucket_name, "stand_in": STAND_IN}
         record(state, primitive, primitive.desired_properties(), outputs, {"folder": self.relative(folder)})
         return f"{STAND_IN}: {self.relative(folder)}"
 

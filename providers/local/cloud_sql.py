@@ -12,6 +12,7 @@ from typing import Any
 
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable, CloudSQLUser
 from buildflow.io.primitive import Primitive
+from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
 from providers.local import sql
 from providers.local.family import Family, dir_name, forget, record
@@ -138,7 +139,7 @@ class CloudSQLFamily(Family):
             with server.admin(port, database.database_name) as conn:
                 message = sql.ensure_table(conn, table.table_name, columns)
         outputs = {
-            "engine": "postgres",
+            "engine": Engine.POSTGRES,
             **self._endpoint(instance),
             "database": database.database_name,
             "table": table.table_name,

@@ -24,11 +24,12 @@ from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import Primitive
 from buildflow.io.sink import TableSchema
+from buildflow.storage import ddl
+from buildflow.storage.engines import Engine
+from buildflow.types.schema import Column
 from providers.local.family import Family, forget, record
 from providers.local.postgres import LocalTargetError
 from providers.state import ResourceState, State
-from runtime.sinks import ddl
-from buildflow.types.schema import Column
 
 DATASET = BigQueryDataset.resource_type
 BIGQUERY_TABLE = BigQueryTable.resource_type
@@ -38,7 +39,7 @@ STAND_IN = "DuckDB stand-in for BigQuery"
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[Any]:
     """A connection for one step, released at once so workers get the file back."""
-    from runtime.sinks.duckdb_access import shared_database
+    from buildflow.storage.duckdb_access import shared_database
 
     database = shared_database(path)
     try:
@@ -49,7 +50,7 @@ def _open(path: Path) -> Iterator[Any]:
 
 
 def _remove_database_file(path: Path) -> None:
-    from runtime.sinks.duckdb_access import shared_database
+    from buildflow.storage.duckdb_access import shared_database
 
     shared_database(path).remove()
 
@@ -95,7 +96,7 @@ class DuckDBFamily(Family):
             path = self.dataset_file(primitive)
             with _open(path):
                 pass  # creates the file
-            made = {"engine": "duckdb", "database": str(path), "stand_in": STAND_IN}
+            made = {"engine": Engine.DUCKDB, "database": str(path), "stand_in": STAND_IN}
             record(state, primitive, primitive.desired_properties(), made, {"database": self.relative(path)})
             return f"{STAND_IN}: {self.relative(path)}"
         path, table = self.table_location(primitive)
@@ -104,7 +105,7 @@ class DuckDBFamily(Family):
         columns = (primitive.columns() if isinstance(primitive, TableSchema) else None) or []
         with _open(path) as connection:
             message = self._ensure_table(connection, table, columns)
-        outputs: dict[str, Any] = {"engine": "duckdb", "database": str(path), "table": table}
+        outputs: dict[str, Any] = {"engine": Engine.DUCKDB, "database": str(path), "table": table}
         if isinstance(primitive, BigQueryTable):
             outputs["stand_in"] = STAND_IN
             message = f"{message} ({STAND_IN})"
@@ -116,9 +117,7 @@ class DuckDBFamily(Family):
     def _ensure_table(connection: Any, table: str, columns: list[Column]) -> str:
         if not columns:
             return "created when the first writer starts (no schema declared yet)"
-        from runtime.sinks.duckdb_table import existing_columns
-
-        existing = existing_columns(connection, table)
+        existing = {name for (name,) in connection.execute(ddl.existing_columns(table)).fetchall()}
         if not existing:
             connection.execute(ddl.create_table("duckdb", table, columns))
             return "created"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from buildflow.io.local import File
 from buildflow.io.primitive import Primitive
+from buildflow.storage import durable
+from buildflow.storage.engines import Engine
 from providers.local.family import Family, record
 from providers.state import ResourceState, State
-from runtime.sinks import durable
 
 
 class FileFamily(Family):
@@ -27,7 +28,7 @@ class FileFamily(Family):
         missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
         durable.make_dirs(path.parent)
         made += [self.relative(d) for d in missing]
-        outputs = {"engine": "file", "path": str(path), "format": primitive.file_format.value, "directory": str(path.parent)}
+        outputs = {"engine": Engine.FILE, "path": str(path), "format": primitive.file_format.value, "directory": str(path.parent)}
         record(state, primitive, primitive.desired_properties(), outputs, {"made_dirs": made})
         return f"folder {self.relative(path.parent)} {'created' if missing else 'exists'}"
 

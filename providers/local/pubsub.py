@@ -20,12 +20,13 @@ from typing import Any, ClassVar
 
 from buildflow.io.gcp import GCPPubSubTopic
 from buildflow.io.primitive import Primitive, PrimitiveType
+from buildflow.storage import durable
+from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
 from providers.local.family import Family, forget, record
 from providers.local.postgres import HOST, LocalTargetError
 from providers.local.services import DetachedService
 from providers.state import ResourceState, State
-from runtime.sinks import durable
 
 TOPIC = GCPPubSubTopic.resource_type
 LOG_STAND_IN = "durable local log standing in for Pub/Sub"
@@ -130,7 +131,7 @@ class PubSubFamily(Family):
             log = self.root / "pubsub" / primitive.project_id / f"{primitive.topic_name}.jsonl"
             durable.make_dirs(log.parent)
             log.touch()
-            outputs = {"engine": "log", "path": str(log), "stand_in": LOG_STAND_IN}
+            outputs = {"engine": Engine.LOG, "path": str(log), "stand_in": LOG_STAND_IN}
             record(state, primitive, properties, outputs, {"log": self.relative(log)}, parents=[])
             return f"{LOG_STAND_IN}: {self.relative(log)}"
         port = self._emulator_port(state)
@@ -170,7 +171,7 @@ class PubSubFamily(Family):
     @staticmethod
     def _topic_outputs(port: int, topic_id: str) -> dict[str, Any]:
         return {
-            "engine": "pubsub",
+            "engine": Engine.PUBSUB,
             "topic": topic_id,
             "emulator_host": f"{HOST}:{port}",  # PUBSUB_EMULATOR_HOST for Google's client libraries
             "api_root": f"http://{HOST}:{port}/v1",

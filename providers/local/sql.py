@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager
 
 from pg8000.native import Connection, identifier, literal
 
-from providers.secrets import scram_verifier, secret_matches
-from runtime.sinks import ddl
+from buildflow.storage import ddl
 from buildflow.types.schema import Column
+from providers.secrets import scram_verifier, secret_matches
 
 OWNER_ROLE = "cloudsqlsuperuser"
 
@@ -95,13 +95,7 @@ def _databases(conn: Connection) -> Iterator[str]:
 # -- tables (CloudSQLTable) --------------------------------------------------------------------
 def table_columns(conn: Connection, table: str) -> set[str] | None:
     """The column names of ``table`` in the connected database, or None when it is missing."""
-    if conn.run("SELECT to_regclass(:t)", t=identifier(table))[0][0] is None:
-        return None
-    rows = conn.run(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t",
-        t=table,
-    )
-    return {name for (name,) in rows}
+    return {name for (name,) in conn.run(ddl.existing_columns(table))} or None
 
 
 def ensure_table(conn: Connection, table: str, columns: list[Column]) -> str:

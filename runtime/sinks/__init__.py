@@ -1,24 +1,33 @@
 """Sink writers: where collectors' rows go, one writer per sink per worker.
 
 ``writer_for`` picks the writer from what the target applied: every sink primitive's outputs
-carry an ``engine`` saying what stands behind it on that target (see ``providers.local``), and
-the rest of the outputs are what that writer needs.
+carry an ``engine`` (``buildflow.storage.engines.Engine``) saying what stands behind it on that
+target, and the rest of the outputs are what that engine's writer needs. ``WRITERS`` names
+each engine's ``WriterFactory``, whose module is imported only when a sink uses it: a new
+kind of sink is one writer module and one line there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.sinks.base import Row, RowsRejected, SinkWriter
+from buildflow.io.duckdb import DuckDBTable
+from buildflow.io.gcp import BigQueryTable, GCPPubSubTopic, GCSBucket
+from buildflow.io.local import Empty, File
+from buildflow.storage.engines import Engine
 from buildflow.types.schema import Column, RowConversionError, row_converter, schema_from_type, schema_or_none, to_row
+from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, SinkWriter, WriterFactory, sink_name
 
 __all__ = [
+    "WRITERS",
     "Column",
     "Row",
     "RowConversionError",
     "RowsRejected",
+    "SinkSchemaError",
     "SinkWriter",
     "row_converter",
     "schema_from_type",
@@ -27,8 +36,44 @@ __all__ = [
     "writer_for",
 ]
 
-#: The engine of a sink whose outputs do not name one (a cloud target's own service).
-_DEFAULT_ENGINES = {"gcp.storage.Bucket": "gcs", "gcp.pubsub.Topic": "pubsub", "gcp.bigquery.Table": "bigquery"}
+#: Each engine's writer factory, as ``module:function``.
+WRITERS: dict[Engine, str] = {
+    Engine.FILE: "runtime.sinks.files:file_writer",
+    Engine.DUCKDB: "runtime.sinks.duckdb_table:duckdb_writer",
+    Engine.POSTGRES: "runtime.sinks.postgres:postgres_writer",
+    Engine.GCS: "runtime.sinks.gcs:cloud_storage_writer",
+    Engine.FOLDER: "runtime.sinks.gcs:folder_writer",
+    Engine.PUBSUB: "runtime.sinks.pubsub:pubsub_writer",
+    Engine.LOG: "runtime.sinks.pubsub:log_writer",
+    Engine.BIGQUERY: "runtime.sinks.bigquery:bigquery_writer",
+}
+
+#: The engine of a sink whose outputs name none, per primitive type: a cloud target's own service.
+_DEFAULT_ENGINES: dict[str, Engine] = {
+    GCSBucket.resource_type: Engine.GCS,
+    GCPPubSubTopic.resource_type: Engine.PUBSUB,
+    BigQueryTable.resource_type: Engine.BIGQUERY,
+}
+
+#: Sinks that need nothing applied, per primitive type: the outputs their primitive implies.
+_UNAPPLIED_OUTPUTS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    File.resource_type: lambda f: {"engine": Engine.FILE, "path": f.file_path, "format": f.file_format.value},
+    DuckDBTable.resource_type: lambda t: {"engine": Engine.DUCKDB, "database": t.database, "table": t.table},
+}
+
+
+def factory_of(engine: str) -> WriterFactory | None:
+    """The writer factory of ``engine`` (importing its module), None for an unknown engine.
+
+    ``engine`` is an ``Engine``, or its plain string when the outputs were read from a state file.
+    """
+    try:
+        spec = WRITERS[Engine(engine)]
+    except ValueError:
+        return None
+    module, _, name = spec.partition(":")
+    factory: WriterFactory = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def _outputs_of(primitive: Any, outputs: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -36,22 +81,6 @@ def _outputs_of(primitive: Any, outputs: Mapping[str, Mapping[str, Any]]) -> Map
         return outputs[primitive.primitive_id()]
     except LookupError:
         return None
-
-
-def _table_columns(primitive: Any, schema: list[Column] | None) -> list[Column]:
-    if schema is not None:
-        return schema
-    if getattr(primitive, "schema", None) is not None:
-        return schema_from_type(primitive.schema)
-    raise TypeError(
-        f"{type(primitive).__name__} {primitive.primitive_id()} has no columns: return a dataclass or "
-        "pydantic model from the collector (annotate its return type), or give the table .options(schema=RowType)"
-    )
-
-
-def _path(value: str, project_dir: Path) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else project_dir / path
 
 
 def writer_for(
@@ -62,72 +91,17 @@ def writer_for(
     ``File`` and ``DuckDBTable`` also work when nothing was applied (their primitive says
     where they write); other sinks need ``bfctl apply`` first.
     """
-    from buildflow.io.duckdb import DuckDBTable
-    from buildflow.io.local import Empty, File
-
     if primitive is None or isinstance(primitive, Empty):
         from runtime.sinks.empty import EmptyWriter
 
         return EmptyWriter()
     out = _outputs_of(primitive, outputs)
-    if out is None and isinstance(primitive, File):
-        out = {"engine": "file", "path": primitive.file_path, "format": primitive.file_format.value}
-    if out is None and isinstance(primitive, DuckDBTable):
-        out = {"engine": "duckdb", "database": primitive.database, "table": primitive.table}
+    if out is None and primitive.resource_type in _UNAPPLIED_OUTPUTS:
+        out = _UNAPPLIED_OUTPUTS[primitive.resource_type](primitive)
     if out is None:
         out = outputs[primitive.primitive_id()]  # not applied: raises the target's "run bfctl apply" error
     engine = out.get("engine") or _DEFAULT_ENGINES.get(primitive.resource_type)
-    name = f"{type(primitive).__name__} {primitive.primitive_id()}"
-    stand_in = f" ({out['stand_in']})" if out.get("stand_in") else ""
-
-    if engine == "file":
-        from buildflow.types.portable import FileFormat
-        from runtime.sinks.files import FileWriter
-
-        return FileWriter(_path(out["path"], project_dir), FileFormat(out["format"]), schema)
-    if engine == "duckdb":
-        from runtime.sinks.duckdb_table import DuckDBWriter
-
-        columns = _table_columns(primitive, schema)
-        return DuckDBWriter(_path(out["database"], project_dir), out["table"], columns, name + stand_in)
-    if engine == "postgres":
-        from runtime.sinks.postgres import PostgresWriter
-
-        return PostgresWriter(
-            host=out["host"],
-            port=int(out["port"]),
-            database=out["database"],
-            user=out["user"],
-            password_file=_path(out["password_file"], project_dir),
-            table=out["table"],
-            columns=_table_columns(primitive, schema),
-            description=name,
-        )
-    if engine in ("gcs", "folder"):
-        from runtime.sinks.gcs import CloudStorageObjects, FolderObjects, GCSWriter
-
-        if primitive.file_path is None or primitive.file_format is None:
-            raise TypeError(
-                f"{name} is used as a sink, so it needs file_path and file_format: "
-                "GCSBucket(project_id, bucket_name, file_path='events/rows.json', file_format=FileFormat.JSON)"
-            )
-        store = (
-            FolderObjects(_path(out["path"], project_dir))
-            if engine == "folder"
-            else CloudStorageObjects(out.get("bucket", primitive.bucket_name), out.get("api_root"))
-        )
-        return GCSWriter(store, primitive.file_path, primitive.file_format, schema, name + stand_in)
-    if engine in ("pubsub", "log"):
-        from runtime.sinks.pubsub import PubSubPublisher, PubSubWriter, TopicLog
-
-        publisher = (
-            TopicLog(_path(out["path"], project_dir))
-            if engine == "log"
-            else PubSubPublisher(out.get("topic", primitive.primitive_id()), out.get("api_root"))
-        )
-        return PubSubWriter(publisher, name + stand_in)
-    if engine == "bigquery":
-        from runtime.sinks.bigquery import BigQueryWriter
-
-        return BigQueryWriter(out["project"], out["dataset_id"], out["table_id"], name, out.get("api_root"))
-    raise NotImplementedError(f"no sink writer for {name} with engine {engine!r} on this target")
+    factory = factory_of(engine) if engine else None
+    if factory is None:
+        raise NotImplementedError(f"no sink writer for {sink_name(primitive)} with engine {engine!r} on this target")
+    return factory(primitive, out, schema, project_dir)

@@ -8,7 +8,11 @@ acknowledged by the service), so a request is answered 2xx only after that.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from buildflow.types.schema import Column, schema_from_type
 
 Row = dict[str, Any]
 
@@ -20,6 +24,10 @@ class RowsRejected(Exception):
     def __init__(self, message: str, indexes: list[int] | None = None) -> None:
         super().__init__(message)
         self.indexes = indexes
+
+
+class SinkSchemaError(RuntimeError):
+    """The destination table cannot take rows of the declared type (raised on start)."""
 
 
 class SinkWriter(abc.ABC):
@@ -38,3 +46,38 @@ class SinkWriter(abc.ABC):
 
     async def stop(self) -> None:
         """Release connections and files (called after the last batch was written)."""
+
+
+#: Makes the writer of one sink: (its primitive, the outputs the target applied for it, the
+#: columns of its rows or None for rows as they come, the project directory). One per engine,
+#: in the engine's writer module; ``runtime.sinks.WRITERS`` names them.
+WriterFactory = Callable[[Any, Mapping[str, Any], list[Column] | None, Path], SinkWriter]
+
+
+def sink_name(primitive: Any) -> str:
+    """``CloudSQLTable my-project:db.notes.events``: the sink as messages name it."""
+    return f"{type(primitive).__name__} {primitive.primitive_id()}"
+
+
+def describe(primitive: Any, out: Mapping[str, Any]) -> str:
+    """The sink's name, and what stands in for it on this target when something does."""
+    stand_in = f" ({out['stand_in']})" if out.get("stand_in") else ""
+    return sink_name(primitive) + stand_in
+
+
+def local_path(value: str, project_dir: Path) -> Path:
+    """A path from the outputs or the primitive; a relative one is in the project directory."""
+    path = Path(value)
+    return path if path.is_absolute() else project_dir / path
+
+
+def table_columns(primitive: Any, schema: list[Column] | None) -> list[Column]:
+    """The columns of a table sink: the rows' own, else the schema declared on the table."""
+    if schema is not None:
+        return schema
+    if getattr(primitive, "schema", None) is not None:
+        return schema_from_type(primitive.schema)
+    raise TypeError(
+        f"{sink_name(primitive)} has no columns: return a dataclass or "
+        "pydantic model from the collector (annotate its return type), or give the table .options(schema=RowType)"
+    )

@@ -8,10 +8,12 @@ others still land.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from buildflow.types.schema import to_jsonable
-from runtime.sinks.base import Row, RowsRejected, SinkWriter
+from buildflow.types.schema import Column, to_jsonable
+from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
 
 
 class BigQueryWriter(SinkWriter):
@@ -39,3 +41,12 @@ class BigQueryWriter(SinkWriter):
     async def stop(self) -> None:
         if self._table is not None:
             await self._table.close()
+
+
+def bigquery_writer(
+    primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
+) -> BigQueryWriter:
+    """``Engine.BIGQUERY``: the table the gcp target applied (BigQuery checks the rows' schema)."""
+    return BigQueryWriter(
+        out["project"], out["dataset_id"], out["table_id"], describe(primitive, out), out.get("api_root")
+    )

@@ -4,29 +4,21 @@ committed (and its WAL synced) before ``write`` returns."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
-from runtime.sinks import ddl
-from runtime.sinks.ddl import SinkSchemaError
-from runtime.sinks.base import Row, RowsRejected
-from runtime.sinks.duckdb_access import shared_database
+from buildflow.storage import ddl
+from buildflow.storage.duckdb_access import shared_database
 from buildflow.types.schema import Column, Kind
+from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, describe, local_path, table_columns
 from runtime.sinks.threaded import ThreadedWriter
 
 # Errors about the rows, not the database: the batch is refused, the sink is fine.
 _ROW_ERRORS = (duckdb.ConstraintException, duckdb.ConversionException, duckdb.DataError)
-
-
-def existing_columns(connection: Any, table: str) -> set[str]:
-    rows = connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?",
-        [table],
-    ).fetchall()
-    return {name for (name,) in rows}
 
 
 class DuckDBWriter(ThreadedWriter):
@@ -42,7 +34,8 @@ class DuckDBWriter(ThreadedWriter):
     def open(self) -> None:
         with self.database.connection() as connection:
             connection.execute(ddl.create_table("duckdb", self.table, self.columns))
-            missing = ddl.missing_columns(self.columns, existing_columns(connection, self.table))
+            existing = {name for (name,) in connection.execute(ddl.existing_columns(self.table)).fetchall()}
+            missing = ddl.missing_columns(self.columns, existing)
         if missing:
             names = ", ".join(c.name for c in missing)
             raise SinkSchemaError(
@@ -65,3 +58,11 @@ class DuckDBWriter(ThreadedWriter):
             except _ROW_ERRORS as e:
                 # DuckDB does not say which row: the collector finds it by writing them one by one.
                 raise RowsRejected(str(e)) from None
+
+
+def duckdb_writer(
+    primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
+) -> DuckDBWriter:
+    """``Engine.DUCKDB``: the table in the database file the outputs name."""
+    columns = table_columns(primitive, schema)
+    return DuckDBWriter(local_path(out["database"], project_dir), out["table"], columns, describe(primitive, out))

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
-from runtime.sinks import durable
-from runtime.sinks.base import Row
-from runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
 from buildflow.types.schema import Column
+from runtime.sinks.base import Row, local_path
+from runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
 from runtime.sinks.threaded import ThreadedWriter
 
 try:
@@ -107,3 +109,8 @@ class FileWriter(ThreadedWriter):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def file_writer(primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path) -> FileWriter:
+    """``Engine.FILE``: the file the outputs name, in their format."""
+    return FileWriter(local_path(out["path"], project_dir), FileFormat(out["format"]), schema)

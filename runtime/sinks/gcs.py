@@ -10,15 +10,16 @@ from __future__ import annotations
 import abc
 import asyncio
 import secrets
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
-from runtime.sinks import durable
-from runtime.sinks.base import Row, SinkWriter
+from buildflow.types.schema import Column
+from runtime.sinks.base import Row, SinkWriter, describe, local_path, sink_name
 from runtime.sinks.files import batch_name, split_name
 from runtime.sinks.formats import CONTENT_TYPES, encode_file
-from buildflow.types.schema import Column
 
 
 class ObjectStore(abc.ABC):
@@ -102,3 +103,25 @@ class GCSWriter(SinkWriter):
 
     async def stop(self) -> None:
         await self.store.close()
+
+
+def _bucket_writer(primitive: Any, out: Mapping[str, Any], store: ObjectStore, schema: list[Column] | None) -> GCSWriter:
+    if primitive.file_path is None or primitive.file_format is None:
+        raise TypeError(
+            f"{sink_name(primitive)} is used as a sink, so it needs file_path and file_format: "
+            "GCSBucket(project_id, bucket_name, file_path='events/rows.json', file_format=FileFormat.JSON)"
+        )
+    return GCSWriter(store, primitive.file_path, primitive.file_format, schema, describe(primitive, out))
+
+
+def cloud_storage_writer(
+    primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
+) -> GCSWriter:
+    """``Engine.GCS``: the bucket itself (an emulator's when the outputs give an ``api_root``)."""
+    store = CloudStorageObjects(out.get("bucket", primitive.bucket_name), out.get("api_root"))
+    return _bucket_writer(primitive, out, store, schema)
+
+
+def folder_writer(primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path) -> GCSWriter:
+    """``Engine.FOLDER``: the folder standing in for the bucket."""
+    return _bucket_writer(primitive, out, FolderObjects(local_path(out["path"], project_dir)), schema)

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from runtime.sinks import ddl
-from runtime.sinks.ddl import SinkSchemaError
-from runtime.sinks.base import Row, RowsRejected, SinkWriter
+from buildflow.storage import ddl
 from buildflow.types.schema import Column, Kind
+from runtime.sinks.base import (
+    Row,
+    RowsRejected,
+    SinkSchemaError,
+    SinkWriter,
+    describe,
+    local_path,
+    table_columns,
+)
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 # SQLSTATE classes about the data: 22 data exception, 23 integrity constraint violation.
@@ -66,11 +74,7 @@ class PostgresWriter(SinkWriter):
         connection = await self._connect()
         async with connection.transaction():
             await connection.execute(ddl.create_table("postgres", self.table, self.columns))
-            cursor = await connection.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = %s",
-                [self.table],
-            )
+            cursor = await connection.execute(ddl.existing_columns(self.table))
             existing = {name for (name,) in await cursor.fetchall()}
         missing = ddl.missing_columns(self.columns, existing)
         if missing:
@@ -113,3 +117,19 @@ class PostgresWriter(SinkWriter):
 
     async def stop(self) -> None:
         await self._discard_connection()
+
+
+def postgres_writer(
+    primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
+) -> PostgresWriter:
+    """``Engine.POSTGRES``: the table, logging in as the sink user whose password file the outputs name."""
+    return PostgresWriter(
+        host=out["host"],
+        port=int(out["port"]),
+        database=out["database"],
+        user=out["user"],
+        password_file=local_path(out["password_file"], project_dir),
+        table=out["table"],
+        columns=table_columns(primitive, schema),
+        description=describe(primitive, out),
+    )

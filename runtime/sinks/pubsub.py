@@ -13,12 +13,13 @@ import abc
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.sinks import durable
-from runtime.sinks.base import Row, SinkWriter
+from buildflow.storage import durable
+from buildflow.types.schema import Column
+from runtime.sinks.base import Row, SinkWriter, describe, local_path
 from runtime.sinks.formats import json_bytes
 
 try:
@@ -142,3 +143,16 @@ class PubSubWriter(SinkWriter):
 
     async def stop(self) -> None:
         await self.publisher.close()
+
+
+def pubsub_writer(
+    primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
+) -> PubSubWriter:
+    """``Engine.PUBSUB``: the topic itself (the emulator's when the outputs give an ``api_root``)."""
+    publisher = PubSubPublisher(out.get("topic", primitive.primitive_id()), out.get("api_root"))
+    return PubSubWriter(publisher, describe(primitive, out))
+
+
+def log_writer(primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path) -> PubSubWriter:
+    """``Engine.LOG``: the durable log standing in for the topic."""
+    return PubSubWriter(TopicLog(local_path(out["path"], project_dir)), describe(primitive, out))

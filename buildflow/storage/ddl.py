@@ -1,7 +1,8 @@
 """SQL for tables made from sink columns: PostgreSQL (Cloud SQL) and DuckDB.
 
 The runtime's writers create a missing table on start and the local target creates it on
-apply; both use these statements, so the table is the same whoever made it.
+apply; both use these statements, so the table is the same whoever made it. Each function
+returns a statement; the caller runs it with its own driver (psycopg, pg8000 or DuckDB).
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from buildflow.types.schema import Column, Kind
 
 Dialect = Literal["postgres", "duckdb"]
 
-
-class SinkSchemaError(RuntimeError):
-    """The destination table cannot take rows of the declared type (raised on start)."""
 
 _TYPES: dict[Dialect, dict[Kind, str]] = {
     "postgres": {
@@ -45,7 +43,13 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """A quoted SQL string (both dialects read backslashes literally in standard strings)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def column_type(dialect: Dialect, column: Column) -> str:
+    """The SQL type of ``column``; a repeated column is an array of it."""
     base = _TYPES[dialect][column.kind]
     return f"{base}[]" if column.repeated else base
 
@@ -57,12 +61,27 @@ def column_definition(dialect: Dialect, column: Column, *, added_later: bool = F
 
 
 def create_table(dialect: Dialect, table: str, columns: list[Column]) -> str:
+    """Create ``table`` unless it exists (a writer and an apply may race to make it)."""
     body = ", ".join(column_definition(dialect, c) for c in columns)
     return f"CREATE TABLE IF NOT EXISTS {quote(table)} ({body})"
 
 
 def add_column(dialect: Dialect, table: str, column: Column) -> str:
+    """Add a column declared after the table was made (nullable: the table may have rows)."""
     return f"ALTER TABLE {quote(table)} ADD COLUMN {column_definition(dialect, column, added_later=True)}"
+
+
+def existing_columns(table: str) -> str:
+    """The query whose rows are the names of ``table``'s columns, none when it is missing.
+
+    The same in both dialects: the table is looked up where an unqualified name is created
+    (PostgreSQL's first schema on the search path, DuckDB's ``main``). The name is inlined as
+    a literal because the three drivers that run it agree on no placeholder.
+    """
+    return (
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = current_schema() AND table_name = {literal(table)}"
+    )
 
 
 def missing_columns(columns: list[Column], existing: set[str]) -> list[Column]:
