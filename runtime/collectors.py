@@ -62,7 +62,7 @@ class SinkRegistry:
     def declare_dependencies(self, nodes: list[Any]) -> None:
         """Start writers for the sinks that ``SinkDependencyBuilder`` dependencies push to."""
         for node in nodes:
-            sink = getattr(node.provider.target, "sink_primitive", None)
+            sink = getattr(node.factory.target, "sink_primitive", None)
             if sink is not None:
                 self.declare(sink, getattr(sink, "schema", None), BatchOptions())
 

@@ -17,7 +17,9 @@ Teardown = tuple[bool, Callable[[], Any]]
 
 
 @dataclasses.dataclass(eq=False)
-class Provider:
+class Factory:
+    """Builds one dependency (``target``): how ``mode`` says to call it, with the arguments the graph gives."""
+
     target: Any
     name: str
     scope: Scope
@@ -80,12 +82,12 @@ async def _afinish(agen: Any, name: str) -> None:
     log.error("dependency %s yielded more than once; only one yield is allowed", name)
 
 
-def provider_for(target: Any, override: Any = dataclasses.MISSING) -> Provider:
-    """The provider for a dependency, or for the override replacing it."""
+def factory_for(target: Any, override: Any = dataclasses.MISSING) -> Factory:
+    """The factory of a dependency, or of the override replacing it."""
     source = target if override is dataclasses.MISSING else override
     name = describe(target)
     if override is not dataclasses.MISSING and not (inspect.isclass(source) or inspect.isfunction(source)):
-        return Provider(source, name, scope_of(target) or DEFAULT_SCOPE, "value")
+        return Factory(source, name, scope_of(target) or DEFAULT_SCOPE, "value")
     scope = scope_of(source) or scope_of(target) or DEFAULT_SCOPE
     if inspect.isclass(source):
         init = source.__init__
@@ -98,7 +100,7 @@ def provider_for(target: Any, override: Any = dataclasses.MISSING) -> Provider:
         mode = "await"
     else:
         mode = "call"
-    return Provider(source, name, scope, mode)
+    return Factory(source, name, scope, mode)
 
 
 async def run_teardowns(teardowns: list[Teardown], run_sync: Callable[[Callable[[], None]], Awaitable[None]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyCycleError, InvalidDependencyHierarchyOrder
 from runtime.errors import StartupError
-from runtime.factories import Provider, provider_for
+from runtime.factories import Factory, factory_for
 from runtime.injection import Source, dependency_target, describe, request_source, signature_of
 
 #: A node's argument: a dependency node, or a per-request object.
@@ -23,59 +23,59 @@ Arg = tuple[str, "Node | Source"]
 
 @dataclasses.dataclass(eq=False)
 class Node:
-    provider: Provider
+    factory: Factory
     scope: Scope  # effective scope: PROCESS, REPLICA or GLOBAL
     args: list[Arg] = dataclasses.field(default_factory=list)
     value: Any = None  # the built instance, for REPLICA and GLOBAL nodes
 
     @property
     def name(self) -> str:
-        return self.provider.name
+        return self.factory.name
 
 
 class Graph:
     def __init__(self, overrides: Mapping[Any, Any] | None = None) -> None:
         self._overrides = dict(overrides or {})
         self._shared: dict[Any, Node] = {}
-        self._providers: dict[Any, Provider] = {}
+        self._factories: dict[Any, Factory] = {}
 
-    def _provider(self, target: Any) -> Provider:
-        if target not in self._providers:
+    def _factory(self, target: Any) -> Factory:
+        if target not in self._factories:
             override = dataclasses.MISSING
             for key in (target, describe(target), getattr(target, "__name__", None)):
                 if key is not None and key in self._overrides:
                     override = self._overrides[key]
                     break
-            self._providers[target] = provider_for(target, override)
-        return self._providers[target]
+            self._factories[target] = factory_for(target, override)
+        return self._factories[target]
 
-    def require(self, target: Any, consumer: str, consumer_scope: Scope, chain: tuple[Provider, ...] = ()) -> Node:
+    def require(self, target: Any, consumer: str, consumer_scope: Scope, chain: tuple[Factory, ...] = ()) -> Node:
         """The node for ``target`` as injected into ``consumer`` (with its sub-dependencies)."""
-        provider = self._provider(target)
-        if provider in chain:
-            cycle = " -> ".join(p.name for p in (*chain[chain.index(provider):], provider))
+        factory = self._factory(target)
+        if factory in chain:
+            cycle = " -> ".join(f.name for f in (*chain[chain.index(factory):], factory))
             raise DependencyCycleError(f"Dependency cycle: {cycle}")
-        if provider.scope is Scope.NO_SCOPE:
-            return self._build(provider, consumer_scope, chain)
-        if provider.scope.value < consumer_scope.value:
-            raise InvalidDependencyHierarchyOrder(provider.name, provider.scope.name, consumer_scope.name, consumer)
+        if factory.scope is Scope.NO_SCOPE:
+            return self._build(factory, consumer_scope, chain)
+        if factory.scope.value < consumer_scope.value:
+            raise InvalidDependencyHierarchyOrder(factory.name, factory.scope.name, consumer_scope.name, consumer)
         node = self._shared.get(target)
         if node is None:
-            node = self._build(provider, provider.scope, chain)
+            node = self._build(factory, factory.scope, chain)
             self._shared[target] = node
         return node
 
-    def _build(self, provider: Provider, scope: Scope, chain: tuple[Provider, ...]) -> Node:
-        node = Node(provider, scope)
-        if not provider.takes_arguments:
+    def _build(self, factory: Factory, scope: Scope, chain: tuple[Factory, ...]) -> Node:
+        node = Node(factory, scope)
+        if not factory.takes_arguments:
             return node
-        chain = (*chain, provider)
-        for param, annotation in signature_of(provider.target, f"dependency `{provider.name}`"):
-            node.args.extend(self.argument(param, annotation, provider.name, scope, chain))
+        chain = (*chain, factory)
+        for param, annotation in signature_of(factory.target, f"dependency `{factory.name}`"):
+            node.args.extend(self.argument(param, annotation, factory.name, scope, chain))
         return node
 
     def argument(
-        self, param: inspect.Parameter, annotation: Any, owner: str, scope: Scope, chain: tuple[Provider, ...]
+        self, param: inspect.Parameter, annotation: Any, owner: str, scope: Scope, chain: tuple[Factory, ...]
     ) -> list[Arg]:
         """How one parameter of a dependency is filled (empty: leave it to its default)."""
         source = request_source(annotation)

@@ -46,9 +46,9 @@ class Lifecycle:
         self, node: Node, loop: asyncio.AbstractEventLoop, pool: Executor | None, teardowns: list[Teardown]
     ) -> Any:
         kwargs = {name: arg.value for name, arg in node.args}  # type: ignore[union-attr]
-        if node.provider.is_async:
-            return await node.provider.create_async(kwargs, teardowns)
-        return await loop.run_in_executor(pool, node.provider.create_sync, kwargs, teardowns)
+        if node.factory.is_async:
+            return await node.factory.create_async(kwargs, teardowns)
+        return await loop.run_in_executor(pool, node.factory.create_sync, kwargs, teardowns)
 
     async def stop(self, scope: Scope, loop: asyncio.AbstractEventLoop, pool: Executor | None) -> None:
         await run_teardowns(self._teardowns[scope], lambda fn: loop.run_in_executor(pool, fn))

@@ -74,7 +74,7 @@ class RequestPlan:
         nodes = [n for n in walk(roots) if n.scope is Scope.PROCESS]
         self.size = len(nodes) + 1
         self.steps = [
-            Step(i, n.provider.is_async, n.provider.create_async if n.provider.is_async else n.provider.create_sync, n.args)
+            Step(i, n.factory.is_async, n.factory.create_async if n.factory.is_async else n.factory.create_sync, n.args)
             for i, n in enumerate(nodes)
         ]
         self.handler = Step(len(nodes), handler_is_async, _handler_make(lambda **kw: None), handler_args, True)
