@@ -164,6 +164,7 @@ def serve(
             outputs=outputs,
             loop=loop,
             threads=threads,
+            on_worker_error=_report_startup_error,
         )
     raise typer.Exit(code)
 
@@ -253,9 +254,20 @@ def _reported_errors() -> Iterator[None]:
     except FlowLoadError as exc:
         console.error(exc.message, exc.user_traceback)
         raise typer.Exit(1) from None
-    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError, StartupError) as exc:
+    except StartupError as exc:
+        _report_startup_error(exc)
+        raise typer.Exit(1) from None
+    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
         console.error(str(exc))
         raise typer.Exit(1) from None
+
+
+def _report_startup_error(error: Exception) -> None:
+    """The one-line message, then the user's frames of what caused it (a dependency that
+    raised), never a library's; every frame under BFCTL_DEBUG=1. Forked workers call this too."""
+    from bfctl.tracebacks import startup_detail
+
+    console.error(str(error), startup_detail(error, console.debug_enabled()))
 
 
 def _announce(target: str, routes: list[tuple[str, str]], urls: list[str]) -> None:

@@ -15,7 +15,6 @@ import importlib
 import importlib.util
 import re
 import sys
-import sysconfig
 import tomllib
 import traceback
 from dataclasses import dataclass
@@ -23,15 +22,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from bfctl.tracebacks import drop_foreign_frames
+
 if TYPE_CHECKING:
     from buildflow import Flow
 
 DEFAULT_ATTR = "app"
 PYPROJECT = "pyproject.toml"
 BUILDFLOW_YAML = "buildflow.yaml"
-
-# Packages shipped in this distribution; their frames are never the user's.
-_OWN_PACKAGES = ("bfctl", "buildflow", "runtime", "providers")
 
 
 class FlowLoadError(Exception):
@@ -211,38 +209,9 @@ def _import_failed(what: str, exc: Exception, full_traceback: bool) -> FlowLoadE
     """Wrap an exception raised by the user's module-level code."""
     tb = traceback.TracebackException.from_exception(exc)
     if not full_traceback:
-        _drop_foreign_frames(tb)
+        # Other installed packages stay visible: the flow itself may live there.
+        drop_foreign_frames(tb, installed=False)
     return FlowLoadError(f"importing {what} raised {type(exc).__name__}", "".join(tb.format()))
-
-
-def _foreign_roots() -> tuple[str, ...]:
-    """Directories whose frames are noise in an import error: the standard
-    library (importlib included) and this distribution's packages.  Other
-    installed packages stay visible: the flow itself may live there."""
-    paths = sysconfig.get_paths()
-    roots = {paths["stdlib"], paths["platstdlib"]}
-    own_parent = Path(__file__).resolve().parent.parent
-    roots.update(str(own_parent / package) for package in _OWN_PACKAGES)
-    return tuple(str(Path(root).resolve()) + "/" for root in roots)
-
-
-def _drop_foreign_frames(tb: traceback.TracebackException) -> None:
-    """Trim ``tb`` and its chained causes in place to user frames only."""
-    roots = _foreign_roots()
-    seen: set[int] = set()
-    pending: list[traceback.TracebackException | None] = [tb]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        current.stack = traceback.StackSummary.from_list(
-            frame
-            for frame in current.stack
-            if not frame.filename.startswith("<frozen ")
-            and not str(Path(frame.filename).resolve()).startswith(roots)
-        )
-        pending += [current.__cause__, current.__context__]
 
 
 def _flow_attr(module: ModuleType, attr: str, shown: str) -> Flow:

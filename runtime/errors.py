@@ -1,5 +1,28 @@
 """Errors the runtime reports before serving (the CLI prints them without a traceback)."""
 
+from __future__ import annotations
+
 
 class StartupError(Exception):
     """The flow cannot be served as declared; ``str()`` says what and where."""
+
+
+class DependencyStartupError(StartupError):
+    """A GLOBAL or REPLICA dependency raised while it was built at start-up.
+
+    ``str()`` names the dependency and gives the cause on one line; ``__cause__`` is what the
+    dependency raised, so a caller can still show the user's frames (or all of them).
+    """
+
+    def __init__(self, dependency: str, scope: str, cause: BaseException) -> None:
+        super().__init__(f"dependency `{dependency}` ({scope}) failed at start-up: {one_line(cause)}")
+        self.dependency = dependency
+        self.scope = scope
+        self.cause = cause
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: drivers' messages run to several lines
+    (SQLAlchemy adds a link to its docs), a headline must not."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from buildflow.dependencies.scopes import Scope
+from runtime.errors import DependencyStartupError
 from runtime.factories import Teardown, run_teardowns
 from runtime.graph import Node, walk
 
@@ -21,7 +22,10 @@ class Lifecycle:
         self.global_built = False
 
     async def start(self, scope: Scope, loop: asyncio.AbstractEventLoop, pool: Executor | None) -> None:
-        """Build every node of ``scope``; independent async ones concurrently."""
+        """Build every node of ``scope``; independent async ones concurrently.
+
+        A dependency that raises is reported as :class:`DependencyStartupError`.
+        """
         built: set[int] = set()
         pending = list(self._by_scope[scope])
         teardowns = self._teardowns[scope]
@@ -34,6 +38,9 @@ class Lifecycle:
                 *(self._build(n, loop, pool, teardowns) for n in ready), return_exceptions=True
             )
             for node, result in zip(ready, results):
+                if isinstance(result, Exception):
+                    # Named here, where it is known which dependency failed; the cause keeps the user's frames.
+                    raise DependencyStartupError(node.name, scope.name, result) from result
                 if isinstance(result, BaseException):
                     raise result
                 node.value = result  # type: ignore[attr-defined]

@@ -21,11 +21,13 @@ from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.flow import Flow
 from runtime.app import FlowApp
-from runtime.errors import StartupError
+from runtime.errors import StartupError, one_line
 
 log = logging.getLogger("buildflow.runtime")
 
 OnReady = Callable[[list[str]], None]
+#: Reports a forked worker's StartupError (it cannot propagate to the parent's caller).
+OnWorkerError = Callable[[StartupError], None]
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -109,8 +111,9 @@ async def serve_worker(
     except StartupError:
         raise
     except Exception as e:
-        log.error("starting the app failed", exc_info=e)
-        raise StartupError(f"starting the app failed: {type(e).__name__}: {e}") from e
+        # No traceback logged here: the caller decides how much of ``__cause__`` to show
+        # (bfctl shows the user's frames, all of them under BFCTL_DEBUG=1).
+        raise StartupError(f"starting the app failed: {one_line(e)}") from e
     try:
         await web.SockSite(runner, sock, backlog=1024).start()
         if on_ready is not None:
@@ -139,10 +142,13 @@ def serve(
     outputs: ResourceOutputs | None = None,
     loop: str = "auto",
     threads: int | None = None,
+    on_worker_error: OnWorkerError | None = None,
 ) -> int:
     """Serve until stopped by a signal; returns the exit code. Blocks.
 
-    ``outputs`` are the applied infrastructure's outputs, handed to dependencies.
+    ``outputs`` are the applied infrastructure's outputs, handed to dependencies. A
+    StartupError in this process is raised; one in a forked worker goes to
+    ``on_worker_error`` (default: ``Error: <message>`` on stderr) and the exit code is 1.
     """
     _configure_logging()
     use_event_loop(loop)
@@ -153,11 +159,22 @@ def serve(
     if count == 1:
         sock = bind_socket(host, port, reuse_port=False)
         return asyncio.run(serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=on_ready))
-    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready)
+    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready, on_worker_error)
+
+
+def _print_worker_error(error: StartupError) -> None:
+    print(f"Error: {error}", file=sys.stderr, flush=True)
 
 
 def _serve_forked(
-    flow_app: FlowApp, host: str, port: int, count: int, grace: float, access_log: bool, on_ready: OnReady | None
+    flow_app: FlowApp,
+    host: str,
+    port: int,
+    count: int,
+    grace: float,
+    access_log: bool,
+    on_ready: OnReady | None,
+    on_worker_error: OnWorkerError | None = None,
 ) -> int:
     reuse_port = hasattr(socket, "SO_REUSEPORT")
     # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
@@ -185,7 +202,7 @@ def _serve_forked(
                     )
                 )
             except StartupError as e:
-                print(f"Error: {e}", file=sys.stderr, flush=True)
+                (on_worker_error or _print_worker_error)(e)
             except BaseException:
                 log.exception("worker failed")
             finally:

@@ -149,3 +149,55 @@ def test_database_of_an_unmanaged_instance_is_refused(notes: Path, bfctl_env: di
                                                                         "app.managed_primitives.append(database)"))
     code, out = run_bfctl(["plan", "orphan.py:app"], notes, bfctl_env)
     assert code == 1 and "not managed" in out and "app.manage" in out
+
+
+MIGRATION = '''
+
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.sqlalchemy import engine
+
+
+@dependency(Scope.GLOBAL)
+class Migration:
+    """Runs once before the workers start; logs in with a password the database does not know."""
+
+    def __init__(self, outputs: ResourceOutputs) -> None:
+        with engine(outputs, database, "notes", "not-the-password").begin() as conn:
+            conn.execute(text("select 1"))
+
+
+@service.endpoint("/migrated", method="GET")
+def migrated(done: Migration) -> bool:
+    return True
+'''
+
+
+def test_wrong_database_password_at_startup_is_one_line_and_user_frames(
+    notes: Path, bfctl_env: dict[str, str]
+) -> None:
+    main = (notes / "main.py").read_text()
+    flow = write(notes / "migrating.py", main.replace('if __name__ == "__main__":', MIGRATION + '\nif __name__ == "__main__":'))
+    try:
+        assert run_bfctl(["apply", "--yes"], notes, bfctl_env)[0] == 0
+
+        code, out = run_bfctl(["serve", "migrating.py", "--port", "0"], notes, bfctl_env)
+
+        assert code == 1, out
+        headline = out.splitlines()[0]
+        assert headline.startswith("Error: dependency `Migration` (GLOBAL) failed at start-up: OperationalError: "), out
+        assert 'password authentication failed for user "notes"' in headline
+        frames = [line.strip() for line in out.splitlines() if line.strip().startswith('File "')]
+        assert frames == [f'File "{flow}", line {_line_of(flow, "engine(outputs")}, in __init__'], out
+        assert "site-packages" not in out and "/sqlalchemy/" not in out
+        assert len(out.splitlines()) < 10, out
+
+        code, out = run_bfctl(["serve", "migrating.py", "--port", "0"], notes, {**bfctl_env, "BFCTL_DEBUG": "1"})
+
+        assert code == 1
+        assert "/sqlalchemy/engine/" in out and "psycopg.OperationalError" in out  # every frame
+    finally:
+        assert run_bfctl(["destroy", "--yes"], notes, bfctl_env)[0] == 0
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)

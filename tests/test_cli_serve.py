@@ -243,3 +243,54 @@ def test_python_main_py_serves_through_app_run(tmp_path: Path, bfctl_env: dict[s
         code = server.stop()
     assert status == 200 and "worker" in body
     assert code == 0, server.output
+
+
+FAILING_DEPENDENCY_FLOW = """
+    import json
+    from buildflow import Flow
+    from buildflow.dependencies import Scope, dependency
+
+    def read_settings():
+        return json.loads("{not json")
+
+    @dependency(Scope.SCOPE_NAME)
+    def settings():
+        return read_settings()
+
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/")
+    def root(s: settings):
+        return s
+"""
+
+
+@pytest.mark.parametrize("scope, workers", [("GLOBAL", "1"), ("GLOBAL", "2"), ("REPLICA", "2")])
+def test_failing_dependency_shows_the_cause_and_only_user_frames(
+    tmp_path: Path, bfctl_env: dict[str, str], scope: str, workers: str
+) -> None:
+    """GLOBAL ones fail in the parent (before any fork), REPLICA ones in each forked worker."""
+    write(tmp_path / "failing.py", FAILING_DEPENDENCY_FLOW.replace("SCOPE_NAME", scope))
+    args = ["serve", "failing.py", "--port", "0", "--workers", workers]
+
+    code, output = run_bfctl(args, tmp_path, bfctl_env)
+
+    assert code == 1, output
+    assert output.startswith(
+        f"Error: dependency `settings` ({scope}) failed at start-up: "
+        "JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"
+    ), output
+    frames = [line.strip() for line in output.splitlines() if line.strip().startswith('File "')]
+    assert frames and all(line.startswith(f'File "{tmp_path / "failing.py"}"') for line in frames), output
+    assert ", in settings" in output and ", in read_settings" in output
+    for noise in ("site-packages", "json/decoder.py", "runtime/", "bfctl/", "aiohttp", "asyncio"):
+        assert noise not in output, noise
+    assert "BFCTL_DEBUG=1" in output
+
+    code, output = run_bfctl(args, tmp_path, {**bfctl_env, "BFCTL_DEBUG": "1"})
+
+    assert code == 1, output
+    assert output.startswith(f"Error: dependency `settings` ({scope}) failed at start-up: JSONDecodeError: ")
+    assert "json/decoder.py" in output and "runtime/lifecycle.py" in output  # every frame
+    assert "json.decoder.JSONDecodeError: Expecting property name" in output
