@@ -138,8 +138,8 @@ def outputs_for_serving(
     if apply_first:
         apply(flow, target, stack, yes=True, break_lock=False, options=options)
     provider = provider_for(target, stack, options)
-    outputs = provider.ensure_running() if hasattr(provider, "ensure_running") else provider.outputs()
-    pending = provider.recorded_plan(primitives) if hasattr(provider, "recorded_plan") else provider.plan(primitives)
+    outputs = provider.ensure_running()
+    pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]
     if missing:
         raise Refused(

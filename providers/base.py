@@ -140,6 +140,17 @@ class Provider(abc.ABC):
         """Outputs recorded by the last apply, per primitive id (never secrets)."""
         return {rid: dict(r.outputs) for rid, r in self.store.load().resources.items()}
 
+    # -- serving -----------------------------------------------------------------------------
+    def ensure_running(self) -> Outputs:
+        """The outputs to serve with, once what the stack runs itself is up (a target whose
+        services run elsewhere has nothing to start: the recorded outputs)."""
+        return self.outputs()
+
+    def recorded_plan(self, primitives: Sequence[Primitive]) -> Plan:
+        """What serving compares the flow with; a target whose plan is costly (the network, a
+        passphrase) plans against what its last apply recorded instead."""
+        return self.plan(primitives)
+
     def check_plan(self, plan: Plan) -> None:
         """Refuse a plan for another stack, or one made before the state last changed."""
         if (plan.target, plan.stack) != (self.target, self.stack):
