@@ -19,7 +19,7 @@ import buildflow
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
 from runtime.errors import StartupError
-from runtime.collectors import RegistryPushers, SinkRegistry
+from runtime.sinks.registry import RegistryPushers, SinkRegistry
 from runtime.graph import Graph, Node, walk
 from runtime.handlers import CompiledHandler
 from runtime.lifecycle import Lifecycle

@@ -1,75 +1,20 @@
-"""Where collectors' rows go: one batcher per sink per worker, shared by every collector and
-``SinkDependencyBuilder`` dependency that writes to the same sink."""
+"""A collector's answer: its result becomes rows for its sink, and the request is answered
+once they are durable."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
-from buildflow.dependencies.sink import SinkPushers
 from buildflow.processors import row_type_of
-from runtime.batching import Batcher, BatchOptions
+from runtime.batching import BatchOptions
 from runtime.errors import StartupError
+from runtime.sinks import row_converter
 from runtime.sinks.base import Row
+from runtime.sinks.registry import SinkRegistry
 
 _SUCCESS = b'{"success":true}'
-
-
-class SinkRegistry:
-    """Sinks a worker writes to; started with the worker, flushed and stopped with it."""
-
-    def __init__(self, outputs: Any, project_dir: Path) -> None:
-        self._outputs = outputs
-        self._project_dir = project_dir
-        self._declared: dict[str, tuple[Any, Any, BatchOptions]] = {}
-        self.batchers: dict[str, Batcher] = {}
-
-    def declare(self, sink: Any, row_type: Any, options: BatchOptions) -> str:
-        key = sink.primitive_id() if hasattr(sink, "primitive_id") else repr(sink)
-        known = self._declared.get(key)
-        if known is not None and known[1] is not None and row_type is not None and known[1] is not row_type:
-            raise StartupError(f"sink {key} is written with two row types: {known[1]!r} and {row_type!r}")
-        if known is None or known[1] is None:
-            self._declared[key] = (sink, row_type, options)
-        return key
-
-    async def start(self) -> None:
-        if not self._declared:
-            return
-        from runtime.sinks import schema_or_none, writer_for
-
-        for key, (sink, row_type, options) in self._declared.items():
-            schema = schema_or_none(row_type) if row_type is not None else None
-            batcher = Batcher(writer_for(sink, schema, self._outputs, self._project_dir), options)
-            await batcher.start()
-            self.batchers[key] = batcher
-
-    def pusher(self, key: str) -> Callable[[list[Any]], Awaitable[None]]:
-        """``SinkDependencyBuilder``'s push: convert, then wait until the rows are durable."""
-        if key not in self._declared:
-            raise LookupError(f"no writer was declared for the sink {key!r}")
-        from runtime.sinks import row_converter
-
-        convert = row_converter(self._declared[key][1])
-
-        async def push(items: list[Any]) -> None:
-            await self.batchers[key].submit([convert(item) for item in items])
-
-        return push
-
-    def declare_dependencies(self, nodes: list[Any]) -> None:
-        """Start writers for the sinks that ``SinkDependencyBuilder`` dependencies push to."""
-        for node in nodes:
-            sink = getattr(node.factory.target, "sink_primitive", None)
-            if sink is not None:
-                self.declare(sink, getattr(sink, "schema", None), BatchOptions())
-
-    async def stop(self) -> None:
-        for batcher in self.batchers.values():
-            await batcher.stop()
-        self.batchers.clear()
 
 
 class CollectorOutput:
@@ -92,8 +37,6 @@ class CollectorOutput:
     def start(self) -> None:
         if self._key is None:
             return
-        from runtime.sinks import row_converter
-
         self._convert = row_converter(self.row_type)
 
     async def deliver(self, result: Any) -> web.StreamResponse:
@@ -108,14 +51,3 @@ class CollectorOutput:
         if rows:
             await self._registry.batchers[self._key].submit(rows)
         return web.Response(body=_SUCCESS, content_type="application/json")
-
-
-class RegistryPushers(SinkPushers):
-    """The ``SinkPushers`` the runtime injects: each worker's own batchers, found at call time."""
-
-    def __init__(self, registry: SinkRegistry) -> None:
-        super().__init__()
-        self._registry = registry
-
-    def __getitem__(self, primitive_id: str) -> Callable[[list[Any]], Awaitable[None]]:
-        return self._registry.pusher(primitive_id)

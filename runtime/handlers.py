@@ -21,7 +21,7 @@ from buildflow.processors import Collector
 from buildflow.requests import WebSocket
 from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
-from runtime.collectors import CollectorOutput, SinkRegistry
+from runtime.collectors import CollectorOutput
 from runtime.context import RequestContext
 from runtime.errors import StartupError
 from runtime.graph import Arg, Graph
@@ -29,6 +29,7 @@ from runtime.injection import Source, dependency_target, describe, request_sourc
 from runtime.params import ClientError, Params
 from runtime.resolver import RequestPlan
 from runtime.sinks.base import RowsRejected
+from runtime.sinks.registry import SinkRegistry
 from runtime.responses import is_unavailable, json_response, render, server_error, unavailable
 from runtime.validation import is_body_type, is_scalar, scalar_list_item
 
