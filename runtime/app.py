@@ -66,6 +66,8 @@ class FlowApp:
             for step in (*handler.plan.steps, handler.plan.handler):
                 roots.extend(arg for _, arg in step.args if isinstance(arg, Node))
         self.lifecycle = Lifecycle(roots)
+        # found here so that a missing swagger-ui-py fails the build, not each worker
+        self.swagger_ui = None if DOCS_ROUTE in {r for _, r in self.routes()} else openapi.swagger_ui()
         self.sinks.declare_dependencies(walk(roots))
         self.pool: ThreadPoolExecutor | None = None
 
@@ -124,14 +126,21 @@ class FlowApp:
         return app
 
     def _add_docs(self, app: web.Application) -> None:
-        """``/openapi.json`` and ``/docs``, unless the flow uses those routes itself."""
+        """``/openapi.json``, and ``/docs`` with the Swagger UI files it loads, unless the flow uses those routes."""
         taken = {route for _, route in self.routes()}
         if OPENAPI_ROUTE not in taken:
             body = dumps(openapi.document(self.flow.flow_id, buildflow.__version__, self.handlers))
             app.router.add_get(OPENAPI_ROUTE, functools.partial(_static, body, JSON))
-        if DOCS_ROUTE not in taken:
-            page = openapi.docs_page(self.flow.flow_id).encode()
-            app.router.add_get(DOCS_ROUTE, functools.partial(_static, page, "text/html"))
+        ui = self.swagger_ui
+        if ui is None:  # the flow declares /docs
+            return
+        files = ui.files()
+        if any(_matches(resource, path) for resource in app.router.resources() for path in files):
+            return  # a flow route matches an asset's URL: the asset route would take its requests
+        page = openapi.docs_page(self.flow.flow_id, ui).encode()
+        app.router.add_get(DOCS_ROUTE, functools.partial(_static, page, "text/html"))
+        for path, file in files.items():
+            app.router.add_get(path, functools.partial(_asset, file))
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +167,23 @@ class FlowApp:
 
 async def _static(body: bytes, content_type: str, _request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=content_type)
+
+
+#: The asset URLs hold the swagger-ui-py version, so a browser may keep what it fetched.
+_ASSET_CACHE = "public, max-age=31536000, immutable"
+
+
+async def _asset(file: Path, _request: web.Request) -> web.FileResponse:
+    return web.FileResponse(file, headers={"Cache-Control": _ASSET_CACHE})
+
+
+def _matches(resource: web.AbstractResource, path: str) -> bool:
+    """Whether a registered route answers ``path`` (from aiohttp's public route description)."""
+    info = resource.get_info()
+    if "path" in info:
+        return bool(info["path"] == path)
+    pattern = info.get("pattern")
+    return pattern is not None and pattern.fullmatch(path) is not None
 
 
 async def _health(_request: web.Request) -> web.Response:

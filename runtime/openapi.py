@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import html
+import importlib.metadata
+import importlib.util
 import inspect
 import re
 import typing
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from runtime.errors import StartupError
 from runtime.handlers import CompiledHandler
 from runtime.jsonschema import Schemas
 
 OPENAPI_ROUTE = "/openapi.json"
 DOCS_ROUTE = "/docs"
+#: Where the Swagger UI files are served; the package version follows, so they can be cached for good.
+DOCS_STATIC_ROUTE = DOCS_ROUTE + "/static"
+#: The distribution whose wheel carries Swagger UI 5's built files (``swagger_ui/static``).
+SWAGGER_UI_DIST = "swagger-ui-py"
+#: The files the page loads; the wheel also holds Swagger Editor and source maps, not served.
+SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "favicon-16x16.png")
 
 _VALIDATION_ERROR = {
     "type": "object",
@@ -81,12 +94,49 @@ def document(title: str, version: str, handlers: list[CompiledHandler]) -> dict[
     return doc
 
 
-def docs_page(title: str) -> str:
-    """Swagger UI reading ``/openapi.json`` (its scripts come from the jsDelivr CDN)."""
+@dataclass(frozen=True)
+class SwaggerUI:
+    """The installed Swagger UI files and the URLs they are served under."""
+
+    directory: Path
+    version: str  # of the swagger-ui-py distribution: part of the URLs, so a new one is fetched anew
+
+    @property
+    def prefix(self) -> str:
+        return f"{DOCS_STATIC_ROUTE}/{self.version}"
+
+    def files(self) -> dict[str, Path]:
+        """URL path -> file, for every file the page loads."""
+        return {f"{self.prefix}/{name}": self.directory / name for name in SWAGGER_UI_FILES}
+
+
+@functools.cache
+def swagger_ui() -> SwaggerUI:
+    """Find Swagger UI in the installed swagger-ui-py wheel, so ``/docs`` needs no network.
+
+    ``find_spec`` locates the package without importing it (its ``__init__`` pulls in jinja2,
+    PyYAML and its framework adapters, none of which is needed to serve files).
+    """
+    spec = importlib.util.find_spec("swagger_ui")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        directory = Path(location) / "static"
+        if all((directory / name).is_file() for name in SWAGGER_UI_FILES):
+            return SwaggerUI(directory, importlib.metadata.version(SWAGGER_UI_DIST))
+    raise StartupError(
+        f"/docs needs Swagger UI from the {SWAGGER_UI_DIST} package, which is missing or incomplete: "
+        f"pip install '{SWAGGER_UI_DIST}>=25.7' (or reinstall bfctl with its dependencies)"
+    )
+
+
+def docs_page(title: str, ui: SwaggerUI) -> str:
+    """Swagger UI reading ``/openapi.json``; every file it loads is served by this server."""
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title} - API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<html><head><meta charset="utf-8"><title>{html.escape(title)} - API</title>
+<link rel="stylesheet" href="{ui.prefix}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{ui.prefix}/favicon-32x32.png" sizes="32x32">
+<link rel="icon" type="image/png" href="{ui.prefix}/favicon-16x16.png" sizes="16x16"></head>
 <body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "{OPENAPI_ROUTE}", dom_id: "#ui"}});</script>
+<script src="{ui.prefix}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{OPENAPI_ROUTE}", dom_id: "#ui", validatorUrl: null}});</script>
 </body></html>"""
