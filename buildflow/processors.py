@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import types
 import typing
 from typing import Any, Callable, Optional
+
+from buildflow.types.fields import Shape, parse_type
 
 Route = str
 
@@ -150,10 +151,11 @@ def row_type_of(fn: Callable[..., Any], sink: Any) -> Any:
         returned = typing.get_type_hints(fn).get("return")
     except Exception:
         return None
-    for _ in range(3):  # Optional[list[T]] → list[T] → T
-        args = [a for a in typing.get_args(returned) if a is not type(None)]
-        if typing.get_origin(returned) in (list, tuple, typing.Union, types.UnionType) and args:
-            returned = args[0]
-        else:
+    if returned is None:
+        return None
+    node = parse_type(returned)
+    for _ in range(3):  # Optional[list[T]] → T; the first option of a union
+        if node.shape not in (Shape.SEQUENCE, Shape.UNION) or not node.args:
             break
-    return returned
+        node = node.args[0]
+    return node.type if node.is_record else node.annotation

@@ -19,6 +19,7 @@ from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
 from buildflow.processors import Collector
 from buildflow.requests import WebSocket
+from buildflow.types.fields import parse_type
 from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
@@ -30,8 +31,7 @@ from runtime.params import ClientError, Params
 from runtime.resolver import RequestPlan
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
-from runtime.responses import is_unavailable, json_response, render, server_error, unavailable
-from runtime.validation import is_body_type, is_scalar, scalar_list_item
+from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
 _EMPTY: dict[str, Any] = {}
@@ -80,19 +80,20 @@ class CompiledHandler:
         source = request_source(annotation)
         if source is not None:
             return [(name, source)]
+        node = parse_type(str if annotation is inspect.Parameter.empty else annotation)
         if name in path_names:
-            if annotation is not inspect.Parameter.empty and not is_scalar(annotation):
+            if not node.is_text:
                 raise StartupError(f"{owner}: path parameter `{name}` must be str, int, float, bool or UUID")
             self.params.add_path(name, annotation)
             return []
         target = dependency_target(annotation)
         if target is not None:
             return [(name, graph.require(target, owner, Scope.PROCESS))]
-        if self.is_websocket and is_body_type(annotation):
+        if self.is_websocket and node.is_body:
             raise StartupError(f"{owner}: websocket endpoints read messages, not a body (`{name}`)")
-        if is_body_type(annotation):
+        if node.is_body:
             self.params.add_body(name, annotation, default)
-        elif annotation is inspect.Parameter.empty or is_scalar(annotation) or scalar_list_item(annotation):
+        elif node.is_text or node.text_items:
             self.params.add_query(name, annotation, default)
         else:
             raise StartupError(
@@ -181,6 +182,8 @@ class CompiledHandler:
             return json_response({"detail": e.detail}, e.status_code, e.headers)
         if isinstance(e, ClientError):
             return json_response(e.body, e.status, e.headers)
+        if isinstance(e, web.HTTPException):  # aiohttp's own, e.g. 413 from reading the body
+            return http_error(e)
         # rows for a sink, from a collector or a SinkDependencyBuilder dependency
         if isinstance(e, RowConversionError):
             return json_response({"detail": f"row does not fit the sink: {e}"}, 422)
@@ -208,7 +211,7 @@ class CompiledHandler:
             await ws.close(code=1008)
         except Exception as e:
             if not ws.prepared:
-                return server_error(raw, self.name, e)
+                return http_error(e) if isinstance(e, web.HTTPException) else server_error(raw, self.name, e)
             server_error(raw, self.name, e)
             await ws.close(code=1011)
         if not ws.prepared:

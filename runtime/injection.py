@@ -14,7 +14,7 @@ from typing import Any, Callable
 from buildflow.dependencies.scopes import scope_of
 from buildflow.requests import Request, WebSocket
 from runtime.errors import StartupError
-from runtime.validation import is_body_type, is_scalar, scalar_list_item
+from buildflow.types.fields import parse_type
 
 
 class Source(enum.Enum):
@@ -45,8 +45,7 @@ def _is_plain_class(obj: Any) -> bool:
     return (
         isinstance(obj, type)
         and obj.__module__.partition(".")[0] not in sys.stdlib_module_names
-        and not is_scalar(obj)
-        and not is_body_type(obj)
+        and not parse_type(obj).is_data
         and request_source(obj) is None
         and not issubclass(obj, BaseException)
     )
@@ -57,8 +56,9 @@ def dependency_target(annotation: Any) -> Any | None:
 
     Marked classes and functions, plain classes (default scope) and ``Annotated[T, dep]``.
     """
-    if typing.get_origin(annotation) is typing.Annotated:
-        for meta in typing.get_args(annotation)[1:]:
+    metadata = parse_type(annotation).metadata
+    if metadata:
+        for meta in metadata:
             if scope_of(meta) is not None or inspect.isfunction(meta) or _is_plain_class(meta):
                 return meta
         return None
@@ -92,4 +92,4 @@ def signature_of(target: Callable[..., Any], owner: str) -> list[tuple[inspect.P
     return params
 
 
-__all__ = ["Source", "dependency_target", "describe", "request_source", "scalar_list_item", "signature_of"]
+__all__ = ["Source", "dependency_target", "describe", "request_source", "signature_of"]

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from runtime.validation import Converter, Invalid, compile_type, scalar_list_item
+from buildflow.types.fields import Invalid, parse_type
+from runtime.validation import Converter, compile_node, compile_type
 
 
 class ClientError(Exception):
@@ -45,9 +46,9 @@ class Params:
 
     def add_query(self, name: str, annotation: Any, default: Any) -> None:
         self.described.append(("query", name, annotation, default is _MISSING))
-        item = scalar_list_item(annotation)
-        if item is not None:
-            self.query.append((name, _converter(item), default, True))
+        items = None if annotation is _MISSING else parse_type(annotation).text_items
+        if items is not None:
+            self.query.append((name, compile_node(items), default, True))
         else:
             self.query.append((name, _converter(annotation), default, False))
 

@@ -1,149 +1,35 @@
-"""Converters from JSON / text values to annotated Python types, compiled once per type.
+"""Converters from decoded JSON / text values to annotated Python types.
 
-Dataclasses work without pydantic; pydantic models are validated by pydantic itself. Errors
-use FastAPI's shape (``{"loc": [...], "msg": ..., "type": ...}``) so clients already know it.
+Compiled once per type from the parsed tree (``buildflow.types.fields``). Records get a
+converter generated for their exact fields, so a row costs one call and no loop over field
+descriptions. Pydantic models are validated by pydantic itself. Errors use FastAPI's shape
+(``{"loc": [...], "msg": ..., "type": ...}``) so clients already know it.
 """
 
 from __future__ import annotations
 
-import collections.abc
-import dataclasses
-import datetime as dt
-import decimal
-import enum
-import types
-import typing
-import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from buildflow.types.fields import INT_MAX, INT_MIN, Invalid, Shape, TypeNode, parse_type
 
 Converter = Callable[[Any], Any]
 
-
-class Invalid(Exception):
-    """One or more values did not fit; ``errors`` locate each one."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-    @classmethod
-    def one(cls, msg: str, kind: str) -> "Invalid":
-        return cls([{"loc": [], "msg": msg, "type": kind}])
-
-    def under(self, *loc: Any) -> "Invalid":
-        return Invalid([{**e, "loc": [*loc, *e["loc"]]} for e in self.errors])
+__all__ = ["Converter", "Invalid", "compile_node", "compile_type"]
 
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
+def _identity(v: Any) -> Any:
+    return v
 
 
-def _to_str(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    raise Invalid.one("Input should be a valid string", "string_type")
+def _nullable(convert: Converter) -> Converter:
+    def convert_or_none(v: Any) -> Any:
+        return None if v is None else convert(v)
+
+    return convert_or_none
 
 
-#: ``int`` values are 64-bit: what databases, JSON encoders and most clients handle.
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-
-
-def _to_int(v: Any) -> int:
-    value: int | None = None
-    if isinstance(v, int) and not isinstance(v, bool):
-        value = v
-    elif isinstance(v, float) and v.is_integer():
-        value = int(v)
-    elif isinstance(v, str) and len(v) < 64:
-        try:
-            value = int(v.strip())
-        except ValueError:
-            pass
-    if value is None:
-        raise Invalid.one("Input should be a valid integer", "int_parsing")
-    if not INT_MIN <= value <= INT_MAX:
-        raise Invalid.one("Input should be a 64-bit integer", "int_range")
-    return value
-
-
-def _to_float(v: Any) -> float:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v.strip())
-        except ValueError:
-            pass
-    raise Invalid.one("Input should be a valid number", "float_parsing")
-
-
-def _to_bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in _TRUE | _FALSE:
-        return v.lower() in _TRUE
-    if v in (0, 1) and not isinstance(v, float):
-        return bool(v)
-    raise Invalid.one("Input should be a valid boolean", "bool_parsing")
-
-
-def _from_text(parse: Callable[[str], Any], what: str) -> Converter:
-    def convert(v: Any) -> Any:
-        if isinstance(v, str):
-            try:
-                return parse(v)
-            except (ValueError, decimal.InvalidOperation):
-                pass
-        raise Invalid.one(f"Input should be a valid {what}", f"{what.replace(' ', '_')}_parsing")
-
-    return convert
-
-
-def _to_bytes(v: Any) -> bytes:
-    if isinstance(v, str):
-        return v.encode()
-    raise Invalid.one("Input should be a valid string", "bytes_type")
-
-
-_SCALARS: dict[Any, Converter] = {
-    str: _to_str,
-    int: _to_int,
-    float: _to_float,
-    bool: _to_bool,
-    bytes: _to_bytes,
-    uuid.UUID: _from_text(uuid.UUID, "UUID"),
-    dt.datetime: _from_text(dt.datetime.fromisoformat, "datetime"),
-    dt.date: _from_text(dt.date.fromisoformat, "date"),
-    dt.time: _from_text(dt.time.fromisoformat, "time"),
-    decimal.Decimal: lambda v: v if isinstance(v, decimal.Decimal) else _from_text(decimal.Decimal, "decimal")(
-        str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-    ),
-}
-
-
-def is_pydantic_model(tp: Any) -> bool:
-    return isinstance(tp, type) and hasattr(tp, "model_validate") and hasattr(tp, "model_fields")
-
-
-def is_scalar(tp: Any) -> bool:
-    """Types that travel as one text value (path and query parameters)."""
-    tp = strip_optional(tp)
-    return tp in _SCALARS or (isinstance(tp, type) and issubclass(tp, enum.Enum)) or typing.get_origin(tp) is typing.Literal
-
-
-def strip_optional(tp: Any) -> Any:
-    if _is_union(tp):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
-
-
-def _is_union(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def _enum(tp: type[enum.Enum]) -> Converter:
+def _enum(tp: Any) -> Converter:
     allowed = ", ".join(repr(m.value) for m in tp)
 
     def convert(v: Any) -> Any:
@@ -159,21 +45,20 @@ def _enum(tp: type[enum.Enum]) -> Converter:
 
 
 def _literal(values: tuple[Any, ...]) -> Converter:
+    message = f"Input should be one of {', '.join(map(repr, values))}"
+
     def convert(v: Any) -> Any:
         for value in values:
             if v == value or (isinstance(v, str) and str(value) == v):
                 return value
-        raise Invalid.one(f"Input should be one of {', '.join(map(repr, values))}", "literal_error")
+        raise Invalid.one(message, "literal_error")
 
     return convert
 
 
-def _union(args: tuple[Any, ...]) -> Converter:
-    optional = type(None) in args
-    options = [compile_type(a) for a in args if a is not type(None)]
-
+def _union(options: list[Converter], nullable: bool) -> Converter:
     def convert(v: Any) -> Any:
-        if v is None and optional:
+        if v is None and nullable:
             return None
         errors: list[dict[str, Any]] = []
         for option in options:
@@ -192,15 +77,17 @@ def _sequence(item: Converter, build: Callable[[list[Any]], Any]) -> Converter:
     def convert(v: Any) -> Any:
         if not isinstance(v, (list, tuple)):
             raise Invalid.one("Input should be a valid list", "list_type")
-        out, errors = [], []
-        for i, x in enumerate(v):
-            try:
-                out.append(item(x))
-            except Invalid as e:
-                errors.extend(e.under(i).errors)
-        if errors:
-            raise Invalid(errors)
-        return build(out)
+        try:  # every item fits: the common case, in one comprehension
+            items = [item(x) for x in v]
+        except Invalid:
+            errors = []
+            for i, x in enumerate(v):
+                try:
+                    item(x)
+                except Invalid as e:
+                    errors.extend(e.under(i).errors)
+            raise Invalid(errors) from None
+        return items if build is list else build(items)
 
     return convert
 
@@ -222,45 +109,6 @@ def _mapping(key: Converter, value: Converter) -> Converter:
     return convert
 
 
-#: Field types whose values need no conversion when JSON already gave exactly that type.
-_EXACT_OK = frozenset({str, int, float, bool})
-
-
-def _dataclass(tp: type) -> Converter:
-    hints = typing.get_type_hints(tp)
-    fields = []
-    for f in dataclasses.fields(tp):
-        if not f.init:
-            continue
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        hint = hints.get(f.name, Any)
-        fields.append((f.name, compile_type(hint), required, hint if hint in _EXACT_OK else None))
-
-    def convert(v: Any) -> Any:
-        if isinstance(v, tp):
-            return v
-        if not isinstance(v, dict):
-            raise Invalid.one(f"Input should be an object ({tp.__name__})", "model_type")
-        kwargs, errors = {}, []
-        for name, conv, required, exact in fields:
-            if name in v:
-                value = v[name]
-                if type(value) is exact and (exact is not int or INT_MIN <= value <= INT_MAX):
-                    kwargs[name] = value  # already what the field holds: skip the converter
-                    continue
-                try:
-                    kwargs[name] = conv(value)
-                except Invalid as e:
-                    errors.extend(e.under(name).errors)
-            elif required:
-                errors.append({"loc": [name], "msg": "Field required", "type": "missing"})
-        if errors:
-            raise Invalid(errors)
-        return tp(**kwargs)
-
-    return convert
-
-
 def _pydantic(tp: Any) -> Converter:
     from pydantic import ValidationError
 
@@ -275,61 +123,130 @@ def _pydantic(tp: Any) -> Converter:
     return convert
 
 
-def _identity(v: Any) -> Any:
-    return v
+def _missing(errors: list[dict[str, Any]] | None, name: str) -> list[dict[str, Any]]:
+    errors = errors or []
+    errors.append({"loc": [name], "msg": "Field required", "type": "missing"})
+    return errors
+
+
+def _failed(errors: list[dict[str, Any]] | None, e: Invalid, name: str) -> list[dict[str, Any]]:
+    errors = errors or []
+    errors.extend(e.under(name).errors)
+    return errors
+
+
+def _exact_check(node: TypeNode, var: str) -> str | None:
+    """A Python test that ``var`` already holds the field's value as is (no conversion)."""
+    if node.shape is Shape.ANY:
+        return "True"
+    if node.scalar is None or not node.scalar.exact or node.shape is not Shape.SCALAR:
+        return None
+    name = node.scalar.type.__name__
+    test = f"type({var}) is {name}"
+    if node.scalar.type is int:
+        test += f" and {INT_MIN} <= {var} <= {INT_MAX}"
+    return f"{var} is None or ({test})" if node.nullable else test
+
+
+def _record(node: TypeNode) -> Converter:
+    """A converter generated for this dataclass's fields: one dict lookup, one exact-type test
+    and (only when the type differs) one converter call per field, then the constructor."""
+    tp = node.type
+    fields = [f for f in node.fields if f.init]
+    env: dict[str, Any] = {
+        "tp": tp, "dict": dict, "Invalid": Invalid, "_missing": _missing, "_failed": _failed,
+        "_not_object": f"Input should be an object ({tp.__name__})",
+    }
+    lines = [
+        "def convert(v):",
+        "    if type(v) is not dict:",
+        "        if isinstance(v, tp):",
+        "            return v",
+        "        if not isinstance(v, dict):",
+        "            raise Invalid.one(_not_object, 'model_type')",
+        "    errors = None",
+    ]
+    positional, keywords = [], []
+    for i, f in enumerate(fields):
+        var, key = f"x{i}", repr(f.name)
+        env[f"c{i}"] = compile_node(f.type)
+        lines.append(f"    {var} = v.get({key}, _M)")
+        lines.append(f"    if {var} is _M:")
+        if f.required:
+            lines.append(f"        errors = _missing(errors, {key})")
+        elif f.default_factory is not None:
+            env[f"d{i}"] = f.default_factory
+            lines.append(f"        {var} = d{i}()")
+        else:
+            env[f"d{i}"] = f.default
+            lines.append(f"        {var} = d{i}")
+        exact = _exact_check(f.type, var)
+        if exact != "True":
+            lines.append(f"    elif not ({exact}):" if exact else "    else:")
+            lines += [
+                "        try:",
+                f"            {var} = c{i}({var})",
+                "        except Invalid as e:",
+                f"            errors = _failed(errors, e, {key})",
+            ]
+        (keywords.append(f"{f.name}={var}") if f.kw_only else positional.append(var))
+    env["_M"] = _MISSING_KEY
+    lines += ["    if errors:", "        raise Invalid(errors)", f"    return tp({', '.join(positional + keywords)})"]
+    exec("\n".join(lines), env)  # noqa: S102 - code generated from the dataclass's own field names
+    return env["convert"]  # type: ignore[no-any-return]
+
+
+_MISSING_KEY = object()
+#: id(node) → (node, converter); the node is kept so its id stays unique.
+_compiled: dict[int, tuple[TypeNode, Converter]] = {}
+#: Nodes being compiled: a record that contains itself refers to its converter by lookup.
+_compiling: set[int] = set()
+
+
+def _compile(node: TypeNode) -> Converter:
+    shape = node.shape
+    if shape in (Shape.ANY, Shape.NONE):
+        return _identity
+    if shape is Shape.OPAQUE:
+        raise TypeError(f"cannot validate values of type {node.annotation!r}")
+    if shape is Shape.SCALAR:
+        convert = node.scalar.parse  # type: ignore[union-attr]  # a SCALAR node has its scalar
+    elif shape is Shape.ENUM:
+        convert = _enum(node.type)
+    elif shape is Shape.LITERAL:
+        convert = _literal(node.values)
+    elif shape is Shape.UNION:
+        return _union([compile_node(a) for a in node.args], node.nullable)
+    elif shape is Shape.SEQUENCE:
+        item = compile_node(node.args[0]) if node.args else _identity
+        convert = _sequence(item, list if node.type not in (tuple, set, frozenset) else node.type)
+    elif shape is Shape.MAPPING:
+        key, value = (compile_node(node.args[0]), compile_node(node.args[1])) if node.args else (_identity, _identity)
+        convert = _mapping(key, value)
+    elif shape is Shape.RECORD:
+        convert = _record(node)
+    else:
+        convert = _pydantic(node.type)
+    return _nullable(convert) if node.nullable else convert
+
+
+def compile_node(node: TypeNode) -> Converter:
+    """A function that converts a decoded value to ``node``'s type or raises ``Invalid``."""
+    key = id(node)
+    cached = _compiled.get(key)
+    if cached is not None:
+        return cached[1]
+    if key in _compiling:
+        return lambda v: _compiled[key][1](v)
+    _compiling.add(key)
+    try:
+        convert = _compile(node)
+    finally:
+        _compiling.discard(key)
+    _compiled[key] = (node, convert)
+    return convert
 
 
 def compile_type(tp: Any) -> Converter:
-    """A function that converts a decoded value to ``tp`` or raises ``Invalid``."""
-    if tp is Any or tp is object or tp is None:
-        return _identity
-    if tp in _SCALARS:
-        return _SCALARS[tp]
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return compile_type(args[0])
-    if _is_union(tp):
-        return _union(args)
-    if origin is typing.Literal:
-        return _literal(args)
-    if origin in (list, typing.List, set, frozenset, tuple) or tp in (list, set, tuple, frozenset):
-        base = origin or tp
-        if base is tuple and len(args) == 2 and args[1] is Ellipsis:
-            args = args[:1]
-        item = compile_type(args[0]) if len(args) == 1 else _identity
-        return _sequence(item, base if base is not list else list)
-    if origin is dict or tp is dict or origin is collections.abc.Mapping:
-        key = compile_type(args[0]) if args else _identity
-        value = compile_type(args[1]) if len(args) == 2 else _identity
-        return _mapping(key, value)
-    if isinstance(tp, type):
-        if issubclass(tp, enum.Enum):
-            return _enum(tp)
-        if dataclasses.is_dataclass(tp):
-            return _dataclass(tp)
-        if is_pydantic_model(tp):
-            return _pydantic(tp)
-    raise TypeError(f"cannot validate values of type {tp!r}")
-
-
-def is_body_type(tp: Any) -> bool:
-    """Types read from the JSON body rather than from the URL."""
-    tp = strip_optional(tp)
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return is_body_type(typing.get_args(tp)[0])
-    if isinstance(tp, type) and (dataclasses.is_dataclass(tp) or is_pydantic_model(tp)):
-        return True
-    if tp is dict or origin is dict or tp is list:
-        return True
-    if origin is list:
-        return not is_scalar(typing.get_args(tp)[0])
-    return False
-
-
-def scalar_list_item(tp: Any) -> Any | None:
-    """``list[int]`` → ``int``: such parameters are read from repeated query keys."""
-    tp = strip_optional(tp)
-    if typing.get_origin(tp) is list and is_scalar(typing.get_args(tp)[0]):
-        return typing.get_args(tp)[0]
-    return None
+    """``compile_node`` of an annotation (TypeError for a type requests cannot carry)."""
+    return compile_node(parse_type(tp))

@@ -13,29 +13,17 @@ import dataclasses
 import datetime
 import enum
 import functools
-import operator
-import types
-import typing
+import keyword
 import uuid
-from collections import abc
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from buildflow.types.fields import FieldNode, Kind, Scalar, Shape, TypeNode, parse_type, scalar_of
+
 Row = dict[str, Any]
 
-
-class Kind(str, enum.Enum):
-    """Column types, named as BigQuery names them."""
-
-    STRING = "STRING"
-    INTEGER = "INTEGER"
-    FLOAT = "FLOAT"
-    BOOLEAN = "BOOLEAN"
-    TIMESTAMP = "TIMESTAMP"
-    DATE = "DATE"
-    BYTES = "BYTES"
-    #: Nested records, dicts, lists of non-scalars, ``Any``: stored as a JSON document.
-    JSON = "JSON"
+__all__ = ["Column", "Kind", "Row", "RowConversionError", "row_converter", "schema_from_type", "schema_or_none",
+           "to_jsonable", "to_row"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,90 +56,55 @@ class RowConversionError(ValueError):
         self.field = field
 
 
-_SCALARS: list[tuple[type, Kind]] = [
-    # Order matters: bool is an int, datetime is a date.
-    (bool, Kind.BOOLEAN),
-    (int, Kind.INTEGER),
-    (float, Kind.FLOAT),
-    (str, Kind.STRING),
-    (uuid.UUID, Kind.STRING),
-    (datetime.datetime, Kind.TIMESTAMP),
-    (datetime.date, Kind.DATE),
-    (bytes, Kind.BYTES),
-]
-_SEQUENCES = (list, tuple, set, frozenset, abc.Sequence, abc.MutableSequence, abc.Set, abc.Iterable)
-_MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
-_UNIONS = (typing.Union, types.UnionType)
-
-
 # -- types ---------------------------------------------------------------------------------------
 def is_record_type(tp: Any) -> bool:
     """A dataclass or a pydantic model class: something with named, typed fields."""
-    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or hasattr(tp, "model_fields"))
+    return isinstance(tp, type) and parse_type(tp).is_record
 
 
-def _fields(tp: type) -> list[tuple[str, Any, bool]]:
-    """(name, annotation, defaults to None) of each field of a record type."""
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp, include_extras=True)
-        return [(f.name, hints.get(f.name, Any), f.default is None) for f in dataclasses.fields(tp)]
-    return [(name, f.annotation, f.default is None) for name, f in tp.model_fields.items()]  # type: ignore[attr-defined]
-
-
-def _scalar_kind(tp: Any) -> Kind | None:
-    if typing.get_origin(tp) is typing.Literal:
-        kinds = {_scalar_kind(type(v)) for v in typing.get_args(tp)}
-        return kinds.pop() if len(kinds) == 1 else None
-    if not isinstance(tp, type):
-        return None
-    if issubclass(tp, enum.Enum):
-        kinds = {_scalar_kind(type(m.value)) for m in tp}
-        return kinds.pop() if len(kinds) == 1 else None
-    for base, kind in _SCALARS:
-        if issubclass(tp, base):
-            return kind
+def _stored_kind(node: TypeNode) -> Kind | None:
+    """The scalar column kind of values of ``node`` (Optional aside), if it has one."""
+    if node.shape is Shape.SCALAR:
+        return node.scalar.kind  # type: ignore[union-attr]  # a SCALAR node has its scalar
+    if node.shape is Shape.LITERAL:
+        return _shared_kind(scalar_of(type(v)) for v in node.values)
+    if node.shape is Shape.ENUM:
+        return _shared_kind(scalar_of(type(m.value)) for m in node.type)
+    if node.shape is Shape.UNION:  # X | Y: one column only if both are stored alike
+        return _shared_kind(_stored_kind(a) for a in node.args) if node.args else None
     return None
 
 
-def _strip_annotated(tp: Any) -> Any:
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
+def _shared_kind(kinds: Any) -> Kind | None:
+    found = {k.kind if isinstance(k, Scalar) else k for k in kinds}
+    return found.pop() if len(found) == 1 else None
 
 
-def _kind_of_all(args: tuple[Any, ...]) -> Kind | None:
-    """The scalar kind shared by every type in ``args``, if there is one."""
-    kinds = {_scalar_kind(_strip_annotated(a)) for a in args}
-    return kinds.pop() if len(kinds) == 1 else None
-
-
-def _column(name: str, tp: Any, owner: type) -> Column:
-    tp = _strip_annotated(tp)
-    nullable = False
-    if typing.get_origin(tp) in _UNIONS:
-        args = tuple(a for a in typing.get_args(tp) if a is not type(None))
-        nullable = len(args) < len(typing.get_args(tp))
-        if len(args) > 1:  # X | Y: one column only if both are stored alike
-            return Column(name, _kind_of_all(args) or Kind.JSON, nullable)
-        tp = _strip_annotated(args[0])
-    if tp is Any or tp is object:
+def _column(name: str, node: TypeNode, owner: str) -> Column:
+    nullable = node.nullable
+    if node.shape is Shape.ANY:
         return Column(name, Kind.JSON, True)
-    kind = _scalar_kind(tp)
+    kind = _stored_kind(node)
     if kind is not None:
         return Column(name, kind, nullable)
-    origin = typing.get_origin(tp) or tp
-    if origin in _SEQUENCES:
-        args = typing.get_args(tp)
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            args = args[:1]
-        item_kind = _kind_of_all(args) if args else None
-        return Column(name, item_kind, nullable, repeated=True) if item_kind else Column(name, Kind.JSON, nullable)
-    if origin in _MAPPINGS or is_record_type(origin):
+    if node.shape is Shape.UNION:
+        return Column(name, Kind.JSON, nullable)
+    if node.shape is Shape.SEQUENCE:
+        item = _stored_kind(node.args[0]) if node.args and not node.args[0].nullable else None
+        return Column(name, item, nullable, repeated=True) if item else Column(name, Kind.JSON, nullable)
+    if node.shape in (Shape.MAPPING, Shape.RECORD, Shape.MODEL):
         return Column(name, Kind.JSON, nullable)
     raise TypeError(
-        f"{owner.__name__}.{name}: a sink cannot store {tp!r}; use str, int, float, bool, bytes, "
+        f"{owner}.{name}: a sink cannot store {node.annotation!r}; use str, int, float, bool, bytes, "
         "datetime, date, uuid.UUID, an Enum, a list of those, or a dict/dataclass/model (stored as JSON)"
     )
+
+
+def _field_column(field: FieldNode, owner: str) -> Column:
+    column = _column(field.name, field.type, owner)
+    if field.defaults_to_none and not column.nullable and not column.repeated:
+        column = dataclasses.replace(column, nullable=True)
+    return column
 
 
 def schema_from_type(tp: Any) -> list[Column]:
@@ -160,19 +113,15 @@ def schema_from_type(tp: Any) -> list[Column]:
     ``Optional[X]`` (or a default of ``None``) makes a nullable column; ``list[scalar]`` a
     repeated one; nested records, dicts and lists of non-scalars are JSON.
     """
-    if not is_record_type(tp):
+    node = parse_type(tp)
+    if not node.is_record or node.nullable:
         raise TypeError(
             f"the rows of a sink with a schema must be dataclasses or pydantic models, not {tp!r}; "
             "annotate the collector's return type, or give the sink .options(schema=RowType)"
         )
-    columns = []
-    for name, annotation, defaults_to_none in _fields(tp):
-        column = _column(name, annotation, tp)
-        if defaults_to_none and not column.nullable and not column.repeated:
-            column = dataclasses.replace(column, nullable=True)
-        columns.append(column)
+    columns = [_field_column(f, node.name) for f in node.fields]
     if not columns:
-        raise TypeError(f"{tp.__name__} has no fields, so a sink cannot make columns from it")
+        raise TypeError(f"{node.name} has no fields, so a sink cannot make columns from it")
     return columns
 
 
@@ -181,7 +130,7 @@ def schema_or_none(tp: Any) -> list[Column] | None:
     ``Mapping``, ``Any``, no annotation), which only schemaless sinks (JSON files, topics) take."""
     if tp is None or tp is Any:
         return None
-    if (typing.get_origin(tp) or tp) in _MAPPINGS:
+    if parse_type(tp).shape is Shape.MAPPING:
         return None
     return schema_from_type(tp)
 
@@ -325,22 +274,14 @@ def _raw_values(obj: Any, names: list[str]) -> list[Any]:
     return [getattr(obj, name, None) for name in names]
 
 
-def converter_for_columns(columns: list[Column], record_type: Any = None) -> Callable[[Any], Row]:
-    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns.
-
-    Objects of ``record_type`` (without BuildFlow's ``to_json`` hook) are read with one
-    compiled attribute getter.
-    """
+def _general_converter(columns: list[Column]) -> Callable[[Any], Row]:
+    """Rows from dicts, ``to_json`` objects, or any object with the columns as attributes."""
     names = [c.name for c in columns]
-    checks = [_column_check(c) for c in columns]
-    pairs = list(zip(names, checks))
-    fast_type = record_type if isinstance(record_type, type) and not hasattr(record_type, "to_json") else None
-    getter = operator.attrgetter(*names) if len(names) > 1 else (lambda obj: tuple(getattr(obj, n) for n in names))
+    pairs = [(c.name, _column_check(c)) for c in columns]
 
     def convert(obj: Any) -> Row:
         row: Row = {}
-        values = getter(obj) if type(obj) is fast_type else _raw_values(obj, names)
-        for (name, check), value in zip(pairs, values):
+        for (name, check), value in zip(pairs, _raw_values(obj, names)):
             try:
                 row[name] = check(value)
             except ValueError as e:
@@ -348,6 +289,45 @@ def converter_for_columns(columns: list[Column], record_type: Any = None) -> Cal
         return row
 
     return convert
+
+
+def _record_converter(columns: list[Column], record_type: type, general: Callable[[Any], Row]) -> Callable[[Any], Row]:
+    """A converter generated for ``record_type``'s own attributes: per column one attribute
+    read and one exact-type test, and a check only when the type is not already the stored one."""
+    env: dict[str, Any] = {"tp": record_type, "general": general, "RowConversionError": RowConversionError}
+    lines = ["def convert(obj):", "    if type(obj) is not tp:", "        return general(obj)"]
+    for i, column in enumerate(columns):
+        var, key = f"x{i}", repr(column.name)
+        env[f"k{i}"] = _column_check(column)
+        exact = None if column.repeated else _EXACT.get(column.kind)
+        lines.append(f"    {var} = obj.{column.name}")
+        indent = "    "
+        if exact is not None:
+            lines.append(f"    if type({var}) is not {exact.__name__}:")
+            indent = "        "
+        lines += [
+            f"{indent}try:",
+            f"{indent}    {var} = k{i}({var})",
+            f"{indent}except ValueError as e:",
+            f"{indent}    raise RowConversionError({key}, str(e)) from None",
+        ]
+    lines.append("    return {" + ", ".join(f"{c.name!r}: x{i}" for i, c in enumerate(columns)) + "}")
+    exec("\n".join(lines), env)  # noqa: S102 - code generated from the record's own field names
+    return env["convert"]  # type: ignore[no-any-return]
+
+
+def converter_for_columns(columns: list[Column], record_type: Any = None) -> Callable[[Any], Row]:
+    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns.
+
+    Objects of exactly ``record_type`` (without BuildFlow's ``to_json`` hook) take a converter
+    generated for that type; anything else takes the general one.
+    """
+    general = _general_converter(columns)
+    if isinstance(record_type, type) and not hasattr(record_type, "to_json") and all(
+        c.name.isidentifier() and not keyword.iskeyword(c.name) for c in columns
+    ):
+        return _record_converter(columns, record_type, general)
+    return general
 
 
 def _as_is(obj: Any) -> Row:
