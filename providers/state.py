@@ -1,6 +1,8 @@
 """What a target and stack have applied: one JSON file, written atomically.
 
-``<project>/.buildflow/state/<target>-<stack>.json``. The file holds properties as applied,
+``<project>/.buildflow/state/<target>-<stack>.json``, and beside it ``<name>.bak``: the version
+the last write replaced, so a state file damaged by hand or by a failing disk can be put back
+by copying the backup over it. The file holds properties as applied,
 outputs and provider bookkeeping. It never holds a secret in plain text: a secret property
 is recorded as its SCRAM-SHA-256 verifier (see ``providers.secrets``), enough to tell whether
 the declared value changed. The file is still created with mode 0600, as it names hosts,
@@ -17,9 +19,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from providers.errors import ProviderError
 from providers.lock import LockInfo, StateLock, StateLockedError
 
-__all__ = ["LockInfo", "ResourceState", "State", "StateLockedError", "StateStore", "write_atomic"]
+__all__ = [
+    "LockInfo", "ResourceState", "State", "StateFileError", "StateLockedError", "StateStore", "write_atomic",
+]
 
 STATE_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -56,13 +61,90 @@ class State:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> State:
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"state file version {data.get('version')!r} is not supported (expected {STATE_VERSION})")
-        resources = [ResourceState(**r) for r in data["resources"]]
+        """The state ``data`` describes; ValueError with a short reason when it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {_json_kind(data)}, not an object")
+        version = data.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+            raise NewerStateFormat(version)
+        if version != STATE_VERSION:
+            raise ValueError(f"its `version` is {version!r}, not {STATE_VERSION}")
+        missing = [k for k in ("target", "stack", "serial", "resources") if k not in data]
+        if missing:
+            raise ValueError(f"it has no `{missing[0]}` field")
+        if not isinstance(data["serial"], int) or not isinstance(data["resources"], list):
+            raise ValueError("its `serial` or `resources` field has the wrong type")
+        resources = []
+        for i, entry in enumerate(data["resources"]):
+            try:
+                resources.append(ResourceState(**entry))
+            except TypeError:
+                raise ValueError(f"resource {i + 1} is not a resource record") from None
         return cls(data["target"], data["stack"], data["serial"], {r.resource_id: r for r in resources})
 
     def children_of(self, resource_id: str) -> list[ResourceState]:
         return [r for r in self.resources.values() if resource_id in r.parents]
+
+
+class NewerStateFormat(ValueError):
+    """The file is in a later format than this bfctl reads: a backup would not help."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"it is in state format {version}; this bfctl reads format {STATE_VERSION}")
+        self.version = version
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _decode(raw: bytes) -> State:
+    """Parse a state file's bytes; ValueError with a reason short enough for one sentence."""
+    if not raw.strip():
+        raise ValueError("it is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("it is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut_short = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        ending = "; it ends early, as a truncated file does" if cut_short else ""
+        raise ValueError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{ending}") from None
+    return State.from_dict(data)
+
+
+class StateFileError(ProviderError):
+    """The state file exists but cannot be read; ``str()`` is one sentence saying how to recover."""
+
+    def __init__(self, path: Path, reason: str, backup: Path | None, *, newer: bool = False) -> None:
+        shown = _shown(path)
+        if newer:
+            advice = "a later bfctl wrote it: upgrade bfctl to use this stack"
+        elif backup is not None:
+            advice = (
+                f"its previous version, from before the last change, is in {_shown(backup)}: copy it over "
+                f"the state file to recover (`cp {_shown(backup)} {shown}`), or repair the file by hand"
+            )
+        else:
+            advice = (
+                "there is no previous version beside it: repair the file by hand, or move it away to start "
+                "from an empty state (what it recorded must then be removed by hand)"
+            )
+        super().__init__(f"The state file {shown} cannot be read ({reason}); {advice}.")
+        self.path = path
+        self.reason = reason
+        self.backup = backup
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory (the project, for bfctl) when it is under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -109,24 +191,47 @@ class StateStore:
         self.stack = check_name("stack", stack)
         root = self.project_dir / ".buildflow"
         self.path = root / "state" / f"{target}-{stack}.json"
+        self.backup_path = self.path.with_name(self.path.name + ".bak")
         self.lock_path = root / "locks" / f"{target}-{stack}.lock"
 
     def load(self) -> State:
-        """The recorded state, or an empty one when nothing was applied yet."""
+        """The recorded state, or an empty one when nothing was applied yet.
+
+        Raises StateFileError, which says how to recover, when the file cannot be read.
+        """
         try:
-            raw = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return State(self.target, self.stack)
         try:
-            return State.from_dict(json.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"state file {self.path} is unreadable: {exc}") from exc
+            return _decode(raw)
+        except ValueError as exc:
+            backup = self.backup_path if self.backup_path.is_file() else None
+            raise StateFileError(self.path, str(exc), backup, newer=isinstance(exc, NewerStateFormat)) from None
 
     def save(self, state: State) -> None:
-        """Write ``state`` (serial + 1) atomically."""
+        """Write ``state`` (serial + 1) atomically, after keeping the file it replaces as ``.bak``."""
         data = {**state.to_dict(), "serial": state.serial + 1}
+        self._keep_previous()
         write_atomic(self.path, json.dumps(data, indent=2).encode())
         state.serial += 1
+
+    def _keep_previous(self) -> None:
+        """Copy the current state file to ``<name>.bak``, atomically too.
+
+        A copy, not a hard link: an editor that writes a linked file in place would change
+        both. A current file that cannot be read is not copied, so it never replaces the
+        last good backup.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            _decode(raw)
+        except ValueError:
+            return
+        write_atomic(self.backup_path, raw)
 
     def lock(self, command: str, *, break_lock: bool = False) -> StateLock:
         return StateLock(self.lock_path, command, break_lock=break_lock)

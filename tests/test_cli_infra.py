@@ -201,3 +201,64 @@ def test_wrong_database_password_at_startup_is_one_line_and_user_frames(
 
 def _line_of(path: Path, needle: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+BUCKETS = """
+from buildflow import Flow
+from buildflow.io.gcp import GCSBucket
+
+app = Flow()
+app.manage(*[GCSBucket("my-project", name) for name in NAMES])
+"""
+STATE = Path(".buildflow/state/local-dev.json")
+BACKUP = Path(".buildflow/state/local-dev.json.bak")
+
+
+def test_state_keeps_its_previous_version_and_an_unreadable_one_says_how_to_recover(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    """Buckets (folders on the local target) keep this quick: no server to start."""
+    write(tmp_path / "one.py", BUCKETS.replace("NAMES", '["first"]'))
+    write(tmp_path / "two.py", BUCKETS.replace("NAMES", '["first", "second"]'))
+
+    assert run_bfctl(["apply", "one.py", "--yes"], tmp_path, bfctl_env)[0] == 0
+    assert not (tmp_path / BACKUP).exists()  # nothing was replaced yet
+    first = (tmp_path / STATE).read_bytes()
+    assert run_bfctl(["apply", "two.py", "--yes"], tmp_path, bfctl_env)[0] == 0
+
+    assert (tmp_path / BACKUP).read_bytes() == first  # the version the second apply replaced
+    assert (tmp_path / BACKUP).stat().st_mode & 0o777 == 0o600
+    current = json.loads((tmp_path / STATE).read_text())
+    assert current["serial"] == json.loads(first)["serial"] + 1
+    assert [r["resource_id"] for r in current["resources"]] == ["gcs://first", "gcs://second"]
+
+    damaged = {
+        "truncated": (first[: len(first) // 2], "invalid JSON at line "),
+        "not JSON": (b"<<<<<<< HEAD\n", "invalid JSON at line 1, column 1: Expecting value"),
+        "wrong shape": (b'["local", "dev"]\n', "it holds a JSON list, not an object"),
+        "empty": (b"", "it is empty"),
+    }
+    said: dict[str, str] = {}
+    for name, (content, reason) in damaged.items():
+        (tmp_path / STATE).write_bytes(content)
+        every_command = name == "truncated"  # the others: plan alone, to keep the test short
+        commands = [["plan", "two.py"], ["apply", "two.py", "--yes"], ["destroy", "--yes"]]
+        for command in commands if every_command else commands[:1]:
+            code, out = run_bfctl(command, tmp_path, bfctl_env)
+
+            assert code == 1, (name, out)
+            assert out.startswith(f"Error: The state file {STATE} cannot be read ({reason}"), (name, out)
+            assert (
+                f"its previous version, from before the last change, is in {BACKUP}: copy it over the "
+                f"state file to recover (`cp {BACKUP} {STATE}`)"
+            ) in out, out
+            assert len(out.strip().splitlines()) == 1, out  # one sentence, no traceback
+            assert out.count("Error") == 1 and "Traceback" not in out and "Decode" not in out, out
+            said[name] = out
+    assert "it ends early, as a truncated file does" in said["truncated"]
+
+    (tmp_path / BACKUP).replace(tmp_path / STATE)  # the advice, followed
+    code, out = run_bfctl(["plan", "two.py", "--detailed-exitcode"], tmp_path, bfctl_env)
+    assert code == 2 and "create    gcp.storage.Bucket  gcs://second" in out  # only the last change to redo
+    assert run_bfctl(["apply", "two.py", "--yes"], tmp_path, bfctl_env)[0] == 0
+    assert run_bfctl(["plan", "two.py", "--detailed-exitcode"], tmp_path, bfctl_env)[0] == 0

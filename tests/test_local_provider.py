@@ -147,8 +147,23 @@ def test_state_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     store.save(state)
-    assert events == ["fsync file", "replace", "fsync dir"]
+    # the previous file is first kept as local-dev.json.bak, written the same way, then replaced
+    assert events == ["fsync file", "replace", "fsync dir"] * 2
     assert json.loads(store.path.read_text())["serial"] == 2
+    assert json.loads(store.backup_path.read_text())["serial"] == 1
+    assert store.backup_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_unreadable_state_never_replaces_the_backup(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "local", "dev")
+    state = State("local", "dev")
+    store.save(state)
+    store.save(state)
+    good = store.backup_path.read_bytes()
+    store.path.write_text('{"version": 1, "target": "local"')  # cut short
+    store.save(state)
+    assert store.backup_path.read_bytes() == good
+    assert json.loads(store.path.read_text())["serial"] == 3
 
 
 def test_lock_held_by_live_process_is_refused_with_holder(tmp_path: Path) -> None:
