@@ -20,9 +20,9 @@ from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
 from runtime.errors import StartupError
 from runtime.sinks.registry import RegistryPushers, SinkRegistry
-from runtime.graph import Graph, Node, walk
+from runtime.di.graph import Graph, Node, walk
 from runtime.handlers import CompiledHandler
-from runtime.lifecycle import Lifecycle
+from runtime.di.lifecycle import Lifecycle
 from runtime import middleware, openapi
 from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
 from runtime.responses import JSON, dumps, json_response

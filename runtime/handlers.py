@@ -23,12 +23,12 @@ from buildflow.types.fields import parse_type
 from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
-from runtime.context import RequestContext
+from runtime.di.context import RequestContext
 from runtime.errors import StartupError
-from runtime.graph import Arg, Graph
-from runtime.injection import Source, dependency_target, describe, request_source, signature_of
+from runtime.di.graph import Arg, Graph
+from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.params import ClientError, Params
-from runtime.resolver import RequestPlan
+from runtime.di.resolver import RequestPlan
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
 from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable

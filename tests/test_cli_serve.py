@@ -292,5 +292,5 @@ def test_failing_dependency_shows_the_cause_and_only_user_frames(
 
     assert code == 1, output
     assert output.startswith(f"Error: dependency `settings` ({scope}) failed at start-up: JSONDecodeError: ")
-    assert "json/decoder.py" in output and "runtime/lifecycle.py" in output  # every frame
+    assert "json/decoder.py" in output and "runtime/di/lifecycle.py" in output  # every frame
     assert "json.decoder.JSONDecodeError: Expecting property name" in output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildflow.requests import Request, WebSocket
-from runtime.injection import Source
+from runtime.di.injection import Source
 
 
 class RequestContext:

@@ -14,10 +14,10 @@ from concurrent.futures import Executor
 from typing import Any, Callable
 
 from buildflow.dependencies.scopes import Scope
-from runtime.context import RequestContext
-from runtime.factories import Teardown, run_sync_teardowns, run_teardowns
-from runtime.graph import Arg, Node, walk
-from runtime.injection import Source
+from runtime.di.context import RequestContext
+from runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
+from runtime.di.graph import Arg, Node, walk
+from runtime.di.injection import Source
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
 

@@ -7,9 +7,9 @@ from concurrent.futures import Executor
 from typing import Any
 
 from buildflow.dependencies.scopes import Scope
+from runtime.di.factories import Teardown, run_teardowns
+from runtime.di.graph import Node, walk
 from runtime.errors import DependencyStartupError
-from runtime.factories import Teardown, run_teardowns
-from runtime.graph import Node, walk
 
 
 class Lifecycle:

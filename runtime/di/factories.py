@@ -8,7 +8,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
-from runtime.injection import describe
+from runtime.di.injection import describe
 
 log = logging.getLogger("buildflow.runtime")
 

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyCycleError, InvalidDependencyHierarchyOrder
+from runtime.di.factories import Factory, factory_for
+from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.errors import StartupError
-from runtime.factories import Factory, factory_for
-from runtime.injection import Source, dependency_target, describe, request_source, signature_of
 
 #: A node's argument: a dependency node, or a per-request object.
 Arg = tuple[str, "Node | Source"]
