@@ -102,6 +102,23 @@ async def _chunks(iterator: Any) -> Any:
             yield chunk.encode() if isinstance(chunk, str) else chunk
 
 
+#: Headers of an aiohttp HTTP error that describe its own plain-text body.
+_BODY_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding")
+
+
+def http_error(exc: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (a 413 from reading a body over the limit, say) answered with its
+    own status and headers (``Allow``, ``Location``...), its text as the JSON ``detail``."""
+    headers = exc.headers.copy()
+    for name in _BODY_HEADERS:
+        headers.popall(name, None)
+    if exc.empty_body:  # 204, 304: no body at all
+        return web.Response(status=exc.status, reason=exc.reason, headers=headers)
+    detail = exc.text if exc.text is not None else exc.reason
+    return web.Response(body=dumps({"detail": detail}), status=exc.status, reason=exc.reason,
+                        content_type=JSON, headers=headers)
+
+
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:
     """A 500 that names a request id; the traceback goes to the log under the same id."""
     request_id = raw.headers.get("X-Request-ID") or uuid.uuid4().hex

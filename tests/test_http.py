@@ -13,7 +13,7 @@ from aiohttp import web
 
 from buildflow import Flow
 from buildflow.exceptions import HTTPException
-from buildflow.requests import Request
+from buildflow.requests import Request, WebSocket
 from buildflow.responses import HTMLResponse, JSONResponse, RedirectResponse
 from runtime.testing import TestClient
 
@@ -208,6 +208,64 @@ def test_body_over_the_limit_is_413_json(client):
     r = client.post("/items", content=b'{"name": "' + b"x" * 4000 + b'", "price": 1}')
     assert r.status_code == 413
     assert "1024" in r.json()["detail"]
+
+
+def test_handler_reading_a_body_over_the_limit_is_413_json(caplog):
+    """aiohttp raises its HTTP errors from ``read()``: they answer with their own status as JSON,
+    whichever way the handler reads the body, and are not logged as server errors."""
+    app = Flow()
+    svc = app.service()
+
+    @svc.endpoint("/body", method="POST")
+    async def body(request: Request):
+        return len(await request.body())
+
+    @svc.endpoint("/json", method="POST")
+    async def as_json(request: Request):
+        return await request.json()
+
+    @svc.endpoint("/text", method="PUT")
+    async def as_text(request: Request):
+        return await request.text()
+
+    @svc.endpoint("/raw", method="POST")
+    async def raw_read(raw: web.Request):
+        return len(await raw.read())
+
+    with TestClient(app, max_body=1024) as c, caplog.at_level(logging.ERROR, logger="buildflow.runtime"):
+        assert c.post("/body", content=b"x" * 1024).json() == 1024
+        for method, path in [("POST", "/body"), ("POST", "/json"), ("PUT", "/text"), ("POST", "/raw")]:
+            r = c.request(method, path, content=b'{"a": "' + b"x" * 4000 + b'"}',
+                          headers={"Content-Type": "application/json"})
+            assert r.status_code == 413, (path, r.status_code, r.text)
+            assert r.headers["Content-Type"].startswith("application/json")
+            assert set(r.json()) == {"detail"} and "1024" in r.json()["detail"]
+    assert not caplog.records
+
+
+def test_aiohttp_http_errors_keep_their_status_and_headers(caplog):
+    """An aiohttp HTTP error raised in a handler, or by a failed WebSocket handshake, answers
+    with its status and headers as JSON."""
+    app = Flow()
+    svc = app.service()
+
+    @svc.endpoint("/slow-down")
+    async def slow_down():
+        raise web.HTTPTooManyRequests(headers={"Retry-After": "3"})
+
+    @svc.endpoint("/ws", method="websocket")
+    async def ws(websocket: WebSocket):
+        await websocket.accept()  # a plain GET cannot be upgraded: aiohttp raises 400
+        await websocket.send_text("never")
+
+    with TestClient(app) as c, caplog.at_level(logging.ERROR, logger="buildflow.runtime"):
+        r = c.get("/slow-down")
+        assert (r.status_code, r.headers["Retry-After"], r.json()) == (429, "3", {"detail": "429: Too Many Requests"})
+        assert r.headers["Content-Type"].startswith("application/json")
+        r = c.get("/ws")
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json")
+        assert "WebSocket" in r.json()["detail"]
+    assert not caplog.records
 
 
 def test_unknown_route_is_404_json(client):
