@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
-import socket
-import subprocess
-import sys
-import time
+import threading
 from collections.abc import Iterator
+from http.server import HTTPServer
 from pathlib import Path
 
 import aiohttp
@@ -55,23 +54,24 @@ def test_local_bucket_is_a_folder_of_whole_objects(tmp_path: Path) -> None:
 
 @pytest.fixture
 def storage_emulator(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--port", str(port), "-H", "127.0.0.1", "-M", "-q"]
-    process = subprocess.Popen(command, cwd=tmp_path)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gcp-storage-emulator did not start")
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+    """gcp-storage-emulator's request handler over in-memory storage, served from a thread.
+
+    The socket is bound and listening once ``HTTPServer`` returns, before the URL is handed
+    out: connections queue until ``serve_forever`` takes them, so there is nothing to wait for.
+    """
+    from gcp_storage_emulator.server import RequestHandler
+    from gcp_storage_emulator.storage import Storage
+
+    storage = Storage(use_memory_fs=True, data_dir=str(tmp_path))
+    httpd = HTTPServer(("127.0.0.1", 0), functools.partial(RequestHandler, storage))
+    thread = threading.Thread(target=httpd.serve_forever, name="gcs-emulator", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()  # returns once serve_forever has stopped
+        httpd.server_close()
+        thread.join()
 
 
 def test_objects_through_the_cloud_storage_api(storage_emulator: str, tmp_path: Path) -> None:
