@@ -13,8 +13,8 @@ import orjson
 
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import shared_database
-from buildflow.types.schema import Column, Kind
-from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, describe, local_path, table_columns
+from buildflow.types.schema import Column
+from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, describe, local_path, table_columns, values_getter
 from runtime.sinks.threaded import ThreadedWriter
 
 # Errors about the rows, not the database: the batch is refused, the sink is fine.
@@ -29,7 +29,7 @@ class DuckDBWriter(ThreadedWriter):
         self.columns = columns
         self.description = description
         self._names = [c.name for c in columns]
-        self._json = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
+        self._values = values_getter(columns, lambda value: orjson.dumps(value).decode())
 
     def open(self) -> None:
         with self.database.connection() as connection:
@@ -41,13 +41,6 @@ class DuckDBWriter(ThreadedWriter):
             raise SinkSchemaError(
                 f"{self.description}: the table has no column {names}; run `bfctl apply` to add it"
             )
-
-    def _values(self, row: Row) -> list[Any]:
-        values = [row.get(name) for name in self._names]
-        for i in self._json:
-            if values[i] is not None:
-                values[i] = orjson.dumps(values[i]).decode()
-        return values
 
     def write_blocking(self, rows: list[Row]) -> None:
         values = [self._values(row) for row in rows]

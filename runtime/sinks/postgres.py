@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from buildflow.storage import ddl
-from buildflow.types.schema import Column, Kind
+from buildflow.types.schema import Column
 from runtime.sinks.base import (
     Row,
     RowsRejected,
@@ -26,6 +26,7 @@ from runtime.sinks.base import (
     describe,
     local_path,
     table_columns,
+    values_getter,
 )
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
@@ -57,7 +58,7 @@ class PostgresWriter(SinkWriter):
         self.table = table
         self.columns = columns
         self.description = description
-        self._json = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
+        self._values = values_getter(columns, Jsonb)
         names = ", ".join(ddl.quote(c.name) for c in columns)
         self._copy = f"COPY {ddl.quote(table)} ({names}) FROM STDIN"
         self._connection: psycopg.AsyncConnection[Any] | None = None
@@ -81,20 +82,14 @@ class PostgresWriter(SinkWriter):
             names = ", ".join(c.name for c in missing)
             raise SinkSchemaError(f"{self.description}: the table has no column {names}; run `bfctl apply` to add it")
 
-    def _values(self, row: Row) -> list[Any]:
-        values = [row.get(c.name) for c in self.columns]
-        for i in self._json:
-            if values[i] is not None:
-                values[i] = Jsonb(values[i])
-        return values
-
     async def write(self, rows: list[Row]) -> None:
         connection = await self._connect()
         try:
             async with connection.transaction():
                 async with connection.cursor().copy(self._copy) as copy:
+                    values = self._values
                     for row in rows:
-                        await copy.write_row(self._values(row))
+                        await copy.write_row(values(row))
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
                 index = _row_index(e)
