@@ -129,6 +129,6 @@ class Batcher:
                 future.set_result(None)
 
 
-def _fail(future: "asyncio.Future[Any]", exc: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)

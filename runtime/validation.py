@@ -237,7 +237,7 @@ def compile_node(node: TypeNode) -> Converter:
     if cached is not None:
         return cached[1]
     if key in _compiling:
-        return lambda v: _compiled[key][1](v)
+        return lambda v: _compiled[key][1](v)  # noqa: PLW0108 - looked up when called: the type is still compiling
     _compiling.add(key)
     try:
         convert = _compile(node)

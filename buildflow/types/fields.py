@@ -9,6 +9,7 @@ one line of ``SCALARS``. Parsing is pure and cached; nothing here does I/O.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
@@ -36,7 +37,7 @@ class Invalid(Exception):
         return Invalid([{**e, "loc": [*loc, *e["loc"]]} for e in self.errors])
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """Column types of sinks, named as BigQuery names them."""
 
     STRING = "STRING"
@@ -70,10 +71,8 @@ def _parse_int(v: Any) -> int:
     elif isinstance(v, float) and v.is_integer():
         value = int(v)
     elif isinstance(v, str) and len(v) < 64:
-        try:
+        with contextlib.suppress(ValueError):
             value = int(v.strip())
-        except ValueError:
-            pass
     if value is None:
         raise Invalid.one("Input should be a valid integer", "int_parsing")
     if not INT_MIN <= value <= INT_MAX:

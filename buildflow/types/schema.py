@@ -206,7 +206,7 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
         def check(v: Any) -> Any:
             if isinstance(v, datetime.datetime):
                 # A naive timestamp is taken as UTC, as BigQuery takes it.
-                return v if v.tzinfo is not None else v.replace(tzinfo=datetime.timezone.utc)
+                return v if v.tzinfo is not None else v.replace(tzinfo=datetime.UTC)
             raise ValueError(f"expected a datetime, got {_describe(v)}")
 
     elif kind is Kind.DATE:
@@ -281,7 +281,7 @@ def _general_converter(columns: list[Column]) -> Callable[[Any], Row]:
 
     def convert(obj: Any) -> Row:
         row: Row = {}
-        for (name, check), value in zip(pairs, _raw_values(obj, names)):
+        for (name, check), value in zip(pairs, _raw_values(obj, names), strict=True):
             try:
                 row[name] = check(value)
             except ValueError as e:

@@ -8,6 +8,7 @@ the whole COPY; PostgreSQL names its line, which becomes the row's index in ``Ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,11 +86,10 @@ class PostgresWriter(SinkWriter):
     async def write(self, rows: list[Row]) -> None:
         connection = await self._connect()
         try:
-            async with connection.transaction():
-                async with connection.cursor().copy(self._copy) as copy:
-                    values = self._values
-                    for row in rows:
-                        await copy.write_row(values(row))
+            async with connection.transaction(), connection.cursor().copy(self._copy) as copy:
+                values = self._values
+                for row in rows:
+                    await copy.write_row(values(row))
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
                 index = _row_index(e)
@@ -105,10 +105,8 @@ class PostgresWriter(SinkWriter):
     async def _discard_connection(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            try:
+            with contextlib.suppress(psycopg.Error):
                 await connection.close()
-            except psycopg.Error:
-                pass
 
     async def stop(self) -> None:
         await self._discard_connection()

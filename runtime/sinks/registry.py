@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from buildflow.dependencies.sink import SinkPushers
 from runtime.batching import Batcher, BatchOptions
