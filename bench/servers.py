@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "bench" / "apps"
@@ -49,7 +49,7 @@ def command(kind: str) -> list[str]:
     raise ValueError(kind)
 
 
-def wait_until_up(url: str, process: "subprocess.Popen[bytes]", timeout: float = 60.0) -> float:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
     """Seconds until ``url`` first answered 200 (polled while the process lives)."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:

@@ -41,7 +41,7 @@ app = typer.Typer(
 def _print_version(value: bool) -> None:
     if value:
         console.info(f"bfctl {bfctl.__version__}")
-        raise typer.Exit()
+        raise typer.Exit
 
 
 @app.callback()
@@ -234,7 +234,7 @@ def _gcp(project: str | None, region: str | None) -> dict[str, str | None]:
     return {"project": project, "region": region}
 
 
-def _load(target: str | None) -> "LoadedFlow":
+def _load(target: str | None) -> LoadedFlow:
     from bfctl.loader import load_flow
 
     return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())

@@ -74,7 +74,7 @@ def plan(flow: Any, target: str, stack: str, as_json: bool, options: Mapping[str
     provider = provider_for(target, stack, options)
     result = provider.plan(declared_primitives(flow, target))
     if as_json:
-        print(result.to_json(), flush=True)
+        print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
         render.plan(result)
     return result.has_changes

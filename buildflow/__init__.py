@@ -11,4 +11,4 @@ try:
 except Exception:  # not installed: running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["Flow", "FlowOptions", "Method", "ProcessorOptions", "Service", "collector", "endpoint", "__version__"]
+__all__ = ["Flow", "FlowOptions", "Method", "ProcessorOptions", "Service", "__version__", "collector", "endpoint"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from buildflow.processors import Collector, Method, ProcessorOptions, Route, row_type_of
 from buildflow.processors import collector as _collector
@@ -22,11 +23,11 @@ class FlowOptions:
         self,
         *,
         runtime_log_level: str = "INFO",
-        gcp_service_account_info: Optional[str] = None,
+        gcp_service_account_info: str | None = None,
         schema_validation: str = "none",
         require_confirmation: bool = True,
         infra_log_level: str = "INFO",
-        stack: Optional[str] = None,
+        stack: str | None = None,
         enable_destroy_protection: bool = False,
         refresh_state: bool = True,
         **aws_options: Any,
@@ -42,14 +43,14 @@ class FlowOptions:
         self.aws_options = aws_options
 
     @classmethod
-    def default(cls) -> "FlowOptions":
+    def default(cls) -> FlowOptions:
         return cls()
 
 
 class Flow:
     """Declarations only: building it performs no I/O; ``bfctl`` and the runtime read it."""
 
-    def __init__(self, flow_id: str = "buildflow-app", flow_options: Optional[FlowOptions] = None) -> None:
+    def __init__(self, flow_id: str = "buildflow-app", flow_options: FlowOptions | None = None) -> None:
         self.flow_id = flow_id
         self.options = flow_options or FlowOptions.default()
         self.services: list[Service] = []
@@ -59,7 +60,7 @@ class Flow:
         self.dependency_overrides: dict[Any, Any] = {}
 
     # -- services and endpoints -------------------------------------------------------------
-    def service(self, base_route: str = "/", *, service_id: Optional[str] = None, **options: Any) -> Service:
+    def service(self, base_route: str = "/", *, service_id: str | None = None, **options: Any) -> Service:
         opts = ProcessorOptions.from_kwargs(**options)
         kwargs: dict[str, Any] = {"base_route": base_route}
         if service_id is not None:
@@ -119,7 +120,7 @@ class Flow:
 
     # -- tests ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def overrides(self, mapping: Mapping[Any, Any]) -> Iterator["Flow"]:
+    def overrides(self, mapping: Mapping[Any, Any]) -> Iterator[Flow]:
         """Replace dependencies for the servers started inside the ``with`` block."""
         saved = dict(self.dependency_overrides)
         self.dependency_overrides.update(mapping)
@@ -135,7 +136,7 @@ class Flow:
         serve_host: str = "127.0.0.1",
         serve_port: int = 8000,
         block: bool = True,
-        workers: Optional[int] = None,
+        workers: int | None = None,
         **ignored: Any,
     ) -> Any:
         """Serve the flow, as ``bfctl serve`` does; ``block=False`` returns a coroutine.

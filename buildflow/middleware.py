@@ -5,7 +5,7 @@ runtime applies them to that service's routes, and routes without middleware pay
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
 @dataclasses.dataclass
@@ -16,7 +16,7 @@ class CORSMiddleware:
     allow_methods: Sequence[str] = ("GET",)
     allow_headers: Sequence[str] = ()
     allow_credentials: bool = False
-    allow_origin_regex: Optional[str] = None
+    allow_origin_regex: str | None = None
     expose_headers: Sequence[str] = ()
     max_age: int = 600
 
@@ -34,7 +34,7 @@ class SessionMiddleware:
 
     secret_key: str = dataclasses.field(repr=False, default="")
     session_cookie: str = "session"
-    max_age: Optional[int] = 14 * 24 * 60 * 60
+    max_age: int | None = 14 * 24 * 60 * 60
     same_site: str = "lax"
     https_only: bool = False
 

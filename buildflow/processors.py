@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from buildflow.types.fields import Shape, parse_type
 
@@ -21,7 +22,7 @@ class Method(enum.Enum):
     WEBSOCKET = "WEBSOCKET"
 
     @classmethod
-    def parse(cls, method: "Method | str") -> "Method":
+    def parse(cls, method: Method | str) -> Method:
         if isinstance(method, Method):
             return method
         try:
@@ -57,7 +58,7 @@ class ProcessorOptions:
             raise ValueError("num_replicas must be >= min_replicas")
 
     @classmethod
-    def from_kwargs(cls, autoscale_options: Any = None, **kwargs: Any) -> "ProcessorOptions":
+    def from_kwargs(cls, autoscale_options: Any = None, **kwargs: Any) -> ProcessorOptions:
         """Flat keywords (0.3.2) and an ``autoscale_options`` object (0.3.0) both work."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
@@ -90,7 +91,7 @@ BATCH_OPTIONS = ("batch_size", "max_wait", "max_queued_rows", "write_timeout")
 class Collector:
     route: Route
     method: Method
-    sink_primitive: Optional[Any]
+    sink_primitive: Any | None
     processor_options: ProcessorOptions
     original_process_fn_or_class: Callable[..., Any]
     batch_options: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -7,8 +7,9 @@ reachable as ``.raw`` for full control. Built only for handlers that declare the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from buildflow.exceptions import WebSocketDisconnect
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
+from providers.errors import ProviderError
 from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
 from providers.state import LockInfo, State, StateLock, StateStore
-from providers.errors import ProviderError
 
 Status = Literal["started", "done", "failed"]
 Outputs = dict[str, dict[str, Any]]

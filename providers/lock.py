@@ -6,6 +6,7 @@ process is gone (same host, pid dead or reused) is reported as stale and may be 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from providers.errors import ProviderError
 
 # A lock file with no readable content younger than this may still be being written.
@@ -138,10 +140,8 @@ class StateLock:
         except FileNotFoundError:
             return
         if holder is not None and _read(aside) != holder:
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(aside, self.path)
-            except FileExistsError:
-                pass
         aside.unlink()
 
     def release(self) -> None:

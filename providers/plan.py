@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from providers.state import ResourceState
 
 Action = Literal["create", "update", "replace", "delete", "noop"]
-SECRET = "(secret)"
+SECRET = "(secret)"  # noqa: S105 - what a plan shows instead of a secret value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,27 +5,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from buildflow.dependencies.flow_dependencies import ResourceOutputs
-from buildflow.dependencies.sink import SinkPushers
-from buildflow.dependencies.scopes import Scope
-from buildflow.exceptions import DependencyError
 import buildflow
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.scopes import Scope
+from buildflow.dependencies.sink import SinkPushers
+from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
-from runtime.errors import StartupError
-from runtime.sinks.registry import RegistryPushers, SinkRegistry
-from runtime.di.graph import Graph, Node, walk
-from runtime.handlers import CompiledHandler
-from runtime.di.lifecycle import Lifecycle
 from runtime import middleware, openapi
+from runtime.di.graph import Graph, Node, walk
+from runtime.di.lifecycle import Lifecycle
+from runtime.errors import StartupError
+from runtime.handlers import CompiledHandler
 from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
 from runtime.responses import JSON, dumps, json_response
+from runtime.sinks.registry import RegistryPushers, SinkRegistry
 
 HEALTH_ROUTE = "/_bf/health"
 #: Request bodies above this size are answered with 413.
@@ -196,7 +197,7 @@ async def _unmatched(request: web.Request) -> web.Response:
     for resource in request.app.router.resources():
         if resource.canonical == "/{_bf_unmatched}":
             continue
-        match, methods = await resource.resolve(request)
+        _match, methods = await resource.resolve(request)
         allowed |= methods
     if allowed:
         return json_response(

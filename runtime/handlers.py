@@ -10,8 +10,9 @@ import asyncio
 import functools
 import inspect
 import re
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -24,14 +25,14 @@ from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
 from runtime.di.context import RequestContext
-from runtime.errors import StartupError
 from runtime.di.graph import Arg, Graph
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
-from runtime.params import ClientError, Params
 from runtime.di.resolver import RequestPlan
+from runtime.errors import StartupError
+from runtime.params import ClientError, Params
+from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
-from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
 _EMPTY: dict[str, Any] = {}

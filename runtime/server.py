@@ -7,14 +7,16 @@ them copy-on-write; each worker builds its own REPLICA dependencies when it star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Coroutine, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -97,10 +99,8 @@ async def serve_worker(
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in _STOP_SIGNALS:
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-            pass
     runner = web.AppRunner(
         flow_app.build(),
         handle_signals=False,
@@ -127,10 +127,8 @@ async def serve_worker(
     finally:
         await runner.cleanup()
         for sig in _STOP_SIGNALS:
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
     return 0
 
 
@@ -168,7 +166,7 @@ def serve(
 
 
 def _print_worker_error(error: StartupError) -> None:
-    print(f"Error: {error}", file=sys.stderr, flush=True)
+    print(f"Error: {error}", file=sys.stderr, flush=True)  # noqa: T201 - a forked worker's one line
 
 
 def _serve_forked(
@@ -238,10 +236,8 @@ def _supervise(
 ) -> int:
     def forward(signum: int, _frame: Any) -> None:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     for sig in _STOP_SIGNALS:
         signal.signal(sig, forward)
@@ -271,7 +267,7 @@ def run_flow(flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bo
         return _serve_in_loop(flow, host, port)
 
     def announce(urls: list[str]) -> None:
-        print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)
+        print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)  # noqa: T201 - as bfctl serve
 
     return serve(flow, host=host, port=port, workers=workers, on_ready=announce)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
-from typing import Any, Coroutine, Mapping, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiohttp
 import orjson
@@ -44,7 +45,7 @@ class TestResponse:
 class TestWebSocket:
     __test__ = False
 
-    def __init__(self, client: "TestClient", ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, client: TestClient, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._client = client
         self._ws = ws
 
@@ -67,10 +68,10 @@ class TestWebSocket:
     def close_code(self) -> int | None:
         return self._ws.close_code
 
-    def __enter__(self) -> "TestWebSocket":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -99,7 +100,7 @@ class TestClient:
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
 
-    def __enter__(self) -> "TestClient":
+    def __enter__(self) -> Self:
         self._thread.start()
         ready: Future[list[str]] = Future()
         sock = bind_socket("127.0.0.1", 0, reuse_port=False)
@@ -121,7 +122,7 @@ class TestClient:
             raise
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -118,7 +118,7 @@ def run_bfctl(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str
     """Run a bfctl command that is expected to end by itself; merged output."""
     result = subprocess.run(
         [sys.executable, "-m", "bfctl", *args],
-        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False, timeout=60,
     )
     return result.returncode, result.stdout
 

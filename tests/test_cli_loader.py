@@ -116,7 +116,7 @@ def test_no_target_and_no_config_says_what_was_looked_for(tmp_path: Path) -> Non
 def test_invalid_pyproject_is_reported(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", "[tool.buildflow\n")
 
-    with pytest.raises(FlowLoadError, match="pyproject.toml is not valid TOML"):
+    with pytest.raises(FlowLoadError, match=r"pyproject\.toml is not valid TOML"):
         load_flow(None, tmp_path)
 
 
@@ -130,7 +130,7 @@ def test_module_not_found_names_module_and_path(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FlowLoadError, match="file not found: .*missing.py"):
+    with pytest.raises(FlowLoadError, match=r"file not found: .*missing\.py"):
         load_flow("missing.py", tmp_path)
 
 
@@ -241,7 +241,7 @@ def test_import_and_help_import_nothing_heavy(bfctl_env: dict[str, str], argv: l
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=bfctl_env, timeout=60
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=bfctl_env, check=False, timeout=60
     )
 
     assert result.returncode == 0, result.stderr
@@ -251,11 +251,11 @@ def test_import_and_help_import_nothing_heavy(bfctl_env: dict[str, str], argv: l
 def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
     top = subprocess.run(
         [sys.executable, "-m", "bfctl", "--help"],
-        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, timeout=60,
+        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, check=False, timeout=60,
     )
     serve = subprocess.run(
         [sys.executable, "-m", "bfctl", "serve", "--help"],
-        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, timeout=60,
+        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, check=False, timeout=60,
     )
 
     assert top.returncode == 0, top.stderr
@@ -279,7 +279,7 @@ def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
 def test_version(bfctl_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bfctl", "--version"],
-        capture_output=True, text=True, env=bfctl_env, timeout=60,
+        capture_output=True, text=True, env=bfctl_env, check=False, timeout=60,
     )
 
     assert result.returncode == 0, result.stderr

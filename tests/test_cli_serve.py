@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import REPO_ROOT, run_bfctl, serving, write
 
 
@@ -34,8 +33,8 @@ def test_serve_file_target_then_sigterm_runs_teardown(
     assert code == 0, server.output
     assert bob[0] == 200 and "bob x" in bob[1]
     assert sally[0] == 200 and "sally" in sally[1]
-    assert re.search(rf"GET\s+{re.escape(server.url)}/bob$", server.output, re.M), server.output
-    assert re.search(rf"GET\s+{re.escape(server.url)}/sally$", server.output, re.M), server.output
+    assert re.search(rf"GET\s+{re.escape(server.url)}/bob$", server.output, re.MULTILINE), server.output
+    assert re.search(rf"GET\s+{re.escape(server.url)}/sally$", server.output, re.MULTILINE), server.output
     assert "teardown" in teardown.read_text(encoding="utf-8")
 
 
@@ -177,7 +176,7 @@ def test_unexpected_errors_never_show_a_bare_traceback(
     env = {**bfctl_env, "BFCTL_DEBUG": "1"} if debug else bfctl_env
     result = subprocess.run(
         [sys.executable, "-c", UNEXPECTED],
-        cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60,
+        cwd=tmp_path, env=env, text=True, capture_output=True, check=False, timeout=60,
     )
 
     assert result.returncode == 1
@@ -266,7 +265,7 @@ FAILING_DEPENDENCY_FLOW = """
 """
 
 
-@pytest.mark.parametrize("scope, workers", [("GLOBAL", "1"), ("GLOBAL", "2"), ("REPLICA", "2")])
+@pytest.mark.parametrize(("scope", "workers"), [("GLOBAL", "1"), ("GLOBAL", "2"), ("REPLICA", "2")])
 def test_failing_dependency_shows_the_cause_and_only_user_frames(
     tmp_path: Path, bfctl_env: dict[str, str], scope: str, workers: str
 ) -> None:

@@ -94,7 +94,7 @@ def postgres_table(tmp_path_factory: pytest.TempPathFactory):
     outputs = provider.apply(provider.plan([instance, database, table]))
     out = outputs[database.primitive_id()]
     admin = (project / ".buildflow").rglob("admin-password").__next__().read_text().strip()
-    dsn = dict(host=out["host"], port=out["port"], dbname="events", user="buildflow_admin", password=admin)
+    dsn = {"host": out["host"], "port": out["port"], "dbname": "events", "user": "buildflow_admin", "password": admin}
     with psycopg.connect(**dsn, autocommit=True) as conn:
         conn.execute("alter table events add constraint n_positive check (n >= 0)")
     yield project, table, ResourceOutputs(outputs, "local"), provider, dsn

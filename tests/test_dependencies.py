@@ -344,7 +344,7 @@ def test_no_scope_takes_the_scope_of_its_user():
     def bad(s: Shared):
         return 1
 
-    with pytest.raises(StartupError, match="PerRequest.*PROCESS.*Loose.*GLOBAL"):
+    with pytest.raises(StartupError, match=r"PerRequest.*PROCESS.*Loose.*GLOBAL"):
         FlowApp(_flow_with(bad))
 
 
@@ -397,7 +397,7 @@ def test_unresolvable_annotation_is_a_startup_error():
     def handler(x: "DoesNotExist"):  # noqa: F821
         return 1
 
-    with pytest.raises(StartupError, match="endpoint `.*handler`.*DoesNotExist"):
+    with pytest.raises(StartupError, match=r"endpoint `.*handler`.*DoesNotExist"):
         FlowApp(_flow_with(handler))
 
 

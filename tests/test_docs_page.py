@@ -15,11 +15,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from support import serving, write
 
 from buildflow import Flow
 from runtime import openapi
 from runtime.testing import TestClient
-from support import serving, write
 
 CHROMIUM_TIMEOUT = 120.0
 
@@ -151,7 +151,7 @@ def _rendered_dom(chromium: str, url: str, profile: Path) -> str:
         "--dump-dom", "--virtual-time-budget=8000", url,
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT)
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=CHROMIUM_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"chromium did not finish within {CHROMIUM_TIMEOUT}s:\n{e.stderr!s}")
     assert result.returncode == 0, f"chromium exited {result.returncode}:\n{result.stderr}"

@@ -33,13 +33,13 @@ class Options:
     name: str
     size: Size = Size.S
     tags: list[str] = dataclasses.field(default_factory=list)
-    note: Optional[str] = None
+    note: str | None = None
     strict: bool = dataclasses.field(default=False, kw_only=True)
 
 
 class Model(pydantic.BaseModel):
     a: int
-    b: Optional[str] = None
+    b: str | None = None
 
 
 MARKER = object()
@@ -49,7 +49,7 @@ MARKER = object()
     ("annotation", "shape", "nullable"),
     [
         (int, Shape.SCALAR, False),
-        (Optional[int], Shape.SCALAR, True),
+        (Optional[int], Shape.SCALAR, True),  # noqa: UP045 - typing.Optional is parsed too
         (int | str, Shape.UNION, False),
         (int | str | None, Shape.UNION, True),
         (Literal["a", "b"], Shape.LITERAL, False),
@@ -60,7 +60,7 @@ MARKER = object()
         (Tree, Shape.RECORD, False),
         (Model, Shape.MODEL, False),
         (Any, Shape.ANY, False),
-        (Annotated[Optional[Tree], MARKER], Shape.RECORD, True),
+        (Annotated[Tree | None, MARKER], Shape.RECORD, True),
         (object(), Shape.OPAQUE, False),
     ],
 )
@@ -134,5 +134,5 @@ def test_columns_and_row_conversion_come_from_the_same_tree() -> None:
 
 
 def test_time_values_convert_from_text() -> None:
-    assert compile_type(dt.datetime)("2024-01-02T03:04:05") == dt.datetime(2024, 1, 2, 3, 4, 5)
+    assert compile_type(dt.datetime)("2024-01-02T03:04:05") == dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001 - naive in, naive out
     assert compile_type(uuid.UUID)(str(uuid.UUID(int=5))) == uuid.UUID(int=5)

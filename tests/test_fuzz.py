@@ -52,7 +52,7 @@ def _paths(route: str):
     segments = st.one_of(TEXT.filter(bool), st.integers().map(str), st.uuids().map(str),
                          st.sampled_from(["..", "%00", "1e309", "-1", "0x10", "true"]))
     names = re.findall(r"\{(\w+)[^}]*\}", route)
-    return st.fixed_dictionaries({n: segments for n in names}).map(
+    return st.fixed_dictionaries(dict.fromkeys(names, segments)).map(
         lambda values: re.sub(r"\{(\w+)[^}]*\}", lambda m: urllib.parse.quote(values[m.group(1)], safe=""), route))
 
 

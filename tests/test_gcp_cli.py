@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from fakes import EVENTS, pulumi_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +43,7 @@ def bfctl(cwd: Path, env: dict[str, str], *args: str, scenario: str | None = Non
         env = {**env, "FAKE_PULUMI_SCENARIO": str(EVENTS / f"{scenario}.json")}
     return subprocess.run(
         [sys.executable, "-m", "bfctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=60,
+        stdin=subprocess.DEVNULL, check=False, timeout=60,
     )
 
 
@@ -175,7 +174,7 @@ def test_local_target_and_help_never_import_pulumi(notes: Path, env: dict[str, s
         """
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=notes, env=env, capture_output=True, text=True,
-                            timeout=60)
+                            check=False, timeout=60)
 
     assert result.returncode == 0, result.stderr
     assert "RESULT []" in result.stdout

@@ -10,14 +10,12 @@ annotations: the endpoints below are annotated with dependency classes local to 
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
-
-import google.cloud.sql.connector as connector_module
+from typing import Any, ClassVar
 
 import asyncpg
+import google.cloud.sql.connector as connector_module
 import pg8000.dbapi
+import pytest
 from sqlalchemy import text
 
 from buildflow import Flow
@@ -61,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
 class StandInConnector:
     """Records its life; connects to the stand-in instance instead of Google's."""
 
-    made: "list[StandInConnector]" = []
+    made: ClassVar[list["StandInConnector"]] = []
     address: tuple[str, int] = ("", 0)
 
     def __init__(self, kind: str = "sync", **options: Any) -> None:

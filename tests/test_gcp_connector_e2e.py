@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fakes.cloudsql import PROXY_PORT, CloudSQLStandIn
 from google.oauth2.credentials import Credentials
 from sqlalchemy import text

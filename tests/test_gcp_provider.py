@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +67,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
+def project(tmp_path: Path) -> Path:
     directory = tmp_path / "notes"
     directory.mkdir()
-    yield directory
+    return directory
 
 
 def notes(region: str = "us-central1", project_id: str = "my-project") -> list[Any]:
@@ -283,7 +282,7 @@ def test_missing_region_is_an_error_before_pulumi_starts(fake: Fake, project: Pa
     resolve = gcp_provider.resolve
     monkeypatch.setattr(gcp_provider, "resolve", lambda *a, **k: dataclasses.replace(resolve(*a, **k), region=None))
 
-    with pytest.raises(GCPSettingsError, match="no Google Cloud region .* --gcp-region"):
+    with pytest.raises(GCPSettingsError, match=r"no Google Cloud region .* --gcp-region"):
         GCPProvider(project, "dev").plan(notes())
     assert fake.calls() == []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from typing import Optional
 
 import pydantic
 import pytest
@@ -23,7 +22,7 @@ class Item:
     name: str
     price: float
     tags: list[str] = dataclasses.field(default_factory=list)
-    note: Optional[str] = None
+    note: str | None = None
 
 
 class PItem(pydantic.BaseModel):
@@ -37,7 +36,7 @@ def make_app() -> Flow:
     api = app.service(base_route="/api")
 
     @svc.endpoint("/items/{item_id}", method="GET")
-    def get_item(item_id: int, verbose: bool = False, q: Optional[str] = None):
+    def get_item(item_id: int, verbose: bool = False, q: str | None = None):
         return {"item_id": item_id, "verbose": verbose, "q": q}
 
     @svc.endpoint("/uuid/{key}", method="GET")

@@ -369,10 +369,10 @@ def test_ensure_user_for_a_session_dependency(provider: LocalProvider) -> None:
 
 
 def test_unsupported_engine_and_stale_plan(provider: LocalProvider) -> None:
-    with pytest.raises(UnsupportedPrimitiveError, match="runs PostgreSQL only.*POSTGRES_"):
+    with pytest.raises(UnsupportedPrimitiveError, match=r"runs PostgreSQL only.*POSTGRES_"):
         provider.plan(declare(CloudSQLDatabaseVersion.MYSQL_8_0))
     instance, database, _ = declare()
-    with pytest.raises(ValueError, match="not managed: add it to app.manage"):
+    with pytest.raises(ValueError, match=r"not managed: add it to app\.manage"):
         provider.plan([database])
     old = provider.plan([instance])
     provider.apply(provider.plan([instance]))

@@ -156,9 +156,9 @@ def test_what_the_local_target_refuses(tmp_path: Path) -> None:
             return {}
 
     provider = LocalProvider(tmp_path, "dev")
-    with pytest.raises(UnsupportedPrimitiveError, match="cannot make Spanner .*it makes .*BigQueryTable"):
+    with pytest.raises(UnsupportedPrimitiveError, match=r"cannot make Spanner .*it makes .*BigQueryTable"):
         provider.plan([Spanner()])
-    with pytest.raises(PrimitiveValidationError, match="needs BigQueryDataset 'my-project.analytics'"):
+    with pytest.raises(PrimitiveValidationError, match=r"needs BigQueryDataset 'my-project\.analytics'"):
         provider.plan([BigQueryTable(BigQueryDataset("my-project", "analytics"), "t")])
     with pytest.raises(PrimitiveValidationError, match="needs a name"):
         provider.plan([AnalysisTable()])

@@ -54,7 +54,7 @@ async def _serve(stand_in: StandIn) -> tuple[web.AppRunner, str]:
 
 def test_rows_stream_in_and_a_refused_row_fails_only_its_request() -> None:
     table = BigQueryTable(BigQueryDataset("my-project", "analytics"), "events")
-    at = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.timezone.utc)
+    at = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
     convert = row_converter(Event)
     stand_in = StandIn()
 

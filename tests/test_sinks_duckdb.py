@@ -30,7 +30,7 @@ class Event:
     score: float | None = None
 
 
-AT = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
+AT = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
 
 
 def events(count: int, start: int = 0) -> list[dict[str, Any]]:
@@ -60,14 +60,16 @@ def test_batches_land_with_their_types(tmp_path: Path) -> None:
 def test_a_refused_batch_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "keyed.duckdb"
     with duckdb_connection(path) as connection:  # the user's own table, with a key
-        connection.execute('CREATE TABLE events ("user" VARCHAR PRIMARY KEY, n BIGINT NOT NULL, "at" TIMESTAMPTZ NOT NULL, '
-                           "tags VARCHAR[], extra JSON, score DOUBLE)")  # fmt: skip
+        connection.execute(
+            'CREATE TABLE events ("user" VARCHAR PRIMARY KEY, n BIGINT NOT NULL, "at" TIMESTAMPTZ NOT NULL, '
+            "tags VARCHAR[], extra JSON, score DOUBLE)"
+        )
     writer = writer_for(DuckDBTable(str(path), "events"), schema_from_type(Event), {}, tmp_path)
 
     async def run() -> None:
         await writer.start()
         await writer.write(events(2))
-        with pytest.raises(RowsRejected, match="(?i)duplicate key"):
+        with pytest.raises(RowsRejected, match=r"(?i)duplicate key"):
             await writer.write(events(1, 5) + events(1, 1))
         await writer.write(events(1, 6))
         await writer.stop()

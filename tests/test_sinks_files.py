@@ -24,7 +24,7 @@ class Event:
     score: float | None = None
 
 
-AT = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
+AT = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
 
 
 def rows(count: int, start: int = 0) -> list[Row]:
@@ -116,8 +116,8 @@ def test_a_torn_line_from_a_killed_worker_is_cut_when_the_next_starts(tmp_path: 
         alive = writer_for(sink, schema_from_type(Event), {}, tmp_path)
         await alive.start()
         await alive.write(rows(1))
-        with open(alive.path, "ab") as f:  # type: ignore[attr-defined]
-            f.write(b'{"mid-append')  # as if caught in the middle of an append
+        path = alive.path  # type: ignore[attr-defined]
+        path.write_bytes(path.read_bytes() + b'{"mid-append')  # as if caught in the middle of an append
         (tmp_path / "out" / "stray.json").write_bytes(b'{"half"')  # not one of this sink's files
         later = writer_for(sink, schema_from_type(Event), {}, tmp_path)
         await later.start()  # mends the dead worker's file, leaves the live one alone

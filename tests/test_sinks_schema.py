@@ -6,13 +6,13 @@ import dataclasses
 import datetime
 import enum
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 import pydantic
 import pytest
 
 from buildflow.storage import ddl
-from runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
+from buildflow.types.portable import FileFormat
 from buildflow.types.schema import (
     Column,
     Kind,
@@ -22,7 +22,7 @@ from buildflow.types.schema import (
     schema_or_none,
     to_row,
 )
-from buildflow.types.portable import FileFormat
+from runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
 
 
 class Color(enum.Enum):
@@ -45,7 +45,7 @@ class Everything:
     raw: bytes
     id: uuid.UUID
     color: Color
-    maybe: Optional[int]
+    maybe: int | None
     tags: list[str]
     inner: Inner
     inners: list[Inner]
@@ -94,12 +94,13 @@ def test_types_a_sink_cannot_take_are_refused_with_the_field() -> None:
 
 
 def test_rows_are_checked_and_normalised() -> None:
+    naive = datetime.datetime(2024, 1, 1)  # noqa: DTZ001 - naive means UTC (checked below)
     value = Everything(
-        "s", 1, 2, True, datetime.datetime(2024, 1, 1), datetime.date(2024, 1, 2), b"x", uuid.UUID(int=1),
+        "s", 1, 2, True, naive, datetime.date(2024, 1, 2), b"x", uuid.UUID(int=1),
         Color.RED, None, ["a"], Inner(1), [Inner(2)], {"when": datetime.date(2024, 1, 3)},
     )  # fmt: skip
     row = row_converter(Everything)(value)
-    assert row["at"] == datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)  # naive means UTC
+    assert row["at"] == datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)  # naive means UTC
     assert row["f"] == 2.0 and isinstance(row["f"], float)
     assert row["id"] == "00000000-0000-0000-0000-000000000001" and row["color"] == "red"
     assert row["inner"] == {"a": 1} and row["inners"] == [{"a": 2}] and row["extra"] == {"when": "2024-01-03"}
@@ -126,7 +127,7 @@ def test_csv_is_what_buildflow_wrote() -> None:
 
 
 def test_json_lines_and_ddl() -> None:
-    at = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    at = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     assert json_lines([{"at": at, "raw": b"\x00"}]) == b'{"at":"2024-01-01T00:00:00+00:00","raw":"AA=="}\n'
     columns = schema_from_type(Model)
     assert ddl.create_table("postgres", "my table", columns) == (

@@ -6,7 +6,8 @@ its annotations must be evaluated where the local names exist.
 
 
 import dataclasses
-from typing import Any, Callable, Optional, Type
+from collections.abc import Callable
+from typing import Any
 
 from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
 from buildflow.dependencies.scopes import Scope, dependency
@@ -19,7 +20,7 @@ class GoogleUser:
     google_account_id: str
     email: str
     email_verified: bool = False
-    name: Optional[str] = None
+    name: str | None = None
 
 
 def _verify_with_google(token: str) -> dict[str, Any]:
@@ -31,8 +32,8 @@ def _verify_with_google(token: str) -> dict[str, Any]:
 
 def AuthenticatedGoogleUserDepBuilder(
     raise_on_unauthenticated: bool = True,
-    session_id_token: Optional[str] = None,
-    bearer_credentials_dependency: Type[Any] = OptionalBearerCredentials,
+    session_id_token: str | None = None,
+    bearer_credentials_dependency: type[Any] = OptionalBearerCredentials,
     verify_token: Callable[[str], dict[str, Any]] = _verify_with_google,
 ) -> type:
     """A PROCESS dependency whose ``google_user`` is the verified user (or None).
@@ -48,7 +49,7 @@ def AuthenticatedGoogleUserDepBuilder(
             if session_id_token is not None:
                 session = getattr(request.raw, "get", lambda *_: None)("session") or {}
                 token = session.get(session_id_token, token)
-            self.google_user: Optional[GoogleUser] = None
+            self.google_user: GoogleUser | None = None
             if token is None:
                 if raise_on_unauthenticated:
                     raise HTTPException(403, "request is not authenticated")

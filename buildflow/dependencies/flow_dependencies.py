@@ -7,7 +7,7 @@ without bfctl; ``bfctl serve`` replaces them with what the provider applied.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional
+from typing import Any
 
 from buildflow.dependencies.scopes import Scope, dependency
 
@@ -16,7 +16,7 @@ from buildflow.dependencies.scopes import Scope, dependency
 class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
     """Outputs of the applied infrastructure (host, port, names...), by primitive id."""
 
-    def __init__(self, outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, target: str = "local") -> None:
+    def __init__(self, outputs: Mapping[str, Mapping[str, Any]] | None = None, target: str = "local") -> None:
         self._outputs = dict(outputs or {})
         self.target = target
 

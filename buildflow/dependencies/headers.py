@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from buildflow.dependencies.scopes import Scope, dependency
 from buildflow.exceptions import HTTPException
 from buildflow.requests import Request
 
 
-def parse_credentials(authorization_header_value: Optional[str]) -> Optional[str]:
+def parse_credentials(authorization_header_value: str | None) -> str | None:
     """``"Bearer abc"`` → ``"abc"``; None when the header is absent, empty or not Bearer."""
     if not authorization_header_value:
         return None
@@ -22,7 +20,7 @@ def parse_credentials(authorization_header_value: Optional[str]) -> Optional[str
 class SecurityHeader:
     """Base of header-based credentials; ``token`` holds what the client sent."""
 
-    token: Optional[str]
+    token: str | None
 
 
 @dependency(scope=Scope.PROCESS)
@@ -43,4 +41,4 @@ class BearerCredentials(SecurityHeader):
             raise HTTPException(
                 401, "Missing or malformed bearer token", headers={"WWW-Authenticate": 'Bearer realm="api"'}
             )
-        self.token: Optional[str] = token
+        self.token: str | None = token

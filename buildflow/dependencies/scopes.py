@@ -7,7 +7,8 @@ and IDEs keep seeing the real class) with its scope attached. The runtime reads 
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ class Scope(enum.Enum):
     NO_SCOPE = 4  # never cached: a new instance wherever it is injected
 
     @classmethod
-    def all(cls) -> list["Scope"]:
+    def all(cls) -> list[Scope]:
         return [cls.PROCESS, cls.REPLICA, cls.GLOBAL]
 
 

@@ -17,7 +17,7 @@ when they are not (the endpoint then answers an error, never a false success).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Optional
+from typing import Any
 
 from buildflow.dependencies.scopes import Scope, dependency
 
@@ -33,7 +33,7 @@ class SinkPushers(Mapping[str, Push]):
     runtime replaces it with one whose functions reach the current worker's writers.
     """
 
-    def __init__(self, pushers: Optional[Mapping[str, Push]] = None) -> None:
+    def __init__(self, pushers: Mapping[str, Push] | None = None) -> None:
         self._pushers = dict(pushers or {})
 
     def __getitem__(self, primitive_id: str) -> Push:

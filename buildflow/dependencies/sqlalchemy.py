@@ -11,7 +11,8 @@ annotations name local classes.
 
 import asyncio
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
 from buildflow.dependencies.scopes import Scope, dependency
@@ -114,7 +115,7 @@ def _cloud_sql_connect_args(
     return out["connection_name"], args
 
 
-def _require(connectors: Optional[CloudSQLConnectors]) -> CloudSQLConnectors:
+def _require(connectors: CloudSQLConnectors | None) -> CloudSQLConnectors:
     if connectors is None:
         raise TypeError("on the gcp target an engine needs `connectors=` (the worker's CloudSQLConnectors)")
     return connectors
@@ -136,7 +137,7 @@ def engine(
     db_primitive: Any,
     db_user: str,
     db_password: str,
-    connectors: Optional[CloudSQLConnectors] = None,
+    connectors: CloudSQLConnectors | None = None,
     **kwargs: Any,
 ) -> Any:
     """A sync engine (psycopg locally, pg8000 through the connector on gcp); checks
@@ -159,7 +160,7 @@ def async_engine(
     db_primitive: Any,
     db_user: str,
     db_password: str,
-    connectors: Optional[CloudSQLConnectors] = None,
+    connectors: CloudSQLConnectors | None = None,
     **kwargs: Any,
 ) -> Any:
     """An asyncio engine (asyncpg, directly locally, through the connector on gcp)."""

@@ -11,11 +11,11 @@ from buildflow.exceptions.exceptions import (
 from buildflow.io.primitive import PrimitiveValidationError
 
 __all__ = [
-    "PrimitiveValidationError",
     "DependencyCycleError",
     "DependencyError",
     "FlowDeclarationError",
     "HTTPException",
     "InvalidDependencyHierarchyOrder",
+    "PrimitiveValidationError",
     "WebSocketDisconnect",
 ]

@@ -199,7 +199,7 @@ def duckdb_connection(path: Path) -> contextlib.AbstractContextManager[Any]:
 
 
 def _after_fork_in_child() -> None:
-    global _reaper, _registry_lock
+    global _reaper, _registry_lock  # noqa: PLW0603 - the child replaces the parent's lock and reaper thread
     for database in _databases.values():
         for fd in (database._lock_fd, database._waiting_fd):
             if fd is not None:

@@ -42,7 +42,7 @@ class CloudSQLDatabaseVersion:
         return [v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str)]
 
 
-class CloudSQLInstanceSettings:
+class CloudSQLInstanceSettings:  # noqa: PLW1641 - mutable, so unhashable: __eq__ alone leaves __hash__ None
     """Instance settings with the keyword names of pulumi-gcp's ``DatabaseInstanceSettingsArgs``.
 
     Nested blocks (``backup_configuration``, ``ip_configuration``, ``database_flags``, ...) are

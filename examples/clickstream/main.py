@@ -4,7 +4,6 @@ DuckDB table locally), and an endpoint that counts views by page."""
 import dataclasses
 import datetime
 from pathlib import Path
-from typing import Optional
 
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -18,7 +17,7 @@ page_views = AnalysisTable("page_views")
 class PageView:
     page: str
     user: str
-    at: Optional[datetime.datetime] = None
+    at: datetime.datetime | None = None
 
 
 @dataclasses.dataclass
@@ -31,7 +30,7 @@ class ViewRow:
 @app.collector("/views", method="POST", sink=page_views, max_wait=0.002)
 def collect(view: PageView) -> ViewRow:
     """One page view in, one row out; answered once the row is stored."""
-    return ViewRow(page=view.page, user=view.user, at=view.at or datetime.datetime.now(datetime.timezone.utc))
+    return ViewRow(page=view.page, user=view.user, at=view.at or datetime.datetime.now(datetime.UTC))
 
 
 service = app.service()
@@ -43,12 +42,13 @@ def counts(outputs: ResourceOutputs, limit: int = 20) -> dict[str, int]:
     from buildflow.storage.duckdb_access import duckdb_connection
 
     out = outputs[page_views.primitive_id()]
+    query = (
+        f'select page, count(*) as views from "{out["table"]}"'  # noqa: S608 - the flow's own sink table
+        " group by page order by views desc, page limit ?"
+    )
     with duckdb_connection(Path(out["database"])) as conn:
-        rows = conn.execute(
-            f'select page, count(*) as views from "{out["table"]}" group by page order by views desc, page limit ?',
-            [limit],
-        ).fetchall()
-    return {page: views for page, views in rows}
+        rows = conn.execute(query, [limit]).fetchall()
+    return dict(rows)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 from buildflow import Flow
-from buildflow.dependencies import dependency, Scope
+from buildflow.dependencies import Scope, dependency
 
 
 @dependency(scope=Scope.REPLICA)

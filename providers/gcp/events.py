@@ -43,7 +43,7 @@ _ACTIONS: dict[str, Action | None] = {
 _STRENGTH = {"noop": 0, "update": 1, "create": 2, "delete": 3, "replace": 4}
 #: The steps a replace is finished after, in either order (delete-before-replace or not).
 _REPLACE_STEPS = frozenset({"create-replacement", "delete-replaced"})
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a serialized secret
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's marker of a serialized secret
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # a value known only after apply
 _PATH_PART = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)')
 
@@ -60,7 +60,7 @@ def is_ours(resource_type: str) -> bool:
 
 def resource_type_name(token: str) -> str:
     """``gcp:sql/databaseInstance:DatabaseInstance`` → ``gcp.sql.DatabaseInstance`` (the primitives' form)."""
-    package, module, kind = (token.split(":") + ["", ""])[:3]
+    package, module, kind = ([*token.split(":"), "", ""])[:3]
     return f"{package}.{module.split('/')[0]}.{kind}" if kind else token
 
 

@@ -30,8 +30,8 @@ from buildflow.io.gcp import (
     GCSBucket,
 )
 from buildflow.io.primitive import Primitive
-from providers.plan import order_by_parents
 from buildflow.types.schema import schema_from_type
+from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]

@@ -182,7 +182,7 @@ class GCPProvider(Provider):
         try:
             command = auto.PulumiCommand()
         except FileNotFoundError:
-            raise PulumiNotInstalledError() from None
+            raise PulumiNotInstalledError from None
         except auto.InvalidVersionError as exc:
             raise GCPTargetError(f"the installed Pulumi CLI cannot be used: {exc}") from None
         options = auto.LocalWorkspaceOptions(

@@ -108,8 +108,8 @@ def passphrase_env(settings: GCPSettings, ask: Callable[[], str] | None) -> dict
     if settings.uses_pulumi_cloud or any(os.environ.get(v) for v in _PASSPHRASE_VARS):
         return {}
     if ask is None:
-        raise PassphraseRequiredError()
+        raise PassphraseRequiredError
     passphrase = ask()
     if not passphrase:
-        raise PassphraseRequiredError()
+        raise PassphraseRequiredError
     return {"PULUMI_CONFIG_PASSPHRASE": passphrase}

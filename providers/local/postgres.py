@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pg8000.native
 import psutil
+
 from providers.errors import ProviderError
 
 ADMIN_USER = "buildflow_admin"
@@ -86,7 +87,7 @@ def _service_user() -> tuple[int, int] | None:
             raise LocalTargetError(
                 f"PostgreSQL cannot run as root and creating the user {SERVICE_USER!r} failed: "
                 f"{result.stderr.strip()}; create that user or run bfctl as a normal user"
-            )
+            ) from None
         entry = pwd.getpwnam(SERVICE_USER)
     return entry.pw_uid, entry.pw_gid
 

@@ -73,10 +73,11 @@ def mode() -> str:
 
 
 def _request(method: str, url: str, timeout: float = 10.0) -> int:
-    request = urllib.request.Request(url, method=method, data=b"{}" if method == "PUT" else None)
+    """``url``: an http:// address of the local emulator."""
+    request = urllib.request.Request(url, method=method, data=b"{}" if method == "PUT" else None)  # noqa: S310
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
             return int(response.status)
     except urllib.error.HTTPError as e:
         return int(e.code)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+
 from providers.local.postgres import LocalTargetError, free_port, port_is_free
 
 

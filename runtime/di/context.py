@@ -9,7 +9,7 @@ from runtime.di.injection import Source
 
 
 class RequestContext:
-    __slots__ = ("raw", "websocket", "_request")
+    __slots__ = ("_request", "raw", "websocket")
 
     def __init__(self, raw: Any, websocket: WebSocket | None = None) -> None:
         self.raw = raw

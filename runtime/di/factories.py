@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
 from runtime.di.injection import describe

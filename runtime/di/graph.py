@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyCycleError, InvalidDependencyHierarchyOrder

@@ -9,12 +9,13 @@ import enum
 import inspect
 import sys
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from buildflow.dependencies.scopes import scope_of
 from buildflow.requests import Request, WebSocket
-from runtime.errors import StartupError
 from buildflow.types.fields import parse_type
+from runtime.errors import StartupError
 
 
 class Source(enum.Enum):

@@ -37,7 +37,7 @@ class Lifecycle:
             results = await asyncio.gather(
                 *(self._build(n, loop, pool, teardowns) for n in ready), return_exceptions=True
             )
-            for node, result in zip(ready, results):
+            for node, result in zip(ready, results, strict=True):
                 if isinstance(result, Exception):
                     # Named here, where it is known which dependency failed; the cause keeps the user's frames.
                     raise DependencyStartupError(node.name, scope.name, result) from result

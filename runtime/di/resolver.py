@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Callable
+from typing import Any
 
 from buildflow.dependencies.scopes import Scope
 from runtime.di.context import RequestContext
@@ -166,7 +167,7 @@ class RequestPlan:
         results = await asyncio.gather(
             *(step.make(step.kwargs(vals, ctx, params), tds) for step in layer), return_exceptions=True
         )
-        for step, result in zip(layer, results):
+        for step, result in zip(layer, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
             vals[step.slot] = result

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from buildflow.types.portable import FileFormat
-from runtime.sinks.base import Row, RowsRejected
 from buildflow.types.schema import Column, Kind, to_jsonable
+from runtime.sinks.base import Row, RowsRejected
 
 CONTENT_TYPES = {
     FileFormat.JSON: "application/x-ndjson",
@@ -59,13 +59,13 @@ def _csv_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return text.removesuffix(".0")
     if isinstance(value, str):
         return _quoted(value)
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%fZ")
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%fZ")
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -75,7 +75,7 @@ class PubSubPublisher(Publisher):
         responses = await asyncio.gather(
             *(self._client.publish(self.topic, [PubsubMessage(p) for p in chunk]) for chunk in chunks)
         )
-        for chunk, response in zip(chunks, responses):
+        for chunk, response in zip(chunks, responses, strict=True):
             acknowledged = len(response.get("messageIds", []))
             if acknowledged != len(chunk):
                 raise RuntimeError(f"Pub/Sub acknowledged {acknowledged} of {len(chunk)} messages")

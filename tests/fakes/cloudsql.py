@@ -16,7 +16,7 @@ import ssl
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from cryptography import x509
@@ -134,7 +134,7 @@ class CloudSQLStandIn:
         self._proxy.close()
         await self._runner.cleanup()
 
-    def __enter__(self) -> CloudSQLStandIn:
+    def __enter__(self) -> Self:
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)

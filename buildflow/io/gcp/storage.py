@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from buildflow.io.gcp.bigquery import check_project_id
 from buildflow.io.gcp.cloud_sql import _fail
@@ -24,8 +24,8 @@ class GCSBucket(GCPPrimitive):
 
     project_id: str
     bucket_name: str
-    file_path: Optional[str] = None
-    file_format: Optional[FileFormat] = None
+    file_path: str | None = None
+    file_format: FileFormat | None = None
 
     # Options (``.options(...)``); class attributes so the constructor stays BuildFlow's.
     force_destroy = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, ClassVar
 
@@ -22,10 +23,8 @@ class File(LocalPrimitive):
 
     def __post_init__(self) -> None:
         if isinstance(self.file_format, str):
-            try:
+            with contextlib.suppress(ValueError):  # validate() names the valid formats
                 self.file_format = FileFormat(self.file_format.lower())
-            except ValueError:
-                pass  # validate() names the valid formats
         self.validate()
 
     def primitive_id(self) -> str:

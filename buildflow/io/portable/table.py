@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from buildflow.io.gcp.bigquery import BigQueryDataset, BigQueryTable, check_table_name
 from buildflow.io.primitive import PortablePrimitive, PrimitiveValidationError
@@ -17,7 +17,7 @@ DEFAULT_DATASET = "buildflow"
 class AnalysisTable(TableSchema, PortablePrimitive):
     """A DuckDB table on the local target, a BigQuery table on gcp (see ``to_gcp``)."""
 
-    table_name: Optional[str] = None
+    table_name: str | None = None
 
     resource_type: ClassVar[str] = "portable.AnalysisTable"
     replace_properties: ClassVar[frozenset[str]] = frozenset({"table_name"})
