@@ -123,13 +123,9 @@ class Params:
 
 
 async def read_json(raw: Any) -> Any:
-    """The decoded JSON body; ``inspect.Parameter.empty`` when there is none."""
-    from aiohttp import web
-
-    try:
-        body = await raw.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise ClientError(413, {"detail": e.text}) from None
+    """The decoded JSON body; ``inspect.Parameter.empty`` when there is none (a body over the
+    limit raises aiohttp's 413, which the handler's error mapping answers)."""
+    body = await raw.read()
     if not body.strip():
         return _MISSING
     try:
