@@ -1,7 +1,10 @@
 """``CloudSQLTable``: a batch is one ``COPY`` in one transaction (psycopg 3, asyncio).
 
-Committed means durable here: the server runs with ``fsync=on`` and
-``synchronous_commit=on``. A row the table refuses (a constraint, a value out of range) fails
+The connection is in autocommit mode, so the ``COPY`` statement is its own transaction: all
+or nothing, and committed before the server reports it complete (PostgreSQL commits a
+statement's implicit transaction before its CommandComplete), without the two extra round
+trips of BEGIN and COMMIT. Committed means durable here: the server runs with ``fsync=on``
+and ``synchronous_commit=on``. A row the table refuses (a constraint, a value out of range) fails
 the whole COPY; PostgreSQL names its line, which becomes the row's index in ``RowsRejected``.
 """
 
@@ -68,7 +71,11 @@ class PostgresWriter(SinkWriter):
         if self._connection is None or self._connection.closed:
             password = self._password_file.read_text().strip()
             self._connection = await psycopg.AsyncConnection.connect(
-                **self._connect_args, password=password, connect_timeout=5, options="-c timezone=UTC"
+                **self._connect_args,
+                password=password,
+                connect_timeout=5,
+                options="-c timezone=UTC",
+                autocommit=True,
             )
         return self._connection
 
@@ -86,7 +93,7 @@ class PostgresWriter(SinkWriter):
     async def write(self, rows: list[Row]) -> None:
         connection = await self._connect()
         try:
-            async with connection.transaction(), connection.cursor().copy(self._copy) as copy:
+            async with connection.cursor().copy(self._copy) as copy:
                 values = self._values
                 for row in rows:
                     await copy.write_row(values(row))
