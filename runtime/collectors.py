@@ -11,7 +11,6 @@ from aiohttp import web
 from buildflow.processors import row_type_of
 from runtime.batching import BatchOptions
 from runtime.errors import StartupError
-from runtime.sinks import row_converter
 from runtime.sinks.base import Row
 from runtime.sinks.registry import SinkRegistry
 
@@ -38,7 +37,7 @@ class CollectorOutput:
     def start(self) -> None:
         if self._key is None:
             return
-        self._convert = row_converter(self.row_type)
+        self._convert = self._registry.converters[self._key]  # compiled for this sink's writer
 
     async def deliver(self, result: Any) -> web.StreamResponse:
         """Answer once the rows are durable; a row that does not fit, or a sink that cannot take

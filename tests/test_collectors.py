@@ -113,7 +113,8 @@ def test_refused_row_fails_only_its_own_request(postgres_table) -> None:
         writer = writer_for(table, schema_from_type(Event), outputs, project)
         batcher = Batcher(writer)
         await batcher.start()
-        rows = [[{"user": "ok1", "n": 1}], [{"user": "bad", "n": -1}], [{"user": "ok2", "n": 2}]]
+        convert = writer.converter_for(Event)
+        rows = [[convert(Event("ok1", 1))], [convert(Event("bad", -1))], [convert(Event("ok2", 2))]]
         results = await asyncio.gather(*(batcher.submit(r) for r in rows), return_exceptions=True)
         await batcher.stop()
         return results

@@ -15,7 +15,7 @@ import pytest
 
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.storage.duckdb_access import duckdb_connection
-from runtime.sinks import RowsRejected, SinkSchemaError, row_converter, schema_from_type, writer_for
+from runtime.sinks import RowsRejected, SinkSchemaError, SinkWriter, schema_from_type, writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,9 +33,14 @@ class Event:
 AT = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
 
 
-def events(count: int, start: int = 0) -> list[dict[str, Any]]:
-    convert = row_converter(Event)
-    return [convert(Event(f"u{i}", i, AT, ["a", "b"], {"k": i})) for i in range(start, start + count)]
+def events(count: int, start: int = 0) -> list[Event]:
+    return [Event(f"u{i}", i, AT, ["a", "b"], {"k": i}) for i in range(start, start + count)]
+
+
+def rows(writer: SinkWriter, objects: list[Any]) -> list[Any]:
+    """Objects as the writer takes them: what its converter makes, as the runtime does."""
+    convert = writer.converter_for(Event)
+    return [convert(o) for o in objects]
 
 
 def test_batches_land_with_their_types(tmp_path: Path) -> None:
@@ -44,8 +49,8 @@ def test_batches_land_with_their_types(tmp_path: Path) -> None:
 
     async def run() -> None:
         await writer.start()
-        await writer.write(events(3))
-        await writer.write(events(2, 3))
+        await writer.write(rows(writer, events(3)))
+        await writer.write(rows(writer, events(2, 3)))
         await writer.stop()
 
     asyncio.run(run())
@@ -68,10 +73,10 @@ def test_a_refused_batch_writes_nothing(tmp_path: Path) -> None:
 
     async def run() -> None:
         await writer.start()
-        await writer.write(events(2))
+        await writer.write(rows(writer, events(2)))
         with pytest.raises(RowsRejected, match=r"(?i)duplicate key"):
-            await writer.write(events(1, 5) + events(1, 1))
-        await writer.write(events(1, 6))
+            await writer.write(rows(writer, events(1, 5) + events(1, 1)))
+        await writer.write(rows(writer, events(1, 6)))
         await writer.stop()
 
     asyncio.run(run())
@@ -101,8 +106,9 @@ WORKER = textwrap.dedent(
         columns = [Column("worker", Kind.STRING), Column("n", Kind.INTEGER)]
         writer = writer_for(DuckDBTable(sys.argv[2], "rows"), columns, {}, Path.cwd())
         await writer.start()
+        convert = writer.converter_for(None)
         for batch in range(40):
-            await writer.write([{"worker": sys.argv[3], "n": batch * 10 + i} for i in range(10)])
+            await writer.write([convert({"worker": sys.argv[3], "n": batch * 10 + i}) for i in range(10)])
         await writer.stop()
 
     asyncio.run(main())

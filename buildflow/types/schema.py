@@ -23,7 +23,7 @@ from buildflow.types.fields import FieldNode, Kind, Scalar, Shape, TypeNode, par
 Row = dict[str, Any]
 
 __all__ = ["Column", "Kind", "Row", "RowConversionError", "row_converter", "schema_from_type", "schema_or_none",
-           "to_jsonable", "to_row"]
+           "to_jsonable", "to_row", "values_converter"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,10 +291,18 @@ def _general_converter(columns: list[Column]) -> Callable[[Any], Row]:
     return convert
 
 
-def _record_converter(columns: list[Column], record_type: type, general: Callable[[Any], Row]) -> Callable[[Any], Row]:
+def _record_converter(
+    columns: list[Column], record_type: type, general: Callable[[Any], Any], encode_json: Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
     """A converter generated for ``record_type``'s own attributes: per column one attribute
-    read and one exact-type test, and a check only when the type is not already the stored one."""
-    env: dict[str, Any] = {"tp": record_type, "general": general, "RowConversionError": RowConversionError}
+    read and one exact-type test, and a check only when the type is not already the stored one.
+
+    It returns a ``Row`` dict, or with ``encode_json`` the tuple of column values a table's
+    driver takes (JSON columns encoded by it): one step from the handler's object to the sink.
+    """
+    env: dict[str, Any] = {
+        "tp": record_type, "general": general, "RowConversionError": RowConversionError, "enc": encode_json,
+    }
     lines = ["def convert(obj):", "    if type(obj) is not tp:", "        return general(obj)"]
     for i, column in enumerate(columns):
         var, key = f"x{i}", repr(column.name)
@@ -311,7 +319,12 @@ def _record_converter(columns: list[Column], record_type: type, general: Callabl
             f"{indent}except ValueError as e:",
             f"{indent}    raise RowConversionError({key}, str(e)) from None",
         ]
-    lines.append("    return {" + ", ".join(f"{c.name!r}: x{i}" for i, c in enumerate(columns)) + "}")
+        if encode_json is not None and column.kind is Kind.JSON:
+            lines += [f"    if {var} is not None:", f"        {var} = enc({var})"]
+    if encode_json is None:
+        lines.append("    return {" + ", ".join(f"{c.name!r}: x{i}" for i, c in enumerate(columns)) + "}")
+    else:
+        lines.append("    return (" + "".join(f"x{i}, " for i in range(len(columns))) + ")")
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the record's own field names
     return env["convert"]  # type: ignore[no-any-return]
 
@@ -323,11 +336,42 @@ def converter_for_columns(columns: list[Column], record_type: Any = None) -> Cal
     generated for that type; anything else takes the general one.
     """
     general = _general_converter(columns)
-    if isinstance(record_type, type) and not hasattr(record_type, "to_json") and all(
-        c.name.isidentifier() and not keyword.iskeyword(c.name) for c in columns
-    ):
-        return _record_converter(columns, record_type, general)
+    if _generated(columns, record_type):
+        return _record_converter(columns, record_type, general, None)
     return general
+
+
+def values_converter(
+    columns: list[Column], record_type: Any, encode_json: Callable[[Any], Any]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``converter_for_columns`` for tables: a row object becomes the tuple of its checked
+    column values in column order, JSON columns encoded by ``encode_json`` (the driver's JSON
+    wrapper), with no ``Row`` dict in between."""
+    as_dict = _general_converter(columns)
+    names = [c.name for c in columns]
+    json_at = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
+
+    def general(obj: Any) -> tuple[Any, ...]:
+        row = as_dict(obj)
+        values = [row[name] for name in names]
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = encode_json(values[i])
+        return tuple(values)
+
+    if _generated(columns, record_type):
+        return _record_converter(columns, record_type, general, encode_json)
+    return general
+
+
+def _generated(columns: list[Column], record_type: Any) -> bool:
+    """Objects of ``record_type`` can take a generated converter: a class without BuildFlow's
+    ``to_json`` hook, whose columns are attribute names."""
+    return (
+        isinstance(record_type, type)
+        and not hasattr(record_type, "to_json")
+        and all(c.name.isidentifier() and not keyword.iskeyword(c.name) for c in columns)
+    )
 
 
 def _as_is(obj: Any) -> Row:

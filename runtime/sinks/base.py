@@ -8,12 +8,11 @@ acknowledged by the service), so a request is answered 2xx only after that.
 from __future__ import annotations
 
 import abc
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from buildflow.types.schema import Column, Kind, schema_from_type
+from buildflow.types.schema import Column, row_converter, schema_from_type
 
 Row = dict[str, Any]
 
@@ -40,10 +39,16 @@ class SinkWriter(abc.ABC):
     async def start(self) -> None:
         """Connect, and create the destination (table, file, topic) if it is missing."""
 
+    def converter_for(self, row_type: Any) -> Callable[[Any], Any]:
+        """What each object a handler returns becomes before it is queued for ``write``: a
+        checked ``Row`` dict here; table writers take their column values directly."""
+        return row_converter(row_type)
+
     @abc.abstractmethod
-    async def write(self, rows: list[Row]) -> None:
-        """Write every row durably, or none: raise ``RowsRejected`` for rows that do not fit,
-        any other exception when the sink cannot be reached (the client gets a 503)."""
+    async def write(self, rows: list[Any]) -> None:
+        """Write every row (as ``converter_for`` made it) durably, or none: raise
+        ``RowsRejected`` for rows that do not fit, any other exception when the sink cannot be
+        reached (the client gets a 503)."""
 
     async def stop(self) -> None:
         """Release connections and files (called after the last batch was written)."""
@@ -83,25 +88,3 @@ def table_columns(primitive: Any, schema: list[Column] | None) -> list[Column]:
         "pydantic model from the collector (annotate its return type), or give the table .options(schema=RowType)"
     )
 
-
-def values_getter(columns: list[Column], encode_json: Callable[[Any], Any]) -> Callable[[Row], Sequence[Any]]:
-    """A row's values in column order, as a table's driver takes them (JSON columns encoded by
-    ``encode_json``): one C-level item lookup for all columns when there is no JSON column."""
-    names = [c.name for c in columns]
-    get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    json_at = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
-
-    def values(row: Row) -> Sequence[Any]:
-        try:
-            found: Sequence[Any] = get(row)
-        except KeyError:  # rows from a converter have every column; a hand-made one may not
-            found = [row.get(name) for name in names]
-        if not json_at:
-            return found
-        out = list(found)
-        for i in json_at:
-            if out[i] is not None:
-                out[i] = encode_json(out[i])
-        return out
-
-    return values

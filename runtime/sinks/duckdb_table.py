@@ -4,7 +4,7 @@ committed (and its WAL synced) before ``write`` returns."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,13 @@ import orjson
 
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import shared_database
-from buildflow.types.schema import Column
-from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, describe, local_path, table_columns, values_getter
+from buildflow.types.schema import Column, values_converter
+from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
 from runtime.sinks.threaded import ThreadedWriter
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
 
 # Errors about the rows, not the database: the batch is refused, the sink is fine.
 _ROW_ERRORS = (duckdb.ConstraintException, duckdb.ConversionException, duckdb.DataError)
@@ -29,7 +33,6 @@ class DuckDBWriter(ThreadedWriter):
         self.columns = columns
         self.description = description
         self._names = [c.name for c in columns]
-        self._values = values_getter(columns, lambda value: orjson.dumps(value).decode())
 
     def open(self) -> None:
         with self.database.connection() as connection:
@@ -42,12 +45,15 @@ class DuckDBWriter(ThreadedWriter):
                 f"{self.description}: the table has no column {names}; run `bfctl apply` to add it"
             )
 
-    def write_blocking(self, rows: list[Row]) -> None:
-        values = [self._values(row) for row in rows]
+    def converter_for(self, row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
+        """Rows become the appender's values in column order (JSON columns as JSON text)."""
+        return values_converter(self.columns, row_type, _json_text)
+
+    def write_blocking(self, rows: list[tuple[Any, ...]]) -> None:
         with self.database.connection() as connection:
             try:
                 with connection.appender(self.table, columns=self._names) as appender:
-                    appender.append_rows(values)
+                    appender.append_rows(rows)
             except _ROW_ERRORS as e:
                 # DuckDB does not say which row: the collector finds it by writing them one by one.
                 raise RowsRejected(str(e)) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from buildflow.storage import ddl
-from buildflow.types.schema import Column
+from buildflow.types.schema import Column, values_converter
 from runtime.sinks.base import (
-    Row,
     RowsRejected,
     SinkSchemaError,
     SinkWriter,
     describe,
     local_path,
     table_columns,
-    values_getter,
 )
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
@@ -62,7 +60,6 @@ class PostgresWriter(SinkWriter):
         self.table = table
         self.columns = columns
         self.description = description
-        self._values = values_getter(columns, Jsonb)
         names = ", ".join(ddl.quote(c.name) for c in columns)
         self._copy = f"COPY {ddl.quote(table)} ({names}) FROM STDIN"
         self._connection: psycopg.AsyncConnection[Any] | None = None
@@ -90,13 +87,16 @@ class PostgresWriter(SinkWriter):
             names = ", ".join(c.name for c in missing)
             raise SinkSchemaError(f"{self.description}: the table has no column {names}; run `bfctl apply` to add it")
 
-    async def write(self, rows: list[Row]) -> None:
+    def converter_for(self, row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
+        """Rows become the COPY's values in column order (JSON columns wrapped for psycopg)."""
+        return values_converter(self.columns, row_type, Jsonb)
+
+    async def write(self, rows: list[tuple[Any, ...]]) -> None:
         connection = await self._connect()
         try:
             async with connection.cursor().copy(self._copy) as copy:
-                values = self._values
                 for row in rows:
-                    await copy.write_row(values(row))
+                    await copy.write_row(row)
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
                 index = _row_index(e)

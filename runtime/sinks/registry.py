@@ -10,7 +10,7 @@ from typing import Any
 from buildflow.dependencies.sink import SinkPushers
 from runtime.batching import Batcher, BatchOptions
 from runtime.errors import StartupError
-from runtime.sinks import row_converter, schema_or_none, writer_for
+from runtime.sinks import schema_or_none, writer_for
 
 
 class SinkRegistry:
@@ -21,6 +21,8 @@ class SinkRegistry:
         self._project_dir = project_dir
         self._declared: dict[str, tuple[Any, Any, BatchOptions]] = {}
         self.batchers: dict[str, Batcher] = {}
+        #: Per sink, what each returned object becomes for its writer (compiled at start).
+        self.converters: dict[str, Callable[[Any], Any]] = {}
 
     def declare(self, sink: Any, row_type: Any, options: BatchOptions) -> str:
         key = sink.primitive_id() if hasattr(sink, "primitive_id") else repr(sink)
@@ -34,17 +36,19 @@ class SinkRegistry:
     async def start(self) -> None:
         for key, (sink, row_type, options) in self._declared.items():
             schema = schema_or_none(row_type) if row_type is not None else None
-            batcher = Batcher(writer_for(sink, schema, self._outputs, self._project_dir), options)
+            writer = writer_for(sink, schema, self._outputs, self._project_dir)
+            batcher = Batcher(writer, options)
             await batcher.start()
             self.batchers[key] = batcher
+            self.converters[key] = writer.converter_for(row_type)
 
     def pusher(self, key: str) -> Callable[[list[Any]], Awaitable[None]]:
         """``SinkDependencyBuilder``'s push: convert, then wait until the rows are durable."""
         if key not in self._declared:
             raise LookupError(f"no writer was declared for the sink {key!r}")
-        convert = row_converter(self._declared[key][1])
 
         async def push(items: list[Any]) -> None:
+            convert = self.converters[key]
             await self.batchers[key].submit([convert(item) for item in items])
 
         return push
