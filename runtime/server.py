@@ -118,9 +118,12 @@ async def serve_worker(
     try:
         await web.SockSite(runner, sock, backlog=1024).start()
         # What start-up made lives as long as the worker: moved out of the cyclic collector's
-        # reach, a collection triggered by request garbage no longer walks all of it.
+        # reach, a collection triggered by request garbage no longer walks all of it. Requests
+        # free what they make by reference counting; the youngest generation is collected after
+        # 50,000 net allocations instead of 700 (a 100-row request alone makes 300).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         if on_ready is not None:
             on_ready([_url(sock)])
         await stop.wait()
