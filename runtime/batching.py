@@ -109,7 +109,8 @@ class Batcher:
     async def _write(self, batch: list[_Pending]) -> None:
         rows = [row for item_rows, _ in batch for row in item_rows]
         try:
-            await asyncio.wait_for(self.writer.write(rows), self.options.write_timeout)
+            async with asyncio.timeout(self.options.write_timeout):  # no task per write, as wait_for makes
+                await self.writer.write(rows)
         except RowsRejected as e:
             if len(batch) == 1:
                 _fail(batch[0][1], e)

@@ -178,3 +178,31 @@ def test_shutdown_flushes_every_acknowledged_row(tmp_path: Path, monkeypatch: py
         statuses = asyncio.run(burst())
     assert statuses == [200] * 50
     assert sorted(r["n"] for r in _file_rows(tmp_path / "flushed")) == list(range(50))
+
+
+def test_a_write_that_never_finishes_is_cancelled_after_write_timeout() -> None:
+    """The writer's own coroutine is cancelled (so it can drop its connection), and the
+    requests in the batch are told the sink is unavailable, never acknowledged."""
+    from runtime.batching import SinkUnavailable
+    from runtime.sinks.base import SinkWriter
+
+    class Stuck(SinkWriter):
+        description = "stuck sink"
+        cancelled = False
+
+        async def write(self, rows: list[object]) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                Stuck.cancelled = True
+                raise
+
+    async def run() -> None:
+        batcher = Batcher(Stuck(), BatchOptions(write_timeout=0.05))
+        await batcher.start()
+        with pytest.raises(SinkUnavailable):
+            await batcher.submit([{"n": 1}])
+        await batcher.stop()
+
+    asyncio.run(run())
+    assert Stuck.cancelled
