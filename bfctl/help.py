@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+# Typer vendors Click as the private ``typer._click``: at run time its classes are reached through
+# Typer's public ones, the type checker reads them where they are defined.
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from typer._click.core import Context as ClickContext
+    from typer._click.formatting import HelpFormatter as ClickHelpFormatter
     from typer.core import TyperOption
+else:
+    ClickHelpFormatter = typer.Context.formatter_class
 
 _BOLD = "\x1b[1m"
 _CYAN = "\x1b[36m"
@@ -37,7 +45,7 @@ def _paint(text: str, style: str) -> str:
     return f"{style}{text}{_RESET}" if text and _styled() else text
 
 
-class HelpFormatter(typer.Context.formatter_class):  # type: ignore[misc, name-defined]
+class HelpFormatter(ClickHelpFormatter):
     """Click's help layout; on a terminal, headings bold and option and command names cyan.
 
     Click measures columns with ANSI codes stripped, so the styling never shifts the layout.
@@ -50,7 +58,7 @@ class HelpFormatter(typer.Context.formatter_class):  # type: ignore[misc, name-d
     def write_heading(self, heading: str) -> None:
         self.write(f"{'':>{self.current_indent}}{_paint(heading + ':', _BOLD)}\n")
 
-    def write_dl(self, rows: list[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:  # type: ignore[override]
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         super().write_dl([(_paint(first, _CYAN), second) for first, second in rows], col_max, col_spacing)
 
 
@@ -74,7 +82,7 @@ class Group(TyperGroup):
 
     context_class = HelpContext
 
-    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:  # type: ignore[override]
+    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
         return _plain_flag(super().get_help_option(ctx))
 
 
@@ -83,7 +91,7 @@ class Command(TyperCommand):
 
     context_class = HelpContext
 
-    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:  # type: ignore[override]
+    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
         return _plain_flag(super().get_help_option(ctx))
 
     def get_short_help_str(self, limit: int = 45) -> str:

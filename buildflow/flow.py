@@ -94,7 +94,7 @@ class Flow:
                 "Please rename your function or remove the other Processor."
             )
         sink = collector.sink_primitive
-        if sink is not None and getattr(sink, "resource_type", ""):  # Empty() makes nothing
+        if sink is not None and getattr(sink, "resource_type", None):  # Empty() makes nothing
             declare = getattr(sink, "declare_row_type", None)
             if declare is not None:  # tables take their columns from the collector's rows
                 declare(row_type_of(collector.original_process_fn_or_class, sink))

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from buildflow.exceptions import WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from yarl import URL
 
 
 class Address(NamedTuple):
@@ -24,17 +28,17 @@ class _Connection:
 
     __slots__ = ("_raw", "_state")
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: web.Request) -> None:
         self._raw = raw
         self._state: SimpleNamespace | None = None
 
     @property
-    def raw(self) -> Any:
+    def raw(self) -> web.Request:
         """The underlying aiohttp request."""
         return self._raw
 
     @property
-    def url(self) -> Any:
+    def url(self) -> URL:
         return self._raw.url
 
     @property
@@ -92,7 +96,7 @@ class WebSocket(_Connection):
 
     __slots__ = ("_ws",)
 
-    def __init__(self, raw: Any, ws: Any) -> None:
+    def __init__(self, raw: web.Request, ws: web.WebSocketResponse) -> None:
         super().__init__(raw)
         self._ws = ws
 

@@ -111,7 +111,7 @@ class FlowApp:
             if handler.is_websocket:
                 app.router.add_route("GET", handler.route, handler.handle_websocket)
                 continue
-            handle = handler.handle_collector if handler.is_collector else handler.handle
+            handle: middleware.Handler = handler.handle_collector if handler.is_collector else handler.handle
             if handler.middleware:
                 handle, cors = middleware.apply(handler.middleware, handle)
                 if cors is not None:

@@ -98,7 +98,8 @@ class Batcher:
             await self._write(self._take())
 
     def _take(self) -> list[_Pending]:
-        taken, rows = [], 0
+        taken: list[_Pending] = []
+        rows = 0
         while self._pending and (not taken or rows + len(self._pending[0][0]) <= self.options.batch_size):
             item = self._pending.popleft()
             taken.append(item)

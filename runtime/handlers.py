@@ -61,9 +61,10 @@ class CompiledHandler:
             raise StartupError(f"{owner}: websocket endpoints must be `async def`")
         self.params = Params()
         self.fn = fn
-        self.output = None if collector is None else CollectorOutput(
-            sinks, collector.sink_primitive, fn, collector.batch_options  # type: ignore[arg-type]
-        )
+        self.output: CollectorOutput | None = None
+        if collector is not None:
+            assert sinks is not None, "a collector needs the sink registry"
+            self.output = CollectorOutput(sinks, collector.sink_primitive, fn, collector.batch_options)
         args: list[Arg] = []
         path_names = set(_PATH_PARAM.findall(route))
         signature = signature_of(fn, owner)
@@ -72,7 +73,7 @@ class CompiledHandler:
         self.plan = RequestPlan(args, self.is_async)
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
         self._instance: Any = None
-        self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None
+        self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] = _not_started
 
     def _classify(
         self, param: inspect.Parameter, annotation: Any, path_names: set[str], graph: Graph, owner: str
@@ -166,7 +167,7 @@ class CompiledHandler:
         try:
             params = await self.params.parse(raw) if not self.params.empty else _EMPTY
             ctx = RequestContext(raw) if self.needs_context else None
-            return render(await self._invoke(ctx, params))  # type: ignore[misc]
+            return render(await self._invoke(ctx, params))
         except Exception as e:
             return self._error(raw, e)
 
@@ -174,7 +175,9 @@ class CompiledHandler:
         try:
             params = await self.params.parse(raw) if not self.params.empty else _EMPTY
             ctx = RequestContext(raw) if self.needs_context else None
-            return await self.output.deliver(await self._invoke(ctx, params))  # type: ignore[misc, union-attr]
+            output = self.output
+            assert output is not None  # the collector route is added for collectors only
+            return await output.deliver(await self._invoke(ctx, params))
         except Exception as e:
             return self._error(raw, e)
 
@@ -202,7 +205,7 @@ class CompiledHandler:
         ctx = RequestContext(raw, WebSocket(raw, ws))
         try:
             params = await self.params.parse(raw) if not self.params.empty else _EMPTY
-            await self._invoke(ctx, params)  # type: ignore[misc]
+            await self._invoke(ctx, params)
         except WebSocketDisconnect:
             pass
         except (HTTPException, ClientError) as e:
@@ -220,6 +223,10 @@ class CompiledHandler:
         if not ws.closed:
             await ws.close()
         return ws
+
+
+async def _not_started(ctx: Any, params: dict[str, Any]) -> Any:
+    raise RuntimeError("CompiledHandler.start() was not called")
 
 
 async def _call(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:

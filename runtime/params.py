@@ -105,10 +105,13 @@ class Params:
             except Invalid as e:
                 errors.extend(e.under("body").errors)
             return
-        if data is not _MISSING and not isinstance(data, dict):
+        if data is _MISSING:
+            fields: dict[str, Any] = {}
+        elif isinstance(data, dict):
+            fields = data
+        else:
             errors.append({"loc": ["body"], "msg": "Input should be a JSON object", "type": "dict_type"})
             return
-        fields = {} if data is _MISSING else data
         for name, convert, default in self.body:
             if name not in fields:
                 if default is _MISSING:

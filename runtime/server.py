@@ -201,11 +201,12 @@ def _serve_forked(
                 sock = bind_socket(host, port, True) if reuse_port else shared
                 if reuse_port:
                     shared.close()
+
+                def signal_ready(_urls: list[str]) -> None:
+                    os.write(ready_w, b".")
+
                 code = asyncio.run(
-                    serve_worker(
-                        flow_app, sock, grace=grace, access_log=access_log,
-                        on_ready=lambda _urls: os.write(ready_w, b"."),
-                    )
+                    serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=signal_ready)
                 )
             except StartupError as e:
                 (on_worker_error or _print_worker_error)(e)

@@ -114,7 +114,12 @@ class TestClient:
             serve_worker(self.flow_app, sock, grace=self._grace, on_ready=ready.set_result, stop=self._stop),
             self._loop,
         )
-        self._served.add_done_callback(lambda f: ready.done() or ready.set_exception(f.exception() or RuntimeError("server stopped")))
+
+        def stopped(served: Future[int]) -> None:
+            if not ready.done():
+                ready.set_exception(served.exception() or RuntimeError("server stopped"))
+
+        self._served.add_done_callback(stopped)
         try:
             self.base_url = ready.result(timeout=60)[0]
         except BaseException:
@@ -131,7 +136,8 @@ class TestClient:
             return
         if self._session is not None:
             self._run(self._session.close())
-        self._loop.call_soon_threadsafe(self._stop.set)  # type: ignore[union-attr]
+        assert self._stop is not None  # made by __enter__ before the server it stops
+        self._loop.call_soon_threadsafe(self._stop.set)
         try:
             if self._served.done() and self._served.exception() is not None:
                 return  # the server never started; its error is what the caller sees

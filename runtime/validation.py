@@ -193,7 +193,7 @@ def _record(node: TypeNode) -> Converter:
     env["_M"] = _MISSING_KEY
     lines += ["    if errors:", "        raise Invalid(errors)", f"    return tp({', '.join(positional + keywords)})"]
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the dataclass's own field names
-    return env["convert"]  # type: ignore[no-any-return]
+    return env["convert"]
 
 
 _MISSING_KEY = object()

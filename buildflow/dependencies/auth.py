@@ -7,9 +7,9 @@ its annotations must be evaluated where the local names exist.
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
+from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials, SecurityHeader
 from buildflow.dependencies.scopes import Scope, dependency
 from buildflow.exceptions import HTTPException
 from buildflow.requests import Request
@@ -27,7 +27,8 @@ def _verify_with_google(token: str) -> dict[str, Any]:
     from google.auth.transport import requests as google_requests
     from google.oauth2 import id_token
 
-    return id_token.verify_oauth2_token(token, google_requests.Request())
+    claims: dict[str, Any] = id_token.verify_oauth2_token(token, google_requests.Request())
+    return claims
 
 
 def AuthenticatedGoogleUserDepBuilder(
@@ -42,9 +43,16 @@ def AuthenticatedGoogleUserDepBuilder(
     (needs the ``google-auth`` package).
     """
 
+    # The dependency graph reads the parameter's annotation: the class asked for at run time;
+    # for the type checker, what every credentials class has (a ``token``).
+    if TYPE_CHECKING:
+        Credentials: TypeAlias = SecurityHeader
+    else:
+        Credentials = bearer_credentials_dependency
+
     @dependency(scope=Scope.PROCESS)
     class AuthenticatedGoogleUser:
-        def __init__(self, credentials: bearer_credentials_dependency, request: Request) -> None:  # type: ignore[valid-type]
+        def __init__(self, credentials: Credentials, request: Request) -> None:
             token = credentials.token
             if session_id_token is not None:
                 session = getattr(request.raw, "get", lambda *_: None)("session") or {}

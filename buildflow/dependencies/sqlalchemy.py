@@ -34,7 +34,7 @@ def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
     as ``SessionDep.SessionMaker`` for dependencies that need the engine itself."""
     for cls in (session_dep, maker):
         cls.__qualname__ = cls.__name__ = f"{cls.__name__}[{db_primitive.database_name}]"
-    session_dep.SessionMaker = maker  # type: ignore[attr-defined]
+    session_dep.SessionMaker = maker  # type: ignore[attr-defined]  # an attribute given to the built class
     return session_dep
 
 
@@ -253,7 +253,7 @@ def AsyncSessionDepBuilder(
 
     @dependency(Scope.PROCESS)
     class AsyncSessionDep:
-        async def __init__(self, maker: AsyncSessionMaker) -> None:  # async: built on the loop
+        async def __init__(self, maker: AsyncSessionMaker) -> None:  # type: ignore[misc]  # the graph awaits an async __init__: built on the loop
             self.session = maker.SessionLocal()
 
         async def teardown(self) -> None:

@@ -93,7 +93,7 @@ class Primitive:
             return self
 
         provide.__name__ = f"{type(self).__name__}Dependency"
-        return dependency(Scope.NO_SCOPE)(provide)  # type: ignore[operator]
+        return dependency(Scope.NO_SCOPE)(provide)
 
 
 class GCPPrimitive(Primitive):

@@ -6,13 +6,13 @@ return type of the collector that writes to it (the runtime reads ``schema`` the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
 
 
-class TableSchema:
-    """Mixin for table primitives: a ``schema`` option and its columns as plan properties.
+class TableSchema(Primitive):
+    """Base of table primitives: a ``schema`` option and its columns as plan properties.
 
     ``schema`` is a class attribute, not a dataclass field, so the constructor keeps
     BuildFlow's positional order; ``.options(schema=...)`` sets it on the instance.
@@ -20,9 +20,9 @@ class TableSchema:
 
     schema: Any = None
 
-    def options(self, **kwargs: Any) -> Any:
-        Primitive.options(self, **kwargs)  # type: ignore[arg-type]
-        self.validate()  # type: ignore[attr-defined]
+    def options(self, **kwargs: Any) -> Self:
+        super().options(**kwargs)
+        self.validate()
         return self
 
     def check_schema(self) -> None:

@@ -28,7 +28,7 @@ import duckdb
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: callers check for None
 
 IDLE_SECONDS = 0.05
 TURN_SECONDS = 0.25

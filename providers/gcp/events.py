@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pulumi.automation import EngineEvent, StepEventMetadata
 
     from buildflow.io.primitive import Primitive
-    from providers.base import Progress
+    from providers.base import Progress, Status
 
 #: Engine step ops → plan actions (``None``: not a change of the resource).
 _ACTIONS: dict[str, Action | None] = {
@@ -179,12 +179,14 @@ class StepCollector:
         """
         by_id = {p.primitive_id(): p for p in declared}
         out = []
+        action: Action
+        meta: StepEventMetadata | None
         for name, (action, meta) in self.steps.items():
             if name not in by_id:
                 kind = resource_type_name(meta.type)
                 out.append(ResourceChange(name, kind, action, _inputs_change(meta.old.inputs if meta.old else None, False, frozenset())))
         for pid, primitive in by_id.items():
-            action, meta = self.steps.get(pid, ("noop", None))  # type: ignore[assignment]
+            action, meta = self.steps.get(pid, ("noop", None))
             secret = primitive.secret_properties
             if action == "create" and meta is not None:
                 props = _inputs_change(meta.new.inputs if meta.new else None, True, secret)
@@ -213,15 +215,16 @@ class ProgressRelay:
                 diag = event.diagnostic_event
                 key = resource_name(diag.urn) if diag.urn else ""
                 self.errors.setdefault(key, []).append(diag.message.strip())
-            for step, status in (
+            steps: tuple[tuple[Any, Status], ...] = (
                 (event.resource_pre_event, "started"),
                 (event.res_outputs_event, "done"),
                 (event.res_op_failed_event, "failed"),
-            ):
+            )
+            for step, status in steps:
                 if step is not None:
                     self._step(step.metadata, status)
 
-    def _step(self, meta: StepEventMetadata, status: str) -> None:
+    def _step(self, meta: StepEventMetadata, status: Status) -> None:
         action = _ACTIONS.get(meta.op.value)
         if not is_ours(meta.type) or action in (None, "noop"):
             return
@@ -240,7 +243,7 @@ class ProgressRelay:
         if status != "started":
             self.finished.add(name)
             message = "; ".join(self.errors.get(name, [])) if status == "failed" else ""
-            self.progress(name, self.started[name], status, message)  # type: ignore[arg-type]
+            self.progress(name, self.started[name], status, message)
 
     def finish(self) -> None:
         """Report as done what started and was not reported finished (after a successful run)."""

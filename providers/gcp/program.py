@@ -74,35 +74,35 @@ def _child_deletion(instance: CloudSQLInstance) -> str | None:
 
 
 def _database(p: CloudSQLDatabase, made: Made) -> Built:
-    instance = made[p.instance.primitive_id()]
+    instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
     r = gcp.sql.Database(
         p.primitive_id(),
         name=p.database_name,
-        instance=instance.name,  # type: ignore[attr-defined]
+        instance=instance.name,
         project=p.instance.project_id,
         deletion_policy=_child_deletion(p.instance),
         opts=_named(),
     )
     return r, {
-        "connection_name": instance.connection_name,  # type: ignore[attr-defined]
+        "connection_name": instance.connection_name,
         "database": r.name,
         "instance": p.instance.primitive_id(),
     }
 
 
 def _user(p: CloudSQLUser, made: Made) -> Built:
-    instance = made[p.instance.primitive_id()]
+    instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
     r = gcp.sql.User(
         p.primitive_id(),
         name=p.user_name,
-        instance=instance.name,  # type: ignore[attr-defined]
+        instance=instance.name,
         project=p.instance.project_id,
         password=pulumi.Output.secret(p.password),
         deletion_policy=_child_deletion(p.instance),
         opts=_named(),
     )
     return r, {
-        "connection_name": instance.connection_name,  # type: ignore[attr-defined]
+        "connection_name": instance.connection_name,
         "user": r.name,
         "instance": p.instance.primitive_id(),
     }
@@ -114,11 +114,11 @@ def _dataset(p: BigQueryDataset, made: Made) -> Built:
 
 
 def _table(p: BigQueryTable, made: Made) -> Built:
-    dataset = made[p.dataset.primitive_id()]
+    dataset = cast(gcp.bigquery.Dataset, made[p.dataset.primitive_id()])
     schema = json.dumps([c.bigquery_field() for c in schema_from_type(p.schema)]) if p.schema is not None else None
     r = gcp.bigquery.Table(
         p.primitive_id(),
-        dataset_id=dataset.dataset_id,  # type: ignore[attr-defined]
+        dataset_id=dataset.dataset_id,
         table_id=p.table_name,
         project=p.dataset.project_id,
         schema=schema,

@@ -80,7 +80,11 @@ def signature_of(target: Callable[..., Any], owner: str) -> list[tuple[inspect.P
         sig = inspect.signature(target)
     except (TypeError, ValueError) as e:
         raise StartupError(f"{owner}: cannot read its signature ({e})") from None
-    hint_source = target.__init__ if isinstance(target, type) else target
+    if isinstance(target, type):
+        cls: type[Any] = target
+        hint_source: Any = cls.__init__
+    else:
+        hint_source = target
     try:
         hints = typing.get_type_hints(hint_source, include_extras=True)
     except Exception as e:  # NameError for an undefined forward reference, mostly

@@ -43,7 +43,7 @@ class Lifecycle:
                     raise DependencyStartupError(node.name, scope.name, result) from result
                 if isinstance(result, BaseException):
                     raise result
-                node.value = result  # type: ignore[attr-defined]
+                node.value = result
                 built.add(id(node))
             pending = [n for n in pending if id(n) not in built]
         if scope is Scope.GLOBAL:
@@ -52,7 +52,7 @@ class Lifecycle:
     async def _build(
         self, node: Node, loop: asyncio.AbstractEventLoop, pool: Executor | None, teardowns: list[Teardown]
     ) -> Any:
-        kwargs = {name: arg.value for name, arg in node.args}  # type: ignore[union-attr]
+        kwargs = {name: arg.value for name, arg in node.args}
         if node.factory.is_async:
             return await node.factory.create_async(kwargs, teardowns)
         return await loop.run_in_executor(pool, node.factory.create_sync, kwargs, teardowns)

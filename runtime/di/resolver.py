@@ -44,7 +44,7 @@ class Step:
             elif arg.scope is Scope.PROCESS:
                 self.slots.append((name, slot_of[id(arg)]))
             else:
-                self.consts[name] = arg.value  # type: ignore[attr-defined]
+                self.consts[name] = arg.value
 
     def kwargs(self, vals: list[Any], ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         kw = self.consts.copy()
@@ -110,11 +110,11 @@ class RequestPlan:
                 target.layers[layer_of[step.slot]].append(step)
             else:
                 target.sync.append(step)
-        for epoch in epochs:  # (a sync handler tears down in its own trip: it never overlaps)
-            async_slots = {s.slot for layer in epoch.layers for s in layer}
-            epoch.overlap = bool(epoch.layers and epoch.sync) and self.handler not in epoch.sync and not any(
+        for scheduled in epochs:  # (a sync handler tears down in its own trip: it never overlaps)
+            async_slots = {s.slot for layer in scheduled.layers for s in layer}
+            scheduled.overlap = bool(scheduled.layers and scheduled.sync) and self.handler not in scheduled.sync and not any(
                 isinstance(arg, Node) and arg.scope is Scope.PROCESS and self._slot_of[id(arg)] in async_slots
-                for step in epoch.sync
+                for step in scheduled.sync
                 for _, arg in step.args
             )
         return epochs

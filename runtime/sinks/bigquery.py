@@ -26,8 +26,7 @@ class BigQueryWriter(SinkWriter):
     async def start(self) -> None:
         from gcloud.aio.bigquery import Table
 
-        kwargs = {"api_root": self.api_root} if self.api_root else {}
-        self._table = Table(self.dataset, self.table, project=self.project, **kwargs)
+        self._table = Table(self.dataset, self.table, project=self.project, api_root=self.api_root or None)
 
     async def write(self, rows: list[Row]) -> None:
         response = await self._table.insert([to_jsonable(r) for r in rows], skip_invalid=False, ignore_unknown=False)

@@ -27,7 +27,7 @@ from runtime.sinks.threaded import ThreadedWriter
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: callers check for None
 
 
 def split_name(file_path: str, file_format: FileFormat) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from runtime.sinks.formats import json_bytes
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: callers check for None
 
 # Pub/Sub limits per publish request: 1,000 messages and 10 MB (data travels base64-encoded).
 _MAX_MESSAGES = 1000
