@@ -11,7 +11,6 @@ from aiohttp import web
 from buildflow.processors import row_type_of
 from runtime.batching import BatchOptions
 from runtime.errors import StartupError
-from runtime.sinks.base import Row
 from runtime.sinks.registry import SinkRegistry
 
 _SUCCESS = b'{"success":true}'
@@ -32,7 +31,7 @@ class CollectorOutput:
         self._registry = registry
         # No sink (BuildFlow's ``Empty``): the rows are discarded, the answer is the same.
         self._key = None if sink is None else registry.declare(sink, self.row_type, batch_options)
-        self._convert: Callable[[Any], Row] | None = None
+        self._convert: Callable[[Any], Any] = _not_started
 
     def start(self) -> None:
         if self._key is None:
@@ -42,12 +41,14 @@ class CollectorOutput:
     async def deliver(self, result: Any) -> web.StreamResponse:
         """Answer once the rows are durable; a row that does not fit, or a sink that cannot take
         rows, raises, and the handler's error mapping answers 422 or 503."""
-        if result is None or self._key is None:
-            rows: list[Row] = []
-        elif isinstance(result, (list, tuple)):
-            rows = [self._convert(r) for r in result]  # type: ignore[misc]
-        else:
-            rows = [self._convert(result)]  # type: ignore[misc]
-        if rows:
-            await self._registry.batchers[self._key].submit(rows)
+        key = self._key
+        if result is not None and key is not None:
+            convert = self._convert
+            rows = [convert(r) for r in result] if isinstance(result, (list, tuple)) else [convert(result)]
+            if rows:
+                await self._registry.batchers[key].submit(rows)
         return web.Response(body=_SUCCESS, content_type="application/json")
+
+
+def _not_started(result: Any) -> Any:
+    raise RuntimeError("CollectorOutput.start() was not called")

@@ -326,7 +326,8 @@ def _record_converter(
     else:
         lines.append("    return (" + "".join(f"x{i}, " for i in range(len(columns))) + ")")
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the record's own field names
-    return env["convert"]  # type: ignore[no-any-return]
+    convert: Callable[[Any], Any] = env["convert"]
+    return convert
 
 
 def converter_for_columns(columns: list[Column], record_type: Any = None) -> Callable[[Any], Row]:

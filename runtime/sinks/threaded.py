@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from runtime.sinks.base import Row, SinkWriter
+from runtime.sinks.base import SinkWriter
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ class ThreadedWriter(SinkWriter):
     async def start(self) -> None:
         await self._call(self.open)
 
-    async def write(self, rows: list[Row]) -> None:
+    async def write(self, rows: list[Any]) -> None:
         await self._call(self.write_blocking, rows)
 
     async def stop(self) -> None:
@@ -40,8 +40,8 @@ class ThreadedWriter(SinkWriter):
         """Prepare the destination (runs on the writer's thread)."""
 
     @abc.abstractmethod
-    def write_blocking(self, rows: list[Row]) -> None:
-        """``write`` on the writer's thread."""
+    def write_blocking(self, rows: list[Any]) -> None:
+        """``write`` on the writer's thread (rows as ``converter_for`` made them)."""
 
     def close(self) -> None:
         """Release what ``open`` took (runs on the writer's thread)."""
