@@ -170,7 +170,7 @@ def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: l
     SessionDep(database, "runner@my-project.iam", "", enable_iam_auth=True)
     assert session_users(database) == []  # an IAM user is not a password user bfctl creates
 
-    shared = CloudSQLConnectors(type("Credentials", (), {"gcp_credentials": None})())  # type: ignore[arg-type]
+    shared = CloudSQLConnectors(type("Credentials", (), {"gcp_credentials": None})())
     made = engine(gcp_outputs(database), database, "runner@my-project.iam", "", shared, enable_iam_auth=True)
     with pytest.raises(KeyError, match="password"):
         made.connect()  # the stand-in needs a password; what was asked is what matters

@@ -96,9 +96,9 @@ def monitor() -> Iterator[RecordingMonitor]:
     mon = RecordingMonitor(CloudMocks())
     pulumi.runtime.set_mocks(CloudMocks(), project="bfctl-test", stack="dev", preview=False, monitor=mon)
     root = pulumi.runtime.get_root_resource()
-    root.outputs.clear()  # type: ignore[attr-defined]  # the root stack outlives one test
+    root.outputs.clear()  # the root stack outlives one test
     yield mon
-    root.outputs.clear()  # type: ignore[attr-defined]
+    root.outputs.clear()
     asyncio.set_event_loop(None)
     loop.close()
 
@@ -110,7 +110,7 @@ def run_program(primitives: list[Any]) -> dict[str, Any]:
     @pulumi.runtime.test
     def body() -> Any:
         gcp_program.declare(primitives)
-        outputs = pulumi.runtime.get_root_resource().outputs  # type: ignore[attr-defined]
+        outputs = pulumi.runtime.get_root_resource().outputs
         return pulumi.Output.all(**outputs).apply(exports.update)
 
     body()
@@ -178,7 +178,7 @@ def test_user_password_output_is_secret(monitor: RecordingMonitor) -> None:
     @pulumi.runtime.test
     def body() -> Any:
         made = gcp_program.declare([instance, user])
-        password = made[user.primitive_id()].password  # type: ignore[attr-defined]
+        password = made[user.primitive_id()].password  # type: ignore[attr-defined]  # made[...] is a sql.User
         return pulumi.Output.from_input(asyncio.ensure_future(password.is_secret())).apply(
             lambda secret: found.update(secret=secret)
         )

@@ -27,14 +27,15 @@ def test_apply_killed_then_converges(kill_at: str, tmp_path: Path, bfctl_env: di
     shutil.copytree(REPO_ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow"))
     apply = subprocess.Popen([sys.executable, "-m", "bfctl", "apply", "--yes"], cwd=project, env=bfctl_env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert apply.stdout is not None  # stdout=PIPE
     seen = []
-    for line in apply.stdout:  # type: ignore[union-attr]
+    for line in apply.stdout:
         seen.append(line.rstrip())
         if re.search(kill_at, line.rstrip()):
             apply.send_signal(signal.SIGKILL)
             break
     apply.wait(timeout=60)
-    apply.stdout.close()  # type: ignore[union-attr]
+    apply.stdout.close()
     assert apply.returncode == -signal.SIGKILL, "\n".join(seen)
 
     code, out = run_bfctl(["plan", "--detailed-exitcode"], project, bfctl_env)

@@ -81,7 +81,7 @@ def test_plan_apply_update_destroy(tmp_path: Path) -> None:
 
     # A new field: the tables gain a nullable column, nothing else changes.
     for key in ("bq", "analysis", "duck"):
-        primitives[key].schema = ClickV2  # type: ignore[attr-defined]
+        primitives[key].schema = ClickV2  # type: ignore[attr-defined]  # these three are tables: they have a schema
     plan = provider.plan(list(primitives.values()))
     assert [c.resource_id for c in plan.changes if c.action == "update"] == [
         "my-project.analytics.clicks", "analysis_table:page_views", "duckdb:mine.duckdb:clicks",

@@ -20,7 +20,7 @@ def make_instance(**overrides: object) -> CloudSQLInstance:
         "settings": CloudSQLInstanceSettings(tier="db-f1-micro"),
     }
     values.update(overrides)
-    return CloudSQLInstance(**values)  # type: ignore[arg-type]
+    return CloudSQLInstance(**values)  # type: ignore[arg-type]  # values holds each argument's own type
 
 
 def test_buildflow_field_order_and_ids() -> None:
@@ -58,7 +58,7 @@ def test_managed_flag_options_and_dependency() -> None:
     provide = instance.dependency()
     from buildflow.dependencies import Scope
 
-    assert provide.__buildflow_scope__ is Scope.NO_SCOPE  # type: ignore[attr-defined]
+    assert provide.__buildflow_scope__ is Scope.NO_SCOPE
     assert provide() is instance and provide() is instance
 
 
@@ -139,7 +139,7 @@ def test_database_and_user_validation() -> None:
     with pytest.raises(PrimitiveValidationError, match="reserved"):
         CloudSQLDatabase("template1", instance)
     with pytest.raises(PrimitiveValidationError, match="must be a CloudSQLInstance"):
-        CloudSQLDatabase("notes", "my-project:notes-db")  # type: ignore[arg-type]
+        CloudSQLDatabase("notes", "my-project:notes-db")  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(PrimitiveValidationError, match="reserved"):
         CloudSQLUser("pg_notes", "x", instance)
     with pytest.raises(PrimitiveValidationError, match="password must be a non-empty string"):

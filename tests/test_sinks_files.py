@@ -54,7 +54,7 @@ def test_json_lines_one_file_per_worker(tmp_path: Path) -> None:
     assert len(files) == 2 and all(len(f.stem.split("-")[-1]) == 8 for f in files)
     by_file = {f: [json.loads(line) for line in f.read_text().splitlines()] for f in files}
     assert sorted(len(v) for v in by_file.values()) == [4, 5]
-    mine = by_file[first.path]  # type: ignore[attr-defined]
+    mine = by_file[first.path]  # type: ignore[attr-defined]  # writer_for made a FileWriter
     assert [r["user"] for r in mine] == ["u0", "u1", "u2", "u3", "u4"]
     assert mine[1] == {"user": "u1", "n": 1, "at": "2024-05-01T12:30:00+00:00", "score": 0.5}
 
@@ -116,13 +116,13 @@ def test_a_torn_line_from_a_killed_worker_is_cut_when_the_next_starts(tmp_path: 
         alive = writer_for(sink, schema_from_type(Event), {}, tmp_path)
         await alive.start()
         await alive.write(rows(1))
-        path = alive.path  # type: ignore[attr-defined]
+        path = alive.path  # type: ignore[attr-defined]  # writer_for made a FileWriter
         path.write_bytes(path.read_bytes() + b'{"mid-append')  # as if caught in the middle of an append
         (tmp_path / "out" / "stray.json").write_bytes(b'{"half"')  # not one of this sink's files
         later = writer_for(sink, schema_from_type(Event), {}, tmp_path)
         await later.start()  # mends the dead worker's file, leaves the live one alone
         await later.stop()
-        assert alive.path.read_bytes().endswith(b'{"mid-append')  # type: ignore[attr-defined]
+        assert path.read_bytes().endswith(b'{"mid-append')
         await alive.stop()
 
     asyncio.run(run())

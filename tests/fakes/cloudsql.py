@@ -126,7 +126,7 @@ class CloudSQLStandIn:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # a started site has its server
         self.endpoint = f"http://127.0.0.1:{port}"
         self._proxy = await asyncio.start_server(self._tunnel, "127.0.0.1", PROXY_PORT, ssl=self._server_context())
 
