@@ -27,8 +27,18 @@ from bench.load import CONNECTIONS, LoadResult, have_wrk, run_load
 from bench.servers import ROOT, running
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
-ORDER = json.dumps({"order_id": 1, "customer": "ann", "email": "a@example.com", "amount": 9.5,
-                    "currency": "EUR", "paid": True, "items": ["a", "b", "c"], "note": "rush"}).encode()
+ORDER = json.dumps(
+    {
+        "order_id": 1,
+        "customer": "ann",
+        "email": "a@example.com",
+        "amount": 9.5,
+        "currency": "EUR",
+        "paid": True,
+        "items": ["a", "b", "c"],
+        "note": "rush",
+    }
+).encode()
 
 # name, path, body, baseline kind, targets: {other kind: minimum ours/other}
 ENDPOINTS = [
@@ -46,8 +56,9 @@ def selected_sections() -> list[str]:
     only = [s.strip() for s in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
     if unknown or not only:
-        raise SystemExit(f"BENCH_ONLY: unknown section(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(SECTIONS)}")
+        raise SystemExit(
+            f"BENCH_ONLY: unknown section(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}"
+        )
     return only
 
 
@@ -123,8 +134,9 @@ def _copy_ceiling(project: Path, rows: int = 200_000, batch: int = 1000) -> floa
     out = state.resources["bench-project:bench-db.bench"].outputs
     password = next((project / ".buildflow").rglob("admin-password")).read_text().strip()
     data = [(r["user"], r["kind"], r["n"]) for r in _rows(batch)]
-    with psycopg.connect(host=out["host"], port=out["port"], dbname="bench", user="buildflow_admin",
-                         password=password) as conn:
+    with psycopg.connect(
+        host=out["host"], port=out["port"], dbname="bench", user="buildflow_admin", password=password
+    ) as conn:
         began = time.perf_counter()
         for _ in range(rows // batch):
             with conn.cursor() as cur, cur.copy('COPY many_events ("user", kind, n) FROM STDIN') as copy:
@@ -150,11 +162,13 @@ def collectors(workdir: Path) -> dict[str, Any]:
     try:
         with serving(bfctl_serve("collect.py:app"), project) as (base, _process, _startup):
             runs = {}
-            for name, path, body in [("plain endpoint (req/s)", "/plain", one),
-                                     ("collector → PostgreSQL, 1 row/request", "/pg/one", one),
-                                     ("one INSERT per request", "/insert", one),
-                                     ("collector → DuckDB, 1 row/request", "/duck/one", one),
-                                     ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred)]:
+            for name, path, body in [
+                ("plain endpoint (req/s)", "/plain", one),
+                ("collector → PostgreSQL, 1 row/request", "/pg/one", one),
+                ("one INSERT per request", "/insert", one),
+                ("collector → DuckDB, 1 row/request", "/duck/one", one),
+                ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred),
+            ]:
                 run_load(base + path, 1, body)
                 runs[name] = run_load(base + path, SECONDS, body)
         ceiling = _copy_ceiling(project)
@@ -166,12 +180,16 @@ def collectors(workdir: Path) -> dict[str, Any]:
     ratios = {
         "1 row/request vs plain endpoint (target ≥ 0.8)": pg_one / rows_per_s["plain endpoint (req/s)"],
         "1 row/request vs one INSERT per request (target ≥ 3)": pg_one / rows_per_s["one INSERT per request"],
-        "100 rows/request vs COPY ceiling (target ≥ 0.5)":
-            rows_per_s["collector → PostgreSQL, 100 rows/request"] / ceiling,
+        "100 rows/request vs COPY ceiling (target ≥ 0.5)": rows_per_s["collector → PostgreSQL, 100 rows/request"]
+        / ceiling,
     }
     errors = {name: r.errors for name, r in runs.items() if r.errors}
-    return {"rows_per_s": rows_per_s, "ratios": ratios, "errors": errors,
-            "p99_ms": {name: r.p99_ms for name, r in runs.items()}}
+    return {
+        "rows_per_s": rows_per_s,
+        "ratios": ratios,
+        "errors": errors,
+        "p99_ms": {name: r.p99_ms for name, r in runs.items()},
+    }
 
 
 def _time(cmd: list[str], cwd: Path, runs: int = 5) -> float:
@@ -222,8 +240,10 @@ def memory() -> dict[str, float]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"\nLoad: {'wrk' if have_wrk() else 'python closed loop (install wrk for real figures)'}, "
-          f"{CONNECTIONS} connections, {SECONDS:g}s per run, 1 server process each\n")
+    print(
+        f"\nLoad: {'wrk' if have_wrk() else 'python closed loop (install wrk for real figures)'}, "
+        f"{CONNECTIONS} connections, {SECONDS:g}s per run, 1 server process each\n"
+    )
     for row in rows:
         print(row["scenario"])
         for kind, r in row["results"].items():

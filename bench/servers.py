@@ -32,8 +32,20 @@ def uvicorn_serve(target: str) -> list[str]:
     """uvicorn serving ``target`` from bench/apps: one worker, warnings only, no access log, its
     default loop and HTTP parser (uvloop and httptools, which uvicorn[standard] installs); the
     port comes last.  FastAPI and Litestar both run on exactly this."""
-    return [sys.executable, "-m", "uvicorn", target, "--app-dir", str(APPS), "--log-level", "warning",
-            "--no-access-log", "--workers", "1", "--port"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--app-dir",
+        str(APPS),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        "1",
+        "--port",
+    ]
 
 
 def command(kind: str) -> list[str]:

@@ -98,9 +98,7 @@ FlowArgument = Annotated[str | None, typer.Argument(metavar="TARGET", help=TARGE
 @app.command(cls=Command)
 def serve(
     target: FlowArgument = None,
-    host: Annotated[
-        str, typer.Option(help="Interface to bind; 0.0.0.0 listens on all of them.")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 listens on all of them.")] = "127.0.0.1",
     port: Annotated[
         int,
         typer.Option(min=0, max=65535, help="TCP port to bind; 0 picks a free port and prints it."),
@@ -120,9 +118,7 @@ def serve(
             help="Seconds in-flight requests get to finish after SIGTERM/Ctrl+C before shutdown.",
         ),
     ] = 10.0,
-    access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
-    ] = True,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
     stack: StackOption = "dev",
     infra_target: InfraTargetOption = "local",
     apply_first: Annotated[
@@ -130,13 +126,14 @@ def serve(
     ] = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
-    loop: Annotated[
-        str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio or uvloop.")
-    ] = "auto",
+    loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio or uvloop.")] = "auto",
     threads: Annotated[
         int | None,
-        typer.Option(min=1, show_default="CPUs + 4, at most 32",
-                     help="Threads per worker for sync handlers and dependencies; more when they wait on I/O."),
+        typer.Option(
+            min=1,
+            show_default="CPUs + 4, at most 32",
+            help="Threads per worker for sync handlers and dependencies; more when they wait on I/O.",
+        ),
     ] = None,
 ) -> None:
     """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
@@ -213,8 +210,11 @@ def apply(
 def destroy(
     target: Annotated[
         str | None,
-        typer.Argument(metavar="TARGET", help="Accepted for symmetry; destroy removes what the stack's state records.",
-                       show_default=False),
+        typer.Argument(
+            metavar="TARGET",
+            help="Accepted for symmetry; destroy removes what the stack's state records.",
+            show_default=False,
+        ),
     ] = None,
     stack: StackOption = "dev",
     infra_target: InfraTargetOption = "local",

@@ -82,9 +82,7 @@ def load_flow(target: str | None, cwd: Path, *, full_traceback: bool = False) ->
 
 def _parse_target(spec: str, cwd: Path) -> _Target:
     if not spec:
-        raise FlowLoadError(
-            "the flow target is empty; expected `module:attr` or `path/to/file.py:attr`"
-        )
+        raise FlowLoadError("the flow target is empty; expected `module:attr` or `path/to/file.py:attr`")
     location, attr = spec, DEFAULT_ATTR
     if not spec.endswith(".py") and ":" in spec:
         location, attr = spec.rsplit(":", 1)
@@ -94,8 +92,7 @@ def _parse_target(spec: str, cwd: Path) -> _Target:
         return _Target(None, (cwd / location).resolve(), attr)
     if not all(part.isidentifier() for part in location.split(".")):
         raise FlowLoadError(
-            f"`{location}` is neither a module name nor a .py file; "
-            "expected `module:attr` or `path/to/file.py:attr`"
+            f"`{location}` is neither a module name nor a .py file; expected `module:attr` or `path/to/file.py:attr`"
         )
     return _Target(location, None, attr)
 
@@ -115,7 +112,7 @@ def _configured_target(cwd: Path) -> str:
     raise FlowLoadError(
         "no flow to serve: no TARGET was given and none is configured.\n"
         "Looked for:\n"
-        f"  - {pyproject} with [tool.buildflow] app = \"module:attr\": {why_not_pyproject}\n"
+        f'  - {pyproject} with [tool.buildflow] app = "module:attr": {why_not_pyproject}\n'
         f"  - {yaml} with entry_point: module:attr: {why_not_yaml}\n"
         "Pass a target, e.g. `bfctl serve main:app`, or add one of the above."
     )
@@ -171,8 +168,7 @@ def _import_module(name: str, cwd: Path, full_traceback: bool) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
             raise FlowLoadError(
-                f"no module named `{exc.name}` (searched {cwd}, put first on sys.path, "
-                "then the installed packages)"
+                f"no module named `{exc.name}` (searched {cwd}, put first on sys.path, then the installed packages)"
             ) from None
         raise _import_failed(name, exc, full_traceback) from None
     except Exception as exc:
@@ -189,9 +185,7 @@ def _import_file(path: Path, full_traceback: bool) -> ModuleType:
     if existing is not None:
         if Path(getattr(existing, "__file__", "") or "").resolve() == path:
             return existing
-        raise FlowLoadError(
-            f"{path.name} would replace the already imported module `{name}`; rename the file"
-        )
+        raise FlowLoadError(f"{path.name} would replace the already imported module `{name}`; rename the file")
     _put_first_on_path(path.parent)
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -230,7 +224,5 @@ def _flow_attr(module: ModuleType, attr: str, shown: str) -> Flow:
         message = f"module `{module.__name__}` has no attribute `{attr}`. {hint}"
         raise FlowLoadError(message) from None
     if not isinstance(obj, Flow):
-        raise FlowLoadError(
-            f"`{shown}` is a {type(obj).__name__}, not a buildflow.Flow. {hint}".rstrip()
-        )
+        raise FlowLoadError(f"`{shown}` is a {type(obj).__name__}, not a buildflow.Flow. {hint}".rstrip())
     return obj

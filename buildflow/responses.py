@@ -84,11 +84,16 @@ class FileResponse(Response):
 
 
 class RedirectResponse(Response):
-    def __init__(
-        self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(None, status_code, {**(headers or {}), "Location": url})
 
 
-__all__ = ["FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response",
-           "StreamingResponse"]
+__all__ = [
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+]

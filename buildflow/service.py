@@ -41,9 +41,7 @@ class Service:
     def min_replics(self) -> int:  # BuildFlow's spelling
         return self.min_replicas
 
-    def endpoint(
-        self, route: Route = "/", method: Method | str = Method.GET, **options: Any
-    ) -> Callable[[T], T]:
+    def endpoint(self, route: Route = "/", method: Method | str = Method.GET, **options: Any) -> Callable[[T], T]:
         """Declare a function or class (``setup()`` / ``process()``) as an endpoint.
 
         Returns the decorated object unchanged, so it stays callable in tests.

@@ -23,7 +23,13 @@ from providers.errors import ProviderError
 from providers.lock import LockInfo, StateLock, StateLockedError
 
 __all__ = [
-    "LockInfo", "ResourceState", "State", "StateFileError", "StateLockedError", "StateStore", "write_atomic",
+    "LockInfo",
+    "ResourceState",
+    "State",
+    "StateFileError",
+    "StateLockedError",
+    "StateStore",
+    "write_atomic",
 ]
 
 STATE_VERSION = 1

@@ -64,7 +64,9 @@ class Batcher:
 
     async def start(self) -> None:
         await self.writer.start()
-        self._task = asyncio.get_running_loop().create_task(self._flush_forever(), name=f"flush {self.writer.description}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._flush_forever(), name=f"flush {self.writer.description}"
+        )
 
     async def submit(self, rows: list[Row]) -> None:
         if self._closing:

@@ -40,8 +40,14 @@ _EMPTY: dict[str, Any] = {}
 
 class CompiledHandler:
     def __init__(
-        self, target: Any, route: str, method: str, graph: Graph, *,
-        collector: Collector | None = None, sinks: SinkRegistry | None = None,
+        self,
+        target: Any,
+        route: str,
+        method: str,
+        graph: Graph,
+        *,
+        collector: Collector | None = None,
+        sinks: SinkRegistry | None = None,
     ) -> None:
         self.target = target
         self.route = route
@@ -194,8 +200,9 @@ class CompiledHandler:
         if isinstance(e, RowsRejected):
             return json_response({"detail": f"rows refused by the sink: {e}"}, 422)
         if isinstance(e, (QueueFull, SinkUnavailable)):
-            return json_response({"detail": "The sink cannot take rows right now; retry later"}, 503,
-                                 {"Retry-After": "1"})
+            return json_response(
+                {"detail": "The sink cannot take rows right now; retry later"}, 503, {"Retry-After": "1"}
+            )
         if is_unavailable(e):
             return unavailable(raw, self.name, e)
         return server_error(raw, self.name, e)
@@ -210,7 +217,9 @@ class CompiledHandler:
             pass
         except (HTTPException, ClientError) as e:
             if not ws.prepared:
-                status, body = (e.status_code, {"detail": e.detail}) if isinstance(e, HTTPException) else (e.status, e.body)
+                status, body = (
+                    (e.status_code, {"detail": e.detail}) if isinstance(e, HTTPException) else (e.status, e.body)
+                )
                 return json_response(body, status)
             await ws.close(code=1008)
         except Exception as e:

@@ -24,8 +24,11 @@ class Cors:
         self.allow_all_origins = "*" in options.allow_origins
         self.origins = frozenset(options.allow_origins)
         self.origin_regex = re.compile(options.allow_origin_regex) if options.allow_origin_regex else None
-        self.methods = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"] if "*" in options.allow_methods \
+        self.methods = (
+            ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+            if "*" in options.allow_methods
             else sorted({m.upper() for m in options.allow_methods})
+        )
         self.allow_all_headers = "*" in options.allow_headers
         self.headers = sorted(_SAFE_HEADERS | {h.lower() for h in options.allow_headers if h != "*"})
         self.credentials = options.allow_credentials
@@ -49,7 +52,9 @@ class Cors:
     async def preflight(self, request: web.Request) -> web.Response:
         origin = request.headers.get("Origin", "")
         method = request.headers.get("Access-Control-Request-Method", "").upper()
-        asked = [h.strip().lower() for h in request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
+        asked = [
+            h.strip().lower() for h in request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()
+        ]
         problems = []
         if not self.allowed(origin):
             problems.append("origin")
@@ -100,8 +105,10 @@ def apply(middleware: list[Any], handle: Handler) -> tuple[Handler, Cors | None]
         elif isinstance(declared, HTTPSRedirectMiddleware):
             handle = _https_redirect(handle)
         elif isinstance(declared, SessionMiddleware):
-            raise StartupError("SessionMiddleware is not supported by this runtime yet; remove it or keep "
-                               "session state in a dependency")
+            raise StartupError(
+                "SessionMiddleware is not supported by this runtime yet; remove it or keep "
+                "session state in a dependency"
+            )
         else:
             raise StartupError(f"unknown middleware {type(declared).__name__}: use one from buildflow.middleware")
     return handle, cors

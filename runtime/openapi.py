@@ -28,10 +28,19 @@ SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png
 
 _VALIDATION_ERROR = {
     "type": "object",
-    "properties": {"detail": {"type": "array", "items": {
-        "type": "object",
-        "properties": {"loc": {"type": "array", "items": {}}, "msg": {"type": "string"}, "type": {"type": "string"}},
-    }}},
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        }
+    },
 }
 _ERROR = {"type": "object", "properties": {"detail": {}}}
 
@@ -58,8 +67,11 @@ def _operation(handler: CompiledHandler, schemas: Schemas) -> dict[str, Any]:
         if len(body) == 1:
             schema = body[0][1]
         else:
-            schema = {"type": "object", "properties": {n: s for n, s, _ in body},
-                      "required": [n for n, _, r in body if r]}
+            schema = {
+                "type": "object",
+                "properties": {n: s for n, s, _ in body},
+                "required": [n for n, _, r in body if r],
+            }
         op["requestBody"] = {"required": any(r for *_, r in body), "content": {"application/json": {"schema": schema}}}
     if handler.is_collector:
         ok = _json({"type": "object", "properties": {"success": {"type": "boolean"}}}, "Rows written")

@@ -56,8 +56,14 @@ def render(result: Any) -> web.StreamResponse:
 
 _UNAVAILABLE_LIBRARIES = frozenset({"sqlalchemy", "psycopg", "asyncpg", "pg8000"})
 _UNAVAILABLE_NAMES = frozenset(
-    {"OperationalError", "InterfaceError", "DisconnectionError", "CannotConnectNowError",
-     "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+    {
+        "OperationalError",
+        "InterfaceError",
+        "DisconnectionError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "TooManyConnectionsError",
+    }
 )
 
 
@@ -73,8 +79,13 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def unavailable(raw: Any, where: str, exc: BaseException) -> web.Response:
     """503 with ``Retry-After``: the request was fine, a service behind it was not."""
-    log.warning("%s %s: %s could not reach a backing service: %s", raw.method, raw.path, where,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    log.warning(
+        "%s %s: %s could not reach a backing service: %s",
+        raw.method,
+        raw.path,
+        where,
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+    )
     return json_response(
         {"detail": "A service this request needs is unavailable; retry later"}, 503, {"Retry-After": "1"}
     )
@@ -115,8 +126,9 @@ def http_error(exc: web.HTTPException) -> web.Response:
     if exc.empty_body:  # 204, 304: no body at all
         return web.Response(status=exc.status, reason=exc.reason, headers=headers)
     detail = exc.text if exc.text is not None else exc.reason
-    return web.Response(body=dumps({"detail": detail}), status=exc.status, reason=exc.reason,
-                        content_type=JSON, headers=headers)
+    return web.Response(
+        body=dumps({"detail": detail}), status=exc.status, reason=exc.reason, content_type=JSON, headers=headers
+    )
 
 
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:

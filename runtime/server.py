@@ -99,7 +99,9 @@ async def serve_worker(
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in _STOP_SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        with contextlib.suppress(
+            NotImplementedError, RuntimeError, ValueError
+        ):  # not the main thread, or no signals here
             loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         flow_app.build(),
@@ -264,8 +266,9 @@ def _supervise(
     return worst
 
 
-def run_flow(flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bool = True,
-             workers: int | None = None) -> Any:
+def run_flow(
+    flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bool = True, workers: int | None = None
+) -> Any:
     """``Flow.run()``: serve like ``bfctl serve``; ``block=False`` gives a coroutine instead."""
     if not block:
         return _serve_in_loop(flow, host, port)

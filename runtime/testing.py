@@ -1,7 +1,7 @@
 """A test client: serves a flow in-process on a loopback port and talks real HTTP to it.
 
-    with TestClient(app, overrides={RealDb: FakeDb}) as client:
-        assert client.get("/bob").json() == "HELLO! BOB!"
+with TestClient(app, overrides={RealDb: FakeDb}) as client:
+    assert client.get("/bob").json() == "HELLO! BOB!"
 """
 
 from __future__ import annotations
@@ -88,8 +88,15 @@ class TestClient:
 
     __test__ = False
 
-    def __init__(self, flow: Flow, overrides: Mapping[Any, Any] | None = None, *, grace: float = 5.0,
-                 max_body: int | None = None, outputs: ResourceOutputs | None = None) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        overrides: Mapping[Any, Any] | None = None,
+        *,
+        grace: float = 5.0,
+        max_body: int | None = None,
+        outputs: ResourceOutputs | None = None,
+    ) -> None:
         kwargs = {} if max_body is None else {"max_body": max_body}
         self.flow_app = FlowApp(flow, overrides, outputs=outputs, **kwargs)
         self._grace = grace

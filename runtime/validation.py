@@ -154,7 +154,11 @@ def _record(node: TypeNode) -> Converter:
     tp = node.type
     fields = [f for f in node.fields if f.init]
     env: dict[str, Any] = {
-        "tp": tp, "dict": dict, "Invalid": Invalid, "_missing": _missing, "_failed": _failed,
+        "tp": tp,
+        "dict": dict,
+        "Invalid": Invalid,
+        "_missing": _missing,
+        "_failed": _failed,
         "_not_object": f"Input should be an object ({tp.__name__})",
     }
     lines = [

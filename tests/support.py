@@ -47,8 +47,9 @@ class Server:
 
     def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
         """Any method; error statuses are returned, not raised."""
-        request = urllib.request.Request(self.url + path, data=body, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=body, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
@@ -72,9 +73,7 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
 
 
 @contextmanager
-def serving(
-    args: list[str], cwd: Path, env: dict[str, str], command: list[str] | None = None
-) -> Iterator[Server]:
+def serving(args: list[str], cwd: Path, env: dict[str, str], command: list[str] | None = None) -> Iterator[Server]:
     """Start ``bfctl serve <args>`` and yield once it reports its URL.
 
     A reader thread drains the merged stdout/stderr pipe for the whole run, so
@@ -82,7 +81,11 @@ def serving(
     """
     process = subprocess.Popen(
         [*(command or [sys.executable, "-m", "bfctl", "serve"]), *args],
-        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
@@ -118,7 +121,13 @@ def run_bfctl(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str
     """Run a bfctl command that is expected to end by itself; merged output."""
     result = subprocess.run(
         [sys.executable, "-m", "bfctl", *args],
-        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False, timeout=60,
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+        timeout=60,
     )
     return result.returncode, result.stdout
 

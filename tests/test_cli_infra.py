@@ -145,8 +145,12 @@ def test_invalid_instance_name_is_a_clear_error(notes: Path, bfctl_env: dict[str
 
 
 def test_database_of_an_unmanaged_instance_is_refused(notes: Path, bfctl_env: dict[str, str]) -> None:
-    write(notes / "orphan.py", (notes / "main.py").read_text().replace("app.manage(instance, database)",
-                                                                        "app.managed_primitives.append(database)"))
+    write(
+        notes / "orphan.py",
+        (notes / "main.py")
+        .read_text()
+        .replace("app.manage(instance, database)", "app.managed_primitives.append(database)"),
+    )
     code, out = run_bfctl(["plan", "orphan.py:app"], notes, bfctl_env)
     assert code == 1 and "not managed" in out and "app.manage" in out
 
@@ -172,11 +176,11 @@ def migrated(done: Migration) -> bool:
 '''
 
 
-def test_wrong_database_password_at_startup_is_one_line_and_user_frames(
-    notes: Path, bfctl_env: dict[str, str]
-) -> None:
+def test_wrong_database_password_at_startup_is_one_line_and_user_frames(notes: Path, bfctl_env: dict[str, str]) -> None:
     main = (notes / "main.py").read_text()
-    flow = write(notes / "migrating.py", main.replace('if __name__ == "__main__":', MIGRATION + '\nif __name__ == "__main__":'))
+    flow = write(
+        notes / "migrating.py", main.replace('if __name__ == "__main__":', MIGRATION + '\nif __name__ == "__main__":')
+    )
     try:
         assert run_bfctl(["apply", "--yes"], notes, bfctl_env)[0] == 0
 

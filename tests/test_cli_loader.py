@@ -186,9 +186,7 @@ def test_missing_attribute_lists_flows(tmp_path: Path) -> None:
     with pytest.raises(FlowLoadError) as info:
         load_flow("flowmod_h:nope", tmp_path)
 
-    assert str(info.value) == (
-        "module `flowmod_h` has no attribute `nope`. Flow objects in it: app, other"
-    )
+    assert str(info.value) == ("module `flowmod_h` has no attribute `nope`. Flow objects in it: app, other")
 
 
 def test_missing_attribute_without_flows_lists_public_names(tmp_path: Path) -> None:
@@ -251,11 +249,19 @@ def test_import_and_help_import_nothing_heavy(bfctl_env: dict[str, str], argv: l
 def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
     top = subprocess.run(
         [sys.executable, "-m", "bfctl", "--help"],
-        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**bfctl_env, "COLUMNS": "200"},
+        check=False,
+        timeout=60,
     )
     serve = subprocess.run(
         [sys.executable, "-m", "bfctl", "serve", "--help"],
-        capture_output=True, text=True, env={**bfctl_env, "COLUMNS": "200"}, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**bfctl_env, "COLUMNS": "200"},
+        check=False,
+        timeout=60,
     )
 
     assert top.returncode == 0, top.stderr
@@ -279,7 +285,11 @@ def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
 def test_version(bfctl_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bfctl", "--version"],
-        capture_output=True, text=True, env=bfctl_env, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        env=bfctl_env,
+        check=False,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr

@@ -17,9 +17,7 @@ import pytest
 from support import REPO_ROOT, run_bfctl, serving, write
 
 
-def test_serve_file_target_then_sigterm_runs_teardown(
-    tmp_path: Path, bfctl_env: dict[str, str]
-) -> None:
+def test_serve_file_target_then_sigterm_runs_teardown(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     teardown = tmp_path / "teardown.txt"
     env = {**bfctl_env, "BF_TEARDOWN_FILE": str(teardown)}
 
@@ -50,9 +48,7 @@ def test_serve_reads_pyproject_tool_buildflow(bfctl_env: dict[str, str]) -> None
     assert sally[0] == 200 and "HELLO! SALLY!" in sally[1]
 
 
-def test_serve_reads_buildflow_yaml_entry_point(
-    tmp_path: Path, bfctl_env: dict[str, str]
-) -> None:
+def test_serve_reads_buildflow_yaml_entry_point(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     write(
         tmp_path / "svc.py",
         """\
@@ -108,9 +104,7 @@ def test_missing_attribute_lists_flow_objects(tmp_path: Path, bfctl_env: dict[st
     code, output = run_bfctl(["serve", "flows"], tmp_path, bfctl_env)
 
     assert code == 1, output
-    assert output.strip() == (
-        "Error: module `flows` has no attribute `app`. Flow objects in it: app2"
-    )
+    assert output.strip() == ("Error: module `flows` has no attribute `app`. Flow objects in it: app2")
 
 
 def test_attribute_that_is_not_a_flow(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
@@ -148,9 +142,7 @@ def test_port_in_use_is_a_startup_error(tmp_path: Path, bfctl_env: dict[str, str
         taken.listen()
         port = taken.getsockname()[1]
 
-        code, output = run_bfctl(
-            ["serve", "tests/flows/lifecycle.py", "--port", str(port)], REPO_ROOT, env
-        )
+        code, output = run_bfctl(["serve", "tests/flows/lifecycle.py", "--port", str(port)], REPO_ROOT, env)
 
     assert code == 1, output
     assert output.startswith("Error: ") and str(port) in output
@@ -170,13 +162,16 @@ bfctl.cli.main()
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_unexpected_errors_never_show_a_bare_traceback(
-    tmp_path: Path, bfctl_env: dict[str, str], debug: bool
-) -> None:
+def test_unexpected_errors_never_show_a_bare_traceback(tmp_path: Path, bfctl_env: dict[str, str], debug: bool) -> None:
     env = {**bfctl_env, "BFCTL_DEBUG": "1"} if debug else bfctl_env
     result = subprocess.run(
         [sys.executable, "-c", UNEXPECTED],
-        cwd=tmp_path, env=env, text=True, capture_output=True, check=False, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
 
     assert result.returncode == 1
@@ -217,9 +212,7 @@ WORKERS_FLOW = """
 """
 
 
-def test_workers_share_the_port_global_built_once_replica_per_worker(
-    tmp_path: Path, bfctl_env: dict[str, str]
-) -> None:
+def test_workers_share_the_port_global_built_once_replica_per_worker(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     """``num_replicas=2`` in the flow gives two workers when --workers is not set."""
     write(tmp_path / "workers.py", WORKERS_FLOW)
     with serving(["workers.py", "--port", "0", "--no-access-log"], tmp_path, bfctl_env) as server:

@@ -53,11 +53,13 @@ def test_queue_bound_refuses_at_once(tmp_path: Path) -> None:
     sink = File(str(tmp_path / "out" / "events.json"), FileFormat.JSON)
 
     async def run() -> list[object]:
-        batcher = Batcher(writer_for(sink, schema_from_type(Event), {}, tmp_path),
-                          BatchOptions(batch_size=2, max_queued_rows=3))
+        batcher = Batcher(
+            writer_for(sink, schema_from_type(Event), {}, tmp_path), BatchOptions(batch_size=2, max_queued_rows=3)
+        )
         await batcher.start()
-        results = await asyncio.gather(*(batcher.submit([{"user": "u", "n": i}]) for i in range(5)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(batcher.submit([{"user": "u", "n": i}]) for i in range(5)), return_exceptions=True
+        )
         await batcher.stop()
         return results
 
@@ -86,8 +88,13 @@ def test_sink_dependency_pushes_durably(tmp_path: Path, monkeypatch: pytest.Monk
 def postgres_table(tmp_path_factory: pytest.TempPathFactory):
     """A CloudSQLTable applied on the local target, with a CHECK the schema cannot express."""
     project = tmp_path_factory.mktemp("collectors")
-    instance = CloudSQLInstance("events-db", "my-project", CloudSQLDatabaseVersion.POSTGRES_15,
-                                CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+    instance = CloudSQLInstance(
+        "events-db",
+        "my-project",
+        CloudSQLDatabaseVersion.POSTGRES_15,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        "us-central1",
+    )
     database = CloudSQLDatabase("events", instance)
     table = CloudSQLTable(database, "events").options(schema=Event)
     provider = get_provider("local", project, "dev")
@@ -166,13 +173,16 @@ def test_shutdown_flushes_every_acknowledged_row(tmp_path: Path, monkeypatch: py
         return event
 
     with TestClient(app) as client:
+
         async def burst() -> list[int]:
             import aiohttp
 
             async with aiohttp.ClientSession() as s:
+
                 async def one(i: int) -> int:
                     async with s.post(client.base_url + "/e", json={"user": "u", "n": i}) as r:
                         return r.status
+
                 return await asyncio.gather(*(one(i) for i in range(50)))
 
         statuses = asyncio.run(burst())

@@ -71,8 +71,9 @@ def _send(url: str, client: int, start: int, acked: list[int], stop: threading.E
     n = start
     while not stop.is_set():
         body = json.dumps({"id": client * 1_000_000 + n, "client": client}).encode()
-        request = urllib.request.Request(url + "/events", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url + "/events", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as r:
                 if r.status == 200:
@@ -110,8 +111,10 @@ def test_acknowledged_rows_survive_sigkill(tmp_path: Path, bfctl_env: dict[str, 
             progress = Progress(CLIENTS)
             before = len(acked)
             mine: list[list[int]] = [[] for _ in range(CLIENTS)]
-            threads = [threading.Thread(target=_load, args=(server.url, c, next_id[c], mine[c], stop, progress))
-                       for c in range(CLIENTS)]
+            threads = [
+                threading.Thread(target=_load, args=(server.url, c, next_id[c], mine[c], stop, progress))
+                for c in range(CLIENTS)
+            ]
             for t in threads:
                 t.start()
             progress.wait(ACKS_BEFORE_KILL)

@@ -1,6 +1,5 @@
 """Dependency injection: scopes, the graph's start-up checks, concurrency, teardown, overrides."""
 
-
 import asyncio
 import logging
 import os
@@ -296,6 +295,7 @@ def test_dependency_can_inject_the_request():
 
 # -- start-up checks --------------------------------------------------------------------------
 
+
 def _flow_with(handler) -> Flow:
     app = Flow()
     app.service().endpoint("/x")(handler)
@@ -372,6 +372,7 @@ def test_cycle_is_rejected_with_the_cycle_spelled_out():
 
     globals()["B"] = B  # the forward reference resolves through module globals
     try:
+
         def handler(a: A):
             return 1
 
@@ -416,6 +417,7 @@ def test_invalid_scope_name():
 
 
 # -- overrides --------------------------------------------------------------------------------
+
 
 @dependency(Scope.REPLICA)
 class RealDb:

@@ -133,8 +133,10 @@ def _chromium() -> str:
     """The Chromium binary; its absence fails the test (a skip would hide that /docs went unchecked)."""
     binary = shutil.which("chromium")
     if binary is None:
-        pytest.fail("chromium is not installed, so /docs cannot be checked in a browser: "
-                    "apt-get install -y chromium (.ci/run installs it when missing)")
+        pytest.fail(
+            "chromium is not installed, so /docs cannot be checked in a browser: "
+            "apt-get install -y chromium (.ci/run installs it when missing)"
+        )
     return binary
 
 
@@ -145,10 +147,19 @@ def _rendered_dom(chromium: str, url: str, profile: Path) -> str:
     passes only if the page needs nothing but the flow's server.
     """
     command = [
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+        chromium,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--dump-dom", "--virtual-time-budget=8000", url,
+        "--dump-dom",
+        "--virtual-time-budget=8000",
+        url,
     ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=CHROMIUM_TIMEOUT)

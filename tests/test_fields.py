@@ -124,11 +124,20 @@ def test_generated_record_converter_follows_the_dataclass() -> None:
 def test_columns_and_row_conversion_come_from_the_same_tree() -> None:
     columns = schema_from_type(Options)
     assert [c.describe() for c in columns] == [
-        "name STRING", "size STRING", "tags STRING REPEATED", "note STRING NULLABLE", "strict BOOLEAN",
+        "name STRING",
+        "size STRING",
+        "tags STRING REPEATED",
+        "note STRING NULLABLE",
+        "strict BOOLEAN",
     ]
     convert = row_converter(Options)
-    assert convert(Options("x", Size.L, ["a"])) == {"name": "x", "size": "l", "tags": ["a"], "note": None,
-                                                    "strict": False}
+    assert convert(Options("x", Size.L, ["a"])) == {
+        "name": "x",
+        "size": "l",
+        "tags": ["a"],
+        "note": None,
+        "strict": False,
+    }
     assert convert({"name": "d", "size": "s", "tags": [], "strict": True})["strict"] is True
     assert schema_from_type(Model) == [Column("a", Kind.INTEGER), Column("b", Kind.STRING, nullable=True)]
 

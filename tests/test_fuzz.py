@@ -35,8 +35,9 @@ BODIES = st.one_of(
     st.none(),
     st.binary(max_size=200),
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
-    st.dictionaries(st.sampled_from(["title", "body", "name", "price", "qty", "user", "kind", "tags"]), JSON_VALUES,
-                    max_size=5).map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(
+        st.sampled_from(["title", "body", "name", "price", "qty", "user", "kind", "tags"]), JSON_VALUES, max_size=5
+    ).map(lambda v: json.dumps(v).encode()),
     st.integers(2000, 5000).map(lambda n: b'{"title": "' + b"x" * n + b'"}'),  # over the 1 KiB limit below
 )
 
@@ -49,18 +50,25 @@ def _load(path: Path, name: str):
 
 
 def _paths(route: str):
-    segments = st.one_of(TEXT.filter(bool), st.integers().map(str), st.uuids().map(str),
-                         st.sampled_from(["..", "%00", "1e309", "-1", "0x10", "true"]))
+    segments = st.one_of(
+        TEXT.filter(bool),
+        st.integers().map(str),
+        st.uuids().map(str),
+        st.sampled_from(["..", "%00", "1e309", "-1", "0x10", "true"]),
+    )
     names = re.findall(r"\{(\w+)[^}]*\}", route)
     return st.fixed_dictionaries(dict.fromkeys(names, segments)).map(
-        lambda values: re.sub(r"\{(\w+)[^}]*\}", lambda m: urllib.parse.quote(values[m.group(1)], safe=""), route))
+        lambda values: re.sub(r"\{(\w+)[^}]*\}", lambda m: urllib.parse.quote(values[m.group(1)], safe=""), route)
+    )
 
 
 def _request_strategy(flow_app: FlowApp, exclude: frozenset[str]):
     routes = [route for _method, route in flow_app.routes() if route not in exclude] + ["/nowhere", "/_bf/health"]
     return st.tuples(
-        st.sampled_from(routes).flatmap(_paths), METHODS,
-        st.dictionaries(st.sampled_from(["limit", "q", "verbose", "ids", "x"]), TEXT, max_size=3), BODIES,
+        st.sampled_from(routes).flatmap(_paths),
+        METHODS,
+        st.dictionaries(st.sampled_from(["limit", "q", "verbose", "ids", "x"]), TEXT, max_size=3),
+        BODIES,
     )
 
 

@@ -42,8 +42,14 @@ def bfctl(cwd: Path, env: dict[str, str], *args: str, scenario: str | None = Non
     if scenario:
         env = {**env, "FAKE_PULUMI_SCENARIO": str(EVENTS / f"{scenario}.json")}
     return subprocess.run(
-        [sys.executable, "-m", "bfctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, check=False, timeout=60,
+        [sys.executable, "-m", "bfctl", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
     )
 
 
@@ -77,7 +83,11 @@ def test_plan_renders_the_preview(notes: Path, env: dict[str, str]) -> None:
     # One preview and nothing else: no update, no plugin install, no retried or repeated operation.
     calls = [json.loads(line)["args"] for line in Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()]
     assert [args[:2] for args in calls] == [
-        ["version"], ["stack", "select"], ["stack", "init"], ["config", "set-all"], ["preview", "--refresh"],
+        ["version"],
+        ["stack", "select"],
+        ["stack", "init"],
+        ["config", "set-all"],
+        ["preview", "--refresh"],
     ]
 
 
@@ -132,7 +142,9 @@ def test_failed_apply_is_a_message_not_a_traceback(notes: Path, env: dict[str, s
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr.startswith("Error: `pulumi up` failed for stack `dev`:\n")
-    assert "my-project:notes-db/users/notes: googleapi: Error 400: Invalid request: password is too weak." in result.stderr
+    assert (
+        "my-project:notes-db/users/notes: googleapi: Error 400: Invalid request: password is too weak." in result.stderr
+    )
     assert "  ✗ create my-project:notes-db/users/notes failed" in result.stdout
 
 
@@ -173,8 +185,9 @@ def test_local_target_and_help_never_import_pulumi(notes: Path, env: dict[str, s
         print("RESULT", sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi", "pulumi_gcp", "google")))
         """
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=notes, env=env, capture_output=True, text=True,
-                            check=False, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=notes, env=env, capture_output=True, text=True, check=False, timeout=60
+    )
 
     assert result.returncode == 0, result.stderr
     assert "RESULT []" in result.stdout

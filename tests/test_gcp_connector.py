@@ -38,8 +38,13 @@ CONNECTION_NAME = "my-project:us-central1:notes-db"
 
 
 def declare() -> tuple[CloudSQLInstance, CloudSQLDatabase, CloudSQLDatabase]:
-    instance = CloudSQLInstance("notes-db", "my-project", CloudSQLDatabaseVersion.POSTGRES_15,
-                                CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+    instance = CloudSQLInstance(
+        "notes-db",
+        "my-project",
+        CloudSQLDatabaseVersion.POSTGRES_15,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        "us-central1",
+    )
     return instance, CloudSQLDatabase("notes", instance), CloudSQLDatabase("audit", instance)
 
 
@@ -71,14 +76,16 @@ class StandInConnector:
     def connect(self, name: str, driver: str, **kwargs: Any) -> Any:
         self.calls.append((name, driver, kwargs))
         host, port = self.address
-        return pg8000.dbapi.connect(user=kwargs["user"], password=kwargs["password"], database=kwargs["db"],
-                                    host=host, port=port)
+        return pg8000.dbapi.connect(
+            user=kwargs["user"], password=kwargs["password"], database=kwargs["db"], host=host, port=port
+        )
 
     async def connect_async(self, name: str, driver: str, **kwargs: Any) -> Any:
         self.calls.append((name, driver, kwargs))
         host, port = self.address
-        return await asyncpg.connect(user=kwargs["user"], password=kwargs["password"], database=kwargs["db"],
-                                     host=host, port=port)
+        return await asyncpg.connect(
+            user=kwargs["user"], password=kwargs["password"], database=kwargs["db"], host=host, port=port
+        )
 
     def close(self) -> None:
         self.closed = True
@@ -136,14 +143,23 @@ def test_sessions_connect_through_one_connector_per_worker(connectors: list[Stan
     assert sync.options == {} and async_.options == {}  # Application Default Credentials
     # Pooled: each engine opened one connection and reused it.
     assert sorted(sync.calls, key=lambda c: c[2]["db"]) == [
-        (CONNECTION_NAME, "pg8000", {"user": "notes", "db": "audit", "ip_type": "public", "enable_iam_auth": False,
-                                     "password": PASSWORD}),
-        (CONNECTION_NAME, "pg8000", {"user": "notes", "db": "notes", "ip_type": "public", "enable_iam_auth": False,
-                                     "password": PASSWORD}),
+        (
+            CONNECTION_NAME,
+            "pg8000",
+            {"user": "notes", "db": "audit", "ip_type": "public", "enable_iam_auth": False, "password": PASSWORD},
+        ),
+        (
+            CONNECTION_NAME,
+            "pg8000",
+            {"user": "notes", "db": "notes", "ip_type": "public", "enable_iam_auth": False, "password": PASSWORD},
+        ),
     ]
     assert async_.calls == [
-        (CONNECTION_NAME, "asyncpg", {"user": "notes", "db": "notes", "ip_type": "private", "enable_iam_auth": False,
-                                      "password": PASSWORD}),
+        (
+            CONNECTION_NAME,
+            "asyncpg",
+            {"user": "notes", "db": "notes", "ip_type": "private", "enable_iam_auth": False, "password": PASSWORD},
+        ),
     ]
     assert sync.closed and async_.closed  # closed when the worker stopped
 
@@ -175,8 +191,11 @@ def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: l
     with pytest.raises(KeyError, match="password"):
         made.connect()  # the stand-in needs a password; what was asked is what matters
     assert connectors[0].calls == [
-        (CONNECTION_NAME, "pg8000", {"user": "runner@my-project.iam", "db": "iam", "ip_type": "public",
-                                     "enable_iam_auth": True}),
+        (
+            CONNECTION_NAME,
+            "pg8000",
+            {"user": "runner@my-project.iam", "db": "iam", "ip_type": "public", "enable_iam_auth": True},
+        ),
     ]
     asyncio.run(shared.teardown())
     assert connectors[0].closed

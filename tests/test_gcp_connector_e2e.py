@@ -45,8 +45,13 @@ def port_free(port: int) -> bool:
 
 @pytest.fixture
 def instance_and_database(tmp_path: Path) -> Iterator[tuple[CloudSQLDatabase, tuple[str, int]]]:
-    instance = CloudSQLInstance("notes-db", "my-project", CloudSQLDatabaseVersion.POSTGRES_15,
-                                CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+    instance = CloudSQLInstance(
+        "notes-db",
+        "my-project",
+        CloudSQLDatabaseVersion.POSTGRES_15,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        "us-central1",
+    )
     database = CloudSQLDatabase("notes", instance)
     provider = LocalProvider(tmp_path, "dev")
     provider.apply(provider.plan([instance, database, CloudSQLUser("notes", PASSWORD, instance)]))
@@ -85,8 +90,9 @@ def test_sessions_through_the_real_connector(instance_and_database: Any) -> None
             FlowCredentials: FlowCredentials(gcp_credentials=Credentials(token=TOKEN, expiry=expiry)),
             CloudSQLConnectors: LocalAdminAPI,
         }
-        outputs = ResourceOutputs({database.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}},
-                                  "gcp")
+        outputs = ResourceOutputs(
+            {database.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}}, "gcp"
+        )
         with TestClient(app, overrides=overrides, outputs=outputs) as client:
             for _ in range(2):
                 assert client.get("/sync").json() == ["notes", "notes"]
@@ -94,10 +100,13 @@ def test_sessions_through_the_real_connector(instance_and_database: Any) -> None
 
     prefix = "/sql/v1beta4/projects/my-project/instances/notes-db"
     # One refresh per connector (the sync one and the asyncio one), each: settings + certificate.
-    assert sorted(google.api_calls) == sorted(2 * [
-        ("GET", f"{prefix}/connectSettings", f"Bearer {TOKEN}"),
-        ("POST", f"{prefix}:generateEphemeralCert", f"Bearer {TOKEN}"),
-    ])
+    assert sorted(google.api_calls) == sorted(
+        2
+        * [
+            ("GET", f"{prefix}/connectSettings", f"Bearer {TOKEN}"),
+            ("POST", f"{prefix}:generateEphemeralCert", f"Bearer {TOKEN}"),
+        ]
+    )
     # Pooled connections: one tunnel per engine, TLS 1.3, with the ephemeral certificate.
     assert [t["version"] for t in google.tunnels] == ["TLSv1.3", "TLSv1.3"]
     assert all(t["client"] == ((("commonName", "ephemeral"),),) for t in google.tunnels)

@@ -144,9 +144,19 @@ def test_notes_example_makes_instance_database_and_user(monitor: RecordingMonito
         "settings": {"tier": "db-f1-micro"},
         "deletionProtection": True,  # on unless the flow turns it off; always set explicitly
     }
-    assert db["inputs"] == {"name": "notes", "instance": "notes-db", "project": "my-project", "deletionPolicy": "ABANDON"}
+    assert db["inputs"] == {
+        "name": "notes",
+        "instance": "notes-db",
+        "project": "my-project",
+        "deletionPolicy": "ABANDON",
+    }
     password = user["inputs"].pop("password")
-    assert user["inputs"] == {"name": "notes", "instance": "notes-db", "project": "my-project", "deletionPolicy": "ABANDON"}
+    assert user["inputs"] == {
+        "name": "notes",
+        "instance": "notes-db",
+        "project": "my-project",
+        "deletionPolicy": "ABANDON",
+    }
     # The password reaches the engine as a secret (encrypted in Pulumi's state), never as plain text.
     assert isinstance(password, dict) and password.get(SECRET_SIG) and password["value"] == "s3cret"
     # Children depend on the instance (through its name), so Pulumi creates it first and deletes it last.
@@ -170,8 +180,13 @@ def test_notes_example_makes_instance_database_and_user(monitor: RecordingMonito
 
 
 def test_user_password_output_is_secret(monitor: RecordingMonitor) -> None:
-    instance = CloudSQLInstance("db", "my-project", CloudSQLDatabaseVersion.POSTGRES_16,
-                                CloudSQLInstanceSettings(tier="db-f1-micro"), "europe-west1")
+    instance = CloudSQLInstance(
+        "db",
+        "my-project",
+        CloudSQLDatabaseVersion.POSTGRES_16,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        "europe-west1",
+    )
     user = CloudSQLUser("app", "pw-1234", instance)
     found: dict[str, bool] = {}
 
@@ -189,9 +204,13 @@ def test_user_password_output_is_secret(monitor: RecordingMonitor) -> None:
 
 def test_options_and_engines_are_honoured(monitor: RecordingMonitor) -> None:
     instance = CloudSQLInstance(
-        "shop-db", "my-project", CloudSQLDatabaseVersion.MYSQL_8_0,
-        CloudSQLInstanceSettings(tier="db-n1-standard-1", ip_configuration={"ipv4_enabled": False,
-                                                                            "private_network": "projects/p/global/networks/n"}),
+        "shop-db",
+        "my-project",
+        CloudSQLDatabaseVersion.MYSQL_8_0,
+        CloudSQLInstanceSettings(
+            tier="db-n1-standard-1",
+            ip_configuration={"ipv4_enabled": False, "private_network": "projects/p/global/networks/n"},
+        ),
         "us-east1",
     ).options(deletion_protection=False)
     run_program([CloudSQLDatabase("shop", instance), instance])
@@ -248,17 +267,30 @@ def test_sink_primitives_make_dataset_table_bucket_and_topic(monitor: RecordingM
     }
     assert registered["my-project.analytics.events"]["dependencies"] == [registered["my-project.analytics"]["urn"]]
     assert registered["gcs://my-events-bucket"]["inputs"] == {
-        "name": "my-events-bucket", "project": "my-project", "location": "EU", "forceDestroy": True,
+        "name": "my-events-bucket",
+        "project": "my-project",
+        "location": "EU",
+        "forceDestroy": True,
     }
     assert registered["projects/my-project/topics/events"]["inputs"] == {"name": "events", "project": "my-project"}
     assert exports == {
         "my-project.analytics": {"dataset_id": "analytics", "project": "my-project", "location": "US"},
-        "my-project.analytics.events": {"table_id": "my-project.analytics.events", "dataset_id": "analytics",
-                                        "project": "my-project"},
-        "gcs://my-events-bucket": {"bucket_name": "my-events-bucket", "bucket_url": "gcs://my-events-bucket",
-                                   "url": "gs://my-events-bucket", "project": "my-project"},
-        "projects/my-project/topics/events": {"topic_id": "projects/my-project/topics/events",
-                                              "topic_name": "events", "project": "my-project"},
+        "my-project.analytics.events": {
+            "table_id": "my-project.analytics.events",
+            "dataset_id": "analytics",
+            "project": "my-project",
+        },
+        "gcs://my-events-bucket": {
+            "bucket_name": "my-events-bucket",
+            "bucket_url": "gcs://my-events-bucket",
+            "url": "gs://my-events-bucket",
+            "project": "my-project",
+        },
+        "projects/my-project/topics/events": {
+            "topic_id": "projects/my-project/topics/events",
+            "topic_name": "events",
+            "project": "my-project",
+        },
     }
 
 

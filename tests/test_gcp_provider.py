@@ -74,8 +74,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def notes(region: str = "us-central1", project_id: str = "my-project") -> list[Any]:
-    instance = CloudSQLInstance("notes-db", project_id, CloudSQLDatabaseVersion.POSTGRES_15,
-                                CloudSQLInstanceSettings(tier="db-f1-micro"), region)
+    instance = CloudSQLInstance(
+        "notes-db",
+        project_id,
+        CloudSQLDatabaseVersion.POSTGRES_15,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        region,
+    )
     return [instance, CloudSQLDatabase("notes", instance), CloudSQLUser("notes", PASSWORD, instance)]
 
 
@@ -117,8 +122,16 @@ def test_plan_runs_preview_and_maps_creates(fake: Fake, project: Path) -> None:
     assert version["args"] == ["version"]
     assert select["args"] == ["stack", "select", "--stack", "dev"]
     assert init["args"] == ["stack", "init", "dev", "--secrets-provider", "passphrase"]
-    assert config["args"] == ["config", "set-all", "--stack", "dev", "--plaintext", "gcp:project=my-project",
-                              "--plaintext", "gcp:region=us-central1"]
+    assert config["args"] == [
+        "config",
+        "set-all",
+        "--stack",
+        "dev",
+        "--plaintext",
+        "gcp:project=my-project",
+        "--plaintext",
+        "gcp:region=us-central1",
+    ]
     args = preview["args"]
     assert args[:2] == ["preview", "--refresh"] and args[-2:] == ["--stack", "dev"]
     assert "--event-log" in args and args[args.index("--exec-kind") + 1] == "auto.inline"
@@ -164,8 +177,11 @@ def test_apply_streams_progress_and_records_outputs(fake: Fake, project: Path) -
         (USER, "create", "done", ""),
         (DATABASE, "create", "done", ""),
     ]
-    assert outputs[DATABASE] == {"connection_name": "my-project:us-central1:notes-db", "database": "notes",
-                                 "instance": INSTANCE}
+    assert outputs[DATABASE] == {
+        "connection_name": "my-project:us-central1:notes-db",
+        "database": "notes",
+        "instance": INSTANCE,
+    }
     assert provider.outputs() == outputs
     up = next(a for a in fake.commands() if a[0] == "up")
     assert up[:4] == ["up", "--yes", "--skip-preview", "--refresh"]
@@ -224,19 +240,26 @@ def test_destroy_reports_each_delete_and_clears_the_record(fake: Fake, project: 
     preview = provider.plan([])
     done = provider.destroy(progress)
 
-    assert [(c.resource_id, c.action) for c in preview.changes] == [(USER, "delete"), (DATABASE, "delete"),
-                                                                   (INSTANCE, "delete")]
+    assert [(c.resource_id, c.action) for c in preview.changes] == [
+        (USER, "delete"),
+        (DATABASE, "delete"),
+        (INSTANCE, "delete"),
+    ]
     assert [(c.resource_id, c.action) for c in done.changes] == [(c.resource_id, c.action) for c in preview.changes]
     assert [e[:3] for e in progress.events] == [
-        (USER, "delete", "started"), (USER, "delete", "done"),
-        (DATABASE, "delete", "started"), (DATABASE, "delete", "done"),
-        (INSTANCE, "delete", "started"), (INSTANCE, "delete", "done"),
+        (USER, "delete", "started"),
+        (USER, "delete", "done"),
+        (DATABASE, "delete", "started"),
+        (DATABASE, "delete", "done"),
+        (INSTANCE, "delete", "started"),
+        (INSTANCE, "delete", "done"),
     ]
     assert provider.outputs() == {}
 
 
-def test_missing_pulumi_cli_is_one_clear_error(fake: Fake, project: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_pulumi_cli_is_one_clear_error(
+    fake: Fake, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
 
     with pytest.raises(PulumiNotInstalledError) as failure:
@@ -265,7 +288,9 @@ def test_passphrase_is_asked_once_or_refused_without_a_terminal(
 
 
 def test_project_and_region_come_from_flags_then_pyproject_then_primitives(fake: Fake, project: Path) -> None:
-    (project / "pyproject.toml").write_text('[tool.buildflow.gcp]\nproject = "from-pyproject"\nregion = "europe-west1"\n')
+    (project / "pyproject.toml").write_text(
+        '[tool.buildflow.gcp]\nproject = "from-pyproject"\nregion = "europe-west1"\n'
+    )
     settings = GCPProvider(project, "dev", region="asia-east1").settings(notes())
     assert (settings.project, settings.region) == ("from-pyproject", "asia-east1")
     (project / "pyproject.toml").write_text('[project]\nname = "notes-app"\n')
@@ -276,8 +301,9 @@ def test_project_and_region_come_from_flags_then_pyproject_then_primitives(fake:
         GCPProvider(project, "dev").settings(notes() + notes(region="us-east1", project_id="my-project")[:1])
 
 
-def test_missing_region_is_an_error_before_pulumi_starts(fake: Fake, project: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_region_is_an_error_before_pulumi_starts(
+    fake: Fake, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake.scenario("notes_create")
     resolve = gcp_provider.resolve
     monkeypatch.setattr(gcp_provider, "resolve", lambda *a, **k: dataclasses.replace(resolve(*a, **k), region=None))
@@ -287,8 +313,9 @@ def test_missing_region_is_an_error_before_pulumi_starts(fake: Fake, project: Pa
     assert fake.calls() == []
 
 
-def test_backend_url_from_the_environment(fake: Fake, project: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backend_url_from_the_environment(
+    fake: Fake, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake.scenario("notes_create")
     monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'team-state'}")
     GCPProvider(project, "dev").plan(notes())
@@ -297,8 +324,9 @@ def test_backend_url_from_the_environment(fake: Fake, project: Path, tmp_path: P
 
 def test_missing_extra_gives_the_install_command(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = gcp_provider.importlib.util.find_spec
-    monkeypatch.setattr(gcp_provider.importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("pulumi") else real(name, *a))
+    monkeypatch.setattr(
+        gcp_provider.importlib.util, "find_spec", lambda name, *a: None if name.startswith("pulumi") else real(name, *a)
+    )
 
     with pytest.raises(GCPExtraMissingError) as failure:
         get_provider("gcp", project, "dev")

@@ -109,8 +109,12 @@ def make_app() -> Flow:
 
     @svc.endpoint("/whoami")
     async def whoami(request: Request, raw: web.Request):
-        return {"ua": request.headers.get("User-Agent"), "path": request.url.path, "same": raw is request.raw,
-                "q": request.query_params.get("x")}
+        return {
+            "ua": request.headers.get("User-Agent"),
+            "path": request.url.path,
+            "same": raw is request.raw,
+            "q": request.query_params.get("x"),
+        }
 
     @svc.endpoint("/echo", method="PUT")
     async def echo(request: Request):
@@ -170,7 +174,11 @@ def test_dataclass_body_errors_name_every_bad_field(client):
     r = client.post("/items", json={"price": "cheap", "tags": ["ok", 5]})
     assert r.status_code == 422
     errors = {tuple(e["loc"]): e["type"] for e in r.json()["detail"]}
-    assert errors == {("body", "name"): "missing", ("body", "price"): "float_parsing", ("body", "tags", 1): "string_type"}
+    assert errors == {
+        ("body", "name"): "missing",
+        ("body", "price"): "float_parsing",
+        ("body", "tags", 1): "string_type",
+    }
 
 
 def test_body_must_be_an_object(client):
@@ -234,8 +242,9 @@ def test_handler_reading_a_body_over_the_limit_is_413_json(caplog):
     with TestClient(app, max_body=1024) as c, caplog.at_level(logging.ERROR, logger="buildflow.runtime"):
         assert c.post("/body", content=b"x" * 1024).json() == 1024
         for method, path in [("POST", "/body"), ("POST", "/json"), ("PUT", "/text"), ("POST", "/raw")]:
-            r = c.request(method, path, content=b'{"a": "' + b"x" * 4000 + b'"}',
-                          headers={"Content-Type": "application/json"})
+            r = c.request(
+                method, path, content=b'{"a": "' + b"x" * 4000 + b'"}', headers={"Content-Type": "application/json"}
+            )
             assert r.status_code == 413, (path, r.status_code, r.text)
             assert r.headers["Content-Type"].startswith("application/json")
             assert set(r.json()) == {"detail"} and "1024" in r.json()["detail"]

@@ -25,8 +25,14 @@ KILL_POINTS = [
 def test_apply_killed_then_converges(kill_at: str, tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     project = tmp_path / "notes"
     shutil.copytree(REPO_ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow"))
-    apply = subprocess.Popen([sys.executable, "-m", "bfctl", "apply", "--yes"], cwd=project, env=bfctl_env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "bfctl", "apply", "--yes"],
+        cwd=project,
+        env=bfctl_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert apply.stdout is not None  # stdout=PIPE
     seen = []
     for line in apply.stdout:

@@ -49,7 +49,9 @@ def declare(tmp_path: Path) -> dict[str, object]:
 
 def tables(path: Path) -> dict[str, list[str]]:
     with duckdb_connection(path) as connection:
-        rows = connection.execute("SELECT table_name, column_name FROM information_schema.columns ORDER BY ALL").fetchall()
+        rows = connection.execute(
+            "SELECT table_name, column_name FROM information_schema.columns ORDER BY ALL"
+        ).fetchall()
     out: dict[str, list[str]] = {}
     for table, column in rows:
         out.setdefault(table, []).append(column)

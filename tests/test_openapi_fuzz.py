@@ -28,11 +28,20 @@ def client():
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None,
-          derandomize=os.environ.get("CI") == "true", suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    derandomize=os.environ.get("CI") == "true",
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_server_errors(case, client):
     response = case.call(base_url=client.base_url)
     assert response.status_code < 500, (case.method, case.formatted_path, response.text)
     if response.status_code >= 400:
         assert response.headers["content-type"][0].startswith("application/json"), (
-            case.method, case.formatted_path, response.status_code, dict(response.headers), response.text)
+            case.method,
+            case.formatted_path,
+            response.status_code,
+            dict(response.headers),
+            response.text,
+        )

@@ -109,8 +109,15 @@ def test_websocket_endpoint(served):
 
 def test_websocket_rejected_before_accept_is_an_http_error(served):
     client, _ = served
-    r = client.get("/v1/ws-reject", headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                             "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    r = client.get(
+        "/v1/ws-reject",
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
     assert r.status_code == 403 and r.json() == {"detail": "no entry"}
 
 
@@ -126,8 +133,10 @@ def test_bearer_credentials(served):
 
 
 def test_google_user_dependency_with_a_verifier():
-    claims = {"good": {"sub": "1", "email": "a@b.c", "email_verified": True, "name": "A"},
-              "unverified": {"sub": "2", "email": "x@y.z", "email_verified": False}}
+    claims = {
+        "good": {"sub": "1", "email": "a@b.c", "email_verified": True, "name": "A"},
+        "unverified": {"sub": "2", "email": "x@y.z", "email_verified": False},
+    }
 
     def verify(token: str) -> dict:
         if token not in claims:
@@ -146,7 +155,11 @@ def test_google_user_dependency_with_a_verifier():
         assert client.get("/me", headers={"Authorization": "Bearer forged"}).status_code == 401
         assert client.get("/me", headers={"Authorization": "Bearer unverified"}).status_code == 403
         assert client.get("/me", headers={"Authorization": "Bearer good"}).json() == {
-            "google_account_id": "1", "email": "a@b.c", "email_verified": True, "name": "A"}
+            "google_account_id": "1",
+            "email": "a@b.c",
+            "email_verified": True,
+            "name": "A",
+        }
 
 
 def test_sync_websocket_endpoint_is_rejected_at_startup():
@@ -176,8 +189,14 @@ def test_cors_and_https_redirect_middleware():
 
     app = Flow()
     api = app.service(base_route="/api")
-    api.add_middleware(CORSMiddleware, allow_origins=["https://app.example"], allow_methods=["GET", "POST"],
-                       allow_headers=["x-token"], allow_credentials=True, expose_headers=["x-total"])
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=["https://app.example"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["x-token"],
+        allow_credentials=True,
+        expose_headers=["x-total"],
+    )
     secure = app.service(base_route="/secure")
     secure.add_middleware(HTTPSRedirectMiddleware)
     plain = app.service(base_route="/plain")
@@ -200,16 +219,29 @@ def test_cors_and_https_redirect_middleware():
         assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
         assert r.headers["Access-Control-Allow-Credentials"] == "true"
         assert r.headers["Access-Control-Expose-Headers"] == "x-total"
-        assert "Access-Control-Allow-Origin" not in client.get("/api/items", headers={"Origin": "https://evil.example"}).headers
-        pre = client.request("OPTIONS", "/api/items", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "X-Token"})
+        assert (
+            "Access-Control-Allow-Origin"
+            not in client.get("/api/items", headers={"Origin": "https://evil.example"}).headers
+        )
+        pre = client.request(
+            "OPTIONS",
+            "/api/items",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-Token",
+            },
+        )
         assert pre.status_code == 200 and "POST" in pre.headers["Access-Control-Allow-Methods"]
         assert "x-token" in pre.headers["Access-Control-Allow-Headers"]
-        bad = client.request("OPTIONS", "/api/items", headers={
-            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        bad = client.request(
+            "OPTIONS", "/api/items", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+        )
         assert bad.status_code == 400 and bad.json() == {"detail": "Disallowed CORS origin"}
-        assert "Access-Control-Allow-Origin" not in client.get("/plain/x", headers={"Origin": "https://app.example"}).headers
+        assert (
+            "Access-Control-Allow-Origin"
+            not in client.get("/plain/x", headers={"Origin": "https://app.example"}).headers
+        )
         assert client.get("/plain/x").json() == "x"
         assert client.get("/secure/data", headers={"X-Forwarded-Proto": "https"}).json() == "secret"
         import http.client

@@ -90,7 +90,11 @@ def test_dependency_marking_forms():
         pass
 
     assert (scope_of(A), scope_of(b), scope_of(C), scope_of(D)) == (
-        Scope.REPLICA, Scope.GLOBAL, Scope.NO_SCOPE, Scope.PROCESS)
+        Scope.REPLICA,
+        Scope.GLOBAL,
+        Scope.NO_SCOPE,
+        Scope.PROCESS,
+    )
     assert isinstance(A(), A)  # still the class: type checkers and tests keep working
 
 
@@ -127,7 +131,9 @@ def test_sdk_import_loads_no_server_code():
     import subprocess
     import sys
 
-    code = "import buildflow, buildflow.dependencies, buildflow.requests, sys; " \
-           "print(sorted(m for m in ('aiohttp', 'runtime', 'providers', 'bfctl') if m in sys.modules))"
+    code = (
+        "import buildflow, buildflow.dependencies, buildflow.requests, sys; "
+        "print(sorted(m for m in ('aiohttp', 'runtime', 'providers', 'bfctl') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

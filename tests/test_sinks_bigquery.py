@@ -33,9 +33,18 @@ class StandIn:
         rows = [r["json"] for r in body["rows"]]
         bad = [i for i, r in enumerate(rows) if r["n"] < 0]
         if bad and not body["skipInvalidRows"]:
-            errors = [{"index": i, "errors": [{"reason": "invalid" if i in bad else "stopped",
-                                               "message": "n must be >= 0" if i in bad else ""}]}
-                      for i in range(len(rows))]
+            errors = [
+                {
+                    "index": i,
+                    "errors": [
+                        {
+                            "reason": "invalid" if i in bad else "stopped",
+                            "message": "n must be >= 0" if i in bad else "",
+                        }
+                    ],
+                }
+                for i in range(len(rows))
+            ]
             return web.json_response({"kind": "bigquery#tableDataInsertAllResponse", "insertErrors": errors})
         self.stored.extend(rows)
         return web.json_response({"kind": "bigquery#tableDataInsertAllResponse"})
@@ -60,8 +69,14 @@ def test_rows_stream_in_and_a_refused_row_fails_only_its_request() -> None:
 
     async def run() -> list[object]:
         runner, api_root = await _serve(stand_in)
-        outputs = {table.primitive_id(): {"project": "my-project", "dataset_id": "analytics",
-                                          "table_id": "events", "api_root": api_root}}
+        outputs = {
+            table.primitive_id(): {
+                "project": "my-project",
+                "dataset_id": "analytics",
+                "table_id": "events",
+                "api_root": api_root,
+            }
+        }
         batcher = Batcher(writer_for(table, schema_from_type(Event), outputs, None))
         await batcher.start()
         await batcher.submit([convert(Event("first", 1, at))])

@@ -55,7 +55,9 @@ def test_batches_land_with_their_types(tmp_path: Path) -> None:
 
     asyncio.run(run())
     with duckdb_connection(tmp_path / "data" / "app.duckdb") as connection:
-        got = connection.execute('SELECT "user", n, "at", tags, extra::VARCHAR, score FROM events ORDER BY n').fetchall()
+        got = connection.execute(
+            'SELECT "user", n, "at", tags, extra::VARCHAR, score FROM events ORDER BY n'
+        ).fetchall()
         types = dict(connection.execute("SELECT column_name, data_type FROM information_schema.columns").fetchall())
     assert len(got) == 5 and got[1] == ("u1", 1, AT, ["a", "b"], '{"k":1}', None)
     assert types == {"user": "VARCHAR", "n": "BIGINT", "at": "TIMESTAMP WITH TIME ZONE", "tags": "VARCHAR[]",
@@ -130,6 +132,8 @@ def test_worker_processes_take_turns_on_one_file(tmp_path: Path) -> None:
                     seen.append(connection.execute("SELECT count(*) FROM rows").fetchone()[0])
     assert [w.returncode for w in workers] == [0, 0, 0]
     with duckdb_connection(path) as connection:
-        counts = connection.execute("SELECT worker, count(DISTINCT n) FROM rows GROUP BY worker ORDER BY worker").fetchall()
+        counts = connection.execute(
+            "SELECT worker, count(DISTINCT n) FROM rows GROUP BY worker ORDER BY worker"
+        ).fetchall()
     assert counts == [("a", 400), ("b", 400), ("c", 400)]
     assert seen == sorted(seen)  # every read saw whole batches only, never fewer than before

@@ -83,7 +83,9 @@ def test_objects_through_the_cloud_storage_api(storage_emulator: str, tmp_path: 
 
     async def run() -> list[str]:
         async with aiohttp.ClientSession() as session:
-            made = await session.post(f"{storage_emulator}/storage/v1/b?project=my-project", json={"name": "api-bucket"})
+            made = await session.post(
+                f"{storage_emulator}/storage/v1/b?project=my-project", json={"name": "api-bucket"}
+            )
             assert made.status == 200
         await writer.start()
         await writer.write(events(2))

@@ -101,7 +101,7 @@ def test_apply_made_the_table_and_a_sink_login_without_storing_its_password(stac
 def test_copy_batches_land_with_their_types(stack: Stack) -> None:
     run(writer_for(stack.events, schema_from_type(Event), stack.outputs(), Path.cwd()), events(3), events(2, 3))
     with stack.admin() as conn:
-        got = conn.run("SELECT \"user\", n, at, tags, extra, raw FROM events WHERE n < 5 ORDER BY n")
+        got = conn.run('SELECT "user", n, at, tags, extra, raw FROM events WHERE n < 5 ORDER BY n')
     assert len(got) == 5 and got[1] == ["u1", 1, AT, ["a"], {"k": 1}, b"\x00\x01"]
 
 
@@ -161,4 +161,7 @@ def test_a_new_field_plans_an_update_that_adds_a_nullable_column(stack: Stack) -
     with stack.admin() as conn:
         column = conn.run("SELECT is_nullable FROM information_schema.columns WHERE column_name = 'referrer'")
     assert column == [["YES"]]
-    run(writer_for(table, schema_from_type(EventV2), stack.outputs(), Path.cwd()), [{**dataclasses.asdict(events(1, 7)[0]), "referrer": "x"}])
+    run(
+        writer_for(table, schema_from_type(EventV2), stack.outputs(), Path.cwd()),
+        [{**dataclasses.asdict(events(1, 7)[0]), "referrer": "x"}],
+    )

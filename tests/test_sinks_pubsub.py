@@ -100,7 +100,9 @@ def test_the_emulator_is_a_service_of_the_stack(tmp_path: Path) -> None:
                 seen: list[int] = []
                 while len(seen) < 1501:
                     pulled = await (await session.post(f"{subscription}:pull", json={"maxMessages": 1000})).json()
-                    seen += [json.loads(base64.b64decode(m["message"]["data"]))["n"] for m in pulled["receivedMessages"]]
+                    seen += [
+                        json.loads(base64.b64decode(m["message"]["data"]))["n"] for m in pulled["receivedMessages"]
+                    ]
                     ids = [m["ackId"] for m in pulled["receivedMessages"]]
                     await session.post(f"{subscription}:acknowledge", json={"ackIds": ids})
                 return sorted(seen)

@@ -70,7 +70,11 @@ def test_columns_from_a_dataclass() -> None:
     assert columns["maybe"].nullable and columns["later"].nullable and not columns["s"].nullable
     assert columns["tags"].repeated and columns["tags"].mode == "REPEATED"
     assert columns["s"].bigquery_field() == {"name": "s", "type": "STRING", "mode": "REQUIRED"}
-    assert [columns[n].describe() for n in ("s", "maybe", "tags")] == ["s STRING", "maybe INTEGER NULLABLE", "tags STRING REPEATED"]
+    assert [columns[n].describe() for n in ("s", "maybe", "tags")] == [
+        "s STRING",
+        "maybe INTEGER NULLABLE",
+        "tags STRING REPEATED",
+    ]
 
 
 def test_columns_from_a_pydantic_model() -> None:

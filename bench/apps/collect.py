@@ -20,8 +20,13 @@ class Event:
 
 
 app = Flow()
-instance = CloudSQLInstance("bench-db", "bench-project", CloudSQLDatabaseVersion.POSTGRES_15,
-                            CloudSQLInstanceSettings(tier="db-f1-micro"), "us-central1")
+instance = CloudSQLInstance(
+    "bench-db",
+    "bench-project",
+    CloudSQLDatabaseVersion.POSTGRES_15,
+    CloudSQLInstanceSettings(tier="db-f1-micro"),
+    "us-central1",
+)
 database = CloudSQLDatabase("bench", instance)
 events = CloudSQLTable(database, "events")
 many = CloudSQLTable(database, "many_events")
@@ -53,6 +58,7 @@ def plain(event: Event) -> dict:  # sync like the collectors: the same one trip 
 @service.endpoint("/insert", method="POST")
 def insert(event: Event, db: DB) -> dict:
     with db.session as session, session.begin():
-        session.execute(text('insert into events ("user", kind, n) values (:user, :kind, :n)'),
-                        dataclasses.asdict(event))
+        session.execute(
+            text('insert into events ("user", kind, n) values (:user, :kind, :n)'), dataclasses.asdict(event)
+        )
     return {"success": True}

@@ -4,7 +4,6 @@ No postponed annotations here: the dependency class below is built inside a func
 its annotations must be evaluated where the local names exist.
 """
 
-
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias

@@ -127,8 +127,12 @@ def database_url(outputs: ResourceOutputs, db_primitive: Any, user: str, passwor
 
     out = outputs[db_primitive.primitive_id()]
     return URL.create(
-        f"postgresql+{driver}", username=user, password=password,
-        host=out["host"], port=int(out["port"]), database=out["database"],
+        f"postgresql+{driver}",
+        username=user,
+        password=password,
+        host=out["host"],
+        port=int(out["port"]),
+        database=out["database"],
     )
 
 
@@ -149,8 +153,9 @@ def engine(
     if outputs.target == "gcp":
         shared = _require(connectors)
         name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, db_password, options)
-        return create_engine("postgresql+pg8000://", creator=lambda: shared.sync().connect(name, "pg8000", **args),
-                             **kwargs)
+        return create_engine(
+            "postgresql+pg8000://", creator=lambda: shared.sync().connect(name, "pg8000", **args), **kwargs
+        )
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(database_url(outputs, db_primitive, db_user, db_password, "psycopg"), **kwargs)
 
@@ -266,5 +271,13 @@ def AsyncSessionDepBuilder(
 SessionDep = SessionDepBuilder
 AsyncSessionDep = AsyncSessionDepBuilder
 
-__all__ = ["AsyncSessionDep", "AsyncSessionDepBuilder", "CloudSQLConnectors", "SessionDep", "SessionDepBuilder",
-           "async_engine", "engine", "session_users"]
+__all__ = [
+    "AsyncSessionDep",
+    "AsyncSessionDepBuilder",
+    "CloudSQLConnectors",
+    "SessionDep",
+    "SessionDepBuilder",
+    "async_engine",
+    "engine",
+    "session_users",
+]

@@ -61,8 +61,10 @@ class InvalidDependencyHierarchyOrder(DependencyError):
         source_scope: str,
         source_name: str | None = None,
     ) -> None:
-        where = f"`{source_name}` (scope {source_scope})" if source_name else (
-            f"a dependency with a scope of {source_scope}"
+        where = (
+            f"`{source_name}` (scope {source_scope})"
+            if source_name
+            else (f"a dependency with a scope of {source_scope}")
         )
         super().__init__(
             f"Dependency `{invalid_dep_name}` has a scope of {invalid_dep_scope} and cannot be "

@@ -154,8 +154,12 @@ SCALARS: tuple[Scalar, ...] = (
     Scalar(str, _parse_str, {"type": "string"}, Kind.STRING, exact=True),
     Scalar(bytes, _parse_bytes, {"type": "string", "format": "binary"}, Kind.BYTES),
     Scalar(uuid.UUID, _from_text(uuid.UUID, "UUID"), {"type": "string", "format": "uuid"}, Kind.STRING),
-    Scalar(dt.datetime, _from_text(dt.datetime.fromisoformat, "datetime"),
-           {"type": "string", "format": "date-time"}, Kind.TIMESTAMP),
+    Scalar(
+        dt.datetime,
+        _from_text(dt.datetime.fromisoformat, "datetime"),
+        {"type": "string", "format": "date-time"},
+        Kind.TIMESTAMP,
+    ),
     Scalar(dt.date, _from_text(dt.date.fromisoformat, "date"), {"type": "string", "format": "date"}, Kind.DATE),
     Scalar(dt.time, _from_text(dt.time.fromisoformat, "time"), {"type": "string", "format": "time"}, None),
     Scalar(decimal.Decimal, _parse_decimal, {"type": "number"}, None),
@@ -292,8 +296,16 @@ def is_pydantic_model(tp: Any) -> bool:
 
 
 _UNIONS = (typing.Union, types.UnionType)
-_SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence,
-              collections.abc.Set, collections.abc.Iterable)
+_SEQUENCES = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    collections.abc.Sequence,
+    collections.abc.MutableSequence,
+    collections.abc.Set,
+    collections.abc.Iterable,
+)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 
@@ -351,4 +363,3 @@ def parse_type(tp: Any) -> TypeNode:
         return _parse_cached(tp)
     except TypeError:  # an unhashable annotation (Annotated with a dict, say)
         return _parse(tp)
-

@@ -22,8 +22,18 @@ from buildflow.types.fields import FieldNode, Kind, Scalar, Shape, TypeNode, par
 
 Row = dict[str, Any]
 
-__all__ = ["Column", "Kind", "Row", "RowConversionError", "row_converter", "schema_from_type", "schema_or_none",
-           "to_jsonable", "to_row", "values_converter"]
+__all__ = [
+    "Column",
+    "Kind",
+    "Row",
+    "RowConversionError",
+    "row_converter",
+    "schema_from_type",
+    "schema_or_none",
+    "to_jsonable",
+    "to_row",
+    "values_converter",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +311,10 @@ def _record_converter(
     driver takes (JSON columns encoded by it): one step from the handler's object to the sink.
     """
     env: dict[str, Any] = {
-        "tp": record_type, "general": general, "RowConversionError": RowConversionError, "enc": encode_json,
+        "tp": record_type,
+        "general": general,
+        "RowConversionError": RowConversionError,
+        "enc": encode_json,
     }
     lines = ["def convert(obj):", "    if type(obj) is not tp:", "        return general(obj)"]
     for i, column in enumerate(columns):

@@ -31,11 +31,13 @@ class NotesTable:
 
     def __init__(self, maker: DB.SessionMaker) -> None:
         with maker.engine.begin() as conn:
-            conn.execute(text(
-                "create table if not exists note ("
-                " id bigserial primary key, title text not null, body text not null default '',"
-                " created_at timestamptz not null default now())"
-            ))
+            conn.execute(
+                text(
+                    "create table if not exists note ("
+                    " id bigserial primary key, title text not null, body text not null default '',"
+                    " created_at timestamptz not null default now())"
+                )
+            )
 
 
 @dependency(Scope.PROCESS)

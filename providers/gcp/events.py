@@ -167,8 +167,10 @@ class StepCollector:
         name = resource_name(pre.metadata.urn)
         with self._lock:
             seen = self.steps.get(name)
-            if seen is None or _STRENGTH[action] > _STRENGTH[seen[0]] or (
-                action == seen[0] and not (seen[1].diffs or seen[1].detailed_diff)
+            if (
+                seen is None
+                or _STRENGTH[action] > _STRENGTH[seen[0]]
+                or (action == seen[0] and not (seen[1].diffs or seen[1].detailed_diff))
             ):
                 self.steps[name] = (action, pre.metadata)
 
@@ -184,7 +186,11 @@ class StepCollector:
         for name, (action, meta) in self.steps.items():
             if name not in by_id:
                 kind = resource_type_name(meta.type)
-                out.append(ResourceChange(name, kind, action, _inputs_change(meta.old.inputs if meta.old else None, False, frozenset())))
+                out.append(
+                    ResourceChange(
+                        name, kind, action, _inputs_change(meta.old.inputs if meta.old else None, False, frozenset())
+                    )
+                )
         for pid, primitive in by_id.items():
             action, meta = self.steps.get(pid, ("noop", None))
             secret = primitive.secret_properties

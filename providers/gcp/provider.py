@@ -54,7 +54,13 @@ if TYPE_CHECKING:
 
 #: What the gcp target makes; ``providers.gcp.program`` has one builder for each.
 SUPPORTED: tuple[type[Primitive], ...] = (
-    CloudSQLInstance, CloudSQLDatabase, CloudSQLUser, BigQueryDataset, BigQueryTable, GCSBucket, GCPPubSubTopic,
+    CloudSQLInstance,
+    CloudSQLDatabase,
+    CloudSQLUser,
+    BigQueryDataset,
+    BigQueryTable,
+    GCSBucket,
+    GCPPubSubTopic,
 )
 #: Why a primitive the gcp target cannot make is refused, when there is more to say.
 _WHY_NOT: dict[type[Primitive], str] = {
@@ -199,8 +205,11 @@ class GCPProvider(Provider):
                 self.stack, project_name=settings.pulumi_project, program=program(primitives), opts=options
             ),
         )
-        config = {key: auto.ConfigValue(value) for key, value in (("gcp:project", settings.project),
-                                                                   ("gcp:region", settings.region)) if value}
+        config = {
+            key: auto.ConfigValue(value)
+            for key, value in (("gcp:project", settings.project), ("gcp:region", settings.region))
+            if value
+        }
         if config:
             self._run("config set-all", None, lambda: stack.set_all_config(config))
         return stack
@@ -228,7 +237,9 @@ class GCPProvider(Provider):
                 if command in ("up", "destroy")
                 else ""
             )
-            raise PulumiOperationError(f"`pulumi {command}` failed for stack `{self.stack}`:\n{details}{after}") from None
+            raise PulumiOperationError(
+                f"`pulumi {command}` failed for stack `{self.stack}`:\n{details}{after}"
+            ) from None
 
     # -- bfctl's record of the stack -----------------------------------------------------------
     def _record(self, primitives: Sequence[Primitive], outputs: dict[str, dict[str, Any]]) -> None:

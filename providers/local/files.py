@@ -28,7 +28,12 @@ class FileFamily(Family):
         missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
         durable.make_dirs(path.parent)
         made += [self.relative(d) for d in missing]
-        outputs = {"engine": Engine.FILE, "path": str(path), "format": primitive.file_format.value, "directory": str(path.parent)}
+        outputs = {
+            "engine": Engine.FILE,
+            "path": str(path),
+            "format": primitive.file_format.value,
+            "directory": str(path.parent),
+        }
         record(state, primitive, primitive.desired_properties(), outputs, {"made_dirs": made})
         return f"folder {self.relative(path.parent)} {'created' if missing else 'exists'}"
 

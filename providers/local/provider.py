@@ -36,7 +36,13 @@ class LocalProvider(Provider):
         self.root = self.project_dir / ".buildflow" / "local" / self.stack
         self.cloud_sql = CloudSQLFamily(self)
         self.pubsub = PubSubFamily(self)
-        self.families: list[Family] = [self.cloud_sql, DuckDBFamily(self), FileFamily(self), BucketFamily(self), self.pubsub]
+        self.families: list[Family] = [
+            self.cloud_sql,
+            DuckDBFamily(self),
+            FileFamily(self),
+            BucketFamily(self),
+            self.pubsub,
+        ]
         self._by_type = {t: f for f in self.families for t in f.resource_types}
 
     def _family(self, resource_type: str) -> Family:

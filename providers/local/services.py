@@ -76,7 +76,9 @@ class DetachedService:
         while not ready(chosen):
             if process.poll() is not None or time.monotonic() > deadline:
                 self._kill_group(process.pid)
-                raise LocalTargetError(f"the {self.name} did not start; its log {self.log} ends with:\n{self.log_tail()}")
+                raise LocalTargetError(
+                    f"the {self.name} did not start; its log {self.log} ends with:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
         info = {"pid": process.pid, "started": psutil.Process(process.pid).create_time(), "port": chosen}
         self.pid_file.write_text(json.dumps(info))

@@ -54,7 +54,7 @@ class Graph:
         """The node for ``target`` as injected into ``consumer`` (with its sub-dependencies)."""
         factory = self._factory(target)
         if factory in chain:
-            cycle = " -> ".join(f.name for f in (*chain[chain.index(factory):], factory))
+            cycle = " -> ".join(f.name for f in (*chain[chain.index(factory) :], factory))
             raise DependencyCycleError(f"Dependency cycle: {cycle}")
         if factory.scope is Scope.NO_SCOPE:
             return self._build(factory, consumer_scope, chain)

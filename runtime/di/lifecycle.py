@@ -15,9 +15,7 @@ from runtime.errors import DependencyStartupError
 class Lifecycle:
     def __init__(self, roots: list[Node]) -> None:
         ordered = walk(roots)
-        self._by_scope = {
-            scope: [n for n in ordered if n.scope is scope] for scope in (Scope.GLOBAL, Scope.REPLICA)
-        }
+        self._by_scope = {scope: [n for n in ordered if n.scope is scope] for scope in (Scope.GLOBAL, Scope.REPLICA)}
         self._teardowns: dict[Scope, list[Teardown]] = {Scope.GLOBAL: [], Scope.REPLICA: []}
         self.global_built = False
 
@@ -31,7 +29,8 @@ class Lifecycle:
         teardowns = self._teardowns[scope]
         while pending:
             ready = [
-                n for n in pending
+                n
+                for n in pending
                 if all(not isinstance(a, Node) or a.scope is not scope or id(a) in built for _, a in n.args)
             ]
             results = await asyncio.gather(

@@ -112,10 +112,14 @@ class RequestPlan:
                 target.sync.append(step)
         for scheduled in epochs:  # (a sync handler tears down in its own trip: it never overlaps)
             async_slots = {s.slot for layer in scheduled.layers for s in layer}
-            scheduled.overlap = bool(scheduled.layers and scheduled.sync) and self.handler not in scheduled.sync and not any(
-                isinstance(arg, Node) and arg.scope is Scope.PROCESS and self._slot_of[id(arg)] in async_slots
-                for step in scheduled.sync
-                for _, arg in step.args
+            scheduled.overlap = (
+                bool(scheduled.layers and scheduled.sync)
+                and self.handler not in scheduled.sync
+                and not any(
+                    isinstance(arg, Node) and arg.scope is Scope.PROCESS and self._slot_of[id(arg)] in async_slots
+                    for step in scheduled.sync
+                    for _, arg in step.args
+                )
             )
         return epochs
 
@@ -151,7 +155,11 @@ class RequestPlan:
                 await run_teardowns(tds, lambda fn: loop.run_in_executor(pool, fn))
 
     async def _layers(
-        self, layers: list[list[Step]], vals: list[Any], ctx: RequestContext, params: dict[str, Any],
+        self,
+        layers: list[list[Step]],
+        vals: list[Any],
+        ctx: RequestContext,
+        params: dict[str, Any],
         tds: list[Teardown],
     ) -> None:
         for layer in layers:

@@ -87,4 +87,3 @@ def table_columns(primitive: Any, schema: list[Column] | None) -> list[Column]:
         f"{sink_name(primitive)} has no columns: return a dataclass or "
         "pydantic model from the collector (annotate its return type), or give the table .options(schema=RowType)"
     )
-

@@ -33,8 +33,12 @@ class BigQueryWriter(SinkWriter):
         errors = (response or {}).get("insertErrors") or []
         if errors:
             bad = [e["index"] for e in errors if any(x.get("reason") != "stopped" for x in e.get("errors", []))]
-            reasons = {x.get("message", x.get("reason", "")) for e in errors for x in e.get("errors", [])
-                       if x.get("reason") != "stopped"}
+            reasons = {
+                x.get("message", x.get("reason", ""))
+                for e in errors
+                for x in e.get("errors", [])
+                if x.get("reason") != "stopped"
+            }
             raise RowsRejected(f"BigQuery refused {len(bad)} row(s): {'; '.join(sorted(reasons))[:300]}", bad)
 
     async def stop(self) -> None:

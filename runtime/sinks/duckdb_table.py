@@ -17,6 +17,7 @@ from buildflow.types.schema import Column, values_converter
 from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
 from runtime.sinks.threaded import ThreadedWriter
 
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -41,9 +42,7 @@ class DuckDBWriter(ThreadedWriter):
             missing = ddl.missing_columns(self.columns, existing)
         if missing:
             names = ", ".join(c.name for c in missing)
-            raise SinkSchemaError(
-                f"{self.description}: the table has no column {names}; run `bfctl apply` to add it"
-            )
+            raise SinkSchemaError(f"{self.description}: the table has no column {names}; run `bfctl apply` to add it")
 
     def converter_for(self, row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
         """Rows become the appender's values in column order (JSON columns as JSON text)."""

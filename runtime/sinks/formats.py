@@ -127,7 +127,10 @@ def parquet_file(rows: Sequence[Row], columns: list[Column] | None) -> bytes:
     else:
         json_columns = [c.name for c in columns if c.kind is Kind.JSON]
         if json_columns:
-            rows = [{**r, **{n: None if r.get(n) is None else orjson.dumps(r[n]).decode() for n in json_columns}} for r in rows]
+            rows = [
+                {**r, **{n: None if r.get(n) is None else orjson.dumps(r[n]).decode() for n in json_columns}}
+                for r in rows
+            ]
         schema = pa.schema([pa.field(c.name, _arrow_type(c), nullable=c.nullable or c.repeated) for c in columns])
         try:
             table = pa.Table.from_pylist(list(rows), schema=schema)

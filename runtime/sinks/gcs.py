@@ -105,7 +105,9 @@ class GCSWriter(SinkWriter):
         await self.store.close()
 
 
-def _bucket_writer(primitive: Any, out: Mapping[str, Any], store: ObjectStore, schema: list[Column] | None) -> GCSWriter:
+def _bucket_writer(
+    primitive: Any, out: Mapping[str, Any], store: ObjectStore, schema: list[Column] | None
+) -> GCSWriter:
     if primitive.file_path is None or primitive.file_format is None:
         raise TypeError(
             f"{sink_name(primitive)} is used as a sink, so it needs file_path and file_format: "

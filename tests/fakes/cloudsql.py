@@ -60,8 +60,9 @@ class CloudSQLStandIn:
         self.tunnels: list[dict[str, Any]] = []  # TLS version and client certificate of each connection
         self._dir = Path(tempfile.mkdtemp(prefix="cloudsql-standin-"))
         self._ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._ca = _issue("stand-in Cloud SQL CA", self._ca_key.public_key(), _name("stand-in Cloud SQL CA"),
-                          self._ca_key, ca=True)
+        self._ca = _issue(
+            "stand-in Cloud SQL CA", self._ca_key.public_key(), _name("stand-in Cloud SQL CA"), self._ca_key, ca=True
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.endpoint = ""
@@ -71,15 +72,17 @@ class CloudSQLStandIn:
         self.api_calls.append((request.method, request.path, request.headers.get("Authorization", "")))
         prefix = f"/sql/v1beta4/projects/{self.project}/instances/{self.instance}"
         if request.method == "GET" and request.path == f"{prefix}/connectSettings":
-            return web.json_response({
-                "kind": "sql#connectSettings",
-                "serverCaCert": {"cert": _pem(self._ca)},
-                "ipAddresses": [{"type": "PRIMARY", "ipAddress": "127.0.0.1"}],
-                "region": self.region,
-                "databaseVersion": self.database_version,
-                "backendType": "SECOND_GEN",
-                "pscEnabled": False,
-            })
+            return web.json_response(
+                {
+                    "kind": "sql#connectSettings",
+                    "serverCaCert": {"cert": _pem(self._ca)},
+                    "ipAddresses": [{"type": "PRIMARY", "ipAddress": "127.0.0.1"}],
+                    "region": self.region,
+                    "databaseVersion": self.database_version,
+                    "backendType": "SECOND_GEN",
+                    "pscEnabled": False,
+                }
+            )
         if request.method == "POST" and request.path == f"{prefix}:generateEphemeralCert":
             body = await request.json()
             key = serialization.load_pem_public_key(body["public_key"].encode())
@@ -92,8 +95,11 @@ class CloudSQLStandIn:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         cert = _issue(f"{self.project}:{self.instance}", key.public_key(), self._ca.subject, self._ca_key)
         (self._dir / "server.pem").write_text(_pem(cert))
-        (self._dir / "server.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (self._dir / "server.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         (self._dir / "ca.pem").write_text(_pem(self._ca))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -33,7 +33,9 @@ class DuckDBTable(TableSchema, LocalPrimitive):
 
     def validate(self) -> None:
         if not isinstance(self.database, str) or not self.database.strip() or "\x00" in self.database:
-            raise PrimitiveValidationError(f"DuckDBTable: database must be the path of a .duckdb file, got {self.database!r}")
+            raise PrimitiveValidationError(
+                f"DuckDBTable: database must be the path of a .duckdb file, got {self.database!r}"
+            )
         if not isinstance(self.table, str) or not self.table or any(ord(c) < 32 for c in self.table):
             raise PrimitiveValidationError(f"DuckDBTable: table must be a non-empty name, got {self.table!r}")
         self.check_schema()

@@ -31,7 +31,11 @@ class CloudSQLTable(TableSchema, GCPPrimitive):
         return self.database.cloud_console_url()
 
     def desired_properties(self) -> dict[str, Any]:
-        return {"database": self.database.primitive_id(), "table_name": self.table_name, "schema": self.schema_properties()}
+        return {
+            "database": self.database.primitive_id(),
+            "table_name": self.table_name,
+            "schema": self.schema_properties(),
+        }
 
     def parents(self) -> list[Primitive]:
         return [self.database]
