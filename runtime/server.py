@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -193,6 +194,8 @@ def _serve_forked(
     pool = ThreadPoolExecutor(4, thread_name_prefix="bf-global")
     asyncio.run(_start_global(flow_app, pool))
     ready_r, ready_w = os.pipe()
+    # Workers that fail alike (a REPLICA dependency, say) report once, not once each and interleaved.
+    reported = multiprocessing.Value("b", 0)
     children: list[int] = []
     for _ in range(count):
         pid = os.fork()
@@ -211,7 +214,10 @@ def _serve_forked(
                     serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=signal_ready)
                 )
             except StartupError as e:
-                (on_worker_error or _print_worker_error)(e)
+                with reported.get_lock():
+                    if not reported.value:
+                        reported.value = 1
+                        (on_worker_error or _print_worker_error)(e)
             except BaseException:
                 log.exception("worker failed")
             finally:
