@@ -147,7 +147,10 @@ def _copy_ceiling(project: Path, rows: int = 200_000, batch: int = 1000) -> floa
 
 
 def collectors(workdir: Path) -> dict[str, Any]:
-    """Collector throughput into the embedded PostgreSQL and DuckDB, 64 concurrent clients."""
+    """Collector throughput into the embedded PostgreSQL and DuckDB, 64 concurrent clients.
+
+    Like the endpoint scenarios: every scenario in turn, twice, each one's better run kept, and
+    the COPY ceiling measured twice, so a drift of the machine's speed hits all of them alike."""
     import shutil
 
     from bench.servers import bfctl_serve, serving
@@ -161,17 +164,20 @@ def collectors(workdir: Path) -> dict[str, Any]:
     hundred = json.dumps(_rows(100)).encode()
     try:
         with serving(bfctl_serve("collect.py:app"), project) as (base, _process, _startup):
-            runs = {}
-            for name, path, body in [
-                ("plain endpoint (req/s)", "/plain", one),
-                ("collector → PostgreSQL, 1 row/request", "/pg/one", one),
-                ("one INSERT per request", "/insert", one),
-                ("collector → DuckDB, 1 row/request", "/duck/one", one),
-                ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred),
-            ]:
-                run_load(base + path, 1, body)
-                runs[name] = run_load(base + path, SECONDS, body)
-        ceiling = _copy_ceiling(project)
+            runs: dict[str, LoadResult] = {}
+            for _round in range(2):
+                for name, path, body in [
+                    ("plain endpoint (req/s)", "/plain", one),
+                    ("collector → PostgreSQL, 1 row/request", "/pg/one", one),
+                    ("one INSERT per request", "/insert", one),
+                    ("collector → DuckDB, 1 row/request", "/duck/one", one),
+                    ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred),
+                ]:
+                    run_load(base + path, 1, body)
+                    result = run_load(base + path, SECONDS, body)
+                    if name not in runs or result.requests_per_s > runs[name].requests_per_s:
+                        runs[name] = result
+        ceiling = max(_copy_ceiling(project) for _round in range(2))
     finally:
         subprocess.run([*bfctl, "destroy", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
     rows_per_s = {name: r.requests_per_s * (100 if "100 rows" in name else 1) for name, r in runs.items()}
