@@ -11,6 +11,7 @@ of the start-up together.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,11 +99,22 @@ FlowArgument = Annotated[str | None, typer.Argument(metavar="TARGET", help=TARGE
 @app.command(cls=Command)
 def serve(
     target: FlowArgument = None,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 listens on all of them.")] = "127.0.0.1",
+    host: Annotated[
+        str | None,
+        typer.Option(
+            show_default="0.0.0.0 when K_SERVICE is set (Cloud Run), else 127.0.0.1",
+            help="Interface to bind; 0.0.0.0 listens on all of them.",
+        ),
+    ] = None,
     port: Annotated[
-        int,
-        typer.Option(min=0, max=65535, help="TCP port to bind; 0 picks a free port and prints it."),
-    ] = 8000,
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            show_default="$PORT when set, else 8000",
+            help="TCP port to bind; 0 picks a free port and prints it.",
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -115,9 +127,12 @@ def serve(
         float,
         typer.Option(
             min=0.0,
-            help="Seconds in-flight requests get to finish after SIGTERM/Ctrl+C before shutdown.",
+            help=(
+                "Seconds in-flight requests get to finish after SIGTERM/Ctrl+C; collectors then write"
+                " their queued rows. The default fits Cloud Run's 10 s between SIGTERM and SIGKILL."
+            ),
         ),
-    ] = 10.0,
+    ] = 8.0,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
     stack: StackOption = "dev",
     infra_target: InfraTargetOption = "local",
@@ -139,12 +154,16 @@ def serve(
     """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
 
     Dependencies get the outputs of the stack's applied infrastructure; on the local target
-    stopped database servers are started first.
+    stopped database servers are started first. On Cloud Run (K_SERVICE set) it keeps the
+    platform's contract: the port from $PORT on 0.0.0.0, logs as JSON lines for Cloud Logging,
+    and an exit within 10 s of SIGTERM; /_bf/health answers startup probes.
     """
     with _reported_errors():
+        from runtime import server
+
+        host, port = server.listen_address(host, port, os.environ)
         loaded = _load(target)
         from bfctl import infra
-        from runtime import server
 
         outputs = infra.outputs_for_serving(
             loaded.flow, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region)

@@ -67,6 +67,36 @@ def _configure_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+#: Seconds in-flight requests get after SIGTERM: with the sinks' final writes and teardowns it
+#: fits in the 10 s Cloud Run leaves between SIGTERM and SIGKILL.
+DEFAULT_GRACE = 8.0
+#: Where ``bfctl serve`` listens when neither ``--port`` nor ``$PORT`` says.
+DEFAULT_PORT = 8000
+DEFAULT_HOST = "127.0.0.1"
+#: Cloud Run (and platforms like it) name the port to listen on in ``$PORT``.
+PORT_VARIABLE = "PORT"
+
+
+def listen_address(host: str | None, port: int | None, environ: Mapping[str, str]) -> tuple[str, int]:
+    """The interface and port to bind: what was given, else what the platform says.
+
+    The port falls back to ``$PORT``, then 8000. The interface falls back to 0.0.0.0 on Cloud
+    Run only (``K_SERVICE`` set), whose proxy reaches the container from outside it; anywhere
+    else to loopback, so a ``PORT`` left in a developer's shell never exposes the server.
+    """
+    if port is None:
+        value = environ.get(PORT_VARIABLE, "").strip()
+        if not value:
+            port = DEFAULT_PORT
+        elif value.isdigit() and int(value) <= 65535:
+            port = int(value)
+        else:
+            raise StartupError(f"{PORT_VARIABLE}={value!r} is not a TCP port number (0-65535)")
+    if host is None:
+        host = "0.0.0.0" if environ.get("K_SERVICE") else DEFAULT_HOST  # noqa: S104 - Cloud Run's proxy needs it
+    return host, port
+
+
 def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -91,7 +121,7 @@ async def serve_worker(
     flow_app: FlowApp,
     sock: socket.socket,
     *,
-    grace: float = 10.0,
+    grace: float = DEFAULT_GRACE,
     access_log: bool = False,
     on_ready: OnReady | None = None,
     stop: asyncio.Event | None = None,
@@ -141,10 +171,10 @@ async def serve_worker(
 def serve(
     flow: Flow,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     workers: int | None = None,
-    grace: float = 10.0,
+    grace: float = DEFAULT_GRACE,
     access_log: bool = False,
     on_ready: OnReady | None = None,
     overrides: Mapping[Any, Any] | None = None,
