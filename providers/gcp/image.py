@@ -1,0 +1,240 @@
+"""The container image of a project: its build context (a readable Dockerfile, the project's
+files, its dependencies) and the tag that context hashes to.
+
+The image runs the bfctl the user runs: the same version from the package index, or, for a
+checkout installed in development mode (no index has that code), a wheel built from it and
+shipped inside the context. Dependencies are installed in a layer before the code is copied,
+so a code change rebuilds one small layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, distribution
+from importlib.util import find_spec
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from providers.gcp.context import IGNORED, content_hash, project_files
+from providers.gcp.errors import GCPTargetError
+
+#: The Artifact Registry repository images are pushed to (the stack manages it).
+REPOSITORY = "bfctl"
+#: Where dependency files sit in the context, and in the image while they are installed.
+DEPS_DIR = "bfctl-deps"
+#: Where the project's files sit in the context; they are copied to ``/app`` in the image.
+APP_DIR = "app"
+#: Wheel timestamps are fixed so that the same bfctl source gives the same wheel, hence the same tag.
+_SOURCE_DATE_EPOCH = "315532800"
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+Progress = Callable[[str], None]
+
+
+class ImageBuildError(GCPTargetError):
+    """The image's context cannot be made or built; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """Every file of a build context by its path in the context, and the tag they hash to."""
+
+    files: dict[str, bytes]
+    tag: str
+
+    def write(self, destination: Path) -> None:
+        """Write the context into ``destination`` (created if missing, must hold nothing else)."""
+        if destination.exists() and any(destination.iterdir()):
+            raise ImageBuildError(f"{destination} is not empty; give --context-only an empty or new directory")
+        for name, data in self.files.items():
+            path = destination / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+def base_image() -> str:
+    """The slim official Python image of the running interpreter's minor version."""
+    return f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+
+
+def image_name(name: str) -> str:
+    """A Docker repository name made from a project name (lowercase, ``[a-z0-9._-]``)."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "flow"
+
+
+def image_reference(image: str, tag: str, project: str | None, region: str | None) -> str:
+    """``REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG`` when the location is known, else a local tag."""
+    if project and region:
+        return f"{region}-docker.pkg.dev/{project}/{REPOSITORY}/{image}:{tag}"
+    return f"{image}:{tag}"
+
+
+def build_context(
+    project_dir: Path, target: str, *, exclude: tuple[Path, ...] = (), progress: Progress = lambda _: None
+) -> BuildContext:
+    """The context that serves ``target`` from ``project_dir``; ``exclude`` leaves directories out."""
+    bfctl_line, deps_files = _bfctl_requirement(progress)
+    requirements = "\n".join(
+        [
+            "# bfctl, the version that built this context",
+            bfctl_line,
+            "# the clients bfctl's runtime uses on Google Cloud (Pulumi only runs where you deploy from)",
+            *_runtime_requirements(),
+            f"# the project's dependencies, from its {_dependency_source(project_dir) or 'declarations (none)'}",
+            *_project_requirements(project_dir),
+            "",
+        ]
+    )
+    files = {
+        "Dockerfile": dockerfile(target).encode(),
+        ".dockerignore": ("\n".join(IGNORED) + "\n").encode(),
+        f"{DEPS_DIR}/requirements.txt": requirements.encode(),
+        **{f"{DEPS_DIR}/{name}": data for name, data in deps_files.items()},
+        **{f"{APP_DIR}/{name}": data for name, data in project_files(project_dir, exclude).items()},
+    }
+    return BuildContext(files, content_hash(files)[:20])
+
+
+def dockerfile(target: str) -> str:
+    """The Dockerfile: dependencies in their own layer before the code, run by a user without privileges."""
+    serve = f'exec bfctl serve {shlex.quote(target)} --host 0.0.0.0 --port "$PORT"'
+    entrypoint = json.dumps(["/bin/sh", "-c", serve])
+    return f"""\
+# Written by `bfctl build`; it is generated anew on every build, so change the project, not this file.
+FROM {base_image()}
+
+ENV PYTHONUNBUFFERED=1 \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PIP_NO_CACHE_DIR=1 \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \\
+    PORT=8080
+
+# The flow runs as a user without privileges; the code it runs belongs to root, read-only to it.
+RUN useradd --create-home --uid 10001 flow
+
+# Dependencies before the code: this layer is rebuilt only when they change, not on a code change.
+COPY {DEPS_DIR}/ /opt/{DEPS_DIR}/
+RUN pip install --requirement /opt/{DEPS_DIR}/requirements.txt && rm -rf /opt/{DEPS_DIR}
+
+WORKDIR /app
+COPY {APP_DIR}/ /app/
+
+USER flow
+EXPOSE 8080
+ENTRYPOINT {entrypoint}
+"""
+
+
+def _dependency_source(project_dir: Path) -> str | None:
+    if (project_dir / "requirements.txt").is_file():
+        return "requirements.txt"
+    if (project_dir / "pyproject.toml").is_file():
+        return "pyproject.toml"
+    return None
+
+
+def _project_requirements(project_dir: Path) -> list[str]:
+    """The project's requirements, except bfctl itself (the image gets the version that built it)."""
+    source = _dependency_source(project_dir)
+    if source == "requirements.txt":
+        lines = (project_dir / source).read_text().splitlines()
+    elif source == "pyproject.toml":
+        try:
+            with open(project_dir / source, "rb") as f:
+                lines = list(tomllib.load(f).get("project", {}).get("dependencies", []))
+        except tomllib.TOMLDecodeError as exc:
+            raise ImageBuildError(f"{project_dir / source} is not valid TOML: {exc}") from None
+    else:
+        lines = []
+    return [line for line in lines if not _names_bfctl(line)]
+
+
+def _names_bfctl(requirement: str) -> bool:
+    match = _NAME.match(requirement)
+    return match is not None and match.group(1).lower().replace("_", "-") == "bfctl"
+
+
+def _runtime_requirements() -> list[str]:
+    """The ``gcp`` extra of the installed bfctl without Pulumi's packages."""
+    requires = distribution("bfctl").requires or []
+    return [
+        requirement.split(";")[0].strip()
+        for requirement in requires
+        if re.search(r"""extra\s*==\s*["']gcp["']""", requirement) and not requirement.startswith("pulumi")
+    ]
+
+
+def _bfctl_requirement(progress: Progress) -> tuple[str, dict[str, bytes]]:
+    """The requirement line that installs the running bfctl, and the files it needs in the context."""
+    spec = find_spec("bfctl")
+    assert spec is not None and spec.origin is not None
+    checkout = Path(spec.origin).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        wheel = _wheel_of(checkout, progress)
+        return f"/opt/{DEPS_DIR}/{wheel.name}", {wheel.name: wheel.read_bytes()}
+    try:
+        dist = distribution("bfctl")
+    except PackageNotFoundError:
+        raise ImageBuildError("bfctl is not installed as a package; install it with pip and try again") from None
+    origin = dist.read_text("direct_url.json")
+    if origin is None:
+        return f"bfctl=={dist.version}", {}
+    url = json.loads(origin).get("url", "")
+    local = Path(unquote(urlparse(url).path))
+    if url.startswith("file://") and local.suffix == ".whl" and local.is_file():
+        return f"/opt/{DEPS_DIR}/{local.name}", {local.name: local.read_bytes()}
+    raise ImageBuildError(
+        f"bfctl was installed from {url}, which an image cannot install again; install bfctl from PyPI, "
+        "a local wheel or a checkout, then build"
+    )
+
+
+def _wheel_of(checkout: Path, progress: Progress) -> Path:
+    """A wheel of the bfctl checkout, cached by the hash of its files (building one takes seconds).
+
+    Only its top-level files and packages are copied to build from: tests and examples are not
+    in the wheel, and their changes should not make a new one.
+    """
+    files = {
+        name: data
+        for name, data in project_files(checkout).items()
+        if "/" not in name or (checkout / name.split("/")[0] / "__init__.py").is_file()
+    }
+    cache = _cache_dir() / "wheels" / content_hash(files)[:20]
+    built = sorted(cache.glob("bfctl-*.whl"))
+    if built:
+        return built[0]
+    progress(f"Building a wheel of bfctl from {checkout} (installed in development mode, so no index has it)")
+    with tempfile.TemporaryDirectory(prefix="bfctl-wheel-") as scratch:
+        source = Path(scratch) / "source"
+        for name, data in files.items():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes(data)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", scratch, str(source)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH},
+            check=False,
+        )
+        wheels = sorted(Path(scratch).glob("bfctl-*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise ImageBuildError(f"building a wheel of bfctl from {checkout} failed:\n{result.stderr.strip()}")
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{wheels[0].name}.{os.getpid()}"
+        shutil.copy2(wheels[0], partial)
+        return partial.replace(cache / wheels[0].name)  # atomic: a concurrent build never reads half a wheel
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bfctl"
