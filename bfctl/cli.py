@@ -249,6 +249,45 @@ def destroy(
         infra.destroy(infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region))
 
 
+@app.command(cls=Command)
+def build(
+    target: FlowArgument = None,
+    context_only: Annotated[
+        Path | None,
+        typer.Option(
+            "--context-only",
+            metavar="DIR",
+            file_okay=False,
+            help="Only write the build context (Dockerfile, .dockerignore, code, dependencies) to DIR.",
+            show_default=False,
+        ),
+    ] = None,
+    push: Annotated[bool, typer.Option("--push", help="Push the image to Artifact Registry once built.")] = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
+) -> None:
+    """Build the container image that serves the flow, with the local Docker daemon.
+
+    The tag is a hash of the build context, so unchanged code is not built again. The image is
+    tagged for Artifact Registry when the project and region are known, else locally.
+    """
+    with _reported_errors():
+        loaded = _load(target)
+        from providers.gcp.build import build_image
+
+        build_image(
+            Path.cwd(),
+            loaded.target,
+            loaded.flow.managed_primitives,
+            context_only=context_only,
+            push=push,
+            project=gcp_project,
+            region=gcp_region,
+            say=console.info,
+            docker_output=partial(console.info, style="dim"),
+        )
+
+
 def _gcp(project: str | None, region: str | None) -> dict[str, str | None]:
     return {"project": project, "region": region}
 
