@@ -36,6 +36,7 @@ DEPS_DIR = "bfctl-deps"
 APP_DIR = "app"
 #: Wheel timestamps are fixed so that the same bfctl source gives the same wheel, hence the same tag.
 _SOURCE_DATE_EPOCH = "315532800"
+_HEADER = "# Written by `bfctl build`; it is generated anew on every build, so change the project, not this file."
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 Progress = Callable[[str], None]
@@ -53,13 +54,26 @@ class BuildContext:
     tag: str
 
     def write(self, destination: Path) -> None:
-        """Write the context into ``destination`` (created if missing, must hold nothing else)."""
+        """Write the context into ``destination``: a new or empty directory, or one holding an
+        earlier context (replaced, so that no file of the old code stays behind)."""
         if destination.exists() and any(destination.iterdir()):
-            raise ImageBuildError(f"{destination} is not empty; give --context-only an empty or new directory")
+            if not _is_context(destination):
+                raise ImageBuildError(
+                    f"{destination} is not empty and holds no earlier build context; "
+                    "give --context-only an empty or new directory"
+                )
+            shutil.rmtree(destination)
         for name, data in self.files.items():
             path = destination / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+
+
+def _is_context(directory: Path) -> bool:
+    try:
+        return (directory / "Dockerfile").read_text().startswith(_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def base_image() -> str:
@@ -110,7 +124,7 @@ def dockerfile(target: str) -> str:
     serve = f'exec bfctl serve {shlex.quote(target)} --host 0.0.0.0 --port "$PORT"'
     entrypoint = json.dumps(["/bin/sh", "-c", serve])
     return f"""\
-# Written by `bfctl build`; it is generated anew on every build, so change the project, not this file.
+{_HEADER}
 FROM {base_image()}
 
 ENV PYTHONUNBUFFERED=1 \\

@@ -1,0 +1,299 @@
+"""``bfctl build``: the generated build context, its content-hash tag, and the Docker path.
+
+The Docker path runs against a stand-in ``docker`` program first on PATH that records its
+arguments and answers ``info``, ``image inspect``, ``build`` and ``push`` the way Docker does
+(exit codes, images it has built); no Docker daemon is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+import bfctl
+from providers.gcp.context import ignored
+from providers.gcp.image import BuildContext, ImageBuildError, build_context
+
+FLOW = """\
+from buildflow import Flow
+
+app = Flow()
+service = app.service()
+
+
+@service.endpoint("/hello", method="GET")
+def hello() -> str:
+    return "hello"
+"""
+
+PYPROJECT = """\
+[project]
+name = "Shop_API"
+version = "1.0"
+dependencies = ["requests>=2", "bfctl>=0.1"]
+
+[tool.buildflow]
+app = "main:app"
+"""
+
+SECRETS_AND_STATE = (
+    ".env",
+    "config/.env.production",
+    "keys/server.pem",
+    "keys/tls.key",
+    "deploy/service-account-prod.json",
+    "application_default_credentials.json",
+    ".buildflow/state/dev.json",
+    ".venv/lib/site.py",
+    ".git/config",
+    "shop/__pycache__/util.cpython-311.pyc",
+)
+
+FAKE_DOCKER = """\
+#!{python}
+import json, os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+images = Path(os.environ["FAKE_DOCKER_IMAGES"])
+known = images.read_text().split() if images.exists() else []
+if args[0] == "info":
+    sys.exit(0 if os.environ.get("FAKE_DOCKER_DAEMON") == "up" else 1)
+if args[:2] == ["image", "inspect"]:
+    sys.exit(0 if args[2] in known else 1)
+if args[0] == "build":
+    reference, context = args[args.index("--tag") + 1], Path(args[-1])
+    dockerfile = (context / "Dockerfile").read_text()
+    print("#1 [internal] load build definition from Dockerfile")
+    print("#2 FROM " + dockerfile.split("FROM ", 1)[1].split()[0])
+    images.write_text("\\n".join([*known, reference]))
+    sys.exit(0)
+if args[0] == "push":
+    sys.exit(0 if args[1] in known else 1)
+sys.exit(2)
+"""
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session: bfctl's wheel is built once, not by every test."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def project(tmp_path: Path, wheel_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(wheel_cache))
+    root = tmp_path / "shop"
+    write_tree(root, {"main.py": FLOW, "pyproject.toml": PYPROJECT, "shop/__init__.py": "", "shop/util.py": "X = 1\n"})
+    write_tree(root, dict.fromkeys(SECRETS_AND_STATE, "secret-value-123\n"))
+    return root
+
+
+@pytest.fixture
+def env(bfctl_env: dict[str, str], tmp_path: Path, wheel_cache: Path) -> dict[str, str]:
+    """A stand-in ``docker`` first on PATH, its log and the images it holds."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER.format(python=sys.executable))
+    docker.chmod(0o755)
+    return {
+        **bfctl_env,
+        "PATH": f"{bin_dir}{os.pathsep}{bfctl_env['PATH']}",
+        "XDG_CACHE_HOME": str(wheel_cache),
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker-calls.jsonl"),
+        "FAKE_DOCKER_IMAGES": str(tmp_path / "docker-images.txt"),
+        "FAKE_DOCKER_DAEMON": "up",
+    }
+
+
+def docker_calls(env: dict[str, str]) -> list[list[str]]:
+    log = Path(env["FAKE_DOCKER_LOG"])
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def build(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bfctl", "build", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=300,
+    )
+
+
+def tag_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("Image tag: ")).removeprefix("Image tag: ")
+
+
+def test_context_holds_the_code_and_no_state_or_secrets(project: Path) -> None:
+    context = build_context(project, "main:app")
+
+    assert {name for name in context.files if name.startswith("app/")} == {
+        "app/main.py",
+        "app/pyproject.toml",
+        "app/shop/__init__.py",
+        "app/shop/util.py",
+    }
+    assert not any(b"secret-value-123" in data for data in context.files.values())
+    dockerignore = context.files[".dockerignore"].decode().splitlines()
+    assert {"**/.buildflow", "**/.venv", "**/.git", "**/__pycache__", "**/.env", "**/*.pem", "**/*.key"} <= set(
+        dockerignore
+    )
+    assert all(ignored(PurePosixPath(name)) for name in SECRETS_AND_STATE)
+
+
+def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user(project: Path) -> None:
+    dockerfile = build_context(project, "main:app").files["Dockerfile"].decode()
+    lines = dockerfile.splitlines()
+
+    assert f"FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim" in lines
+    install = lines.index("RUN pip install --requirement /opt/bfctl-deps/requirements.txt && rm -rf /opt/bfctl-deps")
+    assert lines.index("COPY bfctl-deps/ /opt/bfctl-deps/") < install < lines.index("COPY app/ /app/")
+    assert any(line.startswith("RUN useradd") for line in lines)
+    assert lines.index("USER flow") > install
+    entrypoint = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT ")).removeprefix("ENTRYPOINT "))
+    assert entrypoint == ["/bin/sh", "-c", 'exec bfctl serve main:app --host 0.0.0.0 --port "$PORT"']
+
+
+def test_the_image_gets_the_running_bfctl_and_the_projects_dependencies(project: Path) -> None:
+    context = build_context(project, "main:app")
+    requirements = context.files["bfctl-deps/requirements.txt"].decode().splitlines()
+
+    # this checkout is a development install: a wheel of it travels in the context
+    wheels = [name for name in context.files if name.startswith("bfctl-deps/") and name.endswith(".whl")]
+    assert len(wheels) == 1
+    assert f"/opt/{wheels[0]}" in requirements
+    wheel_path = project.parent / "bfctl.whl"
+    wheel_path.write_bytes(context.files[wheels[0]])
+    with zipfile.ZipFile(wheel_path) as wheel:
+        metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        assert f"Version: {bfctl.__version__}" in wheel.read(metadata).decode().splitlines()
+        assert "runtime/server.py" in wheel.namelist()
+    assert "requests>=2" in requirements
+    assert "bfctl>=0.1" not in requirements  # the running version wins over the project's range
+    assert not any(line.startswith("pulumi") for line in requirements)
+
+
+def test_requirements_txt_is_used_when_present(project: Path) -> None:
+    (project / "requirements.txt").write_text("httpx==0.27.0\nBFCTL==0.3.0\n")
+
+    requirements = build_context(project, "main:app").files["bfctl-deps/requirements.txt"].decode().splitlines()
+
+    assert "httpx==0.27.0" in requirements
+    assert "requests>=2" not in requirements
+    assert "BFCTL==0.3.0" not in requirements
+
+
+def test_tag_is_stable_for_the_same_tree_and_changes_with_the_code(project: Path) -> None:
+    first = build_context(project, "main:app").tag
+    os.utime(project / "main.py", (0, 0))  # a touched file is not a changed file
+    (project / ".buildflow" / "state" / "dev.json").write_text("{}")  # ignored files do not count
+    assert build_context(project, "main:app").tag == first
+
+    (project / "shop" / "util.py").write_text("X = 2\n")
+    changed = build_context(project, "main:app").tag
+    assert changed != first
+    (project / "shop" / "util.py").write_text("X = 1\n")
+    assert build_context(project, "main:app").tag == first
+
+
+def test_write_refuses_a_directory_holding_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+
+    with pytest.raises(ImageBuildError, match="not empty"):
+        BuildContext({"Dockerfile": b"FROM scratch\n"}, "t").write(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_context_only_writes_the_context_and_prints_the_tag(project: Path, env: dict[str, str]) -> None:
+    first = build(project, env, "--context-only", "ctx")
+
+    assert first.returncode == 0, first.stderr
+    assert "Wrote the build context of main:app to ctx" in first.stdout
+    tag = tag_line(first.stdout)
+    assert tag.startswith("shop_api:")  # no project or region: a local tag
+    assert (project / "ctx" / "Dockerfile").is_file()
+    assert (project / "ctx" / "app" / "main.py").read_text() == FLOW
+    assert not (project / "ctx" / "app" / ".env").exists()
+    assert docker_calls(env) == []  # writing a context needs no Docker
+
+    # written again over the earlier context, which is not part of the new one
+    again = build(project, env, "--context-only", "ctx")
+    assert again.returncode == 0, again.stderr
+    assert tag_line(again.stdout) == tag
+    assert not (project / "ctx" / "app" / "ctx").exists()
+
+
+def test_without_a_daemon_the_remote_path_is_said_to_be_unavailable(project: Path, env: dict[str, str]) -> None:
+    result = build(project, {**env, "FAKE_DOCKER_DAEMON": "down"})
+
+    assert result.returncode == 1
+    assert "Cloud Build is not available in this version" in result.stderr
+    assert "bfctl build --context-only DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert docker_calls(env) == [["info"]]
+
+
+def test_docker_builds_once_for_unchanged_code(project: Path, env: dict[str, str]) -> None:
+    with (project / "pyproject.toml").open("a") as f:
+        f.write(textwrap.dedent('[tool.buildflow.gcp]\nproject = "acme-prod"\nregion = "europe-west1"\n'))
+
+    first = build(project, env)
+    assert first.returncode == 0, first.stderr
+    builds = [call for call in docker_calls(env) if call[0] == "build"]
+    assert len(builds) == 1
+    reference = builds[0][builds[0].index("--tag") + 1]
+    assert reference.startswith("europe-west1-docker.pkg.dev/acme-prod/bfctl/shop_api:")
+    assert f"Built {reference}" in first.stdout
+    assert f"#2 FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim" in first.stdout
+
+    second = build(project, env)
+    assert second.returncode == 0, second.stderr
+    assert f"{reference} exists already: unchanged code, no build" in second.stdout
+    assert [call for call in docker_calls(env) if call[0] == "build"] == builds
+    assert ["image", "inspect", reference] in docker_calls(env)
+
+    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    third = build(project, env)
+    assert third.returncode == 0, third.stderr
+    rebuilt = [call for call in docker_calls(env) if call[0] == "build"]
+    assert len(rebuilt) == 2
+    assert rebuilt[1][rebuilt[1].index("--tag") + 1] != reference
+
+
+def test_flags_choose_the_registry_and_push_sends_the_image(project: Path, env: dict[str, str]) -> None:
+    result = build(project, env, "--gcp-project", "acme-dev", "--gcp-region", "us-central1", "--push")
+
+    assert result.returncode == 0, result.stderr
+    calls = docker_calls(env)
+    reference = next(call for call in calls if call[0] == "build")[2]
+    assert reference.startswith("us-central1-docker.pkg.dev/acme-dev/bfctl/shop_api:")
+    assert calls[-1] == ["push", reference]
+    assert f"Pushed {reference}" in result.stdout
+
+
+def test_push_needs_a_registry_location(project: Path, env: dict[str, str]) -> None:
+    result = build(project, env, "--push")
+
+    assert result.returncode == 1
+    assert "no Google Cloud project" in result.stderr
+    assert docker_calls(env) == []
