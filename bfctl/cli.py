@@ -134,6 +134,17 @@ def serve(
         ),
     ] = 8.0,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            metavar="text|json",
+            show_default="json when K_SERVICE is set (Cloud Run), else text",
+            help=(
+                "json: one JSON object per line as Cloud Logging reads it, each line written while"
+                " handling a request tied to its X-Cloud-Trace-Context trace and request id."
+            ),
+        ),
+    ] = None,
     stack: StackOption = "dev",
     infra_target: InfraTargetOption = "local",
     apply_first: Annotated[
@@ -162,6 +173,7 @@ def serve(
         from runtime import server
 
         host, port = server.listen_address(host, port, os.environ)
+        log_format = server.log_format_of(log_format)
         loaded = _load(target)
         from bfctl import infra
 
@@ -176,11 +188,12 @@ def serve(
             workers=workers,
             grace=grace,
             access_log=access_log,
-            on_ready=partial(_announce, loaded.target, routes),
+            on_ready=partial(_announce, loaded.target, routes, log_format == "json"),
             outputs=outputs,
             loop=loop,
             threads=threads,
             on_worker_error=_report_startup_error,
+            log_format=log_format,
         )
     raise typer.Exit(code)
 
@@ -328,19 +341,29 @@ def _report_startup_error(error: Exception) -> None:
     console.error(str(error), startup_detail(error, console.debug_enabled()))
 
 
-def _announce(target: str, routes: list[tuple[str, str]], urls: list[str]) -> None:
+def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, urls: list[str]) -> None:
     """Print where the flow is served, called once the sockets are bound.
 
     The first line is the contract for scripts and tests: they wait for
-    "Serving <target> on <url>" and then know requests will be accepted.
+    "Serving <target> on <url>" and then know requests will be accepted. With JSON logs it is
+    the message of one log line, and the routes are the message of the next.
     """
-    console.info(f"Serving {target} on {urls[0]}", "bold green")
-    for url in urls[1:]:
-        console.info(f"  also on {url}", "green")
     base = urls[0].rstrip("/")
     width = max((len(method) for method, _ in routes), default=0)
-    for method, path in routes:
-        console.info(f"  {method:<{width}}  {base}{path}", "cyan")
+    more = [f"  also on {url}" for url in urls[1:]]
+    listed = [f"  {method:<{width}}  {base}{path}" for method, path in routes]
+    if as_json:
+        import logging
+
+        log = logging.getLogger("bfctl")
+        log.info("Serving %s on %s", target, urls[0])
+        log.info("Routes:\n%s", "\n".join([*more, *listed]))
+        return
+    console.info(f"Serving {target} on {urls[0]}", "bold green")
+    for line in more:
+        console.info(line, "green")
+    for line in listed:
+        console.info(line, "cyan")
     console.info("Press Ctrl+C to stop.", "dim")
 
 

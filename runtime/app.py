@@ -71,6 +71,8 @@ class FlowApp:
         self.swagger_ui = None if DOCS_ROUTE in {r for _, r in self.routes()} else openapi.swagger_ui()
         self.sinks.declare_dependencies(walk(roots))
         self.pool: ThreadPoolExecutor | None = None
+        #: What runs sync code; the server swaps in one that carries each request's log context.
+        self.pool_class: type[ThreadPoolExecutor] = ThreadPoolExecutor
 
     @staticmethod
     def _compile(flow: Flow, graph: Graph, sinks: SinkRegistry) -> list[CompiledHandler]:
@@ -145,7 +147,7 @@ class FlowApp:
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bf-worker")
+        self.pool = self.pool_class(self.threads, thread_name_prefix="bf-worker")
         self._owns_global = not self.lifecycle.global_built
         if self._owns_global:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from buildflow.responses import FileResponse, StreamingResponse
 from buildflow.responses import Response as SDKResponse
+from runtime.cloud_logging import current_request_id
 
 log = logging.getLogger("buildflow.runtime")
 
@@ -133,7 +134,7 @@ def http_error(exc: web.HTTPException) -> web.Response:
 
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:
     """A 500 that names a request id; the traceback goes to the log under the same id."""
-    request_id = raw.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request_id = current_request_id() or raw.headers.get("X-Request-ID") or uuid.uuid4().hex
     log.error("request %s: %s %s failed in %s", request_id, raw.method, raw.path, where, exc_info=exc)
     return json_response(
         {"detail": "Internal Server Error", "request_id": request_id},

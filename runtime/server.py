@@ -20,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.flow import Flow
+from runtime import cloud_logging
 from runtime.app import FlowApp
+from runtime.cloud_logging import JsonAccessLogger, JsonLogs
 from runtime.errors import StartupError, one_line
 
 log = logging.getLogger("buildflow.runtime")
@@ -61,7 +64,10 @@ def use_event_loop(kind: str = "auto") -> str:
     return "uvloop"
 
 
-def _configure_logging() -> None:
+def _configure_logging(json_logs: bool) -> None:
+    if json_logs:
+        cloud_logging.configure()
+        return
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -125,6 +131,7 @@ async def serve_worker(
     access_log: bool = False,
     on_ready: OnReady | None = None,
     stop: asyncio.Event | None = None,
+    json_logs: JsonLogs | None = None,
 ) -> int:
     """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop``), then drain and tear down."""
     loop = asyncio.get_running_loop()
@@ -134,10 +141,14 @@ async def serve_worker(
             NotImplementedError, RuntimeError, ValueError
         ):  # not the main thread, or no signals here
             loop.add_signal_handler(sig, stop.set)
+    app = flow_app.build()
+    if json_logs is not None:
+        json_logs.install(app)
     runner = web.AppRunner(
-        flow_app.build(),
+        app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        access_log_class=AccessLogger if json_logs is None else JsonAccessLogger,
         shutdown_timeout=grace,
     )
     try:
@@ -182,23 +193,35 @@ def serve(
     loop: str = "auto",
     threads: int | None = None,
     on_worker_error: OnWorkerError | None = None,
+    log_format: str | None = None,
 ) -> int:
     """Serve until stopped by a signal; returns the exit code. Blocks.
 
     ``outputs`` are the applied infrastructure's outputs, handed to dependencies. A
     StartupError in this process is raised; one in a forked worker goes to
     ``on_worker_error`` (default: ``Error: <message>`` on stderr) and the exit code is 1.
+    ``log_format`` is ``text`` or ``json``; by default JSON on Cloud Run, else text.
     """
-    _configure_logging()
+    json_logs = JsonLogs(cloud_logging.project_id(os.environ)) if log_format_of(log_format) == "json" else None
+    _configure_logging(json_logs is not None)
     use_event_loop(loop)
     flow_app = FlowApp(flow, overrides, outputs=outputs, threads=threads)
+    if json_logs is not None:
+        flow_app.pool_class = cloud_logging.ContextThreadPool
     count = workers or flow_app.workers_wanted()
     if count < 1:
         raise StartupError(f"--workers must be at least 1, got {count}")
     if count == 1:
         sock = bind_socket(host, port, reuse_port=False)
-        return asyncio.run(serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=on_ready))
-    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready, on_worker_error)
+        return asyncio.run(
+            serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=on_ready, json_logs=json_logs)
+        )
+    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready, on_worker_error, json_logs)
+
+
+def log_format_of(requested: str | None) -> cloud_logging.LogFormat:
+    """The log format ``serve`` uses: as asked, else JSON on Cloud Run (``K_SERVICE`` set)."""
+    return cloud_logging.log_format(requested, os.environ)
 
 
 def _print_worker_error(error: StartupError) -> None:
@@ -214,6 +237,7 @@ def _serve_forked(
     access_log: bool,
     on_ready: OnReady | None,
     on_worker_error: OnWorkerError | None = None,
+    json_logs: JsonLogs | None = None,
 ) -> int:
     reuse_port = hasattr(socket, "SO_REUSEPORT")
     # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
@@ -241,7 +265,9 @@ def _serve_forked(
                     os.write(ready_w, b".")
 
                 code = asyncio.run(
-                    serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=signal_ready)
+                    serve_worker(
+                        flow_app, sock, grace=grace, access_log=access_log, on_ready=signal_ready, json_logs=json_logs
+                    )
                 )
             except StartupError as e:
                 with reported.get_lock():

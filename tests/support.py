@@ -6,6 +6,8 @@ sockets are bound, so no test sleeps or polls a port.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import queue
 import re
 import signal
@@ -66,6 +68,14 @@ class Server:
         return "\n".join(self.lines)
 
 
+def _serving_line(line: str) -> re.Match[str] | None:
+    """The "Serving" line, printed as it is or as the message of a JSON log line."""
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError, AttributeError):
+            line = json.loads(line).get("message", "")
+    return SERVING.match(line)
+
+
 def _pump(stream: IO[str], sink: queue.Queue[str | None]) -> None:
     for line in stream:
         sink.put(line.rstrip("\n"))
@@ -101,7 +111,7 @@ def serving(args: list[str], cwd: Path, env: dict[str, str], command: list[str] 
             if line is None:
                 pytest.fail("bfctl exited before serving:\n" + "\n".join(seen))
             seen.append(line)
-            if match := SERVING.match(line):
+            if match := _serving_line(line):
                 break
         server = Server(process, match["url"], match["target"], seen)
         yield server

@@ -1,25 +1,51 @@
 """Cloud Run's contract, kept by a real ``bfctl serve`` subprocess: the port from ``$PORT``,
-0.0.0.0 on Cloud Run only, and the startup probe path."""
+0.0.0.0 on Cloud Run only, the startup probe path, and JSON log lines that carry the trace of
+the request they were written for."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import run_bfctl, serving, write
+from support import Server, run_bfctl, serving, write
+
+from runtime.cloud_logging import context_from_headers, project_id
 
 FLOW = """
+import logging
+
 from buildflow import Flow
 
+log = logging.getLogger("notes")
 app = Flow()
 service = app.service()
 
 
 @service.endpoint("/hello", method="GET")
 def hello() -> str:
+    log.info("sync hello")
     return "hello"
+
+
+@service.endpoint("/async", method="GET")
+async def hello_async() -> str:
+    log.warning("async hello")
+    return "hi"
+
+
+@service.endpoint("/boom", method="GET")
+async def boom() -> str:
+    raise RuntimeError("boom")
 """
+TRACE_ID = "105445aa7843bc8bf206b12000100000"
 
 
 def _free_port() -> int:
@@ -63,3 +89,148 @@ def test_a_port_that_is_not_a_number_is_a_clear_error(tmp_path: Path, bfctl_env:
     assert code == 1
     assert output.startswith("Error: PORT='eighty' is not a TCP port number"), output
     assert "Traceback" not in output
+
+
+def _get(server: Server, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(server.url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def _entries(lines: list[str]) -> list[dict[str, Any]]:
+    """Every output line, each of which must be one JSON object."""
+    entries = []
+    for line in lines:
+        entry = json.loads(line)
+        assert isinstance(entry, dict) and entry["severity"] and "message" in entry, line
+        entries.append(entry)
+    return entries
+
+
+def test_json_logs_carry_each_requests_trace(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", FLOW)
+    env = {**bfctl_env, "GOOGLE_CLOUD_PROJECT": "notes-prod"}
+    env.pop("K_SERVICE", None)
+    traced = {"X-Cloud-Trace-Context": f"{TRACE_ID}/42;o=1"}
+
+    with serving(["main.py", "--port", "0", "--log-format", "json"], tmp_path, env) as server:
+        assert _get(server, "/hello", traced)[0] == 200
+        assert _get(server, "/async", {"X-Cloud-Trace-Context": f"{TRACE_ID[::-1]}/7", "X-Request-ID": "r-7"})[0] == 200
+        status, headers, body = _get(server, "/boom", traced)
+        assert _get(server, "/hello", {})[0] == 200
+        assert server.stop() == 0
+
+    assert status == 500
+    entries = _entries(server.lines)
+    trace = f"projects/notes-prod/traces/{TRACE_ID}"
+    by_message: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        by_message.setdefault(entry["message"].splitlines()[0], entry)  # the first of each
+    sync_line = by_message["sync hello"]
+    assert (sync_line["severity"], sync_line["logger"]) == ("INFO", "notes")
+    assert sync_line["logging.googleapis.com/trace"] == trace
+    assert sync_line["logging.googleapis.com/spanId"] == "000000000000002a"  # 42, as Cloud Logging wants it
+    assert sync_line["logging.googleapis.com/trace_sampled"] is True
+    async_line = by_message["async hello"]
+    assert async_line["severity"] == "WARNING"
+    assert async_line["logging.googleapis.com/trace"] == f"projects/notes-prod/traces/{TRACE_ID[::-1]}"
+    assert async_line["logging.googleapis.com/trace_sampled"] is False
+    assert async_line["request_id"] == "r-7"
+
+    request_id = json.loads(body)["request_id"]
+    assert headers["X-Request-ID"] == request_id
+    failure = next(e for e in entries if e["severity"] == "ERROR")
+    assert failure["request_id"] == request_id
+    assert failure["logging.googleapis.com/trace"] == trace
+    assert "RuntimeError: boom" in failure["message"]  # the traceback, inside the same entry
+
+    access = [e for e in entries if "httpRequest" in e]
+    assert [(e["httpRequest"]["requestUrl"], e["httpRequest"]["status"]) for e in access] == [
+        ("/hello", 200),
+        ("/async", 200),
+        ("/boom", 500),
+        ("/hello", 200),
+    ]
+    assert [e.get("logging.googleapis.com/trace") for e in access] == [
+        trace,
+        f"projects/notes-prod/traces/{TRACE_ID[::-1]}",
+        trace,
+        None,
+    ]
+    assert access[1]["request_id"] == "r-7"
+    assert access[3]["request_id"] and access[3]["request_id"] != access[0]["request_id"]
+    untraced = [e for e in entries if e["message"] == "sync hello"][1]
+    assert "logging.googleapis.com/trace" not in untraced
+    assert untraced["request_id"] == access[3]["request_id"]
+
+
+def test_text_logs_stay_text(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", FLOW)
+    env = {**bfctl_env, "K_SERVICE": "notes"}
+
+    with serving(["main.py", "--port", "0", "--log-format", "text"], tmp_path, env) as server:
+        assert _get(server, "/hello", {"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1"})[0] == 200
+        assert server.stop() == 0
+
+    assert any(line.endswith("INFO notes: sync hello") for line in server.lines), server.output
+    assert not any(line.startswith("{") for line in server.lines), server.output
+    assert TRACE_ID not in server.output
+
+
+@pytest.mark.parametrize(
+    ("header", "trace", "span"),
+    [
+        (f"{TRACE_ID}/1;o=1", f"projects/p/traces/{TRACE_ID}", "0000000000000001"),
+        (f"{TRACE_ID}/18446744073709551615", f"projects/p/traces/{TRACE_ID}", "ffffffffffffffff"),
+        (f"{TRACE_ID}/x1;o=1", f"projects/p/traces/{TRACE_ID}", None),
+        (TRACE_ID, f"projects/p/traces/{TRACE_ID}", None),
+        ("not-hex/1;o=1", None, None),
+        ("", None, None),
+    ],
+)
+def test_trace_header_parsing(header: str, trace: str | None, span: str | None) -> None:
+    context = context_from_headers({"X-Cloud-Trace-Context": header}, "p")
+    assert (context.trace, context.span_id) == (trace, span)
+
+
+@pytest.fixture
+def metadata_server() -> Iterator[str]:
+    """A stand-in for the GCE metadata server: answers the project id to requests that say
+    ``Metadata-Flavor: Google``, as the real one does."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/computeMetadata/v1/project/project-id" and self.headers["Metadata-Flavor"] == "Google"
+            body = b"from-metadata" if ok else b"no"
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
+
+
+def test_project_comes_from_the_environment_else_the_metadata_server_on_cloud_run(metadata_server: str) -> None:
+    assert project_id({"GOOGLE_CLOUD_PROJECT": "given", "K_SERVICE": "s", "GCE_METADATA_HOST": metadata_server}) == (
+        "given"
+    )
+    assert project_id({"K_SERVICE": "s", "GCE_METADATA_HOST": metadata_server}) == "from-metadata"
+    assert project_id({"GCE_METADATA_HOST": metadata_server}) is None  # not on Cloud Run: not asked
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"127.0.0.1:{closed.getsockname()[1]}"
+    assert project_id({"K_SERVICE": "s", "GCE_METADATA_HOST": unreachable}) is None
+
+
+def test_without_a_project_the_trace_is_the_bare_id() -> None:
+    assert context_from_headers({"X-Cloud-Trace-Context": f"{TRACE_ID}/1"}, None).trace == TRACE_ID
