@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 import bfctl
-from providers.gcp.context import ignored
-from providers.gcp.image import BuildContext, ImageBuildError, build_context
+from providers.gcp.context import ImageBuildError, ignored
+from providers.gcp.image import BuildContext, build_context
 
 FLOW = """\
 from buildflow import Flow
@@ -297,3 +297,26 @@ def test_push_needs_a_registry_location(project: Path, env: dict[str, str]) -> N
     assert result.returncode == 1
     assert "no Google Cloud project" in result.stderr
     assert docker_calls(env) == []
+
+
+def test_the_projects_dockerignore_leaves_out_more_never_less(project: Path) -> None:
+    write_tree(project, {".dockerignore": "# big files\n/data/\n**/*.csv\n", "data/big.bin": "x", "shop/r.csv": "a"})
+
+    context = build_context(project, "main:app")
+
+    assert not any(name.startswith("app/data/") or name.endswith(".csv") for name in context.files)
+    assert "app/shop/util.py" in context.files
+    assert {"app/data", "**/*.csv", "**/.env"} <= set(context.files[".dockerignore"].decode().splitlines())
+
+    (project / ".dockerignore").write_text("!keys/server.pem\n")
+    with pytest.raises(ImageBuildError, match="exceptions"):
+        build_context(project, "main:app")
+
+
+def test_a_flow_file_target_is_relative_to_the_project_in_the_image(project: Path, tmp_path: Path) -> None:
+    dockerfile = build_context(project, f"{project / 'main.py'}:app").files["Dockerfile"].decode()
+    assert 'exec bfctl serve main.py:app --host 0.0.0.0 --port \\"$PORT\\"' in dockerfile
+
+    (tmp_path / "elsewhere.py").write_text(FLOW)
+    with pytest.raises(ImageBuildError, match="outside the project directory"):
+        build_context(project, "../elsewhere.py:app")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from buildflow.io.primitive import Primitive
 from providers.gcp import docker
-from providers.gcp.image import ImageBuildError, build_context, image_name, image_reference
+from providers.gcp.context import ImageBuildError
+from providers.gcp.image import build_context, image_name, image_reference
 from providers.gcp.settings import resolve
 
 Say = Callable[[str], None]

@@ -15,6 +15,13 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
+from providers.gcp.errors import GCPTargetError
+
+
+class ImageBuildError(GCPTargetError):
+    """The image's context cannot be made or built; the message says what to do."""
+
+
 #: ``.dockerignore`` patterns (Docker's syntax: ``**/`` matches in any directory).
 IGNORED = (
     # bfctl's own state (stacks, local databases, Pulumi's workspace) and tool caches
@@ -57,12 +64,29 @@ def ignored(relative: PurePosixPath, patterns: Iterable[str] = IGNORED) -> bool:
     return False
 
 
-def project_files(root: Path, exclude: Iterable[Path] = ()) -> dict[str, bytes]:
-    """The regular files under ``root`` that are not ignored, by POSIX path relative to it.
+def project_patterns(root: Path) -> tuple[str, ...]:
+    """The patterns of the project's own ``.dockerignore``, if it has one.
+
+    Exceptions (``!pattern``) are refused rather than half-honoured: they could only bring back
+    files the list above keeps out, secrets among them.
+    """
+    try:
+        lines = (root / ".dockerignore").read_text().splitlines()
+    except FileNotFoundError:
+        return ()
+    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if any(pattern.startswith("!") for pattern in patterns):
+        raise ImageBuildError(f"{root / '.dockerignore'}: exceptions (lines starting with !) are not supported")
+    return tuple(pattern.removeprefix("./").strip("/") for pattern in patterns)
+
+
+def project_files(root: Path, exclude: Iterable[Path] = (), patterns: Iterable[str] = IGNORED) -> dict[str, bytes]:
+    """The regular files under ``root`` that no pattern ignores, by POSIX path relative to it.
 
     ``exclude`` names directories to leave out as well (a context written inside the project).
     Symbolic links are not followed: a link out of the project would leak files into the image.
     """
+    patterns = tuple(patterns)
     skipped = {path.resolve() for path in exclude}
     files: dict[str, bytes] = {}
     for directory, subdirs, names in os.walk(root):
@@ -70,14 +94,14 @@ def project_files(root: Path, exclude: Iterable[Path] = ()) -> dict[str, bytes]:
         subdirs[:] = sorted(
             d
             for d in subdirs
-            if not ignored(PurePosixPath((here / d).relative_to(root).as_posix()))
+            if not ignored(PurePosixPath((here / d).relative_to(root).as_posix()), patterns)
             and (here / d).resolve() not in skipped
             and not (here / d).is_symlink()
         )
         for name in names:
             path = here / name
             relative = PurePosixPath(path.relative_to(root).as_posix())
-            if not path.is_symlink() and path.is_file() and not ignored(relative):
+            if not path.is_symlink() and path.is_file() and not ignored(relative, patterns):
                 files[str(relative)] = path.read_bytes()
     return files
 

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from providers.gcp.image import ImageBuildError
+from providers.gcp.context import ImageBuildError
 
 NO_DAEMON = (
     "no Docker daemon answered (`docker info` failed), and building remotely with Cloud Build is not "

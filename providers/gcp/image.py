@@ -25,8 +25,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from providers.gcp.context import IGNORED, content_hash, project_files
-from providers.gcp.errors import GCPTargetError
+from providers.gcp.context import IGNORED, ImageBuildError, content_hash, project_files, project_patterns
 
 #: The Artifact Registry repository images are pushed to (the stack manages it).
 REPOSITORY = "bfctl"
@@ -40,10 +39,6 @@ _HEADER = "# Written by `bfctl build`; it is generated anew on every build, so c
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 Progress = Callable[[str], None]
-
-
-class ImageBuildError(GCPTargetError):
-    """The image's context cannot be made or built; the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +91,10 @@ def image_reference(image: str, tag: str, project: str | None, region: str | Non
 def build_context(
     project_dir: Path, target: str, *, exclude: tuple[Path, ...] = (), progress: Progress = lambda _: None
 ) -> BuildContext:
-    """The context that serves ``target`` from ``project_dir``; ``exclude`` leaves directories out."""
+    """The context that serves ``target`` from ``project_dir``; ``exclude`` leaves directories out.
+
+    The project's own ``.dockerignore`` leaves out more files, never fewer.
+    """
     bfctl_line, deps_files = _bfctl_requirement(progress)
     requirements = "\n".join(
         [
@@ -109,12 +107,15 @@ def build_context(
             "",
         ]
     )
+    own = project_patterns(project_dir)
+    in_context = [p if p.startswith("**/") else f"{APP_DIR}/{p}" for p in own]
+    code = project_files(project_dir, exclude, IGNORED + own)
     files = {
-        "Dockerfile": dockerfile(target).encode(),
-        ".dockerignore": ("\n".join(IGNORED) + "\n").encode(),
+        "Dockerfile": dockerfile(_target_in_image(project_dir, target)).encode(),
+        ".dockerignore": ("\n".join([*IGNORED, *in_context]) + "\n").encode(),
         f"{DEPS_DIR}/requirements.txt": requirements.encode(),
         **{f"{DEPS_DIR}/{name}": data for name, data in deps_files.items()},
-        **{f"{APP_DIR}/{name}": data for name, data in project_files(project_dir, exclude).items()},
+        **{f"{APP_DIR}/{name}": data for name, data in code.items()},
     }
     return BuildContext(files, content_hash(files)[:20])
 
@@ -147,6 +148,21 @@ USER flow
 EXPOSE 8080
 ENTRYPOINT {entrypoint}
 """
+
+
+def _target_in_image(project_dir: Path, target: str) -> str:
+    """``target`` as the image sees it: a flow file's path relative to the project (``/app``)."""
+    location, _, attr = target.rpartition(":")
+    if not location.endswith(".py"):
+        return target
+    try:
+        inside = (project_dir / location).resolve().relative_to(project_dir.resolve())
+    except ValueError:
+        raise ImageBuildError(
+            f"the flow file {location} is outside the project directory {project_dir}, so the image would not "
+            "hold it; run `bfctl build` from a directory that contains it"
+        ) from None
+    return f"{inside.as_posix()}:{attr}"
 
 
 def _dependency_source(project_dir: Path) -> str | None:
