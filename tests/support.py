@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,8 @@ class Server:
     url: str
     target: str
     lines: list[str] = field(default_factory=list)
+    #: Output lines not yet read into ``lines`` (None once the output ends).
+    pending: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     def get(self, path: str) -> tuple[int, str]:
         with urllib.request.urlopen(self.url + path, timeout=10) as response:
@@ -58,10 +60,22 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def stop(self) -> int:
-        """SIGTERM, then wait a bounded time for the exit code."""
+    def stop(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """SIGTERM, then wait at most ``timeout`` seconds for the exit code."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=EXIT_TIMEOUT)
+        return self.process.wait(timeout=timeout)
+
+    def wait_for(self, predicate: Callable[[str], bool], count: int = 1) -> None:
+        """Read the output until ``count`` lines (counting those read before) satisfy ``predicate``."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while sum(map(predicate, self.lines)) < count:
+            try:
+                line = self.pending.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"fewer than {count} such lines within {STARTUP_TIMEOUT}s:\n{self.output}")
+            if line is None:
+                pytest.fail(f"the server's output ended with fewer than {count} such lines:\n{self.output}")
+            self.lines.append(line)
 
     @property
     def output(self) -> str:
@@ -113,7 +127,7 @@ def serving(args: list[str], cwd: Path, env: dict[str, str], command: list[str] 
             seen.append(line)
             if match := _serving_line(line):
                 break
-        server = Server(process, match["url"], match["target"], seen)
+        server = Server(process, match["url"], match["target"], seen, lines)
         yield server
     finally:
         if process.poll() is None:

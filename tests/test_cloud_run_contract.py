@@ -1,6 +1,7 @@
 """Cloud Run's contract, kept by a real ``bfctl serve`` subprocess: the port from ``$PORT``,
-0.0.0.0 on Cloud Run only, the startup probe path, and JSON log lines that carry the trace of
-the request they were written for."""
+0.0.0.0 on Cloud Run only, the startup probe path, JSON log lines that carry the trace of the
+request they were written for, and an exit 0 within 10 s of SIGTERM with every acknowledged
+collector row stored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,32 @@ async def boom() -> str:
     raise RuntimeError("boom")
 """
 TRACE_ID = "105445aa7843bc8bf206b12000100000"
+
+COLLECTOR_FLOW = """
+import dataclasses
+import logging
+
+from buildflow import Flow
+from buildflow.io.local import File
+from buildflow.types.portable import FileFormat
+
+log = logging.getLogger("events")
+app = Flow()
+
+
+@dataclasses.dataclass
+class Event:
+    n: int
+
+
+# Rows wait up to 2 s for company before they are written, so requests are in flight at SIGTERM.
+@app.collector("/events", method="POST", sink=File("stored/events.json", FileFormat.JSON), max_wait=2.0)
+def collect(event: Event) -> Event:
+    log.info("collected %d", event.n)
+    return event
+"""
+#: Cloud Run sends SIGKILL this long after SIGTERM.
+CLOUD_RUN_SIGTERM_BOUND = 10.0
 
 
 def _free_port() -> int:
@@ -234,3 +262,51 @@ def test_project_comes_from_the_environment_else_the_metadata_server_on_cloud_ru
 
 def test_without_a_project_the_trace_is_the_bare_id() -> None:
     assert context_from_headers({"X-Cloud-Trace-Context": f"{TRACE_ID}/1"}, None).trace == TRACE_ID
+
+
+def _post_event(url: str, n: int) -> int:
+    request = urllib.request.Request(
+        url + "/events",
+        data=json.dumps({"n": n}).encode(),
+        headers={"Content-Type": "application/json", "X-Cloud-Trace-Context": f"{n:032x}/{n};o=1"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(response.status)
+
+
+def test_sigterm_drains_in_flight_requests_and_stores_every_acknowledged_row(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "main.py", COLLECTOR_FLOW)
+    port = _free_port()
+    env = {**bfctl_env, "PORT": str(port), "K_SERVICE": "events", "GOOGLE_CLOUD_PROJECT": "events-prod"}
+    numbers = range(1, 6)
+    assert run_bfctl(["apply", "main.py", "--yes"], tmp_path, bfctl_env)[0] == 0  # the File sink's folder
+
+    with serving(["main.py"], tmp_path, env) as server, ThreadPoolExecutor(len(numbers)) as pool:
+        url = f"http://127.0.0.1:{port}"
+        answers = [pool.submit(_post_event, url, n) for n in numbers]
+        server.wait_for(lambda line: '"message": "collected ' in line, count=len(numbers))  # all in flight
+        code = server.stop(timeout=CLOUD_RUN_SIGTERM_BOUND)
+        statuses = [answer.result() for answer in answers]
+
+    assert code == 0, server.output
+    assert statuses == [200] * len(numbers)
+    stored = [
+        json.loads(line) for path in (tmp_path / "stored").glob("*.json") for line in path.read_text().splitlines()
+    ]
+    assert sorted(row["n"] for row in stored) == list(numbers)
+
+    entries = _entries(server.lines)
+    for n in numbers:
+        trace = f"projects/events-prod/traces/{n:032x}"
+        collected = [e for e in entries if e["message"] == f"collected {n}"]
+        access = [
+            e
+            for e in entries
+            if e.get("httpRequest", {}).get("requestUrl") == "/events"
+            and e.get("logging.googleapis.com/trace") == trace
+        ]
+        assert [e["logging.googleapis.com/trace"] for e in collected] == [trace]
+        assert len(access) == 1 and access[0]["httpRequest"]["status"] == 200
+        assert access[0]["request_id"] == collected[0]["request_id"]
