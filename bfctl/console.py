@@ -51,6 +51,11 @@ def info(text: str, style: str | None = None) -> None:
     _emit("stdout", text, style)
 
 
+def warning(message: str) -> None:
+    """Print ``Warning: <message>`` in yellow on stderr (stdout may be a JSON plan)."""
+    _emit("stderr", f"Warning: {message}", "yellow")
+
+
 def error(message: str, detail: str | None = None) -> None:
     """Print ``Error: <message>`` in red on stderr, then ``detail`` (e.g. a
     user traceback) as-is, never a traceback of bfctl itself."""

@@ -6,6 +6,7 @@ only gathers what the flow declares, asks for confirmation and renders.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,30 @@ def declared_primitives(flow: Any, target: str) -> list[Any]:
                 declared.add(implied.primitive_id())
                 primitives.append(implied)
     return primitives
+
+
+def check_passwords(primitives: list[Any], target: str) -> list[str]:
+    """On gcp, refuse a Secret whose value is not in its environment variable (where the gcp
+    target reads it); returns warnings about passwords written in the code, which ship inside
+    the image."""
+    if target != "gcp":
+        return []
+    from buildflow.io.gcp import CloudSQLUser
+    from buildflow.secrets import Secret
+
+    warnings = []
+    for user in [p for p in primitives if isinstance(p, CloudSQLUser)]:
+        if not isinstance(user.password, Secret):
+            warnings.append(
+                f"the password of {user.primitive_id()} is a string literal in the code, so it ships "
+                "inside the image; use buildflow.secrets.Secret(...) instead."
+            )
+        elif user.password.read() is None:
+            raise Refused(
+                f"the password of {user.primitive_id()} is Secret({user.password.name!r}), and the gcp "
+                f"target reads its value from the environment variable {user.password.env_var}: set it"
+            )
+    return warnings
 
 
 def _ask_passphrase() -> str:
@@ -72,11 +97,15 @@ def confirm(question: str, yes: bool) -> None:
 def plan(flow: Any, target: str, stack: str, as_json: bool, options: Mapping[str, str | None] | None = None) -> bool:
     """Print the plan; True when it has changes."""
     provider = provider_for(target, stack, options)
-    result = provider.plan(declared_primitives(flow, target))
+    primitives = declared_primitives(flow, target)
+    warnings = check_passwords(primitives, target)
+    result = provider.plan(primitives)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
         render.plan(result)
+    for warning in warnings:
+        console.warning(warning)
     return result.has_changes
 
 
@@ -91,7 +120,9 @@ def apply(
     """Plan, confirm and apply under one lock; returns the stack's outputs."""
     provider = provider_for(target, stack, options)
     with provider.locked("bfctl apply", break_lock=break_lock):
-        result = provider.plan(declared_primitives(flow, target))
+        primitives = declared_primitives(flow, target)
+        check_passwords(primitives, target)
+        result = provider.plan(primitives)
         render.plan(result)
         if not result.has_changes:
             outputs = provider.outputs()
@@ -138,6 +169,11 @@ def outputs_for_serving(
     if apply_first:
         apply(flow, target, stack, yes=True, break_lock=False, options=options)
     provider = provider_for(target, stack, options)
+    if target == "local":
+        from buildflow.secrets import SECRETS_DIR_ENV
+
+        # Where the flow's Secrets read their generated values (not a secret itself).
+        os.environ.setdefault(SECRETS_DIR_ENV, str(provider.secrets.directory))
     outputs = provider.ensure_running()
     pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]

@@ -16,6 +16,7 @@ from typing import Any
 
 from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
 from buildflow.dependencies.scopes import Scope, dependency
+from buildflow.secrets import Password, reveal
 
 #: gcp-target connection options, taken out of the builders' engine keyword arguments.
 _CONNECTOR_OPTIONS = ("ip_type", "enable_iam_auth")
@@ -24,7 +25,7 @@ _IP_TYPES = ("public", "private", "psc")
 _USERS_ATTR = "_buildflow_session_users"
 
 
-def session_users(db_primitive: Any) -> list[tuple[str, str]]:
+def session_users(db_primitive: Any) -> list[tuple[str, Password]]:
     """(user, password) pairs the flow's session dependencies log in with."""
     return list(getattr(db_primitive, _USERS_ATTR, []))
 
@@ -38,7 +39,7 @@ def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
     return session_dep
 
 
-def _declare_user(db_primitive: Any, user: str, password: str) -> None:
+def _declare_user(db_primitive: Any, user: str, password: Password) -> None:
     users = getattr(db_primitive, _USERS_ATTR, None)
     if users is None:
         users = []
@@ -140,7 +141,7 @@ def engine(
     outputs: ResourceOutputs,
     db_primitive: Any,
     db_user: str,
-    db_password: str,
+    db_password: Password,
     connectors: CloudSQLConnectors | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -152,19 +153,19 @@ def engine(
     kwargs.setdefault("pool_pre_ping", True)
     if outputs.target == "gcp":
         shared = _require(connectors)
-        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, db_password, options)
+        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, reveal(db_password), options)
         return create_engine(
             "postgresql+pg8000://", creator=lambda: shared.sync().connect(name, "pg8000", **args), **kwargs
         )
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(database_url(outputs, db_primitive, db_user, db_password, "psycopg"), **kwargs)
+    return create_engine(database_url(outputs, db_primitive, db_user, reveal(db_password), "psycopg"), **kwargs)
 
 
 def async_engine(
     outputs: ResourceOutputs,
     db_primitive: Any,
     db_user: str,
-    db_password: str,
+    db_password: Password,
     connectors: CloudSQLConnectors | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -175,26 +176,28 @@ def async_engine(
     kwargs.setdefault("pool_pre_ping", True)
     if outputs.target == "gcp":
         shared = _require(connectors)
-        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, db_password, options)
+        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, reveal(db_password), options)
 
         async def connect() -> Any:
             return await (await shared.for_asyncio()).connect_async(name, "asyncpg", **args)
 
         return create_async_engine("postgresql+asyncpg://", async_creator=connect, **kwargs)
     kwargs.setdefault("connect_args", {"timeout": 5})
-    return create_async_engine(database_url(outputs, db_primitive, db_user, db_password, "asyncpg"), **kwargs)
+    return create_async_engine(database_url(outputs, db_primitive, db_user, reveal(db_password), "asyncpg"), **kwargs)
 
 
 def SessionDepBuilder(
     db_primitive: Any,
     db_user: str,
-    db_password: str,
+    db_password: Password,
     expire_on_commit: bool = False,
     autoflush: bool = False,
     **kwargs: Any,
 ) -> type:
     """A PROCESS dependency whose ``.session`` is a SQLAlchemy ``Session``.
 
+    ``db_password`` is a literal or a :class:`buildflow.secrets.Secret`, whose value is looked
+    up when each worker builds its engine (never when the flow module is imported).
     ``kwargs`` go to ``create_engine``, except the gcp target's connection options:
     ``ip_type`` (``"public"``, the default, ``"private"`` for an instance reached over its VPC,
     or ``"psc"``) and ``enable_iam_auth`` (log in as an IAM principal with an OAuth token
@@ -231,7 +234,7 @@ def SessionDepBuilder(
 def AsyncSessionDepBuilder(
     db_primitive: Any,
     db_user: str,
-    db_password: str,
+    db_password: Password,
     expire_on_commit: bool = False,
     autoflush: bool = False,
     **kwargs: Any,

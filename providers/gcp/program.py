@@ -30,6 +30,7 @@ from buildflow.io.gcp import (
     GCSBucket,
 )
 from buildflow.io.primitive import Primitive
+from buildflow.secrets import reveal
 from buildflow.types.schema import schema_from_type
 from providers.plan import order_by_parents
 
@@ -97,7 +98,9 @@ def _user(p: CloudSQLUser, made: Made) -> Built:
         name=p.user_name,
         instance=instance.name,
         project=p.instance.project_id,
-        password=pulumi.Output.secret(p.password),
+        # A Secret's value comes from its environment variable when the program runs; a
+        # secretmanager.Secret made by the stack can take that place as the Secret's source.
+        password=pulumi.Output.secret(reveal(p.password)),
         deletion_policy=_child_deletion(p.instance),
         opts=_named(),
     )

@@ -30,6 +30,7 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import Primitive
+from buildflow.secrets import Secret, reveal
 from providers.base import (
     Outputs,
     Progress,
@@ -248,7 +249,7 @@ class GCPProvider(Provider):
         state.resources = {}
         for p in primitives:
             properties = {
-                k: scram_verifier(v) if k in p.secret_properties and isinstance(v, str) else v
+                k: scram_verifier(reveal(v)) if k in p.secret_properties and isinstance(v, str | Secret) else v
                 for k, v in p.desired_properties().items()
             }
             rid = p.primitive_id()

@@ -45,6 +45,10 @@ class CloudSQLFamily(Family):
         properties = primitive.desired_properties()
         if isinstance(primitive, CloudSQLInstance):
             properties["status"] = "running"  # a stopped server plans as an update that starts it
+        if isinstance(primitive, CloudSQLUser):
+            # A Secret not generated yet stays a Secret: it matches no recorded verifier, so the
+            # plan shows the change, and apply generates it.
+            properties["password"] = self.provider.secrets.lookup(primitive.password) or primitive.password
         return properties
 
     # -- refresh -------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ class CloudSQLFamily(Family):
     def _put_user(self, state: State, user: CloudSQLUser) -> str:
         server, port, instance = self.running(state, user.instance.primitive_id())
         with server.admin(port) as conn:
-            verifier = sql.set_login_role(conn, user.user_name, user.password)
+            verifier = sql.set_login_role(conn, user.user_name, self.provider.secrets.ensure(user.password))
         properties = {**user.desired_properties(), "password": verifier}
         record(state, user, properties, {**self._endpoint(instance), "user": user.user_name})
         return f"login role {user.user_name}"

@@ -24,6 +24,7 @@ from providers.local.family import Family
 from providers.local.files import FileFamily
 from providers.local.postgres import LocalTargetError
 from providers.local.pubsub import PubSubFamily
+from providers.local.secrets import LocalSecrets
 from providers.plan import Plan, ResourceChange, Step, diff, steps
 from providers.state import State
 
@@ -34,6 +35,7 @@ class LocalProvider(Provider):
     def __init__(self, project_dir: str | os.PathLike[str], stack: str = "dev") -> None:
         super().__init__(project_dir, stack)
         self.root = self.project_dir / ".buildflow" / "local" / self.stack
+        self.secrets = LocalSecrets(self.root / "secrets")
         self.cloud_sql = CloudSQLFamily(self)
         self.pubsub = PubSubFamily(self)
         self.families: list[Family] = [
@@ -93,6 +95,7 @@ class LocalProvider(Provider):
             state = self.refresh()
             plan = diff(self.target, self.stack, [], state.resources, state.serial)
             self._execute(state, plan, progress)
+            self.secrets.remove()
             if self.root.exists() and not any(self.root.iterdir()):
                 self.root.rmdir()
             return plan

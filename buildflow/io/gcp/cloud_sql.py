@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from buildflow.io.primitive import GCPPrimitive, Primitive, PrimitiveValidationError, closest_name_hint
+from buildflow.secrets import Password, Secret
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 
 # Cloud SQL: "lowercase letters, numbers, and hyphens; must start with a letter", and
@@ -165,10 +166,14 @@ class CloudSQLDatabase(GCPPrimitive):
 
 @dataclasses.dataclass
 class CloudSQLUser(GCPPrimitive):
-    """A built-in (password) user of a Cloud SQL instance."""
+    """A built-in (password) user of a Cloud SQL instance.
+
+    ``password`` is a literal (shipped with the code, as in BuildFlow) or a
+    :class:`buildflow.secrets.Secret`, whose value each target keeps out of the code.
+    """
 
     user_name: str
-    password: str = dataclasses.field(repr=False)
+    password: Password = dataclasses.field(repr=False)
     instance: CloudSQLInstance
 
     resource_type: ClassVar[str] = "gcp.sql.User"
@@ -200,7 +205,9 @@ class CloudSQLUser(GCPPrimitive):
         _check_identifier(self, "user_name", self.user_name)
         if self.user_name.startswith(_RESERVED_USER_PREFIXES):
             _fail(self, f"user_name {self.user_name!r} is reserved (names starting with 'pg_' or 'cloudsql')")
+        if isinstance(self.password, Secret):
+            return
         if not isinstance(self.password, str) or not self.password:
-            _fail(self, "password must be a non-empty string")
+            _fail(self, "password must be a non-empty string or a buildflow.secrets.Secret")
         if "\x00" in self.password:
             _fail(self, "password must not contain NUL characters")
