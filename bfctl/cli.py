@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -172,8 +172,10 @@ def serve(
     with _reported_errors():
         from runtime import server
 
-        host, port = server.listen_address(host, port, os.environ)
         log_format = server.log_format_of(log_format)
+    report = _log_error if log_format == "json" else console.error
+    with _reported_errors(report):
+        host, port = server.listen_address(host, port, os.environ)
         loaded = _load(target)
         from bfctl import infra
 
@@ -192,7 +194,7 @@ def serve(
             outputs=outputs,
             loop=loop,
             threads=threads,
-            on_worker_error=_report_startup_error,
+            on_worker_error=partial(_report_startup_error, report=report),
             log_format=log_format,
         )
     raise typer.Exit(code)
@@ -311,8 +313,12 @@ def _load(target: str | None) -> LoadedFlow:
     return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
 
 
+#: Reports an error users can act on: its message, then optional detail.
+ErrorReport = Callable[[str, str | None], None]
+
+
 @contextmanager
-def _reported_errors() -> Iterator[None]:
+def _reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
     """Errors users can act on: the message alone, exit 1 (never a traceback)."""
     from bfctl.infra import Refused
     from bfctl.loader import FlowLoadError
@@ -323,22 +329,34 @@ def _reported_errors() -> Iterator[None]:
     try:
         yield
     except FlowLoadError as exc:
-        console.error(exc.message, exc.user_traceback)
+        report(exc.message, exc.user_traceback)
         raise typer.Exit(1) from None
     except StartupError as exc:
-        _report_startup_error(exc)
+        _report_startup_error(exc, report)
         raise typer.Exit(1) from None
     except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
-        console.error(str(exc))
+        report(str(exc), None)
         raise typer.Exit(1) from None
 
 
-def _report_startup_error(error: Exception) -> None:
+def _report_startup_error(error: Exception, report: ErrorReport = console.error) -> None:
     """The one-line message, then the user's frames of what caused it (a dependency that
     raised), never a library's; every frame under BFCTL_DEBUG=1. Forked workers call this too."""
     from bfctl.tracebacks import startup_detail
 
-    console.error(str(error), startup_detail(error, console.debug_enabled()))
+    report(str(error), startup_detail(error, console.debug_enabled()))
+
+
+def _log_error(message: str, detail: str | None = None) -> None:
+    """The error as one JSON log line, as ``serve --log-format json`` logs everything: Cloud
+    Logging would make each line of a plain multi-line report an entry of its own."""
+    import logging
+
+    from runtime import cloud_logging
+
+    cloud_logging.configure()
+    text = f"{message}\n{detail.rstrip()}" if detail else message
+    logging.getLogger("bfctl").error("Error: %s", text)
 
 
 def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, urls: list[str]) -> None:

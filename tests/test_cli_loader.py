@@ -269,12 +269,14 @@ def test_help_lists_commands_and_options(bfctl_env: dict[str, str]) -> None:
     for command in ("plan", "apply", "destroy"):
         assert command in top.stdout.split()
     assert serve.returncode == 0, serve.stderr
-    for option in ("--host", "--port", "--workers", "--grace", "--access-log", "--no-access-log"):
+    for option in ("--host", "--port", "--workers", "--grace", "--access-log", "--no-access-log", "--log-format"):
         assert option in serve.stdout
     words = " ".join(serve.stdout.split())  # the page wraps at 100 columns
     assert '`[tool.buildflow] app = "module:attr"`' in words  # no markup escape left in it
     assert "(else `[tool.buildflow.gcp]` or the primitives')" in words
-    assert "[default: 127.0.0.1]" in words
+    assert "[default: (0.0.0.0 when K_SERVICE is set (Cloud Run), else 127.0.0.1)]" in words
+    assert "[default: ($PORT when set, else 8000); 0<=x<=65535]" in words
+    assert "[default: (json when K_SERVICE is set (Cloud Run), else text)]" in words
     # each command's first sentence whole in the list, never cut to "..."
     commands = " ".join(top.stdout.split("Commands:")[1].split())
     assert "(secrets shown as (secret))." in commands and "..." not in commands

@@ -111,6 +111,19 @@ def test_flags_win_over_the_environment(tmp_path: Path, bfctl_env: dict[str, str
         assert server.get("/hello")[0] == 200
 
 
+@pytest.mark.parametrize(("target", "expected"), [("main.py", "PORT='eighty'"), ("missing.py", "missing.py")])
+def test_start_up_errors_on_cloud_run_are_one_json_line(
+    tmp_path: Path, bfctl_env: dict[str, str], target: str, expected: str
+) -> None:
+    write(tmp_path / "main.py", FLOW)
+    env = {**bfctl_env, "PORT": "eighty" if target == "main.py" else "8080", "K_SERVICE": "notes"}
+    code, output = run_bfctl(["serve", target], tmp_path, env)
+    assert code == 1
+    [entry] = _entries(output.splitlines())
+    assert entry["severity"] == "ERROR"
+    assert entry["message"].startswith("Error: ") and expected in entry["message"], entry
+
+
 def test_a_port_that_is_not_a_number_is_a_clear_error(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     write(tmp_path / "main.py", FLOW)
     code, output = run_bfctl(["serve", "main.py"], tmp_path, {**bfctl_env, "PORT": "eighty"})
