@@ -172,8 +172,9 @@ def outputs_for_serving(
     if target == "local":
         from buildflow.secrets import SECRETS_DIR_ENV
 
-        # Where the flow's Secrets read their generated values (not a secret itself).
-        os.environ.setdefault(SECRETS_DIR_ENV, str(provider.secrets.directory))
+        # Where the flow's Secrets read the values apply generated (not a secret itself); the
+        # stack's own folder, whatever the shell had, so serve reads what apply wrote.
+        os.environ[SECRETS_DIR_ENV] = str(provider.secrets.directory)
     outputs = provider.ensure_running()
     pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]

@@ -112,8 +112,9 @@ def test_cloud_sql_user_takes_a_secret_or_a_literal() -> None:
 # -- the local target --------------------------------------------------------------------------
 
 
-def test_generated_once_stable_private_and_never_shown(notes: Path, bfctl_env: dict[str, str]) -> None:
-    env = {k: v for k, v in bfctl_env.items() if k not in (ENV_VAR, SECRETS_DIR_ENV)}
+def test_generated_once_stable_private_and_never_shown(notes: Path, bfctl_env: dict[str, str], tmp_path: Path) -> None:
+    # A directory left in the shell is not where serve looks: it reads what apply generated.
+    env = {**{k: v for k, v in bfctl_env.items() if k != ENV_VAR}, SECRETS_DIR_ENV: str(tmp_path)}
     transcript: list[str] = []
 
     def bfctl(*args: str) -> str:
