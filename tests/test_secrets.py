@@ -257,3 +257,29 @@ def test_gcp_plan_with_a_secret(notes: Path, bfctl_env: dict[str, str], tmp_path
     assert result.returncode == 2, result.stderr
     assert "Warning" not in result.stderr and "from-the-environment" not in result.stdout + result.stderr
     assert "password: (secret)" in result.stdout
+
+
+def test_engines_reveal_the_secret_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildflow.dependencies.flow_dependencies import ResourceOutputs
+    from buildflow.dependencies.sqlalchemy import async_engine, engine
+
+    instance = CloudSQLInstance(
+        instance_name="notes-db",
+        project_id="my-project",
+        region="us-central1",
+        database_version="POSTGRES_15",
+        settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
+    )
+    database = CloudSQLDatabase(instance=instance, database_name="notes")
+    outputs = ResourceOutputs({database.primitive_id(): {"host": "127.0.0.1", "port": 5432, "database": "notes"}})
+    monkeypatch.delenv(SECRETS_DIR_ENV, raising=False)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(SecretNotFoundError, match=ENV_VAR):
+        engine(outputs, database, "notes", Secret(SECRET_NAME))
+
+    monkeypatch.setenv(ENV_VAR, "revealed")
+    sync = engine(outputs, database, "notes", Secret(SECRET_NAME))
+    made_async = async_engine(outputs, database, "notes", Secret(SECRET_NAME))
+    assert sync.url.password == made_async.url.password == "revealed"
+    assert "revealed" not in repr(sync.url)  # SQLAlchemy masks it when shown
+    sync.dispose()
