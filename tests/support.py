@@ -156,6 +156,20 @@ def run_bfctl(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str
     return result.returncode, result.stdout
 
 
+def bfctl_run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a bfctl command that is expected to end by itself; stdout and stderr apart, no input."""
+    return subprocess.run(
+        [sys.executable, "-m", "bfctl", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=timeout,
+    )
+
+
 def write(path: Path, source: str) -> Path:
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return path

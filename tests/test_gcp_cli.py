@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fakes import EVENTS, pulumi_path
+from support import bfctl_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret"  # the notes example's
@@ -41,16 +42,7 @@ def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def bfctl(cwd: Path, env: dict[str, str], *args: str, scenario: str | None = None) -> subprocess.CompletedProcess[str]:
     if scenario:
         env = {**env, "FAKE_PULUMI_SCENARIO": str(EVENTS / f"{scenario}.json")}
-    return subprocess.run(
-        [sys.executable, "-m", "bfctl", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=60,
-    )
+    return bfctl_run(list(args), cwd, env)
 
 
 def test_plan_renders_the_preview(notes: Path, env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
+from support import bfctl_run
 
 import bfctl
 from providers.gcp.context import ImageBuildError, ignored
@@ -128,16 +129,7 @@ def docker_calls(env: dict[str, str]) -> list[list[str]]:
 
 
 def build(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bfctl", "build", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=300,
-    )
+    return bfctl_run(["build", *args], cwd, env, timeout=300)
 
 
 def tag_line(output: str) -> str:

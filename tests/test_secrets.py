@@ -8,12 +8,11 @@ import json
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fakes import EVENTS, pulumi_path
-from support import REPO_ROOT, run_bfctl, serving
+from support import REPO_ROOT, bfctl_run, run_bfctl, serving
 
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
 from buildflow.io.primitive import PrimitiveValidationError
@@ -221,16 +220,7 @@ def gcp_plan(
         FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
         **extra,
     )
-    return subprocess.run(
-        [sys.executable, "-m", "bfctl", "plan", "--target", "gcp", "--detailed-exitcode"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=60,
-    )
+    return bfctl_run(["plan", "--target", "gcp", "--detailed-exitcode"], project, env)
 
 
 def test_gcp_plan_warns_about_a_literal_password(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
