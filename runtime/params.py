@@ -129,7 +129,7 @@ async def read_json(raw: Any) -> Any:
     """The decoded JSON body; ``inspect.Parameter.empty`` when there is none (a body over the
     limit raises aiohttp's 413, which the handler's error mapping answers)."""
     body = await raw.read()
-    if not body.strip():
+    if not body or body.isspace():  # no copy of the body, as strip() would make
         return _MISSING
     try:
         return orjson.loads(body)

@@ -137,8 +137,6 @@ def _failed(errors: list[dict[str, Any]] | None, e: Invalid, name: str) -> list[
 
 def _exact_check(node: TypeNode, var: str) -> str | None:
     """A Python test that ``var`` already holds the field's value as is (no conversion)."""
-    if node.shape is Shape.ANY:
-        return "True"
     if node.scalar is None or not node.scalar.exact or node.shape is not Shape.SCALAR:
         return None
     name = node.scalar.type.__name__
@@ -184,8 +182,8 @@ def _record(node: TypeNode) -> Converter:
         else:
             env[f"d{i}"] = f.default
             lines.append(f"        {var} = d{i}")
-        exact = _exact_check(f.type, var)
-        if exact != "True":
+        if f.type.shape is not Shape.ANY:  # a field of any type takes the value as it is
+            exact = _exact_check(f.type, var)
             lines.append(f"    elif not ({exact}):" if exact else "    else:")
             lines += [
                 "        try:",
@@ -193,7 +191,10 @@ def _record(node: TypeNode) -> Converter:
                 "        except Invalid as e:",
                 f"            errors = _failed(errors, e, {key})",
             ]
-        (keywords.append(f"{f.name}={var}") if f.kw_only else positional.append(var))
+        if f.kw_only:
+            keywords.append(f"{f.name}={var}")
+        else:
+            positional.append(var)
     env["_M"] = _MISSING_KEY
     lines += ["    if errors:", "        raise Invalid(errors)", f"    return tp({', '.join(positional + keywords)})"]
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the dataclass's own field names
