@@ -19,6 +19,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from buildflow.storage.durable import fsync_directory
 from providers.errors import ProviderError
 from providers.lock import LockInfo, StateLock, StateLockedError
 
@@ -171,11 +172,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_directory(path.parent)
 
 
 def check_name(kind: str, value: str) -> str:
