@@ -16,6 +16,7 @@ import buildflow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.dependencies.sink import SinkPushers
+from buildflow.deployed import HEALTH_PATH
 from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
@@ -28,7 +29,6 @@ from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
 from runtime.responses import JSON, dumps, json_response
 from runtime.sinks.registry import RegistryPushers, SinkRegistry
 
-HEALTH_ROUTE = "/_bf/health"
 #: Request bodies above this size are answered with 413.
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -121,7 +121,7 @@ class FlowApp:
             app.router.add_route(handler.method, handler.route, handle)
         for route, preflight in preflights.items():
             app.router.add_route("OPTIONS", route, preflight)
-        app.router.add_get(HEALTH_ROUTE, _health)
+        app.router.add_get(HEALTH_PATH, _health)
         self._add_docs(app)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", _unmatched)
         app.on_startup.append(self._on_startup)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +20,12 @@ def bfctl_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("BFCTL_DEBUG", "FORCE_COLOR")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture
+def monitor() -> Iterator[Any]:
+    """Pulumi's runtime on unit-test mocks, recording what a program registers (gcp tests)."""
+    from gcp_mocks import mocked
+
+    with mocked() as recording:
+        yield recording

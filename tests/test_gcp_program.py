@@ -20,8 +20,7 @@ import pytest
 pulumi = pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
+from gcp_mocks import RecordingMonitor, run_program
 
 from bfctl.infra import declared_primitives
 from bfctl.loader import load_flow
@@ -48,73 +47,6 @@ INSTANCE_T, DATABASE_T, USER_T = (
     "gcp:sql/database:Database",
     "gcp:sql/user:User",
 )
-
-
-class CloudMocks(pulumi.runtime.Mocks):
-    """Answers like GCP would: the inputs back, plus the outputs the cloud computes."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        state = dict(args.inputs)
-        if args.typ == INSTANCE_T:
-            state["connectionName"] = f"{state['project']}:{state['region']}:{state['name']}"
-            state["publicIpAddress"] = "203.0.113.7"
-            state["privateIpAddress"] = "10.0.0.7"
-        elif args.typ == "gcp:bigquery/dataset:Dataset":
-            state["location"] = "US"
-        elif args.typ == "gcp:storage/bucket:Bucket":
-            state["url"] = f"gs://{state['name']}"
-        return f"{args.name}-id", state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """Keeps every registration as the engine would receive it, with its dependencies."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.registered: dict[str, dict[str, Any]] = {}
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.registered[request.name] = {
-                "type": request.type,
-                "urn": response.urn,
-                "inputs": rpc.deserialize_properties(request.object),
-                "dependencies": list(request.dependencies),
-                "delete_before_replace": request.deleteBeforeReplace,
-            }
-        return response
-
-
-@pytest.fixture
-def monitor() -> Iterator[RecordingMonitor]:
-    loop = asyncio.new_event_loop()  # Pulumi's runtime uses the current loop; another test's asyncio.run cleared it
-    asyncio.set_event_loop(loop)
-    mon = RecordingMonitor(CloudMocks())
-    pulumi.runtime.set_mocks(CloudMocks(), project="bfctl-test", stack="dev", preview=False, monitor=mon)
-    root = pulumi.runtime.get_root_resource()
-    root.outputs.clear()  # the root stack outlives one test
-    yield mon
-    root.outputs.clear()
-    asyncio.set_event_loop(None)
-    loop.close()
-
-
-def run_program(primitives: list[Any]) -> dict[str, Any]:
-    """Run the real program under the mocks; returns the stack's exports, resolved."""
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def body() -> Any:
-        gcp_program.declare(primitives)
-        outputs = pulumi.runtime.get_root_resource().outputs
-        return pulumi.Output.all(**outputs).apply(exports.update)
-
-    body()
-    return exports
 
 
 @pytest.fixture
@@ -192,7 +124,7 @@ def test_user_password_output_is_secret(monitor: RecordingMonitor) -> None:
 
     @pulumi.runtime.test
     def body() -> Any:
-        made = gcp_program.declare([instance, user])
+        made = gcp_program.declare([instance, user], gcp_program._Context())
         password = made[user.primitive_id()].password  # type: ignore[attr-defined]  # made[...] is a sql.User
         return pulumi.Output.from_input(asyncio.ensure_future(password.is_secret())).apply(
             lambda secret: found.update(secret=secret)

@@ -13,12 +13,14 @@ Imported only when the gcp target runs: it imports pulumi and pulumi_gcp.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumi_random
 
 from buildflow.io.gcp import (
     BigQueryDataset,
@@ -30,12 +32,26 @@ from buildflow.io.gcp import (
     GCSBucket,
 )
 from buildflow.io.primitive import Primitive
-from buildflow.secrets import reveal
+from buildflow.secrets import Secret
 from buildflow.types.schema import schema_from_type
+from providers.gcp import service
+from providers.gcp.deploy import Deployment, apis, flow_secrets
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every builder may need besides its primitive and the resources made before it."""
+
+    #: The API enablements; every resource is made after them.
+    apis: Sequence[pulumi.Resource] = ()
+    secret_values: Mapping[str, pulumi.Output[str]] = dataclasses.field(default_factory=dict)
+    deployment: Deployment | None = None
+    image: str | None = None
+
 
 #: Cloud SQL refuses to drop a PostgreSQL database or role while other roles own objects in
 #: it (the app's tables), so on PostgreSQL these are abandoned rather than deleted: they go
@@ -43,12 +59,12 @@ Built = tuple[pulumi.CustomResource, dict[str, Any]]
 _POSTGRES_CHILD_DELETION = "ABANDON"
 
 
-def _named() -> pulumi.ResourceOptions:
-    """Options of a resource whose cloud name is fixed by the flow."""
-    return pulumi.ResourceOptions(delete_before_replace=True)
+def _named(after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
+    """Options of a resource whose cloud name is fixed by the flow, made once ``after`` are (the APIs)."""
+    return pulumi.ResourceOptions(delete_before_replace=True, depends_on=list(after))
 
 
-def _instance(p: CloudSQLInstance, made: Made) -> Built:
+def _instance(p: CloudSQLInstance, made: Made, ctx: _Context) -> Built:
     r = gcp.sql.DatabaseInstance(
         p.primitive_id(),
         name=p.instance_name,
@@ -58,7 +74,7 @@ def _instance(p: CloudSQLInstance, made: Made) -> Built:
         settings=cast(Any, p.settings.to_dict()),  # plain snake_case dicts, as pulumi-gcp's *ArgsDict
         # pulumi-gcp defaults this to true; BuildFlow made it false: always set it from the flow.
         deletion_protection=p.deletion_protection,
-        opts=_named(),
+        opts=_named(ctx.apis),
     )
     return r, {
         "connection_name": r.connection_name,
@@ -74,7 +90,7 @@ def _child_deletion(instance: CloudSQLInstance) -> str | None:
     return _POSTGRES_CHILD_DELETION if instance.engine == "postgres" else None
 
 
-def _database(p: CloudSQLDatabase, made: Made) -> Built:
+def _database(p: CloudSQLDatabase, made: Made, ctx: _Context) -> Built:
     instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
     r = gcp.sql.Database(
         p.primitive_id(),
@@ -82,7 +98,7 @@ def _database(p: CloudSQLDatabase, made: Made) -> Built:
         instance=instance.name,
         project=p.instance.project_id,
         deletion_policy=_child_deletion(p.instance),
-        opts=_named(),
+        opts=_named(ctx.apis),
     )
     return r, {
         "connection_name": instance.connection_name,
@@ -91,18 +107,20 @@ def _database(p: CloudSQLDatabase, made: Made) -> Built:
     }
 
 
-def _user(p: CloudSQLUser, made: Made) -> Built:
+def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
     instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
     r = gcp.sql.User(
         p.primitive_id(),
         name=p.user_name,
         instance=instance.name,
         project=p.instance.project_id,
-        # A Secret's value comes from its environment variable when the program runs; a
-        # secretmanager.Secret made by the stack can take that place as the Secret's source.
-        password=pulumi.Output.secret(reveal(p.password)),
+        # A Secret's value is the stack's (given or generated at the first apply), the one its
+        # Secret Manager secret holds; a literal is BuildFlow's way, kept working.
+        password=ctx.secret_values[p.password.name]
+        if isinstance(p.password, Secret)
+        else pulumi.Output.secret(p.password),
         deletion_policy=_child_deletion(p.instance),
-        opts=_named(),
+        opts=_named(ctx.apis),
     )
     return r, {
         "connection_name": instance.connection_name,
@@ -111,12 +129,12 @@ def _user(p: CloudSQLUser, made: Made) -> Built:
     }
 
 
-def _dataset(p: BigQueryDataset, made: Made) -> Built:
-    r = gcp.bigquery.Dataset(p.primitive_id(), dataset_id=p.dataset_name, project=p.project_id, opts=_named())
+def _dataset(p: BigQueryDataset, made: Made, ctx: _Context) -> Built:
+    r = gcp.bigquery.Dataset(p.primitive_id(), dataset_id=p.dataset_name, project=p.project_id, opts=_named(ctx.apis))
     return r, {"dataset_id": r.dataset_id, "project": p.project_id, "location": r.location}
 
 
-def _table(p: BigQueryTable, made: Made) -> Built:
+def _table(p: BigQueryTable, made: Made, ctx: _Context) -> Built:
     dataset = cast(gcp.bigquery.Dataset, made[p.dataset.primitive_id()])
     schema = json.dumps([c.bigquery_field() for c in schema_from_type(p.schema)]) if p.schema is not None else None
     r = gcp.bigquery.Table(
@@ -127,29 +145,29 @@ def _table(p: BigQueryTable, made: Made) -> Built:
         schema=schema,
         # pulumi-gcp defaults this to true; BuildFlow's destroy_protection defaults to false.
         deletion_protection=p.destroy_protection,
-        opts=_named(),
+        opts=_named(ctx.apis),
     )
     return r, {"table_id": p.table_id, "dataset_id": r.dataset_id, "project": p.dataset.project_id}
 
 
-def _bucket(p: GCSBucket, made: Made) -> Built:
+def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
     r = gcp.storage.Bucket(
         p.primitive_id(),
         name=p.bucket_name,
         project=p.project_id,
         location=p.bucket_region,
         force_destroy=p.force_destroy,
-        opts=_named(),
+        opts=_named(ctx.apis),
     )
     return r, {"bucket_name": r.name, "bucket_url": p.bucket_url, "url": r.url, "project": p.project_id}
 
 
-def _topic(p: GCPPubSubTopic, made: Made) -> Built:
-    r = gcp.pubsub.Topic(p.primitive_id(), name=p.topic_name, project=p.project_id, opts=_named())
+def _topic(p: GCPPubSubTopic, made: Made, ctx: _Context) -> Built:
+    r = gcp.pubsub.Topic(p.primitive_id(), name=p.topic_name, project=p.project_id, opts=_named(ctx.apis))
     return r, {"topic_id": p.topic_id, "topic_name": r.name, "project": p.project_id}
 
 
-_BUILDERS: dict[type, Callable[[Any, Made], Built]] = {
+_BUILDERS: dict[type, Callable[[Any, Made, _Context], Built]] = {
     CloudSQLInstance: _instance,
     CloudSQLDatabase: _database,
     CloudSQLUser: _user,
@@ -160,21 +178,51 @@ _BUILDERS: dict[type, Callable[[Any, Made], Built]] = {
 }
 
 
-def declare(primitives: Sequence[Primitive]) -> dict[str, pulumi.CustomResource]:
+def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.CustomResource]:
     """Register one resource per primitive (parents first) and export its outputs."""
     made: dict[str, pulumi.CustomResource] = {}
+    exports: dict[str, dict[str, Any]] = {}
     for primitive in order_by_parents(primitives):
-        resource, exports = _BUILDERS[type(primitive)](primitive, made)
+        resource, exports[primitive.primitive_id()] = _BUILDERS[type(primitive)](primitive, made, ctx)
         made[primitive.primitive_id()] = resource
-        pulumi.export(primitive.primitive_id(), exports)
+        pulumi.export(primitive.primitive_id(), exports[primitive.primitive_id()])
+    if ctx.deployment is not None:
+        service.declare(ctx.deployment, made, ctx.secret_values, exports, ctx.image, ctx.apis)
     return made
 
 
-def program(primitives: Sequence[Primitive]) -> Callable[[], None]:
-    """The inline program the Automation API runs for ``primitives``."""
+def program(
+    primitives: Sequence[Primitive],
+    *,
+    project: str | None = None,
+    deployment: Deployment | None = None,
+    image: str | None = None,
+    given_secrets: Mapping[str, str] | None = None,
+) -> Callable[[], None]:
+    """The inline program the Automation API runs for ``primitives``.
+
+    ``deployment`` adds the Cloud Run service and what it needs (the service itself only with
+    an ``image``). A Secret's value is the one ``given_secrets`` has for its name (its variable
+    was set at apply), else a random one generated at the first apply and kept, encrypted, in
+    the stack's state.
+    """
     frozen = list(primitives)
+    given = dict(given_secrets or {})
 
     def run() -> None:
-        declare(frozen)
+        names = apis(frozen, deployment)
+        ctx = _Context(
+            apis=service.enable_apis(project, names) if project and names else [],
+            secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in flow_secrets(frozen)},
+            deployment=deployment,
+            image=image,
+        )
+        declare(frozen, ctx)
 
     return run
+
+
+def _secret_value(name: str, given: str | None) -> pulumi.Output[str]:
+    if given:
+        return pulumi.Output.secret(given)
+    return pulumi_random.RandomPassword(f"secret-{name}-value", length=32, special=False).result

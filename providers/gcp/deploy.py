@@ -1,0 +1,286 @@
+"""What the flow's Cloud Run service is made of, decided before Pulumi runs.
+
+One service serves every endpoint and collector of the flow. Its size and scaling come from
+the flow's BuildFlow options, combined over its services and collectors (each is a part of
+every instance, so the instance takes the most any of them asks for); what BuildFlow had no
+option for comes from ``[tool.buildflow.gcp]`` in pyproject.toml, and the command's flags win
+over both. The roles of its service account follow from the primitives the flow uses: only
+those roles, only on those resources. Pure data: no Pulumi here, so the CLI can compute and
+check it cheaply, and the program (``providers.gcp.service``) only declares it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from buildflow.io.gcp import (
+    BigQueryDataset,
+    BigQueryTable,
+    CloudSQLDatabase,
+    CloudSQLInstance,
+    CloudSQLUser,
+    GCPPubSubTopic,
+    GCSBucket,
+)
+from buildflow.io.primitive import Primitive
+from buildflow.processors import ProcessorOptions
+from buildflow.secrets import Secret
+from providers.gcp.errors import GCPSettingsError
+
+#: Ingress names users write → Cloud Run v2's values.
+INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
+#: CPU counts Cloud Run offers per instance; a flow's ``num_cpus`` is rounded up to one of them.
+CPU_STEPS = (1, 2, 4, 6, 8)
+#: Cloud Run's ceilings for one service.
+MAX_CONCURRENCY = 1000
+#: Variables Cloud Run or bfctl set themselves; a user's ``env`` may not name them.
+_RESERVED_ENV = re.compile(r"^(PORT|K_SERVICE|K_REVISION|K_CONFIGURATION|GOOGLE_CLOUD_PROJECT|BUILDFLOW_.*|BFCTL_.*)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+_APIS_ALWAYS = (
+    "run.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "iam.googleapis.com",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    """The Cloud Run service's size, scaling and exposure."""
+
+    cpu: int
+    memory: str
+    min_instances: int
+    max_instances: int
+    concurrency: int
+    workers: int
+    ingress: str
+    public: bool
+    env: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """One role of the service's account, on one resource (``primitive``) or the project (None)."""
+
+    role: str
+    primitive: Primitive | None = None
+    #: An IAM condition limiting a project-level role to one resource (Cloud SQL instances).
+    condition: tuple[str, str] | None = None
+
+    @property
+    def name(self) -> str:
+        """The Pulumi name of the binding: stable, and telling what it grants on what."""
+        on = self.primitive.primitive_id() if self.primitive is not None else "project"
+        return f"grant-{self.role.removeprefix('roles/')}-{re.sub(r'[^A-Za-z0-9.-]+', '-', on)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """Everything the stack needs to run the flow on Cloud Run, but the image."""
+
+    #: The flow as ``bfctl serve`` is given it inside the image (``main:app``).
+    target: str
+    name: str
+    project: str
+    region: str
+    settings: ServiceSettings
+    grants: tuple[Grant, ...]
+    secrets: tuple[Secret, ...]
+
+    @property
+    def account_id(self) -> str:
+        """The service account's id: 6 to 30 characters, a letter first."""
+        base = self.name[:26].rstrip("-")
+        return f"{base}-run" if len(base) >= 2 else f"bfctl-{base}-run"
+
+
+def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tuple[str, ...]:
+    """The Google APIs the stack's resources need, in a stable order."""
+    needed: list[str] = []
+    kinds = {type(p) for p in primitives}
+    if kinds & {CloudSQLInstance, CloudSQLDatabase, CloudSQLUser}:
+        needed.append("sqladmin.googleapis.com")
+    if kinds & {BigQueryDataset, BigQueryTable}:
+        needed.append("bigquery.googleapis.com")
+    if GCSBucket in kinds:
+        needed.append("storage.googleapis.com")
+    if GCPPubSubTopic in kinds:
+        needed.append("pubsub.googleapis.com")
+    if deployment is not None:
+        needed.extend(_APIS_ALWAYS)
+        if deployment.secrets:
+            needed.append("secretmanager.googleapis.com")
+    return tuple(needed)
+
+
+def flow_secrets(primitives: Iterable[Primitive]) -> tuple[Secret, ...]:
+    """The Secrets the flow's database users log in with, each once."""
+    found = [p.password for p in primitives if isinstance(p, CloudSQLUser) and isinstance(p.password, Secret)]
+    return tuple(dict.fromkeys(found))
+
+
+def grants(primitives: Sequence[Primitive], sinks: Iterable[Any]) -> tuple[Grant, ...]:
+    """The roles the runtime needs for what the flow uses, each on only its resource.
+
+    Cloud SQL has no per-instance role bindings, so the client role is granted on the
+    project under a condition naming the instance.
+    """
+    sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
+    out: list[Grant] = []
+    instances = [p for p in primitives if isinstance(p, CloudSQLInstance)]
+    for instance in instances:
+        if any(isinstance(p, CloudSQLDatabase | CloudSQLUser) and p.instance is instance for p in primitives):
+            resource = f"projects/{instance.project_id}/instances/{instance.instance_name}"
+            out.append(
+                Grant(
+                    "roles/cloudsql.client",
+                    instance,
+                    (f"only {instance.instance_name}", f'resource.name == "{resource}"'),
+                )
+            )
+    datasets = {p.dataset.primitive_id(): p.dataset for p in primitives if isinstance(p, BigQueryTable)}
+    out.extend(Grant("roles/bigquery.dataEditor", d) for d in datasets.values())
+    for bucket in [p for p in primitives if isinstance(p, GCSBucket)]:
+        role = "roles/storage.objectCreator" if bucket.primitive_id() in sink_ids else "roles/storage.objectViewer"
+        out.append(Grant(role, bucket))
+    out.extend(Grant("roles/pubsub.publisher", t) for t in primitives if isinstance(t, GCPPubSubTopic))
+    return tuple(out)
+
+
+def _processor_options(flow: Any) -> list[ProcessorOptions]:
+    """The options of each part of the flow an instance serves (services and collectors)."""
+    return [s.options for s in flow.services if s.endpoints] + [c.processor_options for c in flow.collectors]
+
+
+def serves_anything(flow: Any) -> bool:
+    """Whether the flow has endpoints or collectors, hence a service to deploy."""
+    return bool(_processor_options(flow))
+
+
+def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, Any]) -> ServiceSettings:
+    """The service's settings: the flow's options, then ``table`` (pyproject), then ``flags``."""
+    options = _processor_options(flow) or [ProcessorOptions()]
+    chosen = {**{k: v for k, v in table.items() if v is not None}, **{k: v for k, v in flags.items() if v is not None}}
+    cpu = _cpu(chosen.get("cpu", max(o.num_cpus for o in options)))
+    memory = str(chosen.get("memory") or f"{512 * cpu}Mi")
+    if not _MEMORY.match(memory):
+        raise GCPSettingsError(f"memory {memory!r} is not a size Cloud Run takes: write it like 512Mi or 2Gi")
+    ingress = str(chosen.get("ingress", "all"))
+    if ingress not in INGRESS:
+        raise GCPSettingsError(f"ingress {ingress!r} is not one of: {', '.join(INGRESS)}")
+    workers = int(chosen.get("workers", cpu))
+    if workers < 1:
+        raise GCPSettingsError(f"workers must be at least 1, got {workers}")
+    public = chosen.get("public", False)
+    if not isinstance(public, bool):
+        raise GCPSettingsError(f"public must be true or false, got {public!r}")
+    return ServiceSettings(
+        cpu=cpu,
+        memory=memory,
+        min_instances=max(o.min_replicas for o in options),
+        max_instances=max(o.max_replicas for o in options),
+        concurrency=min(max(o.max_concurrent_queries for o in options), MAX_CONCURRENCY),
+        workers=workers,
+        ingress=ingress,
+        public=public,
+        env=_env(chosen.get("env", {})),
+    )
+
+
+def _cpu(value: Any) -> int:
+    try:
+        wanted = float(value)
+    except (TypeError, ValueError):
+        raise GCPSettingsError(f"cpu {value!r} is not a number") from None
+    for step in CPU_STEPS:
+        if wanted <= step:
+            return step
+    raise GCPSettingsError(f"{wanted:g} CPUs is more than a Cloud Run instance has (at most {CPU_STEPS[-1]})")
+
+
+def _env(values: Any) -> dict[str, str]:
+    if not isinstance(values, Mapping):
+        raise GCPSettingsError("env must be a table of NAME = value pairs ([tool.buildflow.gcp.env])")
+    out = {}
+    for name, value in values.items():
+        if not _ENV_NAME.match(str(name)):
+            raise GCPSettingsError(f"env: {name!r} is not an environment variable name")
+        if _RESERVED_ENV.match(str(name)):
+            raise GCPSettingsError(f"env: {name} is set by Cloud Run or bfctl itself; choose another name")
+        out[str(name)] = str(value)
+    return out
+
+
+def parse_env_flags(pairs: Sequence[str]) -> dict[str, str]:
+    """``--env NAME=VALUE`` flags as a mapping."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise GCPSettingsError(f"--env {pair!r}: write it as NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def service_name(pulumi_project: str, stack: str, table: Mapping[str, Any]) -> str:
+    """The Cloud Run service's name: ``[tool.buildflow.gcp] service``, else ``<project>-<stack>``.
+
+    Lowercase letters, digits and hyphens, a letter first, at most 49 characters.
+    """
+    given = table.get("service")
+    raw = str(given) if given else f"{pulumi_project}-{stack}"
+    name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"flow-{name}".rstrip("-")
+    if given and name != given:
+        raise GCPSettingsError(
+            f"service name {given!r} is not one Cloud Run takes: lowercase letters, digits and hyphens, a letter first"
+        )
+    return name[:49].rstrip("-")
+
+
+def check_instances(settings: ServiceSettings) -> list[str]:
+    """Warnings about settings that cost money or cannot work."""
+    warnings = []
+    if settings.min_instances > 0:
+        warnings.append(
+            f"the service keeps {settings.min_instances} instance(s) running at all times (the flow's "
+            "min_replicas), billed while idle; set min_replicas=0 on its services and collectors to scale to zero."
+        )
+    if settings.concurrency == 1 and settings.workers > 1:
+        warnings.append("with max_concurrent_queries=1 an instance takes one request at a time: workers=1 is enough.")
+    return warnings
+
+
+def deployment_of(
+    flow: Any,
+    primitives: Sequence[Primitive],
+    *,
+    target: str,
+    name: str,
+    project: str,
+    region: str,
+    table: Mapping[str, Any],
+    flags: Mapping[str, Any],
+) -> Deployment | None:
+    """The flow's deployment, or None when it serves nothing (a stack of data resources only)."""
+    if not serves_anything(flow):
+        return None
+    return Deployment(
+        target=target,
+        name=name,
+        project=project,
+        region=region,
+        settings=service_settings(flow, table, flags),
+        grants=grants(primitives, [c.sink_primitive for c in flow.collectors]),
+        secrets=flow_secrets(primitives),
+    )

@@ -1,0 +1,190 @@
+"""The Pulumi resources that run the flow on Cloud Run, beside its data resources.
+
+The image repository, the service account and exactly its role bindings, the flow's secrets
+in Secret Manager, the Cloud Run (v2) service and, only when the service is public, the
+``allUsers`` invoker binding. The service is declared only once an image exists: the first
+apply makes everything else (the repository included), the image is pushed, and the next
+step of the same apply adds the service.
+
+Imported only when the gcp target runs: it imports pulumi and pulumi_gcp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import pulumi
+import pulumi_gcp as gcp
+
+from buildflow.deployed import HEALTH_PATH, OUTPUTS_ENV, WORKERS_ENV
+from buildflow.io.gcp import BigQueryDataset, CloudSQLInstance, GCPPubSubTopic, GCSBucket
+from providers.gcp.deploy import INGRESS, Deployment, Grant
+from providers.gcp.image import REPOSITORY
+
+Made = Mapping[str, pulumi.CustomResource]
+#: Pulumi names of the deployment's own resources (the plan shows them under these).
+REPOSITORY_NAME, ACCOUNT_NAME, SERVICE_NAME, INVOKER_NAME = (
+    "image-repository",
+    "service-account",
+    "service",
+    "public-invoker",
+)
+
+
+def enable_apis(project: str, names: Sequence[str]) -> list[pulumi.CustomResource]:
+    """One ``projects.Service`` per API; never disabled on destroy (other things may use it)."""
+    return [
+        gcp.projects.Service(f"api-{name.split('.')[0]}", project=project, service=name, disable_on_destroy=False)
+        for name in names
+    ]
+
+
+def secret_name(deployment: Deployment, name: str) -> str:
+    """The Secret Manager id of the flow's secret ``name`` (stacks of one project do not share)."""
+    return f"{deployment.name}-{name}"[:255]
+
+
+def declare(
+    deployment: Deployment,
+    made: Made,
+    secret_values: Mapping[str, pulumi.Output[str]],
+    outputs: Mapping[str, Mapping[str, Any]],
+    image: str | None,
+    apis: Sequence[pulumi.Resource],
+) -> None:
+    """Register the deployment's resources; the service itself only when ``image`` is given."""
+    after_apis = pulumi.ResourceOptions(depends_on=list(apis))
+    project, region = deployment.project, deployment.region
+    repository = gcp.artifactregistry.Repository(
+        REPOSITORY_NAME,
+        repository_id=REPOSITORY,
+        format="DOCKER",
+        location=region,
+        project=project,
+        description="Images of the flow, pushed by bfctl; deleted with the stack",
+        opts=after_apis,
+    )
+    account = gcp.serviceaccount.Account(
+        ACCOUNT_NAME,
+        account_id=deployment.account_id,
+        display_name=f"{deployment.name} on Cloud Run",
+        description="The identity the flow runs as; bfctl grants it only what the flow uses",
+        project=project,
+        opts=after_apis,
+    )
+    bindings: list[pulumi.Resource] = [_grant(g, made, account.member, project) for g in deployment.grants]
+    env: list[dict[str, Any]] = []
+    for secret in deployment.secrets:
+        stored = gcp.secretmanager.Secret(
+            f"secret-{secret.name}",
+            secret_id=secret_name(deployment, secret.name),
+            replication={"auto": {}},
+            project=project,
+            opts=after_apis,
+        )
+        version = gcp.secretmanager.SecretVersion(
+            f"secret-{secret.name}-version", secret=stored.id, secret_data=secret_values[secret.name]
+        )
+        access = gcp.secretmanager.SecretIamMember(
+            f"grant-secretAccessor-{secret.name}",
+            secret_id=stored.secret_id,
+            project=project,
+            role="roles/secretmanager.secretAccessor",
+            member=account.member,
+        )
+        bindings += [version, access]
+        ref = {"secret": stored.secret_id, "version": version.version}
+        env.append({"name": secret.env_var, "value_source": {"secret_key_ref": ref}})
+    pulumi.export(
+        "deployment",
+        {"repository": repository.name, "account": account.email, "secrets": [s.name for s in deployment.secrets]},
+    )
+    if image is None:
+        return
+    service = _service(deployment, image, account.email, env, outputs, [repository, *apis, *bindings])
+    if deployment.settings.public:
+        gcp.cloudrunv2.ServiceIamMember(
+            INVOKER_NAME,
+            name=service.name,
+            location=region,
+            project=project,
+            role="roles/run.invoker",
+            member="allUsers",
+        )
+    pulumi.export("service", {"url": service.uri, "name": service.name, "image": image, "account": account.email})
+
+
+def _service(
+    deployment: Deployment,
+    image: str,
+    account_email: pulumi.Output[str],
+    secret_env: list[dict[str, Any]],
+    outputs: Mapping[str, Mapping[str, Any]],
+    after: list[pulumi.Resource],
+) -> gcp.cloudrunv2.Service:
+    s = deployment.settings
+    plain = {
+        OUTPUTS_ENV: pulumi.Output.json_dumps({"target": "gcp", "outputs": outputs}),
+        WORKERS_ENV: str(s.workers),
+        "GOOGLE_CLOUD_PROJECT": deployment.project,
+        **s.env,
+    }
+    envs = [{"name": k, "value": v} for k, v in plain.items()] + secret_env
+    template = {
+        "service_account": account_email,
+        "scaling": {"min_instance_count": s.min_instances, "max_instance_count": s.max_instances},
+        "max_instance_request_concurrency": s.concurrency,
+        "containers": [
+            {
+                "image": image,
+                "ports": {"container_port": 8080},
+                "resources": {"limits": {"cpu": str(s.cpu), "memory": s.memory}, "cpu_idle": True},
+                "envs": envs,
+                "startup_probe": {
+                    "http_get": {"path": HEALTH_PATH},
+                    "period_seconds": 2,
+                    "failure_threshold": 30,
+                    "timeout_seconds": 1,
+                },
+            }
+        ],
+    }
+    return gcp.cloudrunv2.Service(
+        SERVICE_NAME,
+        name=deployment.name,
+        location=deployment.region,
+        project=deployment.project,
+        ingress=INGRESS[s.ingress],
+        # pulumi-gcp defaults this to true, which makes `bfctl destroy` fail: the stack owns it.
+        deletion_protection=False,
+        template=cast(Any, template),  # plain snake_case dicts, as pulumi-gcp's *ArgsDict
+        opts=pulumi.ResourceOptions(depends_on=after),
+    )
+
+
+def _grant(grant: Grant, made: Made, member: pulumi.Output[str], project: str) -> pulumi.CustomResource:
+    """One role binding of the account, on the resource the grant names."""
+    target = grant.primitive
+    resource = made[target.primitive_id()] if target is not None else None
+    if isinstance(target, CloudSQLInstance) or target is None:
+        condition = (
+            gcp.projects.IAMMemberConditionArgs(title=grant.condition[0], expression=grant.condition[1])
+            if grant.condition
+            else None
+        )
+        return gcp.projects.IAMMember(grant.name, project=project, role=grant.role, member=member, condition=condition)
+    if isinstance(target, BigQueryDataset):
+        dataset = cast(gcp.bigquery.Dataset, resource)
+        return gcp.bigquery.DatasetIamMember(
+            grant.name, dataset_id=dataset.dataset_id, project=target.project_id, role=grant.role, member=member
+        )
+    if isinstance(target, GCSBucket):
+        bucket = cast(gcp.storage.Bucket, resource)
+        return gcp.storage.BucketIAMMember(grant.name, bucket=bucket.name, role=grant.role, member=member)
+    if isinstance(target, GCPPubSubTopic):
+        topic = cast(gcp.pubsub.Topic, resource)
+        return gcp.pubsub.TopicIAMMember(
+            grant.name, topic=topic.name, project=target.project_id, role=grant.role, member=member
+        )
+    raise TypeError(f"no role binding for {type(target).__name__}")

@@ -1,0 +1,270 @@
+"""The Cloud Run deployment the gcp program declares beside the data resources, run under
+Pulumi's mocks: the service, its account and exactly its role bindings, the secrets, the
+repository and the APIs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pulumi")
+pytest.importorskip("pulumi_gcp")
+
+from gcp_mocks import GENERATED_PASSWORD, RecordingMonitor, run_program
+
+from bfctl.infra import declared_primitives
+from buildflow import Flow
+from buildflow.dependencies.sqlalchemy import SessionDep
+from buildflow.io.gcp import (
+    BigQueryDataset,
+    BigQueryTable,
+    CloudSQLDatabase,
+    CloudSQLInstance,
+    GCPPubSubTopic,
+    GCSBucket,
+)
+from buildflow.secrets import Secret
+from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+from buildflow.types.portable import FileFormat
+from providers.gcp.deploy import Deployment, deployment_of
+
+IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
+USER = "my-project:notes-db/users/notes"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def notes_flow(**service_options: Any) -> tuple[Flow, list[Any]]:
+    app = Flow()
+    instance = CloudSQLInstance(
+        "notes-db",
+        "my-project",
+        CloudSQLDatabaseVersion.POSTGRES_15,
+        CloudSQLInstanceSettings(tier="db-f1-micro"),
+        "us-central1",
+    )
+    database = CloudSQLDatabase(instance=instance, database_name="notes")
+    app.manage(instance, database)
+    db = SessionDep(db_primitive=database, db_user="notes", db_password=Secret("notes-db-password"))
+    service = app.service(**service_options)
+
+    @service.endpoint("/notes")
+    def notes(session: db) -> list[str]:
+        return []
+
+    return app, declared_primitives(app, "gcp")
+
+
+def deploy(flow: Flow, primitives: list[Any], **flags: Any) -> Deployment:
+    deployment = deployment_of(
+        flow,
+        primitives,
+        target="main:app",
+        name="notes-dev",
+        project="my-project",
+        region="us-central1",
+        table={},
+        flags=flags,
+    )
+    assert deployment is not None
+    return deployment
+
+
+def by_type(monitor: RecordingMonitor, token: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in monitor.registered.items() if r["type"] == token}
+
+
+def test_the_service_runs_the_image_by_digest_with_the_flows_settings(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow(num_cpus=2, min_replicas=0, max_replicas=7, max_concurrent_queries=40)
+    exports = run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    service = monitor.registered["service"]
+    assert service["type"] == "gcp:cloudrunv2/service:Service"
+    inputs = service["inputs"]
+    assert (inputs["name"], inputs["location"], inputs["project"]) == ("notes-dev", "us-central1", "my-project")
+    assert inputs["ingress"] == "INGRESS_TRAFFIC_ALL"
+    assert inputs["deletionProtection"] is False  # else destroy fails
+    template = inputs["template"]
+    assert template["serviceAccount"] == "notes-dev-run@my-project.iam.gserviceaccount.com"
+    assert template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 7}
+    assert template["maxInstanceRequestConcurrency"] == 40
+    (container,) = template["containers"]
+    assert container["image"] == IMAGE
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1024Mi"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/_bf/health"}
+    env = {e["name"]: e for e in container["envs"]}
+    assert env["BFCTL_WORKERS"]["value"] == "2"
+    assert env["GOOGLE_CLOUD_PROJECT"]["value"] == "my-project"
+    outputs = json.loads(env["BUILDFLOW_OUTPUTS"]["value"])
+    assert outputs["target"] == "gcp"
+    assert outputs["outputs"]["my-project:notes-db.notes"]["connection_name"] == "my-project:us-central1:notes-db"
+    # The password reaches the container only as a Secret Manager reference.
+    secret_env = env["BUILDFLOW_SECRET_NOTES_DB_PASSWORD"]
+    assert "value" not in secret_env
+    assert secret_env["valueSource"] == {"secretKeyRef": {"secret": "notes-dev-notes-db-password", "version": "1"}}
+    assert GENERATED_PASSWORD not in json.dumps(container, default=str)
+    assert exports["service"]["url"] == "https://notes-dev-abc123-uc.a.run.app"
+    assert exports["service"]["image"] == IMAGE
+    # The service is made after its account's bindings and the secret version it reads.
+    urns = {r["urn"]: name for name, r in monitor.registered.items()}
+    after = {urns[u] for u in service["dependencies"] if u in urns}
+    assert {"image-repository", "grant-secretAccessor-notes-db-password", "secret-notes-db-password-version"} <= after
+    assert {"api-run", "grant-cloudsql.client-my-project-notes-db"} <= after
+
+
+def test_the_account_gets_exactly_the_roles_of_what_the_flow_uses(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    account = monitor.registered["service-account"]["inputs"]
+    assert (account["accountId"], account["project"]) == ("notes-dev-run", "my-project")
+    member = "serviceAccount:notes-dev-run@my-project.iam.gserviceaccount.com"
+    bindings = {
+        name: (r["type"].split(":")[1], r["inputs"]["role"], r["inputs"]["member"], r["inputs"].get("condition"))
+        for name, r in monitor.registered.items()
+        if "role" in r["inputs"]
+    }
+    assert bindings == {
+        "grant-cloudsql.client-my-project-notes-db": (
+            "projects/iAMMember",
+            "roles/cloudsql.client",
+            member,
+            {"title": "only notes-db", "expression": 'resource.name == "projects/my-project/instances/notes-db"'},
+        ),
+        "grant-secretAccessor-notes-db-password": (
+            "secretmanager/secretIamMember",
+            "roles/secretmanager.secretAccessor",
+            member,
+            None,
+        ),
+    }
+    assert monitor.registered["grant-secretAccessor-notes-db-password"]["inputs"]["secretId"] == (
+        "notes-dev-notes-db-password"
+    )
+    assert not by_type(monitor, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")  # private by default
+
+
+def test_the_secret_is_generated_once_and_shared_by_the_user_and_secret_manager(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    password = monitor.registered[USER]["inputs"]["password"]
+    version = monitor.registered["secret-notes-db-password-version"]["inputs"]["secretData"]
+    for value in (password, version):
+        assert isinstance(value, dict) and value.get(SECRET_SIG) and value["value"] == GENERATED_PASSWORD
+    generator = monitor.registered["secret-notes-db-password-value"]
+    assert generator["type"] == "random:index/randomPassword:RandomPassword"
+    assert generator["inputs"] == {"length": 32, "special": False}
+    secret = monitor.registered["secret-notes-db-password"]["inputs"]
+    assert secret == {"secretId": "notes-dev-notes-db-password", "replication": {"auto": {}}, "project": "my-project"}
+
+
+def test_a_given_secret_value_is_used_and_none_is_generated(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    run_program(
+        primitives,
+        project="my-project",
+        deployment=deploy(flow, primitives),
+        image=IMAGE,
+        given_secrets={"notes-db-password": "chosen-by-the-user"},
+    )
+
+    password = monitor.registered[USER]["inputs"]["password"]
+    assert password.get(SECRET_SIG) and password["value"] == "chosen-by-the-user"
+    assert "secret-notes-db-password-value" not in monitor.registered
+
+
+def test_public_adds_the_all_users_invoker_and_flags_set_the_rest(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    deployment = deploy(flow, primitives, public=True, memory="2Gi", ingress="internal", env={"MODE": "prod"})
+    run_program(primitives, project="my-project", deployment=deployment, image=IMAGE)
+
+    (invoker,) = by_type(monitor, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember").values()
+    assert invoker["inputs"] == {
+        "name": "notes-dev",
+        "location": "us-central1",
+        "project": "my-project",
+        "role": "roles/run.invoker",
+        "member": "allUsers",
+    }
+    inputs = monitor.registered["service"]["inputs"]
+    assert inputs["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    (container,) = inputs["template"]["containers"]
+    assert container["resources"]["limits"]["memory"] == "2Gi"
+    assert {"name": "MODE", "value": "prod"} in container["envs"]
+
+
+def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    enabled = {r["inputs"]["service"]: r["inputs"] for r in by_type(monitor, "gcp:projects/service:Service").values()}
+    assert set(enabled) == {
+        "sqladmin.googleapis.com",
+        "run.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "iam.googleapis.com",
+        "secretmanager.googleapis.com",
+    }
+    assert all(i["disableOnDestroy"] is False and i["project"] == "my-project" for i in enabled.values())
+    # Data resources wait for their API.
+    api_urns = {r["urn"] for r in by_type(monitor, "gcp:projects/service:Service").values()}
+    assert api_urns <= set(monitor.registered["my-project:notes-db"]["dependencies"])
+    repository = monitor.registered["image-repository"]["inputs"]
+    assert repository == {
+        "repositoryId": "bfctl",
+        "format": "DOCKER",
+        "location": "us-central1",
+        "project": "my-project",
+        "description": "Images of the flow, pushed by bfctl; deleted with the stack",
+    }
+
+
+def test_without_an_image_everything_but_the_service_is_made(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    exports = run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=None)
+
+    assert "service" not in monitor.registered and "service" not in exports
+    assert {"image-repository", "service-account", "secret-notes-db-password"} <= set(monitor.registered)
+    assert exports["deployment"]["account"] == "notes-dev-run@my-project.iam.gserviceaccount.com"
+
+
+def test_sinks_get_only_their_own_roles(monitor: RecordingMonitor) -> None:
+    app = Flow()
+    bucket = GCSBucket("my-project", "raw-events", "events/rows.json", FileFormat.JSON)
+    archive = GCSBucket("my-project", "archive")
+    table = BigQueryTable(BigQueryDataset("my-project", "analytics"), "events")
+    topic = GCPPubSubTopic("my-project", "clicks")
+    app.manage(archive)
+    for route, sink in (("/raw", bucket), ("/table", table), ("/topic", topic)):
+
+        @app.collector(route=route, method="POST", sink=sink)
+        def collect(n: int) -> dict[str, int]:
+            return {"n": n}
+
+        collect.__name__ = f"collect{route.replace('/', '_')}"
+    primitives = declared_primitives(app, "gcp")
+    run_program(primitives, project="my-project", deployment=deploy(app, primitives), image=IMAGE)
+
+    roles = {
+        name: (r["type"].split(":")[1], r["inputs"]["role"])
+        for name, r in monitor.registered.items()
+        if "role" in r["inputs"]
+    }
+    assert roles == {
+        "grant-storage.objectCreator-gcs-raw-events": ("storage/bucketIAMMember", "roles/storage.objectCreator"),
+        "grant-storage.objectViewer-gcs-archive": ("storage/bucketIAMMember", "roles/storage.objectViewer"),
+        "grant-bigquery.dataEditor-my-project.analytics": ("bigquery/datasetIamMember", "roles/bigquery.dataEditor"),
+        "grant-pubsub.publisher-projects-my-project-topics-clicks": (
+            "pubsub/topicIAMMember",
+            "roles/pubsub.publisher",
+        ),
+    }
+    assert monitor.registered["grant-storage.objectCreator-gcs-raw-events"]["inputs"]["bucket"] == "raw-events"
+    assert monitor.registered["grant-bigquery.dataEditor-my-project.analytics"]["inputs"]["datasetId"] == "analytics"
+    assert monitor.registered["grant-pubsub.publisher-projects-my-project-topics-clicks"]["inputs"]["topic"] == "clicks"
+    # No Cloud SQL, no secrets: neither their roles nor their APIs.
+    services = {r["inputs"]["service"] for r in by_type(monitor, "gcp:projects/service:Service").values()}
+    assert "sqladmin.googleapis.com" not in services and "secretmanager.googleapis.com" not in services
