@@ -1,0 +1,138 @@
+"""Building an image remotely with Cloud Build, for machines where no Docker daemon answers.
+
+As ``gcloud builds submit`` does: the build context goes to the ``{project}_cloudbuild``
+bucket as a tarball, one ``docker build`` step builds it, and Cloud Build pushes the image to
+Artifact Registry, so a remote build is always pushed. Its digest comes from the build's results.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import quote
+
+from providers.gcp.context import ImageBuildError
+from providers.gcp.image import BuildContext
+from providers.gcp.registry import JSON, GoogleAPIs
+
+BUILDER = "gcr.io/cloud-builders/docker"
+#: Seconds between two looks at a running build.
+POLL_INTERVAL = 2.0
+#: How long Cloud Build lets the build run; installing dependencies can take minutes.
+BUILD_TIMEOUT = "1200s"
+_RUNNING = frozenset({"STATUS_UNKNOWN", "PENDING", "QUEUED", "WORKING"})
+_WHY = {
+    "FAILURE": "a step failed; its log says which (a dependency that does not install, an error in the Dockerfile)",
+    "TIMEOUT": f"it ran longer than {BUILD_TIMEOUT}",
+    "CANCELLED": "it was cancelled; run this command again to build anew",
+    "EXPIRED": "it waited in Cloud Build's queue too long; run this command again",
+    "INTERNAL_ERROR": "Cloud Build failed on its side; run this command again",
+}
+
+Say = Callable[[str], None]
+
+
+def build(
+    api: GoogleAPIs,
+    context: BuildContext,
+    reference: str,
+    *,
+    project: str,
+    region: str,
+    say: Say,
+    poll_interval: float = POLL_INTERVAL,
+) -> str:
+    """Build and push ``reference`` from ``context`` with Cloud Build; returns the image's digest."""
+    source = upload_source(api, context, project=project, region=region, say=say)
+    builds = f"{api.endpoints.cloudbuild}v1/projects/{project}/locations/{region}/builds"
+    operation = api.call("POST", builds, "starting the Cloud Build build", body=build_request(source, reference))
+    assert operation is not None
+    started: JSON = operation["metadata"]["build"]
+    say(f"Cloud Build build {started['id']} started; its log: {started.get('logUrl', '(no log URL given)')}")
+    ended = _wait(api, f"{builds}/{started['id']}", started, say, poll_interval)
+    return _digest(ended, reference)
+
+
+def build_request(source: JSON, reference: str) -> JSON:
+    """The Build resource: one docker build step over the uploaded context, the image pushed by Cloud Build."""
+    return {
+        "source": {"storageSource": source},
+        "steps": [{"name": BUILDER, "args": ["build", "--tag", reference, "."]}],
+        "images": [reference],
+        "timeout": BUILD_TIMEOUT,
+    }
+
+
+def tarball(files: Mapping[str, bytes]) -> bytes:
+    """The files as a gzipped tar with fixed times and owners, so the same context gives the same bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(files[name]), 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    return buffer.getvalue()
+
+
+def upload_source(api: GoogleAPIs, context: BuildContext, *, project: str, region: str, say: Say) -> JSON:
+    """Upload the context to ``gs://{project}_cloudbuild/source/{tag}.tgz``; returns its StorageSource."""
+    bucket, name = f"{project}_cloudbuild", f"source/{context.tag}.tgz"
+    _ensure_bucket(api, bucket, project, region, say)
+    data = tarball(context.files)
+    say(
+        f"Uploading the build context ({len(context.files)} files, {len(data) // 1024 + 1} KiB) to gs://{bucket}/{name}"
+    )
+    url = f"{api.endpoints.storage}upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}"
+    uploaded = api.call(
+        "POST", url, f"uploading the build context to gs://{bucket}", data=data, content_type="application/gzip"
+    )
+    assert uploaded is not None
+    return {"bucket": bucket, "object": name, "generation": uploaded["generation"]}
+
+
+def _ensure_bucket(api: GoogleAPIs, bucket: str, project: str, region: str, say: Say) -> None:
+    """Create the bucket in the project and region when it is missing, as gcloud does for its builds."""
+    what = f"looking up the bucket gs://{bucket}"
+    if api.call("GET", f"{api.endpoints.storage}storage/v1/b/{bucket}", what, missing_ok=True) is not None:
+        return
+    say(f"Creating the bucket gs://{bucket} in {region} for Cloud Build's sources")
+    api.call(
+        "POST",
+        f"{api.endpoints.storage}storage/v1/b?project={quote(project, safe='')}",
+        f"creating the bucket gs://{bucket}",
+        body={"name": bucket, "location": region},
+    )
+
+
+def _wait(api: GoogleAPIs, url: str, build: JSON, say: Say, poll_interval: float) -> JSON:
+    """Look at the build every ``poll_interval`` seconds until it ends, saying each change of status."""
+    shown = None
+    while True:
+        status = build.get("status", "STATUS_UNKNOWN")
+        if status != shown:
+            say(f"Cloud Build: {status}")
+            shown = status
+        if status not in _RUNNING:
+            return build
+        time.sleep(poll_interval)
+        found = api.call("GET", url, "following the Cloud Build build")
+        assert found is not None
+        build = found
+
+
+def _digest(build: JSON, reference: str) -> str:
+    """The pushed image's digest from a build that ended, or the error saying why there is none."""
+    status, log = build.get("status"), build.get("logUrl", "(no log URL given)")
+    if status != "SUCCESS":
+        detail = f" ({build['statusDetail']})" if build.get("statusDetail") else ""
+        why = _WHY.get(str(status), "see its log")
+        raise ImageBuildError(f"the Cloud Build build {build.get('id')} ended {status}{detail}: {why}. Its log: {log}")
+    for image in build.get("results", {}).get("images", []):
+        if image.get("name") == reference and image.get("digest"):
+            return str(image["digest"])
+    raise ImageBuildError(
+        f"the Cloud Build build {build.get('id')} succeeded but reported no digest of {reference}; see {log}"
+    )
