@@ -1,8 +1,7 @@
 """``bfctl build``: the generated build context, its content-hash tag, and the Docker path.
 
-The Docker path runs against a stand-in ``docker`` program first on PATH that records its
-arguments and answers ``info``, ``image inspect``, ``build`` and ``push`` the way Docker does
-(exit codes, images it has built); no Docker daemon is needed.
+The Docker path runs against a stand-in ``docker`` program first on PATH (``fakes/docker.py``);
+no Docker daemon is needed.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
+from fakes.docker import calls
+from fakes.docker import install as install_docker
 from support import bfctl_run
 
 import bfctl
@@ -57,32 +58,6 @@ SECRETS_AND_STATE = (
     "shop/__pycache__/util.cpython-311.pyc",
 )
 
-FAKE_DOCKER = """\
-#!{python}
-import json, os, sys
-from pathlib import Path
-
-args = sys.argv[1:]
-with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
-    log.write(json.dumps(args) + "\\n")
-images = Path(os.environ["FAKE_DOCKER_IMAGES"])
-known = images.read_text().split() if images.exists() else []
-if args[0] == "info":
-    sys.exit(0 if os.environ.get("FAKE_DOCKER_DAEMON") == "up" else 1)
-if args[:2] == ["image", "inspect"]:
-    sys.exit(0 if args[2] in known else 1)
-if args[0] == "build":
-    reference, context = args[args.index("--tag") + 1], Path(args[-1])
-    dockerfile = (context / "Dockerfile").read_text()
-    print("#1 [internal] load build definition from Dockerfile")
-    print("#2 FROM " + dockerfile.split("FROM ", 1)[1].split()[0])
-    images.write_text("\\n".join([*known, reference]))
-    sys.exit(0)
-if args[0] == "push":
-    sys.exit(0 if args[1] in known else 1)
-sys.exit(2)
-"""
-
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
@@ -108,11 +83,7 @@ def project(tmp_path: Path, wheel_cache: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path, wheel_cache: Path) -> dict[str, str]:
     """A stand-in ``docker`` first on PATH, its log and the images it holds."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    docker = bin_dir / "docker"
-    docker.write_text(FAKE_DOCKER.format(python=sys.executable))
-    docker.chmod(0o755)
+    bin_dir = install_docker(tmp_path / "bin").parent
     return {
         **bfctl_env,
         "PATH": f"{bin_dir}{os.pathsep}{bfctl_env['PATH']}",
@@ -124,8 +95,7 @@ def env(bfctl_env: dict[str, str], tmp_path: Path, wheel_cache: Path) -> dict[st
 
 
 def docker_calls(env: dict[str, str]) -> list[list[str]]:
-    log = Path(env["FAKE_DOCKER_LOG"])
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return calls(Path(env["FAKE_DOCKER_LOG"]))
 
 
 def build(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -235,11 +205,12 @@ def test_context_only_writes_the_context_and_prints_the_tag(project: Path, env: 
     assert not (project / "ctx" / "app" / "ctx").exists()
 
 
-def test_without_a_daemon_the_remote_path_is_said_to_be_unavailable(project: Path, env: dict[str, str]) -> None:
+def test_without_a_daemon_a_remote_build_needs_push(project: Path, env: dict[str, str]) -> None:
     result = build(project, {**env, "FAKE_DOCKER_DAEMON": "down"})
 
     assert result.returncode == 1
-    assert "Cloud Build is not available in this version" in result.stderr
+    assert "a remote build is always pushed" in result.stderr
+    assert "bfctl build --push" in result.stderr
     assert "bfctl build --context-only DIR" in result.stderr
     assert "Traceback" not in result.stderr
     assert docker_calls(env) == [["info"]]

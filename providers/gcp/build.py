@@ -1,22 +1,77 @@
-"""``bfctl build``: write a project's build context, or build (and push) its image with Docker.
+"""Publishing a project's image: ``bfctl build`` and the image ``bfctl apply --target gcp`` deploys.
 
 The image reference is decided before anything is built: the tag hashes the context, so an
-image already tagged with it holds this very code and is not built again.
+image already tagged with it holds this very code and is not built again. Docker builds when its
+daemon answers; otherwise Cloud Build does, and pushes what it builds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from buildflow.io.primitive import Primitive
-from providers.gcp import docker
+from providers.gcp import cloudbuild, docker
 from providers.gcp.context import ImageBuildError
-from providers.gcp.image import build_context, image_name, image_reference
+from providers.gcp.image import REPOSITORY, BuildContext, build_context, image_name, image_reference
+from providers.gcp.registry import GoogleAPIs, tag_digest
 from providers.gcp.settings import resolve
 
 Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """An image in Artifact Registry, by tag and by digest."""
+
+    reference: str  # REGION-docker.pkg.dev/PROJECT/bfctl/IMAGE:TAG
+    digest: str  # "sha256:..."
+    built: bool  # False when the registry already had this tag
+
+    @property
+    def pinned(self) -> str:
+        """The reference by digest, which a deployment runs whatever the tag later points to."""
+        return f"{self.reference.rpartition(':')[0]}@{self.digest}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Image:
+    """What to publish and where: the context, and the registry location its reference names."""
+
+    context: BuildContext
+    project: str
+    region: str
+    name: str
+
+    @property
+    def reference(self) -> str:
+        return image_reference(self.name, self.context.tag, self.project, self.region)
+
+
+def publish_image(
+    project_dir: Path,
+    target: str,
+    primitives: Sequence[Primitive],
+    *,
+    project: str | None,
+    region: str | None,
+    say: Say,
+    output: Say,
+    poll_interval: float = cloudbuild.POLL_INTERVAL,
+) -> Published:
+    """Make sure Artifact Registry holds the image of the project's current code, building it only if not.
+
+    ``say`` gets progress lines, ``output`` the lines Docker prints; ``poll_interval`` is the
+    seconds between two looks at a Cloud Build build.
+    """
+    settings = resolve(project_dir, "dev", primitives, project=project, region=region)
+    location = settings.require_location()
+    local = docker.daemon_answers()
+    context = build_context(project_dir, target, progress=say)
+    image = _Image(context, *location, image_name(settings.pulumi_project))
+    return _publish(image, local=local, say=say, output=output, poll_interval=poll_interval)
 
 
 def build_image(
@@ -36,9 +91,10 @@ def build_image(
     ``say`` gets progress lines, ``docker_output`` the lines Docker prints.
     """
     settings = resolve(project_dir, "dev", primitives, project=project, region=region)
-    if push and not (settings.project and settings.region):
+    if push:
         settings.require_location()  # raises, naming the ways to set the missing one
-    if context_only is None and not docker.daemon_answers():
+    local = context_only is None and docker.daemon_answers()
+    if context_only is None and not local and not push:
         raise ImageBuildError(docker.NO_DAEMON)
     exclude = (context_only,) if context_only is not None else ()
     context = build_context(project_dir, target, exclude=exclude, progress=say)
@@ -49,16 +105,59 @@ def build_image(
         say(f"Image tag: {reference}")
         say(f"Build it with: docker build --tag {reference} {context_only}")
         return reference
+    if not local:
+        assert settings.project and settings.region  # push is set, and the location was required above
+        image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project))
+        return _publish(image, local=False, say=say, output=docker_output).reference
+    _build_locally(context, reference, say, docker_output)
+    if push:
+        _push_locally(reference, say, docker_output)
+    return reference
+
+
+def _publish(
+    image: _Image, *, local: bool, say: Say, output: Say, poll_interval: float = cloudbuild.POLL_INTERVAL
+) -> Published:
+    """Ask the registry for the tag; build and push the image only when it is not there."""
+    api = GoogleAPIs.connect()
+    reference = image.reference
+    found = tag_digest(api, image.project, image.region, REPOSITORY, image.name, image.context.tag)
+    if found is not None:
+        say(f"{reference} is in Artifact Registry already: unchanged code, no build")
+        return Published(reference, found, built=False)
+    if local:
+        _build_locally(image.context, reference, say, output)
+        digest = _push_locally(reference, say, output)
+    else:
+        say(f"No Docker daemon answered: building {reference} with Cloud Build in {image.project} ({image.region})")
+        digest = cloudbuild.build(
+            api,
+            image.context,
+            reference,
+            project=image.project,
+            region=image.region,
+            say=say,
+            poll_interval=poll_interval,
+        )
+        say(f"Built and pushed {reference}")
+    say(f"Image digest: {digest}")
+    return Published(reference, digest, built=True)
+
+
+def _build_locally(context: BuildContext, reference: str, say: Say, output: Say) -> None:
+    """``docker build`` the context, unless the daemon holds an image of that tag already."""
     if docker.image_exists(reference):
         say(f"{reference} exists already: unchanged code, no build")
-    else:
-        say(f"Building {reference} with Docker")
-        with tempfile.TemporaryDirectory(prefix="bfctl-context-") as scratch:
-            context.write(Path(scratch))
-            docker.build(Path(scratch), reference, docker_output)
-        say(f"Built {reference}")
-    if push:
-        say(f"Pushing {reference}")
-        docker.push(reference, docker_output)
-        say(f"Pushed {reference}")
-    return reference
+        return
+    say(f"Building {reference} with Docker")
+    with tempfile.TemporaryDirectory(prefix="bfctl-context-") as scratch:
+        context.write(Path(scratch))
+        docker.build(Path(scratch), reference, output)
+    say(f"Built {reference}")
+
+
+def _push_locally(reference: str, say: Say, output: Say) -> str:
+    say(f"Pushing {reference}")
+    digest = docker.push(reference, output)
+    say(f"Pushed {reference}")
+    return digest

@@ -1,0 +1,72 @@
+"""A stand-in ``docker`` program: it records its arguments and answers ``info``, ``image inspect``,
+``build`` and ``push`` the way Docker does (exit codes, the images it has built, the digest a
+push prints and the daemon then records), so that no Docker daemon is needed.
+
+Its environment: ``FAKE_DOCKER_LOG`` (one JSON list of arguments a line), ``FAKE_DOCKER_IMAGES``
+(the images it holds) and ``FAKE_DOCKER_DAEMON`` (``up`` for a daemon that answers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+SCRIPT = """\
+#!{python}
+import hashlib, json, os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+images = Path(os.environ["FAKE_DOCKER_IMAGES"])
+known = images.read_text().split() if images.exists() else []
+if args[0] == "info":
+    sys.exit(0 if os.environ.get("FAKE_DOCKER_DAEMON") == "up" else 1)
+if args[:2] == ["image", "inspect"]:
+    reference = args[-1]
+    if reference not in known:
+        sys.exit(1)
+    if "--format" in args:
+        pushed = Path(os.environ["FAKE_DOCKER_LOG"]).read_text().count(json.dumps(["push", reference]))
+        digest = "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+        print(json.dumps([reference.rpartition(":")[0] + "@" + digest] if pushed else []))
+    sys.exit(0)
+if args[0] == "build":
+    reference, context = args[args.index("--tag") + 1], Path(args[-1])
+    dockerfile = (context / "Dockerfile").read_text()
+    print("#1 [internal] load build definition from Dockerfile")
+    print("#2 FROM " + dockerfile.split("FROM ", 1)[1].split()[0])
+    images.write_text("\\n".join([*known, reference]))
+    sys.exit(0)
+if args[0] == "push":
+    if args[1] not in known:
+        sys.exit(1)
+    print("The push refers to repository [" + args[1].rpartition(":")[0] + "]")
+    if os.environ.get("FAKE_DOCKER_PUSH_DIGEST", "print") == "print":
+        digest = "sha256:" + hashlib.sha256(args[1].encode()).hexdigest()
+        print(args[1].rpartition(":")[2] + ": digest: " + digest + " size: 1234")
+    sys.exit(0)
+sys.exit(2)
+"""
+
+
+def install(bin_dir: Path) -> Path:
+    """Write the stand-in as ``bin_dir/docker``; put ``bin_dir`` first on PATH to use it."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    docker = bin_dir / "docker"
+    docker.write_text(SCRIPT.format(python=sys.executable))
+    docker.chmod(0o755)
+    return docker
+
+
+def digest_of(reference: str) -> str:
+    """The digest the stand-in gives a pushed ``reference``."""
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def calls(log: Path) -> list[list[str]]:
+    """The argument lists the stand-in was run with, in order."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
