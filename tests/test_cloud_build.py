@@ -1,0 +1,313 @@
+"""Publishing an image: Cloud Build when no Docker daemon answers, Docker when one does, and no
+build at all when Artifact Registry holds the tag already.
+
+Everything goes over real HTTP on loopback: the build context is uploaded to gcp-storage-emulator,
+and a stand-in of Google's token endpoint, Cloud Build and Artifact Registry (``fakes/cloudbuild.py``)
+answers the rest. The credentials are a service account's key file whose ``token_uri`` points at
+the stand-in (google-auth honours it there; an ``authorized_user`` file's is replaced by Google's).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.cloudbuild import ACCESS_TOKEN, GoogleStandIn, digest_of, serve, storage_emulator
+from fakes.docker import calls
+from fakes.docker import digest_of as pushed_digest
+from fakes.docker import install as install_docker
+from support import bfctl_run
+
+from providers.gcp.build import Published, publish_image
+from providers.gcp.cloudbuild import BUILDER, tarball
+from providers.gcp.context import content_hash
+from providers.gcp.errors import GCPSettingsError
+from providers.gcp.registry import Endpoints
+
+FLOW = """\
+from buildflow import Flow
+
+app = Flow()
+service = app.service()
+
+
+@service.endpoint("/hello", method="GET")
+def hello() -> str:
+    return "hello"
+"""
+
+PYPROJECT = """\
+[project]
+name = "shop"
+version = "1.0"
+
+[tool.buildflow]
+app = "main:app"
+
+[tool.buildflow.gcp]
+project = "acme-prod"
+region = "europe-west1"
+"""
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session: bfctl's wheel is built once, not by every test."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "main.py").write_text(FLOW)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return root
+
+
+@pytest.fixture
+def google(tmp_path: Path) -> Iterator[GoogleStandIn]:
+    with storage_emulator(tmp_path / "gcs") as storage, serve(GoogleStandIn(storage)) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def env(
+    google: GoogleStandIn, tmp_path: Path, private_key: str, wheel_cache: Path, bfctl_env: dict[str, str]
+) -> dict[str, str]:
+    """The environment a publish runs in: these endpoints, a key file, a stand-in docker whose daemon is down."""
+    key_file = tmp_path / "key.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "acme-prod",
+                "private_key_id": "k1",
+                "private_key": private_key,
+                "client_email": "deployer@acme-prod.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{google.url}/token",
+            }
+        )
+    )
+    bin_dir = install_docker(tmp_path / "bin").parent
+    return {
+        **bfctl_env,
+        "PATH": f"{bin_dir}{os.pathsep}{bfctl_env['PATH']}",
+        "XDG_CACHE_HOME": str(wheel_cache),
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": f"{google.url}/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY": f"{google.url}/",
+        "STORAGE_EMULATOR_HOST": google.storage,
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker-calls.jsonl"),
+        "FAKE_DOCKER_IMAGES": str(tmp_path / "docker-images.txt"),
+        "FAKE_DOCKER_DAEMON": "down",
+    }
+
+
+@pytest.fixture
+def here(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """``env`` for publishing in this process."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def publish(project: Path, lines: list[str]) -> Published:
+    return publish_image(
+        project, "main:app", [], project=None, region=None, say=lines.append, output=lines.append, poll_interval=0
+    )
+
+
+def stored(google: GoogleStandIn, bucket: str, name: str = "") -> dict[str, Any]:
+    """A bucket's or an object's metadata, from the emulator."""
+    path = f"/storage/v1/b/{bucket}" + (f"/o/{urllib.parse.quote(name, safe='')}" if name else "")
+    with urllib.request.urlopen(google.storage + path) as response:
+        found: dict[str, Any] = json.loads(response.read())
+        return found
+
+
+def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
+    project: Path, google: GoogleStandIn, here: dict[str, str]
+) -> None:
+    lines: list[str] = []
+    published = publish(project, lines)
+
+    # the source: exactly the files of the context whose hash is the image's tag
+    [request] = google.requests
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(google.sources[0]), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            extracted = tar.extractfile(member)
+            assert extracted is not None  # regular files only
+            files[member.name] = extracted.read()
+    tag = content_hash(files)[:20]
+    reference = f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop:{tag}"
+    assert published == Published(reference, digest_of(reference), built=True)
+    assert published.pinned == f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop@{digest_of(reference)}"
+    assert {name for name in files if name.startswith("app/")} == {"app/main.py", "app/pyproject.toml"}
+    assert files["app/main.py"] == FLOW.encode()
+    assert {"Dockerfile", ".dockerignore", "bfctl-deps/requirements.txt"} <= set(files)
+    assert google.sources[0] == tarball(files)  # the same bytes each time: nothing varies but the code
+
+    source = request["source"]["storageSource"]
+    assert (source["bucket"], source["object"]) == ("acme-prod_cloudbuild", f"source/{tag}.tgz")
+    assert source["generation"] == stored(google, "acme-prod_cloudbuild", source["object"])["generation"]
+    # (the emulator keeps no bucket's location, so the region is seen in what bfctl says)
+    assert "Creating the bucket gs://acme-prod_cloudbuild in europe-west1 for Cloud Build's sources" in lines
+
+    assert request["steps"] == [{"name": BUILDER, "args": ["build", "--tag", reference, "."]}]
+    assert request["images"] == [reference]
+
+    assert "Cloud Build: QUEUED" in lines
+    assert "Cloud Build: WORKING" in lines
+    assert lines.index("Cloud Build: WORKING") < lines.index("Cloud Build: SUCCESS")
+    log_url = "https://console.cloud.google.com/cloud-build/builds;region=europe-west1/build-1"
+    assert f"Cloud Build build build-1 started; its log: {log_url}" in lines
+    assert f"Image digest: {digest_of(reference)}" in lines
+    assert calls(Path(here["FAKE_DOCKER_LOG"])) == [["info"]]  # the daemon is down: Docker builds nothing
+
+    # google-auth got the token from the key file's token_uri, for the cloud-platform scope
+    assert google.token_claims[0]["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    assert google.unauthorized == 0
+
+
+def test_unchanged_code_is_neither_uploaded_nor_built_again(
+    project: Path, google: GoogleStandIn, here: dict[str, str]
+) -> None:
+    first = publish(project, [])
+    uploaded = stored(google, "acme-prod_cloudbuild", google.requests[0]["source"]["storageSource"]["object"])
+
+    lines: list[str] = []
+    again = publish(project, lines)
+
+    assert again == Published(first.reference, first.digest, built=False)
+    assert f"{first.reference} is in Artifact Registry already: unchanged code, no build" in lines
+    assert len(google.requests) == 1
+    assert stored(google, "acme-prod_cloudbuild", uploaded["name"])["generation"] == uploaded["generation"]
+    assert not any("Uploading" in line for line in lines)
+
+    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    changed = publish(project, [])
+    assert changed.built
+    assert changed.reference != first.reference
+    assert len(google.requests) == 2
+
+
+def test_a_failed_build_says_why_and_where_its_log_is(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    google.outcome, google.polls_to_finish = "FAILURE", 1
+    google.status_detail = "Build step failure: build step 0 exited with 1"
+
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "the Cloud Build build build-1 ended FAILURE (Build step failure: build step 0 exited with 1)" in message
+    assert "https://console.cloud.google.com/cloud-build/builds;region=europe-west1/build-1" in message
+    assert "Traceback" not in result.stderr
+    assert "Cloud Build: QUEUED" in result.stdout
+    assert ACCESS_TOKEN not in result.stdout + result.stderr
+    assert google.images == {}
+
+
+def test_without_push_and_without_a_daemon_nothing_is_built_remotely(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    result = bfctl_run(["build"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    assert "a remote build is always pushed" in " ".join(result.stderr.split())
+    assert google.requests == []
+
+
+def test_without_credentials_the_user_is_told_to_log_in(
+    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
+) -> None:
+    no_credentials = {name: value for name, value in env.items() if name != "GOOGLE_APPLICATION_CREDENTIALS"}
+    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "True"}
+
+    result = bfctl_run(["build", "--push"], project, no_credentials, timeout=300)
+
+    assert result.returncode == 1
+    assert "gcloud auth application-default login" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert google.requests == []
+
+
+def test_docker_publishes_when_its_daemon_answers(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "up")
+    log = Path(here["FAKE_DOCKER_LOG"])
+
+    published = publish(project, [])
+
+    reference = published.reference
+    assert published == Published(reference, pushed_digest(reference), built=True)
+    assert [call[0] for call in calls(log)] == ["info", "image", "build", "push"]
+    assert google.requests == []  # Docker built it, not Cloud Build
+
+    # the registry now holds the tag: no build, no push
+    google.images[reference] = published.digest
+    before = len(calls(log))
+    again = publish(project, [])
+    assert again == Published(reference, published.digest, built=False)
+    assert calls(log)[before:] == [["info"]]
+
+
+def test_the_digest_comes_from_docker_when_push_does_not_print_it(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "up")
+    monkeypatch.setenv("FAKE_DOCKER_PUSH_DIGEST", "none")
+
+    published = publish(project, [])
+
+    assert published.digest == pushed_digest(published.reference)
+    assert calls(Path(here["FAKE_DOCKER_LOG"]))[-1][:3] == ["image", "inspect", "--format"]
+
+
+def test_a_publish_needs_the_registry_location(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(FLOW)
+
+    with pytest.raises(GCPSettingsError, match="no Google Cloud project"):
+        publish(tmp_path, [])
+
+
+def test_endpoints_are_overridden_as_gcloud_and_the_storage_libraries_do() -> None:
+    assert Endpoints.from_environment({}) == Endpoints(
+        "https://cloudbuild.googleapis.com/",
+        "https://artifactregistry.googleapis.com/",
+        "https://storage.googleapis.com/",
+        storage_emulated=False,
+    )
+    overridden = Endpoints.from_environment(
+        {
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": "https://cloudbuild-vialink1.p.googleapis.com",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY": "https://ar.example/",
+            "STORAGE_EMULATOR_HOST": "localhost:9023",
+        }
+    )
+    assert overridden == Endpoints(
+        "https://cloudbuild-vialink1.p.googleapis.com/", "https://ar.example/", "http://localhost:9023/", True
+    )
