@@ -281,7 +281,7 @@ def build(
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
 ) -> None:
-    """Build the container image that serves the flow, with the local Docker daemon.
+    """Build the container image that serves the flow: with Docker, or with Cloud Build (--push) if no daemon answers.
 
     The tag is a hash of the build context, so unchanged code is not built again. The image is
     tagged for Artifact Registry when the project and region are known, else locally.
