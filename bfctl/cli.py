@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -81,6 +81,56 @@ GCPRegionOption = Annotated[
         show_default=False,
     ),
 ]
+ImageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        metavar="URI",
+        help="gcp target: run this image on Cloud Run instead of building one from the project.",
+        show_default=False,
+    ),
+]
+DeployOption = Annotated[
+    bool,
+    typer.Option(
+        "--deploy/--no-deploy",
+        help="gcp target: deploy the flow's code to its Cloud Run service; --no-deploy keeps the image it runs.",
+    ),
+]
+MemoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--memory",
+        help="gcp target: memory per Cloud Run instance, e.g. 512Mi or 2Gi.",
+        show_default="512Mi per CPU",
+    ),
+]
+PublicOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--public/--private",
+        help="gcp target: let anyone call the service (the allUsers invoker), or only authenticated callers.",
+        show_default="private",
+    ),
+]
+IngressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ingress",
+        metavar="all|internal|internal-and-cloud-load-balancing",
+        help="gcp target: where requests to the service may come from.",
+        show_default="all",
+    ),
+]
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env",
+        metavar="NAME=VALUE",
+        help="gcp target: an environment variable of the service (repeat for more); not for secrets.",
+        show_default=False,
+    ),
+]
 BreakLockOption = Annotated[
     bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
 ]
@@ -119,8 +169,9 @@ def serve(
         int | None,
         typer.Option(
             min=1,
+            envvar="BFCTL_WORKERS",
             show_default="decided from the flow",
-            help="Number of worker processes.",
+            help="Number of worker processes (on Cloud Run the gcp target sets it from the service's CPUs).",
         ),
     ] = None,
     grace: Annotated[
@@ -179,9 +230,7 @@ def serve(
         loaded = _load(target)
         from bfctl import infra
 
-        outputs = infra.outputs_for_serving(
-            loaded.flow, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region)
-        )
+        outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region))
         routes = server.describe_routes(loaded.flow)
         code = server.serve(
             loaded.flow,
@@ -212,13 +261,24 @@ def plan(
     ] = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
+    image: ImageOption = None,
+    deploy: DeployOption = True,
+    memory: MemoryOption = None,
+    public: PublicOption = None,
+    ingress: IngressOption = None,
+    env: EnvOption = None,
 ) -> None:
-    """Show what `apply` would create, update, replace or delete (secrets shown as (secret))."""
+    """Show what `apply` would create, update, replace or delete (secrets shown as (secret)).
+
+    On gcp the plan includes the flow's Cloud Run service, its account, role bindings, secrets
+    and the image (by digest when the code is unchanged, else the tag apply builds and pushes).
+    """
     with _reported_errors():
         loaded = _load(target)
         from bfctl import infra
 
-        changed = infra.plan(loaded.flow, infra_target, stack, as_json, _gcp(gcp_project, gcp_region))
+        request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
+        changed = infra.plan(loaded.flow, infra_target, stack, as_json, _gcp(gcp_project, gcp_region), request)
     raise typer.Exit(2 if detailed_exitcode and changed else 0)
 
 
@@ -231,13 +291,26 @@ def apply(
     break_lock: BreakLockOption = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
+    image: ImageOption = None,
+    deploy: DeployOption = True,
+    memory: MemoryOption = None,
+    public: PublicOption = None,
+    ingress: IngressOption = None,
+    env: EnvOption = None,
 ) -> None:
-    """Create or update the flow's infrastructure; asks first unless --yes."""
+    """Create or update the flow's infrastructure; asks first unless --yes.
+
+    On gcp a flow with endpoints or collectors is deployed too: data resources first, then its
+    image (built with Docker, else Cloud Build, and pushed; unchanged code is not rebuilt), then
+    its Cloud Run service, whose URL is printed with the outputs. Settings also come from
+    `[tool.buildflow.gcp]` in pyproject.toml; flags win.
+    """
     with _reported_errors():
         loaded = _load(target)
         from bfctl import infra
 
-        infra.apply(loaded.flow, infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region))
+        request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
+        infra.apply(loaded.flow, infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region), request)
 
 
 @app.command(cls=Command)
@@ -305,6 +378,27 @@ def build(
 
 def _gcp(project: str | None, region: str | None) -> dict[str, str | None]:
     return {"project": project, "region": region}
+
+
+def _deploy(
+    loaded: LoadedFlow,
+    infra_target: str,
+    image: str | None,
+    deploy: bool,
+    memory: str | None,
+    public: bool | None,
+    ingress: str | None,
+    env: list[str] | None,
+) -> Any:
+    """The gcp target's deploy request from the flags (None on other targets)."""
+    from bfctl import infra
+
+    flags: dict[str, Any] = {"memory": memory, "public": public, "ingress": ingress}
+    if env:
+        from providers.gcp.deploy import parse_env_flags
+
+        flags["env"] = parse_env_flags(env)
+    return infra.deploy_request(loaded, infra_target, flags, image=image, deploy=deploy)
 
 
 def _load(target: str | None) -> LoadedFlow:

@@ -41,35 +41,38 @@ def declared_primitives(flow: Any, target: str) -> list[Any]:
 
 
 def check_passwords(primitives: list[Any], target: str) -> list[str]:
-    """On gcp, refuse a Secret whose value is not in its environment variable (where the gcp
-    target reads it); returns warnings about passwords written in the code, which ship inside
-    the image."""
+    """On gcp, warnings about passwords written in the code, which ship inside the image."""
     if target != "gcp":
         return []
     from buildflow.io.gcp import CloudSQLUser
     from buildflow.secrets import Secret
 
-    warnings = []
-    for user in [p for p in primitives if isinstance(p, CloudSQLUser)]:
-        if not isinstance(user.password, Secret):
-            warnings.append(
-                f"the password of {user.primitive_id()} is a string literal in the code, so it ships "
-                "inside the image; use buildflow.secrets.Secret(...) instead."
-            )
-        elif user.password.read() is None:
-            raise Refused(
-                f"the password of {user.primitive_id()} is Secret({user.password.name!r}), and the gcp "
-                f"target reads its value from the environment variable {user.password.env_var}: set it"
-            )
-    return warnings
+    return [
+        f"the password of {user.primitive_id()} is a string literal in the code, so it ships inside the image; "
+        "use buildflow.secrets.Secret(...) instead."
+        for user in primitives
+        if isinstance(user, CloudSQLUser) and not isinstance(user.password, Secret)
+    ]
+
+
+def deploy_request(
+    loaded: Any, target: str, flags: Mapping[str, Any] | None = None, *, image: str | None = None, deploy: bool = True
+) -> Any:
+    """What plan and apply on gcp do with the flow's service (``deploy=False``: leave it as it runs)."""
+    if target != "gcp":
+        return None
+    from providers.gcp.deploy import DeployRequest
+
+    return DeployRequest(loaded.flow, loaded.target, dict(flags or {}), image=image, deploy=deploy, say=console.info)
 
 
 def _ask_passphrase() -> str:
     return typer.prompt("Pulumi passphrase for the stack's secrets", hide_input=True)
 
 
-def provider_for(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> Any:
-    """The provider for ``target``; ``options`` are the gcp target's flags (``project``, ``region``).
+def provider_for(target: str, stack: str, options: Mapping[str, str | None] | None = None, deploy: Any = None) -> Any:
+    """The provider for ``target``; ``options`` are the gcp target's flags (``project``, ``region``),
+    ``deploy`` its ``DeployRequest`` (see ``deploy_request``).
 
     On gcp, a missing Pulumi passphrase is asked for when a terminal can answer.
     """
@@ -79,6 +82,7 @@ def provider_for(target: str, stack: str, options: Mapping[str, str | None] | No
     if target == "gcp":
         extra = {k: v for k, v in (options or {}).items() if v}
         extra["ask_passphrase"] = _ask_passphrase if sys.stdin.isatty() else None
+        extra["deploy"] = deploy
     try:
         return get_provider(target, Path.cwd(), stack, **extra)
     except ValueError as e:
@@ -94,11 +98,18 @@ def confirm(question: str, yes: bool) -> None:
         raise Refused("cancelled; nothing was changed")
 
 
-def plan(flow: Any, target: str, stack: str, as_json: bool, options: Mapping[str, str | None] | None = None) -> bool:
+def plan(
+    flow: Any,
+    target: str,
+    stack: str,
+    as_json: bool,
+    options: Mapping[str, str | None] | None = None,
+    deploy: Any = None,
+) -> bool:
     """Print the plan; True when it has changes."""
-    provider = provider_for(target, stack, options)
+    provider = provider_for(target, stack, options, deploy)
     primitives = declared_primitives(flow, target)
-    warnings = check_passwords(primitives, target)
+    warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
@@ -116,14 +127,17 @@ def apply(
     yes: bool,
     break_lock: bool,
     options: Mapping[str, str | None] | None = None,
+    deploy: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Plan, confirm and apply under one lock; returns the stack's outputs."""
-    provider = provider_for(target, stack, options)
+    provider = provider_for(target, stack, options, deploy)
     with provider.locked("bfctl apply", break_lock=break_lock):
         primitives = declared_primitives(flow, target)
-        check_passwords(primitives, target)
+        warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
         render.plan(result)
+        for warning in warnings:
+            console.warning(warning)
         if not result.has_changes:
             outputs = provider.outputs()
             render.outputs(outputs)
@@ -145,29 +159,46 @@ def destroy(
         render.plan(result, verb="destroy")
         if not result.has_changes:
             return
+        if any(c.resource_type == "gcp.artifactregistry.Repository" for c in result.changes):
+            console.warning("the image repository goes with the stack: every image of the flow in it is deleted.")
         confirm("Destroy these resources?", yes)
         progress = render.Progress()
         provider.destroy(progress)
     console.info(f"Destroy complete: {progress.done} resource(s) deleted.", "bold green")
 
 
+def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
+    """What the Cloud Run service's settings cost or cannot do (gcp only)."""
+    deployment = provider.deployment(primitives) if provider.target == "gcp" else None
+    if deployment is None:
+        return []
+    from providers.gcp.deploy import check_instances
+
+    return check_instances(deployment.settings)
+
+
 def outputs_for_serving(
-    flow: Any, target: str, stack: str, apply_first: bool, options: Mapping[str, str | None] | None = None
+    loaded: Any, target: str, stack: str, apply_first: bool, options: Mapping[str, str | None] | None = None
 ) -> Any:
     """The applied outputs the runtime hands to dependencies; starts stopped local servers.
 
     Refuses when something the flow declares was never applied; warns when the stack
     differs from the flow in a way serving can live with (an update not yet applied). On gcp
     this compares with what the last apply recorded, so serving needs neither Pulumi nor a
-    passphrase.
+    passphrase. Inside a deployed container the stack's outputs come from the environment the
+    gcp target gave it, and nothing is compared or applied.
     """
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
+    from buildflow.deployed import OUTPUTS_ENV
 
+    if given := os.environ.get(OUTPUTS_ENV):
+        return _given_outputs(given)
+    flow = loaded.flow
     primitives = declared_primitives(flow, target)
     if not primitives:
         return ResourceOutputs({}, target)
-    if apply_first:
-        apply(flow, target, stack, yes=True, break_lock=False, options=options)
+    if apply_first:  # serving here: the deployed service, if any, stays as it runs
+        apply(flow, target, stack, True, False, options, deploy_request(loaded, target, deploy=False))
     provider = provider_for(target, stack, options)
     if target == "local":
         from buildflow.secrets import SECRETS_DIR_ENV
@@ -186,4 +217,24 @@ def outputs_for_serving(
     changed = [c.resource_id for c in pending.changes if c.action != "noop"]
     if changed:
         console.info(f"Warning: the stack differs from the flow for {', '.join(changed)}; run `bfctl plan`.", "yellow")
+    return ResourceOutputs(outputs, target)
+
+
+def _given_outputs(text: str) -> Any:
+    """The outputs in ``$BUILDFLOW_OUTPUTS`` (set by the gcp target on the Cloud Run service)."""
+    import json
+
+    from buildflow.dependencies.flow_dependencies import ResourceOutputs
+    from buildflow.deployed import OUTPUTS_ENV
+
+    try:
+        data = json.loads(text)
+        outputs, target = data["outputs"], data["target"]
+        if not isinstance(outputs, dict) or not isinstance(target, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise Refused(
+            f'{OUTPUTS_ENV} is not the JSON the gcp target sets ({{"target": ..., "outputs": {{...}}}}); '
+            "unset it to serve with the stack's recorded outputs"
+        ) from None
     return ResourceOutputs(outputs, target)

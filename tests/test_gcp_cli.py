@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import EVENTS, pulumi_path
@@ -16,6 +17,7 @@ from support import bfctl_run
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret"  # the notes example's
 PASSPHRASE = "another correct horse"
+IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 
 
 @pytest.fixture
@@ -37,6 +39,10 @@ def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
     )
     return environment
+
+
+def pulumi_calls(env: dict[str, str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()]
 
 
 def bfctl(cwd: Path, env: dict[str, str], *args: str, scenario: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,7 +103,7 @@ def test_plan_json_has_the_local_targets_schema(notes: Path, env: dict[str, str]
 
 
 def test_apply_then_destroy(notes: Path, env: dict[str, str]) -> None:
-    applied = bfctl(notes, env, "apply", "--target", "gcp", "--yes")
+    applied = bfctl(notes, env, "apply", "--target", "gcp", "--yes", "--image", IMAGE)
 
     assert applied.returncode == 0, applied.stderr
     lines = applied.stdout.splitlines()
@@ -112,6 +118,11 @@ def test_apply_then_destroy(notes: Path, env: dict[str, str]) -> None:
     ]
     assert "Apply complete: 3 resource(s) changed." in lines
     assert "    connection_name = my-project:us-central1:notes-db" in lines
+    assert "    url = https://notes-dev-abc123-uc.a.run.app" in lines
+    # one `up`: an image given with --image needs no repository made first
+    assert [c["args"][0] for c in pulumi_calls(env) if c["args"][0] in ("preview", "up")] == ["preview", "up"]
+    deployed = json.loads((notes / ".buildflow" / "state" / "gcp-dev.deployed.json").read_text())
+    assert deployed["image"] == IMAGE and deployed["service"]["url"] == "https://notes-dev-abc123-uc.a.run.app"
 
     destroyed = bfctl(notes, env, "destroy", "--target", "gcp", "--yes", scenario="notes_destroy")
 
@@ -119,6 +130,7 @@ def test_apply_then_destroy(notes: Path, env: dict[str, str]) -> None:
     assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 0 unchanged." in destroyed.stdout
     assert "Destroy complete: 3 resource(s) deleted." in destroyed.stdout
     assert not (notes / ".buildflow" / "locks" / "gcp-dev.lock").exists()
+    assert not (notes / ".buildflow" / "state" / "gcp-dev.deployed.json").exists()
 
 
 def test_failed_apply_is_a_message_not_a_traceback(notes: Path, env: dict[str, str]) -> None:
@@ -133,7 +145,7 @@ def test_failed_apply_is_a_message_not_a_traceback(notes: Path, env: dict[str, s
 
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.startswith("Error: `pulumi up` failed for stack `dev`:\n")
+    assert "\nError: `pulumi up` failed for stack `dev`:\n" in result.stderr
     assert (
         "my-project:notes-db/users/notes: googleapi: Error 400: Invalid request: password is too weak." in result.stderr
     )

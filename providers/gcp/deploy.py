@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from buildflow.io.gcp import (
@@ -284,3 +284,20 @@ def deployment_of(
         grants=grants(primitives, [c.sink_primitive for c in flow.collectors]),
         secrets=flow_secrets(primitives),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployRequest:
+    """What the command asks of the deployment: the flow, its flags, and whether to deploy at all."""
+
+    flow: Any
+    #: The flow as the command was given it (``main:app``, ``app.py:app``).
+    target: str
+    #: ``memory``, ``public``, ``ingress``, ``env``, ``workers``: None where not given.
+    flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: An image to run instead of building one (``--image``).
+    image: str | None = None
+    #: False keeps the service on the image it runs (``--no-deploy``, ``serve --apply``).
+    deploy: bool = True
+    #: Where lines about the image go (building, pushing, "no build").
+    say: Callable[[str], None] = lambda _line: None

@@ -175,33 +175,35 @@ class StepCollector:
                 self.steps[name] = (action, pre.metadata)
 
     def changes(self, declared: Sequence[Primitive]) -> list[ResourceChange]:
-        """Deletes first (in the engine's order), then every declared primitive, parents first.
+        """Deletes first (in the engine's order), then every declared primitive, parents first,
+        then the stack's other resources (the deployment's) in the engine's order.
 
         A declared primitive the engine reported no step for is unchanged.
         """
         by_id = {p.primitive_id(): p for p in declared}
-        out = []
-        action: Action
-        meta: StepEventMetadata | None
-        for name, (action, meta) in self.steps.items():
-            if name not in by_id:
-                kind = resource_type_name(meta.type)
-                out.append(
-                    ResourceChange(
-                        name, kind, action, _inputs_change(meta.old.inputs if meta.old else None, False, frozenset())
-                    )
-                )
+        others = [
+            ResourceChange(name, resource_type_name(meta.type), action, _properties(action, meta, frozenset()))
+            for name, (action, meta) in self.steps.items()
+            if name not in by_id
+        ]
+        out = [c for c in others if c.action == "delete"]
         for pid, primitive in by_id.items():
-            action, meta = self.steps.get(pid, ("noop", None))
-            secret = primitive.secret_properties
-            if action == "create" and meta is not None:
-                props = _inputs_change(meta.new.inputs if meta.new else None, True, secret)
-            elif action in ("update", "replace") and meta is not None:
-                props = _diff_changes(meta, secret)
-            else:
-                props = []
+            step: tuple[Action, StepEventMetadata | None] = self.steps.get(pid, ("noop", None))
+            action, meta = step
+            props = _properties(action, meta, primitive.secret_properties) if meta is not None else []
             out.append(ResourceChange(pid, primitive.resource_type, action, props, primitive=primitive))
-        return out
+        return out + [c for c in others if c.action != "delete"]
+
+
+def _properties(action: Action, meta: StepEventMetadata, secret: frozenset[str]) -> list[PropertyChange]:
+    """What a step changes: every input of a create or a delete, the differences of the rest."""
+    if action == "create":
+        return _inputs_change(meta.new.inputs if meta.new else None, True, secret)
+    if action == "delete":
+        return _inputs_change(meta.old.inputs if meta.old else None, False, secret)
+    if action in ("update", "replace"):
+        return _diff_changes(meta, secret)
+    return []
 
 
 class ProgressRelay:

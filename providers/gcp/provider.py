@@ -38,6 +38,8 @@ from providers.base import (
     UnsupportedPrimitiveError,
     no_progress,
 )
+from providers.gcp.deploy import Deployment, DeployRequest, deployment_of, flow_secrets, serves_anything, service_name
+from providers.gcp.deployed import DeployedRecord
 from providers.gcp.errors import (
     GCPExtraMissingError,
     GCPTargetError,
@@ -104,14 +106,18 @@ class GCPProvider(Provider):
         project: str | None = None,
         region: str | None = None,
         ask_passphrase: Callable[[], str] | None = None,
+        deploy: DeployRequest | None = None,
     ) -> None:
         """``project``/``region`` come from flags; ``ask_passphrase`` is called (once) when the
-        environment has no Pulumi passphrase, or is None where nobody can answer (CI)."""
+        environment has no Pulumi passphrase, or is None where nobody can answer (CI);
+        ``deploy`` is the flow to run on Cloud Run (None: the data resources only)."""
         check_extra()
         super().__init__(project_dir, stack)
         self._project, self._region = project, region
         self._ask_passphrase = ask_passphrase
         self._secrets_env: dict[str, str] | None = None
+        self._request = deploy
+        self.deployed = DeployedRecord(self.store.path.with_name(f"{self.store.path.stem}.deployed.json"))
 
     # -- what the target can make --------------------------------------------------------------
     def check_supported(self, primitive: Primitive) -> None:
@@ -137,41 +143,141 @@ class GCPProvider(Provider):
 
     def plan(self, primitives: Sequence[Primitive]) -> Plan:
         declared = [p for p, _ in self.declared(primitives)]
-        stack = self._stack(declared)
+        deployment = self.deployment(declared)
+        stack = self._stack(declared, deployment, self._planned_image(deployment))
         steps, diagnostics = StepCollector(), ProgressRelay(no_progress)
         self._run("preview", diagnostics, lambda: stack.preview(on_event=_both(steps, diagnostics), refresh=True))
         return Plan(self.target, self.stack, steps.changes(declared), self.store.load().serial)
 
     def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
+        """Data resources first, then the image, then the service that runs it.
+
+        A first deploy makes everything but the service (the image repository included), pushes
+        the image, then adds the service: two runs of ``pulumi up`` in one apply.
+        """
         with self.locked("apply"):
             self.check_plan(plan)
             declared = [c.primitive for c in plan.changes if c.primitive is not None]
-            stack = self._stack(declared)
+            deployment = self.deployment(declared)
             relay = ProgressRelay(progress)
-            result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+            image, tag = self.deployed.image, self.deployed.tag
+            if deployment is not None and self._request is not None and self._request.deploy:
+                if self._request.image:
+                    image, tag = self._request.image, None
+                else:
+                    if not self.deployed.has_repository:
+                        self._up(declared, deployment, None, None, relay)
+                    image, tag = self._publish(declared, deployment)
+            outputs = self._up(declared, deployment, image, tag, relay)
             relay.finish()
-            outputs = {
-                key: dict(out.value)
-                for key, out in result.outputs.items()
-                if not out.secret and isinstance(out.value, dict)
-            }
-            self._record(declared, outputs)
-            return {p.primitive_id(): outputs.get(p.primitive_id(), {}) for p in declared}
+            shown = {p.primitive_id(): outputs.get(p.primitive_id(), {}) for p in declared}
+            if "service" in outputs:
+                shown["service"] = outputs["service"]
+            return shown
+
+    def outputs(self) -> Outputs:
+        """The primitives' recorded outputs, and the service's (its URL) once deployed."""
+        recorded = super().outputs()
+        if self.deployed.service:
+            recorded["service"] = dict(self.deployed.service)
+        return recorded
 
     def destroy(self, progress: Progress = no_progress) -> Plan:
         with self.locked("destroy"):
-            stack = self._stack([])
+            stack = self._stack([], None, None)
             steps, relay = StepCollector(), ProgressRelay(progress)
             self._run("destroy", relay, lambda: stack.destroy(on_event=_both(steps, relay)))
             relay.finish()
             state = self.store.load()
             state.resources.clear()
             self.store.save(state)
+            self.deployed.forget()
             return Plan(self.target, self.stack, steps.changes([]), state.serial)
 
+    # -- the Cloud Run deployment --------------------------------------------------------------
+    def deployment(self, primitives: Sequence[Primitive]) -> Deployment | None:
+        """The flow's service, account, grants and secrets; None for a flow that serves nothing."""
+        request = self._request
+        if request is None:
+            return None
+        settings = self.settings(primitives)
+        if not serves_anything(request.flow):
+            return None
+        project, region = settings.require_location()
+        return deployment_of(
+            request.flow,
+            primitives,
+            target=request.target,
+            name=service_name(settings.pulumi_project, self.stack, settings.table),
+            project=project,
+            region=region,
+            table=settings.table,
+            flags=request.flags,
+        )
+
+    def _planned_image(self, deployment: Deployment | None) -> str | None:
+        """The image a plan shows: the one the service runs when the code is unchanged (or not
+        deployed now), else the new code's reference by tag (its digest is known once pushed)."""
+        request = self._request
+        if deployment is None or request is None or not request.deploy:
+            return self.deployed.image
+        if request.image:
+            return request.image
+        from providers.gcp.image import build_context, image_name, image_reference
+
+        tag = build_context(self.project_dir, request.target).tag
+        if tag == self.deployed.tag and self.deployed.image:
+            return self.deployed.image
+        name = image_name(self.settings().pulumi_project)
+        return image_reference(name, tag, deployment.project, deployment.region)
+
+    def _publish(self, primitives: Sequence[Primitive], deployment: Deployment) -> tuple[str, str]:
+        """Push the image of the current code unless the registry has it; its pinned reference and tag."""
+        from providers.gcp.build import publish_image
+
+        assert self._request is not None
+        say = self._request.say
+        published = publish_image(
+            self.project_dir,
+            self._request.target,
+            primitives,
+            project=deployment.project,
+            region=deployment.region,
+            say=say,
+            output=say,
+        )
+        return published.pinned, published.reference.rpartition(":")[2]
+
     # -- Pulumi ---------------------------------------------------------------------------------
-    def _stack(self, primitives: Sequence[Primitive]) -> auto.Stack:
-        """The Pulumi stack with the program of ``primitives`` and the project/region config."""
+    def _up(
+        self,
+        primitives: Sequence[Primitive],
+        deployment: Deployment | None,
+        image: str | None,
+        tag: str | None,
+        relay: ProgressRelay,
+    ) -> dict[str, dict[str, Any]]:
+        """One ``pulumi up``; records what it made and returns the stack's (non-secret) outputs."""
+        stack = self._stack(primitives, deployment, image)
+        result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+        outputs = {
+            key: dict(out.value)
+            for key, out in result.outputs.items()
+            if not out.secret and isinstance(out.value, dict)
+        }
+        self._record(primitives, outputs)
+        service = outputs.get("service")
+        self.deployed.save(
+            has_repository="deployment" in outputs,
+            image=image if service else None,
+            tag=tag if service else None,
+            service=service,
+        )
+        return outputs
+
+    def _stack(self, primitives: Sequence[Primitive], deployment: Deployment | None, image: str | None) -> auto.Stack:
+        """The Pulumi stack with the program of ``primitives`` (and ``deployment`` running
+        ``image``) and the project/region config."""
         try:
             from pulumi import automation as auto
 
@@ -203,7 +309,16 @@ class GCPProvider(Provider):
             "stack select/init",
             None,
             lambda: auto.create_or_select_stack(
-                self.stack, project_name=settings.pulumi_project, program=program(primitives), opts=options
+                self.stack,
+                project_name=settings.pulumi_project,
+                program=program(
+                    primitives,
+                    project=settings.project,
+                    deployment=deployment,
+                    image=image,
+                    given_secrets={s.name: v for s in flow_secrets(primitives) if (v := s.read())},
+                ),
+                opts=options,
             ),
         )
         config = {

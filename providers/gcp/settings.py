@@ -35,6 +35,8 @@ class GCPSettings:
     backend_url: str
     #: Directory for Pulumi.yaml and Pulumi.<stack>.yaml (the workspace), inside the project.
     work_dir: Path
+    #: ``[tool.buildflow.gcp]`` of pyproject.toml (the service's settings are read from it too).
+    table: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def require_location(self) -> tuple[str, str]:
         """The project and region, or an error naming the ways to set the missing one."""
@@ -97,6 +99,7 @@ def resolve(
         pulumi_project=_pulumi_project_name(project_dir, pyproject),
         backend_url=backend,
         work_dir=project_dir / PULUMI_DIR / "workspace" / stack,
+        table=dict(table),
     )
 
 
