@@ -172,10 +172,10 @@ class GoogleAPIs:
 def _message(data: bytes) -> str:
     """The message of Google's error body, or the body itself."""
     try:
-        error = json.loads(data).get("error", {})
-    except (ValueError, AttributeError):
-        return data.decode(errors="replace").strip()[:500]
-    return str(error.get("message") if isinstance(error, dict) else error)
+        error = json.loads(data)["error"]
+        return str(error["message"] if isinstance(error, dict) else error)
+    except (ValueError, KeyError, TypeError):
+        return data.decode(errors="replace").strip()[:500] or "(no message)"
 
 
 def _hint(response: _Response) -> str:
