@@ -25,24 +25,13 @@ from fakes.docker import calls
 from fakes.docker import digest_of as pushed_digest
 from fakes.docker import install as install_docker
 from support import bfctl_run
+from test_image_build import FLOW
 
 from providers.gcp.build import Published, publish_image
 from providers.gcp.cloudbuild import BUILDER, tarball
 from providers.gcp.context import content_hash
 from providers.gcp.errors import GCPSettingsError
 from providers.gcp.registry import Endpoints
-
-FLOW = """\
-from buildflow import Flow
-
-app = Flow()
-service = app.service()
-
-
-@service.endpoint("/hello", method="GET")
-def hello() -> str:
-    return "hello"
-"""
 
 PYPROJECT = """\
 [project]
