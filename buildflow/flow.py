@@ -133,13 +133,16 @@ class Flow:
     def run(
         self,
         *,
-        serve_host: str = "127.0.0.1",
-        serve_port: int = 8000,
+        serve_host: str | None = None,
+        serve_port: int | None = None,
         block: bool = True,
         workers: int | None = None,
         **ignored: Any,
     ) -> Any:
         """Serve the flow, as ``bfctl serve`` does; ``block=False`` returns a coroutine.
+
+        Like ``bfctl serve``, the port defaults to ``$PORT`` when set (else 8000) and the host to
+        0.0.0.0 on Cloud Run (``K_SERVICE`` set), else 127.0.0.1.
 
         The server is found through the ``buildflow.runtime`` entry point, so this package
         stays free of server code.

@@ -329,9 +329,10 @@ def _supervise(
 
 
 def run_flow(
-    flow: Flow, *, host: str = "127.0.0.1", port: int = 8000, block: bool = True, workers: int | None = None
+    flow: Flow, *, host: str | None = None, port: int | None = None, block: bool = True, workers: int | None = None
 ) -> Any:
     """``Flow.run()``: serve like ``bfctl serve``; ``block=False`` gives a coroutine instead."""
+    host, port = listen_address(host, port, os.environ)
     if not block:
         return _serve_in_loop(flow, host, port)
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from support import Server, run_bfctl, serving, write
 
@@ -323,3 +326,62 @@ def test_sigterm_drains_in_flight_requests_and_stores_every_acknowledged_row(
         assert [e["logging.googleapis.com/trace"] for e in collected] == [trace]
         assert len(access) == 1 and access[0]["httpRequest"]["status"] == 200
         assert access[0]["request_id"] == collected[0]["request_id"]
+
+
+def test_the_images_entrypoint_serves_with_the_outputs_the_service_is_given(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    """The Dockerfile's ENTRYPOINT, run as Cloud Run runs it: the stack's outputs come from
+    $BUILDFLOW_OUTPUTS (nothing was applied here), the workers from $BFCTL_WORKERS, the port
+    from $PORT; SIGTERM ends it with exit 0 and every acknowledged row stored."""
+    from buildflow.io.local import File
+    from buildflow.types.portable import FileFormat
+    from providers.gcp.image import dockerfile
+
+    write(tmp_path / "main.py", COLLECTOR_FLOW.replace("max_wait=2.0", "max_wait=0.0"))
+    entrypoint = json.loads(dockerfile("main.py:app").split("ENTRYPOINT ", 1)[1].splitlines()[0])
+    stored = tmp_path / "given" / "events.json"
+    stored.parent.mkdir()
+    sink = File("stored/events.json", FileFormat.JSON).primitive_id()
+    outputs = {sink: {"engine": "file", "path": str(stored), "format": "json", "directory": str(stored.parent)}}
+    port = _free_port()
+    env = {
+        **bfctl_env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{bfctl_env['PATH']}",  # the image's bfctl
+        "PORT": str(port),
+        "K_SERVICE": "events",
+        "BFCTL_WORKERS": "2",
+        "BUILDFLOW_OUTPUTS": json.dumps({"target": "local", "outputs": outputs}),
+    }
+
+    with serving([], tmp_path, env, command=entrypoint) as server:
+        statuses = [_post_event(f"http://127.0.0.1:{port}", n) for n in range(1, 4)]
+        workers = psutil.Process(server.process.pid).children()  # `exec`: the shell became bfctl
+        code = server.stop(timeout=CLOUD_RUN_SIGTERM_BOUND)
+
+    assert code == 0, server.output
+    assert statuses == [200, 200, 200]
+    rows = [json.loads(line) for path in stored.parent.glob("*.json") for line in path.read_text().splitlines()]
+    assert sorted(row["n"] for row in rows) == [1, 2, 3]
+    assert not (tmp_path / ".buildflow").exists()  # no state read, nothing applied
+    assert not (tmp_path / "stored").exists()
+    assert len(workers) == 2
+    assert all(line.startswith("{") for line in server.lines if line.strip())  # JSON log entries only
+
+
+def test_outputs_that_are_not_the_gcp_targets_json_are_a_clear_error(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", FLOW)
+    code, output = run_bfctl(["serve", "main.py"], tmp_path, {**bfctl_env, "BUILDFLOW_OUTPUTS": "{not json"})
+    assert code == 1
+    assert output.startswith("Error: BUILDFLOW_OUTPUTS is not the JSON the gcp target sets"), output
+
+
+def test_flow_run_listens_on_port_from_the_environment(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", FLOW + "\nif __name__ == '__main__':\n    app.run()\n")
+    port = _free_port()
+    env = {**bfctl_env, "PORT": str(port)}
+    env.pop("K_SERVICE", None)
+    with serving([], tmp_path, env, command=[sys.executable, "main.py"]) as server:
+        assert server.url == f"http://127.0.0.1:{port}"
+        assert server.get("/hello") == (200, '"hello"')
+        assert server.stop() == 0
