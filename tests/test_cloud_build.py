@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import EVENTS, pulumi_path
 from fakes.cloudbuild import ACCESS_TOKEN, GoogleStandIn, digest_of, serve, storage_emulator
 from fakes.docker import calls
 from fakes.docker import digest_of as pushed_digest
@@ -300,3 +301,44 @@ def test_endpoints_are_overridden_as_gcloud_and_the_storage_libraries_do() -> No
     assert overridden == Endpoints(
         "https://cloudbuild-vialink1.p.googleapis.com/", "https://ar.example/", "http://localhost:9023/", True
     )
+
+
+def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchanged_code(
+    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
+) -> None:
+    """``bfctl apply --target gcp`` as a user runs it, with the stand-in ``pulumi``: the first
+    deploy runs ``up`` twice around the push; unchanged code is neither built nor rolled out."""
+    google.polls_to_finish = 1
+    pulumi_log = tmp_path / "pulumi-calls.jsonl"
+    env = {
+        **env,
+        "PATH": pulumi_path(tmp_path / "pulumi-bin", env["PATH"]),
+        "PULUMI_CONFIG_PASSPHRASE": "correct horse",
+        "FAKE_PULUMI_LOG": str(pulumi_log),
+        "FAKE_PULUMI_SCENARIO": str(EVENTS / "notes_create.json"),
+    }
+    record = project / ".buildflow" / "state" / "gcp-dev.deployed.json"
+
+    def apply() -> list[str]:
+        pulumi_log.unlink(missing_ok=True)
+        result = bfctl_run(["apply", "--target", "gcp", "--yes"], project, env)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line)["args"][0] for line in pulumi_log.read_text().splitlines()]
+
+    operations = apply()
+    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up", "up"]
+    (reference,) = google.images
+    deployed = json.loads(record.read_text())
+    assert deployed["image"] == f"{reference.rpartition(':')[0]}@{digest_of(reference)}"
+    assert deployed["tag"] == reference.rpartition(":")[2] and deployed["has_repository"]
+
+    operations = apply()
+    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
+    assert len(google.requests) == 1  # no build
+    assert json.loads(record.read_text())["image"] == deployed["image"]
+
+    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    operations = apply()
+    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
+    assert len(google.requests) == 2
+    assert json.loads(record.read_text())["image"] not in (None, deployed["image"])

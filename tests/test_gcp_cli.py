@@ -196,3 +196,24 @@ def test_local_target_and_help_never_import_pulumi(notes: Path, env: dict[str, s
     assert result.returncode == 0, result.stderr
     assert "RESULT []" in result.stdout
     assert "--gcp-project" in result.stdout and "--gcp-region" in result.stdout
+
+
+def test_an_api_not_enabled_is_named_with_the_command_that_enables_it(notes: Path, env: dict[str, str]) -> None:
+    merged = json.loads((EVENTS / "notes_create.json").read_text())
+    failing = (EVENTS / "notes_up_fails.json").read_text().replace(
+        "Invalid request: password is too weak.",
+        "Cloud SQL Admin API has not been used in project 123 before or it is disabled. Reason: SERVICE_DISABLED",
+    )
+    merged["up"] = json.loads(failing)["up"]
+    scenario = notes.parent / "disabled.json"
+    scenario.write_text(json.dumps(merged))
+
+    result = bfctl(notes, {**env, "FAKE_PULUMI_SCENARIO": str(scenario)}, "apply", "--target", "gcp", "--yes")
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "SERVICE_DISABLED" in result.stderr
+    enable = (
+        "`gcloud services enable sqladmin.googleapis.com run.googleapis.com artifactregistry.googleapis.com "
+        "cloudbuild.googleapis.com iam.googleapis.com --project my-project`"
+    )
+    assert enable in " ".join(result.stderr.split())

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
-import threading
 from collections.abc import Iterator
-from http.server import HTTPServer
 from pathlib import Path
 
 import aiohttp
 import pytest
+from fakes.cloudbuild import storage_emulator as serve_storage_emulator
 
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCSBucket
@@ -54,24 +52,8 @@ def test_local_bucket_is_a_folder_of_whole_objects(tmp_path: Path) -> None:
 
 @pytest.fixture
 def storage_emulator(tmp_path: Path) -> Iterator[str]:
-    """gcp-storage-emulator's request handler over in-memory storage, served from a thread.
-
-    The socket is bound and listening once ``HTTPServer`` returns, before the URL is handed
-    out: connections queue until ``serve_forever`` takes them, so there is nothing to wait for.
-    """
-    from gcp_storage_emulator.server import RequestHandler
-    from gcp_storage_emulator.storage import Storage
-
-    storage = Storage(use_memory_fs=True, data_dir=str(tmp_path))
-    httpd = HTTPServer(("127.0.0.1", 0), functools.partial(RequestHandler, storage))
-    thread = threading.Thread(target=httpd.serve_forever, name="gcs-emulator", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()  # returns once serve_forever has stopped
-        httpd.server_close()
-        thread.join()
+    with serve_storage_emulator(tmp_path) as url:
+        yield url
 
 
 def test_objects_through_the_cloud_storage_api(storage_emulator: str, tmp_path: Path) -> None:

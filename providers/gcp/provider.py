@@ -38,7 +38,15 @@ from providers.base import (
     UnsupportedPrimitiveError,
     no_progress,
 )
-from providers.gcp.deploy import Deployment, DeployRequest, deployment_of, flow_secrets, serves_anything, service_name
+from providers.gcp.deploy import (
+    Deployment,
+    DeployRequest,
+    apis,
+    deployment_of,
+    flow_secrets,
+    serves_anything,
+    service_name,
+)
 from providers.gcp.deployed import DeployedRecord
 from providers.gcp.errors import (
     GCPExtraMissingError,
@@ -259,7 +267,18 @@ class GCPProvider(Provider):
     ) -> dict[str, dict[str, Any]]:
         """One ``pulumi up``; records what it made and returns the stack's (non-secret) outputs."""
         stack = self._stack(primitives, deployment, image)
-        result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+        try:
+            result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+        except PulumiOperationError as exc:
+            if not _api_trouble(relay):
+                raise
+            needed = " ".join(apis(primitives, deployment))
+            project = f" --project {self.settings(primitives).project}" if self.settings(primitives).project else ""
+            raise PulumiOperationError(
+                f"{exc}\nThe stack could not enable or use the Google APIs it needs (enabling them takes the "
+                "Service Usage Admin role, roles/serviceusage.serviceUsageAdmin). Ask a project owner to run "
+                f"`gcloud services enable {needed}{project}`, then apply again."
+            ) from None
         outputs = {
             key: dict(out.value)
             for key, out in result.outputs.items()
@@ -377,6 +396,18 @@ class GCPProvider(Provider):
                 outputs=outputs.get(rid, {}),
             )
         self.store.save(state)
+
+
+#: What Google says when an API the project has not enabled is called.
+_API_DISABLED = ("SERVICE_DISABLED", "has not been used in project", "it is disabled")
+
+
+def _api_trouble(relay: ProgressRelay) -> bool:
+    """Whether the failure was an API enablement, or a call to an API not enabled."""
+    return any(
+        name.startswith("api-") or any(marker in message for marker in _API_DISABLED for message in messages)
+        for name, messages in relay.errors.items()
+    )
 
 
 def _both(*callbacks: Callable[[Any], None]) -> Callable[[Any], None]:

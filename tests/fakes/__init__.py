@@ -11,8 +11,9 @@ FAKES = Path(__file__).resolve().parent
 EVENTS = FAKES / "events"
 
 
-def pulumi_path(bin_dir: Path) -> str:
-    """A PATH whose ``pulumi`` is the stand-in, run by this interpreter in isolated mode.
+def pulumi_path(bin_dir: Path, path: str | None = None) -> str:
+    """``path`` (by default this process's PATH) with the stand-in ``pulumi`` first, run by this
+    interpreter in isolated mode.
 
     The launcher skips the shebang's ``python3`` lookup and site-packages, which makes each
     of the dozen calls an operation needs several times faster.
@@ -21,4 +22,4 @@ def pulumi_path(bin_dir: Path) -> str:
     launcher = bin_dir / "pulumi"
     launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(FAKES / "pulumi"))} "$@"\n')
     launcher.chmod(0o755)
-    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH'] if path is None else path}"
