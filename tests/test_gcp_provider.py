@@ -356,3 +356,31 @@ def test_replace_is_done_after_both_of_its_steps() -> None:
         if op != "create-replacement":
             assert [e[2] for e in progress.events] == ["started"]
     assert progress.events == [(INSTANCE, "replace", "started", ""), (INSTANCE, "replace", "done", "")]
+
+
+def test_plan_lists_the_deployments_resources_after_the_primitives(fake: Fake, project: Path) -> None:
+    fake.scenario("notes_deploy")
+    plan = GCPProvider(project, "dev").plan(notes())
+
+    assert [(c.resource_id, c.resource_type, c.action) for c in plan.changes] == [
+        (INSTANCE, "gcp.sql.DatabaseInstance", "create"),
+        (DATABASE, "gcp.sql.Database", "create"),
+        (USER, "gcp.sql.User", "create"),
+        ("api-run", "gcp.projects.Service", "noop"),
+        ("service-account", "gcp.serviceaccount.Account", "create"),
+        ("grant-cloudsql.client-my-project-notes-db", "gcp.projects.IAMMember", "create"),
+        ("secret-notes-db-password-version", "gcp.secretmanager.SecretVersion", "create"),
+        ("service", "gcp.cloudrunv2.Service", "update"),
+    ]
+    by_id = {c.resource_id: c for c in plan.changes}
+    assert {p.name: p.new for p in by_id["grant-cloudsql.client-my-project-notes-db"].changes}["role"] == (
+        "roles/cloudsql.client"
+    )
+    assert [p.to_dict() for p in by_id["secret-notes-db-password-version"].changes if p.name == "secret_data"] == [
+        {"name": "secret_data", "old": None, "new": "(secret)", "secret": True, "forces_replace": False}
+    ]
+    # A new image is an update of the service (a new revision), shown by digest.
+    (image,) = by_id["service"].changes
+    assert image.name == "template.containers[0].image"
+    assert (image.old.rsplit(":", 1)[1], image.new.rsplit(":", 1)[1]) == ("ab" * 32, "cd" * 32)
+    assert not image.forces_replace
