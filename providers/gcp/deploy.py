@@ -192,7 +192,7 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
         workers=workers,
         ingress=ingress,
         public=public,
-        env=_env(chosen.get("env", {})),
+        env={**_env(table.get("env") or {}), **_env(flags.get("env") or {})},
     )
 
 

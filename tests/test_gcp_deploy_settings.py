@@ -1,0 +1,77 @@
+"""How the Cloud Run service's settings are chosen: the flow's BuildFlow options, then
+``[tool.buildflow.gcp]``, then flags; and what is refused, with a message that says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from buildflow import Flow
+from providers.gcp.deploy import parse_env_flags, service_name, service_settings
+from providers.gcp.errors import GCPSettingsError
+
+
+def flow(*service_options: dict[str, Any], collector: dict[str, Any] | None = None) -> Flow:
+    app = Flow()
+    for n, options in enumerate(service_options):
+        service = app.service(f"/s{n}", **options)
+        service.endpoint("/")(lambda: "ok")
+    if collector is not None:
+        app.collector("/c", method="POST", **collector)(lambda n: {"n": n})
+    return app
+
+
+def test_each_instance_takes_the_most_any_part_of_the_flow_asks_for() -> None:
+    settings = service_settings(
+        flow(
+            {"num_cpus": 0.5, "min_replicas": 0, "max_replicas": 3, "max_concurrent_queries": 20},
+            {"num_cpus": 1.5, "min_replicas": 0, "max_replicas": 9, "max_concurrent_queries": 80},
+            collector={"num_replicas": 2, "min_replicas": 2, "max_replicas": 4, "max_concurrent_queries": 5000},
+        ),
+        {},
+        {},
+    )
+    assert (settings.cpu, settings.memory, settings.workers) == (2, "1024Mi", 2)
+    assert (settings.min_instances, settings.max_instances) == (2, 9)
+    assert settings.concurrency == 1000  # Cloud Run's ceiling
+    assert (settings.ingress, settings.public, dict(settings.env)) == ("all", False, {})
+
+
+def test_flags_win_over_pyproject_which_wins_over_the_flow() -> None:
+    table = {"memory": "1Gi", "public": True, "ingress": "internal", "workers": 3, "env": {"MODE": "a", "X": "1"}}
+    settings = service_settings(flow({"num_cpus": 4}), table, {"memory": "2Gi", "public": None, "env": {"MODE": "b"}})
+    assert (settings.cpu, settings.memory, settings.public, settings.ingress) == (4, "2Gi", True, "internal")
+    assert settings.workers == 3
+    assert dict(settings.env) == {"MODE": "b", "X": "1"}  # --env adds to the table's, and wins
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"memory": "512MB"}, "memory '512MB' is not a size Cloud Run takes"),
+        ({"ingress": "everyone"}, "ingress 'everyone' is not one of: all, internal"),
+        ({"cpu": 12}, "12 CPUs is more than a Cloud Run instance has (at most 8)"),
+        ({"workers": 0}, "workers must be at least 1"),
+        ({"public": "yes"}, "public must be true or false"),
+        ({"env": {"PORT": "1"}}, "env: PORT is set by Cloud Run or bfctl itself"),
+        ({"env": {"BUILDFLOW_SECRET_X": "1"}}, "env: BUILDFLOW_SECRET_X is set by Cloud Run or bfctl itself"),
+        ({"env": {"1X": "1"}}, "env: '1X' is not an environment variable name"),
+    ],
+)
+def test_settings_cloud_run_would_refuse_are_refused_before_pulumi_runs(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(GCPSettingsError) as raised:
+        service_settings(flow({}), table, {})
+    assert message in str(raised.value)
+
+
+def test_env_flags_and_service_names() -> None:
+    assert parse_env_flags(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(GCPSettingsError, match="write it as NAME=VALUE"):
+        parse_env_flags(["A"])
+    assert service_name("Shop_API", "dev", {}) == "shop-api-dev"
+    assert service_name("9lives", "prod", {}) == "flow-9lives-prod"
+    assert len(service_name("x" * 80, "dev", {})) == 49
+    assert service_name("shop", "dev", {"service": "storefront"}) == "storefront"
+    with pytest.raises(GCPSettingsError, match="is not one Cloud Run takes"):
+        service_name("shop", "dev", {"service": "Store_Front"})
