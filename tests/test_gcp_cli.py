@@ -200,9 +200,13 @@ def test_local_target_and_help_never_import_pulumi(notes: Path, env: dict[str, s
 
 def test_an_api_not_enabled_is_named_with_the_command_that_enables_it(notes: Path, env: dict[str, str]) -> None:
     merged = json.loads((EVENTS / "notes_create.json").read_text())
-    failing = (EVENTS / "notes_up_fails.json").read_text().replace(
-        "Invalid request: password is too weak.",
-        "Cloud SQL Admin API has not been used in project 123 before or it is disabled. Reason: SERVICE_DISABLED",
+    failing = (
+        (EVENTS / "notes_up_fails.json")
+        .read_text()
+        .replace(
+            "Invalid request: password is too weak.",
+            "Cloud SQL Admin API has not been used in project 123 before or it is disabled. Reason: SERVICE_DISABLED",
+        )
     )
     merged["up"] = json.loads(failing)["up"]
     scenario = notes.parent / "disabled.json"

@@ -233,7 +233,7 @@ class GCPProvider(Provider):
             return request.image
         from providers.gcp.image import build_context, image_name, image_reference
 
-        tag = build_context(self.project_dir, request.target).tag
+        tag = build_context(self.project_dir, request.target, progress=request.say).tag
         if tag == self.deployed.tag and self.deployed.image:
             return self.deployed.image
         name = image_name(self.settings().pulumi_project)
