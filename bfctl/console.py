@@ -51,6 +51,11 @@ def info(text: str, style: str | None = None) -> None:
     _emit("stdout", text, style)
 
 
+def progress(text: str) -> None:
+    """Print a line about long work (building an image) on stderr: stdout stays the command's result."""
+    _emit("stderr", text, "dim")
+
+
 def warning(message: str) -> None:
     """Print ``Warning: <message>`` in yellow on stderr (stdout may be a JSON plan)."""
     _emit("stderr", f"Warning: {message}", "yellow")

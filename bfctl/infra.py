@@ -63,7 +63,9 @@ def deploy_request(
         return None
     from providers.gcp.deploy import DeployRequest
 
-    return DeployRequest(loaded.flow, loaded.target, dict(flags or {}), image=image, deploy=deploy, say=console.info)
+    return DeployRequest(
+        loaded.flow, loaded.target, dict(flags or {}), image=image, deploy=deploy, say=console.progress
+    )
 
 
 def _ask_passphrase() -> str:
