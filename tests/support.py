@@ -26,6 +26,9 @@ from typing import IO
 
 import pytest
 
+from buildflow.io.gcp import CloudSQLInstance
+from buildflow.types.gcp import CloudSQLInstanceSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 STARTUP_TIMEOUT = 30.0
@@ -173,3 +176,14 @@ def bfctl_run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 
 def write(path: Path, source: str) -> Path:
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return path
+
+
+def cloud_sql_instance(
+    name: str = "notes-db",
+    *,
+    project_id: str = "my-project",
+    region: str = "us-central1",
+    version: str = "POSTGRES_15",
+) -> CloudSQLInstance:
+    """A small PostgreSQL Cloud SQL instance, as most tests declare one."""
+    return CloudSQLInstance(name, project_id, version, CloudSQLInstanceSettings(tier="db-f1-micro"), region)

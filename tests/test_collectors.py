@@ -8,13 +8,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support import cloud_sql_instance
 
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.sink import SinkDependencyBuilder
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable
 from buildflow.io.local import File
-from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 from buildflow.types.portable import FileFormat
 from providers import get_provider
 from runtime.batching import Batcher, BatchOptions, QueueFull
@@ -88,13 +88,7 @@ def test_sink_dependency_pushes_durably(tmp_path: Path, monkeypatch: pytest.Monk
 def postgres_table(tmp_path_factory: pytest.TempPathFactory):
     """A CloudSQLTable applied on the local target, with a CHECK the schema cannot express."""
     project = tmp_path_factory.mktemp("collectors")
-    instance = CloudSQLInstance(
-        "events-db",
-        "my-project",
-        CloudSQLDatabaseVersion.POSTGRES_15,
-        CloudSQLInstanceSettings(tier="db-f1-micro"),
-        "us-central1",
-    )
+    instance = cloud_sql_instance("events-db")
     database = CloudSQLDatabase("events", instance)
     table = CloudSQLTable(database, "events").options(schema=Event)
     provider = get_provider("local", project, "dev")

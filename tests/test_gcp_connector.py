@@ -17,6 +17,7 @@ import google.cloud.sql.connector as connector_module
 import pg8000.dbapi
 import pytest
 from sqlalchemy import text
+from support import cloud_sql_instance
 
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -28,7 +29,6 @@ from buildflow.dependencies.sqlalchemy import (
     session_users,
 )
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
-from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 from providers.local import LocalProvider
 from providers.local.postgres import EmbeddedPostgres
 from runtime.testing import TestClient
@@ -38,13 +38,7 @@ CONNECTION_NAME = "my-project:us-central1:notes-db"
 
 
 def declare() -> tuple[CloudSQLInstance, CloudSQLDatabase, CloudSQLDatabase]:
-    instance = CloudSQLInstance(
-        "notes-db",
-        "my-project",
-        CloudSQLDatabaseVersion.POSTGRES_15,
-        CloudSQLInstanceSettings(tier="db-f1-micro"),
-        "us-central1",
-    )
+    instance = cloud_sql_instance("notes-db")
     return instance, CloudSQLDatabase("notes", instance), CloudSQLDatabase("audit", instance)
 
 

@@ -18,12 +18,12 @@ import pytest
 from fakes.cloudsql import PROXY_PORT, CloudSQLStandIn
 from google.oauth2.credentials import Credentials
 from sqlalchemy import text
+from support import cloud_sql_instance
 
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
 from buildflow.dependencies.sqlalchemy import AsyncSessionDep, CloudSQLConnectors, SessionDep
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
-from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
 from providers.local import LocalProvider
 from providers.local.postgres import EmbeddedPostgres
 from runtime.testing import TestClient
@@ -45,13 +45,7 @@ def port_free(port: int) -> bool:
 
 @pytest.fixture
 def instance_and_database(tmp_path: Path) -> Iterator[tuple[CloudSQLDatabase, tuple[str, int]]]:
-    instance = CloudSQLInstance(
-        "notes-db",
-        "my-project",
-        CloudSQLDatabaseVersion.POSTGRES_15,
-        CloudSQLInstanceSettings(tier="db-f1-micro"),
-        "us-central1",
-    )
+    instance = cloud_sql_instance("notes-db")
     database = CloudSQLDatabase("notes", instance)
     provider = LocalProvider(tmp_path, "dev")
     provider.apply(provider.plan([instance, database, CloudSQLUser("notes", PASSWORD, instance)]))

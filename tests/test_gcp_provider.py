@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import cloud_sql_instance
 
 pytest.importorskip("pulumi")
 
 from fakes import EVENTS, pulumi_path
 
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable, CloudSQLUser
-from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable, CloudSQLUser
 from providers import StalePlanError, UnsupportedPrimitiveError, get_provider
 from providers.gcp import GCPProvider
 from providers.gcp import provider as gcp_provider
@@ -74,13 +74,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def notes(region: str = "us-central1", project_id: str = "my-project") -> list[Any]:
-    instance = CloudSQLInstance(
-        "notes-db",
-        project_id,
-        CloudSQLDatabaseVersion.POSTGRES_15,
-        CloudSQLInstanceSettings(tier="db-f1-micro"),
-        region,
-    )
+    instance = cloud_sql_instance("notes-db", project_id=project_id, region=region)
     return [instance, CloudSQLDatabase("notes", instance), CloudSQLUser("notes", PASSWORD, instance)]
 
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from support import cloud_sql_instance
 
 pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
@@ -21,12 +22,10 @@ from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
     CloudSQLDatabase,
-    CloudSQLInstance,
     GCPPubSubTopic,
     GCSBucket,
 )
 from buildflow.secrets import Secret
-from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 from buildflow.types.portable import FileFormat
 from providers.gcp.deploy import Deployment, deployment_of
 
@@ -37,13 +36,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 def notes_flow(**service_options: Any) -> tuple[Flow, list[Any]]:
     app = Flow()
-    instance = CloudSQLInstance(
-        "notes-db",
-        "my-project",
-        CloudSQLDatabaseVersion.POSTGRES_15,
-        CloudSQLInstanceSettings(tier="db-f1-micro"),
-        "us-central1",
-    )
+    instance = cloud_sql_instance("notes-db")
     database = CloudSQLDatabase(instance=instance, database_name="notes")
     app.manage(instance, database)
     db = SessionDep(db_primitive=database, db_user="notes", db_password=Secret("notes-db-password"))

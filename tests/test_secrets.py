@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 from fakes import EVENTS, pulumi_path
-from support import REPO_ROOT, bfctl_run, run_bfctl, serving
+from support import REPO_ROOT, bfctl_run, cloud_sql_instance, run_bfctl, serving
 
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
 from buildflow.io.primitive import PrimitiveValidationError
 from buildflow.secrets import SECRETS_DIR_ENV, Secret, SecretNotFoundError, reveal
-from buildflow.types.gcp import CloudSQLInstanceSettings
 
 SECRET_NAME = "notes-db-password"
 ENV_VAR = "BUILDFLOW_SECRET_NOTES_DB_PASSWORD"
@@ -92,18 +91,8 @@ def test_missing_value_error_says_where_it_looked(tmp_path: Path, monkeypatch: p
     assert ENV_VAR in str(info.value) and str(tmp_path / SECRET_NAME) in str(info.value)
 
 
-def notes_instance() -> CloudSQLInstance:
-    return CloudSQLInstance(
-        instance_name="notes-db",
-        project_id="my-project",
-        region="us-central1",
-        database_version="POSTGRES_15",
-        settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
-    )
-
-
 def test_cloud_sql_user_takes_a_secret_or_a_literal() -> None:
-    instance = notes_instance()
+    instance = cloud_sql_instance()
     CloudSQLDatabase(instance=instance, database_name="notes")
     user = CloudSQLUser(user_name="notes", password=Secret(SECRET_NAME), instance=instance)
     assert user.desired_properties()["password"] == Secret(SECRET_NAME)
@@ -256,7 +245,7 @@ def test_engines_reveal_the_secret_when_built(monkeypatch: pytest.MonkeyPatch) -
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
     from buildflow.dependencies.sqlalchemy import async_engine, engine
 
-    instance = notes_instance()
+    instance = cloud_sql_instance()
     database = CloudSQLDatabase(instance=instance, database_name="notes")
     outputs = ResourceOutputs({database.primitive_id(): {"host": "127.0.0.1", "port": 5432, "database": "notes"}})
     monkeypatch.delenv(SECRETS_DIR_ENV, raising=False)
