@@ -1,7 +1,7 @@
 """BuildFlow: describe a whole backend in one Python module."""
 
 from buildflow.flow import Flow, FlowOptions
-from buildflow.processors import Method, ProcessorOptions, collector, endpoint
+from buildflow.processors import Consumer, Method, ProcessorOptions, collector, consumer, endpoint
 from buildflow.service import Service
 
 try:
@@ -11,4 +11,15 @@ try:
 except Exception:  # not installed: running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["Flow", "FlowOptions", "Method", "ProcessorOptions", "Service", "__version__", "collector", "endpoint"]
+__all__ = [
+    "Consumer",
+    "Flow",
+    "FlowOptions",
+    "Method",
+    "ProcessorOptions",
+    "Service",
+    "__version__",
+    "collector",
+    "consumer",
+    "endpoint",
+]

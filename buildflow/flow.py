@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from buildflow.processors import Collector, Method, ProcessorOptions, Route, row_type_of
+from buildflow.processors import Collector, Consumer, Method, ProcessorOptions, Route, row_type_of
 from buildflow.processors import collector as _collector
+from buildflow.processors import consumer as _consumer
 from buildflow.service import Service
 
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class Flow:
         self.options = flow_options or FlowOptions.default()
         self.services: list[Service] = []
         self.collectors: list[Collector] = []
+        self.consumers: list[Consumer] = []
         self.managed_primitives: list[Any] = []
         #: Replacements for dependencies, by the dependency object or its name (tests).
         self.dependency_overrides: dict[Any, Any] = {}
@@ -93,16 +95,37 @@ class Flow:
                 f"ProcessorGroup({collector.name}) already exists in Flow object."
                 "Please rename your function or remove the other Processor."
             )
-        sink = collector.sink_primitive
-        if sink is not None and getattr(sink, "resource_type", None):  # Empty() makes nothing
-            declare = getattr(sink, "declare_row_type", None)
-            if declare is not None:  # tables take their columns from the collector's rows
-                declare(row_type_of(collector.original_process_fn_or_class, sink))
-            self.manage(sink)
+        self._manage_sink(collector.sink_primitive, collector.original_process_fn_or_class)
         self.collectors.append(collector)
 
-    def consumer(self, *args: Any, **kwargs: Any) -> Callable[[T], T]:
-        raise NotImplementedError("Consumers are not supported yet: use a collector or an endpoint.")
+    def _manage_sink(self, sink: Any, handler: Callable[..., Any]) -> None:
+        if sink is not None and getattr(sink, "resource_type", None):  # Empty() makes nothing
+            declare = getattr(sink, "declare_row_type", None)
+            if declare is not None:  # tables take their columns from the handler's rows
+                declare(row_type_of(handler, sink))
+            self.manage(sink)
+
+    # -- consumers --------------------------------------------------------------------------
+    def consumer(self, source: Any, sink: Any = None, **options: Any) -> Callable[[T], T]:
+        """Declare a consumer: each message of ``source`` through the handler, rows out to ``sink``."""
+        make = _consumer(source, sink, **options)
+
+        def wrap(target: T) -> T:
+            self.add_consumer(make(target))
+            return target
+
+        return wrap
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if any(c.name == consumer.name for c in self.consumers):
+            raise RuntimeError(
+                f"ProcessorGroup({consumer.name}) already exists in Flow object."
+                "Please rename your function or remove the other Processor."
+            )
+        if getattr(consumer.source_primitive, "resource_type", None):  # a Pulse makes nothing
+            self.manage(consumer.source_primitive)
+        self._manage_sink(consumer.sink_primitive, consumer.original_process_fn_or_class)
+        self.consumers.append(consumer)
 
     # -- infrastructure ---------------------------------------------------------------------
     def manage(self, *primitives: Any) -> None:
@@ -159,5 +182,6 @@ class Flow:
         endpoints = sum(len(s.endpoints) for s in self.services)
         return (
             f"Flow({self.flow_id!r}, services={len(self.services)}, endpoints={endpoints}, "
-            f"collectors={len(self.collectors)}, managed={len(self.managed_primitives)})"
+            f"collectors={len(self.collectors)}, consumers={len(self.consumers)}, "
+            f"managed={len(self.managed_primitives)})"
         )

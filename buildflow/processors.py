@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from buildflow.types.fields import Shape, parse_type
 
@@ -58,7 +58,7 @@ class ProcessorOptions:
             raise ValueError("num_replicas must be >= min_replicas")
 
     @classmethod
-    def from_kwargs(cls, autoscale_options: Any = None, **kwargs: Any) -> ProcessorOptions:
+    def from_kwargs(cls, autoscale_options: Any = None, **kwargs: Any) -> Self:
         """Flat keywords (0.3.2) and an ``autoscale_options`` object (0.3.0) both work."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
@@ -99,6 +99,68 @@ class Collector:
     @property
     def name(self) -> str:
         return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+
+
+@dataclasses.dataclass
+class ConsumerOptions(ProcessorOptions):
+    """BuildFlow's consumer options. ``num_concurrency`` is the number of pull loops each worker
+    of ``bfctl serve`` runs; the autoscaler's settings are kept for compatibility (the platform
+    scales: Cloud Run on gcp)."""
+
+    num_concurrency: int = 1
+    autoscale_frequency_secs: int = 60
+    consumer_backlog_burn_threshold: int = 60
+    consumer_cpu_percent_target: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.consumer_cpu_percent_target <= 100:
+            raise ValueError(f"consumer_cpu_percent_target must be 0 to 100, got {self.consumer_cpu_percent_target}")
+        if self.num_concurrency < 1:
+            raise ValueError(f"num_concurrency must be at least 1, got {self.num_concurrency}")
+
+
+@dataclasses.dataclass
+class Consumer:
+    """A stream in, rows out: each message of ``source_primitive`` goes through the handler, and
+    what it returns (one item, a list, or None) goes to ``sink_primitive``."""
+
+    source_primitive: Any
+    sink_primitive: Any | None
+    processor_options: ConsumerOptions
+    original_process_fn_or_class: Callable[..., Any]
+    batch_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """BuildFlow's ``Consumer`` is callable: the handler itself (tests call it directly)."""
+        return self.original_process_fn_or_class(*args, **kwargs)
+
+
+def consumer(source: Any, sink: Any = None, **options: Any) -> Callable[[Any], Consumer]:
+    """Module-level decorator for ``Flow.add_consumer`` (BuildFlow's ``buildflow.consumer``).
+
+    Besides BuildFlow's options, the sink's batching options as for collectors.
+    """
+    from buildflow.io.primitive import Primitive
+
+    for role, primitive in (("source", source), ("sink", sink)):
+        if primitive is not None and not isinstance(primitive, Primitive):
+            raise ValueError(f"a consumer's {role} must be a primitive from buildflow.io, got {primitive!r}")
+    if source is None:
+        raise ValueError("a consumer needs a source: a subscription, a file change stream or a Pulse")
+    batching = {k: options.pop(k) for k in BATCH_OPTIONS if k in options}
+    parsed = ConsumerOptions.from_kwargs(**options)
+
+    def wrap(target: Any) -> Consumer:
+        if not callable(target):
+            raise TypeError(f"@consumer needs a function or a class, got {target!r}")
+        return Consumer(source, sink, parsed, target, batching)
+
+    return wrap
 
 
 def endpoint(route: Route, method: Method | str = Method.GET, **options: Any) -> Callable[[Any], Endpoint]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 from typing import Any, ClassVar
 
 from buildflow.io.primitive import closest_name_hint
+from buildflow.types.portable import FileChangeEvent
 
 
 class CloudSQLDatabaseVersion:
@@ -128,3 +131,32 @@ class CloudSQLInstanceSettings:  # noqa: PLW1641 - mutable, so unhashable: __eq_
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"CloudSQLInstanceSettings({args})"
+
+
+class GCSChangeStreamEventType(enum.Enum):
+    """Cloud Storage notification event types (BuildFlow's members and values)."""
+
+    OBJECT_FINALIZE = "created"
+    OBJECT_DELETE = "deleted"
+    OBJECT_ARCHIVE = "archive"
+    OBJECT_METADATA_UPDATE = "metadata_update"
+
+
+@dataclasses.dataclass
+class GCSFileChangeEvent(FileChangeEvent):
+    """A change of an object in a bucket; ``blob`` downloads it (a deleted object has none)."""
+
+    @property
+    def blob(self) -> bytes:
+        if self.event_type == GCSChangeStreamEventType.OBJECT_DELETE:
+            raise ValueError(f"{self.file_path} was deleted: it has no contents")
+        return super().blob
+
+
+@dataclasses.dataclass
+class PubsubMessage:
+    """A Pub/Sub message with its attributes (a subscription with ``include_attributes=True``)."""
+
+    data: bytes
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ack_id: str = ""

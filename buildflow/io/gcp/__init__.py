@@ -3,7 +3,8 @@
 from buildflow.io.gcp.bigquery import BigQueryDataset, BigQueryTable
 from buildflow.io.gcp.cloud_sql import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
 from buildflow.io.gcp.cloud_sql_table import CloudSQLTable
-from buildflow.io.gcp.pubsub import GCPPubSubTopic
+from buildflow.io.gcp.gcs_file_change_stream import GCSFileChangeStream
+from buildflow.io.gcp.pubsub import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.gcp.storage import GCSBucket
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "CloudSQLInstance",
     "CloudSQLTable",
     "CloudSQLUser",
+    "GCPPubSubSubscription",
     "GCPPubSubTopic",
     "GCSBucket",
+    "GCSFileChangeStream",
 ]
