@@ -1,8 +1,9 @@
-"""What stands behind a sink on a target: the ``engine`` of a sink primitive's outputs.
+"""What stands behind a sink or a source on a target: the ``engine`` of a primitive's outputs.
 
-A target writes it into the outputs of every sink it applies (``outputs["engine"]``) and the
-runtime picks the sink's writer by it. State files hold the plain strings, so the values
-never change; a ``StrEnum`` member is equal to its string, which keeps old state readable.
+A target writes it into the outputs of every sink and source it applies (``outputs["engine"]``)
+and the runtime picks the sink's writer, or the source's reader, by it. State files hold the
+plain strings, so the values never change; a ``StrEnum`` member is equal to its string, which
+keeps old state readable.
 """
 
 from __future__ import annotations
@@ -19,3 +20,5 @@ class Engine(enum.StrEnum):
     PUBSUB = "pubsub"  # a Pub/Sub topic (the service, or its emulator)
     LOG = "log"  # a durable JSON-lines log standing in for a Pub/Sub topic
     BIGQUERY = "bigquery"  # a BigQuery table
+    WATCH = "watch"  # a folder on this machine whose file changes a consumer reads
+    PULSE = "pulse"  # items handed out again and again (nothing applied)

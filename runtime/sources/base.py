@@ -1,0 +1,75 @@
+"""The interface between consumers and the streams they read.
+
+A consumer's worker runs pull loops; each loop has its own ``SourceReader``. A reader hands out
+``Delivery``s and is told, per delivery, whether it was handled: ``ack`` only after everything
+its handler returned is durable in the sink, ``nack`` when the handler or the write failed (the
+message comes again, or goes to the dead-letter topic after its last attempt: that is the
+source's business). While a delivery is still being worked on, ``extend`` keeps its lease.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One message as the source delivered it."""
+
+    #: What ``ack``/``nack``/``extend`` take back (unique among the reader's unacked deliveries).
+    ack_id: str
+    #: The message's bytes (a file change or a Pulse item has none: see ``value``).
+    data: bytes = b""
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: How many times the message was delivered, this time included (None: the source cannot say).
+    delivery_attempt: int | None = None
+    #: An object the source made already (a file change event, a Pulse item); converters use it
+    #: instead of ``data`` when it is set.
+    value: Any = None
+
+
+class SourceReader(abc.ABC):
+    """One per pull loop; used from the worker's event loop only."""
+
+    #: What the source is, for messages and metrics (e.g. "GCPPubSubSubscription my-project/events").
+    description: str = ""
+    #: Seconds a delivery's lease lasts from when it is delivered or extended (``extend`` is
+    #: called well before it runs out); None when leases never run out.
+    lease_seconds: float | None = None
+
+    async def open(self) -> None:
+        """Connect (on the worker's event loop)."""
+
+    @abc.abstractmethod
+    async def pull(self, max_messages: int) -> list[Delivery]:
+        """Up to ``max_messages`` deliveries; waits a little for some (at most a second or so)
+        and returns an empty list when there are none, so the loop can notice a shutdown."""
+
+    @abc.abstractmethod
+    async def ack(self, ack_ids: Sequence[str]) -> None:
+        """These were handled and their results are durable: never deliver them again."""
+
+    @abc.abstractmethod
+    async def nack(self, ack_ids: Sequence[str]) -> None:
+        """These were not handled: deliver them again (soon), or dead-letter them."""
+
+    async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
+        """Keep the lease of these for ``seconds`` more (no-op where leases never run out)."""
+
+    async def close(self) -> None:
+        """Release connections; deliveries neither acked nor nacked come again later."""
+
+
+#: Makes the reader of one source for one pull loop: (its primitive, the outputs the target
+#: applied for it, the project directory). One per engine, in the engine's reader module;
+#: ``runtime.sources.READERS`` names them.
+ReaderFactory = Callable[[Any, Mapping[str, Any], Path], SourceReader]
+
+
+def source_name(primitive: Any) -> str:
+    """``GCPPubSubSubscription my-project/events``: the source as messages name it."""
+    return f"{type(primitive).__name__} {primitive.primitive_id()}"
