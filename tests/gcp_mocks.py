@@ -19,6 +19,8 @@ from pulumi.runtime import rpc
 from providers.gcp import program as gcp_program
 
 INSTANCE_T = "gcp:sql/databaseInstance:DatabaseInstance"
+#: The project number Google's data sources answer with.
+PROJECT_NUMBER = "123456789012"
 #: What the mocked RandomPassword generates.
 GENERATED_PASSWORD = "generated-by-the-stack-0123456789"
 
@@ -50,6 +52,10 @@ class CloudMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"number": PROJECT_NUMBER, "projectId": args.args.get("projectId")}
+        if args.token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+            return {"emailAddress": f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"}
         return {}
 
 

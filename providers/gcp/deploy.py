@@ -22,8 +22,10 @@ from buildflow.io.gcp import (
     CloudSQLDatabase,
     CloudSQLInstance,
     CloudSQLUser,
+    GCPPubSubSubscription,
     GCPPubSubTopic,
     GCSBucket,
+    GCSFileChangeStream,
 )
 from buildflow.io.primitive import Primitive
 from buildflow.processors import ProcessorOptions
@@ -65,6 +67,8 @@ class ServiceSettings:
     ingress: str
     public: bool
     env: Mapping[str, str]
+    #: CPU allocated between requests too: a consumer pulls while no request comes in.
+    cpu_always: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +115,9 @@ def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tupl
         needed.append("sqladmin.googleapis.com")
     if kinds & {BigQueryDataset, BigQueryTable}:
         needed.append("bigquery.googleapis.com")
-    if GCSBucket in kinds:
+    if kinds & {GCSBucket, GCSFileChangeStream}:
         needed.append("storage.googleapis.com")
-    if GCPPubSubTopic in kinds:
+    if kinds & {GCPPubSubTopic, GCPPubSubSubscription, GCSFileChangeStream}:
         needed.append("pubsub.googleapis.com")
     if deployment is not None:
         needed.extend(_APIS_ALWAYS)
@@ -128,13 +132,14 @@ def flow_secrets(primitives: Iterable[Primitive]) -> tuple[Secret, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def grants(primitives: Sequence[Primitive], sinks: Iterable[Any]) -> tuple[Grant, ...]:
+def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Iterable[Any] = ()) -> tuple[Grant, ...]:
     """The roles the runtime needs for what the flow uses, each on only its resource.
 
     Cloud SQL has no per-instance role bindings, so the client role is granted on the
     project under a condition naming the instance.
     """
     sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
+    sources = list(sources)
     out: list[Grant] = []
     instances = [p for p in primitives if isinstance(p, CloudSQLInstance)]
     for instance in instances:
@@ -153,12 +158,22 @@ def grants(primitives: Sequence[Primitive], sinks: Iterable[Any]) -> tuple[Grant
         role = "roles/storage.objectCreator" if bucket.primitive_id() in sink_ids else "roles/storage.objectViewer"
         out.append(Grant(role, bucket))
     out.extend(Grant("roles/pubsub.publisher", t) for t in primitives if isinstance(t, GCPPubSubTopic))
-    return tuple(out)
+    # consumers pull their subscriptions; a notification stream's handler downloads the objects
+    for source in sources:
+        if isinstance(source, GCPPubSubSubscription | GCSFileChangeStream):
+            out.append(Grant("roles/pubsub.subscriber", source))
+        if isinstance(source, GCSFileChangeStream):
+            out.append(Grant("roles/storage.objectViewer", source.gcs_bucket))
+    return tuple({g.name: g for g in out}.values())
 
 
 def _processor_options(flow: Any) -> list[ProcessorOptions]:
     """The options of each part of the flow an instance serves (services and collectors)."""
-    return [s.options for s in flow.services if s.endpoints] + [c.processor_options for c in flow.collectors]
+    return (
+        [s.options for s in flow.services if s.endpoints]
+        + [c.processor_options for c in flow.collectors]
+        + [c.processor_options for c in getattr(flow, "consumers", [])]
+    )
 
 
 def serves_anything(flow: Any) -> bool:
@@ -180,19 +195,22 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
     workers = int(chosen.get("workers", cpu))
     if workers < 1:
         raise GCPSettingsError(f"workers must be at least 1, got {workers}")
+    consumes = bool(getattr(flow, "consumers", []))
     public = chosen.get("public", False)
     if not isinstance(public, bool):
         raise GCPSettingsError(f"public must be true or false, got {public!r}")
     return ServiceSettings(
         cpu=cpu,
         memory=memory,
-        min_instances=max(o.min_replicas for o in options),
+        # a pulling consumer runs only in an instance that exists: at least one, always
+        min_instances=max(*(o.min_replicas for o in options), 1 if consumes else 0),
         max_instances=max(o.max_replicas for o in options),
         concurrency=min(max(o.max_concurrent_queries for o in options), MAX_CONCURRENCY),
         workers=workers,
         ingress=ingress,
         public=public,
         env={**_env(table.get("env") or {}), **_env(flags.get("env") or {})},
+        cpu_always=consumes,
     )
 
 
@@ -281,7 +299,11 @@ def deployment_of(
         project=project,
         region=region,
         settings=service_settings(flow, table, flags),
-        grants=grants(primitives, [c.sink_primitive for c in flow.collectors]),
+        grants=grants(
+            primitives,
+            [c.sink_primitive for c in [*flow.collectors, *getattr(flow, "consumers", [])]],
+            [c.source_primitive for c in getattr(flow, "consumers", [])],
+        ),
         secrets=flow_secrets(primitives),
     )
 

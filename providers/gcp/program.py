@@ -28,13 +28,15 @@ from buildflow.io.gcp import (
     CloudSQLDatabase,
     CloudSQLInstance,
     CloudSQLUser,
+    GCPPubSubSubscription,
     GCPPubSubTopic,
     GCSBucket,
+    GCSFileChangeStream,
 )
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Secret
 from buildflow.types.schema import schema_from_type
-from providers.gcp import service
+from providers.gcp import service, streams
 from providers.gcp.deploy import Deployment, apis, flow_secrets
 from providers.plan import order_by_parents
 
@@ -167,6 +169,14 @@ def _topic(p: GCPPubSubTopic, made: Made, ctx: _Context) -> Built:
     return r, {"topic_id": p.topic_id, "topic_name": r.name, "project": p.project_id}
 
 
+def _subscription(p: GCPPubSubSubscription, made: Made, ctx: _Context) -> Built:
+    return streams.subscription(p, made, _named(ctx.apis))
+
+
+def _notifications(p: GCSFileChangeStream, made: Made, ctx: _Context) -> Built:
+    return streams.notifications(p, made, _named(ctx.apis))
+
+
 _BUILDERS: dict[type, Callable[[Any, Made, _Context], Built]] = {
     CloudSQLInstance: _instance,
     CloudSQLDatabase: _database,
@@ -175,6 +185,8 @@ _BUILDERS: dict[type, Callable[[Any, Made, _Context], Built]] = {
     BigQueryTable: _table,
     GCSBucket: _bucket,
     GCPPubSubTopic: _topic,
+    GCPPubSubSubscription: _subscription,
+    GCSFileChangeStream: _notifications,
 }
 
 

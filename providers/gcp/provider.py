@@ -25,8 +25,10 @@ from buildflow.io.gcp import (
     CloudSQLInstance,
     CloudSQLTable,
     CloudSQLUser,
+    GCPPubSubSubscription,
     GCPPubSubTopic,
     GCSBucket,
+    GCSFileChangeStream,
 )
 from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import Primitive
@@ -72,6 +74,8 @@ SUPPORTED: tuple[type[Primitive], ...] = (
     BigQueryTable,
     GCSBucket,
     GCPPubSubTopic,
+    GCPPubSubSubscription,
+    GCSFileChangeStream,
 )
 #: Why a primitive the gcp target cannot make is refused, when there is more to say.
 _WHY_NOT: dict[type[Primitive], str] = {

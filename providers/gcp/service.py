@@ -18,7 +18,14 @@ import pulumi
 import pulumi_gcp as gcp
 
 from buildflow.deployed import HEALTH_PATH, OUTPUTS_ENV, WORKERS_ENV
-from buildflow.io.gcp import BigQueryDataset, CloudSQLInstance, GCPPubSubTopic, GCSBucket
+from buildflow.io.gcp import (
+    BigQueryDataset,
+    CloudSQLInstance,
+    GCPPubSubSubscription,
+    GCPPubSubTopic,
+    GCSBucket,
+    GCSFileChangeStream,
+)
 from providers.gcp.deploy import INGRESS, Deployment, Grant
 from providers.gcp.image import REPOSITORY
 
@@ -139,7 +146,7 @@ def _service(
             {
                 "image": image,
                 "ports": {"container_port": 8080},
-                "resources": {"limits": {"cpu": str(s.cpu), "memory": s.memory}, "cpu_idle": True},
+                "resources": {"limits": {"cpu": str(s.cpu), "memory": s.memory}, "cpu_idle": not s.cpu_always},
                 "envs": envs,
                 "startup_probe": {
                     "http_get": {"path": HEALTH_PATH},
@@ -182,6 +189,20 @@ def _grant(grant: Grant, made: Made, member: pulumi.Output[str], project: str) -
     if isinstance(target, GCSBucket):
         bucket = cast(gcp.storage.Bucket, resource)
         return gcp.storage.BucketIAMMember(grant.name, bucket=bucket.name, role=grant.role, member=member)
+    if isinstance(target, GCPPubSubSubscription):
+        pulled = cast(gcp.pubsub.Subscription, resource)
+        return gcp.pubsub.SubscriptionIAMMember(
+            grant.name, subscription=pulled.name, project=target.project_id, role=grant.role, member=member
+        )
+    if isinstance(target, GCSFileChangeStream):  # its subscription, made before its notification
+        return gcp.pubsub.SubscriptionIAMMember(
+            grant.name,
+            subscription=target.subscription.subscription_name,
+            project=target.gcs_bucket.project_id,
+            role=grant.role,
+            member=member,
+            opts=pulumi.ResourceOptions(depends_on=[cast(pulumi.Resource, resource)]),
+        )
     if isinstance(target, GCPPubSubTopic):
         topic = cast(gcp.pubsub.Topic, resource)
         return gcp.pubsub.TopicIAMMember(
