@@ -21,11 +21,13 @@ from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
 from runtime import middleware, openapi
+from runtime.consumers import CompiledConsumer
 from runtime.di.graph import Graph, Node, walk
 from runtime.di.lifecycle import Lifecycle
 from runtime.errors import StartupError
 from runtime.handlers import CompiledHandler
 from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
+from runtime.pull_loops import ConsumerGroup
 from runtime.responses import JSON, dumps, json_response
 from runtime.sinks.registry import RegistryPushers, SinkRegistry
 
@@ -53,18 +55,21 @@ class FlowApp:
         self.flow = flow
         self.max_body = max_body
         self.threads = threads or default_thread_count()
-        self.sinks = SinkRegistry(outputs or ResourceOutputs(), Path.cwd())
+        project_dir = Path.cwd()
+        self.sinks = SinkRegistry(outputs or ResourceOutputs(), project_dir)
         provided: dict[Any, Any] = {SinkPushers: RegistryPushers(self.sinks)}
         if outputs is not None:
             provided[ResourceOutputs] = outputs
         graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
         try:
             self.handlers = self._compile(flow, graph, self.sinks)
+            consumers = [CompiledConsumer(c, graph, self.sinks) for c in flow.consumers]
         except DependencyError as e:
             raise StartupError(str(e)) from None
+        self.consumers = ConsumerGroup(consumers, outputs or ResourceOutputs(), project_dir)
         roots: list[Node] = []
-        for handler in self.handlers:
-            for step in (*handler.plan.steps, handler.plan.handler):
+        for plan in [*(h.plan for h in self.handlers), *(c.plan for c in consumers)]:
+            for step in (*plan.steps, plan.handler):
                 roots.extend(arg for _, arg in step.args if isinstance(arg, Node))
         self.lifecycle = Lifecycle(roots)
         # found here so that a missing swagger-ui-py fails the build, not each worker
@@ -101,6 +106,7 @@ class FlowApp:
         """``num_replicas`` declared in the flow: the default worker count."""
         counts = [s.num_replicas for s in self.flow.services]
         counts += [c.processor_options.num_replicas for c in self.flow.collectors]
+        counts += [c.processor_options.num_replicas for c in self.flow.consumers]
         return max(counts, default=1)
 
     def build(self) -> web.Application:
@@ -155,10 +161,16 @@ class FlowApp:
         await self.sinks.start()
         for handler in self.handlers:
             await handler.start(loop, self.pool)
+        await self.consumers.start(loop, self.pool)
+
+    def stop_consuming(self, grace: float) -> None:
+        """Stop pulling (at SIGTERM, before requests drain): what is in flight has ``grace`` seconds."""
+        self.consumers.stop_pulling(grace)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
         assert self.pool is not None
+        await self.consumers.stop()  # their last rows go through the sinks' batchers, still open
         for handler in self.handlers:
             await handler.stop(loop, self.pool)
         await self.sinks.stop()  # writes every row still queued

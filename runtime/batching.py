@@ -57,6 +57,8 @@ class Batcher:
         self._pending: collections.deque[_Pending] = collections.deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
+        #: Set whenever queued rows were taken for a write (or on closing): room may have appeared.
+        self._taken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches_written = 0
@@ -79,10 +81,18 @@ class Batcher:
         self._wakeup.set()
         await future
 
+    async def room(self, rows: int) -> None:
+        """Wait until ``rows`` more fit under the bound (or the batcher is closing): for callers
+        that hold back instead of refusing, as consumers' pull loops do."""
+        while self._queued + rows > self.options.max_queued_rows and not self._closing:
+            self._taken.clear()
+            await self._taken.wait()
+
     async def stop(self) -> None:
         """Write everything still queued, then close the writer."""
         self._closing = True
         self._wakeup.set()
+        self._taken.set()
         if self._task is not None:
             await self._task
         await self.writer.stop()
@@ -107,6 +117,7 @@ class Batcher:
             taken.append(item)
             rows += len(item[0])
         self._queued -= rows
+        self._taken.set()
         return taken
 
     async def _write(self, batch: list[_Pending]) -> None:

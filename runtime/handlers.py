@@ -118,7 +118,7 @@ class CompiledHandler:
             self._instance = self.target()
             setup = getattr(self._instance, "setup", None)
             if setup is not None:
-                await _call(setup, loop, pool)
+                await call_hook(setup, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
         if self.output is not None:
@@ -129,7 +129,7 @@ class CompiledHandler:
     async def stop(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
         teardown = getattr(self._instance, "teardown", None)
         if teardown is not None:
-            await _call(teardown, loop, pool)
+            await call_hook(teardown, loop, pool)
 
     def _choose_invoke(self, fn: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Awaitable[Any]]:
         if self.plan.has_dependencies or self.is_websocket:
@@ -238,7 +238,8 @@ async def _not_started(ctx: Any, params: dict[str, Any]) -> Any:
     raise RuntimeError("CompiledHandler.start() was not called")
 
 
-async def _call(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
+async def call_hook(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
+    """A class processor's `setup()` or `teardown()`: awaited, or run in the thread pool."""
     if inspect.iscoroutinefunction(fn):
         return await fn()
     return await loop.run_in_executor(pool, fn)

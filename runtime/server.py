@@ -172,6 +172,7 @@ async def serve_worker(
             on_ready([_url(sock)])
         await stop.wait()
     finally:
+        flow_app.stop_consuming(grace)
         await runner.cleanup()
         for sig in _STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -1,0 +1,210 @@
+"""One consumer compiled: its handler, the conversion of its input, and where its rows go.
+
+Everything that needs reflection happens in ``__init__`` (start-up) and ``start`` (worker
+start). ``handle`` takes one pulled batch and says, per message, whether everything the handler
+returned for it is durable in the sink: only those are acknowledged; a message whose handler
+raised, whose input did not convert or whose rows were refused or not written fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from buildflow.dependencies.scopes import Scope
+from buildflow.processors import Consumer
+from buildflow.types.schema import RowConversionError
+from runtime.batching import QueueFull, SinkUnavailable
+from runtime.collectors import CollectorOutput
+from runtime.conversion import ConversionError, MessageConverter, message_converter
+from runtime.di.context import RequestContext
+from runtime.di.graph import Arg, Graph, Node, walk
+from runtime.di.injection import Source, dependency_target, request_source, signature_of
+from runtime.di.resolver import RequestPlan
+from runtime.errors import StartupError, one_line
+from runtime.handlers import call_hook
+from runtime.sinks.base import RowsRejected
+from runtime.sinks.registry import SinkRegistry
+from runtime.sources.base import Delivery, source_name
+
+log = logging.getLogger("buildflow.runtime")
+
+#: Messages asked for per pull when the source does not say (its ``batch_size``).
+DEFAULT_PULL_SIZE = 100
+#: What a handler's plan is given for the request it never has (nothing in it asks: checked at start-up).
+_NO_REQUEST = RequestContext(None)
+
+#: Per message of a batch: the rows for the sink, or why there are none.
+_Result = list[Any] | BaseException
+
+
+class CompiledConsumer:
+    def __init__(self, consumer: Consumer, graph: Graph, sinks: SinkRegistry) -> None:
+        self.consumer = consumer
+        self.name = consumer.name
+        source = consumer.source_primitive
+        self.owner = f"consumer `{self.name}` ({source_name(source)})"
+        self.options = consumer.processor_options
+        size = getattr(source, "batch_size", None)
+        self.pull_size = size if isinstance(size, int) and size > 0 else DEFAULT_PULL_SIZE
+        target: Any = consumer.original_process_fn_or_class
+        self.target = target
+        self.is_class = inspect.isclass(target)
+        if self.is_class and not callable(getattr(target, "process", None)):
+            raise StartupError(f"{self.owner}: a class-based consumer needs a `process` method")
+        fn = target.process if self.is_class else target
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.output = CollectorOutput(sinks, consumer.sink_primitive, fn, consumer.batch_options, role="consumer")
+        args: list[Arg] = []
+        messages: list[tuple[str, Any]] = []
+        signature = signature_of(fn, self.owner)
+        for param, annotation in signature[1:] if self.is_class else signature:
+            if request_source(annotation) is not None:
+                raise StartupError(
+                    f"{self.owner}: parameter `{param.name}` asks for the request; a consumer handles messages, "
+                    "it has no request"
+                )
+            dependency = None if annotation is inspect.Parameter.empty else dependency_target(annotation)
+            if dependency is not None:
+                args.append((param.name, graph.require(dependency, self.owner, Scope.PROCESS)))
+            else:
+                messages.append((param.name, annotation))
+        if len(messages) != 1:
+            names = ", ".join(f"`{name}`" for name, _ in messages) or "none"
+            raise StartupError(
+                f"{self.owner}: a consumer takes exactly one parameter for the message besides its "
+                f"dependencies; it has {len(messages)} ({names})"
+            )
+        self.param, annotation = messages[0]
+        _refuse_request_dependencies(args, self.owner)
+        try:
+            self.convert: MessageConverter = message_converter(
+                annotation, bool(getattr(source, "include_attributes", False))
+            )
+        except TypeError as e:
+            raise StartupError(f"{self.owner}: parameter `{self.param}`: {e}") from None
+        self.plan = RequestPlan(args, self.is_async)
+        self._instance: Any = None
+        self._fn: Callable[..., Any] = fn
+        #: Messages handled (their rows durable) and failed, in this worker.
+        self.handled = 0
+        self.failed = 0
+
+    # -- worker life --------------------------------------------------------------------------
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
+        """Build a class-based consumer and run its ``setup()`` (once per worker)."""
+        fn = self.target
+        if self.is_class:
+            try:
+                self._instance = self.target()
+                setup = getattr(self._instance, "setup", None)
+                if setup is not None:
+                    await call_hook(setup, loop, pool)
+            except Exception as e:
+                raise StartupError(f"{self.owner}: building it or its setup() failed: {one_line(e)}") from e
+            fn = self._instance.process
+        self.plan.finalize(fn)
+        self.output.start()
+        self._fn, self._loop, self._pool = fn, loop, pool
+
+    async def stop(self) -> None:
+        """``teardown()`` of a class-based consumer (BuildFlow never called it); errors are logged."""
+        teardown = getattr(self._instance, "teardown", None)
+        if teardown is None:
+            return
+        try:
+            await call_hook(teardown, self._loop, self._pool)
+        except Exception:
+            log.exception("%s: teardown() failed", self.owner)
+
+    # -- per batch -----------------------------------------------------------------------------
+    async def handle(self, batch: list[Delivery]) -> list[bool]:
+        """Run the handler on each message and write its rows; per message, whether it is done."""
+        if not self.is_async and not self.plan.has_dependencies:  # the whole batch in one trip to the pool
+            results = await self._loop.run_in_executor(self._pool, self._call_all, batch)
+            if len(batch) == 1:
+                return [await self._write(batch[0], results[0])]
+            return list(await asyncio.gather(*(self._write(d, r) for d, r in zip(batch, results, strict=True))))
+        if len(batch) == 1:
+            return [await self._handle_one(batch[0])]
+        return list(await asyncio.gather(*(self._handle_one(d) for d in batch)))
+
+    def _call_all(self, batch: list[Delivery]) -> list[_Result]:
+        """A sync handler without dependencies, in the pool: each message converted, handled and made rows."""
+        fn, param, convert, rows = self._fn, self.param, self.convert, self.output.rows
+        results: list[_Result] = []
+        for delivery in batch:
+            try:
+                results.append(rows(fn(**{param: convert(delivery)})))
+            except Exception as e:
+                results.append(e)
+        return results
+
+    async def _handle_one(self, delivery: Delivery) -> bool:
+        try:
+            value = self.convert(delivery)
+            if self.plan.has_dependencies:
+                result = await self.plan.run(_NO_REQUEST, {self.param: value}, self._loop, self._pool)
+            else:
+                result = await self._fn(**{self.param: value})
+            rows = self.output.rows(result)
+        except Exception as e:
+            return self._failed(delivery, e)
+        return await self._write(delivery, rows)
+
+    async def _write(self, delivery: Delivery, result: _Result) -> bool:
+        if isinstance(result, BaseException):
+            return self._failed(delivery, result)
+        batcher = self.output.batcher
+        if result and batcher is not None:
+            try:
+                while True:
+                    try:
+                        await batcher.submit(result)
+                        break
+                    except QueueFull:  # hold back until the sink catches up (this loop pulls nothing meanwhile)
+                        if len(result) > batcher.options.max_queued_rows:
+                            raise
+                        await batcher.room(len(result))
+            except Exception as e:
+                return self._failed(delivery, e)
+        self.handled += 1
+        return True
+
+    def _failed(self, delivery: Delivery, error: BaseException) -> bool:
+        self.failed += 1
+        attempt = f" (delivery {delivery.delivery_attempt})" if delivery.delivery_attempt else ""
+        log.warning("%s: a message failed%s and will be redelivered: %s", self.owner, attempt, reason(error))
+        return False
+
+
+def reason(error: BaseException) -> str:
+    """Why a message failed, on one line, without its content."""
+    if isinstance(error, ConversionError):
+        return f"its input did not convert: {error}"
+    if isinstance(error, RowConversionError):
+        return f"a returned row does not fit the sink: {error}"
+    if isinstance(error, RowsRejected):
+        return f"the sink refused its rows: {error}"
+    if isinstance(error, (SinkUnavailable, QueueFull)):
+        return f"its rows were not written: {error}"
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"the handler raised {one_line(error)}{where}"
+
+
+def _refuse_request_dependencies(args: list[Arg], owner: str) -> None:
+    """A dependency that needs the request (headers, a user from a token) cannot serve a consumer."""
+    for node in walk([arg for _, arg in args if isinstance(arg, Node)]):
+        for name, arg in node.args:
+            if isinstance(arg, Source):
+                raise StartupError(
+                    f"{owner}: dependency `{node.name}` asks for the request (`{name}`); a consumer handles "
+                    "messages, it has no request"
+                )

@@ -1,0 +1,156 @@
+"""The consumers of a worker at work: ``num_concurrency`` pull loops each, one reader per loop.
+
+A loop pulls a batch, hands it to its consumer, then acknowledges the messages whose rows are
+durable and nacks the others; it pulls again only then, so a sink that falls behind holds the
+loop back (``CompiledConsumer`` waits for room in the sink's queue). While a batch is worked
+on longer than half its lease, the lease is extended.
+
+Shutdown (``stop_pulling``, then ``stop``): no loop pulls again; the batches in flight are
+finished, written and settled until the deadline, after which what is left is abandoned (never
+acknowledged, so the source delivers it again); then the consumers' ``teardown()`` and the
+readers are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from runtime.consumers import CompiledConsumer
+from runtime.errors import StartupError, one_line
+from runtime.sources import SourceReader, reader_for
+
+log = logging.getLogger("buildflow.runtime")
+
+#: Seconds a loop waits after a failed pull, doubling up to the second value.
+_RETRY_FIRST, _RETRY_MOST = 0.5, 10.0
+
+
+class PullLoop:
+    def __init__(self, consumer: CompiledConsumer, reader: SourceReader, stopping: asyncio.Event) -> None:
+        self.consumer = consumer
+        self.reader = reader
+        self._stopping = stopping
+
+    async def run(self) -> None:
+        retry = _RETRY_FIRST
+        while not self._stopping.is_set():
+            try:
+                batch = await self.reader.pull(self.consumer.pull_size)
+            except Exception as e:
+                log.warning("%s: pulling from %s failed: %s", self.consumer.owner, self.reader.description, one_line(e))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), retry)
+                retry = min(retry * 2, _RETRY_MOST)
+                continue
+            retry = _RETRY_FIRST
+            if not batch:
+                continue
+            try:
+                await self._handle(batch)
+            except Exception:  # not the handler's (those fail their message): unsettled, they come again
+                log.exception("%s: handling a batch of %d messages failed", self.consumer.owner, len(batch))
+
+    async def _handle(self, batch: list[Any]) -> None:
+        lease = self.reader.lease_seconds
+        ack_ids = [d.ack_id for d in batch]
+        keeper = asyncio.get_running_loop().create_task(self._keep_leases(ack_ids, lease)) if lease else None
+        try:
+            done = await self.consumer.handle(batch)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+        handled = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if ok]
+        failed = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if not ok]
+        if handled:
+            await self._settle(self.reader.ack, handled, "acknowledging")
+        if failed:
+            await self._settle(self.reader.nack, failed, "nacking")
+
+    async def _keep_leases(self, ack_ids: list[str], lease: float) -> None:
+        while True:
+            await asyncio.sleep(lease / 2)
+            await self._settle(lambda ids: self.reader.extend(ids, lease), ack_ids, "extending the lease of")
+
+    async def _settle(self, call: Callable[[Sequence[str]], Awaitable[None]], ack_ids: list[str], what: str) -> None:
+        try:
+            await call(ack_ids)
+        except Exception as e:  # the source delivers them again: at least once, never lost
+            log.warning("%s: %s %d messages failed: %s", self.consumer.owner, what, len(ack_ids), one_line(e))
+
+
+class ConsumerGroup:
+    """The pull loops of every consumer in one worker."""
+
+    def __init__(self, consumers: list[CompiledConsumer], outputs: Mapping[str, Any], project_dir: Path) -> None:
+        self.consumers = consumers
+        self._outputs = outputs
+        self._project_dir = project_dir
+        self._stopping = asyncio.Event()
+        self._deadline: float | None = None
+        self._loops: list[PullLoop] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
+        """Make every reader first (a source not applied stops the worker before anything runs),
+        then set the consumers up, open the readers and start pulling."""
+        self._stopping = asyncio.Event()
+        self._deadline = None
+        planned = [
+            PullLoop(consumer, self._reader(consumer), self._stopping)
+            for consumer in self.consumers
+            for _ in range(consumer.options.num_concurrency)
+        ]
+        for consumer in self.consumers:
+            await consumer.start(loop, pool)
+        for pull_loop in planned:
+            try:
+                await pull_loop.reader.open()
+            except Exception as e:
+                raise StartupError(
+                    f"{pull_loop.consumer.owner}: opening {pull_loop.reader.description} failed: {one_line(e)}"
+                ) from e
+            self._loops.append(pull_loop)
+        self._tasks = [
+            loop.create_task(p.run(), name=f"pull {p.consumer.name} #{i}") for i, p in enumerate(self._loops)
+        ]
+
+    def _reader(self, consumer: CompiledConsumer) -> SourceReader:
+        try:
+            return reader_for(consumer.consumer.source_primitive, self._outputs, self._project_dir)
+        except (LookupError, NotImplementedError, ValueError) as e:
+            raise StartupError(f"{consumer.owner}: {e}") from None
+
+    def stop_pulling(self, grace: float | None = None) -> None:
+        """No loop pulls again; what is in flight gets ``grace`` seconds (None: as long as it takes)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if grace is not None:
+            self._deadline = asyncio.get_running_loop().time() + grace
+
+    async def stop(self) -> None:
+        """Finish what is in flight (until the deadline), tear the consumers down, close the readers."""
+        self.stop_pulling()
+        if self._tasks:
+            timeout = None if self._deadline is None else max(0.0, self._deadline - asyncio.get_running_loop().time())
+            _, late = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:  # never acknowledged: the sources deliver those messages again
+                log.warning("%d pull loops were still busy at the end of the grace period", len(late))
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for consumer in self.consumers:
+            await consumer.stop()
+        for pull_loop in self._loops:
+            try:
+                await pull_loop.reader.close()
+            except Exception as e:
+                log.warning("closing %s failed: %s", pull_loop.reader.description, one_line(e))
+        self._loops = []
