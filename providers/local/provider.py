@@ -21,6 +21,7 @@ from providers.local.buckets import BucketFamily
 from providers.local.cloud_sql import CloudSQLFamily
 from providers.local.duckdb_tables import DuckDBFamily
 from providers.local.family import Family
+from providers.local.file_changes import FileChangeFamily
 from providers.local.files import FileFamily
 from providers.local.postgres import LocalTargetError
 from providers.local.pubsub import PubSubFamily
@@ -44,6 +45,7 @@ class LocalProvider(Provider):
             FileFamily(self),
             BucketFamily(self),
             self.pubsub,
+            FileChangeFamily(self),
         ]
         self._by_type = {t: f for f in self.families for t in f.resource_types}
 

@@ -1,0 +1,433 @@
+"""File change streams on this machine: a watched folder (``Engine.WATCH``) and the folder that
+stands in for a bucket (``Engine.FOLDER``, the objects a GCS sink writes included).
+
+The outputs say everything: ``path`` (the folder, watched recursively), ``event_types`` (names
+of the declared types; others are never delivered), ``record`` and ``settle_seconds``.
+
+Nothing lost, nothing twice: the ``record`` (JSON, replaced atomically and synced) keeps, per
+file, the state the consumer has acked (inode, size, mtime). An event is the difference between
+the folder and that record: a file it lacks was created, one that differs was modified, one
+gone was deleted. So what arrived while no server ran is delivered at start, a nacked event is
+found again, and an acked one never is. ``watchfiles.awatch`` only says when to look (a rescan
+every few seconds catches what it missed). Several readers share the record under a ``flock``:
+each event is claimed in it by one reader (until acked, nacked, its lease runs out, or its
+process is gone), so two readers never hand out the same event.
+
+Partially written files: a file counts as written once no one has it open for writing (Linux
+refuses a read lease while a writer has the file open; that is how it is asked) or, when the
+system cannot tell or a writer keeps it open, once it has not changed for ``settle_seconds``.
+Temporary files (``.<name>.tmp``, as ``buildflow.storage.durable.write_new_file`` makes before
+linking an object into place) are never events: the bucket stand-in's objects appear whole.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import functools
+import json
+import logging
+import os
+import secrets
+import signal
+import stat
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+from watchfiles import Change, DefaultFilter, awatch
+
+from buildflow.storage import durable
+from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
+from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
+from runtime.sinks.base import local_path
+from runtime.sources.base import Delivery, SourceReader, source_name
+
+logger = logging.getLogger(__name__)
+
+#: A temporary file of an atomic write (``.<name>.<random>.tmp``): never an event.
+TEMPORARY = r"^\..+\.tmp$"
+#: How long ``pull`` waits for a change before returning nothing.
+PULL_WAIT = 1.0
+#: Seconds between looks while nothing seems to change (another reader's nack, a lost event).
+RESCAN = 2.0
+#: Seconds between looks while a file is still being written.
+WRITING_POLL = 0.2
+
+Signature = tuple[int, int, int]  # inode, size, mtime_ns: "this version of the file"
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether some process has ``path`` open for writing; None when the system cannot tell.
+
+    Linux grants a read lease only when no one has the file open for writing. The lease is
+    dropped at once; a lease break in that instant signals SIGURG (ignored) rather than SIGIO
+    (which would end the process).
+    """
+    set_lease = getattr(fcntl, "F_SETLEASE", None)
+    set_signal = getattr(fcntl, "F_SETSIG", None)
+    if set_lease is None or set_signal is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, set_signal, signal.SIGURG)
+        fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
+    except OSError as exc:
+        return True if exc.errno == errno.EAGAIN else None
+    finally:
+        os.close(fd)
+    return False
+
+
+@functools.cache
+def _started(pid: int) -> float:
+    return float(psutil.Process(pid).create_time())
+
+
+def _this_process() -> dict[str, Any]:
+    """Who claims: this process (a worker forked after import is another one)."""
+    return {"pid": os.getpid(), "started": _started(os.getpid())}
+
+
+def _alive(owner: Mapping[str, Any]) -> bool:
+    """The claiming process still runs (the same one: pids are reused)."""
+    try:
+        return bool(psutil.Process(owner["pid"]).create_time() == owner["started"])
+    except psutil.Error:
+        return False
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """``path`` now holds ``data``, all or nothing, durably (temp file, sync, rename)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        try:
+            durable.append(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    durable.fsync_directory(path.parent)
+
+
+@dataclasses.dataclass
+class Record:
+    """What the readers of one stream share: acked file versions, claims, delivery attempts."""
+
+    #: relative path -> the signature the consumer acked
+    files: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    #: relative path -> {"owner", "reader", "until" (epoch seconds), "change", "signature"}
+    claims: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: relative path -> {"change", "signature", "n"}: deliveries of its pending change so far
+    attempts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Record:
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return cls()
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        _replace(path, json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode())
+
+
+@contextlib.contextmanager
+def _locked(record_path: Path) -> Iterator[None]:
+    fd = os.open(record_path.with_name(record_path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Handed:
+    """A delivery this reader handed out and still holds."""
+
+    rel: str
+    change: Change
+    signature: Signature | None
+
+
+class FolderChangeReader(SourceReader):
+    """The changes of one folder, for one pull loop; ``event`` makes what a consumer gets."""
+
+    lease_seconds = 60.0
+
+    def __init__(self, description: str, out: Mapping[str, Any], project_dir: Path, types: Mapping[Change, Any]):
+        self.description = description
+        self.folder = local_path(out["path"], project_dir)
+        self.record_path = local_path(out["record"], project_dir)
+        self.settle_seconds = float(out["settle_seconds"])
+        self.types = dict(types)
+        self.filter = self.make_filter()
+        self._token = secrets.token_hex(6)
+        self._count = 0
+        self._handed: dict[str, _Handed] = {}
+        self._seen: dict[str, tuple[Signature, float]] = {}  # unsettled files: version, since
+        self._mutex = threading.Lock()
+        self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._next_look = 0.0
+
+    # -- what differs between the two engines ------------------------------------------------
+    def make_filter(self) -> DefaultFilter:
+        """What is never an event: temporary files, and the readers' own record."""
+        return DefaultFilter(
+            ignore_dirs=(), ignore_entity_patterns=(TEMPORARY,), ignore_paths=(self.record_path.parent,)
+        )
+
+    @abc.abstractmethod
+    def event(self, rel: str, change: Change, event_type: Any) -> Any:
+        """What the consumer receives for this change of ``rel`` (relative to the folder)."""
+
+    def attributes(self, rel: str, change: Change, event_type: Any) -> dict[str, str]:
+        return {}
+
+    # -- the SourceReader interface -------------------------------------------------------
+    async def open(self) -> None:
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"{self.description}: the folder {self.folder} does not exist; run bfctl apply")
+        durable.make_dirs(self.record_path.parent)
+        self._changed.set()  # the first pull looks at what is there already
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.folder}")
+
+    async def _watch(self) -> None:
+        try:
+            async for _ in awatch(self.folder, watch_filter=self.filter, stop_event=self._stop, recursive=True):
+                self._changed.set()
+        except Exception as exc:  # the rescans go on finding the changes, only later
+            logger.warning(
+                "%s: watching %s stopped (%s); looking every %ss instead", self.description, self.folder, exc, RESCAN
+            )
+
+    async def pull(self, max_messages: int) -> list[Delivery]:
+        deadline = time.monotonic() + PULL_WAIT
+        while True:
+            if self._changed.is_set() or time.monotonic() >= self._next_look:
+                self._changed.clear()
+                deliveries, more = await asyncio.to_thread(self._claim, max_messages)
+                if more:
+                    self._changed.set()
+                if deliveries:
+                    return deliveries
+            wait = min(deadline, self._next_look) - time.monotonic()
+            if time.monotonic() >= deadline:
+                return []
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
+
+    async def ack(self, ack_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self._settle, ack_ids, True)
+
+    async def nack(self, ack_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self._settle, ack_ids, False)
+        self._changed.set()  # deliver them again soon
+
+    async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
+        await asyncio.to_thread(self._extend, ack_ids, seconds)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await asyncio.to_thread(self._settle, list(self._handed), False)
+
+    # -- under the record's lock ------------------------------------------------------------
+    def _scan(self) -> dict[str, Signature]:
+        found: dict[str, Signature] = {}
+        for directory, subdirs, names in os.walk(self.folder):
+            subdirs[:] = [d for d in subdirs if self.filter(Change.added, os.path.join(directory, d))]
+            for name in names:
+                path = os.path.join(directory, name)
+                if not self.filter(Change.added, path):
+                    continue
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found[Path(path).relative_to(self.folder).as_posix()] = _signature(st)
+        return found
+
+    def _written(self, rel: str, signature: Signature, now: float) -> bool:
+        """The writer closed the file, or it has not changed for ``settle_seconds``."""
+        seen = self._seen.get(rel)
+        if seen is None or seen[0] != signature:
+            self._seen[rel] = seen = (signature, now)
+        return open_for_writing(self.folder / rel) is False or now - seen[1] >= self.settle_seconds
+
+    def _claim(self, max_messages: int) -> tuple[list[Delivery], bool]:
+        with self._mutex, _locked(self.record_path):
+            record = Record.load(self.record_path)
+            before = dataclasses.asdict(record)
+            wall, now = time.time(), time.monotonic()
+            record.claims = {rel: c for rel, c in record.claims.items() if c["until"] > wall and _alive(c["owner"])}
+            current = self._scan()
+            changes: list[tuple[str, Change, Signature | None]] = []
+            for rel, now_as in current.items():
+                acked = record.files.get(rel)
+                if acked is None or tuple(acked) != now_as:
+                    changes.append((rel, Change.added if acked is None else Change.modified, now_as))
+            changes += [(rel, Change.deleted, None) for rel in record.files if rel not in current]
+            changes.sort(key=lambda c: (c[2][2] if c[2] else 0, c[0]))  # oldest first
+            self._seen = {rel: s for rel, s in self._seen.items() if rel in current}
+            deliveries: list[Delivery] = []
+            writing = more = False
+            for rel, change, signature in changes:
+                if rel in record.claims:
+                    continue
+                if signature is not None and not self._written(rel, signature, now):
+                    writing = True
+                    continue
+                self._seen.pop(rel, None)
+                if change not in self.types:  # not declared: the consumer has seen it
+                    self._apply(record, rel, change, signature)
+                    continue
+                if len(deliveries) == max_messages:
+                    more = True
+                    break
+                deliveries.append(self._hand_out(record, rel, change, signature, wall))
+            if dataclasses.asdict(record) != before:
+                record.save(self.record_path)
+        self._next_look = now + (WRITING_POLL if writing else RESCAN)
+        return deliveries, more
+
+    def _hand_out(self, record: Record, rel: str, change: Change, signature: Signature | None, wall: float) -> Delivery:
+        key = {"change": change.name, "signature": list(signature) if signature else None}
+        previous = record.attempts.get(rel)
+        attempt = previous["n"] + 1 if previous and {k: previous[k] for k in key} == key else 1
+        record.attempts[rel] = {**key, "n": attempt}
+        self._count += 1
+        ack_id = f"{self._token}-{self._count}"
+        record.claims[rel] = {
+            **key,
+            "owner": _this_process(),
+            "reader": self._token,
+            "until": wall + self.lease_seconds,
+        }
+        self._handed[ack_id] = _Handed(rel, change, signature)
+        event_type = self.types[change]
+        return Delivery(
+            ack_id=ack_id,
+            attributes=self.attributes(rel, change, event_type),
+            delivery_attempt=attempt,
+            value=self.event(rel, change, event_type),
+        )
+
+    @staticmethod
+    def _apply(record: Record, rel: str, change: Change, signature: Signature | None) -> None:
+        """The consumer has this version of ``rel`` now."""
+        if signature is None:
+            record.files.pop(rel, None)
+        else:
+            record.files[rel] = list(signature)
+        record.attempts.pop(rel, None)
+
+    def _settle(self, ack_ids: Sequence[str], acked: bool) -> None:
+        with self._mutex:
+            handed = [self._handed.pop(a) for a in ack_ids if a in self._handed]
+            if not handed:
+                return
+            with _locked(self.record_path):
+                record = Record.load(self.record_path)
+                for h in handed:
+                    if acked:
+                        self._apply(record, h.rel, h.change, h.signature)
+                    if record.claims.get(h.rel, {}).get("reader") == self._token:
+                        del record.claims[h.rel]
+                record.save(self.record_path)
+
+    def _extend(self, ack_ids: Sequence[str], seconds: float) -> None:
+        with self._mutex, _locked(self.record_path):
+            record = Record.load(self.record_path)
+            for ack_id in ack_ids:
+                h = self._handed.get(ack_id)
+                claim = record.claims.get(h.rel) if h else None
+                if claim is not None and claim["reader"] == self._token:
+                    claim["until"] = time.time() + seconds
+            record.save(self.record_path)
+
+
+def _declared(out: Mapping[str, Any], enum: Any, changes: Mapping[Change, str]) -> dict[Change, Any]:
+    names = set(out["event_types"])
+    return {change: enum[name] for change, name in changes.items() if name in names}
+
+
+class WatchReader(FolderChangeReader):
+    """A folder's files as ``LocalFileChangeEvent``s (BuildFlow's metadata)."""
+
+    def make_filter(self) -> DefaultFilter:
+        return DefaultFilter(
+            ignore_dirs=(*DefaultFilter.ignore_dirs, ".buildflow"),
+            ignore_entity_patterns=(*DefaultFilter.ignore_entity_patterns, TEMPORARY),
+            ignore_paths=(self.record_path.parent,),
+        )
+
+    def event(self, rel: str, change: Change, event_type: Any) -> LocalFileChangeEvent:
+        path = str(self.folder / rel)
+        return LocalFileChangeEvent(path, event_type, metadata={"event_type": change, "src_path": path})
+
+    def attributes(self, rel: str, change: Change, event_type: Any) -> dict[str, str]:
+        return {"event_type": change.name, "src_path": str(self.folder / rel)}
+
+
+class BucketFolderReader(FolderChangeReader):
+    """A bucket's folder stand-in: its objects' changes as Cloud Storage notifications."""
+
+    def __init__(self, description: str, out: Mapping[str, Any], project_dir: Path, types: Mapping[Change, Any]):
+        super().__init__(description, out, project_dir, types)
+        self.bucket = str(out["bucket"])
+
+    def attributes(self, rel: str, change: Change, event_type: Any) -> dict[str, str]:
+        return {"bucketId": self.bucket, "objectId": rel, "eventType": event_type.name}
+
+    def event(self, rel: str, change: Change, event_type: Any) -> GCSFileChangeEvent:
+        metadata: dict[str, Any] = self.attributes(rel, change, event_type)
+        return GCSFileChangeEvent(rel, event_type, metadata=metadata, _reader=(self.folder / rel).read_bytes)
+
+
+def watch_reader(primitive: Any, outputs: Mapping[str, Any], project_dir: Path) -> SourceReader:
+    """``Engine.WATCH``: a folder on this machine (``LocalFileChangeStream``, or a portable
+    ``FileChangeStream`` mapped to one)."""
+    types = _declared(
+        outputs,
+        FileChangeStreamEventType,
+        {Change.added: "CREATED", Change.modified: "MODIFIED", Change.deleted: "DELETED"},
+    )
+    return WatchReader(source_name(primitive), outputs, project_dir, types)
+
+
+def bucket_folder_reader(primitive: Any, outputs: Mapping[str, Any], project_dir: Path) -> SourceReader:
+    """``Engine.FOLDER``: the folder standing in for a bucket (``GCSFileChangeStream``); a new or
+    rewritten object is ``OBJECT_FINALIZE``, a removed one ``OBJECT_DELETE``."""
+    types = _declared(
+        outputs,
+        GCSChangeStreamEventType,
+        {Change.added: "OBJECT_FINALIZE", Change.modified: "OBJECT_FINALIZE", Change.deleted: "OBJECT_DELETE"},
+    )
+    description = f"{source_name(primitive)} (folder stand-in for Cloud Storage)"
+    return BucketFolderReader(description, outputs, project_dir, types)
