@@ -22,7 +22,7 @@ from buildflow.processors import Consumer
 from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
-from runtime.conversion import ConversionError, MessageConverter, message_converter
+from runtime.conversion import ConversionError, MessageConverter, message_converter, reads_bytes
 from runtime.di.context import RequestContext
 from runtime.di.graph import Arg, Graph, Node, walk
 from runtime.di.injection import Source, dependency_target, request_source, signature_of
@@ -70,7 +70,8 @@ class CompiledConsumer:
                     f"{self.owner}: parameter `{param.name}` asks for the request; a consumer handles messages, "
                     "it has no request"
                 )
-            dependency = None if annotation is inspect.Parameter.empty else dependency_target(annotation)
+            plain = annotation is inspect.Parameter.empty or reads_bytes(annotation)
+            dependency = None if plain else dependency_target(annotation)
             if dependency is not None:
                 args.append((param.name, graph.require(dependency, self.owner, Scope.PROCESS)))
             else:

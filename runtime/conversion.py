@@ -72,6 +72,11 @@ def _json(annotation: Any) -> Callable[[Delivery], Any]:
     return convert
 
 
+def reads_bytes(annotation: Any) -> bool:
+    """``PubsubMessage``, or a class with ``from_bytes``: a message, never a dependency to inject."""
+    return annotation is PubsubMessage or callable(getattr(annotation, "from_bytes", None))
+
+
 def _payload_converter(annotation: Any, include_attributes: bool) -> Callable[[Delivery], Any]:
     if annotation is inspect.Parameter.empty or annotation is None:
         return _pubsub_message if include_attributes else _data
