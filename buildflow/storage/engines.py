@@ -22,3 +22,7 @@ class Engine(enum.StrEnum):
     BIGQUERY = "bigquery"  # a BigQuery table
     WATCH = "watch"  # a folder on this machine whose file changes a consumer reads
     PULSE = "pulse"  # items handed out again and again (nothing applied)
+
+
+#: Engines that only ever stand behind a source (no sink writes to them).
+SOURCE_ONLY = frozenset({Engine.WATCH, Engine.PULSE})
