@@ -1,16 +1,23 @@
-"""``GCPPubSubTopic`` on the local target: Google's Pub/Sub emulator, or a durable log.
+"""``GCPPubSubTopic`` and ``GCPPubSubSubscription`` on the local target: Google's Pub/Sub
+emulator, or a durable log.
 
 With the gcloud CLI and its ``pubsub-emulator`` component installed, apply runs the emulator
-(``gcloud beta emulators pubsub start``) as a service of the stack and creates the topics in
-it; sinks publish with the same client code as in the cloud. The emulator keeps everything in
-memory, so when it has to be started again (after a reboot) the recorded topics are created
+(``gcloud beta emulators pubsub start``) as a service of the stack and creates the topics and
+subscriptions in it (with their ack deadline and dead-letter policy, which the emulator honours:
+it counts delivery attempts and forwards to the dead-letter topic); sinks publish and consumers
+pull with the same client code as in the cloud. The emulator keeps everything in memory, so when
+it has to be started again (after a reboot) the recorded topics and subscriptions are created
 again. Without gcloud, each topic is a JSON-lines log ``<stack dir>/pubsub/<project>/<topic>.jsonl``
-that sinks append to and fsync. ``BFCTL_LOCAL_PUBSUB=log`` (or ``emulator``) forces the choice.
+that sinks append to and fsync, and each subscription a record
+``<stack dir>/pubsub/<project>/<subscription>.subscription.json`` of what its consumers were
+handed and acked (``buildflow.storage.log_subscription``). ``BFCTL_LOCAL_PUBSUB=log`` (or
+``emulator``) forces the choice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import urllib.error
@@ -18,9 +25,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
-from buildflow.io.gcp import GCPPubSubTopic
+from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.primitive import Primitive, PrimitiveType
-from buildflow.storage import durable
+from buildflow.storage import durable, log_subscription
 from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
 from providers.local.family import Family, forget, record
@@ -29,6 +36,7 @@ from providers.local.services import DetachedService
 from providers.state import ResourceState, State
 
 TOPIC = GCPPubSubTopic.resource_type
+SUBSCRIPTION = GCPPubSubSubscription.resource_type
 LOG_STAND_IN = "durable local log standing in for Pub/Sub"
 MODE_VARIABLE = "BFCTL_LOCAL_PUBSUB"
 
@@ -72,9 +80,12 @@ def mode() -> str:
     return "emulator" if emulator_available() else "log"
 
 
-def _request(method: str, url: str, timeout: float = 10.0) -> int:
+def _request(method: str, url: str, timeout: float = 10.0, body: dict[str, Any] | None = None) -> int:
     """``url``: an http:// address of the local emulator."""
-    request = urllib.request.Request(url, method=method, data=b"{}" if method == "PUT" else None)  # noqa: S310
+    if body is None and method == "PUT":
+        body = {}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, method=method, data=data)  # noqa: S310
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
@@ -91,7 +102,7 @@ def _answers(port: int) -> bool:
 
 
 class PubSubFamily(Family):
-    primitive_types = (GCPPubSubTopic, PubSubEmulator)
+    primitive_types = (GCPPubSubTopic, GCPPubSubSubscription, PubSubEmulator)
 
     @property
     def service(self) -> DetachedService:
@@ -103,8 +114,8 @@ class PubSubFamily(Family):
 
     def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
         properties = primitive.desired_properties()
-        if isinstance(primitive, GCPPubSubTopic):
-            properties["engine"] = mode()  # gcloud installed later: the topics move to the emulator
+        if isinstance(primitive, (GCPPubSubTopic, GCPPubSubSubscription)):
+            properties["engine"] = mode()  # gcloud installed later: they move to the emulator
         return properties
 
     # -- refresh ---------------------------------------------------------------------------------
@@ -113,18 +124,20 @@ class PubSubFamily(Family):
         port = self.service.running_port() if emulator else None
         if emulator is not None:
             emulator.properties["status"] = "running" if port else "stopped"
-        for topic in [r for r in state.resources.values() if r.resource_type == TOPIC]:
-            if topic.properties.get("engine") == "log":
-                if not self.absolute(topic.private["log"]).exists():
-                    del state.resources[topic.resource_id]
-            elif port is None or _request("GET", self._topic_url(port, topic.resource_id)) != 200:
-                del state.resources[topic.resource_id]  # the emulator forgot it (restarted, or gone)
+        for rec in [r for r in state.resources.values() if r.resource_type in (TOPIC, SUBSCRIPTION)]:
+            if rec.properties.get("engine") == "log":
+                if not self.absolute(rec.private["log" if rec.resource_type == TOPIC else "record"]).exists():
+                    del state.resources[rec.resource_id]
+            elif port is None or _request("GET", self._url(port, self._api_name(rec))) != 200:
+                del state.resources[rec.resource_id]  # the emulator forgot it (restarted, or gone)
 
     # -- apply -----------------------------------------------------------------------------------
     def put(self, state: State, primitive: Primitive) -> str:
         if isinstance(primitive, PubSubEmulator):
             port = self._start(state, primitive)
             return f"Pub/Sub emulator on {HOST}:{port}"
+        if isinstance(primitive, GCPPubSubSubscription):
+            return self._put_subscription(state, primitive)
         assert isinstance(primitive, GCPPubSubTopic)
         engine = mode()
         properties = self.desired_properties(primitive)
@@ -136,11 +149,62 @@ class PubSubFamily(Family):
             record(state, primitive, properties, outputs, {"log": self.relative(log)}, parents=[])
             return f"{LOG_STAND_IN}: {self.relative(log)}"
         port = self._emulator_port(state)
-        status = _request("PUT", self._topic_url(port, primitive.topic_id))
+        status = _request("PUT", self._url(port, primitive.topic_id))
         if status not in (200, 409):
             raise LocalTargetError(f"the Pub/Sub emulator answered {status} creating {primitive.topic_id}")
         record(state, primitive, properties, self._topic_outputs(port, primitive.topic_id), parents=[EMULATOR_ID])
         return f"in the Pub/Sub emulator on {HOST}:{port}"
+
+    def _put_subscription(self, state: State, primitive: GCPPubSubSubscription) -> str:
+        properties = self.desired_properties(primitive)
+        settings = {
+            "ack_deadline_seconds": primitive.ack_deadline_seconds,
+            "max_delivery_attempts": primitive.max_delivery_attempts,
+        }
+        if properties["engine"] == "log":
+            path = self.root / "pubsub" / primitive.project_id / f"{primitive.subscription_name}.subscription.json"
+            topic = state.resources[primitive.parents()[0].primitive_id()].outputs["path"]  # its topic's log
+            dead_letter = primitive.dead_letter_topic
+            durable.make_dirs(path.parent)
+            log_subscription.create(path, Path(topic))
+            outputs = {
+                "engine": Engine.LOG,
+                "path": str(path),
+                "log": topic,
+                **settings,
+                "dead_letter_log": state.resources[dead_letter.primitive_id()].outputs["path"] if dead_letter else None,
+                "stand_in": f"a subscription of the {LOG_STAND_IN}",
+            }
+            record(state, primitive, properties, outputs, {"record": self.relative(path)})
+            return f"a subscription of the {LOG_STAND_IN}: {self.relative(path)}"
+        port = self._emulator_port(state)
+        body = self._subscription_body(primitive)
+        url = self._url(port, primitive.subscription_id)
+        status = _request("PUT", url, body=body)
+        if status == 409:  # an update: the settings that can change without a new subscription
+            mask = "ackDeadlineSeconds,messageRetentionDuration,deadLetterPolicy"
+            status = _request("PATCH", url, body={"subscription": body, "updateMask": mask})
+        if status != 200:
+            raise LocalTargetError(f"the Pub/Sub emulator answered {status} making {primitive.subscription_id}")
+        outputs = {**self._subscription_outputs(port, primitive.subscription_id), **settings}
+        record(state, primitive, properties, outputs, {"body": body})
+        return f"in the Pub/Sub emulator on {HOST}:{port}"
+
+    @staticmethod
+    def _subscription_body(primitive: GCPPubSubSubscription) -> dict[str, Any]:
+        """The subscription as the Pub/Sub REST API takes it."""
+        body: dict[str, Any] = {
+            "topic": primitive.topic.topic_id if primitive.topic else None,
+            "ackDeadlineSeconds": primitive.ack_deadline_seconds,
+            "messageRetentionDuration": primitive.message_retention_duration,
+            "enableExactlyOnceDelivery": primitive.enable_exactly_once_delivery,
+        }
+        if primitive.dead_letter_topic is not None:
+            body["deadLetterPolicy"] = {
+                "deadLetterTopic": primitive.dead_letter_topic.topic_id,
+                "maxDeliveryAttempts": primitive.max_delivery_attempts,
+            }
+        return body
 
     def _start(self, state: State, emulator: Primitive) -> int:
         known = state.resources.get(EMULATOR_ID)
@@ -166,17 +230,32 @@ class PubSubFamily(Family):
         return port
 
     @staticmethod
-    def _topic_url(port: int, topic_id: str) -> str:
-        return f"http://{HOST}:{port}/v1/{topic_id}"
+    def _url(port: int, name: str) -> str:
+        """The emulator's address of a topic or subscription (``projects/<p>/topics/<t>``...)."""
+        return f"http://{HOST}:{port}/v1/{name}"
 
     @staticmethod
-    def _topic_outputs(port: int, topic_id: str) -> dict[str, Any]:
+    def _api_name(rec: ResourceState) -> str:
+        """The name the Pub/Sub API knows a recorded topic or subscription by."""
+        if rec.resource_type == TOPIC:
+            return rec.resource_id
+        return f"projects/{rec.properties['project_id']}/subscriptions/{rec.properties['subscription_name']}"
+
+    @staticmethod
+    def _emulator_outputs(port: int) -> dict[str, Any]:
         return {
             "engine": Engine.PUBSUB,
-            "topic": topic_id,
             "emulator_host": f"{HOST}:{port}",  # PUBSUB_EMULATOR_HOST for Google's client libraries
             "api_root": f"http://{HOST}:{port}/v1",
         }
+
+    @classmethod
+    def _topic_outputs(cls, port: int, topic_id: str) -> dict[str, Any]:
+        return {**cls._emulator_outputs(port), "topic": topic_id}
+
+    @classmethod
+    def _subscription_outputs(cls, port: int, subscription_id: str) -> dict[str, Any]:
+        return {**cls._emulator_outputs(port), "subscription": subscription_id}
 
     # -- delete ----------------------------------------------------------------------------------
     def delete(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
@@ -185,6 +264,8 @@ class PubSubFamily(Family):
             shutil.rmtree(self.service.directory, ignore_errors=True)
             forget(state, rec.resource_id)
             return "emulator stopped, its topics with it"
+        if rec.resource_type == SUBSCRIPTION:
+            return self._delete_subscription(state, rec, doomed)
         if rec.properties.get("engine") == "log":
             log = self.absolute(rec.private["log"])
             log.unlink(missing_ok=True)
@@ -199,8 +280,19 @@ class PubSubFamily(Family):
         if EMULATOR_ID in doomed or port is None:
             del state.resources[rec.resource_id]
             return "goes with the emulator"
-        _request("DELETE", self._topic_url(port, rec.resource_id))
+        _request("DELETE", self._url(port, rec.resource_id))
         del state.resources[rec.resource_id]
+        return "deleted"
+
+    def _delete_subscription(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
+        del state.resources[rec.resource_id]
+        if rec.properties.get("engine") == "log":
+            log_subscription.remove(self.absolute(rec.private["record"]))
+            return "record deleted"
+        port = self.service.running_port()
+        if EMULATOR_ID in doomed or port is None:
+            return "goes with the emulator"
+        _request("DELETE", self._url(port, self._api_name(rec)))
         return "deleted"
 
     # -- serving ---------------------------------------------------------------------------------
@@ -210,8 +302,15 @@ class PubSubFamily(Family):
             return False
         before = emulator.private.get("port")
         port = self._start(state, PubSubEmulator())
-        for topic in state.children_of(EMULATOR_ID):  # a restarted emulator has no topics
-            if _request("GET", self._topic_url(port, topic.resource_id)) != 200:
-                _request("PUT", self._topic_url(port, topic.resource_id))
+        topics = state.children_of(EMULATOR_ID)
+        for topic in topics:  # a restarted emulator has no topics, nor subscriptions
+            if _request("GET", self._url(port, topic.resource_id)) != 200:
+                _request("PUT", self._url(port, topic.resource_id))
             topic.outputs = self._topic_outputs(port, topic.resource_id)
+        subscriptions = {s.resource_id: s for t in topics for s in state.children_of(t.resource_id)}
+        for sub in subscriptions.values():
+            name = self._api_name(sub)
+            if _request("GET", self._url(port, name)) != 200:
+                _request("PUT", self._url(port, name), body=sub.private["body"])
+            sub.outputs = {**sub.outputs, **self._subscription_outputs(port, name)}
         return port != before

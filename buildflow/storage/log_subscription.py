@@ -1,0 +1,259 @@
+"""A subscription of a durable topic log: the local stand-in for a Pub/Sub subscription.
+
+The topic log (one message a line) is only ever appended to. A subscription is a small JSON
+record next to it: ``read``, the byte offset up to which messages were handed out, and
+``unacked``, the messages handed out but not acknowledged (the byte offset of the line → how many
+times it was delivered and when its lease ends). A message is named by its offset, so the record
+stays small however long the log grows, and everything before the smallest unacked offset is
+done (the committed offset).
+
+Several processes and pull loops read one subscription: every change happens under a file lock
+and replaces the record atomically and durably (``durable.replace_file``), so a message is never
+leased to two readers at once and neither a restart nor a SIGKILL loses an ack. A message whose
+lease ends without an ack (or that is nacked) is delivered again; after ``max_delivery_attempts``
+deliveries it is handed out once more marked ``dead``, for the reader to append to the dead-letter
+topic and then ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from buildflow.storage import durable
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: one process reads a subscription there
+
+_CHUNK = 1 << 20  # bytes read from the log at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """One message handed to one reader until its lease ends."""
+
+    offset: int
+    #: Deliveries so far, this one included.
+    attempt: int
+    data: bytes
+    #: Its delivery attempts are used up: it goes to the dead-letter topic, not to the handler.
+    dead: bool = False
+
+    @property
+    def ack_id(self) -> str:
+        return f"{self.offset}.{self.attempt}"
+
+
+def _parse(ack_id: str) -> tuple[str, int]:
+    offset, _, attempt = ack_id.partition(".")
+    return offset, int(attempt)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, exclusive: bool) -> Iterator[int]:
+    """``path`` opened and locked for the block: a shared lock to read the log (appends hold it
+    exclusively, so a batch is seen whole or not at all), an exclusive one on a lock file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if exclusive else os.open(path, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def lock_path(record: Path) -> Path:
+    return record.with_name(f"{record.name}.lock")
+
+
+def _whole_lines_end(fd: int) -> int:
+    """The offset after the log's last complete line (a torn tail is not a message)."""
+    end = os.fstat(fd).st_size
+    pos = end
+    while pos > 0:
+        start = max(0, pos - 65536)
+        newline = os.pread(fd, pos - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        pos = start
+    return 0
+
+
+def create(record: Path, log: Path) -> None:
+    """Make the subscription: it gets every message appended to ``log`` from now on. An
+    existing record is kept with its offsets (apply runs again after an interruption)."""
+    with _flock(lock_path(record), exclusive=True):
+        if record.exists():
+            return
+        with _flock(log, exclusive=False) as fd:
+            start = _whole_lines_end(fd)
+        durable.replace_file(record, json.dumps({"read": start, "unacked": {}}).encode())
+
+
+def remove(record: Path) -> None:
+    """Delete the subscription (its record and lock file)."""
+    record.unlink(missing_ok=True)
+    lock_path(record).unlink(missing_ok=True)
+
+
+class LogSubscription:
+    """Leases, acks, nacks and lease extensions on one subscription record.
+
+    ``clock`` gives the wall-clock time leases are measured in (shared by every process).
+    """
+
+    def __init__(
+        self,
+        record: Path,
+        log: Path,
+        *,
+        ack_deadline_seconds: float,
+        max_delivery_attempts: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.record = record
+        self.log = log
+        self.ack_deadline_seconds = ack_deadline_seconds
+        self.max_delivery_attempts = max_delivery_attempts
+        self.clock = clock
+
+    # -- the record ----------------------------------------------------------------------------
+    def _load(self) -> tuple[int, dict[str, list[float]]]:
+        try:
+            raw = json.loads(self.record.read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"the subscription record {self.record} is missing: run `bfctl apply` to make the subscription"
+            ) from None
+        return int(raw["read"]), raw["unacked"]
+
+    def _save(self, read: int, unacked: dict[str, list[float]]) -> None:
+        durable.replace_file(self.record, json.dumps({"read": read, "unacked": unacked}).encode())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with _flock(lock_path(self.record), exclusive=True):
+            yield
+
+    def committed(self) -> int:
+        """The offset before which every message is acknowledged."""
+        read, unacked = self._load()
+        return min((int(o) for o in unacked), default=read)
+
+    def _has_work(self, now: float) -> bool:
+        """Whether a take could lease anything (read without the lock: the record is replaced
+        atomically, and the locked take decides)."""
+        read, unacked = self._load()
+        if any(until <= now for _, until in unacked.values()):
+            return True
+        try:
+            return self.log.stat().st_size > read
+        except FileNotFoundError:
+            return False
+
+    # -- the log ---------------------------------------------------------------------------------
+    def _line_at(self, fd: int, offset: int) -> bytes:
+        parts: list[bytes] = []
+        pos = offset
+        while True:
+            chunk = os.pread(fd, 65536, pos)
+            newline = chunk.find(b"\n")
+            if newline >= 0 or not chunk:
+                parts.append(chunk[: newline if newline >= 0 else len(chunk)])
+                return b"".join(parts)
+            parts.append(chunk)
+            pos += len(chunk)
+
+    def _new_lines(self, fd: int, read: int, count: int) -> list[tuple[int, bytes]]:
+        """Up to ``count`` complete lines from ``read`` on, with their offsets."""
+        lines: list[tuple[int, bytes]] = []
+        pos, size = read, _CHUNK
+        while len(lines) < count:
+            chunk = os.pread(fd, size, pos)
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                if len(chunk) < size:
+                    return lines  # the end of the log (a torn tail is not a message)
+                size *= 2  # one line longer than a chunk
+                continue
+            for line in chunk[:end].split(b"\n"):
+                if len(lines) == count:
+                    break
+                lines.append((pos, line))
+                pos += len(line) + 1
+        return lines
+
+    # -- what readers do -------------------------------------------------------------------------
+    def take(self, max_messages: int) -> list[Lease]:
+        """Lease up to ``max_messages``: those whose lease ended (or were nacked) first, then
+        new ones. Nothing is leased to anyone else until its lease ends."""
+        if not self._has_work(self.clock()):
+            return []
+        with self._locked():
+            now = self.clock()
+            read, unacked = self._load()
+            until = now + self.ack_deadline_seconds
+            leases: list[Lease] = []
+            with _flock(self.log, exclusive=False) as fd:
+                for key in sorted((k for k, (_, end) in unacked.items() if end <= now), key=int):
+                    if len(leases) == max_messages:
+                        break
+                    attempts = int(unacked[key][0])
+                    dead = self.max_delivery_attempts is not None and attempts >= self.max_delivery_attempts
+                    attempt = attempts if dead else attempts + 1
+                    unacked[key] = [attempt, until]
+                    leases.append(Lease(int(key), attempt, self._line_at(fd, int(key)), dead))
+                for offset, data in self._new_lines(fd, read, max_messages - len(leases)):
+                    unacked[str(offset)] = [1, until]
+                    leases.append(Lease(offset, 1, data))
+                    read = offset + len(data) + 1
+            if leases:
+                self._save(read, unacked)
+            return leases
+
+    def _change(self, ack_ids: Iterable[str], change: Callable[[dict[str, list[float]], str, int], None]) -> None:
+        ids = list(ack_ids)
+        if not ids:
+            return
+        with self._locked():
+            read, unacked = self._load()
+            for ack_id in ids:
+                key, attempt = _parse(ack_id)
+                if key in unacked:
+                    change(unacked, key, attempt)
+            self._save(read, unacked)
+
+    def ack(self, ack_ids: Iterable[str]) -> None:
+        """Done with these: never delivered again (an ack from an earlier lease counts too:
+        the message was handled)."""
+
+        def ack(unacked: dict[str, list[float]], key: str, attempt: int) -> None:
+            del unacked[key]
+
+        self._change(ack_ids, ack)
+
+    def nack(self, ack_ids: Iterable[str]) -> None:
+        """Deliver these again now (unless a later lease of them is out already)."""
+
+        def nack(unacked: dict[str, list[float]], key: str, attempt: int) -> None:
+            if unacked[key][0] == attempt:
+                unacked[key][1] = 0.0
+
+        self._change(ack_ids, nack)
+
+    def extend(self, ack_ids: Iterable[str], seconds: float) -> None:
+        """Keep these leased for ``seconds`` more from now."""
+        until = self.clock() + seconds
+
+        def extend(unacked: dict[str, list[float]], key: str, attempt: int) -> None:
+            if unacked[key][0] == attempt:
+                unacked[key][1] = max(unacked[key][1], until)
+
+        self._change(ack_ids, extend)

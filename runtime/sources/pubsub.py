@@ -1,0 +1,185 @@
+"""``Engine.PUBSUB``: a Pub/Sub subscription, on the service or on Google's emulator.
+
+Pulls, acks, nacks (an ack deadline of 0) and lease extensions go through gcloud-aio-pubsub's
+``SubscriberClient`` (aiohttp), as sinks publish with its ``PublisherClient``; the outputs'
+``api_root`` points it at the emulator. A pull waits on the service until a message comes (the
+emulator holds an empty pull about 90 s), so one pull stays in flight across ``pull`` calls and
+each call waits for it at most ``WAIT_SECONDS``: the loop notices a shutdown, and no pull is
+abandoned while messages may be on their way to it.
+
+When the outputs say the subscription carries Cloud Storage notifications (a
+``GCSFileChangeStream`` on gcp), each delivery's value is a ``GCSFileChangeEvent`` whose ``blob``
+downloads the object through gcloud-aio-storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
+from runtime.sinks.base import describe
+from runtime.sources.base import Delivery, SourceReader
+
+#: The longest a ``pull`` call waits for the pull in flight.
+WAIT_SECONDS = 1.0
+#: The longest one pull request may be held by the service before it is asked again.
+_PULL_TIMEOUT = 120
+#: Ack ids per acknowledge or modifyAckDeadline request (Pub/Sub takes requests up to 512 kB).
+_IDS_PER_REQUEST = 1000
+#: Pub/Sub's longest ack deadline.
+_MAX_DEADLINE = 600
+
+
+class StorageDownloads:
+    """Downloads of notified objects; ``read`` is synchronous, for the handler that asks for a
+    ``blob`` (from a worker thread, or from the event loop itself in an async handler)."""
+
+    def __init__(self, api_root: str | None) -> None:
+        self.api_root = api_root
+        self._storage: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> Any:
+        from gcloud.aio.storage import Storage
+
+        return Storage(api_root=self.api_root) if self.api_root else Storage()
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._storage = self._client()
+
+    def read(self, bucket: str, name: str) -> bytes:
+        if self._loop is None:
+            raise RuntimeError("the object downloads were not opened")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:  # an async handler: block like a sync client, on a thread of its own
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, self._download_once(bucket, name)).result()
+        future = asyncio.run_coroutine_threadsafe(self._storage.download(bucket, name), self._loop)
+        data: bytes = future.result()
+        return data
+
+    async def _download_once(self, bucket: str, name: str) -> bytes:
+        storage = self._client()
+        try:
+            data: bytes = await storage.download(bucket, name)
+            return data
+        finally:
+            await storage.close()
+
+    async def close(self) -> None:
+        if self._storage is not None:
+            await self._storage.close()
+
+    def event(self, attributes: Mapping[str, str]) -> GCSFileChangeEvent | None:
+        """The file change a Cloud Storage notification's attributes describe (None when they
+        are not one: the handler then gets the message itself)."""
+        try:
+            bucket, name = attributes["bucketId"], attributes["objectId"]
+            event_type = GCSChangeStreamEventType[attributes["eventType"]]
+        except KeyError:
+            return None
+        return GCSFileChangeEvent(name, event_type, dict(attributes), functools.partial(self.read, bucket, name))
+
+
+class PubSubReader(SourceReader):
+    def __init__(
+        self,
+        subscription: str,
+        api_root: str | None,
+        lease_seconds: float,
+        description: str,
+        downloads: StorageDownloads | None = None,
+    ) -> None:
+        self.subscription = subscription
+        self.api_root = api_root
+        self.lease_seconds = lease_seconds
+        self.description = description
+        self.downloads = downloads
+        self._client: Any = None
+        self._pending: asyncio.Future[list[Any]] | None = None
+
+    async def open(self) -> None:
+        from gcloud.aio.pubsub import SubscriberClient
+
+        self._client = SubscriberClient(api_root=self.api_root) if self.api_root else SubscriberClient()
+        if self.downloads is not None:
+            await self.downloads.open()
+
+    async def _pull(self, max_messages: int) -> list[Any]:
+        try:
+            messages: list[Any] = await self._client.pull(self.subscription, max_messages, timeout=_PULL_TIMEOUT)
+        except TimeoutError:  # held that long with nothing to deliver
+            return []
+        return messages
+
+    async def pull(self, max_messages: int) -> list[Delivery]:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._pull(max_messages))
+        done, _ = await asyncio.wait({self._pending}, timeout=WAIT_SECONDS)
+        if not done:
+            return []
+        pending, self._pending = self._pending, None
+        return [self._delivery(m) for m in pending.result()]
+
+    def _delivery(self, message: Any) -> Delivery:
+        attributes = message.attributes or {}
+        return Delivery(
+            ack_id=message.ack_id,
+            data=message.data or b"",
+            attributes=attributes,
+            delivery_attempt=message.delivery_attempt,
+            value=self.downloads.event(attributes) if self.downloads is not None else None,
+        )
+
+    async def _each_request(self, ack_ids: Sequence[str], deadline: int | None = None) -> None:
+        for start in range(0, len(ack_ids), _IDS_PER_REQUEST):
+            ids = list(ack_ids[start : start + _IDS_PER_REQUEST])
+            if deadline is None:
+                await self._client.acknowledge(self.subscription, ids)
+            else:
+                await self._client.modify_ack_deadline(self.subscription, ids, deadline)
+
+    async def ack(self, ack_ids: Sequence[str]) -> None:
+        await self._each_request(ack_ids)
+
+    async def nack(self, ack_ids: Sequence[str]) -> None:
+        await self._each_request(ack_ids, 0)
+
+    async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
+        await self._each_request(ack_ids, min(_MAX_DEADLINE, math.ceil(seconds)))
+
+    async def close(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending.done() and not pending.cancelled() and pending.exception() is None:
+                with contextlib.suppress(Exception):  # not nacked: they come after their deadline
+                    await self.nack([m.ack_id for m in pending.result()])
+            pending.cancel()
+        if self._client is not None:
+            await self._client.close()
+        if self.downloads is not None:
+            await self.downloads.close()
+
+
+def pubsub_reader(primitive: Any, out: Mapping[str, Any], project_dir: Path) -> PubSubReader:
+    """``Engine.PUBSUB``: the subscription itself (the emulator's when the outputs give an
+    ``api_root``); Cloud Storage notifications when they say ``notifications``."""
+    downloads = StorageDownloads(out.get("storage_api_root")) if out.get("notifications") else None
+    return PubSubReader(
+        out["subscription"],
+        out.get("api_root"),
+        float(out["ack_deadline_seconds"]),
+        describe(primitive, out),
+        downloads,
+    )
