@@ -61,6 +61,22 @@ class CompiledConsumer:
         fn = target.process if self.is_class else target
         self.is_async = inspect.iscoroutinefunction(fn)
         self.output = CollectorOutput(sinks, consumer.sink_primitive, fn, consumer.batch_options, role="consumer")
+        args, self.param, annotation = self._parameters(fn, graph)
+        try:
+            self.convert: MessageConverter = message_converter(
+                annotation, bool(getattr(source, "include_attributes", False))
+            )
+        except TypeError as e:
+            raise StartupError(f"{self.owner}: parameter `{self.param}`: {e}") from None
+        self.plan = RequestPlan(args, self.is_async)
+        self._instance: Any = None
+        self._fn: Callable[..., Any] = fn
+        #: Messages handled (their rows durable) and failed, in this worker.
+        self.handled = 0
+        self.failed = 0
+
+    def _parameters(self, fn: Callable[..., Any], graph: Graph) -> tuple[list[Arg], str, Any]:
+        """The handler's dependencies, and the name and annotation of its one message parameter."""
         args: list[Arg] = []
         messages: list[tuple[str, Any]] = []
         signature = signature_of(fn, self.owner)
@@ -82,20 +98,8 @@ class CompiledConsumer:
                 f"{self.owner}: a consumer takes exactly one parameter for the message besides its "
                 f"dependencies; it has {len(messages)} ({names})"
             )
-        self.param, annotation = messages[0]
         _refuse_request_dependencies(args, self.owner)
-        try:
-            self.convert: MessageConverter = message_converter(
-                annotation, bool(getattr(source, "include_attributes", False))
-            )
-        except TypeError as e:
-            raise StartupError(f"{self.owner}: parameter `{self.param}`: {e}") from None
-        self.plan = RequestPlan(args, self.is_async)
-        self._instance: Any = None
-        self._fn: Callable[..., Any] = fn
-        #: Messages handled (their rows durable) and failed, in this worker.
-        self.handled = 0
-        self.failed = 0
+        return args, *messages[0]
 
     # -- worker life --------------------------------------------------------------------------
     async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
