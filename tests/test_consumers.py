@@ -465,3 +465,104 @@ def test_sigterm_while_consuming_exits_0_with_every_returned_item_in_the_sink(
     stored = {(r["worker"], r["n"]) for r in _rows(tmp_path / "out")}
     assert returned == stored, (sorted(returned - stored)[:10], sorted(stored - returned)[:10])
     assert len(returned) >= 100
+
+
+# -- a subscription of the durable local log ---------------------------------------------------
+LOG_FLOW = """\
+import dataclasses
+import time
+from pathlib import Path
+
+from buildflow import Flow
+from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
+from buildflow.io.local import File
+from buildflow.types.portable import FileFormat
+
+
+@dataclasses.dataclass
+class Msg:
+    n: int
+
+
+topic = GCPPubSubTopic("local-project", "events")
+subscription = GCPPubSubSubscription("local-project", "events-sub").options(
+    topic=topic, ack_deadline_seconds=10, batch_size=5
+)
+app = Flow()
+
+
+@app.collector("/publish", sink=topic)
+def publish(msg: Msg) -> Msg:
+    return msg
+
+
+@app.consumer(subscription, File("out/got.json", FileFormat.JSON))
+def store(msg: Msg) -> Msg:
+    marker = Path("failed-once")
+    if msg.n == 3 and not marker.exists():
+        marker.touch()
+        raise RuntimeError("first try")
+    while msg.n > 10 and Path("hold").exists():  # the first run is killed while handling these
+        time.sleep(0.05)
+    print(f"stored {msg.n}", flush=True)
+    return msg
+"""
+
+
+def _publish(server: Any, numbers: range) -> None:
+    for n in numbers:
+        assert server.call("POST", "/publish", json.dumps({"n": n}).encode()) == (200, '{"success":true}')
+
+
+def _stored_all(numbers: set[int]) -> Callable[[str], bool]:
+    """A ``wait_for`` predicate: true once the output has said every one of ``numbers`` was stored."""
+    said: set[int] = set()
+
+    def covered(line: str) -> bool:
+        if line.startswith("stored "):
+            said.add(int(line.split()[1]))
+        return numbers <= said
+
+    return covered
+
+
+@pytest.fixture
+def log_env(bfctl_env: dict[str, str]) -> dict[str, str]:
+    return {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "log"}
+
+
+def test_a_message_whose_handler_fails_once_is_redelivered_and_stored(tmp_path: Path, log_env: dict[str, str]) -> None:
+    write(tmp_path / "flow.py", LOG_FLOW)
+
+    with serving(["flow.py", "--apply", "--port", "0", "--no-access-log"], tmp_path, log_env) as server:
+        _publish(server, range(1, 6))
+        server.wait_for(_stored_all({1, 2, 3, 4, 5}))
+        code = server.stop()
+
+    assert code == 0, server.output
+    assert (tmp_path / "failed-once").exists()
+    assert "consumer `store` (GCPPubSubSubscription local-project/events-sub): a message failed" in server.output
+    assert {r["n"] for r in _rows(tmp_path / "out")} == {1, 2, 3, 4, 5}
+
+
+def test_sigkill_while_consuming_then_a_restart_loses_nothing(tmp_path: Path, log_env: dict[str, str]) -> None:
+    write(tmp_path / "flow.py", LOG_FLOW)
+    published = set(range(1, 61))
+    (tmp_path / "hold").touch()
+
+    with serving(["flow.py", "--apply", "--port", "0", "--no-access-log"], tmp_path, log_env) as server:
+        _publish(server, range(1, 61))  # each durable in the log once answered
+        server.wait_for(lambda line: line.startswith("stored "), count=10)
+        server.process.kill()
+        server.process.wait()
+    before = {r["n"] for r in _rows(tmp_path / "out")}
+    assert before <= set(range(1, 11))
+    (tmp_path / "hold").unlink()
+
+    # Messages handed out before the kill come again once their 10 s lease runs out.
+    with serving(["flow.py", "--port", "0", "--no-access-log"], tmp_path, log_env) as server:
+        server.wait_for(_stored_all(published - before))
+        code = server.stop()
+
+    assert code == 0, server.output
+    assert {r["n"] for r in _rows(tmp_path / "out")} == published
