@@ -22,13 +22,16 @@ class Refused(Exception):
 
 
 def declared_primitives(flow: Any, target: str) -> list[Any]:
-    """The flow's managed primitives, plus the users its sessions log in as with a password.
+    """The flow's managed primitives, plus the users its sessions log in as with a password, and
+    the primitives bfctl does not support that its processors use (for the targets to refuse).
 
     ``target`` is accepted for symmetry: every target makes the session users.
     """
-    primitives = list(flow.managed_primitives)
     from buildflow.dependencies.sqlalchemy import session_users
     from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
+    from buildflow.io.unsupported import unsupported_in
+
+    primitives = [*flow.managed_primitives, *unsupported_in(flow)]  # the targets refuse the latter
 
     declared = {p.primitive_id() for p in primitives}
     for database in [p for p in primitives if isinstance(p, CloudSQLDatabase)]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
 from providers.errors import ProviderError
 from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
+from providers.portables import on_target, outputs_of
 from providers.state import LockInfo, State, StateLock, StateStore
 
 Status = Literal["started", "done", "failed"]
@@ -94,9 +95,10 @@ class Provider(abc.ABC):
         return primitive.desired_properties()
 
     def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
-        """Validate ``primitives`` for this target; parents first, duplicates refused."""
+        """Validate ``primitives`` for this target (portable ones replaced by what it makes for
+        them); parents first, duplicates refused."""
         by_id: dict[str, Primitive] = {}
-        for primitive in primitives:
+        for primitive in on_target(self, primitives):
             primitive.validate()
             self.check_supported(primitive)
             pid = primitive.primitive_id()
@@ -138,7 +140,7 @@ class Provider(abc.ABC):
 
     def outputs(self) -> Outputs:
         """Outputs recorded by the last apply, per primitive id (never secrets)."""
-        return {rid: dict(r.outputs) for rid, r in self.store.load().resources.items()}
+        return outputs_of(self.store.load())
 
     # -- serving -----------------------------------------------------------------------------
     def ensure_running(self) -> Outputs:

@@ -49,6 +49,9 @@ class Primitive:
     option_defaults: ClassVar[dict[str, Any]] = {}
 
     _managed: bool = False
+    #: Ids of the portable primitives this one was made for by a target's mapping
+    #: (``providers.portables``): its outputs are recorded under those ids too.
+    stands_for: tuple[str, ...] = ()
 
     def primitive_id(self) -> str:
         """Stable id of the resource; state and plans are keyed by it."""
@@ -112,3 +115,23 @@ class PortablePrimitive(Primitive):
     """A primitive each target makes with its own service (``AnalysisTable``: BigQuery on gcp)."""
 
     primitive_type: ClassVar[PrimitiveType] = PrimitiveType.PORTABLE
+
+
+class AWSPrimitive(Primitive):
+    """A primitive that lives in AWS (declared for BuildFlow compatibility; bfctl makes none)."""
+
+    primitive_type: ClassVar[PrimitiveType] = PrimitiveType.AWS
+
+
+class AzurePrimitive(Primitive):
+    """A primitive that lives in Azure (BuildFlow declared the type; it had none)."""
+
+    primitive_type: ClassVar[PrimitiveType] = PrimitiveType.AZURE
+
+
+# BuildFlow's own spellings of the base classes, kept so its imports keep working.
+PortablePrimtive = PortablePrimitive
+GCPPrimtive = GCPPrimitive
+AWSPrimtive = AWSPrimitive
+AzurePrimtive = AzurePrimitive
+LocalPrimtive = LocalPrimitive

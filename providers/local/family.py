@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from buildflow.io.primitive import Primitive
+from providers.portables import bookkeeping
 from providers.state import ResourceState, State
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def record(
         secret_properties=sorted(primitive.secret_properties),
         parents=[p.primitive_id() for p in primitive.parents()] if parents is None else parents,
         outputs=outputs,
-        private=private or {},
+        private={**(private or {}), **bookkeeping(primitive)},
     )
     return state.resources[rid]
 

@@ -27,6 +27,7 @@ from providers.local.postgres import LocalTargetError
 from providers.local.pubsub import PubSubFamily
 from providers.local.secrets import LocalSecrets
 from providers.plan import Plan, ResourceChange, Step, diff, steps
+from providers.portables import on_target, outputs_of
 from providers.state import State
 
 
@@ -58,7 +59,7 @@ class LocalProvider(Provider):
     # -- what the local target can make ----------------------------------------------------
     def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
         # A primitive without a resource type (``Empty``) has nothing to make.
-        wanted = [p for p in primitives if p.resource_type]
+        wanted = [p for p in on_target(self, primitives) if p.resource_type]
         implied = [extra for family in self.families for extra in family.implied(wanted)]
         return super().declared([*implied, *wanted])
 
@@ -90,7 +91,7 @@ class LocalProvider(Provider):
             self.check_plan(plan)
             state = self.refresh()
             self._execute(state, plan, progress)
-            return {rid: dict(r.outputs) for rid, r in state.resources.items()}
+            return outputs_of(state)
 
     def destroy(self, progress: Progress = no_progress) -> Plan:
         with self.locked("destroy"):
@@ -145,7 +146,7 @@ class LocalProvider(Provider):
                 moved |= family.ensure_running(state)
             if moved:
                 self.store.save(state)
-            return {rid: dict(r.outputs) for rid, r in state.resources.items()}
+            return outputs_of(state)
 
     def ensure_user(self, instance: CloudSQLInstance | str, user: str, password: str) -> bool:
         """Make ``user`` log in with ``password`` on an applied, running instance.
