@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 import buildflow
+from buildflow.dependencies.bucket import BucketOpener
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.dependencies.sink import SinkPushers
@@ -21,6 +22,7 @@ from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.processors import Collector, Method, join_route
 from runtime import middleware, openapi
+from runtime.buckets import RuntimeBucketOpener
 from runtime.consumers import CompiledConsumer
 from runtime.di.graph import Graph, Node, walk
 from runtime.di.lifecycle import Lifecycle
@@ -30,6 +32,7 @@ from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
 from runtime.pull_loops import ConsumerGroup
 from runtime.responses import JSON, dumps, json_response
 from runtime.sinks.registry import RegistryPushers, SinkRegistry
+from runtime.unsupported import refuse_unsupported
 
 #: Request bodies above this size are answered with 413.
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -57,7 +60,10 @@ class FlowApp:
         self.threads = threads or default_thread_count()
         project_dir = Path.cwd()
         self.sinks = SinkRegistry(outputs or ResourceOutputs(), project_dir)
-        provided: dict[Any, Any] = {SinkPushers: RegistryPushers(self.sinks)}
+        provided: dict[Any, Any] = {
+            SinkPushers: RegistryPushers(self.sinks),
+            BucketOpener: RuntimeBucketOpener(outputs or ResourceOutputs(), project_dir),
+        }
         if outputs is not None:
             provided[ResourceOutputs] = outputs
         graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
@@ -74,7 +80,9 @@ class FlowApp:
         self.lifecycle = Lifecycle(roots)
         # found here so that a missing swagger-ui-py fails the build, not each worker
         self.swagger_ui = None if DOCS_ROUTE in {r for _, r in self.routes()} else openapi.swagger_ui()
-        self.sinks.declare_dependencies(walk(roots))
+        nodes = walk(roots)
+        refuse_unsupported(flow, nodes)
+        self.sinks.declare_dependencies(nodes)
         self.pool: ThreadPoolExecutor | None = None
         #: What runs sync code; the server swaps in one that carries each request's log context.
         self.pool_class: type[ThreadPoolExecutor] = ThreadPoolExecutor

@@ -64,11 +64,15 @@ class FolderObjects(ObjectStore):
     async def put(self, name: str, data: bytes, content_type: str) -> None:
         await asyncio.to_thread(self._put, name, data)
 
-    def _put(self, name: str, data: bytes) -> None:
+    def path_of(self, name: str) -> Path:
+        """The file of object ``name``; ValueError for a name that would leave the folder."""
         relative = PurePosixPath(name)
-        if relative.is_absolute() or ".." in relative.parts:
+        if not name or relative.is_absolute() or ".." in relative.parts:
             raise ValueError(f"object name {name!r} must stay inside the bucket")
-        path = self.root.joinpath(*relative.parts)
+        return self.root.joinpath(*relative.parts)
+
+    def _put(self, name: str, data: bytes) -> None:
+        path = self.path_of(name)
         durable.make_dirs(path.parent)
         durable.write_new_file(path, data)
 
