@@ -249,6 +249,20 @@ def test_in_one_pulled_batch_only_the_failed_messages_are_not_done(tmp_path: Pat
     assert (consumer.handled, consumer.failed) == (1, 2)
 
 
+def test_a_full_sink_queue_holds_messages_back_instead_of_failing_them(tmp_path: Path) -> None:
+    """Three messages at once into a queue bound to one row: each waits its turn, none fails."""
+    app = Flow()
+
+    @app.consumer(
+        Pulse([b"0"], 3600), File(str(tmp_path / "out" / "q.json"), FileFormat.JSON), batch_size=1, max_queued_rows=1
+    )
+    async def handle(item: bytes) -> dict[str, int]:
+        return {"n": int(item)}
+
+    assert _handle_batch(FlowApp(app), [b"1", b"2", b"3"]) == [True, True, True]
+    assert sorted(r["n"] for r in _rows(tmp_path / "out")) == [1, 2, 3]
+
+
 # -- classes and dependencies -------------------------------------------------------------------
 @dependency(Scope.GLOBAL)
 class GlobalDep:
