@@ -23,7 +23,7 @@ from typing import Any
 
 from runtime.consumers import CompiledConsumer
 from runtime.errors import StartupError, one_line
-from runtime.sources import SourceReader, reader_for
+from runtime.sources import Delivery, SourceReader, reader_for
 
 log = logging.getLogger("buildflow.runtime")
 
@@ -56,7 +56,7 @@ class PullLoop:
             except Exception:  # not the handler's (those fail their message): unsettled, they come again
                 log.exception("%s: handling a batch of %d messages failed", self.consumer.owner, len(batch))
 
-    async def _handle(self, batch: list[Any]) -> None:
+    async def _handle(self, batch: list[Delivery]) -> None:
         lease = self.reader.lease_seconds
         ack_ids = [d.ack_id for d in batch]
         keeper = asyncio.get_running_loop().create_task(self._keep_leases(ack_ids, lease)) if lease else None
