@@ -154,5 +154,6 @@ def pubsub_writer(
 
 
 def log_writer(primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path) -> PubSubWriter:
-    """``Engine.LOG``: the durable log standing in for the topic."""
-    return PubSubWriter(TopicLog(local_path(out["path"], project_dir)), describe(primitive, out))
+    """``Engine.LOG``: the durable log standing in for the topic (``log`` when the outputs are
+    also a subscription's, as a portable ``Queue``'s are, whose ``path`` is its record)."""
+    return PubSubWriter(TopicLog(local_path(out.get("log") or out["path"], project_dir)), describe(primitive, out))
