@@ -166,6 +166,52 @@ def test_serve_writes_into_portables_and_consumes_them(tmp_path: Path, bfctl_env
     assert csv_rows(tmp_path / "done", "arrivals*.csv") == [{"name": "hello.txt", "text": "hi there"}]
 
 
+QUEUE_FLOW = """
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.local import File
+from buildflow.io.portable import Queue
+from buildflow.types.portable import FileFormat
+
+app = Flow()
+jobs = Queue("jobs")
+app.manage(jobs)
+
+
+@dataclasses.dataclass
+class Job:
+    n: int
+
+
+@app.collector("/jobs", method="POST", sink=jobs)
+def enqueue(job: Job) -> Job:
+    return job
+
+
+@app.consumer(source=jobs, sink=File("done/jobs.csv", FileFormat.CSV))
+def work(job: Job) -> Job:
+    return Job(job.n + 100)
+"""
+
+
+def test_a_queue_on_the_pubsub_emulator(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", QUEUE_FLOW)
+    env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "emulator"}
+    with serving(["main:app", "--apply", "--port", "0", "--no-access-log"], tmp_path, env) as server:
+        for n in range(5):
+            assert server.call("POST", "/jobs", json.dumps({"n": n}).encode())[0] == 200
+
+        def consumed() -> bool:
+            """every job was pulled from the emulator's subscription and written"""
+            return len(csv_rows(tmp_path / "done", "jobs*.csv")) == 5
+
+        wait_until(consumed)
+        assert server.stop() == 0
+    assert sorted(int(row["n"]) for row in csv_rows(tmp_path / "done", "jobs*.csv")) == [100, 101, 102, 103, 104]
+    assert bfctl_run(["destroy", "main:app", "--yes"], tmp_path, env).returncode == 0  # stops the emulator
+
+
 def test_gcp_mapping_makes_ordinary_gcp_primitives() -> None:
     def made(portable: object) -> list[tuple[type, str, tuple[str, ...]]]:
         return [(type(p), p.primitive_id(), p.stands_for) for p in to_gcp(portable, "my-project", "europe-west1")]  # type: ignore[arg-type]  # a primitive
