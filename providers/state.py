@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
-from buildflow.storage.durable import fsync_directory
+from buildflow.storage import durable
 from providers.errors import ProviderError
 from providers.lock import LockInfo, StateLock, StateLockedError
 
@@ -155,24 +153,10 @@ def _shown(path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix.
-
-    Temp file in the same directory, fsync, ``os.replace``, then fsync of the directory so the
-    rename itself survives a crash.
-    """
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix
+    (its folder made first; readable by its owner only unless ``mode`` says otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+    durable.replace_file(path, data, mode)
 
 
 def check_name(kind: str, value: str) -> str:

@@ -74,6 +74,7 @@ def test_a_subscription_with_its_dead_letter_policy_and_the_agents_rights(monito
         "engine": "pubsub",
         "subscription": "projects/my-project/subscriptions/events-sub",
         "project": "my-project",
+        "ack_deadline_seconds": 30,
     }
 
 
@@ -104,6 +105,7 @@ def test_bucket_notifications_are_made_after_their_subscription(monitor: Recordi
         "project": "my-project",
         "bucket": "raw-files",
         "notifications": True,
+        "ack_deadline_seconds": 600,
     }
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
 from buildflow.io.primitive import Primitive
+from buildflow.storage import durable
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 from providers import ApplyError, StalePlanError, StateLockedError, UnsupportedPrimitiveError
 from providers.local import LocalProvider
@@ -145,6 +146,7 @@ def test_state_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(durable, "_fdatasync", fsync)  # a file's data and size
     monkeypatch.setattr(os, "replace", replace)
     store.save(state)
     # the previous file is first kept as local-dev.json.bak, written the same way, then replaced

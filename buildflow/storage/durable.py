@@ -87,12 +87,12 @@ def cut_torn_tail(fd: int) -> None:
         _fdatasync(fd)
 
 
-def replace_file(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix,
     and the new one survives a crash once this returns (synced temporary file, rename, synced
     directory)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
     try:
         try:
             append(fd, data)

@@ -58,7 +58,12 @@ def subscription(p: GCPPubSubSubscription, made: Made, opts: pulumi.ResourceOpti
             role="roles/pubsub.subscriber",
             member=agent,
         )
-    return r, {"engine": Engine.PUBSUB.value, "subscription": p.subscription_id, "project": p.project_id}
+    return r, {
+        "engine": Engine.PUBSUB.value,
+        "subscription": p.subscription_id,
+        "project": p.project_id,
+        "ack_deadline_seconds": p.ack_deadline_seconds,
+    }
 
 
 def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptions) -> Built:
@@ -100,6 +105,7 @@ def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptio
         "project": project,
         "bucket": p.gcs_bucket.bucket_name,
         "notifications": True,
+        "ack_deadline_seconds": sub.ack_deadline_seconds,
     }
 
 

@@ -112,21 +112,6 @@ def _alive(owner: Mapping[str, Any]) -> bool:
         return False
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """``path`` now holds ``data``, all or nothing, durably (temp file, sync, rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    try:
-        try:
-            durable.append(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    durable.fsync_directory(path.parent)
-
-
 @dataclasses.dataclass
 class Record:
     """What the readers of one stream share: acked file versions, claims, delivery attempts."""
@@ -147,7 +132,7 @@ class Record:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        _replace(path, json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode())
+        durable.replace_file(path, json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode())
 
 
 @contextlib.contextmanager
