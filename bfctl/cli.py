@@ -179,8 +179,9 @@ def serve(
         typer.Option(
             min=0.0,
             help=(
-                "Seconds in-flight requests get to finish after SIGTERM/Ctrl+C; collectors then write"
-                " their queued rows. The default fits Cloud Run's 10 s between SIGTERM and SIGKILL."
+                "Seconds in-flight requests and consumers' messages get to finish after SIGTERM/Ctrl+C"
+                " (consumers stop pulling at once); then the queued rows are written. The default fits"
+                " Cloud Run's 10 s between SIGTERM and SIGKILL."
             ),
         ),
     ] = 8.0,
@@ -213,7 +214,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a flow's endpoints over HTTP until SIGTERM or Ctrl+C.
+    """Serve a flow's endpoints, collectors and consumers until SIGTERM or Ctrl+C.
 
     Dependencies get the outputs of the stack's applied infrastructure; on the local target
     stopped database servers are started first. On Cloud Run (K_SERVICE set) it keeps the
@@ -231,7 +232,10 @@ def serve(
         from bfctl import infra
 
         outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region))
-        routes = server.describe_routes(loaded.flow)
+        routes = server.describe_routes(loaded.flow) + [
+            ("CONSUME", f"{c.name} ← {type(c.source_primitive).__name__} {c.source_primitive.primitive_id()}")
+            for c in loaded.flow.consumers
+        ]
         code = server.serve(
             loaded.flow,
             host=host,
@@ -463,7 +467,8 @@ def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, urls: l
     base = urls[0].rstrip("/")
     width = max((len(method) for method, _ in routes), default=0)
     more = [f"  also on {url}" for url in urls[1:]]
-    listed = [f"  {method:<{width}}  {base}{path}" for method, path in routes]
+    # a route is a path under the base URL; a consumer line names its source instead
+    listed = [f"  {method:<{width}}  {base + path if path.startswith('/') else path}" for method, path in routes]
     if as_json:
         import logging
 
