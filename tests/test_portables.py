@@ -302,3 +302,45 @@ def test_gcp_plan_makes_the_portables_in_the_stacks_project(tmp_path: Path, bfct
     ]
     calls = [json.loads(line)["args"] for line in (tmp_path / "pulumi-calls.jsonl").read_text().splitlines()]
     assert any(call[:1] == ["preview"] for call in calls)
+
+
+TOPIC_FLOW = """
+from buildflow import Flow
+from buildflow.io.portable import Topic
+
+app = Flow()
+app.manage(Topic("events"))
+"""
+
+
+def _topic_step(kind: str) -> dict[str, object]:
+    """An engine event creating the Pulumi topic of ``Topic("events")`` in my-project."""
+    urn = "urn:pulumi:dev::portables::gcp:pubsub/topic:Topic::projects/my-project/topics/events"
+    state = {"type": "gcp:pubsub/topic:Topic", "urn": urn, "custom": True, "inputs": {"name": "events"}, "outputs": {}}
+    return {kind: {"metadata": {"op": "create", "urn": urn, "type": state["type"], "new": state}, "planning": True}}
+
+
+def test_gcp_apply_records_a_portables_outputs_under_its_id(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", TOPIC_FLOW)
+    summary = {"summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {"create": 1}}}
+    exported = {"topic_id": "projects/my-project/topics/events", "topic_name": "events", "project": "my-project"}
+    scenario = {
+        "version": "3.200.0",
+        "preview": {"events": [_topic_step("resourcePreEvent"), summary]},
+        "up": {"events": [_topic_step("resourcePreEvent"), _topic_step("resOutputsEvent"), summary]},
+        "outputs": {"projects/my-project/topics/events": exported},
+    }
+    env = {
+        **bfctl_env,
+        "PATH": pulumi_path(tmp_path / "bin"),
+        "PULUMI_CONFIG_PASSPHRASE": "a passphrase",
+        "FAKE_PULUMI_SCENARIO": str(write(tmp_path / "scenario.json", json.dumps(scenario))),
+    }
+    location = ["--gcp-project", "my-project", "--gcp-region", "europe-west1"]
+    result = bfctl_run(["apply", "main:app", "--target", "gcp", "--yes", *location], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+
+    from providers.gcp.provider import GCPProvider
+
+    outputs = GCPProvider(tmp_path, project="my-project", region="europe-west1").outputs()
+    assert outputs["topic:events"] == outputs["projects/my-project/topics/events"] == exported

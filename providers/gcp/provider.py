@@ -59,6 +59,7 @@ from providers.gcp.errors import (
 from providers.gcp.events import ProgressRelay, StepCollector
 from providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from providers.plan import Plan
+from providers.portables import bookkeeping
 from providers.secrets import scram_verifier
 from providers.state import ResourceState, State
 
@@ -398,6 +399,7 @@ class GCPProvider(Provider):
                 secret_properties=sorted(p.secret_properties),
                 parents=[parent.primitive_id() for parent in p.parents()],
                 outputs=outputs.get(rid, {}),
+                private=bookkeeping(p),
             )
         self.store.save(state)
 
