@@ -30,7 +30,6 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
-from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Secret, reveal
 from providers.base import (
@@ -81,7 +80,6 @@ SUPPORTED: tuple[type[Primitive], ...] = (
 #: Why a primitive the gcp target cannot make is refused, when there is more to say.
 _WHY_NOT: dict[type[Primitive], str] = {
     CloudSQLTable: "pulumi-gcp has no resource for a table inside a Cloud SQL database",
-    AnalysisTable: "manage the BigQuery table it stands for, `table.to_gcp(project_id)`, and its dataset instead",
 }
 _EXTRA_MODULES = ("pulumi", "pulumi_gcp", "google.cloud.sql.connector")
 T = TypeVar("T")
