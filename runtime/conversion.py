@@ -1,8 +1,9 @@
 """A consumer's input: each delivered message converted to its handler's parameter annotation.
 
-Compiled once at start-up, in BuildFlow's order (an object the source made is handed over as
-it is; else no annotation → the raw payload, a type with ``from_bytes`` → that, ``bytes`` →
-the bytes, ``PubsubMessage`` → data, attributes and ack id), and everything else is JSON read
+Compiled once at start-up, in BuildFlow's order (an object the source made, a file change event
+or a Pulse item, is handed over as it is; else no annotation → the raw payload, a type with
+``from_bytes`` → that, ``bytes`` → the bytes, ``PubsubMessage`` → data, attributes and ack
+id), and everything else is JSON read
 into the annotation by the same validation endpoints use for bodies (dataclasses, pydantic
 models, dicts, lists, ``Any``, scalars); ``str`` is the text itself.
 """
@@ -17,6 +18,7 @@ import orjson
 
 from buildflow.types.fields import Invalid, Shape, parse_type
 from buildflow.types.gcp import PubsubMessage
+from buildflow.types.portable import FileChangeEvent
 from runtime.errors import one_line
 from runtime.sources.base import Delivery
 from runtime.validation import compile_node
@@ -72,6 +74,15 @@ def _json(annotation: Any) -> Callable[[Delivery], Any]:
     return convert
 
 
+def _made_by_source(tp: type) -> Callable[[Delivery], Any]:
+    """A type only a source makes (a file change event): a message of bytes cannot become one."""
+
+    def convert(delivery: Delivery) -> Any:
+        raise ConversionError(f"a {tp.__name__} comes from a file change stream, and this message is bytes")
+
+    return convert
+
+
 def reads_bytes(annotation: Any) -> bool:
     """``PubsubMessage``, or a class with ``from_bytes``: a message, never a dependency to inject."""
     return annotation is PubsubMessage or callable(getattr(annotation, "from_bytes", None))
@@ -88,6 +99,8 @@ def _payload_converter(annotation: Any, include_attributes: bool) -> Callable[[D
         return _data
     if annotation is str:
         return _text
+    if isinstance(annotation, type) and issubclass(annotation, FileChangeEvent):
+        return _made_by_source(annotation)
     if parse_type(annotation).shape is Shape.OPAQUE:
         raise TypeError(
             f"messages cannot be converted to {annotation!r}: annotate the parameter with bytes, str, dict, "

@@ -187,3 +187,13 @@ def cloud_sql_instance(
 ) -> CloudSQLInstance:
     """A small PostgreSQL Cloud SQL instance, as most tests declare one."""
     return CloudSQLInstance(name, project_id, version, CloudSQLInstanceSettings(tier="db-f1-micro"), region)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait for what a server or a consumer does in the background: ``condition`` checked until
+    a deadline (a bound on failure only: it returns as soon as the condition holds)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {seconds}s: {condition.__doc__ or condition}")
+        time.sleep(0.05)
