@@ -108,6 +108,7 @@ class Provider(abc.ABC):
                     f"two different primitives have the id {pid!r} "
                     f"({type(other).__name__} and {type(primitive).__name__}); give them distinct names"
                 )
+            other.stands_for = tuple(dict.fromkeys((*other.stands_for, *primitive.stands_for)))  # one made for both
         for primitive in by_id.values():
             for parent in primitive.parents():
                 if parent.primitive_id() not in by_id:

@@ -1,5 +1,6 @@
 """Refuse, before serving, a flow that uses a primitive bfctl does not support (AWS,
-Snowflake, ClickHouse) as a sink, a source, or through a dependency."""
+Snowflake, ClickHouse) as a sink, a source, or through a dependency, or that reads a portable
+``Topic`` (which has no subscription to read from)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from buildflow.flow import Flow
+from buildflow.io.portable import Topic
 from buildflow.io.unsupported import processor_primitives, unsupported_message
 from runtime.di.graph import Node
 from runtime.errors import StartupError
@@ -28,3 +30,9 @@ def refuse_unsupported(flow: Flow, nodes: list[Node]) -> None:
     for primitive in _used(flow, nodes):
         if (message := unsupported_message(primitive)) is not None:
             raise StartupError(message)
+    for consumer in flow.consumers:
+        if isinstance(consumer.source_primitive, Topic):
+            raise StartupError(
+                f"consumer `{consumer.name}`: a portable Topic is written to, not read; consume a "
+                f"Queue({consumer.source_primitive.topic_id!r}) instead (a topic and its subscription)"
+            )

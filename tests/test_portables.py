@@ -19,6 +19,7 @@ import pytest
 from fakes import pulumi_path
 from support import bfctl_run, serving, write
 
+from buildflow import Flow
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -33,6 +34,8 @@ from buildflow.types.gcp import GCSChangeStreamEventType
 from buildflow.types.portable import FileFormat, PortableFileChangeEventType
 from providers.local import LocalProvider
 from providers.portables import to_gcp
+from runtime.app import FlowApp
+from runtime.errors import StartupError
 
 FLOW = """
 import dataclasses
@@ -136,6 +139,26 @@ def test_local_apply_records_each_portable_under_its_own_id(tmp_path: Path, monk
 
     provider.destroy()
     assert provider.outputs() == {}
+
+
+def test_a_topic_and_a_queue_of_one_name_share_the_topic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BFCTL_LOCAL_PUBSUB", "log")
+    provider = LocalProvider(tmp_path)
+    outputs = provider.apply(provider.plan([Topic("jobs"), Queue("jobs")]))
+    topic = outputs["projects/bfctl-local/topics/jobs"]
+    assert outputs["topic:jobs"] == topic
+    assert outputs["queue:jobs"] == {**topic, **outputs["bfctl-local/jobs"]}
+
+
+def test_a_consumer_of_a_topic_is_refused_with_what_to_use() -> None:
+    flow = Flow()
+
+    @flow.consumer(source=Topic("events"))
+    def read(message: bytes) -> None:
+        return None
+
+    with pytest.raises(StartupError, match=r"a portable Topic is written to, not read; consume a Queue\('events'\)"):
+        FlowApp(flow)
 
 
 def test_serve_writes_into_portables_and_consumes_them(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
