@@ -278,10 +278,12 @@ def test_gcp_mapping_makes_ordinary_gcp_primitives() -> None:
 def test_portable_names_are_checked_by_the_strictest_target() -> None:
     from buildflow.io.primitive import PrimitiveValidationError
 
-    with pytest.raises(PrimitiveValidationError, match=r"^Topic: "):
+    with pytest.raises(PrimitiveValidationError, match=r"^Topic: topic_id 'no' is not a valid Pub/Sub topic name"):
         Topic("no")
     with pytest.raises(PrimitiveValidationError, match=r"^Bucket: "):
         Bucket("Not A Bucket")
+    with pytest.raises(PrimitiveValidationError, match=r"^Queue: queue_id 'q' is not a valid"):
+        Queue("q")
     with pytest.raises(PrimitiveValidationError, match=r"^Queue: ack_deadline_seconds"):
         Queue("jobs").options(ack_deadline_seconds=5)
     with pytest.raises(PrimitiveValidationError, match=r"^FileChangeStream: event_types"):

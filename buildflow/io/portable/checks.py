@@ -11,10 +11,13 @@ from buildflow.io.primitive import Primitive, PrimitiveValidationError
 NAME_CHECK_PROJECT = "bfctl-local"
 
 
-def check_as(portable: Primitive, make: Callable[[], object]) -> None:
-    """Run ``make`` (which builds the gcp primitive, validating it); its refusal names ``portable``."""
+def check_as(portable: Primitive, make: Callable[[], object], field: tuple[str, str] | None = None) -> None:
+    """Run ``make`` (which builds the gcp primitive, validating it); its refusal names ``portable``,
+    and ``field`` (the gcp primitive's name for it, the portable's) by the portable's name."""
     try:
         make()
     except PrimitiveValidationError as e:
         reason = str(e).partition(": ")[2] or str(e)
+        if field is not None:
+            reason = reason.replace(*field)
         raise PrimitiveValidationError(f"{type(portable).__name__}: {reason}") from None

@@ -55,4 +55,5 @@ class Queue(PortablePrimitive):
         check_as(
             self,
             lambda: GCPPubSubSubscription(NAME_CHECK_PROJECT, self.queue_id).options(**self.subscription_options()),
+            ("subscription_name", "queue_id"),
         )

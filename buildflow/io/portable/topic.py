@@ -29,4 +29,4 @@ class Topic(PortablePrimitive):
         return {"topic_id": self.topic_id}
 
     def validate(self) -> None:
-        check_as(self, lambda: GCPPubSubTopic(NAME_CHECK_PROJECT, self.topic_id))
+        check_as(self, lambda: GCPPubSubTopic(NAME_CHECK_PROJECT, self.topic_id), ("topic_name", "topic_id"))
