@@ -13,8 +13,6 @@ import abc
 import asyncio
 import contextlib
 import mimetypes
-import os
-import secrets
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,10 +111,7 @@ class FolderBucket(FolderObjects, ObjectBucket):
     def _replace(self, name: str, data: bytes) -> None:
         path = self.path_of(name)
         durable.make_dirs(path.parent)
-        staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        durable.write_new_file(staged, data)
-        os.replace(staged, path)
-        durable.fsync_directory(path.parent)
+        durable.replace_file(path, data)
 
     async def download(self, name: str) -> bytes:
         try:
@@ -131,7 +126,7 @@ class FolderBucket(FolderObjects, ObjectBucket):
         names = (
             path.relative_to(self.root).as_posix()
             for path in self.root.rglob("*")
-            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))  # being written
         )
         return sorted(n for n in names if n.startswith(prefix))
 

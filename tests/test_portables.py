@@ -11,13 +11,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fakes import pulumi_path
-from support import bfctl_run, serving, write
+from support import bfctl_run, serving, wait_until, write
 
 from buildflow import Flow
 from buildflow.io.gcp import (
@@ -43,7 +41,7 @@ import dataclasses
 from buildflow import Flow
 from buildflow.io.local import File
 from buildflow.io.portable import Bucket, FileChangeStream, Queue, Topic
-from buildflow.types.portable import FileFormat
+from buildflow.types.portable import FileChangeEvent, FileFormat
 
 app = Flow()
 events = Topic("events")
@@ -85,7 +83,7 @@ def work(job: Event) -> Event:
 
 
 @app.consumer(source=inbox, sink=File("done/arrivals.csv", FileFormat.CSV))
-def arrived(event) -> Arrival:  # a LocalFileChangeEvent here, a GCSFileChangeEvent on gcp
+def arrived(event: FileChangeEvent) -> Arrival:
     return Arrival(event.file_path.rsplit("/", 1)[-1], event.blob.decode())
 """
 
@@ -98,15 +96,6 @@ class Score:
 
 def csv_rows(folder: Path, pattern: str) -> list[dict[str, str]]:
     return [row for path in sorted(folder.glob(pattern)) for row in csv.DictReader(path.open())]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    """Wait for what a consumer writes: the condition checked until a deadline."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true within {seconds}s: {condition.__doc__ or condition}")
-        time.sleep(0.05)
 
 
 def test_local_apply_records_each_portable_under_its_own_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
