@@ -208,17 +208,21 @@ def test_sink_primitives_make_dataset_table_bucket_and_topic(monitor: RecordingM
     assert exports == {
         "my-project.analytics": {"dataset_id": "analytics", "project": "my-project", "location": "US"},
         "my-project.analytics.events": {
+            "engine": "bigquery",
             "table_id": "my-project.analytics.events",
             "dataset_id": "analytics",
             "project": "my-project",
         },
         "gcs://my-events-bucket": {
+            "engine": "gcs",
             "bucket_name": "my-events-bucket",
             "bucket_url": "gcs://my-events-bucket",
             "url": "gs://my-events-bucket",
             "project": "my-project",
         },
         "projects/my-project/topics/events": {
+            "engine": "pubsub",
+            "topic": "projects/my-project/topics/events",
             "topic_id": "projects/my-project/topics/events",
             "topic_name": "events",
             "project": "my-project",
@@ -228,3 +232,16 @@ def test_sink_primitives_make_dataset_table_bucket_and_topic(monitor: RecordingM
 
 def test_every_supported_primitive_has_a_builder() -> None:
     assert set(SUPPORTED) == set(gcp_program._BUILDERS)
+
+
+def test_a_portable_primitives_outputs_are_exported_under_its_own_id(monitor: RecordingMonitor) -> None:
+    from buildflow.io.portable import Queue
+    from providers.portables import to_gcp
+
+    queue = Queue("jobs")
+    exports = run_program(to_gcp(queue, "my-project", "us-central1"))
+
+    merged = exports[queue.primitive_id()]
+    assert merged["engine"] == "pubsub"
+    assert merged["topic"] == "projects/my-project/topics/jobs"  # the topic's, for writers
+    assert merged["subscription"] == "projects/my-project/subscriptions/jobs"  # the subscription's, for readers

@@ -35,6 +35,7 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Secret
+from buildflow.storage.engines import Engine
 from buildflow.types.schema import schema_from_type
 from providers.gcp import service, streams
 from providers.gcp.deploy import Deployment, apis, flow_secrets
@@ -149,7 +150,12 @@ def _table(p: BigQueryTable, made: Made, ctx: _Context) -> Built:
         deletion_protection=p.destroy_protection,
         opts=_named(ctx.apis),
     )
-    return r, {"table_id": p.table_id, "dataset_id": r.dataset_id, "project": p.dataset.project_id}
+    return r, {
+        "engine": Engine.BIGQUERY.value,
+        "table_id": p.table_id,
+        "dataset_id": r.dataset_id,
+        "project": p.dataset.project_id,
+    }
 
 
 def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
@@ -161,12 +167,24 @@ def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
         force_destroy=p.force_destroy,
         opts=_named(ctx.apis),
     )
-    return r, {"bucket_name": r.name, "bucket_url": p.bucket_url, "url": r.url, "project": p.project_id}
+    return r, {
+        "engine": Engine.GCS.value,
+        "bucket_name": r.name,
+        "bucket_url": p.bucket_url,
+        "url": r.url,
+        "project": p.project_id,
+    }
 
 
 def _topic(p: GCPPubSubTopic, made: Made, ctx: _Context) -> Built:
     r = gcp.pubsub.Topic(p.primitive_id(), name=p.topic_name, project=p.project_id, opts=_named(ctx.apis))
-    return r, {"topic_id": p.topic_id, "topic_name": r.name, "project": p.project_id}
+    return r, {
+        "engine": Engine.PUBSUB.value,
+        "topic": p.topic_id,
+        "topic_id": p.topic_id,
+        "topic_name": r.name,
+        "project": p.project_id,
+    }
 
 
 def _subscription(p: GCPPubSubSubscription, made: Made, ctx: _Context) -> Built:
@@ -191,15 +209,22 @@ _BUILDERS: dict[type, Callable[[Any, Made, _Context], Built]] = {
 
 
 def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.CustomResource]:
-    """Register one resource per primitive (parents first) and export its outputs."""
+    """Register one resource per primitive (parents first) and export its outputs, under its id
+    and under the id of every portable primitive it stands for (a Queue: its topic's, then its
+    subscription's)."""
     made: dict[str, pulumi.CustomResource] = {}
     exports: dict[str, dict[str, Any]] = {}
+    aliases: dict[str, dict[str, Any]] = {}
     for primitive in order_by_parents(primitives):
         resource, exports[primitive.primitive_id()] = _BUILDERS[type(primitive)](primitive, made, ctx)
         made[primitive.primitive_id()] = resource
         pulumi.export(primitive.primitive_id(), exports[primitive.primitive_id()])
+        for alias in primitive.stands_for:
+            aliases.setdefault(alias, {}).update(exports[primitive.primitive_id()])
+    for alias, values in aliases.items():
+        pulumi.export(alias, values)
     if ctx.deployment is not None:
-        service.declare(ctx.deployment, made, ctx.secret_values, exports, ctx.image, ctx.apis)
+        service.declare(ctx.deployment, made, ctx.secret_values, {**exports, **aliases}, ctx.image, ctx.apis)
     return made
 
 
