@@ -2,7 +2,7 @@
 
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
 BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
-list of sections (endpoints, memory, collectors, tools), runs only those; e.g.
+list of sections (endpoints, memory, collectors, consumers, tools), runs only those; e.g.
 ``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone.
 """
 
@@ -48,7 +48,7 @@ ENDPOINTS = [
     ("4. POST /orders: JSON body, 8 fields", "/orders", ORDER, {}),
 ]
 KINDS = ("bfctl", "aiohttp", "fastapi", "litestar")
-SECTIONS = ("endpoints", "memory", "collectors", "tools")
+SECTIONS = ("endpoints", "memory", "collectors", "consumers", "tools")
 
 
 def selected_sections() -> list[str]:
@@ -279,10 +279,14 @@ def main() -> None:
         report[key] = fn()
         if key == "endpoints":
             print_table(report[key])
-    if "collectors" in only or "tools" in only:
+    if {"collectors", "consumers", "tools"} & set(only):
         with tempfile.TemporaryDirectory() as tmp:
             if "collectors" in only:
                 report["collectors"] = collectors(Path(tmp))
+            if "consumers" in only:
+                from bench.consumers import consumers
+
+                report["consumers"] = consumers(Path(tmp))
             if "tools" in only:
                 report["tools_seconds"] = tools(Path(tmp))
     if "collectors" in report:
@@ -290,6 +294,12 @@ def main() -> None:
         for name, value in report["collectors"]["rows_per_s"].items():
             print(f"   {name:<45} {value:>12,.0f}")
         for name, value in report["collectors"]["ratios"].items():
+            print(f"   {name:<55} {value:.2f}x")
+    if "consumers" in report:
+        print(f"Consumers (messages/s, a backlog of {report['consumers']['messages']:,} drained):")
+        for name, value in report["consumers"]["messages_per_s"].items():
+            print(f"   {name:<45} {value:>12,.0f}")
+        for name, value in report["consumers"]["ratios"].items():
             print(f"   {name:<55} {value:.2f}x")
     for key in ("memory", "tools_seconds"):
         if key not in report:
