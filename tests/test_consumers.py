@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scoped import GlobalDep, NoScopeDep, ProcessDep, ReplicaDep, identities
 from support import serving, write
 
 from buildflow import Flow
-from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.headers import BearerCredentials
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.local import File, Pulse
@@ -264,44 +264,6 @@ def test_a_full_sink_queue_holds_messages_back_instead_of_failing_them(tmp_path:
 
 
 # -- classes and dependencies -------------------------------------------------------------------
-@dependency(Scope.GLOBAL)
-class GlobalDep:
-    pass
-
-
-@dependency(Scope.NO_SCOPE)
-class NoScopeDep:
-    pass
-
-
-@dependency(Scope.REPLICA)
-class ReplicaDep:
-    def __init__(self, global_: GlobalDep, no: NoScopeDep) -> None:
-        self.global_ = global_
-        self.no = no
-
-
-@dependency(Scope.PROCESS)
-class ProcessDep:
-    def __init__(self, replica: ReplicaDep, no: NoScopeDep) -> None:
-        self.replica = replica
-        self.no = no
-
-
-def _identities(
-    process: ProcessDep, process2: ProcessDep, replica: ReplicaDep, global_: GlobalDep, no: NoScopeDep
-) -> dict[str, Any]:
-    return {
-        "process_shared": process is process2,
-        "replica_shared": process.replica is replica,
-        "global_shared": replica.global_ is global_,
-        "no_scope_fresh": len({id(no), id(process.no), id(replica.no)}) == 3,
-        "process": id(process),
-        "replica": id(replica),
-        "global": id(global_),
-    }
-
-
 @pytest.mark.parametrize("kind", ["sync", "async", "class"])
 def test_every_scope_is_injected_as_for_endpoints(kind: str) -> None:
     seen = Seen(3)
@@ -310,12 +272,12 @@ def test_every_scope_is_injected_as_for_endpoints(kind: str) -> None:
     def sync_handle(
         m: bytes, process: ProcessDep, process2: ProcessDep, replica: ReplicaDep, global_: GlobalDep, no: NoScopeDep
     ) -> None:
-        seen.add(_identities(process, process2, replica, global_, no))
+        seen.add(identities(process, process2, replica, global_, no))
 
     async def async_handle(
         m: bytes, process: ProcessDep, process2: ProcessDep, replica: ReplicaDep, global_: GlobalDep, no: NoScopeDep
     ) -> None:
-        seen.add(_identities(process, process2, replica, global_, no))
+        seen.add(identities(process, process2, replica, global_, no))
 
     class ClassHandle:
         def process(
@@ -327,7 +289,7 @@ def test_every_scope_is_injected_as_for_endpoints(kind: str) -> None:
             global_: GlobalDep,
             no: NoScopeDep,
         ) -> None:
-            seen.add(_identities(process, process2, replica, global_, no))
+            seen.add(identities(process, process2, replica, global_, no))
 
     handlers: dict[str, Any] = {"sync": sync_handle, "async": async_handle, "class": ClassHandle}
     app.consumer(Pulse([b"x"], 0))(handlers[kind])

@@ -2,10 +2,10 @@
 
 import asyncio
 import logging
-import os
 import threading
 
 import pytest
+from scoped import GlobalDep, NoScopeDep, ProcessDep, ReplicaDep, identities
 
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
@@ -17,48 +17,13 @@ from runtime.testing import TestClient
 events: list[str] = []
 
 
-@dependency(scope=Scope.GLOBAL)
-class GlobalDep:
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-
-
-@dependency(scope=Scope.NO_SCOPE)
-class NoScopeDep:
-    pass
-
-
-@dependency(scope=Scope.REPLICA)
-class ReplicaDep:
-    built = 0
-
-    def __init__(self, global_: GlobalDep, no: NoScopeDep) -> None:
-        ReplicaDep.built += 1
-        self.global_ = global_
-        self.no = no
-
-
-@dependency(scope=Scope.PROCESS)
-class ProcessDep:
-    def __init__(self, replica: ReplicaDep, no: NoScopeDep) -> None:
-        self.replica = replica
-        self.no = no
-
-
 def identity_app() -> Flow:
     app = Flow()
     svc = app.service()
 
     @svc.endpoint("/ids")
     def ids(process: ProcessDep, process2: ProcessDep, replica: ReplicaDep, global_: GlobalDep, no: NoScopeDep):
-        return {
-            "process_shared": process is process2,
-            "replica_shared": process.replica is replica,
-            "global_shared": replica.global_ is global_,
-            "no_scope_fresh": len({id(no), id(process.no), id(replica.no)}) == 3,
-            "process": id(process),
-            "replica": id(replica),
-        }
+        return identities(process, process2, replica, global_, no)
 
     return app
 

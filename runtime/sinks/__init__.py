@@ -9,7 +9,6 @@ kind of sink is one writer module and one line there.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from buildflow.io.gcp import BigQueryTable, GCPPubSubTopic, GCSBucket
 from buildflow.io.local import Empty, File
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import Column, RowConversionError, row_converter, schema_from_type, schema_or_none, to_row
+from runtime.factories import load_factory
 from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, SinkWriter, WriterFactory, sink_name
 
 __all__ = [
@@ -67,12 +67,7 @@ def factory_of(engine: str) -> WriterFactory | None:
 
     ``engine`` is an ``Engine``, or its plain string when the outputs were read from a state file.
     """
-    try:
-        spec = WRITERS[Engine(engine)]
-    except ValueError:
-        return None
-    module, _, name = spec.partition(":")
-    factory: WriterFactory = getattr(importlib.import_module(module), name)
+    factory: WriterFactory | None = load_factory(WRITERS, engine)
     return factory
 
 

@@ -8,13 +8,13 @@ and the rest is what that engine's reader needs. ``READERS`` names each engine's
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from buildflow.io.local.pulse import Pulse
 from buildflow.storage.engines import Engine
+from runtime.factories import load_factory
 from runtime.sources.base import Delivery, ReaderFactory, SourceReader, source_name
 
 __all__ = ["READERS", "Delivery", "ReaderFactory", "SourceReader", "reader_for", "source_name"]
@@ -35,12 +35,7 @@ def _unapplied_outputs(primitive: Any) -> dict[str, Any] | None:
 
 
 def _factory_of(engine: Any) -> ReaderFactory | None:
-    try:
-        spec = READERS[Engine(engine)]
-    except ValueError:
-        return None
-    module, _, name = spec.partition(":")
-    factory: ReaderFactory = getattr(importlib.import_module(module), name)
+    factory: ReaderFactory | None = load_factory(READERS, engine)
     return factory
 
 
