@@ -1,0 +1,98 @@
+"""The compiled plan of one ``(name, given keyword names)`` call: what runs, in which order and layers.
+
+A plan depends only on the target's name and the *names* of the keyword arguments given at
+call time (never their values), so it is worked out once and reused by every such call, the
+way a handler's plan is built once at start-up. ``Plan`` is also the form in which other code
+(the flow integration) reads a dispatcher's graph: ``layers`` lists what can run together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+
+class Step(NamedTuple):
+    """One function to run: its result is stored under ``name``; it is called with the values of
+    ``requirements``, positionally and in that order; ``is_async`` when it must be awaited."""
+
+    name: str
+    function: Callable[..., Any]
+    requirements: tuple[str, ...]
+    is_async: bool
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stage:
+    """What ``acall`` runs at once: ``awaited`` concurrently on the loop, meanwhile ``in_thread`` in
+    one trip to the thread pool, in order (they may span several sync-only layers)."""
+
+    awaited: tuple[Step, ...]
+    in_thread: tuple[Step, ...]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything ``call``/``acall`` need for ``name`` when the keyword arguments ``given`` are passed.
+
+    - ``order``: every function to run, dependencies before dependents, in the depth-first order
+      of ``resolve_dependency_graph`` (what ``call`` runs one after another). Names in ``given``
+      are never in it: their values are used instead.
+    - ``layers``: the same steps grouped by depth: a step's requirements are all given or produced
+      by earlier layers, so the steps of one layer are independent of each other. Layer 0 needs
+      only given names. The last layer is ``(target,)`` (empty plan when ``name`` is given).
+    - ``inputs``: the given names the plan reads (``name`` itself when it is given).
+    - ``stages``: ``acall``'s schedule, derived from ``layers``.
+    """
+
+    name: str
+    given: frozenset[str]
+    order: tuple[Step, ...]
+    layers: tuple[tuple[Step, ...], ...]
+    inputs: frozenset[str]
+    stages: tuple[Stage, ...]
+    #: The dispatchers' change counter when compiled: a later ``add`` anywhere makes the plan stale.
+    generation: int
+
+    @property
+    def first_async(self) -> Step | None:
+        """The first ``async def`` step in ``order``, if any (``call`` cannot run those)."""
+        return next((step for step in self.order if step.is_async), None)
+
+
+def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generation: int) -> Plan:
+    """Group ``order`` (dependencies first) into layers and ``acall``'s stages."""
+    layer_of: dict[str, int] = {}
+    layers: list[list[Step]] = []
+    for step in order:
+        depth = 1 + max((layer_of[r] for r in step.requirements if r in layer_of), default=-1)
+        layer_of[step.name] = depth
+        if depth == len(layers):
+            layers.append([])
+        layers[depth].append(step)
+    inputs = {r for step in order for r in step.requirements if r in given}
+    if name in given:
+        inputs.add(name)
+    return Plan(
+        name=name,
+        given=given,
+        order=tuple(order),
+        layers=tuple(tuple(layer) for layer in layers),
+        inputs=frozenset(inputs),
+        stages=_stages(layers),
+        generation=generation,
+    )
+
+
+def _stages(layers: list[list[Step]]) -> tuple[Stage, ...]:
+    """One stage per layer, except that consecutive layers of sync functions only share one trip."""
+    stages: list[Stage] = []
+    for layer in layers:
+        awaited = tuple(step for step in layer if step.is_async)
+        in_thread = tuple(step for step in layer if not step.is_async)
+        if not awaited and stages and not stages[-1].awaited:
+            stages[-1] = Stage((), stages[-1].in_thread + in_thread)
+        else:
+            stages.append(Stage(awaited, in_thread))
+    return tuple(stages)
