@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Consumer, Method, ProcessorOptions, Route, row_type_of
 from buildflow.processors import collector as _collector
 from buildflow.processors import consumer as _consumer
@@ -58,6 +59,8 @@ class Flow:
         self.collectors: list[Collector] = []
         self.consumers: list[Consumer] = []
         self.managed_primitives: list[Any] = []
+        #: Builds handler parameters named like its results (a service's own dispatcher wins for its endpoints).
+        self.dispatcher: Dispatcher | None = None
         #: Replacements for dependencies, by the dependency object or its name (tests).
         self.dependency_overrides: dict[Any, Any] = {}
 
@@ -75,6 +78,14 @@ class Flow:
         if any(s.service_id == service.service_id for s in self.services):
             raise RuntimeError(f"Service({service.service_id}) already exists in Flow object.")
         self.services.append(service)
+
+    def use_dispatcher(self, dispatcher: Dispatcher) -> Dispatcher:
+        """Let endpoints, collectors and consumers name ``dispatcher``'s results as parameters.
+
+        The runtime builds those parameters with the handler's other dependencies, in its per-request plan.
+        """
+        self.dispatcher = dispatcher
+        return dispatcher
 
     # -- collectors -------------------------------------------------------------------------
     def collector(

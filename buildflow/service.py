@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from buildflow.pipedream import Dispatcher
 from buildflow.processors import Endpoint, Method, ProcessorOptions, Route
 
 T = TypeVar("T")
@@ -30,6 +31,8 @@ class Service:
     service_id: str = dataclasses.field(default_factory=_service_id)
     endpoints: list[Endpoint] = dataclasses.field(default_factory=list, init=False)
     middleware: list[Any] = dataclasses.field(default_factory=list, init=False)
+    #: Builds this service's endpoints' parameters named like its results (else the flow's dispatcher).
+    dispatcher: Dispatcher | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if not self.base_route.startswith("/"):
@@ -56,6 +59,11 @@ class Service:
             return target
 
         return wrap
+
+    def use_dispatcher(self, dispatcher: Dispatcher) -> Dispatcher:
+        """Let this service's endpoints name ``dispatcher``'s results as parameters (instead of the flow's)."""
+        self.dispatcher = dispatcher
+        return dispatcher
 
     def add_middleware(self, middleware_type: type, **options: Any) -> None:
         """Apply ``middleware_type`` (from ``buildflow.middleware``) to this service's routes."""

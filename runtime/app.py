@@ -20,6 +20,7 @@ from buildflow.dependencies.sink import SinkPushers
 from buildflow.deployed import HEALTH_PATH
 from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
+from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Method, join_route
 from runtime import middleware, openapi
 from runtime.buckets import RuntimeBucketOpener
@@ -69,7 +70,7 @@ class FlowApp:
         graph = Graph({**provided, **flow.dependency_overrides, **(overrides or {})})
         try:
             self.handlers = self._compile(flow, graph, self.sinks)
-            consumers = [CompiledConsumer(c, graph, self.sinks) for c in flow.consumers]
+            consumers = [CompiledConsumer(c, graph, self.sinks, flow.dispatcher) for c in flow.consumers]
         except DependencyError as e:
             raise StartupError(str(e)) from None
         self.consumers = ConsumerGroup(consumers, outputs or ResourceOutputs(), project_dir)
@@ -91,15 +92,26 @@ class FlowApp:
     def _compile(flow: Flow, graph: Graph, sinks: SinkRegistry) -> list[CompiledHandler]:
         handlers: list[CompiledHandler] = []
         seen: dict[tuple[str, str], str] = {}
-        declared: list[tuple[str, Method, Any, Collector | None, list[Any]]] = [
-            (join_route(s.base_route, e.route), e.method, e.original_process_fn_or_class, None, s.middleware)
+        declared: list[tuple[str, Method, Any, Collector | None, list[Any], Dispatcher | None]] = [
+            (
+                join_route(s.base_route, e.route),
+                e.method,
+                e.original_process_fn_or_class,
+                None,
+                s.middleware,
+                s.dispatcher or flow.dispatcher,
+            )
             for s in flow.services
             for e in s.endpoints
         ]
-        declared += [(c.route, c.method, c.original_process_fn_or_class, c, []) for c in flow.collectors]
-        for route, method, target, collector, wrappers in declared:
+        declared += [
+            (c.route, c.method, c.original_process_fn_or_class, c, [], flow.dispatcher) for c in flow.collectors
+        ]
+        for route, method, target, collector, wrappers, dispatcher in declared:
             key = (route, "GET" if method is Method.WEBSOCKET else method.value)
-            handler = CompiledHandler(target, route, method.value, graph, collector=collector, sinks=sinks)
+            handler = CompiledHandler(
+                target, route, method.value, graph, collector=collector, sinks=sinks, dispatcher=dispatcher
+            )
             handler.middleware = wrappers
             if key in seen:
                 raise StartupError(f"{key[1]} {route} is declared twice: by `{seen[key]}` and by `{handler.name}`")

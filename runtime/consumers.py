@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.dependencies.scopes import Scope
+from buildflow.pipedream import Dispatcher
 from buildflow.processors import Consumer
 from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
 from runtime.conversion import ConversionError, MessageConverter, message_converter, reads_bytes
 from runtime.di.context import RequestContext
+from runtime.di.dispatch import DispatcherResults
 from runtime.di.graph import Arg, Graph, Node, walk
 from runtime.di.injection import Source, dependency_target, request_source, signature_of
 from runtime.di.resolver import RequestPlan
@@ -45,7 +47,9 @@ _Result = list[Any] | BaseException
 
 
 class CompiledConsumer:
-    def __init__(self, consumer: Consumer, graph: Graph, sinks: SinkRegistry) -> None:
+    def __init__(
+        self, consumer: Consumer, graph: Graph, sinks: SinkRegistry, dispatcher: Dispatcher | None = None
+    ) -> None:
         self.consumer = consumer
         self.name = consumer.name
         source = consumer.source_primitive
@@ -61,7 +65,8 @@ class CompiledConsumer:
         fn = target.process if self.is_class else target
         self.is_async = inspect.iscoroutinefunction(fn)
         self.output = CollectorOutput(sinks, consumer.sink_primitive, fn, consumer.batch_options, role="consumer")
-        args, self.param, annotation = self._parameters(fn, graph)
+        results = DispatcherResults(dispatcher, graph, self.owner) if dispatcher is not None else None
+        args, self.param, annotation = self._parameters(fn, graph, results)
         try:
             self.convert: MessageConverter = message_converter(
                 annotation, bool(getattr(source, "include_attributes", False))
@@ -75,8 +80,11 @@ class CompiledConsumer:
         self.handled = 0
         self.failed = 0
 
-    def _parameters(self, fn: Callable[..., Any], graph: Graph) -> tuple[list[Arg], str, Any]:
-        """The handler's dependencies, and the name and annotation of its one message parameter."""
+    def _parameters(
+        self, fn: Callable[..., Any], graph: Graph, results: DispatcherResults | None
+    ) -> tuple[list[Arg], str, Any]:
+        """The handler's dependencies (an unannotated parameter named like a dispatcher result is
+        that result), and the name and annotation of its one message parameter."""
         args: list[Arg] = []
         messages: list[tuple[str, Any]] = []
         signature = signature_of(fn, self.owner)
@@ -90,6 +98,8 @@ class CompiledConsumer:
             dependency = None if plain else dependency_target(annotation)
             if dependency is not None:
                 args.append((param.name, graph.require(dependency, self.owner, Scope.PROCESS)))
+            elif results is not None and annotation is inspect.Parameter.empty and results.provides(param.name):
+                args.append((param.name, results.node(param.name)))
             else:
                 messages.append((param.name, annotation))
         if len(messages) != 1:

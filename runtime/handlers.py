@@ -18,6 +18,7 @@ from aiohttp import web
 
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
+from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector
 from buildflow.requests import WebSocket
 from buildflow.types.fields import parse_type
@@ -25,6 +26,7 @@ from buildflow.types.schema import RowConversionError
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
 from runtime.di.context import RequestContext
+from runtime.di.dispatch import DispatcherResults
 from runtime.di.graph import Arg, Graph
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.di.resolver import RequestPlan
@@ -48,6 +50,7 @@ class CompiledHandler:
         *,
         collector: Collector | None = None,
         sinks: SinkRegistry | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.target = target
         self.route = route
@@ -73,16 +76,28 @@ class CompiledHandler:
             self.output = CollectorOutput(sinks, collector.sink_primitive, fn, collector.batch_options)
         args: list[Arg] = []
         path_names = set(_PATH_PARAM.findall(route))
+        results = DispatcherResults(dispatcher, graph, owner) if dispatcher is not None else None
+        wanted: list[str] = []  # parameters the dispatcher builds
         signature = signature_of(fn, owner)
         for param, annotation in signature[1:] if self.is_class else signature:
-            args.extend(self._classify(param, annotation, path_names, graph, owner))
+            args.extend(self._classify(param, annotation, path_names, graph, owner, results, wanted))
+        if results is not None:
+            results.given = self.params.names()
+            args.extend((name, results.node(name)) for name in wanted)
         self.plan = RequestPlan(args, self.is_async)
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
         self._instance: Any = None
         self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] = _not_started
 
     def _classify(
-        self, param: inspect.Parameter, annotation: Any, path_names: set[str], graph: Graph, owner: str
+        self,
+        param: inspect.Parameter,
+        annotation: Any,
+        path_names: set[str],
+        graph: Graph,
+        owner: str,
+        results: DispatcherResults | None,
+        wanted: list[str],
     ) -> list[Arg]:
         name, default = param.name, param.default
         source = request_source(annotation)
@@ -97,6 +112,18 @@ class CompiledHandler:
         target = dependency_target(annotation)
         if target is not None:
             return [(name, graph.require(target, owner, Scope.PROCESS))]
+        if results is not None and results.provides(name):
+            if annotation is inspect.Parameter.empty:
+                wanted.append(name)
+                return []
+            if node.is_body or default is not inspect.Parameter.empty:
+                kind = "the JSON body" if node.is_body else "a query parameter with a default"
+                raise StartupError(
+                    f"{owner}: parameter `{name}` is both a dispatcher result and {kind}, so whether the "
+                    "dispatcher's function runs would depend on each request; leave the parameter "
+                    "unannotated to take the dispatcher's result, or declare it a query parameter with a "
+                    "type and no default to always take the request's value"
+                )
         if self.is_websocket and node.is_body:
             raise StartupError(f"{owner}: websocket endpoints read messages, not a body (`{name}`)")
         if node.is_body:

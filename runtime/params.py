@@ -57,6 +57,10 @@ class Params:
         self.body.append((name, compile_type(annotation), default))
         self.embed_body = len(self.body) > 1
 
+    def names(self) -> set[str]:
+        """The path and query parameters: the request's values that dispatcher functions may take."""
+        return {name for name, _ in self.path} | {name for name, *_ in self.query}
+
     @property
     def empty(self) -> bool:
         return not (self.path or self.query or self.body)

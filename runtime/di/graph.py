@@ -18,8 +18,16 @@ from runtime.di.factories import Factory, factory_for
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.errors import StartupError
 
-#: A node's argument: a dependency node, or a per-request object.
-Arg = tuple[str, "Node | Source"]
+
+@dataclasses.dataclass(frozen=True)
+class RequestValue:
+    """A path or query value of the request, by name: a dispatcher function's call-time argument."""
+
+    name: str
+
+
+#: A node's argument: a dependency node, a per-request object, or a value the client sent.
+Arg = tuple[str, "Node | Source | RequestValue"]
 
 
 @dataclasses.dataclass(eq=False)

@@ -51,7 +51,7 @@ class Lifecycle:
     async def _build(
         self, node: Node, loop: asyncio.AbstractEventLoop, pool: Executor | None, teardowns: list[Teardown]
     ) -> Any:
-        kwargs = {name: arg.value for name, arg in node.args}
+        kwargs = {name: arg.value for name, arg in node.args if isinstance(arg, Node)}
         if node.factory.is_async:
             return await node.factory.create_async(kwargs, teardowns)
         return await loop.run_in_executor(pool, node.factory.create_sync, kwargs, teardowns)

@@ -17,7 +17,7 @@ from typing import Any
 from buildflow.dependencies.scopes import Scope
 from runtime.di.context import RequestContext
 from runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
-from runtime.di.graph import Arg, Node, walk
+from runtime.di.graph import Arg, Node, RequestValue, walk
 from runtime.di.injection import Source
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
@@ -35,12 +35,15 @@ class Step:
     consts: dict[str, Any] = dataclasses.field(default_factory=dict)
     slots: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     sources: list[tuple[str, Source]] = dataclasses.field(default_factory=list)
+    values: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def bind(self, slot_of: dict[int, int]) -> None:
         """Split arguments into constants (built REPLICA/GLOBAL values) and per-request ones."""
         for name, arg in self.args:
             if isinstance(arg, Source):
                 self.sources.append((name, arg))
+            elif isinstance(arg, RequestValue):
+                self.values.append((name, arg.name))
             elif arg.scope is Scope.PROCESS:
                 self.slots.append((name, slot_of[id(arg)]))
             else:
@@ -52,6 +55,8 @@ class Step:
             kw[name] = vals[slot]
         for name, source in self.sources:
             kw[name] = ctx.get(source)
+        for name, value in self.values:
+            kw[name] = params[value]
         if self.takes_params:
             kw.update(params)
         return kw
@@ -130,6 +135,7 @@ class RequestPlan:
             step.consts.clear()
             step.slots.clear()
             step.sources.clear()
+            step.values.clear()
             step.bind(self._slot_of)
 
     async def run(

@@ -1,0 +1,120 @@
+"""Pipedream dispatcher results as nodes of a handler's dependency graph.
+
+Each dispatcher function a handler needs becomes a PROCESS node of the flow's graph, so the
+handler's compiled per-request plan runs it with the handler's other dependencies (independent
+async ones awaited together, sync ones in the same trip to the thread pool): no second
+scheduler, no reflection per request. The request's path and query values of a name are the
+call-time keyword arguments of that name; the dispatcher's function of that name then never runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any
+
+from buildflow.dependencies.scopes import Scope
+from buildflow.pipedream import Dispatcher, UnresolvableDependency
+from runtime.di.factories import Factory
+from runtime.di.graph import Arg, Graph, Node, RequestValue
+from runtime.di.injection import dependency_target, request_source, signature_of
+from runtime.errors import StartupError
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+class DispatcherResults:
+    """The dispatcher results one handler asks for, as graph nodes (start-up only).
+
+    ``given`` are the names the request provides (the handler's path and query parameters).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, graph: Graph, owner: str) -> None:
+        self._dispatcher = dispatcher
+        self._graph = graph
+        self._owner = owner
+        self._nodes: dict[str, Node] = {}
+        self.given: Collection[str] = ()
+
+    def provides(self, name: str) -> bool:
+        try:
+            self._dispatcher.find_resource(name)
+        except UnresolvableDependency:
+            return False
+        return True
+
+    def node(self, name: str, chain: tuple[str, ...] = ()) -> Node:
+        """The node computing ``name`` (one per handler, shared by everything in it that needs it)."""
+        if name in self._nodes:
+            return self._nodes[name]
+        if name in chain:
+            cycle = " -> ".join((*chain[chain.index(name) :], name))
+            raise StartupError(f"{self._owner}: the dispatcher's functions depend on each other in a cycle: {cycle}")
+        resource = self._dispatcher.find_resource(name)
+        function = resource.function
+        requirements = tuple(resource.requirements)
+        owner = f"dispatcher function `{name}`"
+        factory = Factory(
+            _caller(function, requirements, self._dispatcher),
+            owner,
+            Scope.PROCESS,
+            "await" if _is_async(function) else "call",
+        )
+        node = Node(factory, Scope.PROCESS)
+        positional = [(p, a) for p, a in signature_of(function, f"{self._owner}: {owner}") if p.kind in _POSITIONAL]
+        for index, requirement in enumerate(requirements):
+            annotation = positional[index][1] if index < len(positional) else inspect.Parameter.empty
+            node.args.append(self._argument(requirement, annotation, (*chain, name)))
+        self._nodes[name] = node
+        return node
+
+    def _argument(self, requirement: str, annotation: Any, chain: tuple[str, ...]) -> Arg:
+        """A requirement: by its parameter's annotation (as a handler's), else the request's value, else a result."""
+        owner = f"dispatcher function `{chain[-1]}`"
+        source = request_source(annotation)
+        if source is not None:
+            return (requirement, source)
+        target = dependency_target(annotation)
+        if target is not None:
+            return (requirement, self._graph.require(target, owner, Scope.PROCESS))
+        if requirement in self.given:
+            return (requirement, RequestValue(requirement))
+        try:
+            self._dispatcher.find_resource(requirement)
+        except UnresolvableDependency as e:
+            available = ", ".join(f"`{n}`" for n in sorted(set(e.available))) or "none"
+            raise StartupError(
+                f"{self._owner}: {owner} needs `{requirement}`, which nothing provides: it is not a path or "
+                f"query parameter of the handler, a typed dependency (annotate the parameter with it), nor a "
+                f"function of the dispatcher (it has {available})"
+            ) from None
+        return (requirement, self.node(requirement, chain))
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """As the dispatcher decides it: an ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
+
+
+def _caller(function: Callable[..., Any], requirements: tuple[str, ...], dispatcher: Dispatcher) -> Callable[..., Any]:
+    """Call ``function`` with its requirements in order; what it raises goes through the error handlers
+    of the dispatcher the flow uses (as ``call`` does: the handlers of the dispatcher called, whichever
+    sub-dispatcher holds the function)."""
+    recover = dispatcher._recover  # the dispatcher's own rule for its handlers, not a copy of it
+    if _is_async(function):
+
+        async def call_async(**kwargs: Any) -> Any:
+            try:
+                return await function(*[kwargs[r] for r in requirements])
+            except Exception as e:
+                return recover(e)
+
+        return call_async
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return function(*[kwargs[r] for r in requirements])
+        except Exception as e:
+            return recover(e)
+
+    return call
