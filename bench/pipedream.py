@@ -1,0 +1,125 @@
+"""``make bench``'s Pipedream section: what the dispatcher costs over calling the functions by hand.
+
+``overhead()`` times a diamond of four trivial functions (``a``; ``b(a)`` and ``c(a)``; ``d(b, c)``)
+run through the dispatcher against the same calls written out, timeit-style: ``RUNS`` calls per
+timing, the best of ``REPEATS`` timings kept. Three cases: async functions under ``acall``, sync
+functions under ``call``, and sync functions under ``acall`` (one trip to the thread pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from buildflow.pipedream import Dispatcher
+
+RUNS = int(os.environ.get("BENCH_PIPEDREAM_RUNS", "20000"))
+REPEATS = 5
+
+
+def _sync_graph() -> tuple[Dispatcher, Callable[[], int]]:
+    dispatcher = Dispatcher()
+
+    @dispatcher.add
+    def a() -> int:
+        return 1
+
+    @dispatcher.add
+    def b(a: int) -> int:
+        return a + 1
+
+    @dispatcher.add
+    def c(a: int) -> int:
+        return a + 2
+
+    @dispatcher.add
+    def d(b: int, c: int) -> int:
+        return b + c
+
+    def by_hand() -> int:
+        x = a()
+        return d(b(x), c(x))
+
+    return dispatcher, by_hand
+
+
+def _async_graph() -> tuple[Dispatcher, Callable[[], Awaitable[int]]]:
+    dispatcher = Dispatcher()
+
+    @dispatcher.add
+    async def a() -> int:
+        return 1
+
+    @dispatcher.add
+    async def b(a: int) -> int:
+        return a + 1
+
+    @dispatcher.add
+    async def c(a: int) -> int:
+        return a + 2
+
+    @dispatcher.add
+    async def d(b: int, c: int) -> int:
+        return b + c
+
+    async def by_hand() -> int:
+        x = await a()
+        return await d(await b(x), await c(x))
+
+    return dispatcher, by_hand
+
+
+def _best(run: Callable[[int], float], runs: int) -> float:
+    """Seconds per call, the best of REPEATS timings of ``runs`` calls."""
+    return min(run(runs) for _ in range(REPEATS)) / runs
+
+
+def _time_sync(fn: Callable[[], Any]) -> Callable[[int], float]:
+    def run(runs: int) -> float:
+        start = time.perf_counter()
+        for _ in range(runs):
+            fn()
+        return time.perf_counter() - start
+
+    return run
+
+
+def _time_async(fn: Callable[[], Awaitable[Any]]) -> Callable[[int], float]:
+    async def loop(runs: int) -> float:
+        start = time.perf_counter()
+        for _ in range(runs):
+            await fn()
+        return time.perf_counter() - start
+
+    return lambda runs: asyncio.run(loop(runs))
+
+
+def _case(by_hand: Callable[[int], float], dispatched: Callable[[int], float], runs: int) -> dict[str, Any]:
+    hand, through = _best(by_hand, runs), _best(dispatched, runs)
+    return {
+        "runs": runs,
+        "repeats": REPEATS,
+        "by_hand_us": round(hand * 1e6, 3),
+        "dispatcher_us": round(through * 1e6, 3),
+        "ratio": round(through / hand, 1),
+    }
+
+
+def overhead() -> dict[str, Any]:
+    """Per-call time of the diamond by hand and through the dispatcher, and their ratio, per case."""
+    sync_dispatcher, sync_by_hand = _sync_graph()
+    async_dispatcher, async_by_hand = _async_graph()
+    assert sync_dispatcher.call("d") == sync_by_hand() == 5
+    return {
+        "graph": "a; b(a), c(a); d(b, c): four trivial functions",
+        "acall, async functions": _case(
+            _time_async(async_by_hand), _time_async(lambda: async_dispatcher.acall("d")), RUNS
+        ),
+        "call, sync functions": _case(_time_sync(sync_by_hand), _time_sync(lambda: sync_dispatcher.call("d")), RUNS),
+        "acall, sync functions (one thread trip)": _case(
+            _time_sync(sync_by_hand), _time_async(lambda: sync_dispatcher.acall("d")), max(RUNS // 10, 1)
+        ),
+    }
