@@ -600,6 +600,8 @@ def test_handlers_run_in_order_until_one_returns_a_value(dispatcher: Dispatcher)
     failing_graph(dispatcher, is_async=False)
     assert dispatcher.call("broken") == "handled"
     assert order == ["passes", "answers"]
+    assert dispatcher.handle_errors(lambda x, y: x // y, 1, y=0) == "handled"
+    assert dispatcher.handle_errors(lambda x, y: x // y, 6, y=2) == 3
 
 
 def test_the_calling_dispatchers_handlers_cover_sub_dispatcher_functions() -> None:

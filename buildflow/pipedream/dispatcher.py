@@ -316,7 +316,15 @@ class Dispatcher:
         await run_async(compiled, kwargs, self._recover, self.async_pool)
         return kwargs[name]
 
+    def handle_errors(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)`` with its exception passed through the error handlers (Pipedream's method)."""
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            return self._recover(exc)
+
     def _recover(self, exc: Exception) -> Any:
+        """The error handlers' verdict on ``exc``: the first non-exception a handler returns, else ``exc`` raised."""
         for handler in self._error_handlers:
             result = handler(exc)
             if not isinstance(result, Exception):
