@@ -100,21 +100,21 @@ def _caller(function: Callable[..., Any], requirements: tuple[str, ...], dispatc
     """Call ``function`` with its requirements in order; what it raises goes through the error handlers
     of the dispatcher the flow uses (as ``call`` does: the handlers of the dispatcher called, whichever
     sub-dispatcher holds the function)."""
-    recover = dispatcher._recover  # the dispatcher's own rule for its handlers, not a copy of it
     if _is_async(function):
 
         async def call_async(**kwargs: Any) -> Any:
             try:
                 return await function(*[kwargs[r] for r in requirements])
             except Exception as e:
-                return recover(e)
+                return dispatcher.handle_errors(_reraise, e)  # the handlers' verdict: a result, or raised
 
         return call_async
 
     def call(**kwargs: Any) -> Any:
-        try:
-            return function(*[kwargs[r] for r in requirements])
-        except Exception as e:
-            return recover(e)
+        return dispatcher.handle_errors(function, *[kwargs[r] for r in requirements])
 
     return call
+
+
+def _reraise(error: Exception) -> Any:
+    raise error
