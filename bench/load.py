@@ -32,8 +32,8 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
-    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
+def run_wrk(url: str, seconds: float, body: bytes | None = None, connections: int = CONNECTIONS) -> LoadResult:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     with tempfile.TemporaryDirectory() as tmp:
         if body is not None:
             script = Path(tmp) / "post.lua"
@@ -50,7 +50,7 @@ def run_wrk(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
     return LoadResult(rps, _ms(p50.group(1)) if p50 else None, _ms(p99.group(1)) if p99 else None, errors, "wrk")
 
 
-async def _closed_loop(url: str, seconds: float, body: bytes | None) -> LoadResult:
+async def _closed_loop(url: str, seconds: float, body: bytes | None, connections: int) -> LoadResult:
     import aiohttp
 
     latencies: list[float] = []
@@ -68,17 +68,18 @@ async def _closed_loop(url: str, seconds: float, body: bytes | None) -> LoadResu
                     errors += 1
             latencies.append(time.monotonic() - start)
 
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
         began = time.monotonic()
-        await asyncio.gather(*(client(session) for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(client(session) for _ in range(connections)))
         took = time.monotonic() - began
     latencies.sort()
     pick = lambda q: latencies[int(q * (len(latencies) - 1))] * 1000 if latencies else None  # noqa: E731
     return LoadResult(len(latencies) / took, pick(0.5), pick(0.99), errors, "python closed loop (install wrk)")
 
 
-def run_load(url: str, seconds: float, body: bytes | None = None) -> LoadResult:
+def run_load(url: str, seconds: float, body: bytes | None = None, connections: int = CONNECTIONS) -> LoadResult:
+    """``connections`` clients, each sending its next request once the last was answered."""
     if have_wrk():
-        return run_wrk(url, seconds, body)
-    return asyncio.run(_closed_loop(url, seconds, body))
+        return run_wrk(url, seconds, body, connections)
+    return asyncio.run(_closed_loop(url, seconds, body, connections))

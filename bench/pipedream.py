@@ -123,3 +123,42 @@ def overhead() -> dict[str, Any]:
             _time_sync(sync_by_hand), _time_async(lambda: sync_dispatcher.acall("d")), max(RUNS // 10, 1)
         ),
     }
+
+
+#: Clients at once for the latency figures: few enough that requests do not queue for the CPU
+#: (64, the other sections' load, keeps one worker busy and measures its throughput instead).
+LATENCY_CONNECTIONS = 4
+#: At most this share of the one-after-another latency (the issue's goal).
+LATENCY_GOAL = 0.4
+
+
+def flow_latency(seconds: float) -> dict[str, Any]:
+    """p50 latency of an endpoint needing three independent 10 ms async results built by a dispatcher
+    in its per-request plan, against a handler awaiting the same three one after another.
+
+    Both served by one ``bfctl serve`` (bench/apps/dispatch.py), loaded in turn, twice, each one's
+    better run kept, as the other sections do.
+    """
+    from bench.load import run_load
+    from bench.servers import APPS, bfctl_serve, serving
+
+    scenarios = {"dispatcher results (one plan)": "/together", "awaited one after another": "/in-turn"}
+    best: dict[str, Any] = {}
+    with serving(bfctl_serve(f"{APPS / 'dispatch.py'}:app"), probe="/together") as (base, _process, _startup):
+        for _round in range(2):
+            for name, path in scenarios.items():
+                run_load(base + path, 1, connections=LATENCY_CONNECTIONS)  # warm-up
+                result = run_load(base + path, seconds, connections=LATENCY_CONNECTIONS)
+                if result.p50_ms is not None and (name not in best or result.p50_ms < best[name].p50_ms):
+                    best[name] = result
+    together, in_turn = (best[name].p50_ms for name in scenarios)
+    ratio = together / in_turn
+    return {
+        "connections": LATENCY_CONNECTIONS,
+        "p50_ms": {name: r.p50_ms for name, r in best.items()},
+        "p99_ms": {name: r.p99_ms for name, r in best.items()},
+        "errors": {name: r.errors for name, r in best.items() if r.errors},
+        "ratio": round(ratio, 3),
+        "goal": LATENCY_GOAL,
+        "met": ratio <= LATENCY_GOAL,
+    }

@@ -2,7 +2,7 @@
 
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
 BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
-list of sections (endpoints, memory, collectors, consumers, tools), runs only those; e.g.
+list of sections (endpoints, memory, collectors, consumers, pipedream, tools), runs only those; e.g.
 ``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone.
 """
 
@@ -48,7 +48,7 @@ ENDPOINTS = [
     ("4. POST /orders: JSON body, 8 fields", "/orders", ORDER, {}),
 ]
 KINDS = ("bfctl", "aiohttp", "fastapi", "litestar")
-SECTIONS = ("endpoints", "memory", "collectors", "consumers", "tools")
+SECTIONS = ("endpoints", "memory", "collectors", "consumers", "pipedream", "tools")
 
 
 def selected_sections() -> list[str]:
@@ -263,6 +263,22 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print()
 
 
+def print_pipedream(figures: dict[str, Any]) -> None:
+    latency = figures["latency"]
+    clients = latency["connections"]
+    print(f"Pipedream: an endpoint needing three independent 10 ms async results ({clients} connections):")
+    for name, p50 in latency["p50_ms"].items():
+        print(f"   {name:<35} p50 {p50:>6.2f} ms")
+    verdict = "met" if latency["met"] else "MISSED"
+    print(f"   ratio {latency['ratio']:.2f}x (goal ≤ {latency['goal']}: {verdict})")
+    overhead = figures["overhead"]
+    print(f"   dispatcher over calls by hand, {overhead['graph']}:")
+    for name, case in overhead.items():
+        if isinstance(case, dict):
+            print(f"      {name:<42} {case['dispatcher_us']:>8.2f} µs vs {case['by_hand_us']:.2f} µs: {case['ratio']}x")
+    print()
+
+
 def main() -> None:
     import tempfile
 
@@ -279,6 +295,11 @@ def main() -> None:
         report[key] = fn()
         if key == "endpoints":
             print_table(report[key])
+    if "pipedream" in only:
+        from bench.pipedream import flow_latency, overhead
+
+        report["pipedream"] = {"latency": flow_latency(SECONDS), "overhead": overhead()}
+        print_pipedream(report["pipedream"])
     if {"collectors", "consumers", "tools"} & set(only):
         with tempfile.TemporaryDirectory() as tmp:
             if "collectors" in only:
