@@ -22,7 +22,7 @@ from buildflow.pipedream.exceptions import (
     ResourceError,
     UnresolvableDependency,
 )
-from buildflow.pipedream.plan import Plan, Step, build_plan
+from buildflow.pipedream.plan import Plan, Step, build_plan, is_async
 from buildflow.pipedream.run import run_async, run_in_order, run_in_pool
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,10 +73,6 @@ def _requirements(func: Callable[..., Any], requires: Sequence[str] | None) -> S
             return explicit
         raise TypeError(f"cannot read the parameters of {func!r}; add it with requires=[...]") from exc
     return tuple(p.name for p in signature.parameters.values() if p.kind in _POSITIONAL)
-
-
-def _is_async(func: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
 
 
 class Dispatcher:
@@ -176,7 +172,7 @@ class Dispatcher:
 
         def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
             registered = self.add_resource(f, name=chosen, requires=requires)
-            if _is_async(f):
+            if is_async(f):
 
                 async def run_async_wrapper(**kwargs: Any) -> Any:
                     return await self.acall(registered, **kwargs)
@@ -281,9 +277,7 @@ class Dispatcher:
         graph: OrderedDict[str, Any] = OrderedDict.fromkeys(sorted(given))
         self._walk(name, graph)
         steps = [
-            Step(n, r.function, tuple(r.requirements), _is_async(r.function))
-            for n, r in graph.items()
-            if n not in given
+            Step(n, r.function, tuple(r.requirements), is_async(r.function)) for n, r in graph.items() if n not in given
         ]
         compiled = build_plan(name, given, steps, generation)
         self._plans[(name, given)] = compiled

@@ -9,8 +9,15 @@ way a handler's plan is built once at start-up. ``Plan`` is also the form in whi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+
+def is_async(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` must be awaited: an ``async def`` function, or an object whose
+    ``__call__`` is one (``Step.is_async``, and how a flow's plan decides it too)."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
 
 
 class Step(NamedTuple):

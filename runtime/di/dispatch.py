@@ -15,6 +15,7 @@ from typing import Any
 
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher, UnresolvableDependency
+from buildflow.pipedream.plan import is_async
 from runtime.di.factories import Factory
 from runtime.di.graph import Arg, Graph, Node, RequestValue
 from runtime.di.injection import dependency_target, request_source, signature_of
@@ -58,7 +59,7 @@ class DispatcherResults:
             _caller(function, requirements, self._dispatcher),
             owner,
             Scope.PROCESS,
-            "await" if _is_async(function) else "call",
+            "await" if is_async(function) else "call",
         )
         node = Node(factory, Scope.PROCESS)
         positional = [(p, a) for p, a in signature_of(function, f"{self._owner}: {owner}") if p.kind in _POSITIONAL]
@@ -91,16 +92,11 @@ class DispatcherResults:
         return (requirement, self.node(requirement, chain))
 
 
-def _is_async(function: Callable[..., Any]) -> bool:
-    """As the dispatcher decides it: an ``async def`` function, or an object whose ``__call__`` is one."""
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
-
-
 def _caller(function: Callable[..., Any], requirements: tuple[str, ...], dispatcher: Dispatcher) -> Callable[..., Any]:
     """Call ``function`` with its requirements in order; what it raises goes through the error handlers
     of the dispatcher the flow uses (as ``call`` does: the handlers of the dispatcher called, whichever
     sub-dispatcher holds the function)."""
-    if _is_async(function):
+    if is_async(function):
 
         async def call_async(**kwargs: Any) -> Any:
             try:
