@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 import buildflow
+from buildflow.dependencies.analysis import QueryOpener
 from buildflow.dependencies.bucket import BucketOpener
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
@@ -23,6 +24,7 @@ from buildflow.flow import Flow
 from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Method, join_route
 from runtime import middleware, openapi
+from runtime.analysis import RuntimeQueryOpener
 from runtime.buckets import RuntimeBucketOpener
 from runtime.consumers import CompiledConsumer
 from runtime.di.graph import Graph, Node, walk
@@ -64,6 +66,7 @@ class FlowApp:
         provided: dict[Any, Any] = {
             SinkPushers: RegistryPushers(self.sinks),
             BucketOpener: RuntimeBucketOpener(outputs or ResourceOutputs(), project_dir),
+            QueryOpener: RuntimeQueryOpener(outputs or ResourceOutputs(), project_dir),
         }
         if outputs is not None:
             provided[ResourceOutputs] = outputs

@@ -21,9 +21,11 @@ def test_views_are_counted_by_page(tmp_path: Path) -> None:
     outputs = ResourceOutputs(provider.apply(plan), "local")
     try:
         with TestClient(module.app, outputs=outputs) as client:
+            assert client.get("/counts").json() == {}
             for page in ["/home", "/pricing", "/home"]:
                 assert client.post("/views", json={"page": page, "user": "ann"}).json() == {"success": True}
             assert client.post("/views", json={"user": "no page"}).status_code == 422
             assert client.get("/counts").json() == {"/home": 2, "/pricing": 1}
+            assert client.get("/counts", params={"limit": 1}).json() == {"/home": 2}
     finally:
         provider.destroy()

@@ -3,14 +3,12 @@ DuckDB table locally), and an endpoint that counts views by page."""
 
 import dataclasses
 import datetime
-from pathlib import Path
 
 from buildflow import Flow
-from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.analysis import AnalysisQuery
 from buildflow.io.portable import AnalysisTable
 
 app = Flow()
-page_views = AnalysisTable("page_views")
 
 
 @dataclasses.dataclass
@@ -27,6 +25,11 @@ class ViewRow:
     at: datetime.datetime
 
 
+# The schema makes `bfctl apply` create the table, so it can be queried before the first view.
+page_views = AnalysisTable("page_views").options(schema=ViewRow)
+views = AnalysisQuery(page_views)
+
+
 @app.collector("/views", method="POST", sink=page_views, max_wait=0.002)
 def collect(view: PageView) -> ViewRow:
     """One page view in, one row out; answered once the row is stored."""
@@ -37,18 +40,13 @@ service = app.service()
 
 
 @service.endpoint("/counts", method="GET")
-def counts(outputs: ResourceOutputs, limit: int = 20) -> dict[str, int]:
-    """Views by page, most viewed first."""
-    from buildflow.storage.duckdb_access import duckdb_connection
-
-    out = outputs[page_views.primitive_id()]
-    query = (
-        f'select page, count(*) as views from "{out["table"]}"'  # noqa: S608 - the flow's own sink table
-        " group by page order by views desc, page limit ?"
+async def counts(query: views, limit: int = 20) -> dict[str, int]:
+    """Views by page, most viewed first (the same SQL on DuckDB locally and BigQuery on gcp)."""
+    rows = await query.rows(
+        "select page, count(*) as views from {table} group by page order by views desc, page limit @limit",
+        {"limit": limit},
     )
-    with duckdb_connection(Path(out["database"])) as conn:
-        rows = conn.execute(query, [limit]).fetchall()
-    return dict(rows)
+    return {row["page"]: row["views"] for row in rows}
 
 
 if __name__ == "__main__":

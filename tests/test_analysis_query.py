@@ -1,0 +1,216 @@
+"""AnalysisQuery: the same SQL on DuckDB locally (a served flow writing and reading one table)
+and on BigQuery's REST API (a local stand-in of jobs.query and getQueryResults)."""
+
+import asyncio
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from aiohttp import web
+
+from bfctl.infra import declared_primitives
+from buildflow import Flow
+from buildflow.dependencies.analysis import AnalysisQuery, AnalysisQueryError
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.io.gcp import BigQueryDataset, BigQueryTable
+from buildflow.io.portable import AnalysisTable
+from providers import get_provider
+from runtime.analysis import RuntimeQueryOpener, prepare
+from runtime.testing import TestClient
+
+
+@dataclasses.dataclass
+class Sale:
+    item: str
+    n: int
+    at: datetime.datetime
+
+
+def _flow() -> Flow:
+    app = Flow()
+    sales = AnalysisTable("sales").options(schema=Sale)
+    query = AnalysisQuery(sales)
+
+    @app.collector("/sales", method="POST", sink=sales, max_wait=0.002)
+    def collect(sale: Sale) -> Sale:
+        return sale
+
+    service = app.service()
+
+    @service.endpoint("/totals", method="GET")
+    async def totals(q: query, least: int = 0) -> list[dict[str, Any]]:
+        sql = "select item, sum(n) as n from {table} group by item having sum(n) >= @least order by item"
+        return await q.rows(sql, {"least": least})
+
+    @service.endpoint("/all", method="GET")
+    def everything(q: query) -> list[Sale]:
+        return q.sync.rows_as(Sale, "select * from {table} where item <> '{table}' order by n")
+
+    @service.endpoint("/bigquery-only", method="GET")
+    async def bigquery_only(q: query) -> str:
+        try:
+            await q.rows("select safe_divide(sum(n), 2) from {table}")
+        except AnalysisQueryError as e:
+            return str(e)
+        return "ran"
+
+    return app
+
+
+def test_a_served_flow_reads_back_what_its_collector_wrote(tmp_path: Path) -> None:
+    app = _flow()
+    provider = get_provider("local", tmp_path, "dev")
+    outputs = ResourceOutputs(provider.apply(provider.plan(declared_primitives(app, "local"))), "local")
+    at = datetime.datetime(2026, 11, 27, 9, 30, tzinfo=datetime.UTC)
+    try:
+        with TestClient(app, outputs=outputs) as client:
+            assert client.get("/totals").json() == []  # made by apply: readable before any row
+            for item, n in [("tea", 2), ("cake", 1), ("tea", 3)]:
+                sale = {"item": item, "n": n, "at": at.isoformat()}
+                assert client.post("/sales", json=sale).json() == {"success": True}
+            assert client.get("/totals").json() == [{"item": "cake", "n": 1}, {"item": "tea", "n": 5}]
+            assert client.get("/totals", params={"least": 2}).json() == [{"item": "tea", "n": 5}]
+            rows = client.get("/all").json()
+            assert [(r["item"], r["n"]) for r in rows] == [("cake", 1), ("tea", 2), ("tea", 3)]
+            assert datetime.datetime.fromisoformat(rows[0]["at"]) == at
+            message = client.get("/bigquery-only").json()
+            assert "does not know the function safe_divide" in message
+            assert "on DuckDB locally and on BigQuery on gcp" in message
+    finally:
+        provider.destroy()
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "error"),
+    [
+        ("delete from {table}", None, "must start with `select` or `with`, not `delete`"),
+        ("select 1; drop table {table}", None, "one statement at a time"),
+        ("select * from {table} where n > @least", None, "uses @least but no parameter 'least'"),
+        ("select 1", {"spare": 1}, "'spare' are not in the query"),
+        ("select @x", {"x": None}, "'x' is None"),
+        ("select @x", {"x": object()}, "'x' is a object"),
+    ],
+)
+def test_what_no_engine_is_sent(sql: str, params: dict[str, Any] | None, error: str) -> None:
+    with pytest.raises(AnalysisQueryError, match=error.replace("(", r"\(")):
+        prepare(sql, params, '"t"', "$")
+
+
+def test_placeholders_are_replaced_outside_strings_and_comments_only() -> None:
+    sql = "select '@a {table}', \"@b\" from {table} -- @c {table}\nwhere x = @a;  /* end */"
+    text, used = prepare(sql, {"a": 1}, "`p.d.t`", "@")
+    assert text == "select '@a {table}', \"@b\" from `p.d.t` -- @c {table}\nwhere x = @a  /* end */"
+    assert used == {"a": 1}
+
+
+class BigQueryStandIn:
+    """jobs.query answers "not done yet"; getQueryResults then gives two pages. A query that
+    names a column ``nope`` is refused as BigQuery does (HTTP 400 with an error body)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = {
+        "fields": [
+            {"name": "item", "type": "STRING", "mode": "NULLABLE"},
+            {"name": "n", "type": "INTEGER", "mode": "NULLABLE"},
+            {"name": "share", "type": "FLOAT", "mode": "NULLABLE"},
+            {"name": "big", "type": "BOOLEAN", "mode": "NULLABLE"},
+            {"name": "at", "type": "TIMESTAMP", "mode": "NULLABLE"},
+            {"name": "tags", "type": "STRING", "mode": "REPEATED"},
+        ]
+    }
+    PAGES: ClassVar[list[list[list[Any]]]] = [
+        [["tea", "5", "0.75", "true", "1795771800000000", [{"v": "hot"}]]],
+        [["cake", "1", "0.25", "false", None, []]],
+    ]
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.pages_asked: list[dict[str, str]] = []
+
+    def _page(self, index: int) -> dict[str, Any]:
+        rows = [{"f": [{"v": v} for v in row]} for row in self.PAGES[index]]
+        page: dict[str, Any] = {"jobComplete": True, "schema": self.SCHEMA, "rows": rows}
+        page["jobReference"] = {"projectId": "my-project", "jobId": "job-1", "location": "EU"}
+        if index + 1 < len(self.PAGES):
+            page["pageToken"] = str(index + 1)
+        return page
+
+    async def query(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body})
+        if "nope" in body["query"]:
+            error = {"code": 400, "message": "Unrecognized name: nope at [1:8]", "status": "INVALID_ARGUMENT"}
+            return web.json_response({"error": error}, status=400)
+        reference = {"projectId": "my-project", "jobId": "job-1", "location": "EU"}
+        return web.json_response({"jobComplete": False, "jobReference": reference})
+
+    async def results(self, request: web.Request) -> web.Response:
+        self.pages_asked.append({"path": request.path, **request.query})
+        return web.json_response(self._page(int(request.query.get("pageToken", "0"))))
+
+
+async def _serve(stand_in: BigQueryStandIn) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/bigquery/v2/projects/{p}/queries", stand_in.query)
+    app.router.add_get("/bigquery/v2/projects/{p}/queries/{job}", stand_in.results)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2"
+
+
+def test_on_gcp_the_query_runs_on_bigquery_and_reads_every_page() -> None:
+    table = BigQueryTable(BigQueryDataset("my-project", "analytics"), "sales")
+    stand_in = BigQueryStandIn()
+
+    async def run() -> tuple[list[dict[str, Any]], str]:
+        runner, api_root = await _serve(stand_in)
+        out = {"project": "my-project", "dataset_id": "analytics", "table_id": table.table_id, "api_root": api_root}
+        handle = await RuntimeQueryOpener({table.primitive_id(): out}, Path.cwd()).open(table)
+        try:
+            rows = await handle.rows(
+                "select * from {table} where n >= @least and item in unnest(@items)",
+                {
+                    "least": 1,
+                    "items": ["tea", "cake"],
+                },
+            )
+            with pytest.raises(AnalysisQueryError) as refused:
+                await handle.rows("select nope from {table}")
+        finally:
+            await handle.close()
+            await runner.cleanup()
+        return rows, str(refused.value)
+
+    rows, refused = asyncio.run(run())
+    assert rows == [
+        {
+            "item": "tea",
+            "n": 5,
+            "share": 0.75,
+            "big": True,
+            "at": datetime.datetime(2026, 11, 27, 9, 30, tzinfo=datetime.UTC),
+            "tags": ["hot"],
+        },
+        {"item": "cake", "n": 1, "share": 0.25, "big": False, "at": None, "tags": []},
+    ]
+    body = stand_in.requests[0]["body"]
+    assert stand_in.requests[0]["path"] == "/bigquery/v2/projects/my-project/queries"
+    assert body["query"] == "select * from `my-project.analytics.sales` where n >= @least and item in unnest(@items)"
+    assert body["useLegacySql"] is False and body["parameterMode"] == "NAMED"
+    assert body["queryParameters"] == [
+        {"name": "least", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "1"}},
+        {
+            "name": "items",
+            "parameterType": {"type": "ARRAY", "arrayType": {"type": "STRING"}},
+            "parameterValue": {"arrayValues": [{"value": "tea"}, {"value": "cake"}]},
+        },
+    ]
+    assert [p.get("pageToken") for p in stand_in.pages_asked] == [None, "1"]
+    assert all(p["location"] == "EU" and p["path"].endswith("/queries/job-1") for p in stand_in.pages_asked)
+    assert (
+        refused
+        == "BigQuery refused the query on BigQueryTable my-project.analytics.sales: Unrecognized name: nope at [1:8]"
+    )
