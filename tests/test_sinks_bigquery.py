@@ -73,7 +73,7 @@ def test_rows_stream_in_and_a_refused_row_fails_only_its_request() -> None:
             table.primitive_id(): {
                 "project": "my-project",
                 "dataset_id": "analytics",
-                "table_id": "events",
+                "table_id": table.table_id,  # as the gcp program exports it: project.dataset.table
                 "api_root": api_root,
             }
         }
