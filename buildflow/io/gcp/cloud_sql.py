@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from buildflow.io.primitive import GCPPrimitive, Primitive, PrimitiveValidationError, closest_name_hint
@@ -20,6 +21,8 @@ _MAX_CONNECTION_ID = 98
 _PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _DATABASE_VERSION = re.compile(r"POSTGRES_\d+(?:_\d+)?|MYSQL_\d+(?:_\d+)*|SQLSERVER_\d{4}_[A-Z]+")
+# ``module:attribute`` naming the SQLAlchemy metadata autogenerate compares with.
+_METADATA_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
 _MAX_IDENTIFIER_BYTES = 63
 _RESERVED_DATABASES = frozenset({"template0", "template1", "cloudsqladmin", "postgres"})
@@ -131,12 +134,24 @@ def _check_instance(primitive: Primitive, instance: Any) -> None:
 
 @dataclasses.dataclass
 class CloudSQLDatabase(GCPPrimitive):
-    """A database inside a Cloud SQL instance."""
+    """A database inside a Cloud SQL instance.
+
+    ``.options(migrations="migrations")`` gives it an Alembic migrations folder (relative to the
+    project): ``bfctl plan`` lists the revisions not applied yet and ``bfctl apply`` runs them.
+    ``metadata="models:Base"`` (a module of the project and a declarative base or ``MetaData``
+    in it) is what ``bfctl db revision --autogenerate`` compares the database with. Neither is
+    a property of the database itself, so neither shows in its plan.
+    """
 
     database_name: str
     instance: CloudSQLInstance
+    #: Class-level defaults that ``.options()`` overrides per instance; not dataclass fields,
+    #: so the constructor stays BuildFlow's.
+    migrations: ClassVar[str | None] = None
+    metadata: ClassVar[str | None] = None
 
     resource_type: ClassVar[str] = "gcp.sql.Database"
+    option_defaults: ClassVar[dict[str, Any]] = {"migrations": None, "metadata": None}
     replace_properties: ClassVar[frozenset[str]] = frozenset({"instance", "database_name"})
 
     def __post_init__(self) -> None:
@@ -162,6 +177,23 @@ class CloudSQLDatabase(GCPPrimitive):
         _check_identifier(self, "database_name", self.database_name)
         if self.database_name in _RESERVED_DATABASES:
             _fail(self, f"database_name {self.database_name!r} is reserved on Cloud SQL; choose another name")
+        self._validate_migrations()
+
+    def _validate_migrations(self) -> None:
+        folder, metadata = self.migrations, self.metadata
+        path = PurePosixPath(folder) if isinstance(folder, str) and folder.strip() else None
+        if folder is not None and (path is None or path.is_absolute() or ".." in path.parts):
+            _fail(self, f"migrations must be a folder relative to the project such as 'migrations', got {folder!r}")
+        if metadata is None:
+            return
+        if folder is None:
+            _fail(self, "metadata is only used with migrations: add migrations='migrations' to .options()")
+        if not isinstance(metadata, str) or not _METADATA_REF.fullmatch(metadata):
+            _fail(
+                self,
+                f"metadata must name a module of the project and an attribute in it, such as 'models:Base', "
+                f"got {metadata!r}",
+            )
 
 
 @dataclasses.dataclass
