@@ -39,7 +39,7 @@ def test_notes_cycle(notes: Path, bfctl_env: dict[str, str]) -> None:
 
     code, out = bfctl("plan", "--detailed-exitcode")
     assert code == 2, out
-    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged." in out
+    assert "Plan: 3 to create, 1 to update, 0 to replace, 0 to delete, 0 unchanged." in out
     assert "password: (secret)" in out
 
     code, out = bfctl("plan", "--json")
@@ -54,7 +54,7 @@ def test_notes_cycle(notes: Path, bfctl_env: dict[str, str]) -> None:
 
     code, out = bfctl("apply", "--yes")
     assert code == 0, out
-    assert "Apply complete: 3 resource(s) changed." in out
+    assert "Apply complete: 4 resource(s) changed." in out
     assert "✓ created my-project:notes-db " in out and "port = " in out
 
     code, out = bfctl("apply", "--yes")

@@ -1,5 +1,5 @@
 """A notes API on Cloud SQL: `bfctl apply` makes the database (an embedded PostgreSQL on the
-local target), `bfctl serve` serves it."""
+local target) and runs its migrations (migrations/versions/), `bfctl serve` serves it."""
 
 import dataclasses
 
@@ -20,29 +20,14 @@ instance = CloudSQLInstance(
     database_version=CloudSQLDatabaseVersion.POSTGRES_15,
     settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
 )
-database = CloudSQLDatabase(instance=instance, database_name="notes")
+database = CloudSQLDatabase(instance=instance, database_name="notes").options(migrations="migrations")
 app.manage(instance, database)
 DB = SessionDep(db_primitive=database, db_user="notes", db_password="s3cret")
 
 
-@dependency(Scope.REPLICA)
-class NotesTable:
-    """Creates the table once per worker, before the first request."""
-
-    def __init__(self, maker: DB.SessionMaker) -> None:
-        with maker.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "create table if not exists note ("
-                    " id bigserial primary key, title text not null, body text not null default '',"
-                    " created_at timestamptz not null default now())"
-                )
-            )
-
-
 @dependency(Scope.PROCESS)
 class Notes:
-    def __init__(self, db: DB, table: NotesTable) -> None:
+    def __init__(self, db: DB) -> None:
         self.session = db.session
 
 

@@ -23,6 +23,7 @@ from providers.local.duckdb_tables import DuckDBFamily
 from providers.local.family import Family
 from providers.local.file_changes import FileChangeFamily
 from providers.local.files import FileFamily
+from providers.local.migrations import MigrationsFamily
 from providers.local.postgres import LocalTargetError
 from providers.local.pubsub import PubSubFamily
 from providers.local.secrets import LocalSecrets
@@ -40,6 +41,7 @@ class LocalProvider(Provider):
         self.secrets = LocalSecrets(self.root / "secrets")
         self.cloud_sql = CloudSQLFamily(self)
         self.pubsub = PubSubFamily(self)
+        self.migrations = MigrationsFamily(self)
         self.families: list[Family] = [
             self.cloud_sql,
             DuckDBFamily(self),
@@ -47,6 +49,7 @@ class LocalProvider(Provider):
             BucketFamily(self),
             self.pubsub,
             FileChangeFamily(self),
+            self.migrations,
         ]
         self._by_type = {t: f for f in self.families for t in f.resource_types}
 
@@ -74,6 +77,14 @@ class LocalProvider(Provider):
 
     def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
         return self._family(primitive.resource_type).desired_properties(primitive)
+
+    def plan(self, primitives: Sequence[Primitive]) -> Plan:
+        """The resources' changes, then the revisions each migrated database has yet to run."""
+        desired = self.declared(primitives)
+        state = self.refresh()
+        plan = diff(self.target, self.stack, desired, state.resources, state.serial)
+        plan.changes.extend(self.migrations.changes(state, [p for p, _ in desired]))
+        return plan
 
     # -- refresh -------------------------------------------------------------------------------
     def refresh(self) -> State:

@@ -1,0 +1,66 @@
+"""Migrations on the local target: the pending revisions of each migrated database as plan
+steps, run by apply once the database and its users exist, as the flow's session user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.dependencies.sqlalchemy import engine
+from buildflow.io.gcp import CloudSQLDatabase
+from buildflow.io.primitive import Primitive
+from providers import migrations
+from providers.local import sql
+from providers.local.family import Family
+from providers.plan import ResourceChange
+from providers.portables import outputs_of
+from providers.state import ResourceState, State
+
+
+class MigrationsFamily(Family):
+    primitive_types = ()
+
+    @property
+    def resource_types(self) -> frozenset[str]:
+        return frozenset({migrations.MIGRATIONS})
+
+    def changes(self, state: State, primitives: Sequence[Primitive]) -> list[ResourceChange]:
+        """A step per migrated database with revisions not applied yet."""
+        out = []
+        for database in migrations.migrated(primitives):
+            folder = migrations.folder_of(self.project_dir, database)
+            current = self._current(state, database)
+            revisions = migrations.pending(folder, current or ())
+            if revisions or current is None:
+                out.append(migrations.plan_change(database, current, revisions))
+        return out
+
+    def _current(self, state: State, database: CloudSQLDatabase) -> tuple[str, ...] | None:
+        """The database's revisions, () when it is not made yet, None when its server is stopped."""
+        record = state.resources.get(database.primitive_id())
+        instance = state.resources.get(database.instance.primitive_id())
+        if record is None or instance is None:
+            return ()
+        server = self.provider.cloud_sql.server(instance)
+        port = server.running_port()
+        if port is None:
+            return None
+        with server.admin(port, database.database_name) as conn:
+            if sql.table_columns(conn, migrations.VERSION_TABLE) is None:
+                return ()
+            return tuple(str(row[0]) for row in conn.run("SELECT version_num FROM alembic_version"))
+
+    def put(self, state: State, primitive: Primitive) -> str:
+        assert isinstance(primitive, CloudSQLDatabase)
+        self.provider.cloud_sql.running(state, primitive.instance.primitive_id())
+        user, password = migrations.migration_user(primitive)
+        outputs = ResourceOutputs(outputs_of(state), self.provider.target)
+        db = engine(outputs, primitive, user, self.provider.secrets.ensure(password))
+        try:
+            done = migrations.upgrade(db, primitive, migrations.folder_of(self.project_dir, primitive))
+        finally:
+            db.dispose()
+        return f"upgraded to {done[-1]} ({len(done)} revision(s))" if done else "already at the latest revision"
+
+    def delete(self, state: State, record: ResourceState, doomed: set[str]) -> str:
+        return "the revisions go with the database"

@@ -1,0 +1,214 @@
+"""Alembic migrations of a flow's Cloud SQL databases, with a configuration built in code.
+
+A database declares its folder with ``CloudSQLDatabase(...).options(migrations="migrations")``.
+The folder holds ``env.py`` and ``script.py.mako`` (written by the first ``bfctl db revision``)
+and ``versions/``; the project needs no ``alembic.ini``. bfctl hands ``env.py`` an open
+connection to the stack's database and the flow's metadata through ``Config.attributes``.
+Upgrades run one revision per transaction, so a failing revision leaves the database at the
+last good one. Alembic is imported only when migrations are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from buildflow.io.gcp import CloudSQLDatabase
+from buildflow.io.primitive import Primitive
+from buildflow.secrets import Password
+from providers.errors import ProviderError
+from providers.plan import PropertyChange, ResourceChange
+
+#: The plan's resource type for a database's pending revisions (``<database id>/migrations``).
+MIGRATIONS = "buildflow.Migrations"
+VERSION_TABLE = "alembic_version"
+
+_ENV_PY = '''"""Alembic's environment for this database, run by bfctl (`bfctl db ...`, `bfctl apply`).
+
+bfctl builds Alembic's configuration in code and passes an open connection to the stack's
+database and the flow's SQLAlchemy metadata (the database's `metadata=` option), so the
+project needs no alembic.ini. bfctl commits each revision in a transaction of its own.
+"""
+
+from alembic import context
+
+context.configure(
+    connection=context.config.attributes["connection"],
+    target_metadata=context.config.attributes.get("target_metadata"),
+)
+with context.begin_transaction():
+    context.run_migrations()
+'''
+
+_SCRIPT_MAKO = '''"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+${imports if imports else ""}
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = ${repr(branch_labels)}
+depends_on = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}
+'''
+
+
+class MigrationSetupError(ProviderError):
+    """The migrations of a database cannot be found or run as declared (the message says why)."""
+
+
+class MigrationError(ProviderError):
+    """One revision failed; the database stays at the revision before it."""
+
+    def __init__(self, database_id: str, revision: str, doc: str, cause: BaseException, at: str | None) -> None:
+        self.revision = revision
+        super().__init__(
+            f"migration {revision} ({doc or 'no message'}) of {database_id} failed: {cause}\n"
+            f"The database stays at revision {at or '(none)'}: fix the revision, then apply again."
+        )
+
+
+def migrated(primitives: Sequence[Primitive]) -> list[CloudSQLDatabase]:
+    """The databases among ``primitives`` that declare a migrations folder."""
+    return [p for p in primitives if isinstance(p, CloudSQLDatabase) and p.migrations]
+
+
+def resource_id(database: CloudSQLDatabase) -> str:
+    return f"{database.primitive_id()}/migrations"
+
+
+def folder_of(project_dir: Path, database: CloudSQLDatabase) -> Path:
+    if not database.migrations:
+        raise MigrationSetupError(
+            f'{database.primitive_id()} has no migrations folder: declare one with .options(migrations="migrations")'
+        )
+    return project_dir / database.migrations
+
+
+def migration_user(database: CloudSQLDatabase) -> tuple[str, Password]:
+    """The user revisions run as: the first the flow's sessions log in as, so what they create
+    belongs to the user the handlers use."""
+    from buildflow.dependencies.sqlalchemy import session_users
+
+    users = session_users(database)
+    if not users:
+        raise MigrationSetupError(
+            f"{database.primitive_id()} has migrations but no SessionDep logs in to it: declare "
+            "SessionDep(db_primitive=..., db_user=..., db_password=...) so migrations run as that user"
+        )
+    return users[0]
+
+
+def scaffold(folder: Path) -> list[Path]:
+    """Write ``env.py``, ``script.py.mako`` and ``versions/`` where missing; returns what was written."""
+    written = []
+    (folder / "versions").mkdir(parents=True, exist_ok=True)
+    for name, text in (("env.py", _ENV_PY), ("script.py.mako", _SCRIPT_MAKO)):
+        path = folder / name
+        if not path.exists():
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+def config(folder: Path, connection: Any = None, metadata: Any = None, stdout: Any = None) -> Any:
+    """Alembic's ``Config`` for ``folder``, with no ini file."""
+    from alembic.config import Config
+
+    cfg = Config(stdout=stdout) if stdout is not None else Config()
+    cfg.set_main_option("script_location", str(folder))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["target_metadata"] = metadata
+    return cfg
+
+
+def scripts(folder: Path) -> Any:
+    """Alembic's ``ScriptDirectory`` of ``folder``."""
+    from alembic.script import ScriptDirectory
+
+    if not (folder / "env.py").is_file():
+        raise MigrationSetupError(
+            f'{folder} has no env.py: run `bfctl db revision -m "first revision"` to create the migrations folder'
+        )
+    return ScriptDirectory.from_config(config(folder))
+
+
+def pending(folder: Path, current: Sequence[str], target: str = "heads") -> list[Any]:
+    """The revisions from ``current`` (the database's heads) up to ``target``, oldest first."""
+    found = scripts(folder).revision_map.iterate_revisions(target, tuple(current) or "base", implicit_base=True)
+    return [s for s in reversed(list(found)) if s is not None]
+
+
+def plan_change(database: CloudSQLDatabase, current: Sequence[str] | None, revisions: list[Any]) -> ResourceChange:
+    """The plan step for ``revisions`` not yet applied (``current`` None: not readable now)."""
+    listed = ", ".join(f"{s.revision} ({s.doc})" if s.doc else s.revision for s in revisions)
+    reason = f"{len(revisions)} pending: {listed}"
+    if current is None:
+        reason = "the database cannot be read before apply: its revisions are checked then"
+    old = ",".join(current) if current else None
+    change = PropertyChange("revision", old, revisions[-1].revision if revisions else None)
+    return ResourceChange(resource_id(database), MIGRATIONS, "update", [change], reason, database)
+
+
+def upgrade(
+    engine: Any,
+    database: CloudSQLDatabase,
+    folder: Path,
+    target: str = "heads",
+    on_revision: Callable[[str], None] = lambda revision: None,
+) -> list[str]:
+    """Apply the revisions up to ``target``, each in its own transaction; returns their ids.
+
+    Raises ``MigrationError`` naming the revision that failed.
+    """
+    from alembic import command
+
+    with engine.connect() as conn:
+        at = current(conn)
+    done: list[str] = []
+    for script in pending(folder, at, target):
+        try:
+            with engine.begin() as conn:
+                command.upgrade(config(folder, conn), script.revision)
+        except Exception as exc:
+            last = done[-1] if done else ",".join(at) or None
+            raise MigrationError(database.primitive_id(), script.revision, script.doc, exc, last) from exc
+        done.append(script.revision)
+        on_revision(script.revision)
+    return done
+
+
+def current(connection: Any) -> tuple[str, ...]:
+    """The revisions the database is at (empty before the first)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def load_metadata(database: CloudSQLDatabase) -> Any:
+    """The SQLAlchemy ``MetaData`` named by the database's ``metadata`` option (``module:attr``,
+    a declarative base or a ``MetaData``), imported from the project."""
+    if not database.metadata:
+        return None
+    module_name, _, attribute = database.metadata.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise MigrationSetupError(f"metadata={database.metadata!r} of {database.primitive_id()}: {exc}") from exc
+    return getattr(value, "metadata", value)
