@@ -23,7 +23,7 @@ from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Method, join_route
-from runtime import middleware, openapi
+from runtime import metrics, middleware, openapi
 from runtime.analysis import RuntimeQueryOpener
 from runtime.buckets import RuntimeBucketOpener
 from runtime.consumers import CompiledConsumer
@@ -138,6 +138,7 @@ class FlowApp:
             client_max_size=self.max_body, handler_args={"max_line_size": 65536, "max_field_size": 65536}
         )
         preflights: dict[str, Any] = {}
+        routes: list[metrics.RouteStats] = []
         for handler in self.handlers:
             if handler.is_websocket:
                 app.router.add_route("GET", handler.route, handler.handle_websocket)
@@ -147,12 +148,16 @@ class FlowApp:
                 handle, cors = middleware.apply(handler.middleware, handle)
                 if cors is not None:
                     preflights.setdefault(handler.route, cors.preflight)
-            app.router.add_route(handler.method, handler.route, handle)
+            routes.append(metrics.RouteStats(handler.method, handler.route))
+            app.router.add_route(handler.method, handler.route, metrics.timed(handle, routes[-1]))
         for route, preflight in preflights.items():
             app.router.add_route("OPTIONS", route, preflight)
         app.router.add_get(HEALTH_PATH, _health)
         self._add_docs(app)
-        app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", _unmatched)
+        unmatched = metrics.RouteStats("*", "(unmatched)")
+        worker = metrics.WorkerMetrics([*routes, unmatched], lambda: self.sinks.batchers, self.consumers.consumers)
+        app.router.add_get(metrics.METRICS_PATH, worker.handle)
+        app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", metrics.timed(_unmatched, unmatched))
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from runtime.metrics import BATCH_BOUNDS, Histogram
 from runtime.sinks.base import Row, RowsRejected, SinkWriter
 
 log = logging.getLogger("buildflow.runtime")
@@ -63,6 +64,14 @@ class Batcher:
         self._closing = False
         self.batches_written = 0
         self.rows_written = 0
+        #: For ``/_bf/metrics``: rows per successful write, and failed writes by reason.
+        self.batch_rows = Histogram(BATCH_BOUNDS)
+        self.write_errors = {"rejected": 0, "unavailable": 0}
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting to be written."""
+        return self._queued
 
     async def start(self) -> None:
         await self.writer.start()
@@ -127,6 +136,7 @@ class Batcher:
                 await self.writer.write(rows)
         except RowsRejected as e:
             if len(batch) == 1:
+                self.write_errors["rejected"] += 1
                 _fail(batch[0][1], e)
             else:  # find whose rows were refused: every other request still succeeds
                 for item in batch:
@@ -134,11 +144,13 @@ class Batcher:
             return
         except Exception as e:  # unreachable sink, timeout: nobody in the batch is acknowledged
             log.warning("writing %d rows to %s failed: %s", len(rows), self.writer.description, e)
+            self.write_errors["unavailable"] += 1
             for _, future in batch:
                 _fail(future, SinkUnavailable(str(e) or type(e).__name__))
             return
         self.batches_written += 1
         self.rows_written += len(rows)
+        self.batch_rows.observe(len(rows))
         for _, future in batch:
             if not future.done():
                 future.set_result(None)
