@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import urllib.parse
 from pathlib import Path
 
@@ -110,7 +111,9 @@ def notes_outputs(tmp_path_factory):
     from providers import get_provider
 
     app = _load(ROOT / "examples" / "notes" / "main.py", "fuzz_notes")
-    provider = get_provider("local", tmp_path_factory.mktemp("fuzz-notes"), "dev")
+    project = tmp_path_factory.mktemp("fuzz-notes")
+    shutil.copytree(ROOT / "examples" / "notes" / "migrations", project / "migrations")  # apply runs them
+    provider = get_provider("local", project, "dev")
     outputs = provider.apply(provider.plan(declared_primitives(app, "local")))
     yield app, ResourceOutputs(outputs, "local")
     provider.destroy()

@@ -26,6 +26,7 @@ def notes(tmp_path: Path) -> Path:
     directory.mkdir()
     for name in ("main.py", "pyproject.toml"):
         shutil.copy(ROOT / "examples" / "notes" / name, directory / name)
+    shutil.copytree(ROOT / "examples" / "notes" / "migrations", directory / "migrations")
     return directory
 
 
