@@ -230,7 +230,8 @@ def run(settings: ServeSettings, roots: Sequence[Path]) -> int:
                 children[0].serve(settings)
                 children.append(_Child())
             elif (code := children[0].exited_by_itself()) is not None:
-                console.progress(f"Serving stopped (exit code {code}); waiting for a change to serve again.")
+                # not "Serving ...": scripts wait for that line to know the flow is served
+                console.progress(f"Waiting for a change to serve again (the last start exited with code {code}).")
     finally:
         for child in children:
             child.stop()

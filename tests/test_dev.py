@@ -74,7 +74,7 @@ def test_a_syntax_error_is_shown_and_the_next_good_save_serves(tmp_path: Path, b
 
     with serving(["--port", "0", "main:app"], tmp_path, bfctl_env, command=DEV) as server:
         main.write_text(main.read_text() + "def broken(:\n")
-        server.wait_for(lambda line: line.startswith("Serving stopped (exit code 1); waiting for a change"))
+        server.wait_for(lambda line: line == "Waiting for a change to serve again (the last start exited with code 1).")
         alive = server.process.poll() is None
         _flow(tmp_path, "fixed")
         server.wait_for(lambda line: bool(SERVING.match(line)), count=2)
