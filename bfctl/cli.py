@@ -23,6 +23,7 @@ import typer
 
 import bfctl
 from bfctl import console
+from bfctl.db import db_app
 from bfctl.help import MAX_WIDTH, Command, Group
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ app = typer.Typer(
     cls=Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": MAX_WIDTH},
 )
+app.add_typer(db_app, name="db")
 
 
 def _print_version(value: bool) -> None:
@@ -254,6 +256,39 @@ def serve(
 
 
 @app.command(cls=Command)
+def dev(
+    target: FlowArgument = None,
+    host: Annotated[str | None, typer.Option(show_default="127.0.0.1", help="Interface to bind.")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, show_default="$PORT when set, else 8000", help="TCP port; 0 picks a free one, kept."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, show_default="decided from the flow", help="Number of worker processes.")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(min=0.0, help="Seconds in-flight requests get to finish before a restart or the exit.")
+    ] = 1.0,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
+    stack: StackOption = "dev",
+) -> None:
+    """Apply the local target and serve the flow, again on every change to its *.py files or pyproject.toml.
+
+    Each save restarts serving on the same port (applying what the change added); databases and
+    emulators keep running with their data; an error in the flow is shown and the next good
+    save serves again. Stops on Ctrl+C or SIGTERM.
+    """
+    with _reported_errors():
+        from bfctl import dev as reload
+
+        settings = reload.ServeSettings(target, host, reload.fixed_port(host, port), stack, workers, grace, access_log)
+        code = reload.run(settings, reload.watched_roots(target, Path.cwd()))
+    raise typer.Exit(code)
+
+
+@app.command(cls=Command)
 def plan(
     target: FlowArgument = None,
     stack: StackOption = "dev",
@@ -378,6 +413,57 @@ def build(
             say=console.info,
             docker_output=partial(console.info, style="dim"),
         )
+
+
+@app.command(cls=Command)
+def graph(
+    target: FlowArgument = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="text|mermaid|dot", help="text, a Mermaid flowchart, or Graphviz DOT.")
+    ] = "text",
+) -> None:
+    """Show the flow's handlers, the dependencies each needs (with their scopes) and the primitives they use."""
+    with _reported_errors():
+        from bfctl import inspect
+
+        inspect.show_graph(_load(target).flow, fmt)
+
+
+@app.command(cls=Command)
+def routes(
+    target: FlowArgument = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the routes as JSON.")] = False,
+) -> None:
+    """List the flow's HTTP routes: method, path, handler and kind (endpoint, collector, websocket)."""
+    with _reported_errors():
+        from bfctl import inspect
+
+        inspect.show_routes(_load(target).flow, as_json)
+
+
+@app.command(cls=Command)
+def outputs(
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
+) -> None:
+    """Show what the stack's last apply recorded for each resource (never a secret)."""
+    with _reported_errors():
+        from bfctl import inspect
+
+        inspect.show_outputs(infra_target, stack, _gcp(gcp_project, gcp_region), as_json)
+
+
+@app.command(cls=Command)
+def init(name: Annotated[str, typer.Argument(help="The project's name and the folder created for it.")]) -> None:
+    """Create a starter project: a flow with one endpoint, its test, and a pyproject.toml for bfctl."""
+    with _reported_errors():
+        from bfctl.init import create_project
+
+        root = create_project(name, Path.cwd())
+        console.info(f"Created {root}: cd {name} && pytest, then bfctl serve", "bold green")
 
 
 def _gcp(project: str | None, region: str | None) -> dict[str, str | None]:
