@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import datetime
 import decimal
 import re
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from buildflow.storage import ddl
 from buildflow.storage.engines import Engine
 from buildflow.types.fields import Invalid
 from buildflow.types.schema import to_jsonable
+from runtime.blocking import wait_on_loop
 from runtime.errors import StartupError
 from runtime.sinks.base import describe, local_path, sink_name
 from runtime.validation import compile_type
@@ -131,15 +131,6 @@ def prepare(sql: str, params: Params | None, table: str, marker: str) -> tuple[s
     return "".join(pieces), used
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, call: Coroutine[Any, Any, T]) -> T:
-    """Run ``call`` on the worker's loop from a sync handler's thread, and wait for it."""
-    with contextlib.suppress(RuntimeError):  # RuntimeError: no loop runs in this thread
-        if asyncio.get_running_loop() is loop:
-            call.close()
-            raise TypeError("query.sync blocks the event loop: in an async handler, `await query.rows(...)`")
-    return asyncio.run_coroutine_threadsafe(call, loop).result()
-
-
 class SyncQuery:
     """The blocking form of a handle's methods, for sync handlers (which run in threads)."""
 
@@ -148,10 +139,10 @@ class SyncQuery:
         self._loop = loop
 
     def rows(self, sql: str, params: Params | None = None) -> Rows:
-        return _on_loop(self._loop, self._query.rows(sql, params))
+        return wait_on_loop(self._loop, self._query.rows(sql, params), "await query.rows(...)")
 
     def rows_as(self, row_type: type[R], sql: str, params: Params | None = None) -> list[R]:
-        return _on_loop(self._loop, self._query.rows_as(row_type, sql, params))
+        return wait_on_loop(self._loop, self._query.rows_as(row_type, sql, params), "await query.rows_as(...)")
 
 
 class QueryHandle(abc.ABC):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from buildflow.dependencies.bucket import BucketOpener
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
+from runtime.blocking import wait_on_loop
 from runtime.errors import StartupError
 from runtime.sinks.base import local_path, sink_name
 from runtime.sinks.gcs import CloudStorageObjects, FolderObjects
@@ -79,11 +80,7 @@ class SyncBucket:
         self._loop = loop
 
     def _wait(self, call: Coroutine[Any, Any, T]) -> T:
-        with contextlib.suppress(RuntimeError):  # RuntimeError: no loop runs in this thread
-            if asyncio.get_running_loop() is self._loop:
-                call.close()
-                raise TypeError("bucket.sync blocks the event loop: in an async handler, `await bucket.upload(...)`")
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+        return wait_on_loop(self._loop, call, "await bucket.upload(...)")
 
     def upload(self, name: str, data: bytes | str, content_type: str | None = None) -> None:
         self._wait(self._bucket.upload(name, data, content_type))
