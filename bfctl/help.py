@@ -77,8 +77,16 @@ def _plain_flag(option: TyperOption | None) -> TyperOption | None:
     return option
 
 
-class Group(TyperGroup):
-    """The ``bfctl`` group: Click-formatted help (see the module docstring)."""
+class _Listed:
+    """In the parent's command list: the whole first sentence, wrapped, never cut to ``...``."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        listed: str = super().get_short_help_str(limit=1000)  # type: ignore[misc]  # mixed into click commands
+        return listed
+
+
+class Group(_Listed, TyperGroup):
+    """The ``bfctl`` group, and groups of subcommands (``bfctl db``): Click-formatted help."""
 
     context_class = HelpContext
 
@@ -86,14 +94,10 @@ class Group(TyperGroup):
         return _plain_flag(super().get_help_option(ctx))
 
 
-class Command(TyperCommand):
+class Command(_Listed, TyperCommand):
     """A ``bfctl`` subcommand: Click-formatted help (see the module docstring)."""
 
     context_class = HelpContext
 
     def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
         return _plain_flag(super().get_help_option(ctx))
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        """The whole first sentence in the group's command list, wrapped, never cut to ``...``."""
-        return super().get_short_help_str(limit=1000)
