@@ -308,7 +308,7 @@ def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchan
 ) -> None:
     """``bfctl apply --target gcp`` as a user runs it, with the stand-in ``pulumi``: the first
     deploy runs ``up`` twice around the push; unchanged code is neither built nor rolled out."""
-    google.polls_to_finish = 1
+    google.polls_to_finish = 0  # the CLI waits its real poll interval before each look
     pulumi_log = tmp_path / "pulumi-calls.jsonl"
     env = {
         **env,

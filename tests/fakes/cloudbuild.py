@@ -102,6 +102,8 @@ class GoogleStandIn:
                 "logUrl": f"https://console.cloud.google.com/cloud-build/builds;region={match['region']}/{build_id}",
             }
             self._polls[build_id] = 0
+            if self.polls_to_finish == 0:  # ended before it is first looked at (a cached build)
+                self._builds[build_id]["status"] = self._end(self._builds[build_id])
         operation = f"projects/{match['project']}/locations/{match['region']}/operations/op-{build_id}"
         metadata = {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.BuildOperationMetadata"}
         return 200, {"name": operation, "metadata": {**metadata, "build": self._builds[build_id]}}
