@@ -27,8 +27,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two processes, each test file in one of them (module fixtures such as an emulator start once):
+# most tests wait on servers and subprocesses, so two cores serve two files at a time.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 demo: install
 	@echo "Starting examples/hello; try in another terminal:"
