@@ -51,16 +51,25 @@ def create_exclusive(path: Path, *, append_mode: bool = True) -> int:
     return fd
 
 
+def _synced_copy(path: Path, data: bytes, mode: int) -> Path:
+    """A new temporary file beside ``path`` holding ``data``, synced: what is then put in place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    try:
+        append(fd, data)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
 def write_new_file(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data``, all or nothing: a temporary file synced and then
     linked into place (refusing to replace an existing file)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    tmp = _synced_copy(path, data, 0o644)
     try:
-        try:
-            append(fd, data)
-        finally:
-            os.close(fd)
         os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -91,13 +100,8 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix,
     and the new one survives a crash once this returns (synced temporary file, rename, synced
     directory)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    tmp = _synced_copy(path, data, mode)
     try:
-        try:
-            append(fd, data)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
