@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,15 @@ BROKEN = '''
 
 
 @pytest.fixture
-def notes(tmp_path: Path) -> Path:
+def notes(tmp_path: Path, bfctl_env: dict[str, str]) -> Iterator[Path]:
     project = tmp_path / "notes"
     shutil.copytree(
         REPO_ROOT / "examples" / "notes", project, ignore=shutil.ignore_patterns(".buildflow", "__pycache__")
     )
-    return project
+    yield project
+    if (project / ".buildflow").exists():  # the servers apply started outlive the test otherwise
+        code, out = run_bfctl(["destroy", "--yes"], project, bfctl_env)
+        assert code == 0, out
 
 
 def _columns(project: Path) -> set[str] | None:
