@@ -73,33 +73,15 @@ def _database(flow_target: str | None, wanted: str | None, infra_target: str) ->
 def _connected(database: Any, stack: str, infra_target: str, command: str) -> Iterator[Any]:
     """An engine on the stack's applied ``database``, as the flow's sessions connect, under the lock."""
     from bfctl.infra import Refused, provider_for
-    from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
-    from buildflow.dependencies.sqlalchemy import CloudSQLConnectors, engine
-    from providers.migrations import migration_user
+    from providers.migrations import connected
 
     provider = provider_for(infra_target, stack)
     with provider.locked(f"bfctl db {command}"):
-        connectors = None
-        if infra_target == "local":
-            from buildflow.secrets import SECRETS_DIR_ENV
-
-            os.environ[SECRETS_DIR_ENV] = str(provider.secrets.directory)  # where apply keeps generated values
-            outputs = provider.ensure_running()
-        else:
-            outputs = provider.outputs()
-            connectors = CloudSQLConnectors(FlowCredentials())
+        outputs = provider.ensure_running()
         if database.primitive_id() not in outputs:
             raise Refused(f"{database.primitive_id()} is not applied on the {infra_target} target: run `bfctl apply`")
-        user, password = migration_user(database)
-        db = engine(ResourceOutputs(outputs, infra_target), database, user, password, connectors=connectors)
-        try:
+        with connected(outputs, infra_target, database, provider.password_of) as db:
             yield db
-        finally:
-            db.dispose()
-            if connectors is not None:
-                import asyncio
-
-                asyncio.run(connectors.teardown())
 
 
 def _folder(database: Any) -> Any:

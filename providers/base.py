@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
+from buildflow.secrets import Password, reveal
 from providers.errors import ProviderError
 from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
 from providers.portables import on_target, outputs_of
@@ -142,6 +143,11 @@ class Provider(abc.ABC):
     def outputs(self) -> Outputs:
         """Outputs recorded by the last apply, per primitive id (never secrets)."""
         return outputs_of(self.store.load())
+
+    def password_of(self, password: Password) -> str:
+        """The value of a password the flow declares, from where this target keeps secrets (the
+        environment, by default), for what bfctl itself runs against the stack (migrations)."""
+        return reveal(password)
 
     # -- serving -----------------------------------------------------------------------------
     def ensure_running(self) -> Outputs:

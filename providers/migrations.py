@@ -10,20 +10,26 @@ last good one. Alembic is imported only when migrations are used.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from buildflow.io.gcp import CloudSQLDatabase
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password
 from providers.errors import ProviderError
 from providers.plan import PropertyChange, ResourceChange
+from providers.state import State
 
 #: The plan's resource type for a database's pending revisions (``<database id>/migrations``).
 MIGRATIONS = "buildflow.Migrations"
 VERSION_TABLE = "alembic_version"
+#: What apply recorded, per primitive id; and where the target keeps a Secret's value.
+StackOutputs = Mapping[str, Mapping[str, Any]]
+PasswordOf = Callable[[Password], str]
 
 _ENV_PY = '''"""Alembic's environment for this database, run by bfctl (`bfctl db ...`, `bfctl apply`).
 
@@ -153,15 +159,67 @@ def pending(folder: Path, current: Sequence[str], target: str = "heads") -> list
     return [s for s in reversed(list(found)) if s is not None]
 
 
-def plan_change(database: CloudSQLDatabase, current: Sequence[str] | None, revisions: list[Any]) -> ResourceChange:
-    """The plan step for ``revisions`` not yet applied (``current`` None: not readable now)."""
+def plan_change(
+    database: CloudSQLDatabase, current: Sequence[str] | None, revisions: list[Any], unreadable: str = ""
+) -> ResourceChange:
+    """The plan step for ``revisions`` not yet applied (``current`` None: not readable now,
+    ``unreadable`` saying why)."""
     listed = ", ".join(f"{s.revision} ({s.doc})" if s.doc else s.revision for s in revisions)
     reason = f"{len(revisions)} pending: {listed}"
     if current is None:
-        reason = "the database cannot be read before apply: its revisions are checked then"
-    old = ",".join(current) if current else None
+        why = f" ({unreadable})" if unreadable else ""
+        reason = f"the database cannot be read before apply{why}: its revisions are checked then"
+    old = "(unknown)" if current is None else ",".join(current) or None
     change = PropertyChange("revision", old, revisions[-1].revision if revisions else None)
     return ResourceChange(resource_id(database), MIGRATIONS, "update", [change], reason, database)
+
+
+def applied_before(state: State, database: CloudSQLDatabase) -> bool:
+    """Whether the stack has made the database and the user migrations run as (else no
+    revision can have been applied: all are pending)."""
+    user, password = migration_user(database)
+    made = (database.primitive_id(), CloudSQLUser(user, password, database.instance).primitive_id())
+    return all(rid in state.resources for rid in made)
+
+
+@contextlib.contextmanager
+def connected(outputs: StackOutputs, target: str, database: CloudSQLDatabase, password_of: PasswordOf) -> Iterator[Any]:
+    """A SQLAlchemy engine on the applied ``database`` as its migration user, connecting as the
+    flow's sessions do on ``target`` (through the Cloud SQL connector on gcp); ``password_of``
+    gives a Secret's value where this target keeps it."""
+    from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
+    from buildflow.dependencies.sqlalchemy import CloudSQLConnectors, engine
+
+    user, password = migration_user(database)
+    connectors = CloudSQLConnectors(FlowCredentials()) if target == "gcp" else None
+    db = engine(ResourceOutputs(dict(outputs), target), database, user, password_of(password), connectors=connectors)
+    try:
+        yield db
+    finally:
+        db.dispose()
+        if connectors is not None:
+            asyncio.run(connectors.teardown())
+
+
+def read_current(
+    outputs: StackOutputs, target: str, database: CloudSQLDatabase, password_of: PasswordOf
+) -> tuple[str, ...]:
+    """The revisions the applied database is at."""
+    with connected(outputs, target, database, password_of) as db, db.connect() as conn:
+        return current(conn)
+
+
+def migrate(
+    outputs: StackOutputs,
+    target: str,
+    database: CloudSQLDatabase,
+    folder: Path,
+    password_of: PasswordOf,
+) -> str:
+    """Upgrade the applied database to its latest revision; what was done, in a few words."""
+    with connected(outputs, target, database, password_of) as db:
+        done = upgrade(db, database, folder)
+    return f"upgraded to {done[-1]} ({len(done)} revision(s))" if done else "already at the latest revision"
 
 
 def upgrade(

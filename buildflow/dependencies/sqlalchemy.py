@@ -10,6 +10,7 @@ annotations name local classes.
 """
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,9 @@ from buildflow.secrets import Password, reveal
 #: gcp-target connection options, taken out of the builders' engine keyword arguments.
 _CONNECTOR_OPTIONS = ("ip_type", "enable_iam_auth")
 _IP_TYPES = ("public", "private", "psc")
+
+#: gcloud's variable overriding the Cloud SQL Admin API's endpoint, honoured by the connector here.
+SQLADMIN_ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN"
 
 _USERS_ATTR = "_buildflow_session_users"
 
@@ -66,8 +70,16 @@ class CloudSQLConnectors:
         self._async_lock = asyncio.Lock()
 
     def connector_options(self) -> dict[str, Any]:
-        """Keyword arguments of every ``Connector`` made here (extend to change endpoints in tests)."""
-        return {"credentials": self.credentials} if self.credentials is not None else {}
+        """Keyword arguments of every ``Connector`` made here.
+
+        The Admin API endpoint follows gcloud's override variable, as the image publisher's
+        endpoints do (a private endpoint, or a stand-in of Google's side).
+        """
+        options: dict[str, Any] = {"credentials": self.credentials} if self.credentials is not None else {}
+        endpoint = os.environ.get(SQLADMIN_ENDPOINT_ENV)
+        if endpoint:
+            options["sqladmin_api_endpoint"] = endpoint.rstrip("/")
+        return options
 
     def sync(self) -> Any:
         """The worker's connector for sync drivers (called from pool threads)."""

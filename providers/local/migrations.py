@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from buildflow.dependencies.flow_dependencies import ResourceOutputs
-from buildflow.dependencies.sqlalchemy import engine
 from buildflow.io.gcp import CloudSQLDatabase
 from buildflow.io.primitive import Primitive
 from providers import migrations
@@ -37,10 +35,9 @@ class MigrationsFamily(Family):
 
     def _current(self, state: State, database: CloudSQLDatabase) -> tuple[str, ...] | None:
         """The database's revisions, () when it is not made yet, None when its server is stopped."""
-        record = state.resources.get(database.primitive_id())
-        instance = state.resources.get(database.instance.primitive_id())
-        if record is None or instance is None:
+        if not migrations.applied_before(state, database):
             return ()
+        instance = state.resources[database.instance.primitive_id()]
         server = self.provider.cloud_sql.server(instance)
         port = server.running_port()
         if port is None:
@@ -53,14 +50,8 @@ class MigrationsFamily(Family):
     def put(self, state: State, primitive: Primitive) -> str:
         assert isinstance(primitive, CloudSQLDatabase)
         self.provider.cloud_sql.running(state, primitive.instance.primitive_id())
-        user, password = migrations.migration_user(primitive)
-        outputs = ResourceOutputs(outputs_of(state), self.provider.target)
-        db = engine(outputs, primitive, user, self.provider.secrets.ensure(password))
-        try:
-            done = migrations.upgrade(db, primitive, migrations.folder_of(self.project_dir, primitive))
-        finally:
-            db.dispose()
-        return f"upgraded to {done[-1]} ({len(done)} revision(s))" if done else "already at the latest revision"
+        folder = migrations.folder_of(self.project_dir, primitive)
+        return migrations.migrate(outputs_of(state), self.provider.target, primitive, folder, self.provider.password_of)
 
     def delete(self, state: State, record: ResourceState, doomed: set[str]) -> str:
         return "the revisions go with the database"

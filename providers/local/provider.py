@@ -16,6 +16,7 @@ from typing import Any
 
 from buildflow.io.gcp import CloudSQLInstance
 from buildflow.io.primitive import Primitive
+from buildflow.secrets import Password
 from providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
 from providers.local.buckets import BucketFamily
 from providers.local.cloud_sql import CloudSQLFamily
@@ -144,6 +145,10 @@ class LocalProvider(Provider):
         return family.put(state, change.primitive)
 
     # -- serve support ---------------------------------------------------------------------------
+    def password_of(self, password: Password) -> str:
+        """A Secret's value from the stack's secrets (generated there by apply when not given)."""
+        return self.secrets.ensure(password)
+
     def ensure_running(self) -> Outputs:
         """Start every applied server and emulator that is stopped (after a reboot, say).
 
