@@ -96,16 +96,22 @@ def mocked() -> Iterator[RecordingMonitor]:
         loop.close()
 
 
-def run_program(primitives: list[Any], **options: Any) -> dict[str, Any]:
+def run_program(primitives: list[Any], secret: set[str] | None = None, **options: Any) -> dict[str, Any]:
     """Run the real program (``options`` as ``program`` takes them) under the mocks; returns the
-    stack's exports, resolved."""
+    stack's exports, resolved, and adds the names of those that are Pulumi secrets to ``secret``."""
     exports: dict[str, Any] = {}
+
+    async def secrets_of(outputs: dict[str, Any]) -> None:
+        for name, output in outputs.items():
+            if await pulumi.Output.from_input(output).is_secret():
+                (secret if secret is not None else set()).add(name)
 
     @pulumi.runtime.test
     def body() -> Any:
         gcp_program.program(primitives, **options)()
         outputs = pulumi.runtime.get_root_resource().outputs
-        return pulumi.Output.all(**outputs).apply(exports.update)
+        checked = pulumi.Output.from_input(asyncio.ensure_future(secrets_of(outputs)))
+        return pulumi.Output.all(checked, pulumi.Output.all(**outputs).apply(exports.update))
 
     body()
     return exports

@@ -21,13 +21,22 @@ IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 
 
 @pytest.fixture
-def notes(tmp_path: Path) -> Path:
+def migrated_notes(tmp_path: Path) -> Path:
     directory = tmp_path / "notes"
     directory.mkdir()
     for name in ("main.py", "pyproject.toml"):
         shutil.copy(ROOT / "examples" / "notes" / name, directory / name)
     shutil.copytree(ROOT / "examples" / "notes" / "migrations", directory / "migrations")
     return directory
+
+
+@pytest.fixture
+def notes(migrated_notes: Path) -> Path:
+    """The notes example without its migrations, which need the database itself (applying them on
+    gcp is tested through a stand-in of the Cloud SQL connector's side, test_gcp_connector_e2e)."""
+    main = migrated_notes / "main.py"
+    main.write_text(main.read_text().replace('.options(migrations="migrations")', ""))
+    return migrated_notes
 
 
 @pytest.fixture
@@ -222,3 +231,28 @@ def test_an_api_not_enabled_is_named_with_the_command_that_enables_it(notes: Pat
         "cloudbuild.googleapis.com iam.googleapis.com --project my-project`"
     )
     assert enable in " ".join(result.stderr.split())
+
+
+def test_migrations_that_cannot_reach_the_database_stop_apply_before_the_new_code(
+    migrated_notes: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-such-key.json")}
+    planned = bfctl(migrated_notes, env, "plan", "--target", "gcp")
+    assert planned.returncode == 0, planned.stderr
+    assert "(1 pending: 0001 (create the note table))" in planned.stdout  # nothing made yet: all pending
+
+    Path(env["FAKE_PULUMI_LOG"]).unlink()
+    applied = bfctl(migrated_notes, env, "apply", "--target", "gcp", "--yes", "--image", IMAGE)
+
+    assert applied.returncode == 1 and "Traceback" not in applied.stderr
+    assert "Error: could not reach my-project:notes-db.notes to run its migrations:" in applied.stderr
+    assert "no-such-key.json was not found" in applied.stderr
+    assert "the service was not updated" in applied.stderr
+    # the data resources were applied; the service, with the new image, was not
+    assert [c["args"][0] for c in pulumi_calls(env) if c["args"][0] in ("preview", "up")] == ["preview", "up"]
+    deployed = json.loads((migrated_notes / ".buildflow" / "state" / "gcp-dev.deployed.json").read_text())
+    assert deployed["image"] is None
+
+    planned = bfctl(migrated_notes, env, "plan", "--target", "gcp")  # made now: read, and said why it cannot be
+    assert "the database cannot be read before apply (File " in planned.stdout
+    assert "revision: (unknown) → 0001" in planned.stdout

@@ -20,12 +20,14 @@ pytest.importorskip("pulumi")
 from fakes import EVENTS, pulumi_path
 
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable, CloudSQLUser
+from buildflow.secrets import Secret
 from providers import StalePlanError, UnsupportedPrimitiveError, get_provider
 from providers.gcp import GCPProvider
 from providers.gcp import provider as gcp_provider
 from providers.gcp.errors import (
     GCPExtraMissingError,
     GCPSettingsError,
+    GCPTargetError,
     PassphraseRequiredError,
     PulumiNotInstalledError,
     PulumiOperationError,
@@ -190,6 +192,37 @@ def test_apply_streams_progress_and_records_outputs(fake: Fake, project: Path) -
     before = len(fake.calls())
     assert provider.recorded_plan(notes()).has_changes is False
     assert len(fake.calls()) == before
+
+
+def test_a_secrets_value_comes_from_its_variable_else_from_the_stack(
+    fake: Fake, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What bfctl runs against the stack itself (migrations) logs in with the value the stack
+    generated, read from its secret output; it is never written to bfctl's own files."""
+    generated = "generated-by-the-stack-0123456789"
+    scenario = json.loads((EVENTS / "notes_create.json").read_text())
+    scenario["outputs"]["_secrets"] = {"notes-db-password": generated}
+    scenario["secret_outputs"] = ["_secrets"]
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
+    monkeypatch.setenv("FAKE_PULUMI_SCENARIO", str(tmp_path / "scenario.json"))
+    secret = Secret("notes-db-password")
+    monkeypatch.delenv(secret.env_var, raising=False)
+
+    GCPProvider(project, "dev").apply(GCPProvider(project, "dev").plan(notes()))
+    provider = GCPProvider(project, "dev")  # a later command: reads the stack's output once
+    assert provider.password_of(secret) == generated
+    assert provider.password_of(secret) == generated
+    assert [a[:2] for a in fake.commands()].count(["stack", "output"]) == 4  # masked and shown, by apply and here
+    assert provider.password_of("a literal") == "a literal"
+    monkeypatch.setenv(secret.env_var, "given-at-this-machine")
+    assert provider.password_of(secret) == "given-at-this-machine"
+    with pytest.raises(GCPTargetError, match="secret 'other' has no value on this machine: set BUILDFLOW_SECRET_OTHER"):
+        provider.password_of(Secret("other"))
+    ours = [
+        p for p in (project / ".buildflow").rglob("*") if p.is_file() and "pulumi" not in p.parts
+    ]  # Pulumi's own state is encrypted
+    assert ours and not any(generated in p.read_text(errors="replace") for p in ours)
+    assert "_secrets" not in provider.outputs()
 
 
 def test_apply_refuses_a_plan_made_before_the_state_changed(fake: Fake, project: Path) -> None:

@@ -140,8 +140,12 @@ def test_the_account_gets_exactly_the_roles_of_what_the_flow_uses(monitor: Recor
 
 def test_the_secret_is_generated_once_and_shared_by_the_user_and_secret_manager(monitor: RecordingMonitor) -> None:
     flow, primitives = notes_flow()
-    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+    secret: set[str] = set()
+    exports = run_program(primitives, secret, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
 
+    # the stack keeps it for what bfctl runs itself (migrations), as a secret output, and only it
+    assert exports["_secrets"] == {"notes-db-password": GENERATED_PASSWORD}
+    assert secret == {"_secrets"}
     password = monitor.registered[USER]["inputs"]["password"]
     version = monitor.registered["secret-notes-db-password-version"]["inputs"]["secretData"]
     for value in (password, version):

@@ -126,6 +126,12 @@ def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tupl
     return tuple(needed)
 
 
+#: The stack output holding the flow's Secret values, for what bfctl runs against the stack itself
+#: (migrations); a Pulumi secret, encrypted in the state. gcp primitive ids start with a project
+#: id, `gs://` or `projects/`, so none is this name.
+SECRETS_OUTPUT = "_secrets"
+
+
 def flow_secrets(primitives: Iterable[Primitive]) -> tuple[Secret, ...]:
     """The Secrets the flow's database users log in with, each once."""
     found = [p.password for p in primitives if isinstance(p, CloudSQLUser) and isinstance(p.password, Secret)]

@@ -174,9 +174,10 @@ class StepCollector:
             ):
                 self.steps[name] = (action, pre.metadata)
 
-    def changes(self, declared: Sequence[Primitive]) -> list[ResourceChange]:
+    def changes(self, declared: Sequence[Primitive], then: Sequence[ResourceChange] = ()) -> list[ResourceChange]:
         """Deletes first (in the engine's order), then every declared primitive, parents first,
-        then the stack's other resources (the deployment's) in the engine's order.
+        then ``then`` (steps bfctl runs itself, such as migrations), then the stack's other
+        resources (the deployment's) in the engine's order.
 
         A declared primitive the engine reported no step for is unchanged.
         """
@@ -192,7 +193,7 @@ class StepCollector:
             action, meta = step
             props = _properties(action, meta, primitive.secret_properties) if meta is not None else []
             out.append(ResourceChange(pid, primitive.resource_type, action, props, primitive=primitive))
-        return out + [c for c in others if c.action != "delete"]
+        return out + list(then) + [c for c in others if c.action != "delete"]
 
 
 def _properties(action: Action, meta: StepEventMetadata, secret: frozenset[str]) -> list[PropertyChange]:

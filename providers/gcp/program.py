@@ -38,7 +38,7 @@ from buildflow.secrets import Secret
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import schema_from_type
 from providers.gcp import service, streams
-from providers.gcp.deploy import Deployment, apis, flow_secrets
+from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, flow_secrets
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -255,6 +255,8 @@ def program(
             image=image,
         )
         declare(frozen, ctx)
+        if ctx.secret_values:  # for what bfctl runs against the stack itself (migrations), never shown
+            pulumi.export(SECRETS_OUTPUT, pulumi.Output.secret(pulumi.Output.all(**ctx.secret_values)))
 
     return run
 

@@ -31,7 +31,8 @@ from buildflow.io.gcp import (
     GCSFileChangeStream,
 )
 from buildflow.io.primitive import Primitive
-from buildflow.secrets import Secret, reveal
+from buildflow.secrets import Password, Secret, reveal
+from providers import migrations
 from providers.base import (
     Outputs,
     Progress,
@@ -39,7 +40,9 @@ from providers.base import (
     UnsupportedPrimitiveError,
     no_progress,
 )
+from providers.errors import ProviderError
 from providers.gcp.deploy import (
+    SECRETS_OUTPUT,
     Deployment,
     DeployRequest,
     apis,
@@ -57,8 +60,9 @@ from providers.gcp.errors import (
 )
 from providers.gcp.events import ProgressRelay, StepCollector
 from providers.gcp.settings import GCPSettings, passphrase_env, resolve
-from providers.plan import Plan
-from providers.portables import bookkeeping
+from providers.migrations import MIGRATIONS
+from providers.plan import Plan, ResourceChange
+from providers.portables import bookkeeping, outputs_of
 from providers.secrets import scram_verifier
 from providers.state import ResourceState, State
 
@@ -127,6 +131,7 @@ class GCPProvider(Provider):
         self._project, self._region = project, region
         self._ask_passphrase = ask_passphrase
         self._secrets_env: dict[str, str] | None = None
+        self._secret_values: dict[str, str] | None = None  # the stack's Secret values, never written anywhere
         self._request = deploy
         self.deployed = DeployedRecord(self.store.path.with_name(f"{self.store.path.stem}.deployed.json"))
 
@@ -158,33 +163,58 @@ class GCPProvider(Provider):
         stack = self._stack(declared, deployment, self._planned_image(deployment))
         steps, diagnostics = StepCollector(), ProgressRelay(no_progress)
         self._run("preview", diagnostics, lambda: stack.preview(on_event=_both(steps, diagnostics), refresh=True))
-        return Plan(self.target, self.stack, steps.changes(declared), self.store.load().serial)
+        changes = steps.changes(declared, then=self._migration_changes(declared))
+        return Plan(self.target, self.stack, changes, self.store.load().serial)
 
     def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
-        """Data resources first, then the image, then the service that runs it.
+        """Data resources first, then migrations, then the image, then the service that runs it.
 
-        A first deploy makes everything but the service (the image repository included), pushes
-        the image, then adds the service: two runs of ``pulumi up`` in one apply.
+        While the data resources change and the databases migrate, the service keeps running the
+        code it ran; a first deploy makes everything but the service (the image repository
+        included), pushes the image, then adds the service. So an apply runs ``pulumi up`` once,
+        or twice when a first deploy or a migration comes before the new code.
         """
         with self.locked("apply"):
             self.check_plan(plan)
-            declared = [c.primitive for c in plan.changes if c.primitive is not None]
+            databases = [
+                c.primitive
+                for c in plan.changes
+                if c.resource_type == MIGRATIONS and isinstance(c.primitive, CloudSQLDatabase)
+            ]
+            declared = [c.primitive for c in plan.changes if c.primitive is not None and c.resource_type != MIGRATIONS]
             deployment = self.deployment(declared)
             relay = ProgressRelay(progress)
-            image, tag = self.deployed.image, self.deployed.tag
-            if deployment is not None and self._request is not None and self._request.deploy:
-                if self._request.image:
-                    image, tag = self._request.image, None
-                else:
-                    if not self.deployed.has_repository:
-                        self._up(declared, deployment, None, None, relay)
-                    image, tag = self._publish(declared, deployment)
-            outputs = self._up(declared, deployment, image, tag, relay)
+            request = self._request
+            deploying = deployment is not None and request is not None and request.deploy
+            first_push = deploying and request is not None and not request.image and not self.deployed.has_repository
+            running = self.deployed.image, self.deployed.tag
+            outputs: dict[str, dict[str, Any]] | None = None
+            if databases or first_push:
+                outputs = self._up(declared, deployment, *running, relay)
+                relay.finish()
+                self._migrate(databases, outputs, progress)
+            image, tag = running
+            if deploying and request is not None and deployment is not None:
+                image, tag = (request.image, None) if request.image else self._publish(declared, deployment)
+            if outputs is None or (image, tag) != running:
+                outputs = self._up(declared, deployment, image, tag, relay)
             relay.finish()
             shown = {p.primitive_id(): outputs.get(p.primitive_id(), {}) for p in declared}
             if "service" in outputs:
                 shown["service"] = outputs["service"]
             return shown
+
+    def password_of(self, password: Password) -> str:
+        """A Secret's value from its variable, else the stack's (given or generated at apply)."""
+        if not isinstance(password, Secret):
+            return password
+        value = password.read() or self._stack_secrets().get(password.name)
+        if not value:
+            raise GCPTargetError(
+                f"secret {password.name!r} has no value on this machine: set {password.env_var}, "
+                "or run `bfctl apply --target gcp` first (the stack keeps the value it generates)"
+            )
+        return value
 
     def outputs(self) -> Outputs:
         """The primitives' recorded outputs, and the service's (its URL) once deployed."""
@@ -204,6 +234,55 @@ class GCPProvider(Provider):
             self.store.save(state)
             self.deployed.forget()
             return Plan(self.target, self.stack, steps.changes([]), state.serial)
+
+    # -- migrations ------------------------------------------------------------------------------
+    def _migration_changes(self, declared: Sequence[Primitive]) -> list[ResourceChange]:
+        """A step per migrated database with revisions to run, read through the Cloud SQL
+        connector from this machine; a database it cannot reach now is checked again at apply."""
+        state = self.store.load()
+        out = []
+        for database in migrations.migrated(declared):
+            current: tuple[str, ...] | None = ()
+            why = ""
+            if migrations.applied_before(state, database):
+                try:
+                    current = migrations.read_current(outputs_of(state), self.target, database, self.password_of)
+                except Exception as exc:  # unreachable before apply: said in the plan, not fatal
+                    current, why = None, _first_line(exc)
+            revisions = migrations.pending(migrations.folder_of(self.project_dir, database), current or ())
+            if revisions or current is None:
+                out.append(migrations.plan_change(database, current, revisions, why))
+        return out
+
+    def _migrate(
+        self, databases: Sequence[CloudSQLDatabase], outputs: dict[str, dict[str, Any]], progress: Progress
+    ) -> None:
+        """Run each database's pending revisions through the Cloud SQL connector, before new code serves."""
+        for database in databases:
+            rid = migrations.resource_id(database)
+            progress(rid, "update", "started")
+            try:
+                folder = migrations.folder_of(self.project_dir, database)
+                message = migrations.migrate(outputs, self.target, database, folder, self.password_of)
+            except Exception as exc:
+                progress(rid, "update", "failed", _first_line(exc))
+                cause = (
+                    str(exc)
+                    if isinstance(exc, ProviderError)
+                    else f"could not reach {database.primitive_id()} to run its migrations: {_first_line(exc)}"
+                )
+                raise GCPTargetError(
+                    f"{cause}\nThe data resources are applied; the service was not updated: it runs the code it ran."
+                ) from None
+            progress(rid, "update", "done", message)
+
+    def _stack_secrets(self) -> dict[str, str]:
+        """The flow's Secret values the stack keeps (read once, kept in memory only)."""
+        if self._secret_values is None:
+            stack = self._stack([], None, None)
+            found = self._run("stack output", None, stack.outputs).get(SECRETS_OUTPUT)
+            self._secret_values = dict(found.value) if found is not None and isinstance(found.value, dict) else {}
+        return self._secret_values
 
     # -- the Cloud Run deployment --------------------------------------------------------------
     def deployment(self, primitives: Sequence[Primitive]) -> Deployment | None:
@@ -287,6 +366,8 @@ class GCPProvider(Provider):
             for key, out in result.outputs.items()
             if not out.secret and isinstance(out.value, dict)
         }
+        secrets = result.outputs.get(SECRETS_OUTPUT)
+        self._secret_values = dict(secrets.value) if secrets is not None and isinstance(secrets.value, dict) else {}
         self._record(primitives, outputs)
         service = outputs.get("service")
         self.deployed.save(
@@ -412,6 +493,12 @@ def _api_trouble(relay: ProgressRelay) -> bool:
         name.startswith("api-") or any(marker in message for marker in _API_DISABLED for message in messages)
         for name, messages in relay.errors.items()
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (drivers add pages of context after it)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def _both(*callbacks: Callable[[Any], None]) -> Callable[[Any], None]:

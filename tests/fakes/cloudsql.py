@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import shutil
 import ssl
 import tempfile
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 PROXY_PORT = 3307  # fixed by the connector
+TOKEN = "stand-in-oauth-token"  # what /token gives for a key from credentials_file()
 
 
 def _name(common_name: str) -> x509.Name:
@@ -67,9 +69,30 @@ class CloudSQLStandIn:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.endpoint = ""
 
+    # -- credentials for another process --------------------------------------------------------
+    def credentials_file(self, path: Path) -> Path:
+        """A service account key whose ``token_uri`` is this stand-in's (google-auth honours it),
+        for processes that find their credentials as Application Default Credentials do."""
+        key = self._ca_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        account = {
+            "type": "service_account",
+            "project_id": self.project,
+            "private_key_id": "stand-in",
+            "private_key": key.decode(),
+            "client_email": f"deployer@{self.project}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{self.endpoint}/token",
+        }
+        path.write_text(json.dumps(account))
+        return path
+
     # -- the two Admin API calls ----------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
         self.api_calls.append((request.method, request.path, request.headers.get("Authorization", "")))
+        if request.method == "POST" and request.path == "/token":  # a signed JWT exchanged for a token
+            return web.json_response({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
         prefix = f"/sql/v1beta4/projects/{self.project}/instances/{self.instance}"
         if request.method == "GET" and request.path == f"{prefix}/connectSettings":
             return web.json_response(
