@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from revisions import ADD_TAGS, BROKEN
 from support import REPO_ROOT, cloud_sql_instance, run_bfctl, write
 
 from buildflow.exceptions import PrimitiveValidationError
@@ -16,41 +17,6 @@ from buildflow.io.gcp import CloudSQLDatabase
 from providers.local import sql
 from providers.local.postgres import EmbeddedPostgres
 from providers.state import StateStore
-
-ADD_TAGS = '''
-    """add tags to notes"""
-
-    import sqlalchemy as sa
-    from alembic import op
-
-    revision = "0002"
-    down_revision = "0001"
-
-
-    def upgrade() -> None:
-        op.add_column("note", sa.Column("tags", sa.Text, nullable=False, server_default=""))
-
-
-    def downgrade() -> None:
-        op.drop_column("note", "tags")
-'''
-
-BROKEN = '''
-    """a revision that fails"""
-
-    from alembic import op
-
-    revision = "0003"
-    down_revision = "0002"
-
-
-    def upgrade() -> None:
-        op.execute("alter table no_such_table add column x int")
-
-
-    def downgrade() -> None:
-        pass
-'''
 
 
 @pytest.fixture
@@ -129,6 +95,49 @@ def test_failing_revision_stops_apply_at_the_last_good_one(notes: Path, bfctl_en
     assert "tags" in (_columns(notes) or set())
     code, out = run_bfctl(["plan"], notes, bfctl_env)
     assert "(1 pending: 0003 (a revision that fails))" in out
+
+
+MODELS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    title: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(sa.Text, server_default="")
+    created_at = mapped_column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+    tags: Mapped[str | None] = mapped_column(sa.Text)
+"""
+
+
+def test_autogenerate_writes_what_the_models_add(notes: Path, bfctl_env: dict[str, str]) -> None:
+    write(notes / "models.py", MODELS)
+    main = notes / "main.py"
+    main.write_text(
+        main.read_text().replace(
+            '.options(migrations="migrations")', '.options(migrations="migrations", metadata="models:Base")'
+        )
+    )
+    code, out = run_bfctl(["apply", "--yes"], notes, bfctl_env)
+    assert code == 0, out
+
+    code, out = run_bfctl(["db", "revision", "-m", "add tags", "--autogenerate"], notes, bfctl_env)
+    assert code == 0, out
+    [written] = list((notes / "migrations" / "versions").glob("*_add_tags.py"))
+    script = written.read_text()
+    assert "op.add_column('note', sa.Column('tags', sa.Text(), nullable=True))" in script
+    assert "op.drop_column('note', 'tags')" in script
+    assert "create_table" not in script  # what the database has already is not written again
+
+    code, out = run_bfctl(["apply", "--yes"], notes, bfctl_env)
+    assert code == 0 and "upgraded to" in out, out
+    assert _columns(notes) == {"id", "title", "body", "created_at", "tags"}
 
 
 def test_migrations_option_is_checked() -> None:
