@@ -15,11 +15,15 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buildflow.storage import durable
 from providers.errors import ProviderError
 from providers.lock import LockInfo, StateLock, StateLockedError
+from providers.portables import bookkeeping
+
+if TYPE_CHECKING:
+    from buildflow.io.primitive import Primitive
 
 __all__ = [
     "LockInfo",
@@ -167,6 +171,28 @@ def check_name(kind: str, value: str) -> str:
             "starting with a letter or digit (at most 63 characters)"
         )
     return value
+
+
+def record(
+    state: State,
+    primitive: Primitive,
+    properties: dict[str, Any],
+    outputs: dict[str, Any],
+    private: dict[str, Any] | None = None,
+    parents: list[str] | None = None,
+) -> ResourceState:
+    """Record ``primitive`` as applied (its parents are its primitive's unless given)."""
+    rid = primitive.primitive_id()
+    state.resources[rid] = ResourceState(
+        resource_id=rid,
+        resource_type=primitive.resource_type,
+        properties=properties,
+        secret_properties=sorted(primitive.secret_properties),
+        parents=[p.primitive_id() for p in primitive.parents()] if parents is None else parents,
+        outputs=outputs,
+        private={**(private or {}), **bookkeeping(primitive)},
+    )
+    return state.resources[rid]
 
 
 class StateStore:

@@ -62,9 +62,9 @@ from providers.gcp.events import ProgressRelay, StepCollector
 from providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from providers.migrations import MIGRATIONS
 from providers.plan import Plan, ResourceChange
-from providers.portables import bookkeeping, outputs_of
+from providers.portables import outputs_of
 from providers.secrets import scram_verifier
-from providers.state import ResourceState, State
+from providers.state import State, record
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
@@ -470,16 +470,7 @@ class GCPProvider(Provider):
                 k: scram_verifier(reveal(v)) if k in p.secret_properties and isinstance(v, str | Secret) else v
                 for k, v in p.desired_properties().items()
             }
-            rid = p.primitive_id()
-            state.resources[rid] = ResourceState(
-                resource_id=rid,
-                resource_type=p.resource_type,
-                properties=properties,
-                secret_properties=sorted(p.secret_properties),
-                parents=[parent.primitive_id() for parent in p.parents()],
-                outputs=outputs.get(rid, {}),
-                private=bookkeeping(p),
-            )
+            record(state, p, properties, outputs.get(p.primitive_id(), {}))
         self.store.save(state)
 
 

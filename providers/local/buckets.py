@@ -18,9 +18,9 @@ from buildflow.io.gcp import GCSBucket
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
-from providers.local.family import Family, record
+from providers.local.family import Family
 from providers.local.postgres import LocalTargetError
-from providers.state import ResourceState, State
+from providers.state import ResourceState, State, record
 
 STAND_IN = "folder stand-in for Cloud Storage"
 

@@ -15,9 +15,9 @@ from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
 from providers.local import sql
-from providers.local.family import Family, dir_name, forget, record
+from providers.local.family import Family, dir_name, forget
 from providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
-from providers.state import ResourceState, State
+from providers.state import ResourceState, State, record
 
 INSTANCE = CloudSQLInstance.resource_type
 DATABASE = CloudSQLDatabase.resource_type

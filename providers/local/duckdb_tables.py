@@ -27,9 +27,9 @@ from buildflow.io.sink import TableSchema
 from buildflow.storage import ddl
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import Column
-from providers.local.family import Family, forget, record
+from providers.local.family import Family, forget
 from providers.local.postgres import LocalTargetError
-from providers.state import ResourceState, State
+from providers.state import ResourceState, State, record
 
 DATASET = BigQueryDataset.resource_type
 BIGQUERY_TABLE = BigQueryTable.resource_type

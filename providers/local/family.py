@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from buildflow.io.primitive import Primitive
-from providers.portables import bookkeeping
 from providers.state import ResourceState, State
 
 if TYPE_CHECKING:
@@ -22,28 +21,6 @@ if TYPE_CHECKING:
 def dir_name(resource_id: str) -> str:
     """A resource id as a file or directory name."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", resource_id)
-
-
-def record(
-    state: State,
-    primitive: Primitive,
-    properties: dict[str, Any],
-    outputs: dict[str, Any],
-    private: dict[str, Any] | None = None,
-    parents: list[str] | None = None,
-) -> ResourceState:
-    """Record ``primitive`` as applied (its parents are its primitive's unless given)."""
-    rid = primitive.primitive_id()
-    state.resources[rid] = ResourceState(
-        resource_id=rid,
-        resource_type=primitive.resource_type,
-        properties=properties,
-        secret_properties=sorted(primitive.secret_properties),
-        parents=[p.primitive_id() for p in primitive.parents()] if parents is None else parents,
-        outputs=outputs,
-        private={**(private or {}), **bookkeeping(primitive)},
-    )
-    return state.resources[rid]
 
 
 def forget(state: State, rid: str) -> None:

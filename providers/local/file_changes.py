@@ -21,9 +21,9 @@ from buildflow.io.local import LocalFileChangeStream
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
-from providers.local.family import Family, dir_name, record
+from providers.local.family import Family, dir_name
 from providers.local.postgres import LocalTargetError
-from providers.state import ResourceState, State
+from providers.state import ResourceState, State, record
 
 #: Seconds a file that is still open for writing must stay unchanged before it counts as written.
 SETTLE_SECONDS = 2.0

@@ -13,8 +13,8 @@ from buildflow.io.local import File
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
-from providers.local.family import Family, record
-from providers.state import ResourceState, State
+from providers.local.family import Family
+from providers.state import ResourceState, State, record
 
 
 class FileFamily(Family):

@@ -30,10 +30,10 @@ from buildflow.io.primitive import Primitive, PrimitiveType
 from buildflow.storage import durable, log_subscription
 from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
-from providers.local.family import Family, forget, record
+from providers.local.family import Family, forget
 from providers.local.postgres import HOST, LocalTargetError
 from providers.local.services import DetachedService
-from providers.state import ResourceState, State
+from providers.state import ResourceState, State, record
 
 TOPIC = GCPPubSubTopic.resource_type
 SUBSCRIPTION = GCPPubSubSubscription.resource_type
