@@ -12,10 +12,12 @@ import pytest
 from revisions import ADD_TAGS, BROKEN
 from support import REPO_ROOT, cloud_sql_instance, run_bfctl, write
 
+from buildflow.dependencies.sqlalchemy import SessionDep
 from buildflow.exceptions import PrimitiveValidationError
 from buildflow.io.gcp import CloudSQLDatabase
 from providers.local import sql
 from providers.local.postgres import EmbeddedPostgres
+from providers.migrations import MigrationSetupError, migration_user
 from providers.state import StateStore
 
 
@@ -150,4 +152,11 @@ def test_migrations_option_is_checked() -> None:
     with pytest.raises(PrimitiveValidationError, match="such as 'models:Base'"):
         database.options(migrations="migrations", metadata="models.Base").validate()
     database.options(migrations="db/migrations", metadata="models:Base").validate()
+    with pytest.raises(MigrationSetupError, match="no SessionDep logs in to it with a password"):
+        migration_user(database)  # the user revisions run as is the sessions': there is none
+    SessionDep(database, "sa-notes@my-project.iam", "", enable_iam_auth=True)
+    with pytest.raises(MigrationSetupError, match="enable_iam_auth logs in as an IAM principal"):
+        migration_user(database)
+    SessionDep(database, "notes", "s3cret")
+    assert migration_user(database) == ("notes", "s3cret")
     assert database.desired_properties() == {"instance": "my-project:notes-db", "database_name": "notes"}
