@@ -230,7 +230,19 @@ def test_an_api_not_enabled_is_named_with_the_command_that_enables_it(notes: Pat
         "`gcloud services enable sqladmin.googleapis.com run.googleapis.com artifactregistry.googleapis.com "
         "cloudbuild.googleapis.com iam.googleapis.com --project my-project`"
     )
-    assert enable in " ".join(result.stderr.split())
+    said = " ".join(result.stderr.split())
+    assert enable in said and "then set manage_apis = false under [tool.buildflow.gcp]" in said
+
+    pyproject = notes / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.buildflow.gcp]\nmanage_apis = false\n")
+    result = bfctl(notes, {**env, "FAKE_PULUMI_SCENARIO": str(scenario)}, "apply", "--target", "gcp", "--yes")
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 1 and enable in said and "manage_apis" not in said
+
+    pyproject.write_text(pyproject.read_text().replace("manage_apis = false", 'manage_apis = "no"'))
+    result = bfctl(notes, env, "plan", "--target", "gcp")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "manage_apis in [tool.buildflow.gcp] must be true or false, not 'no'" in result.stderr
 
 
 def test_migrations_that_cannot_reach_the_database_stop_apply_before_the_new_code(

@@ -219,6 +219,14 @@ def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMo
     }
 
 
+def test_without_manage_apis_the_stack_enables_none(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE, manage_apis=False)
+
+    assert not by_type(monitor, "gcp:projects/service:Service")
+    assert {"my-project:notes-db", "image-repository", "service"} <= set(monitor.registered)
+
+
 def test_without_an_image_everything_but_the_service_is_made(monitor: RecordingMonitor) -> None:
     flow, primitives = notes_flow()
     exports = run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=None)

@@ -235,13 +235,14 @@ def program(
     deployment: Deployment | None = None,
     image: str | None = None,
     given_secrets: Mapping[str, str] | None = None,
+    manage_apis: bool = True,
 ) -> Callable[[], None]:
     """The inline program the Automation API runs for ``primitives``.
 
     ``deployment`` adds the Cloud Run service and what it needs (the service itself only with
     an ``image``). A Secret's value is the one ``given_secrets`` has for its name (its variable
     was set at apply), else a random one generated at the first apply and kept, encrypted, in
-    the stack's state.
+    the stack's state. Without ``manage_apis`` the stack enables no API (someone else has).
     """
     frozen = list(primitives)
     given = dict(given_secrets or {})
@@ -249,7 +250,7 @@ def program(
     def run() -> None:
         names = apis(frozen, deployment)
         ctx = _Context(
-            apis=service.enable_apis(project, names) if project and names else [],
+            apis=service.enable_apis(project, names) if project and names and manage_apis else [],
             secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in flow_secrets(frozen)},
             deployment=deployment,
             image=image,

@@ -355,11 +355,17 @@ class GCPProvider(Provider):
             if not _api_trouble(relay):
                 raise
             needed = " ".join(apis(primitives, deployment))
-            project = f" --project {self.settings(primitives).project}" if self.settings(primitives).project else ""
+            settings = self.settings(primitives)
+            project = f" --project {settings.project}" if settings.project else ""
+            then = (
+                "then set manage_apis = false under [tool.buildflow.gcp] so the stack only uses them, and apply again"
+                if settings.manage_apis
+                else "then apply again"
+            )
             raise PulumiOperationError(
                 f"{exc}\nThe stack could not enable or use the Google APIs it needs (enabling them takes the "
                 "Service Usage Admin role, roles/serviceusage.serviceUsageAdmin). Ask a project owner to run "
-                f"`gcloud services enable {needed}{project}`, then apply again."
+                f"`gcloud services enable {needed}{project}`, {then}."
             ) from None
         outputs = {
             key: dict(out.value)
@@ -420,6 +426,7 @@ class GCPProvider(Provider):
                     deployment=deployment,
                     image=image,
                     given_secrets={s.name: v for s in flow_secrets(primitives) if (v := s.read())},
+                    manage_apis=settings.manage_apis,
                 ),
                 opts=options,
             ),

@@ -50,6 +50,15 @@ class GCPSettings:
         return self.project, self.region
 
     @property
+    def manage_apis(self) -> bool:
+        """Whether the stack enables the Google APIs it uses (``manage_apis = false`` where the
+        deployer may not: a project owner enables them once, and the stack only uses them)."""
+        value = self.table.get("manage_apis", True)
+        if not isinstance(value, bool):
+            raise GCPSettingsError(f"manage_apis in [tool.buildflow.gcp] must be true or false, not {value!r}")
+        return value
+
+    @property
     def uses_pulumi_cloud(self) -> bool:
         """Pulumi Cloud encrypts secrets itself; every other backend needs a passphrase."""
         return self.backend_url.startswith(("https://", "http://"))
