@@ -57,12 +57,27 @@ def test_flags_win_over_pyproject_which_wins_over_the_flow() -> None:
         ({"env": {"PORT": "1"}}, "env: PORT is set by Cloud Run or bfctl itself"),
         ({"env": {"BUILDFLOW_SECRET_X": "1"}}, "env: BUILDFLOW_SECRET_X is set by Cloud Run or bfctl itself"),
         ({"env": {"1X": "1"}}, "env: '1X' is not an environment variable name"),
+        ({"network": ""}, "network must be the name or path of a VPC network"),
+        ({"subnetwork": 3}, "subnetwork must be the name or path of a VPC subnetwork"),
+        (
+            {"network": "default", "vpc_egress": "some"},
+            "vpc_egress 'some' is not one of: private-ranges-only, all-traffic",
+        ),
+        ({"vpc_egress": "all-traffic"}, "vpc_egress needs a network or subnetwork"),
     ],
 )
 def test_settings_cloud_run_would_refuse_are_refused_before_pulumi_runs(table: dict[str, Any], message: str) -> None:
     with pytest.raises(GCPSettingsError) as raised:
         service_settings(flow({}), table, {})
     assert message in str(raised.value)
+
+
+def test_vpc_egress_reaches_a_private_network_only_when_asked() -> None:
+    assert (service_settings(flow({}), {}, {}).network, service_settings(flow({}), {}, {}).subnetwork) == (None, None)
+    settings = service_settings(flow({}), {"subnetwork": "run-subnet"}, {})
+    assert (settings.network, settings.subnetwork, settings.vpc_egress) == (None, "run-subnet", "private-ranges-only")
+    settings = service_settings(flow({}), {"network": "prod", "vpc_egress": "all-traffic"}, {})
+    assert (settings.network, settings.vpc_egress) == ("prod", "all-traffic")
 
 
 def test_env_flags_and_service_names() -> None:

@@ -82,6 +82,7 @@ def test_the_service_runs_the_image_by_digest_with_the_flows_settings(monitor: R
     assert template["serviceAccount"] == "notes-dev-run@my-project.iam.gserviceaccount.com"
     assert template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 7}
     assert template["maxInstanceRequestConcurrency"] == 40
+    assert "vpcAccess" not in template  # no VPC unless the project names one
     (container,) = template["containers"]
     assert container["image"] == IMAGE
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1024Mi"}
@@ -216,6 +217,16 @@ def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMo
         "location": "us-central1",
         "project": "my-project",
         "description": "Images of the flow, pushed by bfctl; deleted with the stack",
+    }
+
+
+def test_a_vpc_network_gives_the_service_direct_vpc_egress(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    deployment = deploy(flow, primitives, network="prod", subnetwork="run-subnet", vpc_egress="all-traffic")
+    run_program(primitives, project="my-project", deployment=deployment, image=IMAGE)
+    assert monitor.registered["service"]["inputs"]["template"]["vpcAccess"] == {
+        "networkInterfaces": [{"network": "prod", "subnetwork": "run-subnet"}],
+        "egress": "ALL_TRAFFIC",
     }
 
 

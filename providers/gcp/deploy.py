@@ -38,6 +38,8 @@ INGRESS = {
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
     "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
 }
+#: ``vpc_egress`` values and Cloud Run's names for them.
+VPC_EGRESS = {"private-ranges-only": "PRIVATE_RANGES_ONLY", "all-traffic": "ALL_TRAFFIC"}
 #: CPU counts Cloud Run offers per instance; a flow's ``num_cpus`` is rounded up to one of them.
 CPU_STEPS = (1, 2, 4, 6, 8)
 #: Cloud Run's ceilings for one service.
@@ -69,6 +71,11 @@ class ServiceSettings:
     env: Mapping[str, str]
     #: CPU allocated between requests too: a consumer pulls while no request comes in.
     cpu_always: bool = False
+    #: Direct VPC egress: the VPC network and/or subnetwork the instances send traffic into (a Cloud
+    #: SQL instance with only a private IP is reached so), and which traffic goes there.
+    network: str | None = None
+    subnetwork: str | None = None
+    vpc_egress: str = "private-ranges-only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +212,7 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
     public = chosen.get("public", False)
     if not isinstance(public, bool):
         raise GCPSettingsError(f"public must be true or false, got {public!r}")
+    network, subnetwork, vpc_egress = _vpc(chosen)
     return ServiceSettings(
         cpu=cpu,
         memory=memory,
@@ -217,7 +225,25 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
         public=public,
         env={**_env(table.get("env") or {}), **_env(flags.get("env") or {})},
         cpu_always=consumes,
+        network=network,
+        subnetwork=subnetwork,
+        vpc_egress=vpc_egress,
     )
+
+
+def _vpc(chosen: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
+    """``network``, ``subnetwork`` and ``vpc_egress``, checked. Either of the first two names the
+    VPC (Cloud Run finds the other; with both, the subnetwork must be in the network)."""
+    network, subnetwork = chosen.get("network"), chosen.get("subnetwork")
+    for name, value in (("network", network), ("subnetwork", subnetwork)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise GCPSettingsError(f"{name} must be the name or path of a VPC {name}, got {value!r}")
+    egress = chosen.get("vpc_egress", "private-ranges-only")
+    if egress not in VPC_EGRESS:
+        raise GCPSettingsError(f"vpc_egress {egress!r} is not one of: {', '.join(VPC_EGRESS)}")
+    if "vpc_egress" in chosen and network is None and subnetwork is None:
+        raise GCPSettingsError('vpc_egress needs a network or subnetwork to send the traffic to: set network = "..."')
+    return network, subnetwork, egress
 
 
 def _cpu(value: Any) -> int:

@@ -26,7 +26,7 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
-from providers.gcp.deploy import INGRESS, Deployment, Grant
+from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
 from providers.gcp.image import REPOSITORY
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -157,6 +157,9 @@ def _service(
             }
         ],
     }
+    if s.network or s.subnetwork:
+        interface = {k: v for k, v in (("network", s.network), ("subnetwork", s.subnetwork)) if v}
+        template["vpc_access"] = {"network_interfaces": [interface], "egress": VPC_EGRESS[s.vpc_egress]}
     return gcp.cloudrunv2.Service(
         SERVICE_NAME,
         name=deployment.name,
