@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from buildflow.exceptions import WebSocketDisconnect
+from buildflow.uploads import File, Form, UploadFile
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -90,6 +91,20 @@ class Request(_Connection):
     async def json(self) -> Any:
         return await self._raw.json()
 
+    async def form(self) -> Mapping[str, str | UploadFile]:
+        """The form body (urlencoded or multipart), files as ``UploadFile``: a multidict whose
+        ``getall(name)`` gives every value of a repeated field."""
+        from multidict import MultiDict
+
+        return MultiDict((name, as_upload(value)) for name, value in (await self._raw.post()).items())
+
+
+def as_upload(value: Any) -> Any:
+    """An aiohttp ``FileField`` as an ``UploadFile``; any other value as it is."""
+    if isinstance(value, str) or not hasattr(value, "file"):
+        return value
+    return UploadFile(value.file, filename=value.filename, content_type=value.content_type, headers=value.headers)
+
 
 class WebSocket(_Connection):
     """The current WebSocket connection; call ``await accept()`` first."""
@@ -149,4 +164,4 @@ class WebSocket(_Connection):
         return self._ws.closed
 
 
-__all__ = ["Address", "Request", "WebSocket"]
+__all__ = ["Address", "File", "Form", "Request", "UploadFile", "WebSocket"]

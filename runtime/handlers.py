@@ -23,6 +23,7 @@ from buildflow.processors import Collector
 from buildflow.requests import WebSocket
 from buildflow.types.fields import parse_type
 from buildflow.types.schema import RowConversionError
+from buildflow.uploads import FormParam
 from runtime.batching import QueueFull, SinkUnavailable
 from runtime.collectors import CollectorOutput
 from runtime.di.context import RequestContext
@@ -31,7 +32,7 @@ from runtime.di.graph import Arg, Graph
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.di.resolver import RequestPlan
 from runtime.errors import StartupError
-from runtime.params import ClientError, Params
+from runtime.params import ClientError, Params, is_upload
 from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
@@ -81,6 +82,12 @@ class CompiledHandler:
         signature = signature_of(fn, owner)
         for param, annotation in signature[1:] if self.is_class else signature:
             args.extend(self._classify(param, annotation, path_names, graph, owner, results, wanted))
+        if self.params.body and self.params.form:
+            raise StartupError(
+                f"{owner}: one request cannot carry both a JSON body ({', '.join(n for n, *_ in self.params.body)}) "
+                f"and a form ({', '.join(f.param for f in self.params.form)}); send the JSON as a form field, or "
+                "the files in another request"
+            )
         if results is not None:
             results.given = self.params.names()
             args.extend((name, results.node(name)) for name in wanted)
@@ -103,6 +110,9 @@ class CompiledHandler:
         source = request_source(annotation)
         if source is not None:
             return [(name, source)]
+        if isinstance(default, FormParam) or is_upload(annotation):
+            self._add_form(name, annotation, default if isinstance(default, FormParam) else None, owner)
+            return []
         node = parse_type(str if annotation is inspect.Parameter.empty else annotation)
         if name in path_names:
             if not node.is_text:
@@ -136,6 +146,19 @@ class CompiledHandler:
                 "dependency, a request, a path or query value, nor a JSON body type"
             )
         return []
+
+    def _add_form(self, name: str, annotation: Any, declared: FormParam | None, owner: str) -> None:
+        if self.is_websocket:
+            raise StartupError(f"{owner}: websocket endpoints read messages, not a form (`{name}`)")
+        if declared is not None and declared.unsupported:
+            raise StartupError(
+                f"{owner}: parameter `{name}`: bfctl does not apply the form options "
+                f"{', '.join(declared.unsupported)}; check the value in the handler instead"
+            )
+        try:
+            self.params.add_form(name, annotation, declared)
+        except TypeError as e:
+            raise StartupError(f"{owner}: parameter `{name}`: {e}") from None
 
     # -- worker life --------------------------------------------------------------------------
     async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from runtime.errors import StartupError
 from runtime.handlers import CompiledHandler
 from runtime.jsonschema import Schemas
+from runtime.params import FieldKind, form_kind
 
 OPENAPI_ROUTE = "/openapi.json"
 DOCS_ROUTE = "/docs"
@@ -54,8 +55,11 @@ def _operation(handler: CompiledHandler, schemas: Schemas) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": handler.name.replace(".<locals>.", ".")}
     if doc:
         op["summary"] = doc.splitlines()[0]
-    parameters, body = [], []
+    parameters, body, form = [], [], []
     for where, name, annotation, required in handler.params.described:
+        if where == "form":
+            form.append((name, *_form_schema(annotation, schemas), required))
+            continue
         schema = schemas.of(str if annotation is inspect.Parameter.empty else annotation)
         if where == "body":
             body.append((name, schema, required))
@@ -73,6 +77,11 @@ def _operation(handler: CompiledHandler, schemas: Schemas) -> dict[str, Any]:
                 "required": [n for n, _, r in body if r],
             }
         op["requestBody"] = {"required": any(r for *_, r in body), "content": {"application/json": {"schema": schema}}}
+    if form:
+        media = "multipart/form-data" if any(f for _, _, f, _ in form) else "application/x-www-form-urlencoded"
+        properties = {n: s for n, s, _, _ in form}
+        schema = {"type": "object", "properties": properties, "required": [n for n, _, _, r in form if r]}
+        op["requestBody"] = {"required": any(r for *_, r in form), "content": {media: {"schema": schema}}}
     if handler.is_collector:
         ok = _json({"type": "object", "properties": {"success": {"type": "boolean"}}}, "Rows written")
     else:
@@ -83,6 +92,17 @@ def _operation(handler: CompiledHandler, schemas: Schemas) -> dict[str, Any]:
         op["responses"]["422"] = _json(_VALIDATION_ERROR, "Invalid input")
     op["responses"]["500"] = _json(_ERROR, "Server error (the body holds a request id)")
     return op
+
+
+def _form_schema(annotation: Any, schemas: Schemas) -> tuple[dict[str, Any], bool]:
+    """A form field's schema, and whether it is a file: files (and bytes) as binary strings."""
+    binary = {"type": "string", "format": "binary"}
+    kind = form_kind(annotation)[0]
+    if kind is FieldKind.UPLOADS:
+        return {"type": "array", "items": binary}, True
+    if kind in (FieldKind.UPLOAD, FieldKind.BYTES):
+        return binary, True
+    return schemas.of(str if annotation is inspect.Parameter.empty else annotation), False
 
 
 def _return_annotation(handler: CompiledHandler) -> Any:

@@ -1,16 +1,22 @@
-"""Handler arguments that come from the client: path, query and JSON body.
+"""Handler arguments that come from the client: path, query, and a JSON or a form body.
 
 Compiled once per handler; ``parse`` is the per-request part and does no reflection.
 """
 
 from __future__ import annotations
 
+import collections.abc
+import enum
 import inspect
-from typing import Any
+import types
+import typing
+from typing import Any, NamedTuple
 
 import orjson
 
+from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
+from buildflow.uploads import FormParam, UploadFile
 from runtime.validation import Converter, compile_node, compile_type
 
 
@@ -31,11 +37,61 @@ def _converter(annotation: Any) -> Converter:
     return compile_type(str if annotation is _MISSING else annotation)
 
 
+class FieldKind(enum.Enum):
+    UPLOAD = "an UploadFile"
+    UPLOADS = "a list of UploadFile"
+    BYTES = "the bytes of a file or field"
+    VALUE = "a text field"
+    VALUES = "a repeated text field"
+
+
+class FormField(NamedTuple):
+    """One parameter read from a form body."""
+
+    param: str
+    field: str
+    kind: FieldKind
+    convert: Converter | None  # text values (VALUE; VALUES: each item)
+    default: Any
+
+
+def _upload_kind(annotation: Any) -> FieldKind | None:
+    """UPLOAD for ``UploadFile``, UPLOADS for a list of them (``X | None`` read as ``X``)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if annotation is UploadFile:
+        return FieldKind.UPLOAD
+    sequence = typing.get_origin(annotation) in (list, tuple, collections.abc.Sequence)
+    return FieldKind.UPLOADS if sequence and typing.get_args(annotation)[:1] == (UploadFile,) else None
+
+
+def is_upload(annotation: Any) -> bool:
+    """A parameter annotated so is read from a multipart form even without ``File()``."""
+    return _upload_kind(annotation) is not None
+
+
+def form_kind(annotation: Any) -> tuple[FieldKind, Converter | None]:
+    """How a form parameter's annotation is read."""
+    upload = _upload_kind(annotation)
+    if upload is not None:
+        return upload, None
+    if annotation is bytes:
+        return FieldKind.BYTES, None
+    node = parse_type(str if annotation is _MISSING else annotation)
+    if node.text_items is not None:
+        return FieldKind.VALUES, compile_node(node.text_items)
+    if node.is_text:
+        return FieldKind.VALUE, compile_node(node)
+    raise TypeError(f"a form field is UploadFile, list[UploadFile], bytes, or text (str, int, ...), not {annotation!r}")
+
+
 class Params:
     def __init__(self) -> None:
         self.path: list[tuple[str, Converter]] = []
         self.query: list[tuple[str, Converter, Any, bool]] = []  # name, convert, default, repeated
         self.body: list[tuple[str, Converter, Any]] = []  # name, convert, default
+        self.form: list[FormField] = []
         self.embed_body = False
         #: (where, name, annotation, required) of each parameter, for the OpenAPI document.
         self.described: list[tuple[str, str, Any, bool]] = []
@@ -57,13 +113,22 @@ class Params:
         self.body.append((name, compile_type(annotation), default))
         self.embed_body = len(self.body) > 1
 
+    def add_form(self, name: str, annotation: Any, declared: FormParam | None) -> None:
+        """A parameter of the form body: ``UploadFile`` (or a list of them), ``bytes``, or text
+        converted as a query value is (a list: the field repeated)."""
+        default = _MISSING if declared is None or declared.required else declared.default
+        field = (declared.alias if declared else None) or name
+        kind, convert = form_kind(annotation)
+        self.form.append(FormField(name, field, kind, convert, default))
+        self.described.append(("form", field, annotation, default is _MISSING))
+
     def names(self) -> set[str]:
         """The path and query parameters: the request's values that dispatcher functions may take."""
         return {name for name, _ in self.path} | {name for name, *_ in self.query}
 
     @property
     def empty(self) -> bool:
-        return not (self.path or self.query or self.body)
+        return not (self.path or self.query or self.body or self.form)
 
     async def parse(self, raw: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -90,6 +155,8 @@ class Params:
                     errors.extend(e.under("query", name).errors)
         if self.body:
             await self._parse_body(raw, out, errors)
+        elif self.form:
+            await self._parse_form(raw, out, errors)
         if errors:
             raise ClientError(422, {"detail": errors})
         return out
@@ -127,6 +194,49 @@ class Params:
                 out[name] = convert(fields[name])
             except Invalid as e:
                 errors.extend(e.under("body", name).errors)
+
+    async def _parse_form(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        """Fields of a urlencoded or multipart body (aiohttp keeps each file in a temporary file,
+        closed and removed with the request); any other body reads as no fields."""
+        data = await raw.post()
+        for param, field, kind, convert, default in self.form:
+            values = data.getall(field, [])
+            if not values:
+                if default is _MISSING:
+                    errors.append({"loc": ["body", field], "msg": "Field required", "type": "missing"})
+                else:
+                    out[param] = default
+                continue
+            try:
+                out[param] = _form_value(kind, convert, values)
+            except Invalid as e:
+                errors.extend(e.under("body", field).errors)
+
+
+def _form_value(kind: FieldKind, convert: Converter | None, values: list[Any]) -> Any:
+    if kind is FieldKind.VALUES:
+        assert convert is not None
+        return [convert(_text(v)) for v in values]
+    value = values[-1]
+    if kind is FieldKind.VALUE:
+        assert convert is not None
+        return convert(_text(value))
+    if kind is FieldKind.BYTES:
+        return value.encode() if isinstance(value, str) else value.file.read()
+    uploads = [_upload(v) for v in (values if kind is FieldKind.UPLOADS else [value])]
+    return uploads if kind is FieldKind.UPLOADS else uploads[0]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid.one("Input should be a text field, not a file", "string_type")
+    return value
+
+
+def _upload(value: Any) -> UploadFile:
+    if isinstance(value, str):
+        raise Invalid.one("Input should be a file", "file_type")
+    return as_upload(value)
 
 
 async def read_json(raw: Any) -> Any:

@@ -166,12 +166,19 @@ class TestClient:
         *,
         json: Any = None,
         content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> TestResponse:
+        """``data`` sends a form (a list value repeats the field); with ``files`` (each a
+        ``bytes``, a ``(filename, bytes, content_type)`` or a list of them) a multipart one."""
+
         async def go() -> TestResponse:
             assert self._session is not None
-            body = orjson.dumps(json) if json is not None else content
+            body: Any = orjson.dumps(json) if json is not None else content
+            if data is not None or files is not None:
+                body = _form(data or {}, files or {})
             hdrs = dict(headers or {})
             if json is not None:
                 hdrs.setdefault("Content-Type", "application/json")
@@ -199,3 +206,15 @@ class TestClient:
         assert self._session is not None
         ws = self._run(self._session.ws_connect(self.base_url + path, headers=headers))
         return TestWebSocket(self, ws)
+
+
+def _form(data: Mapping[str, Any], files: Mapping[str, Any]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            form.add_field(name, str(item))
+    for name, value in files.items():
+        for item in value if isinstance(value, list) else [value]:
+            filename, content, content_type = item if isinstance(item, tuple) else (name, item, None)
+            form.add_field(name, content, filename=filename, content_type=content_type or "application/octet-stream")
+    return form
