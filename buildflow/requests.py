@@ -66,6 +66,16 @@ class _Connection:
         return Address(self._raw.remote, None)
 
     @property
+    def session(self) -> dict[str, Any]:
+        """The session of a service with ``SessionMiddleware``: JSON values, kept in a signed cookie."""
+        from buildflow.middleware import SESSION_KEY
+
+        session = self._raw.get(SESSION_KEY)
+        if session is None:
+            raise AssertionError("SessionMiddleware must be installed to access request.session")
+        return session  # type: ignore[no-any-return]  # the runtime keeps a dict there
+
+    @property
     def state(self) -> SimpleNamespace:
         """Free-form per-request storage shared by dependencies and the handler."""
         if self._state is None:

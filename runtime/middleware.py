@@ -11,6 +11,7 @@ from aiohttp import web
 from buildflow.middleware import CORSMiddleware, HTTPSRedirectMiddleware, SessionMiddleware
 from runtime.errors import StartupError
 from runtime.responses import json_response
+from runtime.sessions import Sessions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,10 +106,7 @@ def apply(middleware: list[Any], handle: Handler) -> tuple[Handler, Cors | None]
         elif isinstance(declared, HTTPSRedirectMiddleware):
             handle = _https_redirect(handle)
         elif isinstance(declared, SessionMiddleware):
-            raise StartupError(
-                "SessionMiddleware is not supported by this runtime yet; remove it or keep "
-                "session state in a dependency"
-            )
+            handle = Sessions(declared).wrap(handle)
         else:
             raise StartupError(f"unknown middleware {type(declared).__name__}: use one from buildflow.middleware")
     return handle, cors

@@ -25,6 +25,7 @@ from buildflow.io.gcp import (
     GCPPubSubTopic,
     GCSBucket,
 )
+from buildflow.middleware import SessionMiddleware
 from buildflow.secrets import Secret
 from buildflow.types.portable import FileFormat
 from providers.gcp.deploy import Deployment, deployment_of
@@ -156,6 +157,21 @@ def test_the_secret_is_generated_once_and_shared_by_the_user_and_secret_manager(
     assert generator["inputs"] == {"length": 32, "special": False}
     secret = monitor.registered["secret-notes-db-password"]["inputs"]
     assert secret == {"secretId": "notes-dev-notes-db-password", "replication": {"auto": {}}, "project": "my-project"}
+
+
+def test_a_session_key_secret_is_kept_by_the_stack_like_a_password(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow()
+    flow.services[0].add_middleware(SessionMiddleware, secret_key=Secret("session-key"))
+    secret: set[str] = set()
+    exports = run_program(primitives, secret, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    assert monitor.registered["secret-session-key"]["inputs"]["secretId"] == "notes-dev-session-key"
+    assert monitor.registered["secret-session-key-value"]["type"] == "random:index/randomPassword:RandomPassword"
+    assert "grant-secretAccessor-session-key" in monitor.registered
+    (container,) = monitor.registered["service"]["inputs"]["template"]["containers"]
+    env = {e["name"]: e for e in container["envs"]}
+    assert env["BUILDFLOW_SECRET_SESSION_KEY"]["valueSource"]["secretKeyRef"]["secret"] == "notes-dev-session-key"
+    assert set(exports["_secrets"]) == {"notes-db-password", "session-key"} and secret == {"_secrets"}
 
 
 def test_a_given_secret_value_is_used_and_none_is_generated(monitor: RecordingMonitor) -> None:

@@ -254,14 +254,3 @@ def test_cors_and_https_redirect_middleware():
         assert redirect.status == 307
         assert redirect.getheader("Location") == f"https://{url.hostname}/secure/data?q=1"
         conn.close()
-
-
-def test_session_middleware_is_refused_at_startup():
-    from buildflow.middleware import SessionMiddleware
-
-    app = Flow()
-    svc = app.service()
-    svc.add_middleware(SessionMiddleware, secret_key="k")
-    svc.endpoint("/x")(lambda: 1)
-    with pytest.raises(StartupError, match="SessionMiddleware is not supported"):
-        FlowApp(app).build()

@@ -28,6 +28,7 @@ from buildflow.io.gcp import (
     GCSFileChangeStream,
 )
 from buildflow.io.primitive import Primitive
+from buildflow.middleware import middleware_secrets
 from buildflow.processors import ProcessorOptions
 from buildflow.secrets import Secret
 from providers.gcp.errors import GCPSettingsError
@@ -143,6 +144,12 @@ def flow_secrets(primitives: Iterable[Primitive]) -> tuple[Secret, ...]:
     """The Secrets the flow's database users log in with, each once."""
     found = [p.password for p in primitives if isinstance(p, CloudSQLUser) and isinstance(p.password, Secret)]
     return tuple(dict.fromkeys(found))
+
+
+def stack_secrets(primitives: Iterable[Primitive], deployment: Deployment | None) -> tuple[Secret, ...]:
+    """Every Secret the stack keeps a value of: its database users' and, when it deploys the
+    flow, the service's (session keys too)."""
+    return tuple(dict.fromkeys((*flow_secrets(primitives), *(deployment.secrets if deployment else ()))))
 
 
 def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Iterable[Any] = ()) -> tuple[Grant, ...]:
@@ -336,7 +343,7 @@ def deployment_of(
             [c.sink_primitive for c in [*flow.collectors, *getattr(flow, "consumers", [])]],
             [c.source_primitive for c in getattr(flow, "consumers", [])],
         ),
-        secrets=flow_secrets(primitives),
+        secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
     )
 
 

@@ -38,7 +38,7 @@ from buildflow.secrets import Secret
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import schema_from_type
 from providers.gcp import service, streams
-from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, flow_secrets
+from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -251,7 +251,7 @@ def program(
         names = apis(frozen, deployment)
         ctx = _Context(
             apis=service.enable_apis(project, names) if project and names and manage_apis else [],
-            secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in flow_secrets(frozen)},
+            secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in stack_secrets(frozen, deployment)},
             deployment=deployment,
             image=image,
         )

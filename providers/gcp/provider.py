@@ -47,9 +47,9 @@ from providers.gcp.deploy import (
     DeployRequest,
     apis,
     deployment_of,
-    flow_secrets,
     serves_anything,
     service_name,
+    stack_secrets,
 )
 from providers.gcp.deployed import DeployedRecord
 from providers.gcp.errors import (
@@ -425,7 +425,7 @@ class GCPProvider(Provider):
                     project=settings.project,
                     deployment=deployment,
                     image=image,
-                    given_secrets={s.name: v for s in flow_secrets(primitives) if (v := s.read())},
+                    given_secrets={s.name: v for s in stack_secrets(primitives, deployment) if (v := s.read())},
                     manage_apis=settings.manage_apis,
                 ),
                 opts=options,
