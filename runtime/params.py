@@ -144,10 +144,7 @@ class Params:
             query = raw.query
             for name, convert, default, repeated in self.query:
                 if name not in query:
-                    if default is _MISSING:
-                        errors.append({"loc": ["query", name], "msg": "Field required", "type": "missing"})
-                    else:
-                        out[name] = default
+                    _absent(out, errors, name, default, "query", name)
                     continue
                 try:
                     out[name] = [convert(v) for v in query.getall(name)] if repeated else convert(query[name])
@@ -166,10 +163,7 @@ class Params:
         if not self.embed_body:
             name, convert, default = self.body[0]
             if data is _MISSING:
-                if default is _MISSING:
-                    errors.append({"loc": ["body"], "msg": "Field required", "type": "missing"})
-                else:
-                    out[name] = default
+                _absent(out, errors, name, default, "body")
                 return
             try:
                 out[name] = convert(data)
@@ -185,10 +179,7 @@ class Params:
             return
         for name, convert, default in self.body:
             if name not in fields:
-                if default is _MISSING:
-                    errors.append({"loc": ["body", name], "msg": "Field required", "type": "missing"})
-                else:
-                    out[name] = default
+                _absent(out, errors, name, default, "body", name)
                 continue
             try:
                 out[name] = convert(fields[name])
@@ -202,15 +193,20 @@ class Params:
         for param, field, kind, convert, default in self.form:
             values = data.getall(field, [])
             if not values:
-                if default is _MISSING:
-                    errors.append({"loc": ["body", field], "msg": "Field required", "type": "missing"})
-                else:
-                    out[param] = default
+                _absent(out, errors, param, default, "body", field)
                 continue
             try:
                 out[param] = _form_value(kind, convert, values)
             except Invalid as e:
                 errors.extend(e.under("body", field).errors)
+
+
+def _absent(out: dict[str, Any], errors: list[dict[str, Any]], name: str, default: Any, *loc: str) -> None:
+    """A value the request does not carry: its default, else a "Field required" error at ``loc``."""
+    if default is _MISSING:
+        errors.append({"loc": list(loc), "msg": "Field required", "type": "missing"})
+    else:
+        out[name] = default
 
 
 def _form_value(kind: FieldKind, convert: Converter | None, values: list[Any]) -> Any:
