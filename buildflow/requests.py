@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from buildflow.exceptions import WebSocketDisconnect
+from buildflow.exceptions import HTTPException, WebSocketDisconnect
 from buildflow.uploads import File, Form, UploadFile
 
 if TYPE_CHECKING:
@@ -106,7 +106,11 @@ class Request(_Connection):
         ``getall(name)`` gives every value of a repeated field."""
         from multidict import MultiDict
 
-        return MultiDict((name, as_upload(value)) for name, value in (await self._raw.post()).items())
+        try:
+            posted = await self._raw.post()
+        except ValueError as e:  # a broken multipart body: the client's fault, as Starlette answers it
+            raise HTTPException(400, f"Malformed form body: {e}") from None
+        return MultiDict((name, as_upload(value)) for name, value in posted.items())
 
 
 def as_upload(value: Any) -> Any:

@@ -189,7 +189,10 @@ class Params:
     async def _parse_form(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         """Fields of a urlencoded or multipart body (aiohttp keeps each file in a temporary file,
         closed and removed with the request); any other body reads as no fields."""
-        data = await raw.post()
+        try:
+            data = await raw.post()
+        except ValueError as e:  # aiohttp's word for a multipart body that breaks its own rules
+            raise ClientError(400, {"detail": f"Malformed form body: {e}"}) from None
         for param, field, kind, convert, default in self.form:
             values = data.getall(field, [])
             if not values:

@@ -110,6 +110,11 @@ def test_what_does_not_fit_is_a_422_naming_the_field() -> None:
         ]
         as_json = client.post("/login", json={"username": "ann"})  # not a form: no fields
         assert as_json.status_code == 422 and as_json.json()["detail"][0]["loc"] == ["body", "username"]
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=xyz"):
+            broken = client.post("/photos", content=b"garbage", headers={"Content-Type": content_type})
+            assert broken.status_code == 400 and broken.json()["detail"].startswith("Malformed form body: ")
+            broken = client.post("/echo", content=b"garbage", headers={"Content-Type": content_type})
+            assert broken.status_code == 400 and broken.json()["detail"].startswith("Malformed form body: ")
         file_for_text = client.post("/login", files={"username": ("u.txt", b"ann", "text/plain")})
         assert file_for_text.status_code == 422
         assert file_for_text.json()["detail"][0]["msg"] == "Input should be a text field, not a file"
