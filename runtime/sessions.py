@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -67,7 +66,7 @@ class Signer:
 class Sessions:
     """The session cookie of one service's routes."""
 
-    def __init__(self, options: SessionMiddleware, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, options: SessionMiddleware) -> None:
         try:
             key = reveal(options.secret_key)
         except SecretNotFoundError as e:
@@ -80,10 +79,9 @@ class Sessions:
             )
         self.signer = Signer(key)
         self.options = options
-        self.clock = clock
 
     def wrap(self, handle: Handler) -> Handler:
-        name, options, signer, clock = self.options.session_cookie, self.options, self.signer, self.clock
+        name, options, signer, clock = self.options.session_cookie, self.options, self.signer, time.time
 
         async def with_session(request: web.Request) -> web.StreamResponse:
             cookie = request.cookies.get(name)
