@@ -94,6 +94,7 @@ class CompiledHandler:
         self.plan = RequestPlan(args, self.is_async)
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
         self._instance: Any = None
+        self.takes_input = True  # decided in start(), once every parameter is known
         self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] = _not_started
 
     def _classify(
@@ -171,6 +172,7 @@ class CompiledHandler:
                 await call_hook(setup, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
+        self.takes_input = not self.params.empty  # per request: one attribute, not four lists
         if self.output is not None:
             self.output.start()
         self._loop, self._pool = loop, pool
@@ -221,7 +223,7 @@ class CompiledHandler:
     # -- per request ---------------------------------------------------------------------------
     async def handle(self, raw: web.Request) -> web.StreamResponse:
         try:
-            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            params = await self.params.parse(raw) if self.takes_input else _EMPTY
             ctx = RequestContext(raw) if self.needs_context else None
             return render(await self._invoke(ctx, params))
         except Exception as e:
@@ -229,7 +231,7 @@ class CompiledHandler:
 
     async def handle_collector(self, raw: web.Request) -> web.StreamResponse:
         try:
-            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            params = await self.params.parse(raw) if self.takes_input else _EMPTY
             ctx = RequestContext(raw) if self.needs_context else None
             output = self.output
             assert output is not None  # the collector route is added for collectors only
@@ -261,7 +263,7 @@ class CompiledHandler:
         ws = web.WebSocketResponse()
         ctx = RequestContext(raw, WebSocket(raw, ws))
         try:
-            params = await self.params.parse(raw) if not self.params.empty else _EMPTY
+            params = await self.params.parse(raw) if self.takes_input else _EMPTY
             await self._invoke(ctx, params)
         except WebSocketDisconnect:
             pass
