@@ -143,15 +143,12 @@ def upgrade(
     from bfctl.cli import _reported_errors
 
     with _reported_errors():
-        from providers.migrations import current as heads
         from providers.migrations import upgrade as run
 
         chosen = _database(flow, database, infra_target)
         with _connected(chosen, stack, infra_target, "upgrade") as db:
             run(db, chosen, _folder(chosen), revision, lambda rev: console.info(f"  ✓ {rev}", "green"))
-            with db.connect() as conn:
-                at = heads(conn)
-        _say_at(chosen, ",".join(at) or None)
+            _say_at(chosen, db)
 
 
 @db_app.command(cls=Command)
@@ -168,15 +165,13 @@ def downgrade(
     with _reported_errors():
         from alembic import command
 
-        from providers.migrations import config, current
+        from providers.migrations import config
 
         chosen = _database(flow, database, infra_target)
         with _connected(chosen, stack, infra_target, "downgrade") as db:
             with db.begin() as conn:
                 command.downgrade(config(_folder(chosen), conn), revision)
-            with db.connect() as conn:
-                at = current(conn)
-        _say_at(chosen, ",".join(at) or None)
+            _say_at(chosen, db)
 
 
 @db_app.command(cls=Command)
@@ -209,13 +204,15 @@ def current(
     from bfctl.cli import _reported_errors
 
     with _reported_errors():
-        from providers.migrations import current as heads
-
         chosen = _database(flow, database, infra_target)
-        with _connected(chosen, stack, infra_target, "current") as db, db.connect() as conn:
-            at = heads(conn)
-        _say_at(chosen, ",".join(at) or None)
+        with _connected(chosen, stack, infra_target, "current") as db:
+            _say_at(chosen, db)
 
 
-def _say_at(database: Any, revision: str | None) -> None:
-    console.info(f"{database.primitive_id()} is at revision {revision or '(none)'}.")
+def _say_at(database: Any, engine: Any) -> None:
+    """Say which revision the database behind ``engine`` is at, read from it now."""
+    from providers.migrations import current
+
+    with engine.connect() as conn:
+        at = ",".join(current(conn))
+    console.info(f"{database.primitive_id()} is at revision {at or '(none)'}.")
