@@ -160,6 +160,24 @@ def pending(folder: Path, current: Sequence[str], target: str = "heads") -> list
     return [s for s in reversed(list(found)) if s is not None]
 
 
+#: A database's revisions as a target reads them, or None and why it cannot read them now.
+Revisions = tuple[tuple[str, ...] | None, str]
+
+
+def plan_changes(
+    project_dir: Path, primitives: Sequence[Primitive], revisions_of: Callable[[CloudSQLDatabase], Revisions]
+) -> list[ResourceChange]:
+    """A step per migrated database with revisions to run, or whose revisions cannot be read now
+    (apply checks them then)."""
+    out = []
+    for database in migrated(primitives):
+        current, why = revisions_of(database)
+        revisions = pending(folder_of(project_dir, database), current or ())
+        if revisions or current is None:
+            out.append(plan_change(database, current, revisions, why))
+    return out
+
+
 def plan_change(
     database: CloudSQLDatabase, current: Sequence[str] | None, revisions: list[Any], unreadable: str = ""
 ) -> ResourceChange:

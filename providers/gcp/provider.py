@@ -237,22 +237,20 @@ class GCPProvider(Provider):
 
     # -- migrations ------------------------------------------------------------------------------
     def _migration_changes(self, declared: Sequence[Primitive]) -> list[ResourceChange]:
-        """A step per migrated database with revisions to run, read through the Cloud SQL
-        connector from this machine; a database it cannot reach now is checked again at apply."""
+        """The migrated databases' pending revisions, read through the Cloud SQL connector from
+        this machine; a database it cannot reach now is checked again at apply."""
         state = self.store.load()
-        out = []
-        for database in migrations.migrated(declared):
-            current: tuple[str, ...] | None = ()
-            why = ""
-            if migrations.applied_before(state, database):
-                try:
-                    current = migrations.read_current(outputs_of(state), self.target, database, self.password_of)
-                except Exception as exc:  # unreachable before apply: said in the plan, not fatal
-                    current, why = None, _first_line(exc)
-            revisions = migrations.pending(migrations.folder_of(self.project_dir, database), current or ())
-            if revisions or current is None:
-                out.append(migrations.plan_change(database, current, revisions, why))
-        return out
+        outputs = outputs_of(state)
+
+        def revisions_of(database: CloudSQLDatabase) -> migrations.Revisions:
+            if not migrations.applied_before(state, database):
+                return (), ""
+            try:
+                return migrations.read_current(outputs, self.target, database, self.password_of), ""
+            except Exception as exc:  # unreachable before apply: said in the plan, not fatal
+                return None, _first_line(exc)
+
+        return migrations.plan_changes(self.project_dir, declared, revisions_of)
 
     def _migrate(
         self, databases: Sequence[CloudSQLDatabase], outputs: dict[str, dict[str, Any]], progress: Progress

@@ -24,14 +24,7 @@ class MigrationsFamily(Family):
 
     def changes(self, state: State, primitives: Sequence[Primitive]) -> list[ResourceChange]:
         """A step per migrated database with revisions not applied yet."""
-        out = []
-        for database in migrations.migrated(primitives):
-            folder = migrations.folder_of(self.project_dir, database)
-            current = self._current(state, database)
-            revisions = migrations.pending(folder, current or ())
-            if revisions or current is None:
-                out.append(migrations.plan_change(database, current, revisions))
-        return out
+        return migrations.plan_changes(self.project_dir, primitives, lambda db: (self._current(state, db), ""))
 
     def _current(self, state: State, database: CloudSQLDatabase) -> tuple[str, ...] | None:
         """The database's revisions, () when it is not made yet, None when its server is stopped."""
