@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from buildflow.dependencies.analysis import AnalysisQueryError, Params, QueryOpener
-from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryTable
 from buildflow.storage import ddl
 from buildflow.storage.engines import Engine
@@ -28,6 +27,7 @@ from buildflow.types.fields import Invalid
 from buildflow.types.schema import to_jsonable
 from runtime.blocking import wait_on_loop
 from runtime.errors import StartupError
+from runtime.sinks import applied_outputs
 from runtime.sinks.base import describe, local_path, sink_name
 from runtime.validation import compile_type
 
@@ -247,23 +247,18 @@ class RuntimeQueryOpener(QueryOpener):
         self._outputs = outputs
         self._project_dir = project_dir
 
-    def _outputs_of(self, primitive: Any) -> Mapping[str, Any]:
-        if isinstance(primitive, DuckDBTable) and primitive.primitive_id() not in self._outputs:
-            return {"engine": Engine.DUCKDB, "database": primitive.database, "table": primitive.table}
-        return self._outputs[primitive.primitive_id()]  # not applied: the target's "run bfctl apply" error
-
     async def open(self, primitive: Any) -> QueryHandle:
-        out = self._outputs_of(primitive)
+        out = applied_outputs(primitive, self._outputs)
         engine = out.get("engine") or (Engine.BIGQUERY if isinstance(primitive, BigQueryTable) else None)
         handle: QueryHandle
         if engine == Engine.DUCKDB:
             handle = DuckDBQuery(local_path(out["database"], self._project_dir), out["table"], describe(primitive, out))
         elif engine == Engine.BIGQUERY:
             from runtime.analysis_bigquery import BigQueryQuery
+            from runtime.sinks.bigquery import table_name
 
-            table = str(out["table_id"]).rsplit(".", 1)[-1]  # the gcp target gives project.dataset.table
             handle = BigQueryQuery(
-                out["project"], out["dataset_id"], table, describe(primitive, out), out.get("api_root")
+                out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")
             )
         else:
             raise StartupError(

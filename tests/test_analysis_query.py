@@ -14,6 +14,7 @@ from bfctl.infra import declared_primitives
 from buildflow import Flow
 from buildflow.dependencies.analysis import AnalysisQuery, AnalysisQueryError
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
+from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from buildflow.io.portable import AnalysisTable
 from providers import get_provider
@@ -214,3 +215,28 @@ def test_on_gcp_the_query_runs_on_bigquery_and_reads_every_page() -> None:
         refused
         == "BigQuery refused the query on BigQueryTable my-project.analytics.sales: Unrecognized name: nope at [1:8]"
     )
+
+
+def test_a_duckdb_table_nothing_applied_is_read_where_its_primitive_says(tmp_path: Path) -> None:
+    """A ``DuckDBTable`` needs nothing applied, as for sinks; the applied outputs the runtime
+    hands over (``ResourceOutputs``) answer ``in`` for a primitive they do not hold."""
+    import duckdb
+
+    database = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("create table sales (item varchar, n integer)")
+        conn.execute("insert into sales values ('tea', 5), ('cake', 1)")
+    table = DuckDBTable(database=str(database), table="sales")
+    outputs = ResourceOutputs({}, "local")
+    assert table.primitive_id() not in outputs and outputs.get(table.primitive_id()) is None
+
+    async def run() -> list[dict[str, Any]]:
+        handle = await RuntimeQueryOpener(outputs, tmp_path).open(table)
+        try:
+            return await handle.rows("select item, n from {table} order by n desc")
+        finally:
+            await handle.close()
+
+    assert asyncio.run(run()) == [{"item": "tea", "n": 5}, {"item": "cake", "n": 1}]
+    with pytest.raises(LookupError, match=r"no applied infrastructure for 'my-project\.analytics\.sales'"):
+        outputs[BigQueryTable(BigQueryDataset("my-project", "analytics"), "sales").primitive_id()]

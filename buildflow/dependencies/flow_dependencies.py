@@ -13,6 +13,14 @@ from buildflow.dependencies.scopes import Scope, dependency
 
 
 @dependency(Scope.GLOBAL)
+class NotApplied(KeyError):
+    """No applied infrastructure for a primitive. A ``KeyError``, so ``in`` and ``.get`` of the
+    mapping work as for any other; its message says what to run."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
     """Outputs of the applied infrastructure (host, port, names...), by primitive id."""
 
@@ -24,7 +32,7 @@ class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
         try:
             return self._outputs[primitive_id]
         except KeyError:
-            raise LookupError(
+            raise NotApplied(
                 f"no applied infrastructure for {primitive_id!r} on the {self.target} target: "
                 "run `bfctl apply` (or `bfctl serve --apply`)"
             ) from None

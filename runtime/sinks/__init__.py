@@ -71,11 +71,13 @@ def factory_of(engine: str) -> WriterFactory | None:
     return factory
 
 
-def _outputs_of(primitive: Any, outputs: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    try:
-        return outputs[primitive.primitive_id()]
-    except LookupError:
-        return None
+def applied_outputs(primitive: Any, outputs: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """What the stack applied for ``primitive``, or what it implies when it needs nothing applied
+    (``File``, ``DuckDBTable``); else the target's "run bfctl apply" error."""
+    out = outputs.get(primitive.primitive_id())
+    if out is None and primitive.resource_type in _UNAPPLIED_OUTPUTS:
+        return _UNAPPLIED_OUTPUTS[primitive.resource_type](primitive)
+    return out if out is not None else outputs[primitive.primitive_id()]
 
 
 def writer_for(
@@ -90,11 +92,7 @@ def writer_for(
         from runtime.sinks.empty import EmptyWriter
 
         return EmptyWriter()
-    out = _outputs_of(primitive, outputs)
-    if out is None and primitive.resource_type in _UNAPPLIED_OUTPUTS:
-        out = _UNAPPLIED_OUTPUTS[primitive.resource_type](primitive)
-    if out is None:
-        out = outputs[primitive.primitive_id()]  # not applied: raises the target's "run bfctl apply" error
+    out = applied_outputs(primitive, outputs)
     engine = out.get("engine") or _DEFAULT_ENGINES.get(primitive.resource_type)
     factory = factory_of(engine) if engine else None
     if factory is None:

@@ -49,9 +49,12 @@ class BigQueryWriter(SinkWriter):
 def bigquery_writer(
     primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
 ) -> BigQueryWriter:
-    """``Engine.BIGQUERY``: the table the gcp target applied (BigQuery checks the rows' schema).
+    """``Engine.BIGQUERY``: the table the gcp target applied (BigQuery checks the rows' schema)."""
+    return BigQueryWriter(
+        out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")
+    )
 
-    The gcp target exports ``table_id`` as ``project.dataset.table``: the table is its last part.
-    """
-    table = str(out["table_id"]).rsplit(".", 1)[-1]
-    return BigQueryWriter(out["project"], out["dataset_id"], table, describe(primitive, out), out.get("api_root"))
+
+def table_name(out: Mapping[str, Any]) -> str:
+    """The table's own name: the gcp target exports ``table_id`` as ``project.dataset.table``."""
+    return str(out["table_id"]).rsplit(".", 1)[-1]

@@ -49,7 +49,7 @@ def reader_for(primitive: Any, outputs: Mapping[str, Mapping[str, Any]], project
     if out is None:
         try:
             out = outputs[primitive.primitive_id()]
-        except KeyError:  # (``ResourceOutputs`` raises its own LookupError, naming the target)
+        except KeyError:  # a plain mapping's, or ResourceOutputs' NotApplied
             raise LookupError(
                 f"{source_name(primitive)} was not applied: run `bfctl apply` (or `bfctl serve --apply`)"
             ) from None
