@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Consumer, Method, ProcessorOptions, Route, row_type_of
 from buildflow.processors import collector as _collector
 from buildflow.processors import consumer as _consumer
 from buildflow.service import Service
+
+if TYPE_CHECKING:
+    from buildflow.pipedream import Dispatcher  # annotations only: importing it brings asyncio
 
 T = TypeVar("T")
 

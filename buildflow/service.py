@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from buildflow.pipedream import Dispatcher
 from buildflow.processors import Endpoint, Method, ProcessorOptions, Route
+
+if TYPE_CHECKING:
+    from buildflow.pipedream import Dispatcher  # annotations only: importing it brings asyncio
 
 T = TypeVar("T")
 
