@@ -62,11 +62,12 @@ class FlowApp:
         self.max_body = max_body
         self.threads = threads or default_thread_count()
         project_dir = Path.cwd()
-        self.sinks = SinkRegistry(outputs or ResourceOutputs(), project_dir)
+        applied = outputs or ResourceOutputs()
+        self.sinks = SinkRegistry(applied, project_dir)
         provided: dict[Any, Any] = {
             SinkPushers: RegistryPushers(self.sinks),
-            BucketOpener: RuntimeBucketOpener(outputs or ResourceOutputs(), project_dir),
-            QueryOpener: RuntimeQueryOpener(outputs or ResourceOutputs(), project_dir),
+            BucketOpener: RuntimeBucketOpener(applied, project_dir),
+            QueryOpener: RuntimeQueryOpener(applied, project_dir),
         }
         if outputs is not None:
             provided[ResourceOutputs] = outputs
@@ -76,7 +77,7 @@ class FlowApp:
             consumers = [CompiledConsumer(c, graph, self.sinks, flow.dispatcher) for c in flow.consumers]
         except DependencyError as e:
             raise StartupError(str(e)) from None
-        self.consumers = ConsumerGroup(consumers, outputs or ResourceOutputs(), project_dir)
+        self.consumers = ConsumerGroup(consumers, applied, project_dir)
         roots: list[Node] = []
         for plan in [*(h.plan for h in self.handlers), *(c.plan for c in consumers)]:
             for step in (*plan.steps, plan.handler):
@@ -155,7 +156,7 @@ class FlowApp:
         app.router.add_get(HEALTH_PATH, _health)
         self._add_docs(app)
         unmatched = metrics.RouteStats("*", "(unmatched)")
-        worker = metrics.WorkerMetrics([*routes, unmatched], lambda: self.sinks.batchers, self.consumers.consumers)
+        worker = metrics.WorkerMetrics([*routes, unmatched], self.sinks.batchers, self.consumers.consumers)
         app.router.add_get(metrics.METRICS_PATH, worker.handle)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", metrics.timed(_unmatched, unmatched))
         app.on_startup.append(self._on_startup)

@@ -94,7 +94,7 @@ class CompiledHandler:
         self.plan = RequestPlan(args, self.is_async)
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
         self._instance: Any = None
-        self.takes_input = True  # decided in start(), once every parameter is known
+        self.takes_input = not self.params.empty  # per request: one attribute, not four lists
         self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] = _not_started
 
     def _classify(
@@ -172,7 +172,6 @@ class CompiledHandler:
                 await call_hook(setup, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
-        self.takes_input = not self.params.empty  # per request: one attribute, not four lists
         if self.output is not None:
             self.output.start()
         self._loop, self._pool = loop, pool

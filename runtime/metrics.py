@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -100,11 +100,11 @@ class WorkerMetrics:
     def __init__(
         self,
         routes: list[RouteStats],
-        batchers: Callable[[], dict[str, Batcher]],
+        batchers: Mapping[str, Batcher],
         consumers: list[CompiledConsumer],
     ) -> None:
         self.routes = routes
-        self._batchers = batchers  # the sink registry's, made when the worker starts
+        self._batchers = batchers  # the sink registry's, filled when the worker starts
         self._consumers = consumers
 
     def families(self) -> Iterator[Metric]:
@@ -146,7 +146,7 @@ class WorkerMetrics:
             "Failed writes to a sink: rejected rows, or the sink unreachable or too slow.",
             labels=["worker", "sink", "reason"],
         )
-        for sink, batcher in sorted(self._batchers().items()):
+        for sink, batcher in sorted(self._batchers.items()):
             queued.add_metric([worker, sink], batcher.queued)
             sizes.add_metric([worker, sink], batcher.batch_rows.cumulative(), batcher.batch_rows.total)
             for reason, count in sorted(batcher.write_errors.items()):

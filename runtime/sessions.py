@@ -82,6 +82,7 @@ class Sessions:
 
     def wrap(self, handle: Handler) -> Handler:
         name, options, signer, clock = self.options.session_cookie, self.options, self.signer, time.time
+        same_site = options.same_site.lower()
 
         async def with_session(request: web.Request) -> web.StreamResponse:
             cookie = request.cookies.get(name)
@@ -99,7 +100,7 @@ class Sessions:
                     domain=options.domain,
                     secure=options.https_only,
                     httponly=True,
-                    samesite=options.same_site.lower(),
+                    samesite=same_site,
                 )
             elif cookie is not None:  # emptied: forget it
                 response.del_cookie(name, path=options.path, domain=options.domain)
