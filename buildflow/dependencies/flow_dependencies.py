@@ -12,7 +12,6 @@ from typing import Any
 from buildflow.dependencies.scopes import Scope, dependency
 
 
-@dependency(Scope.GLOBAL)
 class NotApplied(KeyError):
     """No applied infrastructure for a primitive. A ``KeyError``, so ``in`` and ``.get`` of the
     mapping work as for any other; its message says what to run."""
@@ -21,6 +20,7 @@ class NotApplied(KeyError):
         return str(self.args[0])
 
 
+@dependency(Scope.GLOBAL)
 class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
     """Outputs of the applied infrastructure (host, port, names...), by primitive id."""
 
