@@ -147,9 +147,9 @@ def flow_secrets(primitives: Iterable[Primitive]) -> tuple[Secret, ...]:
 
 
 def stack_secrets(primitives: Iterable[Primitive], deployment: Deployment | None) -> tuple[Secret, ...]:
-    """Every Secret the stack keeps a value of: its database users' and, when it deploys the
-    flow, the service's (session keys too)."""
-    return tuple(dict.fromkeys((*flow_secrets(primitives), *(deployment.secrets if deployment else ()))))
+    """Every Secret the stack keeps a value of: its database users', and when it deploys the flow
+    the service's, which include them (``deployment_of`` made it from the same primitives)."""
+    return deployment.secrets if deployment is not None else flow_secrets(primitives)
 
 
 def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Iterable[Any] = ()) -> tuple[Grant, ...]:

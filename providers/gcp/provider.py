@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -163,8 +163,9 @@ class GCPProvider(Provider):
         stack = self._stack(declared, deployment, self._planned_image(deployment))
         steps, diagnostics = StepCollector(), ProgressRelay(no_progress)
         self._run("preview", diagnostics, lambda: stack.preview(on_event=_both(steps, diagnostics), refresh=True))
-        changes = steps.changes(declared, then=self._migration_changes(declared))
-        return Plan(self.target, self.stack, changes, self.store.load().serial)
+        state = self.store.load()
+        changes = steps.changes(declared, then=self._migration_changes(state, declared))
+        return Plan(self.target, self.stack, changes, state.serial)
 
     def apply(self, plan: Plan, progress: Progress = no_progress) -> Outputs:
         """Data resources first, then migrations, then the image, then the service that runs it.
@@ -236,10 +237,9 @@ class GCPProvider(Provider):
             return Plan(self.target, self.stack, steps.changes([]), state.serial)
 
     # -- migrations ------------------------------------------------------------------------------
-    def _migration_changes(self, declared: Sequence[Primitive]) -> list[ResourceChange]:
+    def _migration_changes(self, state: State, declared: Sequence[Primitive]) -> list[ResourceChange]:
         """The migrated databases' pending revisions, read through the Cloud SQL connector from
         this machine; a database it cannot reach now is checked again at apply."""
-        state = self.store.load()
         outputs = outputs_of(state)
 
         def revisions_of(database: CloudSQLDatabase) -> migrations.Revisions:
@@ -278,8 +278,7 @@ class GCPProvider(Provider):
         """The flow's Secret values the stack keeps (read once, kept in memory only)."""
         if self._secret_values is None:
             stack = self._stack([], None, None)
-            found = self._run("stack output", None, stack.outputs).get(SECRETS_OUTPUT)
-            self._secret_values = dict(found.value) if found is not None and isinstance(found.value, dict) else {}
+            self._secret_values = _secrets_in(self._run("stack output", None, stack.outputs))
         return self._secret_values
 
     # -- the Cloud Run deployment --------------------------------------------------------------
@@ -370,8 +369,7 @@ class GCPProvider(Provider):
             for key, out in result.outputs.items()
             if not out.secret and isinstance(out.value, dict)
         }
-        secrets = result.outputs.get(SECRETS_OUTPUT)
-        self._secret_values = dict(secrets.value) if secrets is not None and isinstance(secrets.value, dict) else {}
+        self._secret_values = _secrets_in(result.outputs)
         self._record(primitives, outputs)
         service = outputs.get("service")
         self.deployed.save(
@@ -489,6 +487,12 @@ def _api_trouble(relay: ProgressRelay) -> bool:
         name.startswith("api-") or any(marker in message for marker in _API_DISABLED for message in messages)
         for name, messages in relay.errors.items()
     )
+
+
+def _secrets_in(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """The flow's Secret values among a stack's outputs (``OutputValue``s), by name."""
+    found = outputs.get(SECRETS_OUTPUT)
+    return dict(found.value) if found is not None and isinstance(found.value, dict) else {}
 
 
 def _first_line(exc: BaseException) -> str:
