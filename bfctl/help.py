@@ -78,7 +78,13 @@ def _plain_flag(option: TyperOption | None) -> TyperOption | None:
 
 
 class _Listed:
-    """In the parent's command list: the whole first sentence, wrapped, never cut to ``...``."""
+    """What groups and commands share: Click-formatted help, and in the parent's command list the
+    whole first sentence, wrapped, never cut to ``...``."""
+
+    context_class: type[ClickContext] = HelpContext
+
+    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
+        return _plain_flag(super().get_help_option(ctx))  # type: ignore[misc]  # mixed into click commands
 
     def get_short_help_str(self, limit: int = 45) -> str:
         listed: str = super().get_short_help_str(limit=1000)  # type: ignore[misc]  # mixed into click commands
@@ -88,16 +94,6 @@ class _Listed:
 class Group(_Listed, TyperGroup):
     """The ``bfctl`` group, and groups of subcommands (``bfctl db``): Click-formatted help."""
 
-    context_class = HelpContext
-
-    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
-        return _plain_flag(super().get_help_option(ctx))
-
 
 class Command(_Listed, TyperCommand):
     """A ``bfctl`` subcommand: Click-formatted help (see the module docstring)."""
-
-    context_class = HelpContext
-
-    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
-        return _plain_flag(super().get_help_option(ctx))

@@ -182,13 +182,12 @@ def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
     return check_instances(deployment.settings)
 
 
-def _local_secrets(flow: Any, stack: str) -> None:
+def _local_secrets(flow: Any, secrets: Any) -> None:
     """Point the flow's Secrets at the local stack's values (apply generates the databases'; the
     session keys of its middleware are generated here), whatever the shell had."""
     from buildflow.middleware import middleware_secrets
     from buildflow.secrets import SECRETS_DIR_ENV
 
-    secrets = provider_for("local", stack).secrets
     os.environ[SECRETS_DIR_ENV] = str(secrets.directory)  # where they are, not a secret itself
     for secret in middleware_secrets(flow.services):
         secrets.ensure(secret)
@@ -211,14 +210,15 @@ def outputs_for_serving(
     if given := os.environ.get(OUTPUTS_ENV):
         return _given_outputs(given)
     flow = loaded.flow
-    if target == "local":
-        _local_secrets(flow, stack)
+    local = provider_for(target, stack) if target == "local" else None
+    if local is not None:
+        _local_secrets(flow, local.secrets)
     primitives = declared_primitives(flow, target)
     if not primitives:
         return ResourceOutputs({}, target)
     if apply_first:  # serving here: the deployed service, if any, stays as it runs
         apply(flow, target, stack, True, False, options, deploy_request(loaded, target, deploy=False))
-    provider = provider_for(target, stack, options)
+    provider = local or provider_for(target, stack, options)
     outputs = provider.ensure_running()
     pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]

@@ -42,9 +42,6 @@ class FlowGraph:
     dependencies: list[Dependency]
     primitives: dict[str, str]  # primitive id -> its type's name
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def _primitive_id(value: Any) -> str | None:
     method = getattr(value, "primitive_id", None)
