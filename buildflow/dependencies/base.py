@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from buildflow.dependencies.scopes import Scope, dependency
+from buildflow.dependencies.scopes import Scope, dependency, global_scoped, no_scoped, process_scoped, replica_scoped
 from buildflow.exceptions import InvalidDependencyHierarchyOrder
 
 T = TypeVar("T")
@@ -20,24 +20,12 @@ def Dependency(dependency_fn: T, scope: Scope) -> T:
     return dependency(scope)(dependency_fn)
 
 
-def ProcessScoped(dependency_fn: T) -> T:
-    """``dependency_fn`` built once per request (``@dependency(Scope.PROCESS)``)."""
-    return Dependency(dependency_fn, Scope.PROCESS)
-
-
-def ReplicaScoped(dependency_fn: T) -> T:
-    """``dependency_fn`` built once per worker (``@dependency(Scope.REPLICA)``)."""
-    return Dependency(dependency_fn, Scope.REPLICA)
-
-
-def GlobalScoped(dependency_fn: T) -> T:
-    """``dependency_fn`` built once for the app (``@dependency(Scope.GLOBAL)``)."""
-    return Dependency(dependency_fn, Scope.GLOBAL)
-
-
-def NoScoped(dependency_fn: T) -> T:
-    """``dependency_fn`` built wherever it is injected (``@dependency(Scope.NO_SCOPE)``)."""
-    return Dependency(dependency_fn, Scope.NO_SCOPE)
+#: BuildFlow's names for ``@dependency(Scope.X)``: once per request, per worker, for the app,
+#: and wherever injected.
+ProcessScoped = process_scoped
+ReplicaScoped = replica_scoped
+GlobalScoped = global_scoped
+NoScoped = no_scoped
 
 
 __all__ = [

@@ -61,11 +61,8 @@ class Plan:
     stages: tuple[Stage, ...]
     #: The dispatchers' change counter when compiled: a later ``add`` anywhere makes the plan stale.
     generation: int
-
-    @property
-    def first_async(self) -> Step | None:
-        """The first ``async def`` step in ``order``, if any (``call`` cannot run those)."""
-        return next((step for step in self.order if step.is_async), None)
+    #: The first ``async def`` step in ``order``, if any (``call`` cannot run those).
+    first_async: Step | None
 
 
 def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generation: int) -> Plan:
@@ -89,6 +86,7 @@ def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generati
         inputs=frozenset(inputs),
         stages=_stages(layers),
         generation=generation,
+        first_async=next((step for step in order if step.is_async), None),
     )
 
 

@@ -45,7 +45,7 @@ class Queue(PortablePrimitive):
         return f"queue:{self.queue_id}"
 
     def desired_properties(self) -> dict[str, Any]:
-        return {"queue_id": self.queue_id, **{name: getattr(self, name) for name in self.option_defaults}}
+        return {"queue_id": self.queue_id, **self.subscription_options()}
 
     def subscription_options(self) -> dict[str, Any]:
         """The options of the subscription a target makes for the queue."""
