@@ -73,6 +73,14 @@ def lock_path(record: Path) -> Path:
     return record.with_name(f"{record.name}.lock")
 
 
+@contextlib.contextmanager
+def record_locked(record: Path) -> Iterator[None]:
+    """The lock beside ``record`` held exclusively for the block: one process at a time
+    reads, changes and writes the record."""
+    with _flock(lock_path(record), exclusive=True):
+        yield
+
+
 def _whole_lines_end(fd: int) -> int:
     """The offset after the log's last complete line (a torn tail is not a message)."""
     end = os.fstat(fd).st_size
@@ -89,7 +97,7 @@ def _whole_lines_end(fd: int) -> int:
 def create(record: Path, log: Path) -> None:
     """Make the subscription: it gets every message appended to ``log`` from now on. An
     existing record is kept with its offsets (apply runs again after an interruption)."""
-    with _flock(lock_path(record), exclusive=True):
+    with record_locked(record):
         if record.exists():
             return
         with _flock(log, exclusive=False) as fd:
@@ -136,11 +144,6 @@ class LogSubscription:
 
     def _save(self, read: int, unacked: dict[str, list[float]]) -> None:
         durable.replace_file(self.record, json.dumps({"read": read, "unacked": unacked}).encode())
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with _flock(lock_path(self.record), exclusive=True):
-            yield
 
     def committed(self) -> int:
         """The offset before which every message is acknowledged."""
@@ -196,7 +199,7 @@ class LogSubscription:
         new ones. Nothing is leased to anyone else until its lease ends."""
         if not self._has_work(self.clock()):
             return []
-        with self._locked():
+        with record_locked(self.record):
             now = self.clock()
             read, unacked = self._load()
             until = now + self.ack_deadline_seconds
@@ -222,7 +225,7 @@ class LogSubscription:
         ids = list(ack_ids)
         if not ids:
             return
-        with self._locked():
+        with record_locked(self.record):
             read, unacked = self._load()
             for ack_id in ids:
                 key, attempt = _parse(ack_id)

@@ -37,7 +37,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import psutil
 from watchfiles import Change, DefaultFilter, awatch
 
 from buildflow.storage import durable
+from buildflow.storage.log_subscription import record_locked
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
 from runtime.sinks.base import local_path
@@ -133,16 +134,6 @@ class Record:
 
     def save(self, path: Path) -> None:
         durable.replace_file(path, json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode())
-
-
-@contextlib.contextmanager
-def _locked(record_path: Path) -> Iterator[None]:
-    fd = os.open(record_path.with_name(record_path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +257,7 @@ class FolderChangeReader(SourceReader):
         return open_for_writing(self.folder / rel) is False or now - seen[1] >= self.settle_seconds
 
     def _claim(self, max_messages: int) -> tuple[list[Delivery], bool]:
-        with self._mutex, _locked(self.record_path):
+        with self._mutex, record_locked(self.record_path):
             record = Record.load(self.record_path)
             before = dataclasses.asdict(record)
             wall, now = time.time(), time.monotonic()
@@ -337,7 +328,7 @@ class FolderChangeReader(SourceReader):
             handed = [self._handed.pop(a) for a in ack_ids if a in self._handed]
             if not handed:
                 return
-            with _locked(self.record_path):
+            with record_locked(self.record_path):
                 record = Record.load(self.record_path)
                 for h in handed:
                     if acked:
@@ -347,7 +338,7 @@ class FolderChangeReader(SourceReader):
                 record.save(self.record_path)
 
     def _extend(self, ack_ids: Sequence[str], seconds: float) -> None:
-        with self._mutex, _locked(self.record_path):
+        with self._mutex, record_locked(self.record_path):
             record = Record.load(self.record_path)
             for ack_id in ack_ids:
                 h = self._handed.get(ack_id)
