@@ -76,22 +76,23 @@ def write_new_file(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
+def whole_lines_end(fd: int) -> int:
+    """The offset after the file's last complete line (0 when it has none)."""
+    pos = os.fstat(fd).st_size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        newline = os.pread(fd, pos - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        pos = start
+    return 0
+
+
 def cut_torn_tail(fd: int) -> None:
     """Cut a last line without its newline: what a process killed mid-append leaves (never
     acknowledged), so readers see whole lines and the next append does not glue onto it."""
-    end = pos = os.fstat(fd).st_size
-    keep = 0
-    while pos > 0:
-        start = max(0, pos - 65536)
-        chunk = os.pread(fd, pos - start, start)
-        if pos == end and chunk.endswith(b"\n"):
-            return
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            keep = start + newline + 1
-            break
-        pos = start
-    if keep < end:
+    keep = whole_lines_end(fd)
+    if keep < os.fstat(fd).st_size:
         os.ftruncate(fd, keep)
         _fdatasync(fd)
 

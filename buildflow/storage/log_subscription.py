@@ -81,19 +81,6 @@ def record_locked(record: Path) -> Iterator[None]:
         yield
 
 
-def _whole_lines_end(fd: int) -> int:
-    """The offset after the log's last complete line (a torn tail is not a message)."""
-    end = os.fstat(fd).st_size
-    pos = end
-    while pos > 0:
-        start = max(0, pos - 65536)
-        newline = os.pread(fd, pos - start, start).rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        pos = start
-    return 0
-
-
 def create(record: Path, log: Path) -> None:
     """Make the subscription: it gets every message appended to ``log`` from now on. An
     existing record is kept with its offsets (apply runs again after an interruption)."""
@@ -101,7 +88,7 @@ def create(record: Path, log: Path) -> None:
         if record.exists():
             return
         with _flock(log, exclusive=False) as fd:
-            start = _whole_lines_end(fd)
+            start = durable.whole_lines_end(fd)  # a torn tail is not a message
         durable.replace_file(record, json.dumps({"read": start, "unacked": {}}).encode())
 
 
