@@ -7,11 +7,13 @@ resources, and starts the services they need when serving.
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from buildflow.io.primitive import Primitive
+from buildflow.storage import durable
 from providers.state import ResourceState, State
 
 if TYPE_CHECKING:
@@ -60,6 +62,22 @@ class Family(abc.ABC):
     def absolute(self, path: str) -> Path:
         candidate = Path(path)
         return candidate if candidate.is_absolute() else self.project_dir / candidate
+
+    def make_folder(self, state: State, resource_id: str, folder: Path) -> tuple[list[str], bool]:
+        """Make ``folder`` and its missing parents. Returns the folders the resource made (those
+        of earlier applies too, deepest first, for ``remove_made_folders``) and whether any was
+        missing now."""
+        known = state.resources.get(resource_id)
+        made = list(known.private.get("made_dirs", [])) if known else []
+        missing = [d for d in [folder, *folder.parents] if not d.exists()]
+        durable.make_dirs(folder)
+        return made + [self.relative(d) for d in missing], bool(missing)
+
+    def remove_made_folders(self, rec: ResourceState) -> None:
+        """Remove the folders ``make_folder`` made for ``rec`` that are empty now."""
+        for made in rec.private.get("made_dirs", []):  # deepest first
+            with contextlib.suppress(OSError):
+                self.absolute(made).rmdir()
 
     def check_supported(self, primitive: Primitive) -> None:
         """Raise ``UnsupportedPrimitiveError`` for a primitive of ours this target cannot make."""

@@ -19,7 +19,6 @@ from typing import Any
 from buildflow.io.gcp import GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream
 from buildflow.io.primitive import Primitive
-from buildflow.storage import durable
 from buildflow.storage.engines import Engine
 from providers.local.family import Family, dir_name
 from providers.local.postgres import LocalTargetError
@@ -68,11 +67,7 @@ class FileChangeFamily(Family):
             return f"events of the objects in {self.relative(folder)}"
         assert isinstance(primitive, LocalFileChangeStream)
         folder = Path(primitive.file_path)
-        known = state.resources.get(primitive.primitive_id())
-        made = list(known.private.get("made_dirs", [])) if known else []
-        missing = [d for d in [folder, *folder.parents] if not d.exists()]
-        durable.make_dirs(folder)
-        made += [self.relative(d) for d in missing]
+        made, missing = self.make_folder(state, primitive.primitive_id(), folder)
         outputs = self._outputs(primitive, Engine.WATCH, folder)
         record(state, primitive, primitive.desired_properties(), outputs, {"made_dirs": made})
         return f"folder {self.relative(folder)} {'created' if missing else 'exists'}, watched"
@@ -84,9 +79,7 @@ class FileChangeFamily(Family):
         with contextlib.suppress(OSError):
             record_path.parent.rmdir()  # the sources folder, when it was the last stream's
         kept = ""
-        for made in rec.private.get("made_dirs", []):  # deepest first
-            with contextlib.suppress(OSError):
-                self.absolute(made).rmdir()
+        self.remove_made_folders(rec)
         folder = Path(rec.outputs["path"])
         if rec.resource_type == LocalFileChangeStream.resource_type and folder.is_dir():
             kept = f"; folder {self.relative(folder)} kept"

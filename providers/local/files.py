@@ -6,12 +6,10 @@ the folders apply created, and only when they are empty.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from buildflow.io.local import File
 from buildflow.io.primitive import Primitive
-from buildflow.storage import durable
 from buildflow.storage.engines import Engine
 from providers.local.family import Family
 from providers.state import ResourceState, State, record
@@ -23,11 +21,7 @@ class FileFamily(Family):
     def put(self, state: State, primitive: Primitive) -> str:
         assert isinstance(primitive, File)
         path = self.absolute(primitive.file_path)
-        known = state.resources.get(primitive.primitive_id())
-        made = list(known.private.get("made_dirs", [])) if known else []
-        missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
-        durable.make_dirs(path.parent)
-        made += [self.relative(d) for d in missing]
+        made, missing = self.make_folder(state, primitive.primitive_id(), path.parent)
         outputs = {
             "engine": Engine.FILE,
             "path": str(path),
@@ -40,8 +34,6 @@ class FileFamily(Family):
     def delete(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
         directory = Path(rec.outputs["directory"])
         kept = sum(1 for p in directory.iterdir() if p.is_file()) if directory.is_dir() else 0
-        for made in rec.private.get("made_dirs", []):  # deepest first
-            with contextlib.suppress(OSError):
-                self.absolute(made).rmdir()
+        self.remove_made_folders(rec)
         del state.resources[rec.resource_id]
         return f"{kept} file(s) written by the app kept in {self.relative(directory)}" if kept else "nothing to keep"
