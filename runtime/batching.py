@@ -79,7 +79,12 @@ class Batcher:
             self._flush_forever(), name=f"flush {self.writer.description}"
         )
 
-    async def submit(self, rows: list[Row]) -> None:
+    async def submit(self, rows: list[Row], hold: bool = False) -> None:
+        """Queue ``rows`` and return once they are written. Over the queue's bound it refuses
+        (``QueueFull``), or with ``hold`` waits for room first, as consumers' pull loops do (rows
+        that could never fit are refused all the same)."""
+        if hold and len(rows) <= self.options.max_queued_rows:
+            await self._room(len(rows))
         if self._closing:
             raise SinkUnavailable("the server is shutting down")
         if self._queued + len(rows) > self.options.max_queued_rows:
@@ -90,9 +95,8 @@ class Batcher:
         self._wakeup.set()
         await future
 
-    async def room(self, rows: int) -> None:
-        """Wait until ``rows`` more fit under the bound (or the batcher is closing): for callers
-        that hold back instead of refusing, as consumers' pull loops do."""
+    async def _room(self, rows: int) -> None:
+        """Wait until ``rows`` more fit under the bound (or the batcher is closing)."""
         while self._queued + rows > self.options.max_queued_rows and not self._closing:
             self._taken.clear()
             await self._taken.wait()

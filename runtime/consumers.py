@@ -178,15 +178,8 @@ class CompiledConsumer:
             return self._failed(delivery, result)
         batcher = self.output.batcher
         if result and batcher is not None:
-            try:
-                while True:
-                    try:
-                        await batcher.submit(result)
-                        break
-                    except QueueFull:  # hold back until the sink catches up (this loop pulls nothing meanwhile)
-                        if len(result) > batcher.options.max_queued_rows:
-                            raise
-                        await batcher.room(len(result))
+            try:  # held back until the sink catches up: this loop pulls nothing meanwhile
+                await batcher.submit(result, hold=True)
             except Exception as e:
                 return self._failed(delivery, e)
         self.handled += 1
