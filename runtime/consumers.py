@@ -30,7 +30,7 @@ from runtime.di.graph import Arg, Graph, Node, walk
 from runtime.di.injection import Source, dependency_target, request_source, signature_of
 from runtime.di.resolver import RequestPlan
 from runtime.errors import StartupError, one_line
-from runtime.handlers import call_hook
+from runtime.handlers import built, call_hook, process_fn
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
 from runtime.sources.base import Delivery, source_name
@@ -59,10 +59,7 @@ class CompiledConsumer:
         self.pull_size = size if isinstance(size, int) and size > 0 else DEFAULT_PULL_SIZE
         target: Any = consumer.original_process_fn_or_class
         self.target = target
-        self.is_class = inspect.isclass(target)
-        if self.is_class and not callable(getattr(target, "process", None)):
-            raise StartupError(f"{self.owner}: a class-based consumer needs a `process` method")
-        fn = target.process if self.is_class else target
+        self.is_class, fn = process_fn(target, self.owner, "consumer")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.output = CollectorOutput(sinks, consumer.sink_primitive, fn, consumer.batch_options, role="consumer")
         results = DispatcherResults(dispatcher, graph, self.owner) if dispatcher is not None else None
@@ -117,10 +114,7 @@ class CompiledConsumer:
         fn = self.target
         if self.is_class:
             try:
-                self._instance = self.target()
-                setup = getattr(self._instance, "setup", None)
-                if setup is not None:
-                    await call_hook(setup, loop, pool)
+                self._instance = await built(self.target, loop, pool)
             except Exception as e:
                 raise StartupError(f"{self.owner}: building it or its setup() failed: {one_line(e)}") from e
             fn = self._instance.process
@@ -131,7 +125,7 @@ class CompiledConsumer:
     async def stop(self) -> None:
         """``teardown()`` of a class-based consumer (BuildFlow never called it); errors are logged."""
         teardown = getattr(self._instance, "teardown", None)
-        if teardown is None:
+        if teardown is None:  # also when the worker never started it
             return
         try:
             await call_hook(teardown, self._loop, self._pool)

@@ -56,16 +56,13 @@ class CompiledHandler:
         self.target = target
         self.route = route
         self.method = method
-        self.is_class = inspect.isclass(target)
         self.is_websocket = method == "WEBSOCKET"
         self.name = describe(target)
         owner = f"{'collector' if collector else 'endpoint'} `{self.name}` ({method} {route})"
         self.is_collector = collector is not None
         #: The service's declared middleware (``buildflow.middleware``), applied by the app.
         self.middleware: list[Any] = []
-        if self.is_class and not callable(getattr(target, "process", None)):
-            raise StartupError(f"{owner}: a class-based processor needs a `process` method")
-        fn = target.process if self.is_class else target
+        self.is_class, fn = process_fn(target, owner, "processor")
         self.is_async = inspect.iscoroutinefunction(fn)
         if self.is_websocket and not self.is_async:
             raise StartupError(f"{owner}: websocket endpoints must be `async def`")
@@ -166,10 +163,7 @@ class CompiledHandler:
         """Build a class-based processor, run its ``setup()``, and pick the request path."""
         fn = self.target
         if self.is_class:
-            self._instance = self.target()
-            setup = getattr(self._instance, "setup", None)
-            if setup is not None:
-                await call_hook(setup, loop, pool)
+            self._instance = await built(self.target, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
         if self.output is not None:
@@ -178,9 +172,7 @@ class CompiledHandler:
         self._invoke = self._choose_invoke(fn)
 
     async def stop(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
-        teardown = getattr(self._instance, "teardown", None)
-        if teardown is not None:
-            await call_hook(teardown, loop, pool)
+        await call_hook(getattr(self._instance, "teardown", None), loop, pool)
 
     def _choose_invoke(self, fn: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Awaitable[Any]]:
         if self.plan.has_dependencies or self.is_websocket:
@@ -289,8 +281,26 @@ async def _not_started(ctx: Any, params: dict[str, Any]) -> Any:
     raise RuntimeError("CompiledHandler.start() was not called")
 
 
-async def call_hook(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
-    """A class processor's `setup()` or `teardown()`: awaited, or run in the thread pool."""
+def process_fn(target: Any, owner: str, kind: str) -> tuple[bool, Callable[..., Any]]:
+    """Whether ``target`` is a class-based processor, and the function that handles its input
+    (the class's ``process``)."""
+    is_class = inspect.isclass(target)
+    if is_class and not callable(getattr(target, "process", None)):
+        raise StartupError(f"{owner}: a class-based {kind} needs a `process` method")
+    return is_class, target.process if is_class else target
+
+
+async def built(target: type, loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
+    """A class-based processor's instance for this worker, its ``setup()`` run."""
+    instance = target()
+    await call_hook(getattr(instance, "setup", None), loop, pool)
+    return instance
+
+
+async def call_hook(fn: Callable[[], Any] | None, loop: asyncio.AbstractEventLoop, pool: Executor) -> Any:
+    """A class processor's `setup()` or `teardown()`, if it has one: awaited, or run in the thread pool."""
+    if fn is None:
+        return None
     if inspect.iscoroutinefunction(fn):
         return await fn()
     return await loop.run_in_executor(pool, fn)
