@@ -80,8 +80,10 @@ def flow_files_filter() -> Callable[[Change, str], bool]:
 
 def watched_roots(target: str | None, cwd: Path) -> list[Path]:
     """The project folder, plus the folder of a target file that lives outside it."""
+    from bfctl.loader import split_target
+
     roots = [cwd.resolve()]
-    location = target.rsplit(":", 1)[0] if target and not target.endswith(".py") else target
+    location = split_target(target)[0] if target else None
     if location and location.endswith(".py"):
         folder = (cwd / location).resolve().parent
         if not folder.is_relative_to(roots[0]):

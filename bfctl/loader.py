@@ -80,14 +80,21 @@ def load_flow(target: str | None, cwd: Path, *, full_traceback: bool = False) ->
     return LoadedFlow(_flow_attr(module, parsed.attr, shown), shown, module)
 
 
+def split_target(spec: str) -> tuple[str, str | None]:
+    """A target's module or file, and the attribute it names (None: the default)."""
+    if not spec.endswith(".py") and ":" in spec:
+        location, attr = spec.rsplit(":", 1)
+        return location, attr
+    return spec, None
+
+
 def _parse_target(spec: str, cwd: Path) -> _Target:
     if not spec:
         raise FlowLoadError("the flow target is empty; expected `module:attr` or `path/to/file.py:attr`")
-    location, attr = spec, DEFAULT_ATTR
-    if not spec.endswith(".py") and ":" in spec:
-        location, attr = spec.rsplit(":", 1)
-        if not attr.isidentifier():
-            raise FlowLoadError(f"`{attr}` in target `{spec}` is not a Python identifier")
+    location, named = split_target(spec)
+    if named is not None and not named.isidentifier():
+        raise FlowLoadError(f"`{named}` in target `{spec}` is not a Python identifier")
+    attr = named or DEFAULT_ATTR
     if location.endswith(".py"):
         return _Target(None, (cwd / location).resolve(), attr)
     if not all(part.isidentifier() for part in location.split(".")):
