@@ -192,7 +192,7 @@ def _processor_options(flow: Any) -> list[ProcessorOptions]:
     return (
         [s.options for s in flow.services if s.endpoints]
         + [c.processor_options for c in flow.collectors]
-        + [c.processor_options for c in getattr(flow, "consumers", [])]
+        + [c.processor_options for c in flow.consumers]
     )
 
 
@@ -215,7 +215,7 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
     workers = int(chosen.get("workers", cpu))
     if workers < 1:
         raise GCPSettingsError(f"workers must be at least 1, got {workers}")
-    consumes = bool(getattr(flow, "consumers", []))
+    consumes = bool(flow.consumers)
     public = chosen.get("public", False)
     if not isinstance(public, bool):
         raise GCPSettingsError(f"public must be true or false, got {public!r}")
@@ -340,8 +340,8 @@ def deployment_of(
         settings=service_settings(flow, table, flags),
         grants=grants(
             primitives,
-            [c.sink_primitive for c in [*flow.collectors, *getattr(flow, "consumers", [])]],
-            [c.source_primitive for c in getattr(flow, "consumers", [])],
+            [c.sink_primitive for c in [*flow.collectors, *flow.consumers]],
+            [c.source_primitive for c in flow.consumers],
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
     )
