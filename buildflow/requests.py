@@ -1,27 +1,141 @@
 """Request and WebSocket objects handed to handlers and dependencies that ask for them.
 
 They follow the Starlette names BuildFlow users know (``headers``, ``query_params``,
-``path_params``, ``await body()``) over the server's own request object, which stays
-reachable as ``.raw`` for full control. Built only for handlers that declare them.
+``path_params``, ``url.path``, ``await body()``) over the server's own request object, which
+stays reachable as ``.raw`` for full control. Built only for handlers that declare them.
+
+A parameter annotated with Starlette's or FastAPI's ``Request``, ``HTTPConnection`` or
+``WebSocket`` (what BuildFlow's users wrote: its endpoints ran on Starlette) gets these same
+objects; the runtime knows those classes by name, so neither library is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from buildflow.exceptions import HTTPException, WebSocketDisconnect
 from buildflow.uploads import File, Form, UploadFile
 
 if TYPE_CHECKING:
     from aiohttp import web
-    from yarl import URL
+    from yarl import URL as YarlURL
 
 
 class Address(NamedTuple):
     host: str | None
     port: int | None
+
+
+class _GetList:
+    """Starlette's ``getlist(key)`` beside the multidict's own ``getall``."""
+
+    __slots__ = ()
+
+    def getlist(self, key: str) -> list[Any]:
+        """Every value of ``key``, in order; an empty list when there is none."""
+        return self.getall(key, [])  # type: ignore[attr-defined,no-any-return]  # the multidict's
+
+
+class QueryParams(_GetList, MultiDictProxy[str]):
+    __slots__ = ()
+
+
+class Headers(_GetList, CIMultiDictProxy[str]):
+    __slots__ = ()
+
+
+class FormData(_GetList, MultiDict["str | UploadFile"]):
+    __slots__ = ()
+
+
+class URL:
+    """A request's URL with Starlette's attribute names: ``query`` is the query string as sent,
+    ``port`` only when the URL names one, and it compares equal to its text."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: YarlURL) -> None:
+        self._url = url
+
+    @property
+    def scheme(self) -> str:
+        return self._url.scheme
+
+    @property
+    def netloc(self) -> str:
+        return self._url.raw_authority
+
+    @property
+    def path(self) -> str:
+        return self._url.path
+
+    @property
+    def query(self) -> str:
+        return self._url.raw_query_string
+
+    @property
+    def fragment(self) -> str:
+        return self._url.fragment
+
+    @property
+    def hostname(self) -> str | None:
+        return self._url.host
+
+    @property
+    def port(self) -> int | None:
+        return self._url.explicit_port
+
+    @property
+    def username(self) -> str | None:
+        return self._url.user
+
+    @property
+    def password(self) -> str | None:
+        return self._url.password
+
+    @property
+    def is_secure(self) -> bool:
+        return self._url.scheme in ("https", "wss")
+
+    def replace(self, **parts: Any) -> URL:
+        """This URL with some of ``scheme``, ``hostname``, ``port``, ``path``, ``query`` and
+        ``fragment`` replaced."""
+        url = self._url
+        for name, value in parts.items():
+            setter = _REPLACERS.get(name)
+            if setter is None:
+                raise TypeError(f"URL.replace() got an unexpected part {name!r}; valid: {', '.join(_REPLACERS)}")
+            url = setter(url, value)
+        return URL(url)
+
+    def include_query_params(self, **params: Any) -> URL:
+        return URL(self._url.update_query({k: str(v) for k, v in params.items()}))
+
+    def __str__(self) -> str:
+        return str(self._url)
+
+    def __repr__(self) -> str:
+        return f"URL({str(self._url)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (str, URL)) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+_REPLACERS: dict[str, Callable[[YarlURL, Any], YarlURL]] = {
+    "scheme": lambda url, v: url.with_scheme(v),
+    "hostname": lambda url, v: url.with_host(v),
+    "port": lambda url, v: url.with_port(v),
+    "path": lambda url, v: url.with_path(v, keep_query=True, keep_fragment=True),
+    "query": lambda url, v: url.with_query(v or None),
+    "fragment": lambda url, v: url.with_fragment(v or None),
+}
 
 
 class _Connection:
@@ -40,15 +154,20 @@ class _Connection:
 
     @property
     def url(self) -> URL:
-        return self._raw.url
+        return URL(self._raw.url)
 
     @property
-    def headers(self) -> Mapping[str, str]:
-        return self._raw.headers
+    def base_url(self) -> URL:
+        """The server's root (``http://host:port/``): where links to other routes start."""
+        return URL(self._raw.url.origin().with_path("/"))
 
     @property
-    def query_params(self) -> Mapping[str, str]:
-        return self._raw.query
+    def headers(self) -> Headers:
+        return Headers(self._raw.headers)
+
+    @property
+    def query_params(self) -> QueryParams:
+        return QueryParams(self._raw.query)  # type: ignore[arg-type]  # yarl's query is a MultiDictProxy
 
     @property
     def path_params(self) -> Mapping[str, str]:
@@ -99,18 +218,21 @@ class Request(_Connection):
         return await self._raw.text()
 
     async def json(self) -> Any:
-        return await self._raw.json()
+        import json
 
-    async def form(self) -> Mapping[str, str | UploadFile]:
+        try:
+            return json.loads(await self._raw.read())
+        except ValueError as e:  # the client's fault: not a 500
+            raise HTTPException(400, f"Malformed JSON body: {e}") from None
+
+    async def form(self) -> FormData:
         """The form body (urlencoded or multipart), files as ``UploadFile``: a multidict whose
-        ``getall(name)`` gives every value of a repeated field."""
-        from multidict import MultiDict
-
+        ``getlist(name)`` (or ``getall``) gives every value of a repeated field."""
         try:
             posted = await self._raw.post()
         except ValueError as e:  # a broken multipart body: the client's fault, as Starlette answers it
             raise HTTPException(400, f"Malformed form body: {e}") from None
-        return MultiDict((name, as_upload(value)) for name, value in posted.items())
+        return FormData((name, as_upload(value)) for name, value in posted.items())
 
 
 def as_upload(value: Any) -> Any:
@@ -178,4 +300,15 @@ class WebSocket(_Connection):
         return self._ws.closed
 
 
-__all__ = ["Address", "File", "Form", "Request", "UploadFile", "WebSocket"]
+__all__ = [
+    "URL",
+    "Address",
+    "File",
+    "Form",
+    "FormData",
+    "Headers",
+    "QueryParams",
+    "Request",
+    "UploadFile",
+    "WebSocket",
+]

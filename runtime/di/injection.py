@@ -32,14 +32,25 @@ def _raw_request_type() -> type:
     return web.Request
 
 
+#: Starlette's classes (FastAPI re-exports them) by module and name: BuildFlow's endpoints ran
+#: on Starlette, so its users annotate with them. Known by name, so neither library is imported.
+_STARLETTE: dict[tuple[str, str], Source] = {
+    ("starlette.requests", "Request"): Source.REQUEST,
+    ("starlette.requests", "HTTPConnection"): Source.REQUEST,  # a websocket's handshake request
+    ("starlette.websockets", "WebSocket"): Source.WEBSOCKET,
+}
+
+
 def request_source(annotation: Any) -> Source | None:
     if annotation is Request:
         return Source.REQUEST
     if annotation is WebSocket:
         return Source.WEBSOCKET
-    if isinstance(annotation, type) and issubclass(annotation, _raw_request_type()):
+    if not isinstance(annotation, type):
+        return None
+    if issubclass(annotation, _raw_request_type()):
         return Source.RAW_REQUEST
-    return None
+    return _STARLETTE.get((annotation.__module__, annotation.__qualname__))
 
 
 def _is_plain_class(obj: Any) -> bool:

@@ -1,0 +1,157 @@
+"""BuildFlow 0.3 user code, written as its users wrote it, served over real HTTP.
+
+BuildFlow's endpoints ran on Starlette (through FastAPI), so its users annotated handlers and
+dependencies with ``starlette.requests.Request`` or ``fastapi.Request``: those imports come from
+the real packages here, as they would in a user's project.
+"""
+
+from __future__ import annotations
+
+import http.cookies
+
+import fastapi
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
+
+from buildflow import Flow
+from buildflow.dependencies import Scope, dependency
+from buildflow.middleware import SessionMiddleware
+from buildflow.requests import Request as BuildFlowRequest
+from runtime.testing import TestClient
+
+
+@dependency(scope=Scope.PROCESS)
+class Caller:
+    """A dependency reading the request, and leaving a note on its state for the handler."""
+
+    def __init__(self, request: Request) -> None:
+        self.agent = request.headers.get("x-agent")
+        request.state.seen_by = "Caller"
+
+
+@dependency(scope=Scope.PROCESS)
+class Token:
+    """As BuildFlow's own BearerCredentials was written: whichever connection there is."""
+
+    def __init__(self, request: Request = None, websocket: WebSocket = None) -> None:  # type: ignore[assignment]
+        connection = request if request is not None else websocket
+        self.token = connection.headers.get("Authorization", "").partition(" ")[2] or None
+
+
+@dependency(scope=Scope.PROCESS)
+class Origin:
+    def __init__(self, connection: HTTPConnection) -> None:
+        self.path = connection.url.path
+
+
+def starlette_flow() -> Flow:
+    app = Flow()
+    service = app.service()
+    service.add_middleware(SessionMiddleware, secret_key="a-long-random-session-key-for-tests")
+
+    @service.endpoint("/items/{item_id}", method="GET")
+    async def inspect(request: Request, caller: Caller) -> dict:
+        client = request.client
+        assert client is not None
+        return {
+            "header": request.headers["X-Agent"],
+            "headers_getlist": request.headers.getlist("x-agent"),
+            "cookie": request.cookies.get("flavour"),
+            "query": dict(request.query_params),
+            "tags": request.query_params.getlist("tag"),
+            "path_params": dict(request.path_params),
+            "url_path": request.url.path,
+            "url_query": request.url.query,
+            "url": str(request.url),
+            "url_port": request.url.port,
+            "base_url": str(request.base_url),
+            "method": request.method,
+            "client": [client.host, isinstance(client.port, int)],
+            "caller": caller.agent,
+            "state": request.state.seen_by,
+        }
+
+    @service.endpoint("/echo", method="POST")
+    async def echo(request: fastapi.Request) -> dict:
+        return {"body": (await request.body()).decode(), "json": await request.json()}
+
+    @service.endpoint("/form", method="POST")
+    async def form(request: fastapi.Request) -> dict:
+        posted = await request.form()
+        return {"tags": posted.getlist("tag"), "name": posted["name"]}
+
+    @service.endpoint("/login", method="POST")
+    def login(request: fastapi.Request, user: str) -> dict:
+        request.session["user"] = user
+        return {"ok": True}
+
+    @service.endpoint("/me", method="GET")
+    def me(request: Request, sdk_request: BuildFlowRequest) -> dict:
+        return {"user": request.session.get("user"), "same": request is sdk_request}
+
+    @service.endpoint("/token", method="GET")
+    def token(credentials: Token, origin: Origin) -> dict:
+        return {"token": credentials.token, "origin": origin.path}
+
+    @service.endpoint("/ws", method="websocket")
+    async def ws(websocket: fastapi.WebSocket, credentials: Token, origin: Origin) -> None:
+        await websocket.accept()
+        await websocket.send_json({"token": credentials.token, "origin": origin.path})
+        await websocket.close()
+
+    return app
+
+
+def test_a_starlette_or_fastapi_request_is_the_request_with_what_users_read() -> None:
+    with TestClient(starlette_flow()) as client:
+        answer = client.get(
+            "/items/42?tag=a&tag=b&q=x%20y",
+            headers={"X-Agent": "probe", "Cookie": "flavour=mint"},
+        )
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        port = client.base_url.rsplit(":", 1)[1]
+        assert got == {
+            "header": "probe",
+            "headers_getlist": ["probe"],
+            "cookie": "mint",
+            "query": {"tag": "a", "q": "x y"},
+            "tags": ["a", "b"],
+            "path_params": {"item_id": "42"},
+            "url_path": "/items/42",
+            "url_query": "tag=a&tag=b&q=x%20y",
+            "url": f"{client.base_url}/items/42?tag=a&tag=b&q=x%20y",
+            "url_port": int(port),
+            "base_url": f"{client.base_url}/",
+            "method": "GET",
+            "client": ["127.0.0.1", True],
+            "caller": "probe",
+            "state": "Caller",
+        }
+
+        echoed = client.post("/echo", json={"n": 1})
+        assert echoed.status_code == 200, echoed.text
+        assert echoed.json() == {"body": '{"n":1}', "json": {"n": 1}}
+        assert client.post("/echo", content=b"{not json").status_code == 400
+
+        formed = client.post("/form", data={"tag": ["x", "y"], "name": "ann"})
+        assert formed.json() == {"tags": ["x", "y"], "name": "ann"}
+
+
+def test_a_starlette_request_has_the_session() -> None:
+    with TestClient(starlette_flow()) as client:
+        login = client.post("/login", params={"user": "ann"})
+        assert login.status_code == 200, login.text
+        cookie = http.cookies.SimpleCookie(login.headers["Set-Cookie"])["session"]
+        me = client.get("/me", headers={"Cookie": f"session={cookie.value}"})
+        assert me.json() == {"user": "ann", "same": True}
+
+
+def test_a_dependency_written_like_buildflows_bearer_credentials_works_on_http_and_websockets() -> None:
+    with TestClient(starlette_flow()) as client:
+        answer = client.get("/token", headers={"Authorization": "Bearer abc"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"token": "abc", "origin": "/token"}
+        assert client.get("/token").json() == {"token": None, "origin": "/token"}
+        with client.websocket_connect("/ws", headers={"Authorization": "Bearer xyz"}) as ws:
+            assert ws.receive_json() == {"token": "xyz", "origin": "/ws"}
