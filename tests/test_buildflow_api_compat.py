@@ -15,9 +15,10 @@ from starlette.websockets import WebSocket
 
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
+from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request as BuildFlowRequest
-from runtime.testing import TestClient
+from runtime.testing import TestClient, TestResponse
 
 
 @dependency(scope=Scope.PROCESS)
@@ -142,8 +143,7 @@ def test_a_starlette_request_has_the_session() -> None:
     with TestClient(starlette_flow()) as client:
         login = client.post("/login", params={"user": "ann"})
         assert login.status_code == 200, login.text
-        cookie = http.cookies.SimpleCookie(login.headers["Set-Cookie"])["session"]
-        me = client.get("/me", headers={"Cookie": f"session={cookie.value}"})
+        me = client.get("/me", headers=_session_cookie(login))
         assert me.json() == {"user": "ann", "same": True}
 
 
@@ -155,3 +155,39 @@ def test_a_dependency_written_like_buildflows_bearer_credentials_works_on_http_a
         assert client.get("/token").json() == {"token": None, "origin": "/token"}
         with client.websocket_connect("/ws", headers={"Authorization": "Bearer xyz"}) as ws:
             assert ws.receive_json() == {"token": "xyz", "origin": "/ws"}
+
+
+def _session_cookie(response: TestResponse) -> dict[str, str]:
+    return {"Cookie": f"session={http.cookies.SimpleCookie(response.headers['Set-Cookie'])['session'].value}"}
+
+
+def _verify(token: str) -> dict:
+    """Google's verdict on an ID token, for the one token these tests sign in with."""
+    if token != "id-token-of-ann":
+        raise ValueError("not a token Google issued")
+    return {"sub": "7", "email": "ann@example.com", "email_verified": True, "name": "Ann"}
+
+
+SessionGoogleUser = AuthenticatedGoogleUserDepBuilder(session_id_token="id_token", verify_token=_verify)
+
+
+def test_the_google_user_dependency_reads_its_token_from_the_session() -> None:
+    app = Flow()
+    service = app.service()
+    service.add_middleware(SessionMiddleware, secret_key="a-long-random-session-key-for-tests")
+
+    @service.endpoint("/callback", method="GET")
+    def callback(request: BuildFlowRequest, token: str) -> str:
+        request.session["id_token"] = token
+        return "signed in"
+
+    @service.endpoint("/me", method="GET")
+    def me(user: SessionGoogleUser) -> dict:
+        return {"email": user.google_user.email}
+
+    with TestClient(app) as client:
+        assert client.get("/me").status_code == 403
+        signed_in = client.get("/callback", params={"token": "id-token-of-ann"})
+        answer = client.get("/me", headers=_session_cookie(signed_in))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"email": "ann@example.com"}

@@ -53,9 +53,8 @@ def AuthenticatedGoogleUserDepBuilder(
     class AuthenticatedGoogleUser:
         def __init__(self, credentials: Credentials, request: Request) -> None:
             token = credentials.token
-            if session_id_token is not None:
-                session = getattr(request.raw, "get", lambda *_: None)("session") or {}
-                token = session.get(session_id_token, token)
+            if session_id_token is not None:  # needs the service's SessionMiddleware, as in BuildFlow
+                token = request.session.get(session_id_token) or token
             self.google_user: GoogleUser | None = None
             if token is None:
                 if raise_on_unauthenticated:
