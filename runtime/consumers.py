@@ -9,6 +9,7 @@ raised, whose input did not convert or whose rows were refused or not written fa
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import traceback
@@ -28,9 +29,10 @@ from runtime.di.context import RequestContext
 from runtime.di.dispatch import DispatcherResults
 from runtime.di.graph import Arg, Graph, Node, walk
 from runtime.di.injection import Source, dependency_target, request_source, signature_of
-from runtime.di.resolver import RequestPlan
+from runtime.di.resolver import Invoke, RequestPlan, not_started
 from runtime.errors import StartupError, one_line
 from runtime.handlers import built, call_hook, process_fn
+from runtime.redelivery import FailureLog
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
 from runtime.sources.base import Delivery, source_name
@@ -72,7 +74,10 @@ class CompiledConsumer:
             raise StartupError(f"{self.owner}: parameter `{self.param}`: {e}") from None
         self.plan = RequestPlan(args, self.is_async)
         self._instance: Any = None
-        self._fn: Callable[..., Any] = fn
+        self._invoke: Invoke = not_started
+        #: A sync handler whose arguments are all bound (only the message varies): a whole batch
+        #: goes to the pool in one trip.
+        self._bound: Callable[..., Any] | None = None
         #: Messages handled (their rows durable) and failed, in this worker.
         self.handled = 0
         self.failed = 0
@@ -120,7 +125,9 @@ class CompiledConsumer:
             fn = self._instance.process
         self.plan.finalize(fn)
         self.output.start()
-        self._fn, self._loop, self._pool = fn, loop, pool
+        self._invoke = self.plan.invoker(loop, pool)
+        self._bound = None if self.is_async else self.plan.bound()
+        self._loop, self._pool = loop, pool
 
     async def stop(self) -> None:
         """``teardown()`` of a class-based consumer (BuildFlow never called it); errors are logged."""
@@ -135,8 +142,8 @@ class CompiledConsumer:
     # -- per batch -----------------------------------------------------------------------------
     async def handle(self, batch: list[Delivery]) -> list[bool]:
         """Run the handler on each message and write its rows; per message, whether it is done."""
-        if not self.is_async and not self.plan.has_dependencies:  # the whole batch in one trip to the pool
-            results = await self._loop.run_in_executor(self._pool, self._call_all, batch)
+        if self._bound is not None:  # the whole batch in one trip to the pool
+            results = await self._loop.run_in_executor(self._pool, self._call_all, self._bound, batch)
             if len(batch) == 1:
                 return [await self._write(batch[0], results[0])]
             return list(await asyncio.gather(*(self._write(d, r) for d, r in zip(batch, results, strict=True))))
@@ -144,9 +151,9 @@ class CompiledConsumer:
             return [await self._handle_one(batch[0])]
         return list(await asyncio.gather(*(self._handle_one(d) for d in batch)))
 
-    def _call_all(self, batch: list[Delivery]) -> list[_Result]:
-        """A sync handler without dependencies, in the pool: each message converted, handled and made rows."""
-        fn, param, convert, rows = self._fn, self.param, self.convert, self.output.rows
+    def _call_all(self, fn: Callable[..., Any], batch: list[Delivery]) -> list[_Result]:
+        """A sync handler with bound arguments, in the pool: each message converted, handled and made rows."""
+        param, convert, rows = self.param, self.convert, self.output.rows
         results: list[_Result] = []
         for delivery in batch:
             try:
@@ -157,11 +164,7 @@ class CompiledConsumer:
 
     async def _handle_one(self, delivery: Delivery) -> bool:
         try:
-            value = self.convert(delivery)
-            if self.plan.has_dependencies:
-                result = await self.plan.run(_NO_REQUEST, {self.param: value}, self._loop, self._pool)
-            else:
-                result = await self._fn(**{self.param: value})
+            result = await self._invoke(_NO_REQUEST, {self.param: self.convert(delivery)})
             rows = self.output.rows(result)
         except Exception as e:
             return self._failed(delivery, e)
@@ -179,10 +182,14 @@ class CompiledConsumer:
         self.handled += 1
         return True
 
+    @functools.cached_property
+    def failures(self) -> FailureLog:
+        """Its failed messages, logged once each and counted (the pull loops give it the source's backoff)."""
+        return FailureLog(self.owner)
+
     def _failed(self, delivery: Delivery, error: BaseException) -> bool:
         self.failed += 1
-        attempt = f" (delivery {delivery.delivery_attempt})" if delivery.delivery_attempt else ""
-        log.warning("%s: a message failed%s and will be redelivered: %s", self.owner, attempt, reason(error))
+        self.failures.failed(delivery, reason(error))
         return False
 
 

@@ -7,10 +7,9 @@ start); ``handle`` is the per-request path: parse, resolve, call, render.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -30,7 +29,7 @@ from runtime.di.context import RequestContext
 from runtime.di.dispatch import DispatcherResults
 from runtime.di.graph import Arg, Graph
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
-from runtime.di.resolver import RequestPlan
+from runtime.di.resolver import Invoke, RequestPlan, not_started
 from runtime.errors import StartupError
 from runtime.params import ClientError, Params, is_upload
 from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
@@ -92,7 +91,7 @@ class CompiledHandler:
         self.needs_context = self.plan.has_dependencies or any(isinstance(a, Source) for _, a in args)
         self._instance: Any = None
         self.takes_input = not self.params.empty  # per request: one attribute, not four lists
-        self._invoke: Callable[[Any, dict[str, Any]], Awaitable[Any]] = _not_started
+        self._invoke: Invoke = not_started
 
     def _classify(
         self,
@@ -168,48 +167,10 @@ class CompiledHandler:
         self.plan.finalize(fn)
         if self.output is not None:
             self.output.start()
-        self._loop, self._pool = loop, pool
-        self._invoke = self._choose_invoke(fn)
+        self._invoke = self.plan.invoker(loop, pool, always_plan=self.is_websocket)
 
     async def stop(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
         await call_hook(getattr(self._instance, "teardown", None), loop, pool)
-
-    def _choose_invoke(self, fn: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], Awaitable[Any]]:
-        if self.plan.has_dependencies or self.is_websocket:
-            plan, loop, pool = self.plan, self._loop, self._pool
-
-            async def through_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
-                return await plan.run(ctx, params, loop, pool)
-
-            return through_plan
-        step = self.plan.handler
-        consts, sources = step.consts, step.sources
-        if self.is_async:
-            if not sources:
-                bound = functools.partial(fn, **consts)
-
-                async def direct(ctx: Any, params: dict[str, Any]) -> Any:
-                    return await bound(**params)
-
-                return direct
-
-            async def direct_ctx(ctx: RequestContext, params: dict[str, Any]) -> Any:
-                return await fn(**step.kwargs([], ctx, params))
-
-            return direct_ctx
-        loop, pool = self._loop, self._pool
-        if not sources:
-            bound = functools.partial(fn, **consts)
-
-            def run_in_pool(ctx: Any, params: dict[str, Any]) -> Awaitable[Any]:
-                return loop.run_in_executor(pool, functools.partial(bound, **params) if params else bound)
-
-            return run_in_pool
-
-        def run_in_pool_ctx(ctx: RequestContext, params: dict[str, Any]) -> Awaitable[Any]:
-            return loop.run_in_executor(pool, functools.partial(fn, **step.kwargs([], ctx, params)))
-
-        return run_in_pool_ctx
 
     # -- per request ---------------------------------------------------------------------------
     async def handle(self, raw: web.Request) -> web.StreamResponse:
@@ -275,10 +236,6 @@ class CompiledHandler:
         if not ws.closed:
             await ws.close()
         return ws
-
-
-async def _not_started(ctx: Any, params: dict[str, Any]) -> Any:
-    raise RuntimeError("CompiledHandler.start() was not called")
 
 
 def process_fn(target: Any, owner: str, kind: str) -> tuple[bool, Callable[..., Any]]:

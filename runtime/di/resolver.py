@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -21,6 +22,9 @@ from runtime.di.graph import Arg, Node, RequestValue, walk
 from runtime.di.injection import Source
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
+#: One call of a processor: the request's context (None when nothing asks for it) and its parsed
+#: inputs (for a consumer, the message) in, the processor's result out.
+Invoke = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclasses.dataclass(eq=False)
@@ -70,6 +74,11 @@ class Epoch:
     overlap: bool = False
 
 
+async def not_started(ctx: Any, params: dict[str, Any]) -> Any:
+    """The invoke of a processor whose worker has not started it."""
+    raise RuntimeError("the processor's start() was not called")
+
+
 def _handler_make(fn: Callable[..., Any]) -> Make:
     return lambda kw, _tds: fn(**kw)
 
@@ -87,6 +96,7 @@ class RequestPlan:
         self._slot_of = {id(n): i for i, n in enumerate(nodes)}
         self.epochs = self._schedule([*self.steps, self.handler])
         self.has_dependencies = bool(nodes)
+        self._fn: Callable[..., Any] | None = None
 
     def _schedule(self, steps: list[Step]) -> list[Epoch]:
         epoch_of: dict[int, int] = {}
@@ -130,6 +140,7 @@ class RequestPlan:
 
     def finalize(self, handler: Callable[..., Any]) -> None:
         """Bind the handler and the built REPLICA/GLOBAL values (once per worker)."""
+        self._fn = handler
         self.handler.make = _handler_make(handler)
         for step in (*self.steps, self.handler):
             step.consts.clear()
@@ -137,6 +148,53 @@ class RequestPlan:
             step.sources.clear()
             step.values.clear()
             step.bind(self._slot_of)
+
+    def bound(self) -> Callable[..., Any] | None:
+        """The handler with its REPLICA/GLOBAL arguments bound, when nothing else it takes is
+        made per call (no PROCESS dependency, nothing from the request): then a caller may call
+        it with the inputs alone, e.g. a sync consumer a whole batch in one trip to the pool."""
+        if self._fn is None:
+            raise RuntimeError("RequestPlan.finalize() was not called")
+        if self.has_dependencies or self.handler.sources:
+            return None
+        return functools.partial(self._fn, **self.handler.consts) if self.handler.consts else self._fn
+
+    def invoker(self, loop: asyncio.AbstractEventLoop, pool: Executor | None, *, always_plan: bool = False) -> Invoke:
+        """How every processor (endpoint, collector, consumer) is called: the one place that
+        decides which arguments it gets, so that no kind of processor can miss some. The
+        cheapest path that passes them all: the whole plan when a dependency is made per call,
+        else the handler with its bound values, awaited or in one trip to the pool."""
+        if always_plan or self.has_dependencies:
+
+            async def through_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
+                return await self.run(ctx, params, loop, pool)
+
+            return through_plan
+        fn, step, bound = self._fn, self.handler, self.bound()
+        assert fn is not None  # bound() checked it
+        if step.is_async:
+            if bound is not None:
+
+                async def direct(ctx: Any, params: dict[str, Any]) -> Any:
+                    return await bound(**params)
+
+                return direct
+
+            async def direct_ctx(ctx: RequestContext, params: dict[str, Any]) -> Any:
+                return await fn(**step.kwargs([], ctx, params))
+
+            return direct_ctx
+        if bound is not None:
+
+            def run_in_pool(ctx: Any, params: dict[str, Any]) -> Awaitable[Any]:
+                return loop.run_in_executor(pool, functools.partial(bound, **params) if params else bound)
+
+            return run_in_pool
+
+        def run_in_pool_ctx(ctx: RequestContext, params: dict[str, Any]) -> Awaitable[Any]:
+            return loop.run_in_executor(pool, functools.partial(fn, **step.kwargs([], ctx, params)))
+
+        return run_in_pool_ctx
 
     async def run(
         self, ctx: RequestContext, params: dict[str, Any], loop: asyncio.AbstractEventLoop, pool: Executor | None
