@@ -28,23 +28,27 @@ class FlowOptions:
         *,
         runtime_log_level: str = "INFO",
         gcp_service_account_info: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
         schema_validation: str = "none",
         require_confirmation: bool = True,
         infra_log_level: str = "INFO",
         stack: str | None = None,
         enable_destroy_protection: bool = False,
         refresh_state: bool = True,
-        **aws_options: Any,
     ) -> None:
         self.runtime_log_level = runtime_log_level
         self.gcp_service_account_info = gcp_service_account_info
+        self.aws_access_key_id = aws_access_key_id
+        self.aws_secret_access_key = aws_secret_access_key
+        self.aws_session_token = aws_session_token
         self.schema_validation = schema_validation
         self.require_confirmation = require_confirmation
         self.infra_log_level = infra_log_level
         self.stack = stack
         self.enable_destroy_protection = enable_destroy_protection
         self.refresh_state = refresh_state
-        self.aws_options = aws_options
 
     @classmethod
     def default(cls) -> FlowOptions:

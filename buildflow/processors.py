@@ -71,16 +71,26 @@ class ProcessorOptions:
         return cls(**kwargs)
 
 
-@dataclasses.dataclass
-class Endpoint:
-    route: Route
-    method: Method
+class _Declared:
+    """What endpoints, collectors and consumers share: each is named after its handler and, as
+    BuildFlow's were, callable as the handler itself (tests call them directly)."""
+
     original_process_fn_or_class: Callable[..., Any]
-    options: ProcessorOptions = dataclasses.field(default_factory=ProcessorOptions)
 
     @property
     def name(self) -> str:
         return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.original_process_fn_or_class(*args, **kwargs)
+
+
+@dataclasses.dataclass
+class Endpoint(_Declared):
+    route: Route
+    method: Method
+    original_process_fn_or_class: Callable[..., Any]
+    options: ProcessorOptions = dataclasses.field(default_factory=ProcessorOptions)
 
 
 #: Collector keywords that tune how rows are grouped into writes (see the runtime's batching).
@@ -88,17 +98,13 @@ BATCH_OPTIONS = ("batch_size", "max_wait", "max_queued_rows", "write_timeout")
 
 
 @dataclasses.dataclass
-class Collector:
+class Collector(_Declared):
     route: Route
     method: Method
     sink_primitive: Any | None
     processor_options: ProcessorOptions
     original_process_fn_or_class: Callable[..., Any]
     batch_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
 
 
 @dataclasses.dataclass
@@ -121,7 +127,7 @@ class ConsumerOptions(ProcessorOptions):
 
 
 @dataclasses.dataclass
-class Consumer:
+class Consumer(_Declared):
     """A stream in, rows out: each message of ``source_primitive`` goes through the handler, and
     what it returns (one item, a list, or None) goes to ``sink_primitive``."""
 
@@ -130,14 +136,6 @@ class Consumer:
     processor_options: ConsumerOptions
     original_process_fn_or_class: Callable[..., Any]
     batch_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """BuildFlow's ``Consumer`` is callable: the handler itself (tests call it directly)."""
-        return self.original_process_fn_or_class(*args, **kwargs)
 
 
 def consumer(source: Any, sink: Any = None, **options: Any) -> Callable[[Any], Consumer]:

@@ -31,20 +31,20 @@ class Service:
     target_num_ongoing_requests_per_replica: int = 1
     log_level: str = "INFO"
     service_id: str = dataclasses.field(default_factory=_service_id)
+    #: ``min_replicas`` as BuildFlow's ``Service`` spelled it (a keyword only: read ``min_replicas``).
+    min_replics: dataclasses.InitVar[int | None] = None
     endpoints: list[Endpoint] = dataclasses.field(default_factory=list, init=False)
     middleware: list[Any] = dataclasses.field(default_factory=list, init=False)
     #: Builds this service's endpoints' parameters named like its results (else the flow's dispatcher).
     dispatcher: Dispatcher | None = dataclasses.field(default=None, init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, min_replics: int | None) -> None:
         if not self.base_route.startswith("/"):
             raise ValueError(f"base_route must start with '/', got {self.base_route!r}")
+        if min_replics is not None:
+            self.min_replicas = min_replics
         # the service's own fields carry the options (BuildFlow's constructor): validate them
         self.options = ProcessorOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ProcessorOptions)})
-
-    @property
-    def min_replics(self) -> int:  # BuildFlow's spelling
-        return self.min_replicas
 
     def endpoint(self, route: Route = "/", method: Method | str = Method.GET, **options: Any) -> Callable[[T], T]:
         """Declare a function or class (``setup()`` / ``process()``) as an endpoint.

@@ -7,13 +7,15 @@ the real packages here, as they would in a user's project.
 
 from __future__ import annotations
 
+import dataclasses
 import http.cookies
 
 import fastapi
+import pytest
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
-from buildflow import Flow
+from buildflow import Flow, FlowOptions, Service, collector, endpoint
 from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.middleware import SessionMiddleware
@@ -191,3 +193,36 @@ def test_the_google_user_dependency_reads_its_token_from_the_session() -> None:
         answer = client.get("/me", headers=_session_cookie(signed_in))
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"email": "ann@example.com"}
+
+
+@dataclasses.dataclass
+class Click:
+    page: str
+
+
+def test_standalone_decorators_and_a_service_built_by_hand() -> None:
+    """BuildFlow's module-level decorators give callable declarations, added to a flow later;
+    its ``Service`` took ``min_replics`` (sic) and its ``FlowOptions`` the AWS keys."""
+
+    @endpoint("/hello", method="GET")
+    def hello(name: str = "world") -> str:
+        return f"Hello, {name}!"
+
+    @collector("/clicks", "POST")
+    def clicks(click: Click) -> Click:
+        return click
+
+    assert hello(name="ann") == "Hello, ann!"
+    assert clicks(Click("home")) == Click("home")
+    service = Service(base_route="/api", service_id="api", min_replics=0)
+    assert service.min_replicas == 0
+    service.add_endpoint(hello)
+    options = FlowOptions(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="s3cret", aws_session_token="t")
+    app = Flow(flow_id="standalone", flow_options=options)
+    app.add_service(service)
+    app.add_collector(clicks)
+    with TestClient(app) as client:
+        assert client.get("/api/hello", params={"name": "bob"}).json() == "Hello, bob!"
+        assert client.post("/clicks", json={"page": "home"}).json() == {"success": True}
+    with pytest.raises(TypeError, match="aws_acces_key_id"):
+        FlowOptions(aws_acces_key_id="AKIDEXAMPLE")  # type: ignore[call-arg]  # a typo is refused, as in BuildFlow
