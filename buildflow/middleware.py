@@ -5,9 +5,10 @@ runtime applies them to that service's routes, and routes without middleware pay
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from buildflow.exceptions.exceptions import FlowDeclarationError
 from buildflow.secrets import Secret
 
 
@@ -47,6 +48,31 @@ class SessionMiddleware:
     domain: str | None = None
 
 
+#: Starlette's classes (FastAPI re-exports them) as BuildFlow flows imported them, by module and
+#: name: the same options and meaning, so each stands for ours. Starlette is never imported.
+_STARLETTE: dict[tuple[str, str], type] = {
+    ("starlette.middleware.cors", "CORSMiddleware"): CORSMiddleware,
+    ("starlette.middleware.httpsredirect", "HTTPSRedirectMiddleware"): HTTPSRedirectMiddleware,
+    ("starlette.middleware.sessions", "SessionMiddleware"): SessionMiddleware,
+}
+
+
+def declare(middleware_type: type, options: Mapping[str, Any]) -> Any:
+    """What ``service.add_middleware(middleware_type, **options)`` declares; Starlette's
+    classes stand for ours, and other Starlette middleware is refused here, at import, since
+    the server (aiohttp) cannot run it."""
+    if any(c.__module__.partition(".")[0] == "starlette" for c in middleware_type.__mro__):
+        ours = _STARLETTE.get((middleware_type.__module__, middleware_type.__qualname__))
+        if ours is None:
+            raise FlowDeclarationError(
+                f"{middleware_type.__qualname__} is Starlette middleware, which bfctl's server does not run; "
+                "use CORSMiddleware, HTTPSRedirectMiddleware or SessionMiddleware (from buildflow.middleware, "
+                "Starlette or FastAPI)"
+            )
+        middleware_type = ours
+    return middleware_type(**options)
+
+
 def __getattr__(name: str) -> Any:
     """``SESSION_KEY``: where the runtime keeps a request's session for ``Request.session``, an
     aiohttp request key made on first use (declaring middleware does not import the server)."""
@@ -71,4 +97,4 @@ def middleware_secrets(services: Iterable[Any]) -> tuple[Secret, ...]:
     return tuple(dict.fromkeys(found))
 
 
-__all__ = ["CORSMiddleware", "HTTPSRedirectMiddleware", "SessionMiddleware", "middleware_secrets"]
+__all__ = ["CORSMiddleware", "HTTPSRedirectMiddleware", "SessionMiddleware", "declare", "middleware_secrets"]

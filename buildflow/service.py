@@ -68,8 +68,11 @@ class Service:
         return dispatcher
 
     def add_middleware(self, middleware_type: type, **options: Any) -> None:
-        """Apply ``middleware_type`` (from ``buildflow.middleware``) to this service's routes."""
-        self.middleware.append(middleware_type(**options))
+        """Apply ``middleware_type`` (from ``buildflow.middleware``, or Starlette's of the same
+        name) to this service's routes."""
+        from buildflow.middleware import declare  # its exceptions and secrets: only for flows with middleware
+
+        self.middleware.append(declare(middleware_type, options))
 
     def add_endpoint(self, endpoint: Endpoint) -> None:
         if not endpoint.route.startswith("/"):

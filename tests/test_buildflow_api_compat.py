@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import http.cookies
+import urllib.error
+import urllib.request
 
 import fastapi
+import fastapi.middleware.cors
 import pytest
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
 from buildflow import Flow, FlowOptions, Service, collector, endpoint
 from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
+from buildflow.exceptions import FlowDeclarationError
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request as BuildFlowRequest
 from runtime.testing import TestClient, TestResponse
@@ -226,3 +232,33 @@ def test_standalone_decorators_and_a_service_built_by_hand() -> None:
         assert client.post("/clicks", json={"page": "home"}).json() == {"success": True}
     with pytest.raises(TypeError, match="aws_acces_key_id"):
         FlowOptions(aws_acces_key_id="AKIDEXAMPLE")  # type: ignore[call-arg]  # a typo is refused, as in BuildFlow
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_starlette_and_fastapi_middleware_classes_stand_for_ours() -> None:
+    app = Flow()
+    web = app.service(service_id="web")
+    web.add_middleware(fastapi.middleware.cors.CORSMiddleware, allow_origins=["https://app.example"])
+    secure = app.service("/secure", service_id="secure")
+    secure.add_middleware(HTTPSRedirectMiddleware)
+    web.endpoint("/ping", method="GET")(lambda: "pong")
+    secure.endpoint("/ping", method="GET")(lambda: "secret pong")
+
+    with TestClient(app) as client:
+        answer = client.get("/ping", headers={"Origin": "https://app.example"})
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert (
+            "Access-Control-Allow-Origin" not in client.get("/ping", headers={"Origin": "https://evil.example"}).headers
+        )
+        with pytest.raises(urllib.error.HTTPError) as redirected:
+            urllib.request.build_opener(_NoRedirects).open(client.base_url + "/secure/ping", timeout=10)
+        assert redirected.value.code == 307
+        assert redirected.value.headers["Location"].startswith("https://127.0.0.1")
+        assert client.get("/secure/ping", headers={"X-Forwarded-Proto": "https"}).json() == "secret pong"
+
+    with pytest.raises(FlowDeclarationError, match="GZipMiddleware is Starlette middleware"):
+        web.add_middleware(GZipMiddleware, minimum_size=500)
