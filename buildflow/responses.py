@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from datetime import datetime
+from email.utils import format_datetime
 from typing import Any
+from urllib.parse import quote
 
 
 class Response:
@@ -24,9 +27,56 @@ class Response:
     ) -> None:
         self.status_code = status_code
         self.headers = dict(headers or {})
+        #: ``Set-Cookie`` values, one header each (``headers`` holds one value per name).
+        self.cookies: list[str] = []
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        """Starlette's arguments: ``expires`` a datetime, an HTTP date or seconds from now."""
+        from http.cookies import SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        jar[key] = value
+        cookie = jar[key]
+        if max_age is not None:
+            cookie["max-age"] = str(max_age)
+        if expires is not None:
+            cookie["expires"] = format_datetime(expires, usegmt=True) if isinstance(expires, datetime) else expires
+        if path is not None:
+            cookie["path"] = path
+        if domain is not None:
+            cookie["domain"] = domain
+        cookie["secure"] = secure
+        cookie["httponly"] = httponly
+        if samesite is not None:
+            if samesite.lower() not in ("strict", "lax", "none"):
+                raise ValueError(f"samesite must be 'strict', 'lax' or 'none', got {samesite!r}")
+            cookie["samesite"] = samesite
+        self.cookies.append(cookie.OutputString())
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite)
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -75,17 +125,22 @@ class FileResponse(Response):
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
         filename: str | None = None,
+        content_disposition_type: str = "attachment",
     ) -> None:
         headers = dict(headers or {})
         if filename is not None:
-            headers.setdefault("Content-Disposition", f'attachment; filename="{filename}"')
+            quoted = quote(filename)
+            named = f"filename*=utf-8''{quoted}" if quoted != filename else f'filename="{filename}"'
+            headers.setdefault("Content-Disposition", f"{content_disposition_type}; {named}")
         super().__init__(None, status_code, headers, media_type)
         self.path = os.fspath(path)
 
 
 class RedirectResponse(Response):
-    def __init__(self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(None, status_code, {**(headers or {}), "Location": url})
+    def __init__(self, url: Any, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
+        """``url`` a string or a request's ``URL``; characters a URL cannot hold are quoted."""
+        location = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
+        super().__init__(None, status_code, {**(headers or {}), "Location": location})
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from buildflow.responses import FileResponse, StreamingResponse
 from buildflow.responses import Response as SDKResponse
@@ -52,7 +53,14 @@ def render(result: Any) -> web.StreamResponse:
         return _sdk_response(result)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return web.Response(body=bytes(result), content_type="application/octet-stream")
-    return web.Response(body=dumps(result), content_type=JSON)
+    try:
+        body = dumps(result)
+    except TypeError:  # not data: Starlette's response, or nothing that can be sent
+        sent = _starlette_response(result)
+        if sent is None:
+            raise
+        return sent
+    return web.Response(body=body, content_type=JSON)
 
 
 _UNAVAILABLE_LIBRARIES = frozenset({"sqlalchemy", "psycopg", "asyncpg", "pg8000"})
@@ -93,15 +101,51 @@ def unavailable(raw: Any, where: str, exc: BaseException) -> web.Response:
 
 
 def _sdk_response(result: SDKResponse) -> web.StreamResponse:
+    response: web.StreamResponse
     if isinstance(result, FileResponse):
         response = web.FileResponse(result.path, status=result.status_code, headers=result.headers)
         if result.media_type:
             response.content_type = result.media_type
-        return response
-    body: Any = result.body
-    if isinstance(result, StreamingResponse):
-        body = _chunks(result.body_iterator)
-    return web.Response(body=body, status=result.status_code, headers=result.headers, content_type=result.media_type)
+    else:
+        body: Any = result.body
+        if isinstance(result, StreamingResponse):
+            body = _chunks(result.body_iterator)
+        response = web.Response(
+            body=body, status=result.status_code, headers=result.headers, content_type=result.media_type
+        )
+    for cookie in result.cookies:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+#: The names of Starlette's response classes each returned class is (FastAPI's are Starlette's),
+#: read once per class.
+_STARLETTE_KINDS: dict[type, frozenset[str]] = {}
+
+
+def _starlette_kinds(cls: type) -> frozenset[str]:
+    kinds = _STARLETTE_KINDS.get(cls)
+    if kinds is None:
+        kinds = frozenset(c.__qualname__ for c in cls.__mro__ if c.__module__ == "starlette.responses")
+        _STARLETTE_KINDS[cls] = kinds
+    return kinds
+
+
+def _starlette_response(result: Any) -> web.StreamResponse | None:
+    """A Starlette (or FastAPI) response a handler returned, as BuildFlow flows did since its
+    ``buildflow.responses`` were Starlette's: its status, headers (cookies too) and body. Known by
+    name, so Starlette is never imported."""
+    kinds = _starlette_kinds(type(result))
+    if "Response" not in kinds:
+        return None
+    if result.background is not None:
+        raise TypeError("a response with background tasks: bfctl does not run them; do the work in the handler")
+    headers = CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in result.raw_headers)
+    headers.popall("content-length", None)  # the server counts what it sends
+    if "FileResponse" in kinds:
+        return web.FileResponse(result.path, status=result.status_code, headers=headers)
+    body = _chunks(result.body_iterator) if "StreamingResponse" in kinds else result.body
+    return web.Response(body=body, status=result.status_code, headers=headers)
 
 
 async def _chunks(iterator: Any) -> Any:

@@ -11,6 +11,8 @@ import dataclasses
 import http.cookies
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import fastapi
 import fastapi.middleware.cors
@@ -18,6 +20,9 @@ import pytest
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import FileResponse as StarletteFileResponse
+from starlette.responses import RedirectResponse as StarletteRedirectResponse
+from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.websockets import WebSocket
 
 from buildflow import Flow, FlowOptions, Service, collector, endpoint
@@ -26,6 +31,7 @@ from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.exceptions import FlowDeclarationError
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request as BuildFlowRequest
+from buildflow.responses import FileResponse, RedirectResponse
 from runtime.testing import TestClient, TestResponse
 
 
@@ -239,6 +245,13 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _redirect_of(url: str) -> urllib.error.HTTPError:
+    """The redirect answered to a GET of ``url``, not followed."""
+    with pytest.raises(urllib.error.HTTPError) as redirected:
+        urllib.request.build_opener(_NoRedirects).open(url, timeout=10)
+    return redirected.value
+
+
 def test_starlette_and_fastapi_middleware_classes_stand_for_ours() -> None:
     app = Flow()
     web = app.service(service_id="web")
@@ -254,11 +267,70 @@ def test_starlette_and_fastapi_middleware_classes_stand_for_ours() -> None:
         assert (
             "Access-Control-Allow-Origin" not in client.get("/ping", headers={"Origin": "https://evil.example"}).headers
         )
-        with pytest.raises(urllib.error.HTTPError) as redirected:
-            urllib.request.build_opener(_NoRedirects).open(client.base_url + "/secure/ping", timeout=10)
-        assert redirected.value.code == 307
-        assert redirected.value.headers["Location"].startswith("https://127.0.0.1")
+        redirected = _redirect_of(client.base_url + "/secure/ping")
+        assert redirected.code == 307 and redirected.headers["Location"].startswith("https://127.0.0.1")
         assert client.get("/secure/ping", headers={"X-Forwarded-Proto": "https"}).json() == "secret pong"
 
     with pytest.raises(FlowDeclarationError, match="GZipMiddleware is Starlette middleware"):
         web.add_middleware(GZipMiddleware, minimum_size=500)
+
+
+async def _lines() -> AsyncIterator[str]:
+    for word in ("one", "two"):
+        yield word + "\n"
+
+
+def test_responses_with_cookies_and_starlettes_own_responses(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/login", method="GET")
+    def login(request: BuildFlowRequest) -> RedirectResponse:
+        response = RedirectResponse(request.url.replace(path="/home", query=""), status_code=303)
+        response.set_cookie("sid", "abc", max_age=60, httponly=True)
+        response.delete_cookie("old")
+        return response
+
+    @service.endpoint("/inline", method="GET")
+    def inline() -> FileResponse:
+        return FileResponse(notes, filename="notes.txt", content_disposition_type="inline")
+
+    @service.endpoint("/html", method="GET")
+    def html() -> fastapi.responses.HTMLResponse:
+        return fastapi.responses.HTMLResponse("<b>hi</b>", status_code=201, headers={"X-Kind": "html"})
+
+    @service.endpoint("/starlette-login", method="GET")
+    def starlette_login() -> StarletteRedirectResponse:
+        response = StarletteRedirectResponse("/home")
+        response.set_cookie("sid", "xyz", httponly=True)
+        return response
+
+    @service.endpoint("/stream", method="GET")
+    def stream() -> StarletteStreamingResponse:
+        return StarletteStreamingResponse(_lines(), media_type="text/plain")
+
+    @service.endpoint("/file", method="GET")
+    def file() -> StarletteFileResponse:
+        return StarletteFileResponse(notes, filename="notes.txt")
+
+    with TestClient(app) as client:
+        login_redirect = _redirect_of(client.base_url + "/login?next=1")
+        assert login_redirect.code == 303
+        assert login_redirect.headers["Location"] == client.base_url + "/home"
+        cookies = login_redirect.headers.get_all("Set-Cookie")
+        assert cookies[0] == "sid=abc; HttpOnly; Max-Age=60; Path=/; SameSite=lax"
+        assert cookies[1].startswith('old=""; expires=') and "Max-Age=0" in cookies[1]
+        shown = client.get("/inline")
+        assert shown.text == "hello" and shown.headers["Content-Disposition"] == 'inline; filename="notes.txt"'
+
+        page = client.get("/html")
+        assert (page.status_code, page.text, page.headers["X-Kind"]) == (201, "<b>hi</b>", "html")
+        assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+        starlette_redirect = _redirect_of(client.base_url + "/starlette-login")
+        assert starlette_redirect.code == 307 and starlette_redirect.headers["Location"] == "/home"
+        assert starlette_redirect.headers["Set-Cookie"].startswith("sid=xyz;")
+        assert client.get("/stream").text == "one\ntwo\n"
+        served = client.get("/file")
+        assert served.text == "hello" and served.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
