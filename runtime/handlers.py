@@ -32,7 +32,15 @@ from runtime.di.injection import Source, dependency_target, describe, request_so
 from runtime.di.resolver import Invoke, RequestPlan, not_started
 from runtime.errors import StartupError
 from runtime.params import ClientError, Params, is_upload
-from runtime.responses import http_error, is_unavailable, json_response, render, server_error, unavailable
+from runtime.responses import (
+    http_error,
+    is_unavailable,
+    json_response,
+    render,
+    server_error,
+    starlette_http_error,
+    unavailable,
+)
 from runtime.sinks.base import RowsRejected
 from runtime.sinks.registry import SinkRegistry
 
@@ -209,7 +217,7 @@ class CompiledHandler:
             )
         if is_unavailable(e):
             return unavailable(raw, self.name, e)
-        return server_error(raw, self.name, e)
+        return starlette_http_error(e) or server_error(raw, self.name, e)
 
     async def handle_websocket(self, raw: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()

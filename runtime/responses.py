@@ -176,6 +176,15 @@ def http_error(exc: web.HTTPException) -> web.Response:
     )
 
 
+def starlette_http_error(exc: BaseException) -> web.Response | None:
+    """Starlette's ``HTTPException`` (FastAPI's is a subclass) answered as ours is: BuildFlow's
+    ``buildflow.exceptions.HTTPException`` was Starlette's, so flows raise it imported from either.
+    Known by name (Starlette is never imported); read only for errors nothing else claimed."""
+    if not any((c.__module__, c.__qualname__) == ("starlette.exceptions", "HTTPException") for c in type(exc).__mro__):
+        return None
+    return json_response({"detail": exc.detail}, exc.status_code, dict(exc.headers or {}))  # type: ignore[attr-defined]
+
+
 def server_error(raw: Any, where: str, exc: BaseException) -> web.Response:
     """A 500 that names a request id; the traceback goes to the log under the same id."""
     request_id = current_request_id() or raw.headers.get("X-Request-ID") or uuid.uuid4().hex

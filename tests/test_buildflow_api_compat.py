@@ -17,6 +17,7 @@ from pathlib import Path
 import fastapi
 import fastapi.middleware.cors
 import pytest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.requests import HTTPConnection, Request
@@ -334,3 +335,25 @@ def test_responses_with_cookies_and_starlettes_own_responses(tmp_path: Path) -> 
         assert client.get("/stream").text == "one\ntwo\n"
         served = client.get("/file")
         assert served.text == "hello" and served.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
+
+
+@dependency(scope=Scope.PROCESS)
+class Member:
+    def __init__(self, request: BuildFlowRequest) -> None:
+        if request.headers.get("X-Member") != "yes":
+            raise StarletteHTTPException(401, "members only")
+
+
+def test_starlettes_and_fastapis_http_exceptions_answer_with_their_status() -> None:
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/notes/{note_id}", method="GET")
+    def note(note_id: int, member: Member) -> dict:
+        raise fastapi.HTTPException(status_code=404, detail=f"no note {note_id}", headers={"X-Why": "gone"})
+
+    with TestClient(app) as client:
+        refused = client.get("/notes/3")
+        assert (refused.status_code, refused.json()) == (401, {"detail": "members only"})
+        missing = client.get("/notes/3", headers={"X-Member": "yes"})
+        assert (missing.status_code, missing.json(), missing.headers["X-Why"]) == (404, {"detail": "no note 3"}, "gone")
