@@ -3,7 +3,8 @@
 One description drives every sink: the DDL of PostgreSQL and DuckDB tables, the schema of a
 BigQuery table, the header of a CSV file, the Arrow schema of a Parquet file. Rows are
 checked against it when they are converted (``row_converter``), so a row that does not fit is
-refused for its own request, before it joins a batch.
+refused for its own request, before it joins a batch; a value not of its column's type is read
+as the sink's engine reads it (``buildflow.types.input_syntax``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from buildflow.types.fields import FieldNode, Kind, Scalar, Shape, TypeNode, parse_type, scalar_of
+from buildflow.types.input_syntax import InputSyntax, fallback
 
 Row = dict[str, Any]
 
@@ -175,8 +177,43 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
-    """A function that returns the value as the column stores it, or raises ValueError."""
+#: How each kind of column is named in "expected ..., got ..." messages.
+_EXPECTED = {
+    Kind.STRING: "a string",
+    Kind.INTEGER: "an integer",
+    Kind.FLOAT: "a number",
+    Kind.BOOLEAN: "true or false",
+    Kind.TIMESTAMP: "a datetime",
+    Kind.DATE: "a date",
+    Kind.BYTES: "bytes",
+}
+
+
+def _otherwise(kind: Kind, syntax: InputSyntax) -> Callable[[Any], Any]:
+    """What a column of ``kind`` does with a value not of its type: what the sink's engine
+    reads (``input_syntax.fallback``), else a refusal naming the value."""
+    expected = _EXPECTED.get(kind, "a value")
+    engine = fallback(syntax, kind)
+    if engine is None:
+
+        def refuse(v: Any) -> Any:
+            raise ValueError(f"expected {expected}, got {_describe(v)}")
+
+        return refuse
+
+    def read(v: Any) -> Any:
+        try:
+            return engine(v)
+        except ValueError as e:
+            raise ValueError(f"expected {expected} ({e}), got {_describe(v)}") from None
+
+    return read
+
+
+def _scalar_check(kind: Kind, syntax: InputSyntax) -> Callable[[Any], Any]:
+    """A function that returns the value as the column stores it, or raises ValueError; a value
+    that is not of the column's type is left to what the sink's engine reads (``_otherwise``)."""
+    otherwise = _otherwise(kind, syntax)
     if kind is Kind.STRING:
 
         def check(v: Any) -> Any:
@@ -186,7 +223,7 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
                 return str(v)
             if isinstance(v, enum.Enum) and isinstance(v.value, str):
                 return v.value
-            raise ValueError(f"expected a string, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.INTEGER:
 
@@ -195,21 +232,21 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
                 return int(v)
             if isinstance(v, enum.Enum) and isinstance(v.value, int):
                 return v.value
-            raise ValueError(f"expected an integer, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.FLOAT:
 
         def check(v: Any) -> Any:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 return float(v)
-            raise ValueError(f"expected a number, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.BOOLEAN:
 
         def check(v: Any) -> Any:
             if isinstance(v, bool):
                 return v
-            raise ValueError(f"expected true or false, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.TIMESTAMP:
 
@@ -217,21 +254,21 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
             if isinstance(v, datetime.datetime):
                 # A naive timestamp is taken as UTC, as BigQuery takes it.
                 return v if v.tzinfo is not None else v.replace(tzinfo=datetime.UTC)
-            raise ValueError(f"expected a datetime, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.DATE:
 
         def check(v: Any) -> Any:
             if isinstance(v, datetime.date) and not isinstance(v, datetime.datetime):
                 return v
-            raise ValueError(f"expected a date, got {_describe(v)}")
+            return otherwise(v)
 
     elif kind is Kind.BYTES:
 
         def check(v: Any) -> Any:
             if isinstance(v, (bytes, bytearray, memoryview)):
                 return bytes(v)
-            raise ValueError(f"expected bytes, got {_describe(v)}")
+            return otherwise(v)
 
     else:
 
@@ -248,8 +285,8 @@ def _scalar_check(kind: Kind) -> Callable[[Any], Any]:
 _EXACT = {Kind.STRING: str, Kind.INTEGER: int, Kind.FLOAT: float, Kind.BOOLEAN: bool}
 
 
-def _column_check(column: Column) -> Callable[[Any], Any]:
-    scalar = _scalar_check(column.kind)
+def _column_check(column: Column, syntax: InputSyntax) -> Callable[[Any], Any]:
+    scalar = _scalar_check(column.kind, syntax)
     exact = _EXACT.get(column.kind)
     if column.repeated:
 
@@ -284,10 +321,10 @@ def _raw_values(obj: Any, names: list[str]) -> list[Any]:
     return [getattr(obj, name, None) for name in names]
 
 
-def _general_converter(columns: list[Column]) -> Callable[[Any], Row]:
+def _general_converter(columns: list[Column], syntax: InputSyntax) -> Callable[[Any], Row]:
     """Rows from dicts, ``to_json`` objects, or any object with the columns as attributes."""
     names = [c.name for c in columns]
-    pairs = [(c.name, _column_check(c)) for c in columns]
+    pairs = [(c.name, _column_check(c, syntax)) for c in columns]
 
     def convert(obj: Any) -> Row:
         row: Row = {}
@@ -302,7 +339,11 @@ def _general_converter(columns: list[Column]) -> Callable[[Any], Row]:
 
 
 def _record_converter(
-    columns: list[Column], record_type: type, general: Callable[[Any], Any], encode_json: Callable[[Any], Any] | None
+    columns: list[Column],
+    record_type: type,
+    general: Callable[[Any], Any],
+    encode_json: Callable[[Any], Any] | None,
+    syntax: InputSyntax,
 ) -> Callable[[Any], Any]:
     """A converter generated for ``record_type``'s own attributes: per column one attribute
     read and one exact-type test, and a check only when the type is not already the stored one.
@@ -319,7 +360,7 @@ def _record_converter(
     lines = ["def convert(obj):", "    if type(obj) is not tp:", "        return general(obj)"]
     for i, column in enumerate(columns):
         var, key = f"x{i}", repr(column.name)
-        env[f"k{i}"] = _column_check(column)
+        env[f"k{i}"] = _column_check(column, syntax)
         exact = None if column.repeated else _EXACT.get(column.kind)
         lines.append(f"    {var} = obj.{column.name}")
         indent = "    "
@@ -343,25 +384,31 @@ def _record_converter(
     return convert
 
 
-def converter_for_columns(columns: list[Column], record_type: Any = None) -> Callable[[Any], Row]:
-    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns.
+def converter_for_columns(
+    columns: list[Column], record_type: Any = None, syntax: InputSyntax = InputSyntax.PYTHON
+) -> Callable[[Any], Row]:
+    """Turn a row object (record or dict) into a checked ``Row`` with exactly these columns,
+    reading values not of their column's type as the sink's engine does (``syntax``).
 
     Objects of exactly ``record_type`` (without BuildFlow's ``to_json`` hook) take a converter
     generated for that type; anything else takes the general one.
     """
-    general = _general_converter(columns)
+    general = _general_converter(columns, syntax)
     if _generated(columns, record_type):
-        return _record_converter(columns, record_type, general, None)
+        return _record_converter(columns, record_type, general, None, syntax)
     return general
 
 
 def values_converter(
-    columns: list[Column], record_type: Any, encode_json: Callable[[Any], Any]
+    columns: list[Column],
+    record_type: Any,
+    encode_json: Callable[[Any], Any],
+    syntax: InputSyntax = InputSyntax.PYTHON,
 ) -> Callable[[Any], tuple[Any, ...]]:
     """``converter_for_columns`` for tables: a row object becomes the tuple of its checked
     column values in column order, JSON columns encoded by ``encode_json`` (the driver's JSON
     wrapper), with no ``Row`` dict in between."""
-    as_dict = _general_converter(columns)
+    as_dict = _general_converter(columns, syntax)
     names = [c.name for c in columns]
     json_at = [i for i, c in enumerate(columns) if c.kind is Kind.JSON]
 
@@ -374,7 +421,7 @@ def values_converter(
         return tuple(values)
 
     if _generated(columns, record_type):
-        return _record_converter(columns, record_type, general, encode_json)
+        return _record_converter(columns, record_type, general, encode_json, syntax)
     return general
 
 
@@ -395,15 +442,16 @@ def _as_is(obj: Any) -> Row:
 
 
 @functools.lru_cache(maxsize=256)
-def row_converter(tp: Any) -> Callable[[Any], Row]:
-    """The compiled converter of rows of type ``tp`` (cached per type).
+def row_converter(tp: Any, syntax: InputSyntax = InputSyntax.PYTHON) -> Callable[[Any], Row]:
+    """The compiled converter of rows of type ``tp`` (cached per type and input syntax).
 
     A dataclass or pydantic model gives a dict of its columns, values checked and normalised
     (naive datetimes become UTC, UUIDs and enums their values, nested records plain JSON
-    data); a ``dict`` row type keeps rows as they are.
+    data, other values read as the sink's engine reads them); a ``dict`` row type keeps rows
+    as they are.
     """
     columns = schema_or_none(tp)
-    return _as_is if columns is None else converter_for_columns(columns, tp)
+    return _as_is if columns is None else converter_for_columns(columns, tp, syntax)
 
 
 def to_row(obj: Any) -> Row:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, row_converter, schema_from_type
 
 Row = dict[str, Any]
@@ -35,6 +36,8 @@ class SinkWriter(abc.ABC):
 
     #: What the sink is, for messages and metrics (e.g. "CloudSQLTable my-project:db.notes.events").
     description: str = ""
+    #: Whose input rules a value not of its column's type follows: the engine behind the sink.
+    input_syntax: InputSyntax = InputSyntax.PYTHON
 
     async def start(self) -> None:
         """Connect, and create the destination (table, file, topic) if it is missing."""
@@ -42,7 +45,7 @@ class SinkWriter(abc.ABC):
     def converter_for(self, row_type: Any) -> Callable[[Any], Any]:
         """What each object a handler returns becomes before it is queued for ``write``: a
         checked ``Row`` dict here; table writers take their column values directly."""
-        return row_converter(row_type)
+        return row_converter(row_type, self.input_syntax)
 
     @abc.abstractmethod
     async def write(self, rows: list[Any]) -> None:

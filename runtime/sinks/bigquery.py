@@ -12,11 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from buildflow.io.gcp import BigQueryTable
+from buildflow.io.portable import AnalysisTable
+from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, to_jsonable
 from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
 
 
 class BigQueryWriter(SinkWriter):
+    input_syntax = InputSyntax.BIGQUERY
+
     def __init__(self, project: str, dataset: str, table: str, description: str, api_root: str | None = None) -> None:
         self.project, self.dataset, self.table = project, dataset, table
         self.description = description
@@ -53,6 +58,13 @@ def bigquery_writer(
     return BigQueryWriter(
         out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")
     )
+
+
+def input_syntax_of(primitive: Any) -> InputSyntax:
+    """BigQuery's input rules for the tables that are BigQuery's on gcp (``BigQueryTable``,
+    ``AnalysisTable``) wherever they run, so a row their local stand-in takes is one BigQuery
+    takes; no rules of their own for other tables."""
+    return InputSyntax.BIGQUERY if isinstance(primitive, (BigQueryTable, AnalysisTable)) else InputSyntax.PYTHON
 
 
 def table_name(out: Mapping[str, Any]) -> str:

@@ -13,8 +13,10 @@ import orjson
 
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import shared_database
+from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, values_converter
 from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
+from runtime.sinks.bigquery import input_syntax_of
 from runtime.sinks.threaded import ThreadedWriter
 
 
@@ -27,8 +29,16 @@ _ROW_ERRORS = (duckdb.ConstraintException, duckdb.ConversionException, duckdb.Da
 
 
 class DuckDBWriter(ThreadedWriter):
-    def __init__(self, database: Path, table: str, columns: list[Column], description: str) -> None:
+    def __init__(
+        self,
+        database: Path,
+        table: str,
+        columns: list[Column],
+        description: str,
+        input_syntax: InputSyntax = InputSyntax.PYTHON,
+    ) -> None:
         super().__init__()
+        self.input_syntax = input_syntax
         self.database = shared_database(database)
         self.table = table
         self.columns = columns
@@ -46,7 +56,7 @@ class DuckDBWriter(ThreadedWriter):
 
     def converter_for(self, row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
         """Rows become the appender's values in column order (JSON columns as JSON text)."""
-        return values_converter(self.columns, row_type, _json_text)
+        return values_converter(self.columns, row_type, _json_text, self.input_syntax)
 
     def write_blocking(self, rows: list[tuple[Any, ...]]) -> None:
         with self.database.connection() as connection:
@@ -61,6 +71,8 @@ class DuckDBWriter(ThreadedWriter):
 def duckdb_writer(
     primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
 ) -> DuckDBWriter:
-    """``Engine.DUCKDB``: the table in the database file the outputs name."""
+    """``Engine.DUCKDB``: the table in the database file the outputs name; a stand-in for a
+    BigQuery table reads values as BigQuery does."""
     columns = table_columns(primitive, schema)
-    return DuckDBWriter(local_path(out["database"], project_dir), out["table"], columns, describe(primitive, out))
+    path = local_path(out["database"], project_dir)
+    return DuckDBWriter(path, out["table"], columns, describe(primitive, out), input_syntax_of(primitive))

@@ -21,6 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from buildflow.storage import ddl
+from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, values_converter
 from runtime.sinks.base import (
     RowsRejected,
@@ -32,6 +33,7 @@ from runtime.sinks.base import (
 )
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
+_COPY_COLUMN = re.compile(r"\bCOPY [^,]+, line \d+, column ([^:]+):")
 # SQLSTATE classes about the data: 22 data exception, 23 integrity constraint violation.
 _ROW_ERROR_CLASSES = ("22", "23")
 
@@ -42,7 +44,17 @@ def _row_index(error: psycopg.Error) -> int | None:
     return int(match.group(1)) - 1 if match else None
 
 
+def _refusal(error: psycopg.Error) -> str:
+    """PostgreSQL's message, with the column it names in the COPY's context: a value it could
+    not read says only its type ('invalid input syntax for type bigint: "12.5"')."""
+    message = error.diag.message_primary or str(error)
+    column = _COPY_COLUMN.search(error.diag.context or "")
+    return f"column {column.group(1)}: {message}" if column else message
+
+
 class PostgresWriter(SinkWriter):
+    input_syntax = InputSyntax.POSTGRES
+
     def __init__(
         self,
         *,
@@ -89,7 +101,7 @@ class PostgresWriter(SinkWriter):
 
     def converter_for(self, row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
         """Rows become the COPY's values in column order (JSON columns wrapped for psycopg)."""
-        return values_converter(self.columns, row_type, Jsonb)
+        return values_converter(self.columns, row_type, Jsonb, self.input_syntax)
 
     async def write(self, rows: list[tuple[Any, ...]]) -> None:
         connection = await self._connect()
@@ -100,7 +112,7 @@ class PostgresWriter(SinkWriter):
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
                 index = _row_index(e)
-                raise RowsRejected(e.diag.message_primary or str(e), None if index is None else [index]) from None
+                raise RowsRejected(_refusal(e), None if index is None else [index]) from None
             await self._discard_connection()  # broken or in an unknown state: reconnect next time
             raise
         except asyncio.CancelledError:  # timed out mid-COPY: drop the connection without waiting
