@@ -11,9 +11,11 @@ objects; the runtime knows those classes by name, so neither library is needed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import functools
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy
 
@@ -260,7 +262,7 @@ class WebSocket(_Connection):
         msg = await self._ws.receive()
         kind = int(msg.type)
         if kind in (0x8, 0x100, 0x101, 0x102):  # CLOSE, CLOSING, CLOSED, ERROR
-            raise WebSocketDisconnect(self._ws.close_code or 1000)
+            raise _disconnected(self._ws.close_code or 1000)
         return msg.data
 
     async def receive_text(self) -> str:
@@ -285,19 +287,46 @@ class WebSocket(_Connection):
     async def send_json(self, data: Any) -> None:
         await self._ws.send_json(data)
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self._ws.close(code=code, message=reason.encode())
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        await self._ws.close(code=code, message=(reason or "").encode())
 
-    async def iter_text(self) -> AsyncIterator[str]:
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            return
+    def iter_text(self) -> AsyncIterator[str]:
+        return _until_disconnected(self.receive_text)
+
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        return _until_disconnected(self.receive_bytes)
+
+    def iter_json(self) -> AsyncIterator[Any]:
+        return _until_disconnected(self.receive_json)
 
     @property
     def closed(self) -> bool:
         return self._ws.closed
+
+
+T = TypeVar("T")
+
+
+async def _until_disconnected(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+    """Each message ``receive`` gives, until the peer closes."""
+    try:
+        while True:
+            yield await receive()
+    except WebSocketDisconnect:
+        return
+
+
+def _disconnected(code: int) -> WebSocketDisconnect:
+    """Ours, and Starlette's too once anything imported Starlette: BuildFlow exported no
+    ``WebSocketDisconnect``, so its users catch FastAPI's or Starlette's."""
+    starlette = sys.modules.get("starlette.websockets")
+    theirs = getattr(starlette, "WebSocketDisconnect", None)
+    return (WebSocketDisconnect if theirs is None else _as_theirs_too(theirs))(code)
+
+
+@functools.cache
+def _as_theirs_too(theirs: type[Exception]) -> type[WebSocketDisconnect]:
+    return type("WebSocketDisconnect", (WebSocketDisconnect, theirs), {})
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from starlette.responses import FileResponse as StarletteFileResponse
 from starlette.responses import RedirectResponse as StarletteRedirectResponse
 from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.websockets import WebSocket
+from support import wait_until
 
 from buildflow import Flow, FlowOptions, Service, collector, endpoint
 from buildflow.dependencies import Scope, dependency
@@ -357,3 +358,34 @@ def test_starlettes_and_fastapis_http_exceptions_answer_with_their_status() -> N
         assert (refused.status_code, refused.json()) == (401, {"detail": "members only"})
         missing = client.get("/notes/3", headers={"X-Member": "yes"})
         assert (missing.status_code, missing.json(), missing.headers["X-Why"]) == (404, {"detail": "no note 3"}, "gone")
+
+
+def test_a_websocket_loop_catches_fastapis_websocket_disconnect() -> None:
+    """BuildFlow exported no WebSocketDisconnect: its users caught FastAPI's or Starlette's."""
+    gone: list[int] = []
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/shout", method="websocket")
+    async def shout(websocket: fastapi.WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text((await websocket.receive_text()).upper())
+        except fastapi.WebSocketDisconnect as disconnect:
+            gone.append(disconnect.code)
+
+    @service.endpoint("/sum", method="websocket")
+    async def add(websocket: fastapi.WebSocket) -> None:
+        await websocket.accept()
+        async for numbers in websocket.iter_json():
+            await websocket.send_json(sum(numbers))
+
+    with TestClient(app) as client:
+        with client.websocket_connect("/shout") as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "HI"
+        wait_until(lambda: gone == [1000])
+        with client.websocket_connect("/sum") as ws:
+            ws.send_json([1, 2, 3])
+            assert ws.receive_json() == 6
