@@ -66,7 +66,7 @@ class FlowApp:
         self.sinks = SinkRegistry(applied, project_dir)
         provided: dict[Any, Any] = {
             SinkPushers: RegistryPushers(self.sinks),
-            BucketOpener: RuntimeBucketOpener(applied, project_dir),
+            BucketOpener: RuntimeBucketOpener(applied),
             QueryOpener: RuntimeQueryOpener(applied, project_dir),
         }
         if outputs is not None:

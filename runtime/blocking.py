@@ -1,4 +1,4 @@
-"""The blocking forms of a worker's async handles (``bucket.sync``, ``query.sync``), for sync
+"""The blocking forms of a worker's async handles (``query.sync``), for sync
 handlers, which run in the thread pool while the worker's loop does the I/O."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GCSBucket sinks: one object per batch, in the local folder stand-in and through Cloud
+"""GCSBucket sinks: one object per batch, in the bucket's local folder and through Cloud
 Storage's JSON API (gcp-storage-emulator, the client code the cloud uses)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_local_bucket_is_a_folder_of_whole_objects(tmp_path: Path) -> None:
     provider = LocalProvider(tmp_path, "dev")
     provider.apply(provider.plan([bucket]))
     writer = writer_for(bucket, schema_from_type(Event), ResourceOutputs(provider.outputs()), tmp_path)
-    assert "folder stand-in for Cloud Storage" in writer.description
+    assert "Cloud Storage emulator (gcp-storage-emulator) on a folder" in writer.description
 
     async def run() -> None:
         await writer.start()

@@ -1,59 +1,156 @@
-"""``GCSBucket`` on the local target: a folder stands in for the bucket.
+"""``GCSBucket`` on the local target: a folder, served by a Cloud Storage emulator.
 
-``gcp-storage-emulator`` speaks the real API but rewrites the metadata of every object in
-one file on each upload, so uploads slow down as objects accumulate (measured: 121 uploads/s
-for the first thousand objects, 14/s after five thousand, in memory or on disk) and that file
-is rewritten in place without fsync. A sink writes one object per batch, so the folder is
-the reliable choice: ``<stack dir>/gcs/<bucket>/<object name>``, each object written whole
-and synced. Destroy refuses a bucket that holds objects unless ``force_destroy`` is set, as
-Cloud Storage does.
+The bucket is ``<stack dir>/gcs/<bucket>/``, one file per object: a GCS sink writes its batches
+there directly (each written whole and synced), a file change stream watches it, and the
+stack's emulator (``providers.local.storage_emulator``: gcp-storage-emulator over these
+folders) serves it to google-cloud-storage clients, such as ``BucketDependencyBuilder``'s
+``.bucket``. Apply makes the folder; serving starts the emulator as a service of the stack that
+outlives the server and is found again by the next one (like the PostgreSQL servers), and makes
+the buckets in it. Sinks and change streams need no emulator, so apply starts none. Destroy
+refuses a bucket that holds objects unless ``force_destroy`` is set, as Cloud Storage does, and
+stops the emulator with the last bucket.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import shutil
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 from buildflow.io.gcp import GCSBucket
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
 from providers.local.family import Family
-from providers.local.postgres import LocalTargetError
+from providers.local.postgres import HOST, LocalTargetError
+from providers.local.services import DetachedService
 from providers.state import ResourceState, State, record
 
-STAND_IN = "folder stand-in for Cloud Storage"
+STAND_IN = "Cloud Storage emulator (gcp-storage-emulator) on a folder"
+
+
+def _request(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> int:
+    """``url``: an http:// address of the stack's emulator on the loopback."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return _request("GET", f"http://{HOST}:{port}/storage/v1/b?project=_", timeout=1.0) == 200
+    except OSError:
+        return False
+
+
+def _objects(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
 class BucketFamily(Family):
     primitive_types = (GCSBucket,)
 
+    @property
+    def folder(self) -> Path:
+        """Where the buckets' folders are (and the emulator's list of buckets)."""
+        return self.root / "gcs"
+
+    @property
+    def service(self) -> DetachedService:
+        return DetachedService(self.root / "storage-emulator", "storage-emulator")
+
+    def _buckets(self, state: State) -> list[ResourceState]:
+        return [r for r in state.resources.values() if r.resource_type == GCSBucket.resource_type]
+
     def refresh(self, state: State) -> None:
-        for rec in [r for r in state.resources.values() if r.resource_type == GCSBucket.resource_type]:
+        for rec in self._buckets(state):
             folder = self.absolute(rec.private["folder"])
             if not folder.is_dir():
                 del state.resources[rec.resource_id]
             else:
                 rec.outputs["path"] = str(folder)
 
+    # -- the emulator ------------------------------------------------------------------------------
+    def _emulator(self, state: State) -> str:
+        """The running emulator's address (started when it is not running, on its last port
+        if that is free)."""
+        durable.make_dirs(self.folder)
+        served = [
+            urllib.parse.urlsplit(r.outputs["api_root"]).port for r in self._buckets(state) if "api_root" in r.outputs
+        ]
+
+        def command(port: int) -> list[str]:
+            module = "providers.local.storage_emulator"
+            return [sys.executable, "-m", module, "--root", str(self.folder), "--host", HOST, "--port", str(port)]
+
+        return f"http://{HOST}:{self.service.start(command, _answers, served[0] if served else None)}"
+
+    def _make_in(self, api_root: str, rec: ResourceState) -> None:
+        """Make the bucket in the emulator unless it knows it; a deleted object is gone at once
+        (no soft-delete retention: the emulator would keep a copy for a week)."""
+        name = rec.properties["bucket_name"]
+        url = f"{api_root}/storage/v1/b/{name}"
+        if _request("GET", url) == 200:
+            return
+        project = urllib.parse.quote(rec.properties["project_id"])
+        made = _request("POST", f"{api_root}/storage/v1/b?project={project}", {"name": name})
+        settings = {"location": rec.properties["bucket_region"], "softDeletePolicy": {"retentionDurationSeconds": "0"}}
+        status = _request("PATCH", url, settings) if made in (200, 409) else made
+        if status != 200:
+            raise LocalTargetError(
+                f"the Cloud Storage emulator answered {status} making the bucket {name}; "
+                f"its log {self.service.log} ends with:\n{self.service.log_tail()}"
+            )
+
+    # -- apply -------------------------------------------------------------------------------------
     def put(self, state: State, primitive: Primitive) -> str:
         assert isinstance(primitive, GCSBucket)
-        folder = self.root / "gcs" / primitive.bucket_name
+        folder = self.folder / primitive.bucket_name
         durable.make_dirs(folder)
         outputs = {"engine": Engine.FOLDER, "path": str(folder), "bucket": primitive.bucket_name, "stand_in": STAND_IN}
+        known = state.resources.get(primitive.primitive_id())
+        if known is not None and known.outputs.get("api_root"):
+            outputs["api_root"] = known.outputs["api_root"]
         record(state, primitive, primitive.desired_properties(), outputs, {"folder": self.relative(folder)})
-        return f"{STAND_IN}: {self.relative(folder)}"
+        return f"{self.relative(folder)}, served by the stack's Cloud Storage emulator while serving"
 
     def delete(self, state: State, rec: ResourceState, doomed: set[str]) -> str:
         folder = self.absolute(rec.private["folder"])
-        objects = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+        objects = _objects(folder)
         if objects and not rec.properties.get("force_destroy"):
             raise LocalTargetError(
                 f"bucket {rec.properties['bucket_name']} holds {objects} object(s) in {folder}: move them "
                 "away, or set .options(force_destroy=True) and apply, then destroy"
             )
-        shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            folder.parent.rmdir()  # the gcs folder, when it was the last bucket
         del state.resources[rec.resource_id]
+        shutil.rmtree(folder, ignore_errors=True)
+        if not self._buckets(state):  # the last one: the emulator and its files go with it
+            self.service.stop()
+            shutil.rmtree(self.service.directory, ignore_errors=True)
+            shutil.rmtree(self.folder, ignore_errors=True)
+        elif (port := self.service.running_port()) is not None:  # else it forgets the bucket when it starts
+            _request("DELETE", f"http://{HOST}:{port}/storage/v1/b/{rec.properties['bucket_name']}")
         return f"deleted with {objects} object(s)" if objects else "deleted"
+
+    # -- serving -----------------------------------------------------------------------------------
+    def ensure_running(self, state: State) -> bool:
+        """Start the emulator and make sure it knows every bucket; True when its address moved."""
+        buckets = self._buckets(state)
+        if not buckets:
+            return False
+        api_root = self._emulator(state)
+        moved = False
+        for rec in buckets:
+            self._make_in(api_root, rec)
+            moved |= rec.outputs.get("api_root") != api_root
+            rec.outputs["api_root"] = api_root
+        return moved

@@ -1,8 +1,10 @@
 """``GCSBucket``: each batch becomes one object ``<file_path stem>-<8 hex>-<batch number>.<ext>``.
 
 Objects go through an ``ObjectStore``: Cloud Storage's JSON API (gcloud-aio-storage, on
-aiohttp; pass ``api_root`` to use an emulator), or on the local target a folder that stands
-in for the bucket. A returned upload is durable in either.
+aiohttp; pass ``api_root`` to use an emulator), or on the local target the bucket's folder,
+written directly: the stack's Cloud Storage emulator serves that folder, so clients read
+what the sink wrote, while a batch costs a synced file, not an emulator request. A returned
+upload is durable in either.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class CloudStorageObjects(ObjectStore):
 
 
 class FolderObjects(ObjectStore):
-    """A folder standing in for a bucket: objects are files, written whole, synced."""
+    """A bucket's folder on the local target: objects are files, written whole, synced."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -129,5 +131,5 @@ def cloud_storage_writer(
 
 
 def folder_writer(primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path) -> GCSWriter:
-    """``Engine.FOLDER``: the folder standing in for the bucket."""
+    """``Engine.FOLDER``: the bucket's folder on the local target."""
     return _bucket_writer(primitive, out, FolderObjects(local_path(out["path"], project_dir)), schema)
