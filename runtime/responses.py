@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -148,14 +149,20 @@ def _starlette_response(result: Any) -> web.StreamResponse | None:
     return web.Response(body=body, status=result.status_code, headers=headers)
 
 
+_DONE = object()
+
+
 async def _chunks(iterator: Any) -> Any:
-    """Async bytes from a sync or async iterator of bytes or str (sync ones must not block)."""
+    """Async bytes from a sync or async iterator of bytes or str. A sync one is advanced in a
+    thread, as Starlette does: it may block (a model generating text, a file being read)."""
     if hasattr(iterator, "__aiter__"):
         async for chunk in iterator:
             yield chunk.encode() if isinstance(chunk, str) else chunk
-    else:
-        for chunk in iterator:
-            yield chunk.encode() if isinstance(chunk, str) else chunk
+        return
+    loop = asyncio.get_running_loop()
+    items = iter(iterator)
+    while (chunk := await loop.run_in_executor(None, next, items, _DONE)) is not _DONE:
+        yield chunk.encode() if isinstance(chunk, str) else chunk
 
 
 #: Headers of an aiohttp HTTP error that describe its own plain-text body.

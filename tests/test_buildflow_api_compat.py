@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import http.cookies
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import fastapi
@@ -33,7 +34,7 @@ from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.exceptions import FlowDeclarationError
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request as BuildFlowRequest
-from buildflow.responses import FileResponse, RedirectResponse
+from buildflow.responses import FileResponse, RedirectResponse, StreamingResponse
 from runtime.testing import TestClient, TestResponse
 
 
@@ -389,3 +390,34 @@ def test_a_websocket_loop_catches_fastapis_websocket_disconnect() -> None:
         with client.websocket_connect("/sum") as ws:
             ws.send_json([1, 2, 3])
             assert ws.receive_json() == 6
+
+
+def test_a_blocking_sync_generator_streams_without_stopping_the_server() -> None:
+    """As a BuildFlow chat bot streamed a model's tokens: the generator blocks between chunks,
+    and the server must still answer other requests meanwhile."""
+    started, released = threading.Event(), threading.Event()
+    app = Flow()
+    service = app.service()
+
+    def tokens() -> Iterator[str]:
+        yield "waiting: "
+        started.set()
+        yield "released" if released.wait(timeout=20) else "never released"
+
+    @service.endpoint("/chat", method="POST")
+    def chat() -> StreamingResponse:
+        return StreamingResponse(tokens(), media_type="text/plain")
+
+    @service.endpoint("/release", method="POST")
+    def release() -> str:
+        released.set()
+        return "ok"
+
+    with TestClient(app) as client:
+        answers: list[str] = []
+        streaming = threading.Thread(target=lambda: answers.append(client.post("/chat").text))
+        streaming.start()
+        assert started.wait(timeout=20)
+        assert client.post("/release").json() == "ok"
+        streaming.join(timeout=30)
+        assert answers == ["waiting: released"]
