@@ -180,6 +180,11 @@ def test_the_client_the_sink_and_the_change_stream_share_the_folder(tmp_path: Pa
         assert listed[written].download_as_bytes() == b'{"n":1}\n{"n":2}\n'  # checksums verified
         assert bucket.blob(written).download_as_bytes() == b'{"n":1}\n{"n":2}\n'
 
+        odd = "in/what?#1 é"
+        bucket.blob(odd).upload_from_string("odd")
+        assert [b.download_as_bytes() for b in bucket.list_blobs(prefix="in/w")] == [b"odd"]  # by its media link
+        bucket.delete_blob(odd)
+
         bucket.blob("in/a.txt").delete()
         assert bucket.get_blob("in/a.txt") is None
         assert not (Path(outputs[files.primitive_id()]["path"]) / "in").exists()  # a bucket has no folders

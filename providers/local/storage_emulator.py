@@ -32,6 +32,7 @@ import shutil
 import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, MutableMapping
 from http.server import HTTPServer
 from pathlib import Path, PurePosixPath
@@ -129,10 +130,11 @@ class BucketObjects(MutableMapping[str, dict[str, Any]]):
             resource = dict(recorded["object"])
         else:
             resource = dict(_read_off(str(self._file(name)), self.bucket, name, tuple(signature)))
-        # where it is served now (the port may have changed since the upload)
+        # where it is served now (the port may have changed since the upload), the name quoted
+        # (the emulator's own link is not: names with "?" or "#" broke)
         resource["selfLink"] = f"/storage/v1/b/{self.bucket}/o/{name}"
         resource["mediaLink"] = (
-            f"{self.base_url}/download/storage/v1/b/{self.bucket}/o/{name}"
+            f"{self.base_url}/download/storage/v1/b/{self.bucket}/o/{urllib.parse.quote(name, safe='')}"
             f"?generation={resource['generation']}&alt=media"
         )
         return resource
