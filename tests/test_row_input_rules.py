@@ -186,6 +186,42 @@ def test_the_rules_are_the_sinks_own_and_chosen_when_its_writer_is_made(tmp_path
     assert gcp.converter_for(Typed)(Typed(n="7"))["n"] == 7  # type: ignore[arg-type]
 
 
+def test_on_gcp_int64_values_travel_as_strings_so_big_ones_keep_every_digit() -> None:
+    """BigQuery may read a JSON number as a double: Google's client sends INT64 as a string."""
+    from aiohttp import web
+
+    @dataclasses.dataclass
+    class Tweet:
+        id: int
+        replies: list[int]
+        at: datetime.datetime
+
+    table = BigQueryTable(BigQueryDataset("my-project", "social"), "tweets").options(schema=Tweet)
+    received: list[Any] = []
+
+    async def insert_all(request: web.Request) -> web.Response:
+        received.extend(r["json"] for r in (await request.json())["rows"])
+        return web.json_response({"kind": "bigquery#tableDataInsertAllResponse"})
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_post("/bigquery/v2/projects/{p}/datasets/{d}/tables/{t}/insertAll", insert_all)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        api_root = f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2"
+        out = {"project": "my-project", "dataset_id": "social", "table_id": table.table_id, "api_root": api_root}
+        writer = writer_for(table, None, {table.primitive_id(): out}, Path.cwd())
+        convert = writer.converter_for(Tweet)
+        await writer.start()
+        await writer.write([convert(Tweet("9007199254740993", [2**53 + 1], "2023-08-17T16:30:24Z"))])  # type: ignore[arg-type]
+        await writer.stop()
+        await runner.cleanup()
+
+    asyncio.run(run())
+    assert received == [{"id": "9007199254740993", "replies": ["9007199254740993"], "at": "2023-08-17T16:30:24+00:00"}]
+
+
 # -- a collector into a BigQuery table, on its local stand-in ---------------------------------
 @dataclasses.dataclass
 class PageViews:

@@ -31,7 +31,7 @@ class StandIn:
         body = await request.json()
         self.calls.append({"path": request.path, "body": body})
         rows = [r["json"] for r in body["rows"]]
-        bad = [i for i, r in enumerate(rows) if r["n"] < 0]
+        bad = [i for i, r in enumerate(rows) if int(r["n"]) < 0]
         if bad and not body["skipInvalidRows"]:
             errors = [
                 {
@@ -92,6 +92,10 @@ def test_rows_stream_in_and_a_refused_row_fails_only_its_request() -> None:
     assert ok_a is None and ok_b is None
     assert isinstance(bad, RowsRejected) and "n must be >= 0" in str(bad) and bad.indexes == [0]
     assert [r["user"] for r in stand_in.stored] == ["first", "a", "b"]
-    assert stand_in.stored[0] == {"user": "first", "n": 1, "at": at.isoformat()}
+    assert stand_in.stored[0] == {
+        "user": "first",
+        "n": "1",
+        "at": at.isoformat(),
+    }  # INT64 as a string, as Google's client
     assert stand_in.calls[0]["path"] == "/bigquery/v2/projects/my-project/datasets/analytics/tables/events/insertAll"
     assert stand_in.calls[1]["body"]["skipInvalidRows"] is False and len(stand_in.calls[1]["body"]["rows"]) == 3
