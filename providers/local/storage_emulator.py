@@ -9,8 +9,9 @@ first 500 objects, 21/s past 2,000 (measured with google-cloud-storage). Here an
 metadata is the file: what an upload through the API recorded for that very version of it
 (``<root>/_objects/<bucket>/<sha256 of the name>.json``, ignored once the file changes), else
 read off the file (size, checksums, generation from its mtime, type from its name). ``.meta``
-keeps only the buckets. Every write is atomic and synced (``buildflow.storage.durable``); a
-deleted object is gone (the buckets have no soft-delete retention).
+keeps only the buckets, and uploads stay at 250-375/s through 3,000 objects, each synced
+(atomic writes, ``buildflow.storage.durable``). A deleted object is gone (the buckets have no
+soft-delete retention). The server stops by itself once the root folder is gone.
 
 Buckets' names start with a letter or a digit, so ``.meta`` and ``_objects`` (and the
 emulator's ``_resumable``) never clash with one.
