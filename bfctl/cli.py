@@ -230,9 +230,10 @@ def serve(
     report = _log_error if log_format == "json" else console.error
     with _reported_errors(report):
         host, port = server.listen_address(host, port, os.environ)
-        loaded = _load(target)
         from bfctl import infra
 
+        infra.reach_stack_at_import(infra_target, stack, _gcp(gcp_project, gcp_region))
+        loaded = _load(target)
         outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region))
         routes = server.describe_routes(loaded.flow) + [
             ("CONSUME", f"{c.name} ← {type(c.source_primitive).__name__} {c.source_primitive.primitive_id()}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,17 @@ import typer
 
 from bfctl import console, render
 
+Outputs = dict[str, dict[str, Any]]
+
 
 class Refused(Exception):
     """The command will not go on (no confirmation, nothing applied, ...): the message says why."""
 
 
-def declared_primitives(flow: Any, target: str) -> list[Any]:
-    """The flow's managed primitives, plus the users its sessions log in as with a password, and
-    the primitives bfctl does not support that its processors use (for the targets to refuse).
+def declared_primitives(flow: Any, target: str, used: Sequence[Any] = ()) -> list[Any]:
+    """The flow's managed primitives and ``used`` (primitives it uses without managing them that
+    the target makes), plus the users its sessions log in as with a password, and the
+    primitives bfctl does not support that its processors use (for the targets to refuse).
 
     ``target`` is accepted for symmetry: every target makes the session users.
     """
@@ -31,7 +34,7 @@ def declared_primitives(flow: Any, target: str) -> list[Any]:
     from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
     from buildflow.io.unsupported import unsupported_in
 
-    primitives = [*flow.managed_primitives, *unsupported_in(flow)]  # the targets refuse the latter
+    primitives = [*flow.managed_primitives, *used, *unsupported_in(flow)]  # the targets refuse the latter
 
     declared = {p.primitive_id() for p in primitives}
     for database in [p for p in primitives if isinstance(p, CloudSQLDatabase)]:
@@ -41,6 +44,50 @@ def declared_primitives(flow: Any, target: str) -> list[Any]:
                 declared.add(implied.primitive_id())
                 primitives.append(implied)
     return primitives
+
+
+#: Attributes by which dependencies name the primitive they use (sink, bucket, session builders).
+_DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive")
+
+
+def unmanaged_primitives(flow: Any) -> list[Any]:
+    """Primitives the flow's processors and dependencies use but do not manage, each after the
+    parents it lives in: BuildFlow let a flow use what it does not create."""
+    from buildflow.io.primitive import Primitive
+    from buildflow.io.unsupported import NotSupportedByBfctl, processor_primitives
+    from runtime.app import FlowApp
+
+    nodes = FlowApp(flow).nodes
+    found = [getattr(n.factory.target, attr, None) for n in nodes for attr in _DEPENDENCY_PRIMITIVES]
+    managed = {p.primitive_id() for p in flow.managed_primitives}
+    unmanaged: dict[str, Any] = {}
+
+    def add(primitive: Any) -> None:
+        for parent in primitive.parents():
+            add(parent)
+        if primitive.primitive_id() not in managed:
+            unmanaged.setdefault(primitive.primitive_id(), primitive)
+
+    for primitive in [*processor_primitives(flow), *found]:
+        makes_something = isinstance(primitive, Primitive) and primitive.resource_type  # not Empty nor Pulse
+        if makes_something and not isinstance(primitive, NotSupportedByBfctl):  # those are refused elsewhere
+            add(primitive)
+    return list(unmanaged.values())
+
+
+def planned_primitives(flow: Any, provider: Any) -> tuple[list[Any], list[Any]]:
+    """What ``provider`` plans for ``flow``: its declared primitives, with the unmanaged ones the
+    target makes (all, locally); and the unmanaged ones it expects to exist (all, on gcp)."""
+    unmanaged = unmanaged_primitives(flow)
+    expected = provider.expected_to_exist(unmanaged)
+    left_alone = {p.primitive_id() for p in expected}
+    made = [p for p in unmanaged if p.primitive_id() not in left_alone]
+    return declared_primitives(flow, provider.target, made), expected
+
+
+def _say_expected(expected: list[Any]) -> None:
+    for primitive in expected:
+        console.info(f"{type(primitive).__name__} {primitive.primitive_id()} is used, not managed: expected to exist.")
 
 
 def check_passwords(primitives: list[Any], target: str) -> list[str]:
@@ -113,13 +160,14 @@ def plan(
 ) -> bool:
     """Print the plan; True when it has changes."""
     provider = provider_for(target, stack, options, deploy)
-    primitives = declared_primitives(flow, target)
+    primitives, expected = planned_primitives(flow, provider)
     warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
         render.plan(result)
+        _say_expected(expected)
     for warning in warnings:
         console.warning(warning)
     return result.has_changes
@@ -137,10 +185,11 @@ def apply(
     """Plan, confirm and apply under one lock; returns the stack's outputs."""
     provider = provider_for(target, stack, options, deploy)
     with provider.locked("bfctl apply", break_lock=break_lock):
-        primitives = declared_primitives(flow, target)
+        primitives, expected = planned_primitives(flow, provider)
         warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
         render.plan(result)
+        _say_expected(expected)
         for warning in warnings:
             console.warning(warning)
         if not result.has_changes:
@@ -182,15 +231,36 @@ def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
     return check_instances(deployment.settings)
 
 
-def _local_secrets(flow: Any, secrets: Any) -> None:
-    """Point the flow's Secrets at the local stack's values (apply generates the databases'; the
-    session keys of its middleware are generated here), whatever the shell had."""
-    from buildflow.middleware import middleware_secrets
+def _point_secrets_at(secrets: Any) -> None:
+    """Make the flow's Secrets read the local stack's values (apply generates the databases'),
+    whatever the shell had."""
     from buildflow.secrets import SECRETS_DIR_ENV
 
     os.environ[SECRETS_DIR_ENV] = str(secrets.directory)  # where they are, not a secret itself
+
+
+def _local_secrets(flow: Any, secrets: Any) -> None:
+    """Point the flow's Secrets at the local stack's values; the session keys of its middleware
+    are generated here."""
+    from buildflow.middleware import middleware_secrets
+
+    _point_secrets_at(secrets)
     for secret in middleware_secrets(flow.services):
         secrets.ensure(secret)
+
+
+def reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> None:
+    """Let code the flow module runs at import (``create_all`` on BuildFlow's ``engine``) reach
+    the stack: its outputs are read at the first connection, once stopped local servers run."""
+    from buildflow.dependencies.flow_dependencies import serve_stack
+
+    def find() -> Outputs:
+        provider = provider_for(target, stack, options)
+        if target == "local":
+            _point_secrets_at(provider.secrets)
+        return provider.ensure_running()
+
+    serve_stack(target, find)
 
 
 def outputs_for_serving(
@@ -204,22 +274,25 @@ def outputs_for_serving(
     passphrase. Inside a deployed container the stack's outputs come from the environment the
     gcp target gave it, and nothing is compared or applied.
     """
-    from buildflow.dependencies.flow_dependencies import ResourceOutputs
+    from buildflow.dependencies.flow_dependencies import ResourceOutputs, serve_stack
     from buildflow.deployed import OUTPUTS_ENV
 
     if given := os.environ.get(OUTPUTS_ENV):
         return _given_outputs(given)
     flow = loaded.flow
-    local = provider_for(target, stack) if target == "local" else None
-    if local is not None:
-        _local_secrets(flow, local.secrets)
-    primitives = declared_primitives(flow, target)
+    provider = provider_for(target, stack, options)
+    if target == "local":
+        _local_secrets(flow, provider.secrets)
+    primitives, _ = planned_primitives(flow, provider)
     if not primitives:
         return ResourceOutputs({}, target)
     if apply_first:  # serving here: the deployed service, if any, stays as it runs
         apply(flow, target, stack, True, False, options, deploy_request(loaded, target, deploy=False))
-    provider = local or provider_for(target, stack, options)
     outputs = provider.ensure_running()
+    made = provider.make_missing(primitives)
+    if made:
+        console.info(f"Made on first use (the flow uses them; nothing applied them): {_named(made)}.")
+        outputs = provider.ensure_running()
     pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]
     if missing:
@@ -230,24 +303,19 @@ def outputs_for_serving(
     changed = [c.resource_id for c in pending.changes if c.action != "noop"]
     if changed:
         console.info(f"Warning: the stack differs from the flow for {', '.join(changed)}; run `bfctl plan`.", "yellow")
+    serve_stack(target, lambda: outputs)  # what the workers' first connections read
     return ResourceOutputs(outputs, target)
+
+
+def _named(changes: list[Any]) -> str:
+    return ", ".join(f"{c.resource_id} ({c.resource_type})" for c in changes)
 
 
 def _given_outputs(text: str) -> Any:
     """The outputs in ``$BUILDFLOW_OUTPUTS`` (set by the gcp target on the Cloud Run service)."""
-    import json
-
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
-    from buildflow.deployed import OUTPUTS_ENV
 
     try:
-        data = json.loads(text)
-        outputs, target = data["outputs"], data["target"]
-        if not isinstance(outputs, dict) or not isinstance(target, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise Refused(
-            f'{OUTPUTS_ENV} is not the JSON the gcp target sets ({{"target": ..., "outputs": {{...}}}}); '
-            "unset it to serve with the stack's recorded outputs"
-        ) from None
-    return ResourceOutputs(outputs, target)
+        return ResourceOutputs.from_json(text)
+    except ValueError as e:
+        raise Refused(str(e)) from None

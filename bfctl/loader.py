@@ -69,8 +69,11 @@ def load_flow(target: str | None, cwd: Path, *, full_traceback: bool = False) ->
     ``full_traceback`` keeps every frame of an import error, for debugging the
     SDK itself rather than a flow.
     """
+    from buildflow.dependencies.flow_dependencies import read_only
+
     spec = (target if target is not None else _configured_target(cwd)).strip()
     parsed = _parse_target(spec, cwd)
+    read_only()  # module-level engines stay dry, unless `serve` said first which stack it serves
     if parsed.file is not None:
         module = _import_file(parsed.file, full_traceback)
     else:

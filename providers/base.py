@@ -149,6 +149,20 @@ class Provider(abc.ABC):
         environment, by default), for what bfctl itself runs against the stack (migrations)."""
         return reveal(password)
 
+    # -- primitives the flow uses without managing them ------------------------------------
+    def expected_to_exist(self, used: Sequence[Primitive]) -> list[Primitive]:
+        """Of the primitives the flow uses without managing them, those this target leaves alone.
+
+        On a cloud they exist already (BuildFlow's rule): they are neither planned nor made, and
+        the plan says they are expected. A target that makes them returns fewer (see ``make_missing``).
+        """
+        return list(used)
+
+    def make_missing(self, primitives: Sequence[Primitive]) -> list[ResourceChange]:
+        """Make, as apply would, those of ``primitives`` that serving needs and that this target
+        makes on first use; returns what was made (a cloud makes nothing when serving)."""
+        return []
+
     # -- serving -----------------------------------------------------------------------------
     def ensure_running(self) -> Outputs:
         """The outputs to serve with, once what the stack runs itself is up (a target whose

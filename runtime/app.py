@@ -85,7 +85,8 @@ class FlowApp:
         self.lifecycle = Lifecycle(roots)
         # found here so that a missing swagger-ui-py fails the build, not each worker
         self.swagger_ui = None if DOCS_ROUTE in {r for _, r in self.routes()} else openapi.swagger_ui()
-        nodes = walk(roots)
+        #: Every dependency the handlers and consumers need (bfctl reads the primitives they use).
+        self.nodes = nodes = walk(roots)
         refuse_unsupported(flow, nodes)
         self.sinks.declare_dependencies(nodes)
         self.pool: ThreadPoolExecutor | None = None

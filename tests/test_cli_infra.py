@@ -151,8 +151,11 @@ def test_database_of_an_unmanaged_instance_is_refused(notes: Path, bfctl_env: di
         .read_text()
         .replace("app.manage(instance, database)", "app.managed_primitives.append(database)"),
     )
+    gcp = ["--target", "gcp", "--gcp-project", "my-project", "--gcp-region", "us-central1"]
+    code, out = run_bfctl(["plan", "orphan.py:app", *gcp], notes, bfctl_env)
+    assert code == 1 and "not managed" in out and "app.manage" in out  # gcp makes a database in a managed instance only
     code, out = run_bfctl(["plan", "orphan.py:app"], notes, bfctl_env)
-    assert code == 1 and "not managed" in out and "app.manage" in out
+    assert code == 0 and "create    gcp.sql.DatabaseInstance  my-project:notes-db" in out  # made locally: it is used
 
 
 MIGRATION = '''

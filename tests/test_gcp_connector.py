@@ -17,6 +17,7 @@ import google.cloud.sql.connector as connector_module
 import pg8000.dbapi
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from support import cloud_sql_instance
 
 from buildflow import Flow
@@ -203,4 +204,6 @@ def test_engine_options_are_checked_and_the_local_target_ignores_them(tmp_path: 
         engine(gcp_outputs(notes), notes, "notes", PASSWORD)
     local = ResourceOutputs({notes.primitive_id(): {"host": "127.0.0.1", "port": 5, "database": "notes"}})
     made = engine(local, notes, "notes", PASSWORD, ip_type="private", enable_iam_auth=True)
-    assert made.url.drivername == "postgresql+psycopg" and made.url.port == 5
+    assert made.url.drivername == "postgresql+psycopg"
+    with pytest.raises(OperationalError, match="port 5 failed"):  # psycopg, told nothing of the gcp options
+        made.connect()

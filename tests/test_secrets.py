@@ -241,7 +241,11 @@ def test_gcp_plan_with_a_secret(notes: Path, bfctl_env: dict[str, str], tmp_path
         assert "password: (secret)" in result.stdout
 
 
-def test_engines_reveal_the_secret_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engines_reveal_the_secret_when_they_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from sqlalchemy import event
+
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
     from buildflow.dependencies.sqlalchemy import async_engine, engine
 
@@ -250,12 +254,30 @@ def test_engines_reveal_the_secret_when_built(monkeypatch: pytest.MonkeyPatch) -
     outputs = ResourceOutputs({database.primitive_id(): {"host": "127.0.0.1", "port": 5432, "database": "notes"}})
     monkeypatch.delenv(SECRETS_DIR_ENV, raising=False)
     monkeypatch.delenv(ENV_VAR, raising=False)
+    sync = engine(outputs, database, "notes", Secret(SECRET_NAME))  # building one reads no secret
+    made_async = async_engine(outputs, database, "notes", Secret(SECRET_NAME))
     with pytest.raises(SecretNotFoundError, match=ENV_VAR):
-        engine(outputs, database, "notes", Secret(SECRET_NAME))
+        sync.connect()
+
+    class Connecting(Exception):
+        """Raised where the driver would connect, once the engine gave it its parameters."""
+
+    given: list[str] = []
+
+    def stop(dialect: object, record: object, cargs: object, cparams: dict[str, str]) -> None:
+        given.append(cparams["password"])
+        raise Connecting
+
+    async def connect_async() -> None:
+        async with made_async.connect():
+            pass
 
     monkeypatch.setenv(ENV_VAR, "revealed")
-    sync = engine(outputs, database, "notes", Secret(SECRET_NAME))
-    made_async = async_engine(outputs, database, "notes", Secret(SECRET_NAME))
-    assert sync.url.password == made_async.url.password == "revealed"
-    assert "revealed" not in repr(sync.url)  # SQLAlchemy masks it when shown
-    sync.dispose()
+    for made in (sync, made_async.sync_engine):
+        event.listen(made, "do_connect", stop)
+    with pytest.raises(Connecting):
+        sync.connect()
+    with pytest.raises(Connecting):
+        asyncio.run(connect_async())
+    assert given == ["revealed", "revealed"]
+    assert "revealed" not in repr(sync.url)

@@ -2,14 +2,24 @@
 
 Declared here as GLOBAL dependencies with empty defaults, so a flow can be built and tested
 without bfctl; ``bfctl serve`` replaces them with what the provider applied.
+
+Code that runs outside the dependency graph (an engine made when the flow module is imported,
+as BuildFlow's ``engine(db, user, password)``) asks ``stack_outputs()`` instead, at its first
+connection: the deployed container's ``$BUILDFLOW_OUTPUTS``, else what bfctl said before
+importing the flow (``serve_stack``: how to find the stack it serves; ``read_only``: plan and
+apply only read the flow, so nothing connects).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from buildflow.dependencies.scopes import Scope, dependency
+from buildflow.deployed import OUTPUTS_ENV
 
 
 class NotApplied(KeyError):
@@ -42,6 +52,81 @@ class ResourceOutputs(Mapping[str, Mapping[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._outputs)
+
+    @classmethod
+    def from_json(cls, text: str) -> ResourceOutputs:
+        """The outputs ``$BUILDFLOW_OUTPUTS`` holds; ValueError when ``text`` is not that JSON."""
+        try:
+            data = json.loads(text)
+            outputs, target = data["outputs"], data["target"]
+            if not isinstance(outputs, dict) or not isinstance(target, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                f'{OUTPUTS_ENV} is not the JSON the gcp target sets ({{"target": ..., "outputs": {{...}}}}); '
+                "unset it to serve with the stack's recorded outputs"
+            ) from None
+        return cls(outputs, target)
+
+
+#: Finds the served stack's outputs (starting what must run to reach them).
+OutputsFinder = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+@dataclasses.dataclass
+class _Stack:
+    """The stack module-level code reaches: ``find`` is set by ``serve_stack``; ``read_only``
+    sets ``reading`` (the flow is imported to be read); neither: imported outside bfctl."""
+
+    target: str = "local"
+    find: OutputsFinder | None = None
+    reading: bool = False
+    found: ResourceOutputs | None = None
+
+
+_STACK = _Stack()
+
+
+def serve_stack(target: str, find: OutputsFinder) -> None:
+    """Say, before the flow is imported to be served, how to find the stack's outputs: called
+    once, at the first connection that needs them."""
+    _STACK.target, _STACK.find, _STACK.reading, _STACK.found = target, find, False, None
+
+
+def read_only(target: str = "local") -> None:
+    """Say the flow is imported to be read (a plan), unless a stack to serve was given first."""
+    if _STACK.find is None:
+        _STACK.target, _STACK.reading = target, True
+
+
+def imported_to_read() -> bool:
+    """Whether the flow was imported only to be read: engines made at import then run nothing."""
+    return _STACK.reading and not os.environ.get(OUTPUTS_ENV)
+
+
+def stack_target() -> str:
+    """The target the flow is served on (known without reading its outputs)."""
+    if given := os.environ.get(OUTPUTS_ENV):
+        return ResourceOutputs.from_json(given).target
+    return _STACK.target
+
+
+def stack_outputs() -> ResourceOutputs:
+    """The outputs of the stack the flow is served with (found once per process).
+
+    Raises ``LookupError`` when there is none: the flow was imported outside ``bfctl serve``,
+    or only to be read.
+    """
+    if given := os.environ.get(OUTPUTS_ENV):
+        return ResourceOutputs.from_json(given)
+    if _STACK.find is None:
+        raise LookupError(
+            "no stack to connect to: module-level code reaches the infrastructure when the flow is "
+            "served (`bfctl serve`); `bfctl plan` and `apply` only read the flow"
+        )
+    if _STACK.found is None:
+        _STACK.found = ResourceOutputs(_STACK.find(), _STACK.target)
+    return _STACK.found
 
 
 @dependency(Scope.GLOBAL)

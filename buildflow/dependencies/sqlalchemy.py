@@ -12,10 +12,18 @@ annotations name local classes.
 import asyncio
 import os
 import threading
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, overload
 
-from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
+from buildflow.dependencies.flow_dependencies import (
+    FlowCredentials,
+    NotApplied,
+    ResourceOutputs,
+    imported_to_read,
+    stack_outputs,
+    stack_target,
+)
 from buildflow.dependencies.scopes import Scope, dependency
 from buildflow.secrets import Password, reveal
 
@@ -40,6 +48,7 @@ def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
     for cls in (session_dep, maker):
         cls.__qualname__ = cls.__name__ = f"{cls.__name__}[{db_primitive.database_name}]"
     session_dep.SessionMaker = maker  # type: ignore[attr-defined]  # an attribute given to the built class
+    maker.db_primitive = db_primitive  # type: ignore[attr-defined]  # what bfctl reads the used database from
     return session_dep
 
 
@@ -117,38 +126,138 @@ def _connector_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _cloud_sql_connect_args(
-    outputs: ResourceOutputs, db_primitive: Any, user: str, password: str, options: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """The instance connection name and the driver arguments of ``db_primitive`` on gcp."""
-    out = outputs[db_primitive.primitive_id()]
-    args: dict[str, Any] = {"user": user, "db": out["database"], **options}
-    if not options["enable_iam_auth"]:
-        args["password"] = password
-    return out["connection_name"], args
+class _Database:
+    """Where an engine's connections go: ``db_primitive`` as applied, read from ``outputs`` when
+    they are given (inside the runtime), else from the served stack at the first connection
+    (an engine made when the flow module is imported, before anything is served).
+
+    On gcp a database the flow does not manage is expected to exist: its connection name is the
+    instance's (``project:region:instance``), as BuildFlow's engine connected.
+    """
+
+    def __init__(
+        self,
+        db_primitive: Any,
+        user: str,
+        password: Password,
+        *,
+        outputs: ResourceOutputs | None = None,
+        connectors: CloudSQLConnectors | None = None,
+        credentials: Any = None,
+    ) -> None:
+        self.primitive, self.user, self.password = db_primitive, user, password
+        self._given, self._connectors, self._credentials = outputs, connectors, credentials
+        self.found_at_first_use = outputs is None
+        self.target = stack_target() if outputs is None else outputs.target
+        self.dry = outputs is None and imported_to_read()
+        if self.target == "gcp" and outputs is not None and connectors is None:
+            raise TypeError("on the gcp target an engine needs `connectors=` (the worker's CloudSQLConnectors)")
+
+    def applied(self) -> Mapping[str, Any]:
+        """The database's outputs (local target: host, port, database)."""
+        pid = self.primitive.primitive_id()
+        if self._given is not None:
+            return self._given[pid]
+        try:
+            return stack_outputs()[pid]
+        except NotApplied:
+            raise NotApplied(
+                f"the Cloud SQL database {pid!r} is not applied on the {self.target} target, so the engine "
+                "made for it cannot connect: run `bfctl apply` first"
+            ) from None
+
+    def connect_params(self, database_key: str) -> Callable[..., None]:
+        """A ``do_connect`` listener giving the driver the applied host, port and credentials."""
+
+        def fill(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+            out = self.applied()
+            cparams.update(host=out["host"], port=int(out["port"]), user=self.user, password=reveal(self.password))
+            cparams[database_key] = out["database"]
+
+        return fill
+
+    def cloud_sql(self, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The instance connection name and the connector's driver arguments (gcp target)."""
+        outputs = self._given if self._given is not None else stack_outputs()
+        out = outputs.get(self.primitive.primitive_id())
+        if out is None:  # not managed: it exists already
+            instance = self.primitive.instance
+            name = f"{instance.project_id}:{instance.region}:{instance.instance_name}"
+            database = self.primitive.database_name
+        else:
+            name, database = out["connection_name"], out["database"]
+        args: dict[str, Any] = {"user": self.user, "db": database, **options}
+        if not options["enable_iam_auth"]:
+            args["password"] = reveal(self.password)
+        return name, args
+
+    def connectors(self) -> CloudSQLConnectors:
+        """The worker's connectors, or this engine's own (made from its ``credentials``)."""
+        if self._connectors is None:
+            self._connectors = CloudSQLConnectors(FlowCredentials(gcp_credentials=self._credentials))
+        return self._connectors
+
+    def connect(self, options: dict[str, Any]) -> Any:
+        """A pg8000 connection through the Cloud SQL connector (from a pool thread)."""
+        name, args = self.cloud_sql(options)
+        return self.connectors().sync().connect(name, "pg8000", **args)
+
+    async def connect_async(self, options: dict[str, Any]) -> Any:
+        """An asyncpg connection through the Cloud SQL connector, on the running loop."""
+        name, args = self.cloud_sql(options)
+        return await (await self.connectors().for_asyncio()).connect_async(name, "asyncpg", **args)
 
 
-def _require(connectors: CloudSQLConnectors | None) -> CloudSQLConnectors:
-    if connectors is None:
-        raise TypeError("on the gcp target an engine needs `connectors=` (the worker's CloudSQLConnectors)")
-    return connectors
+def _given(
+    outputs: ResourceOutputs,
+    db_primitive: Any,
+    db_user: str,
+    db_password: Password,
+    connectors: CloudSQLConnectors | None = None,
+    **kwargs: Any,
+) -> tuple[_Database, dict[str, Any]]:
+    return _Database(db_primitive, db_user, db_password, outputs=outputs, connectors=connectors), kwargs
 
 
-def database_url(outputs: ResourceOutputs, db_primitive: Any, user: str, password: str, driver: str) -> Any:
-    """The SQLAlchemy URL of ``db_primitive`` as applied (local target)."""
-    from sqlalchemy.engine import URL
-
-    out = outputs[db_primitive.primitive_id()]
-    return URL.create(
-        f"postgresql+{driver}",
-        username=user,
-        password=password,
-        host=out["host"],
-        port=int(out["port"]),
-        database=out["database"],
-    )
+def _found(
+    db: Any, db_user: str, db_password: Password, credentials: Any = None, **kwargs: Any
+) -> tuple[_Database, dict[str, Any]]:
+    return _Database(db, db_user, db_password, credentials=credentials), kwargs
 
 
+def _database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Database, dict[str, Any], dict[str, Any]]:
+    """The engine builders' two forms: ours, ``(outputs, db_primitive, ...)`` inside the runtime,
+    and BuildFlow's ``(db, db_user, db_password, credentials=None)``. Returns the database, the
+    connector options and the keyword arguments left for SQLAlchemy.
+
+    BuildFlow's form declares its user (one logging in with a password) as ``SessionDep`` does,
+    so that ``bfctl apply`` makes it."""
+    options = _connector_options(kwargs)
+    ours = isinstance(args[0], Mapping) if args else "outputs" in kwargs
+    database, rest = (_given if ours else _found)(*args, **kwargs)
+    if database.found_at_first_use and not options["enable_iam_auth"]:
+        _declare_user(database.primitive, database.user, database.password)
+    rest.setdefault("pool_pre_ping", True)  # a restarted database is picked up again without restarting
+    return database, options, rest
+
+
+def _fresh_in_forked_workers(made: Any) -> None:
+    """An engine made at import may have connected there (``create_all``): forked workers must
+    not share the parent's pooled connections, so each drops them (without closing them)."""
+    ref = weakref.ref(made)
+
+    def drop() -> None:
+        if (alive := ref()) is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=drop)
+
+
+@overload
+def engine(db: Any, db_user: str, db_password: Password, credentials: Any = None, **kwargs: Any) -> Any: ...
+
+
+@overload
 def engine(
     outputs: ResourceOutputs,
     db_primitive: Any,
@@ -156,46 +265,51 @@ def engine(
     db_password: Password,
     connectors: CloudSQLConnectors | None = None,
     **kwargs: Any,
-) -> Any:
-    """A sync engine (psycopg locally, pg8000 through the connector on gcp); checks
-    connections before use so a restarted database is picked up again without restarting."""
-    from sqlalchemy import create_engine
-
-    options = _connector_options(kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    if outputs.target == "gcp":
-        shared = _require(connectors)
-        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, reveal(db_password), options)
-        return create_engine(
-            "postgresql+pg8000://", creator=lambda: shared.sync().connect(name, "pg8000", **args), **kwargs
-        )
-    kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(database_url(outputs, db_primitive, db_user, reveal(db_password), "psycopg"), **kwargs)
+) -> Any: ...
 
 
-def async_engine(
-    outputs: ResourceOutputs,
-    db_primitive: Any,
-    db_user: str,
-    db_password: Password,
-    connectors: CloudSQLConnectors | None = None,
-    **kwargs: Any,
-) -> Any:
-    """An asyncio engine (asyncpg, directly locally, through the connector on gcp)."""
+def engine(*args: Any, **kwargs: Any) -> Any:
+    """A sync SQLAlchemy engine on a Cloud SQL database: psycopg to the embedded PostgreSQL
+    locally, pg8000 through the Cloud SQL connector on gcp.
+
+    ``engine(db, db_user, db_password, credentials=None, **kwargs)`` is BuildFlow's form, for
+    module-level code (``Base.metadata.create_all(engine(db, "user", "pw"))``): nothing connects
+    until first use, which finds the database in the served stack. When bfctl imports the flow only to
+    read it (``plan``, ``apply``), that form gives a dry engine: what runs on it does nothing.
+    ``engine(outputs, db_primitive, db_user, db_password, connectors=None, **kwargs)`` connects
+    with outputs the runtime gives. Connections are checked before use.
+    """
+    database, options, kwargs = _database(args, kwargs)
+    from sqlalchemy import create_engine, create_mock_engine, event
+
+    if database.dry:
+        return create_mock_engine("postgresql+psycopg://", lambda *statement, **parameters: None)
+    if database.target == "gcp":
+        made = create_engine("postgresql+pg8000://", creator=lambda: database.connect(options), **kwargs)
+    else:
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        made = create_engine("postgresql+psycopg://", **kwargs)
+        event.listen(made, "do_connect", database.connect_params("dbname"))
+    if database.found_at_first_use:
+        _fresh_in_forked_workers(made)
+    return made
+
+
+def async_engine(*args: Any, **kwargs: Any) -> Any:
+    """An asyncio engine (asyncpg, directly locally, through the connector on gcp); takes the
+    same two forms as :func:`engine`, and never connects before first use."""
+    database, options, kwargs = _database(args, kwargs)
+    from sqlalchemy import event
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    options = _connector_options(kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    if outputs.target == "gcp":
-        shared = _require(connectors)
-        name, args = _cloud_sql_connect_args(outputs, db_primitive, db_user, reveal(db_password), options)
-
-        async def connect() -> Any:
-            return await (await shared.for_asyncio()).connect_async(name, "asyncpg", **args)
-
-        return create_async_engine("postgresql+asyncpg://", async_creator=connect, **kwargs)
+    if database.target == "gcp":
+        return create_async_engine(
+            "postgresql+asyncpg://", async_creator=lambda: database.connect_async(options), **kwargs
+        )
     kwargs.setdefault("connect_args", {"timeout": 5})
-    return create_async_engine(database_url(outputs, db_primitive, db_user, reveal(db_password), "asyncpg"), **kwargs)
+    made = create_async_engine("postgresql+asyncpg://", **kwargs)
+    event.listen(made.sync_engine, "do_connect", database.connect_params("database"))
+    return made
 
 
 def SessionDepBuilder(

@@ -144,6 +144,25 @@ class LocalProvider(Provider):
             raise LocalTargetError(f"the plan has no primitive to {step} {change.resource_id!r}")
         return family.put(state, change.primitive)
 
+    # -- primitives used without being managed -----------------------------------------------
+    def expected_to_exist(self, used: Sequence[Primitive]) -> list[Primitive]:
+        """None: nothing exists on this machine unless this target made it, so it makes them all."""
+        return []
+
+    def make_missing(self, primitives: Sequence[Primitive]) -> list[ResourceChange]:
+        """Create what serving ``primitives`` needs and nobody applied: folders, DuckDB tables,
+        topics and the like. Not Cloud SQL: its servers hold data and are made by `bfctl apply`
+        only (serving then names what is missing)."""
+        with self.locked("serve"):
+            plan = self.plan(primitives)
+            explicit = (self.cloud_sql, self.migrations)
+            plan.changes = [
+                c for c in plan.changes if c.action == "create" and self._family(c.resource_type) not in explicit
+            ]
+            if plan.changes:
+                self.apply(plan)
+            return plan.changes
+
     # -- serve support ---------------------------------------------------------------------------
     def password_of(self, password: Password) -> str:
         """A Secret's value from the stack's secrets (generated there by apply when not given)."""
