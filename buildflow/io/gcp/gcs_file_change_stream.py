@@ -4,8 +4,8 @@
 On gcp the stack makes what Cloud Storage notifications need: the topic ``<bucket>_topic``, its
 subscription ``<bucket>_subscription`` (with attributes) and the bucket's notification, and
 lets the project's Cloud Storage service agent publish to the topic. On the local target the
-events come from the folder that stands in for the bucket, the objects a GCS sink writes
-included.
+events come from the bucket's folder, which holds the objects a GCS sink writes and those
+uploaded through the client (the stack's Cloud Storage emulator serves that folder).
 """
 
 from __future__ import annotations
