@@ -19,7 +19,7 @@ import google.oauth2.credentials
 import pytest
 import requests
 from google.cloud.storage import Bucket
-from support import run_bfctl, serving, wait_until, write
+from support import bfctl_run, run_bfctl, serving, wait_until, write
 from test_sources_files import take
 
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -240,3 +240,27 @@ def test_on_gcp_the_bucket_is_cloud_storage_billed_to_the_quota_project(stand_in
     plain = asyncio.run(opener.open(bucket, None))
     assert (plain.name, plain.client.project) == (bucket.bucket_name, "my-project")
     assert plain.client._credentials.quota_project_id is None
+
+
+S3_FLOW = """
+from buildflow import Flow
+from buildflow.dependencies.bucket import BucketDependencyBuilder
+from buildflow.io.aws import S3Bucket
+
+app = Flow()
+Files = BucketDependencyBuilder(S3Bucket("my-bucket"), aws_region="us-east-1")
+service = app.service()
+
+
+@service.endpoint("/files", method="GET")
+def files(dep: Files) -> list:
+    return [o.key for o in dep.bucket.objects.all()]
+"""
+
+
+def test_an_s3_bucket_dependency_is_refused_with_a_clear_error(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", S3_FLOW)
+    result = bfctl_run(["serve", "main:app", "--port", "0"], tmp_path, bfctl_env)
+    assert result.returncode == 1
+    assert "S3Bucket 's3://my-bucket' is not supported by bfctl (AWS primitives are out of its scope)" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
