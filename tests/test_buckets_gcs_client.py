@@ -189,9 +189,11 @@ def test_the_client_the_sink_and_the_change_stream_share_the_folder(tmp_path: Pa
         assert bucket.get_blob("in/a.txt") is None
         assert not (Path(outputs[files.primitive_id()]["path"]) / "in").exists()  # a bucket has no folders
 
-        # removing a bucket from the flow removes it from the running emulator
+        # removing a bucket from the flow removes it from the running emulator, with its objects
+        bucket.client.bucket("other").blob("typed").upload_from_string("x", content_type="text/x-typed")
         provider.apply(provider.plan([files, stream]))
         assert bucket.client.lookup_bucket("other") is None
+        assert not (tmp_path / ".buildflow" / "local" / "dev" / "gcs" / "_objects" / "other").exists()
         assert bucket.client.lookup_bucket("files") is not None
     finally:
         provider.destroy()

@@ -138,6 +138,7 @@ class BucketFamily(Family):
             shutil.rmtree(self.service.directory, ignore_errors=True)
             shutil.rmtree(self.folder, ignore_errors=True)
         elif (port := self.service.running_port()) is not None:  # else it forgets the bucket when it starts
+            folder.mkdir()  # empty: the emulator removes it with the bucket and what it recorded of its objects
             _request("DELETE", f"http://{HOST}:{port}/storage/v1/b/{rec.properties['bucket_name']}")
         return f"deleted with {objects} object(s)" if objects else "deleted"
 
