@@ -158,13 +158,20 @@ class WorkerMetrics:
 
         messages = CounterMetricFamily(
             "buildflow_consumer_messages",
-            "Messages a consumer handled (their rows durable) or failed.",
+            "Messages a consumer handled (their rows durable) or failed (each failed delivery counts).",
             labels=["worker", "consumer", "outcome"],
+        )
+        given_up = CounterMetricFamily(
+            "buildflow_consumer_messages_given_up",
+            "Messages that failed their last delivery attempt: set aside (a file change stream) or sent "
+            "to the dead-letter topic; the log names each.",
+            labels=["worker", "consumer"],
         )
         for consumer in self._consumers:
             messages.add_metric([worker, consumer.name, "handled"], consumer.handled)
             messages.add_metric([worker, consumer.name, "failed"], consumer.failed)
-        return [messages]
+            given_up.add_metric([worker, consumer.name], consumer.failures.set_aside)
+        return [messages, given_up]
 
     def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest

@@ -1,7 +1,8 @@
 """The consumers of a worker at work: ``num_concurrency`` pull loops each, one reader per loop.
 
 A loop pulls a batch, hands it to its consumer, then acknowledges the messages whose rows are
-durable and nacks the others; it pulls again only then, so a sink that falls behind holds the
+durable and nacks the others (the source delivers those again after its ``backoff`` delay, and
+the consumer's ``failures`` log says when); it pulls again only then, so a sink that falls behind holds the
 loop back (``CompiledConsumer`` waits for room in the sink's queue). While a batch is worked
 on longer than half its lease, the lease is extended.
 
@@ -67,6 +68,7 @@ class PullLoop:
                 keeper.cancel()
         handled = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if ok]
         failed = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if not ok]
+        self.consumer.failures.handled(d for d, ok in zip(batch, done, strict=True) if ok)
         if handled:
             await self._settle(self.reader.ack, handled, "acknowledging")
         if failed:
@@ -106,6 +108,8 @@ class ConsumerGroup:
             for consumer in self.consumers
             for _ in range(consumer.options.num_concurrency)
         ]
+        for pull_loop in planned:  # one source per consumer: its loops' readers back off alike
+            pull_loop.consumer.failures.backoff = pull_loop.reader.backoff
         for consumer in self.consumers:
             await consumer.start(loop, pool)
         for pull_loop in planned:

@@ -528,7 +528,8 @@ def test_sigkill_while_consuming_then_a_restart_loses_nothing(tmp_path: Path, lo
 
     with serving(["flow.py", "--apply", "--port", "0", "--no-access-log"], tmp_path, log_env) as server:
         _publish(server, range(1, 61))  # each durable in the log once answered
-        server.wait_for(lambda line: line.startswith("stored "), count=10)
+        # 3 fails once and is due again a second later, by when 11-15 hold the loop: 9 at least
+        server.wait_for(lambda line: line.startswith("stored "), count=9)
         server.process.kill()
         server.process.wait()
     before = {r["n"] for r in _rows(tmp_path / "out")}

@@ -29,8 +29,7 @@ def test_apply_makes_the_watched_folder_and_destroy_removes_it_when_empty(tmp_pa
         "settle_seconds": 2.0,
     }
     assert [c.action for c in provider.plan([stream]).changes] == ["noop"]
-    Path(outputs["record"]).parent.mkdir(parents=True)
-    Path(outputs["record"]).write_text("{}")  # what a reader leaves
+    assert Path(outputs["record"]).is_file()  # where the stream starts: the folder's files are not events
 
     provider.destroy()
     assert not (tmp_path / "inbox").exists()  # both folders were made by apply, and empty

@@ -20,6 +20,7 @@ from buildflow.storage.engines import Engine
 from buildflow.storage.log_subscription import LogSubscription
 from providers.local import LocalProvider
 from providers.local.pubsub import MODE_VARIABLE
+from runtime.redelivery import BASE_VARIABLE
 from runtime.sinks import writer_for
 from runtime.sources import Delivery, SourceReader, reader_for
 
@@ -29,6 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def log_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MODE_VARIABLE, "log")
+    monkeypatch.setenv(BASE_VARIABLE, "0.01")  # a nacked message comes again within the next pull
+
+
+def at_once(attempt: int) -> float:
+    return 0.0
 
 
 def publish(provider: LocalProvider, topic: GCPPubSubTopic, *numbers: int) -> None:
@@ -117,12 +123,12 @@ def test_leases_end_by_the_clock_nacks_come_at_once_and_extend_keeps_a_lease(tmp
     assert [(json.loads(x.data)["n"], x.attempt) for x in first] == [(3, 1), (4, 1)]
     assert take() == [(5, 1)]
     assert take() == []  # all leased
-    sub.nack([first[0].ack_id])
+    sub.nack([first[0].ack_id], at_once)
     assert take() == [(3, 2)]  # at once
     sub.extend([first[1].ack_id], 100)
     clock.now += 30  # 3 (second lease) and 5 ran out; 4 was extended
     assert take() == [(3, 3), (5, 2)]
-    sub.nack([first[0].ack_id])  # a nack of an earlier lease does not end the current one
+    sub.nack([first[0].ack_id], at_once)  # a nack of an earlier lease does not end the current one
     assert take() == []
     sub.ack([first[0].ack_id])  # an ack of an earlier lease counts: the message was handled
     clock.now += 71

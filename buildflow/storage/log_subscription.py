@@ -10,9 +10,10 @@ done (the committed offset).
 Several processes and pull loops read one subscription: every change happens under a file lock
 and replaces the record atomically and durably (``durable.replace_file``), so a message is never
 leased to two readers at once and neither a restart nor a SIGKILL loses an ack. A message whose
-lease ends without an ack (or that is nacked) is delivered again; after ``max_delivery_attempts``
-deliveries it is handed out once more marked ``dead``, for the reader to append to the dead-letter
-topic and then ack.
+lease ends without an ack is delivered again, and so is a nacked one once the delay the reader
+gives for its attempt has passed (its lease then ends that much later: the others go on
+meanwhile); after ``max_delivery_attempts`` deliveries it is handed out once more marked
+``dead``, for the reader to append to the dead-letter topic and then ack.
 """
 
 from __future__ import annotations
@@ -229,12 +230,14 @@ class LogSubscription:
 
         self._change(ack_ids, ack)
 
-    def nack(self, ack_ids: Iterable[str]) -> None:
-        """Deliver these again now (unless a later lease of them is out already)."""
+    def nack(self, ack_ids: Iterable[str], delay: Callable[[int], float]) -> None:
+        """Deliver these again ``delay(attempt)`` seconds from now (unless a later lease of them
+        is out already)."""
+        now = self.clock()
 
         def nack(unacked: dict[str, list[float]], key: str, attempt: int) -> None:
             if unacked[key][0] == attempt:
-                unacked[key][1] = 0.0
+                unacked[key][1] = now + delay(attempt)
 
         self._change(ack_ids, nack)
 

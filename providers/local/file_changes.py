@@ -7,7 +7,8 @@ events too; nothing else is made (no topic, no notification: those are the cloud
 
 Both outputs name a ``record`` under the stack's folder, ``sources/<stream>.json``: what the
 reader has delivered and had acked, so a restart delivers what arrived meanwhile and nothing
-twice. Destroy removes it with the stream.
+twice. Apply makes it holding the files already in the folder, which are therefore not events
+(the stream starts when it is applied); destroy removes it with the stream.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from buildflow.io.gcp import GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream
 from buildflow.io.primitive import Primitive
+from buildflow.storage import change_record
 from buildflow.storage.engines import Engine
 from providers.local.family import Family, dir_name
 from providers.local.postgres import LocalTargetError
@@ -35,7 +37,9 @@ class FileChangeFamily(Family):
         return self.root / "sources" / f"{dir_name(rid)}.json"
 
     def _outputs(self, primitive: Primitive, engine: Engine, folder: Path) -> dict[str, Any]:
+        """The reader's outputs; the stream's record is made now if it is new."""
         assert isinstance(primitive, LocalFileChangeStream | GCSFileChangeStream)
+        change_record.create(self._record_path(primitive.primitive_id()), folder, engine)
         return {
             "engine": engine,
             "path": str(folder),

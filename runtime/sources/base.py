@@ -3,8 +3,9 @@
 A consumer's worker runs pull loops; each loop has its own ``SourceReader``. A reader hands out
 ``Delivery``s and is told, per delivery, whether it was handled: ``ack`` only after everything
 its handler returned is durable in the sink, ``nack`` when the handler or the write failed (the
-message comes again, or goes to the dead-letter topic after its last attempt: that is the
-source's business). While a delivery is still being worked on, ``extend`` keeps its lease.
+message comes again after its ``backoff`` delay, while the others go on; after its last attempt
+it goes to the dead-letter topic or is set aside: that is the source's business). While a
+delivery is still being worked on, ``extend`` keeps its lease.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.redelivery import Backoff
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Delivery:
     #: An object the source made already (a file change event, a Pulse item); converters use it
     #: instead of ``data`` when it is set.
     value: Any = None
+    #: Names the message across its deliveries, for the log (a file's path, a message id; never
+    #: its content); empty when the source has no such name.
+    key: str = ""
 
 
 class SourceReader(abc.ABC):
@@ -40,6 +47,8 @@ class SourceReader(abc.ABC):
     #: Seconds a delivery's lease lasts from when it is delivered or extended (``extend`` is
     #: called well before it runs out); None when leases never run out.
     lease_seconds: float | None = None
+    #: How a nacked delivery comes again; None: at once (a Pulse's items come again anyway).
+    backoff: Backoff | None = None
 
     async def open(self) -> None:
         """Connect (on the worker's event loop)."""
@@ -55,7 +64,8 @@ class SourceReader(abc.ABC):
 
     @abc.abstractmethod
     async def nack(self, ack_ids: Sequence[str]) -> None:
-        """These were not handled: deliver them again (soon), or dead-letter them."""
+        """These were not handled: deliver them again after ``backoff``'s delay, or give them up
+        after its last attempt (dead-letter them, or set them aside)."""
 
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         """Keep the lease of these for ``seconds`` more (no-op where leases never run out)."""

@@ -4,14 +4,19 @@ stands in for a bucket (``Engine.FOLDER``, the objects a GCS sink writes include
 The outputs say everything: ``path`` (the folder, watched recursively), ``event_types`` (names
 of the declared types; others are never delivered), ``record`` and ``settle_seconds``.
 
-Nothing lost, nothing twice: the ``record`` (JSON, replaced atomically and synced) keeps, per
-file, the state the consumer has acked (inode, size, mtime). An event is the difference between
-the folder and that record: a file it lacks was created, one that differs was modified, one
-gone was deleted. So what arrived while no server ran is delivered at start, a nacked event is
-found again, and an acked one never is. ``watchfiles.awatch`` only says when to look (a rescan
-every few seconds catches what it missed). Several readers share the record under a ``flock``:
-each event is claimed in it by one reader (until acked, nacked, its lease runs out, or its
-process is gone), so two readers never hand out the same event.
+Nothing lost, nothing twice: the ``record`` (``buildflow.storage.change_record``: JSON,
+replaced atomically and synced) keeps, per file, the state the consumer has acked (inode, size,
+mtime); apply makes it with the files already there, which are never events. An event is the
+difference between the folder and that record: a file it lacks was created, one that differs was
+modified, one gone was deleted. So what arrived while no server ran is delivered at start, a
+nacked event is found again, and an acked one never is. ``watchfiles.awatch`` only says when to
+look (a rescan every few seconds catches what it missed). Several readers share the record under
+a ``flock``: each event is claimed in it by one reader (until acked, nacked, its lease runs out,
+or its process is gone), so two readers never hand out the same event.
+
+A nacked event comes again after the ``Backoff`` delay of its attempt (recorded, so a restart
+keeps it), while the other files go on; after ``MAX_DELIVERY_ATTEMPTS`` it is set aside in the
+record and not delivered again until the file changes.
 
 Partially written files: a file counts as written once no one has it open for writing (Linux
 refuses a read lease while a writer has the file open; that is how it is asked) or, when the
@@ -26,15 +31,14 @@ import abc
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import errno
 import fcntl
 import functools
-import json
 import logging
 import os
 import secrets
 import signal
-import stat
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,31 +46,29 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from watchfiles import Change, DefaultFilter, awatch
+from watchfiles import Change, awatch
 
-from buildflow.storage import durable
+from buildflow.storage import change_record
+from buildflow.storage.change_record import Record, Signature
+from buildflow.storage.engines import Engine
 from buildflow.storage.log_subscription import record_locked
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
+from runtime.redelivery import Backoff
 from runtime.sinks.base import local_path
 from runtime.sources.base import Delivery, SourceReader, source_name
 
 logger = logging.getLogger(__name__)
 
-#: A temporary file of an atomic write (``.<name>.<random>.tmp``): never an event.
-TEMPORARY = r"^\..+\.tmp$"
+#: Deliveries of one change before it is set aside (10: about four minutes of retries at the
+#: default delays, so a sink that is down a while does not make files be set aside).
+MAX_DELIVERY_ATTEMPTS = 10
 #: How long ``pull`` waits for a change before returning nothing.
 PULL_WAIT = 1.0
 #: Seconds between looks while nothing seems to change (another reader's nack, a lost event).
 RESCAN = 2.0
 #: Seconds between looks while a file is still being written.
 WRITING_POLL = 0.2
-
-Signature = tuple[int, int, int]  # inode, size, mtime_ns: "this version of the file"
-
-
-def _signature(st: os.stat_result) -> Signature:
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def open_for_writing(path: Path) -> bool | None:
@@ -113,27 +115,19 @@ def _alive(owner: Mapping[str, Any]) -> bool:
         return False
 
 
-@dataclasses.dataclass
-class Record:
-    """What the readers of one stream share: acked file versions, claims, delivery attempts."""
+def _version(change: Change, signature: Signature | None) -> dict[str, Any]:
+    """One change of a file as the record names it (attempts and set-aside changes are of one)."""
+    return {"change": change.name, "signature": list(signature) if signature else None}
 
-    #: relative path -> the signature the consumer acked
-    files: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-    #: relative path -> {"owner", "reader", "until" (epoch seconds), "change", "signature"}
-    claims: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    #: relative path -> {"change", "signature", "n"}: deliveries of its pending change so far
-    attempts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    @classmethod
-    def load(cls, path: Path) -> Record:
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return cls()
-        return cls(**data)
+def _is(entry: dict[str, Any] | None, version: dict[str, Any]) -> bool:
+    return entry is not None and all(entry.get(k) == v for k, v in version.items())
 
-    def save(self, path: Path) -> None:
-        durable.replace_file(path, json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode())
+
+class _Outcome(enum.Enum):
+    ACKED = "acked"  # handled: the consumer has this version
+    FAILED = "failed"  # nacked: again after its delay, or set aside after its last attempt
+    RELEASED = "released"  # not worked on (the reader closed): again at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,11 +138,18 @@ class _Handed:
     change: Change
     signature: Signature | None
 
+    @property
+    def version(self) -> dict[str, Any]:
+        return _version(self.change, self.signature)
+
 
 class FolderChangeReader(SourceReader):
     """The changes of one folder, for one pull loop; ``event`` makes what a consumer gets."""
 
     lease_seconds = 60.0
+    backoff: Backoff
+    #: What the folder is: which files count (``change_record.change_filter``).
+    engine: Engine
 
     def __init__(self, description: str, out: Mapping[str, Any], project_dir: Path, types: Mapping[Change, Any]):
         self.description = description
@@ -156,7 +157,8 @@ class FolderChangeReader(SourceReader):
         self.record_path = local_path(out["record"], project_dir)
         self.settle_seconds = float(out["settle_seconds"])
         self.types = dict(types)
-        self.filter = self.make_filter()
+        self.filter = change_record.change_filter(self.engine, self.record_path)
+        self.backoff = Backoff.from_env(MAX_DELIVERY_ATTEMPTS)
         self._token = secrets.token_hex(6)
         self._count = 0
         self._handed: dict[str, _Handed] = {}
@@ -168,12 +170,6 @@ class FolderChangeReader(SourceReader):
         self._next_look = 0.0
 
     # -- what differs between the two engines ------------------------------------------------
-    def make_filter(self) -> DefaultFilter:
-        """What is never an event: temporary files, and the readers' own record."""
-        return DefaultFilter(
-            ignore_dirs=(), ignore_entity_patterns=(TEMPORARY,), ignore_paths=(self.record_path.parent,)
-        )
-
     @abc.abstractmethod
     def event(self, rel: str, change: Change, event_type: Any) -> Any:
         """What the consumer receives for this change of ``rel`` (relative to the folder)."""
@@ -185,7 +181,8 @@ class FolderChangeReader(SourceReader):
     async def open(self) -> None:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.description}: the folder {self.folder} does not exist; run bfctl apply")
-        durable.make_dirs(self.record_path.parent)
+        # apply made the record; a stack applied before it did starts here
+        await asyncio.to_thread(change_record.create, self.record_path, self.folder, self.engine)
         self._changed.set()  # the first pull looks at what is there already
         self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.folder}")
 
@@ -216,11 +213,11 @@ class FolderChangeReader(SourceReader):
                     await asyncio.wait_for(self._changed.wait(), wait)
 
     async def ack(self, ack_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self._settle, ack_ids, True)
+        await asyncio.to_thread(self._settle, ack_ids, _Outcome.ACKED)
 
     async def nack(self, ack_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self._settle, ack_ids, False)
-        self._changed.set()  # deliver them again soon
+        await asyncio.to_thread(self._settle, ack_ids, _Outcome.FAILED)
+        self._changed.set()  # the next look sets when to look for them again
 
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         await asyncio.to_thread(self._extend, ack_ids, seconds)
@@ -230,24 +227,9 @@ class FolderChangeReader(SourceReader):
         if self._watcher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        await asyncio.to_thread(self._settle, list(self._handed), False)
+        await asyncio.to_thread(self._settle, list(self._handed), _Outcome.RELEASED)
 
     # -- under the record's lock ------------------------------------------------------------
-    def _scan(self) -> dict[str, Signature]:
-        found: dict[str, Signature] = {}
-        for directory, subdirs, names in os.walk(self.folder):
-            subdirs[:] = [d for d in subdirs if self.filter(Change.added, os.path.join(directory, d))]
-            for name in names:
-                path = os.path.join(directory, name)
-                if not self.filter(Change.added, path):
-                    continue
-                try:
-                    st = os.stat(path, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    found[Path(path).relative_to(self.folder).as_posix()] = _signature(st)
-        return found
 
     def _written(self, rel: str, signature: Signature, now: float) -> bool:
         """The writer closed the file, or it has not changed for ``settle_seconds``."""
@@ -262,7 +244,10 @@ class FolderChangeReader(SourceReader):
             before = dataclasses.asdict(record)
             wall, now = time.time(), time.monotonic()
             record.claims = {rel: c for rel, c in record.claims.items() if c["until"] > wall and _alive(c["owner"])}
-            current = self._scan()
+            current = change_record.scan(self.folder, self.filter)
+            record.files = {  # a file this reader ignores is not a deletion
+                rel: s for rel, s in record.files.items() if rel in current or self._counts(rel)
+            }
             changes: list[tuple[str, Change, Signature | None]] = []
             for rel, now_as in current.items():
                 acked = record.files.get(rel)
@@ -270,11 +255,18 @@ class FolderChangeReader(SourceReader):
                     changes.append((rel, Change.added if acked is None else Change.modified, now_as))
             changes += [(rel, Change.deleted, None) for rel in record.files if rel not in current]
             changes.sort(key=lambda c: (c[2][2] if c[2] else 0, c[0]))  # oldest first
+            versions = {rel: _version(change, signature) for rel, change, signature in changes}
+            record.set_aside = {rel: v for rel, v in record.set_aside.items() if _is(versions.get(rel), v)}
             self._seen = {rel: s for rel, s in self._seen.items() if rel in current}
             deliveries: list[Delivery] = []
             writing = more = False
+            soonest = float("inf")  # when a failed change may come again
             for rel, change, signature in changes:
-                if rel in record.claims:
+                if rel in record.claims or rel in record.set_aside:
+                    continue
+                pending = record.attempts.get(rel)
+                if _is(pending, versions[rel]) and pending is not None and pending.get("not_before", 0) > wall:
+                    soonest = min(soonest, pending["not_before"])
                     continue
                 if signature is not None and not self._written(rel, signature, now):
                     writing = True
@@ -289,13 +281,17 @@ class FolderChangeReader(SourceReader):
                 deliveries.append(self._hand_out(record, rel, change, signature, wall))
             if dataclasses.asdict(record) != before:
                 record.save(self.record_path)
-        self._next_look = now + (WRITING_POLL if writing else RESCAN)
+        self._next_look = now + min(WRITING_POLL if writing else RESCAN, soonest - wall)
         return deliveries, more
 
+    def _counts(self, rel: str) -> bool:
+        """Whether a file at ``rel`` would be an event (the filter's say)."""
+        return bool(self.filter(Change.added, str(self.folder / rel)))
+
     def _hand_out(self, record: Record, rel: str, change: Change, signature: Signature | None, wall: float) -> Delivery:
-        key = {"change": change.name, "signature": list(signature) if signature else None}
+        key = _version(change, signature)
         previous = record.attempts.get(rel)
-        attempt = previous["n"] + 1 if previous and {k: previous[k] for k in key} == key else 1
+        attempt = previous["n"] + 1 if previous is not None and _is(previous, key) else 1
         record.attempts[rel] = {**key, "n": attempt}
         self._count += 1
         ack_id = f"{self._token}-{self._count}"
@@ -312,6 +308,7 @@ class FolderChangeReader(SourceReader):
             attributes=self.attributes(rel, change, event_type),
             delivery_attempt=attempt,
             value=self.event(rel, change, event_type),
+            key=rel,
         )
 
     @staticmethod
@@ -323,19 +320,33 @@ class FolderChangeReader(SourceReader):
             record.files[rel] = list(signature)
         record.attempts.pop(rel, None)
 
-    def _settle(self, ack_ids: Sequence[str], acked: bool) -> None:
+    def _settle(self, ack_ids: Sequence[str], outcome: _Outcome) -> None:
         with self._mutex:
             handed = [self._handed.pop(a) for a in ack_ids if a in self._handed]
             if not handed:
                 return
             with record_locked(self.record_path):
                 record = Record.load(self.record_path)
+                wall = time.time()
                 for h in handed:
-                    if acked:
+                    if outcome is _Outcome.ACKED:
                         self._apply(record, h.rel, h.change, h.signature)
+                    elif outcome is _Outcome.FAILED:
+                        self._retry_later(record, h, wall)
                     if record.claims.get(h.rel, {}).get("reader") == self._token:
                         del record.claims[h.rel]
                 record.save(self.record_path)
+
+    def _retry_later(self, record: Record, handed: _Handed, wall: float) -> None:
+        """A failed change comes again after its attempt's delay; after the last, never."""
+        pending = record.attempts.get(handed.rel)
+        if pending is None or not _is(pending, handed.version):
+            return  # the file changed meanwhile: that is a new event
+        if self.backoff.exhausted(pending["n"]):
+            record.set_aside[handed.rel] = handed.version
+            del record.attempts[handed.rel]
+        else:
+            pending["not_before"] = wall + self.backoff.delay(pending["n"])
 
     def _extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         with self._mutex, record_locked(self.record_path):
@@ -356,12 +367,7 @@ def _declared(out: Mapping[str, Any], enum: Any, changes: Mapping[Change, str]) 
 class WatchReader(FolderChangeReader):
     """A folder's files as ``LocalFileChangeEvent``s (BuildFlow's metadata)."""
 
-    def make_filter(self) -> DefaultFilter:
-        return DefaultFilter(
-            ignore_dirs=(*DefaultFilter.ignore_dirs, ".buildflow"),
-            ignore_entity_patterns=(*DefaultFilter.ignore_entity_patterns, TEMPORARY),
-            ignore_paths=(self.record_path.parent,),
-        )
+    engine = Engine.WATCH
 
     def event(self, rel: str, change: Change, event_type: Any) -> LocalFileChangeEvent:
         path = str(self.folder / rel)
@@ -373,6 +379,8 @@ class WatchReader(FolderChangeReader):
 
 class BucketFolderReader(FolderChangeReader):
     """A bucket's folder stand-in: its objects' changes as Cloud Storage notifications."""
+
+    engine = Engine.FOLDER
 
     def __init__(self, description: str, out: Mapping[str, Any], project_dir: Path, types: Mapping[Change, Any]):
         super().__init__(description, out, project_dir, types)

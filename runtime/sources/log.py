@@ -1,8 +1,9 @@
 """``Engine.LOG``: a subscription of the durable log standing in for a Pub/Sub topic.
 
 The subscription's record (``buildflow.storage.log_subscription``) does the leasing; this
-reader polls it (a log has no one to wake it), and appends messages whose delivery attempts are
-used up to the dead-letter topic's log before acking them.
+reader polls it (a log has no one to wake it), delays nacked messages by its ``backoff``, and
+appends messages whose delivery attempts are used up to the dead-letter topic's log before
+acking them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.storage.log_subscription import LogSubscription
+from runtime.redelivery import Backoff
 from runtime.sinks.base import describe, local_path
 from runtime.sinks.pubsub import TopicLog
 from runtime.sources.base import Delivery, SourceReader
@@ -24,11 +26,16 @@ WAIT_SECONDS = 1.0
 
 
 class LogReader(SourceReader):
+    backoff: Backoff
+
     def __init__(self, subscription: LogSubscription, dead_letter: TopicLog | None, description: str) -> None:
         self.subscription = subscription
         self.dead_letter = dead_letter
         self.description = description
         self.lease_seconds = subscription.ack_deadline_seconds
+        self.backoff = Backoff.from_env(
+            subscription.max_delivery_attempts if dead_letter is not None else None, "sent to the dead-letter topic"
+        )
 
     async def open(self) -> None:
         if self.dead_letter is not None:
@@ -44,7 +51,11 @@ class LogReader(SourceReader):
                     raise RuntimeError(f"{self.description}: messages to dead-letter, but no dead-letter topic")
                 await self.dead_letter.publish([lease.data for lease in dead])
                 await self.ack([lease.ack_id for lease in dead])
-            live = [Delivery(lease.ack_id, lease.data, {}, lease.attempt) for lease in leases if not lease.dead]
+            live = [
+                Delivery(lease.ack_id, lease.data, {}, lease.attempt, key=f"message at offset {lease.offset}")
+                for lease in leases
+                if not lease.dead
+            ]
             if live or time.monotonic() >= deadline:
                 return live
             await asyncio.sleep(POLL_SECONDS)
@@ -53,7 +64,7 @@ class LogReader(SourceReader):
         await asyncio.to_thread(self.subscription.ack, ack_ids)
 
     async def nack(self, ack_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.subscription.nack, ack_ids)
+        await asyncio.to_thread(self.subscription.nack, ack_ids, self.backoff.delay)
 
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         await asyncio.to_thread(self.subscription.extend, ack_ids, seconds)

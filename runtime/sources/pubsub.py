@@ -1,8 +1,18 @@
 """``Engine.PUBSUB``: a Pub/Sub subscription, on the service or on Google's emulator.
 
-Pulls, acks, nacks (an ack deadline of 0) and lease extensions go through gcloud-aio-pubsub's
-``SubscriberClient`` (aiohttp), as sinks publish with its ``PublisherClient``; the outputs'
-``api_root`` points it at the emulator. A pull waits on the service until a message comes (the
+Pulls, acks, nacks and lease extensions go through gcloud-aio-pubsub's ``SubscriberClient``
+(aiohttp), as sinks publish with its ``PublisherClient``; the outputs' ``api_root`` points it at
+the emulator.
+
+A nack is not an ack deadline of 0 (the message would come back at once, and a message that
+always fails would spin): it sets the deadline to the ``Backoff`` delay of its delivery attempt,
+so the service delivers it again that much later and the other messages meanwhile. The service
+counts attempts only on a subscription with a dead-letter policy (the emulator too, checked); on
+others the reader counts the deliveries it saw of each message id (one process's view: a
+message redelivered to another worker starts again at the shortest delay). A subscription's
+``retryPolicy`` would do the same on the service, but the emulator follows it only loosely (with
+5 s to 20 s it gave a nacked message back at once, then after about 7 s and 8 s), so the
+reader sets the delays itself, the same way on both. A pull waits on the service until a message comes (the
 emulator holds an empty pull about 90 s), so one pull stays in flight across ``pull`` calls and
 each call waits for it at most ``WAIT_SECONDS``: the loop notices a shutdown, and no pull is
 abandoned while messages may be on their way to it.
@@ -15,6 +25,7 @@ downloads the object through gcloud-aio-storage.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -23,7 +34,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from buildflow.io.gcp import GCPPubSubSubscription
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
+from runtime.redelivery import Backoff
 from runtime.sinks.base import describe
 from runtime.sources.base import Delivery, SourceReader
 
@@ -35,6 +48,8 @@ _PULL_TIMEOUT = 120
 _IDS_PER_REQUEST = 1000
 #: Pub/Sub's longest ack deadline.
 _MAX_DEADLINE = 600
+#: Message ids whose deliveries a reader counts (the most recently seen).
+_COUNTED = 10_000
 
 
 class StorageDownloads:
@@ -93,21 +108,29 @@ class StorageDownloads:
 
 
 class PubSubReader(SourceReader):
+    backoff: Backoff
+
     def __init__(
         self,
         subscription: str,
         api_root: str | None,
         lease_seconds: float,
         description: str,
+        backoff: Backoff,
         downloads: StorageDownloads | None = None,
     ) -> None:
         self.subscription = subscription
         self.api_root = api_root
         self.lease_seconds = lease_seconds
         self.description = description
+        self.backoff = backoff
         self.downloads = downloads
         self._client: Any = None
         self._pending: asyncio.Future[list[Any]] | None = None
+        #: message id -> deliveries this reader saw (where the service does not count them)
+        self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
+        #: ack id -> (message id, attempt) of what was handed out and not settled
+        self._handed: dict[str, tuple[str, int]] = {}
 
     async def open(self) -> None:
         from gcloud.aio.pubsub import SubscriberClient
@@ -134,13 +157,23 @@ class PubSubReader(SourceReader):
 
     def _delivery(self, message: Any) -> Delivery:
         attributes = message.attributes or {}
+        attempt = message.delivery_attempt or self._count(message.message_id)
+        self._handed[message.ack_id] = (message.message_id, attempt)
         return Delivery(
             ack_id=message.ack_id,
             data=message.data or b"",
             attributes=attributes,
-            delivery_attempt=message.delivery_attempt,
+            delivery_attempt=attempt,
             value=self.downloads.event(attributes) if self.downloads is not None else None,
+            key=f"message {message.message_id}",
         )
+
+    def _count(self, message_id: str) -> int:
+        attempt = self._seen.pop(message_id, 0) + 1
+        self._seen[message_id] = attempt
+        if len(self._seen) > _COUNTED:
+            self._seen.popitem(last=False)
+        return attempt
 
     async def _each_request(self, ack_ids: Sequence[str], deadline: int | None = None) -> None:
         for start in range(0, len(ack_ids), _IDS_PER_REQUEST):
@@ -151,10 +184,20 @@ class PubSubReader(SourceReader):
                 await self._client.modify_ack_deadline(self.subscription, ids, deadline)
 
     async def ack(self, ack_ids: Sequence[str]) -> None:
+        for ack_id in ack_ids:
+            message_id, _ = self._handed.pop(ack_id, ("", 0))
+            self._seen.pop(message_id, None)
         await self._each_request(ack_ids)
 
     async def nack(self, ack_ids: Sequence[str]) -> None:
-        await self._each_request(ack_ids, 0)
+        """Each comes again after its attempt's delay: one request per delay."""
+        by_delay: dict[int, list[str]] = {}
+        for ack_id in ack_ids:
+            _, attempt = self._handed.pop(ack_id, ("", 1))
+            delay = min(_MAX_DEADLINE, math.ceil(self.backoff.delay(attempt)))
+            by_delay.setdefault(delay, []).append(ack_id)
+        for delay, ids in sorted(by_delay.items()):
+            await self._each_request(ids, delay)
 
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         await self._each_request(ack_ids, min(_MAX_DEADLINE, math.ceil(seconds)))
@@ -163,8 +206,8 @@ class PubSubReader(SourceReader):
         pending, self._pending = self._pending, None
         if pending is not None:
             if pending.done() and not pending.cancelled() and pending.exception() is None:
-                with contextlib.suppress(Exception):  # not nacked: they come after their deadline
-                    await self.nack([m.ack_id for m in pending.result()])
+                with contextlib.suppress(Exception):  # never handed out: back at once (else after their deadline)
+                    await self._each_request([m.ack_id for m in pending.result()], 0)
             pending.cancel()
         if self._client is not None:
             await self._client.close()
@@ -176,10 +219,12 @@ def pubsub_reader(primitive: Any, out: Mapping[str, Any], project_dir: Path) -> 
     """``Engine.PUBSUB``: the subscription itself (the emulator's when the outputs give an
     ``api_root``); Cloud Storage notifications when they say ``notifications``."""
     downloads = StorageDownloads(out.get("storage_api_root")) if out.get("notifications") else None
+    attempts = primitive.max_delivery_attempts if isinstance(primitive, GCPPubSubSubscription) else None
     return PubSubReader(
         out["subscription"],
         out.get("api_root"),
         float(out["ack_deadline_seconds"]),
         describe(primitive, out),
+        Backoff.from_env(attempts, "sent to the dead-letter topic"),
         downloads,
     )
