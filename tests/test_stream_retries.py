@@ -10,10 +10,11 @@ import csv
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
-from support import run_bfctl, serving, write
+from support import REPO_ROOT, run_bfctl, serving, wait_until, write
 
 from buildflow.storage.log_subscription import LogSubscription, create
 from runtime.redelivery import BASE_VARIABLE, MAX_VARIABLE, SUMMARY_SECONDS, Backoff, FailureLog
@@ -232,3 +233,30 @@ def test_the_failure_log_names_each_message_once_then_counts_per_interval(caplog
     assert lines[2].startswith("consumer `c`: ") and " more failed deliveries of 2 messages in the last 60s" in lines[2]
     assert lines[3].startswith("consumer `c`: a message failed (a.jpg, delivery 1)")  # news again after a success
     assert SUMMARY_SECONDS == 60
+
+
+def test_the_watch_example_sets_a_file_that_is_not_json_aside_until_it_is_written_again(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    project = tmp_path / "watch"
+    local = shutil.ignore_patterns("__pycache__", ".buildflow", "incoming", "rows")  # what a run there left
+    shutil.copytree(REPO_ROOT / "examples" / "watch", project, ignore=local)
+    (project / "incoming").mkdir()
+    (project / "incoming" / "README.md").write_text("Drop JSON files here.")  # not JSON: read, it would fail
+    code, output = run_bfctl(["apply", "--yes"], project, bfctl_env)
+    assert code == 0, output
+
+    def rows() -> list[str]:
+        return sorted(r["sensor"] for path in (project / "rows").glob("*.csv") for r in csv.DictReader(path.open()))
+
+    with serving(["--port", "0", "--no-access-log"], project, {**bfctl_env, **FAST_RETRIES}) as server:
+        (project / "incoming" / "broken.json").write_text("not json")
+        (project / "incoming" / "good.json").write_text(json.dumps([{"sensor": "a", "value": 1}]))
+        server.wait_for(lambda line: "broken.json, delivery 10, the last): set aside" in line)
+        assert given_up(server, "read_file") == 1
+        (project / "incoming" / "broken.json").write_text(json.dumps([{"sensor": "b", "value": 2}]))
+        wait_until(lambda: rows() == ["a", "b"])
+        assert server.stop() == 0
+    failures = [line for line in server.lines if "read_file" in line and "failed" in line]
+    assert len(failures) == 2 and "broken.json, delivery 1)" in failures[0], failures
+    assert "README.md" not in server.output
