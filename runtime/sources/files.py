@@ -120,8 +120,9 @@ def _version(change: Change, signature: Signature | None) -> dict[str, Any]:
     return {"change": change.name, "signature": list(signature) if signature else None}
 
 
-def _is(entry: dict[str, Any] | None, version: dict[str, Any]) -> bool:
-    return entry is not None and all(entry.get(k) == v for k, v in version.items())
+def _is(entry: dict[str, Any] | None, version: dict[str, Any] | None) -> bool:
+    """``entry`` (an attempt, a set-aside change) is of this ``version`` of a file."""
+    return entry is not None and version is not None and all(entry.get(k) == v for k, v in version.items())
 
 
 class _Outcome(enum.Enum):
@@ -230,7 +231,6 @@ class FolderChangeReader(SourceReader):
         await asyncio.to_thread(self._settle, list(self._handed), _Outcome.RELEASED)
 
     # -- under the record's lock ------------------------------------------------------------
-
     def _written(self, rel: str, signature: Signature, now: float) -> bool:
         """The writer closed the file, or it has not changed for ``settle_seconds``."""
         seen = self._seen.get(rel)
@@ -256,7 +256,9 @@ class FolderChangeReader(SourceReader):
             changes += [(rel, Change.deleted, None) for rel in record.files if rel not in current]
             changes.sort(key=lambda c: (c[2][2] if c[2] else 0, c[0]))  # oldest first
             versions = {rel: _version(change, signature) for rel, change, signature in changes}
-            record.set_aside = {rel: v for rel, v in record.set_aside.items() if _is(versions.get(rel), v)}
+            # what is about a version no longer pending is done with
+            record.set_aside = {rel: v for rel, v in record.set_aside.items() if _is(v, versions.get(rel))}
+            record.attempts = {rel: a for rel, a in record.attempts.items() if _is(a, versions.get(rel))}
             self._seen = {rel: s for rel, s in self._seen.items() if rel in current}
             deliveries: list[Delivery] = []
             writing = more = False
@@ -265,7 +267,7 @@ class FolderChangeReader(SourceReader):
                 if rel in record.claims or rel in record.set_aside:
                     continue
                 pending = record.attempts.get(rel)
-                if _is(pending, versions[rel]) and pending is not None and pending.get("not_before", 0) > wall:
+                if pending is not None and pending.get("not_before", 0) > wall:  # failed: not yet again
                     soonest = min(soonest, pending["not_before"])
                     continue
                 if signature is not None and not self._written(rel, signature, now):
