@@ -48,9 +48,21 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def scalar_type(dialect: Dialect, kind: Kind) -> str:
+    """The SQL type of one value of ``kind``."""
+    return _TYPES[dialect][kind]
+
+
 def column_type(dialect: Dialect, column: Column) -> str:
-    """The SQL type of ``column``; a repeated column is an array of it."""
-    base = _TYPES[dialect][column.kind]
+    """The SQL type of ``column``; a repeated column is an array of it. DuckDB keeps nested
+    records and lists as STRUCT and LIST types, where the others keep JSON."""
+    if dialect == "duckdb" and column.kind is Kind.JSON:
+        from buildflow.storage.duckdb_types import nested_type  # it builds on this module
+
+        nested = nested_type(column)
+        if nested is not None:
+            return nested.sql
+    base = scalar_type(dialect, column.kind)
     return f"{base}[]" if column.repeated else base
 
 
@@ -71,16 +83,18 @@ def add_column(dialect: Dialect, table: str, column: Column) -> str:
     return f"ALTER TABLE {quote(table)} ADD COLUMN {column_definition(dialect, column, added_later=True)}"
 
 
-def existing_columns(table: str) -> str:
-    """The query whose rows are the names of ``table``'s columns, none when it is missing.
+def existing_columns(table: str, *, with_types: bool = False) -> str:
+    """The query whose rows are the names of ``table``'s columns (with their types as the
+    database spells them, when asked), none when it is missing.
 
     The same in both dialects: the table is looked up where an unqualified name is created
-    (PostgreSQL's first schema on the search path, DuckDB's ``main``). The name is inlined as
-    a literal because the three drivers that run it agree on no placeholder.
+    (the current database's first schema on the search path, DuckDB's ``main``). The name is
+    inlined as a literal because the three drivers that run it agree on no placeholder.
     """
     return (
-        "SELECT column_name FROM information_schema.columns "  # noqa: S608 - the name goes through literal()
-        f"WHERE table_schema = current_schema() AND table_name = {literal(table)}"
+        f"SELECT column_name{', data_type' if with_types else ''} FROM information_schema.columns "  # noqa: S608 - the name goes through literal()
+        "WHERE table_catalog = current_database() AND table_schema = current_schema() "
+        f"AND table_name = {literal(table)}"
     )
 
 

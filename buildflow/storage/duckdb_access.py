@@ -1,39 +1,58 @@
-"""DuckDB database files shared by the worker processes of one deployment.
+"""DuckDB database files that sinks write to, shared with the code that reads them.
 
-DuckDB lets one process at a time open a database file for writing. So every process goes
-through an exclusive ``flock`` on ``<file>.lock`` and holds it exactly while it has the file
-open. A process that wants the file first says so with a shared lock on ``<file>.waiting``;
-the holder keeps the file open between batches (a batch then costs one commit, not an open
-and a close, which takes about 20 ms) until it has been idle for ``IDLE_SECONDS``, or someone
-is waiting and it has had the file for ``TURN_SECONDS``; then it closes it and the waiter
-takes its turn. One worker alone never gives the file up while busy. Inside a process,
-threads share one connection, one at a time.
+DuckDB lets one process at a time open a file for writing, fails at once (no waiting) when
+another has it, and inside a process refuses a second opening of a file already open with
+other settings (``read_only=True``, say). So each process attaches the file to an in-memory
+DuckDB instance of its own while it uses it and detaches it soon after (an attach takes
+about 0.5 ms, a detach, DuckDB's checkpoint, a few ms):
 
-Read a table that sinks write to with ``duckdb_connection(path)``; a plain
-``duckdb.connect(path)`` from another process fails while a worker holds the file.
+- The file stays attached from batch to batch while they keep coming (a batch costs one
+  commit), and is detached once unused for ``IDLE_SECONDS``, so other processes (a script,
+  the duckdb CLI, a worker of the same deployment) can open it. A process that has had it
+  for ``TURN_SECONDS`` detaches it as soon as it is unused and leaves it free for
+  ``REST_SECONDS``, so they get it under sustained load too.
+- Worker processes of one deployment wait for each other with an exclusive ``flock`` on
+  ``<file>.lock``, held while the file is attached; a process outside this protocol that has
+  the file is waited out by retrying the attach for ``FOREIGN_HOLDER_TIMEOUT``.
+- Inside a process, every use of the file (sink batches, ``AnalysisQuery``, the local
+  target's DDL) is a cursor of the same instance; the file stays attached while any is open.
+- In a process whose sinks write a file (``share_with_user_code``), ``duckdb.connect(path)``
+  of that file, with or without ``read_only``, returns such a cursor, so an endpoint can read
+  the table while collectors write to it (DuckDB would refuse a second opening of the file in
+  the process). The cursor does not enforce ``read_only``.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from buildflow.storage.ddl import literal, quote
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: callers check for None
 
-IDLE_SECONDS = 0.05
+IDLE_SECONDS = 0.01
 TURN_SECONDS = 0.25
-#: How long to keep trying when a process outside this protocol (the duckdb CLI, say) has the file.
+REST_SECONDS = 0.02
+#: How long to keep trying when a process outside this protocol (a reader, the duckdb CLI) has the file.
 FOREIGN_HOLDER_TIMEOUT = 10.0
+#: Names DuckDB keeps for itself, which an attached file cannot take.
+_RESERVED = frozenset({"memory", "system", "temp", "main"})
+#: DuckDB's own ``connect``, whatever ``share_with_user_code`` puts in its place.
+_duckdb_connect = duckdb.connect
 
 
 class SharedDatabase:
@@ -42,140 +61,187 @@ class SharedDatabase:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
-        self.waiting_path = path.with_name(path.name + ".waiting")
-        self._mutex = threading.Lock()
-        self._connection: Any = None
+        # DuckDB names a file's database after its stem; so do we, so user SQL reads alike.
+        stem = path.stem if path.stem.lower() not in _RESERVED else f"{path.stem}_file"
+        self._alias = quote(stem)
+        self._state = threading.Lock()
+        self._instance: Any = None
         self._lock_fd: int | None = None
-        self._waiting_fd: int | None = None
-        self._opened_at = 0.0
+        #: Cursors open on the attached file: it is detached only when there are none.
+        self._users = 0
+        self._attached_at: float | None = None
         self._used_at = 0.0
+        self._rest_until = 0.0
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
-        """The connection, with the file held by this process and thread for the block."""
-        handed_over = False
-        with self._mutex:
-            if self._connection is None:
-                self._open()
-            try:
-                yield self._connection
-            finally:
-                self._used_at = time.monotonic()
-                if self._used_at - self._opened_at >= TURN_SECONDS and self._someone_waits():
-                    self._close()
-                    handed_over = True
-        if handed_over:
-            time.sleep(0.002)  # the waiting process gets the file before we want it again
-        else:
-            _reaper.wake()
+        """A cursor on the file, attached for the block (and for other users' blocks)."""
+        cursor = self._enter()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            self._leave()
+
+    def user_connection(self) -> Any:
+        """A cursor that keeps the file attached until it is garbage-collected: what
+        ``duckdb.connect`` returns to user code (which rarely closes it)."""
+        cursor = self._enter()
+        # Not at exit: the closer thread would be stopped inside DuckDB, aborting the process.
+        weakref.finalize(cursor, _closer.depart, self).atexit = False
+        return cursor
 
     def release(self) -> None:
-        """Close now, if open: before the file is removed, or when a command is done with it."""
-        with self._mutex:
-            if self._connection is not None:
-                self._close()
+        """Detach now if nobody uses the file: when a command or a writer is done with it."""
+        with self._state:
+            if self._attached_at is not None and not self._users:
+                self._detach()
 
     def remove(self) -> None:
         """Delete the database with its WAL and lock files (nobody may be using it)."""
         self.release()
-        for path in (self.path, self.path.with_name(self.path.name + ".wal"), self.lock_path, self.waiting_path):
+        for path in (self.path, self.path.with_name(self.path.name + ".wal"), self.lock_path):
             path.unlink(missing_ok=True)
 
     def close_if_idle(self, now: float) -> float | None:
-        """Close when idle; else the seconds until it may be (None when closed)."""
-        if not self._mutex.acquire(blocking=False):
+        """Detach when unused for ``IDLE_SECONDS``; else the seconds until it may be (None
+        when there is nothing to wait for)."""
+        if not self._state.acquire(blocking=False):
             return IDLE_SECONDS
         try:
-            if self._connection is None:
+            if self._attached_at is None or self._users:
                 return None
             idle = now - self._used_at
-            if idle >= IDLE_SECONDS:
-                self._close()
-                return None
-            return IDLE_SECONDS - idle
+            if idle < IDLE_SECONDS:
+                return IDLE_SECONDS - idle
+            self._detach()
+            return None
         finally:
-            self._mutex.release()
+            self._state.release()
 
-    def _open(self) -> None:
+    def _enter(self) -> Any:
+        with self._state:
+            if self._attached_at is None:
+                rest = self._rest_until - time.monotonic()
+                if rest > 0:
+                    time.sleep(rest)  # others' turn
+                self._attach()
+            self._users += 1
+            try:
+                cursor = self._instance.cursor()
+                cursor.execute(f"USE {self._alias}")
+            except BaseException:
+                self._leave_locked()
+                raise
+            return cursor
+
+    def _leave(self) -> None:
+        with self._state:
+            self._leave_locked()
+
+    def _leave_locked(self) -> None:
+        self._users -= 1
+        if self._users:
+            return
+        self._used_at = time.monotonic()
+        assert self._attached_at is not None
+        if self._used_at - self._attached_at >= TURN_SECONDS:
+            self._detach()
+            self._rest_until = self._used_at + REST_SECONDS
+        else:
+            _closer.wake()
+
+    def _attach(self) -> None:
         if fcntl is None:
             raise RuntimeError("DuckDB sinks need POSIX file locks (Linux or macOS)")
+        if self._instance is None:
+            self._instance = _duckdb_connect(":memory:")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        waiting = os.open(self.waiting_path, os.O_CREAT | os.O_RDWR, 0o644)
         lock = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fcntl.flock(waiting, fcntl.LOCK_SH)  # "I want the file": the holder hands it over
             fcntl.flock(lock, fcntl.LOCK_EX)
-            fcntl.flock(waiting, fcntl.LOCK_UN)
-            self._connection = _connect(self.path)
+            self._attach_file()
         except BaseException:
-            os.close(lock)  # closing releases the locks
-            os.close(waiting)
+            os.close(lock)  # closing releases the lock
             raise
-        self._lock_fd, self._waiting_fd = lock, waiting
-        self._opened_at = time.monotonic()
+        self._lock_fd = lock
+        self._attached_at = time.monotonic()
 
-    def _someone_waits(self) -> bool:
-        """Whether another process is waiting for the file (holds the waiting lock)."""
-        assert self._waiting_fd is not None
-        try:
-            fcntl.flock(self._waiting_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(self._waiting_fd, fcntl.LOCK_UN)
-        return False
-
-    def _close(self) -> None:
-        try:
-            self._connection.close()
-        finally:
-            self._connection = None
-            for fd in (self._lock_fd, self._waiting_fd):
-                if fd is not None:
-                    os.close(fd)
-            self._lock_fd = self._waiting_fd = None
-
-
-def _connect(path: Path) -> Any:
-    """Open ``path``, waiting out a process that holds it without taking our lock."""
-    deadline = time.monotonic() + FOREIGN_HOLDER_TIMEOUT
-    delay = 0.01
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                raise
+    def _attach_file(self) -> None:
+        """Attach the file, waiting out a process that holds it without taking our lock."""
+        statement = f"ATTACH {literal(str(self.path))} AS {self._alias}"
+        deadline = time.monotonic() + FOREIGN_HOLDER_TIMEOUT
+        delay = 0.005
+        while True:
+            try:
+                self._instance.execute(statement)
+                return
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.1)
+
+    def _detach(self) -> None:
+        try:
+            self._instance.execute(f"DETACH {self._alias}")
+        finally:
+            self._attached_at = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
-class _Reaper:
-    """The thread that closes idle databases, so other processes can have them."""
+class _Closer:
+    """The thread that detaches files once idle, and lets go of user connections once they
+    are garbage-collected.
+
+    A weakref callback runs wherever the collector happens to run, possibly in a thread that
+    holds the database's state lock, so it only queues the database (``SimpleQueue.put`` is
+    safe there) and this thread does the rest.
+    """
 
     def __init__(self) -> None:
-        self._wakeup = threading.Condition()
+        self._queue: queue.SimpleQueue[SharedDatabase | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        self.stopped = False
 
     def wake(self) -> None:
-        with self._wakeup:
+        """Look for idle files again (started on first use)."""
+        with self._start:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="bf-duckdb-reaper", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="bf-duckdb-closer", daemon=True)
                 self._thread.start()
-            self._wakeup.notify()
+        self._queue.put(None)
+
+    def depart(self, database: SharedDatabase) -> None:
+        """A user connection to ``database`` is gone (a weakref callback)."""
+        self._queue.put(database)
 
     def _run(self) -> None:
+        wait: float | None = None
         while True:
-            with self._wakeup:
-                now = time.monotonic()
-                waits = [w for db in list(_databases.values()) if (w := db.close_if_idle(now)) is not None]
-                self._wakeup.wait(min(waits) if waits else None)
+            try:
+                departed = self._queue.get(timeout=wait)
+            except queue.Empty:
+                departed = None
+            if self.stopped:
+                return
+            if departed is not None:
+                departed._leave()
+            now = time.monotonic()
+            waits = [w for db in list(_databases.values()) if (w := db.close_if_idle(now)) is not None]
+            wait = min(waits) if waits else None
 
 
 _databases: dict[str, SharedDatabase] = {}
+#: The files this process's sinks write to, which ``duckdb.connect`` shares with user code.
+_shared: dict[str, SharedDatabase] = {}
 _registry_lock = threading.Lock()
-_reaper = _Reaper()
-# Databases a forked child inherited: never touched again (closing them in the child could
-# write to a file the parent still has open), only kept from being garbage-collected.
+_closer = _Closer()
+# Databases a forked child inherited: never touched again (detaching them in the child could
+# write to a file the parent still has attached), only kept from being garbage-collected.
 _inherited: list[SharedDatabase] = []
 
 
@@ -190,24 +256,59 @@ def shared_database(path: Path) -> SharedDatabase:
 
 
 def duckdb_connection(path: Path) -> contextlib.AbstractContextManager[Any]:
-    """A connection to ``path`` for reading (or writing) while workers write to it.
+    """A cursor on ``path`` for reading (or writing) while sinks write to it.
 
-    Keep the block short: other workers wait for the file until it ends. Use it from a thread,
-    not the event loop (the wait and DuckDB calls block).
+    Keep the block short: other processes wait for the file until it ends. Use it from a
+    thread, not the event loop (the wait and DuckDB calls block).
     """
     return shared_database(path).connection()
 
 
+def share_with_user_code(path: Path) -> None:
+    """Let ``duckdb.connect(path, ...)`` in this process return a cursor on the sink's file
+    (called when a sink starts writing to it).
+
+    BuildFlow users read their tables with ``duckdb.connect(database, read_only=True)`` in
+    endpoints. DuckDB refuses that while the file is attached here; replacing ``connect``
+    with one that hands out a cursor for this process's sink files lets it work (other
+    files, and ``:memory:``, go to DuckDB's own).
+    """
+    database = shared_database(path)
+    with _registry_lock:
+        _shared[str(database.path)] = database
+        duckdb.connect = _connect
+
+
+def _connect(database: Any = ":memory:", read_only: bool = False, config: dict[str, Any] | None = None) -> Any:
+    """``duckdb.connect`` in a process whose sinks write DuckDB files."""
+    shared = None
+    if isinstance(database, (str, os.PathLike)):
+        text = os.fspath(database)
+        if text and not text.startswith(":"):
+            shared = _shared.get(str(Path(text).resolve()))
+    if shared is None:
+        return _duckdb_connect(database, read_only=read_only, config=config or {})
+    return shared.user_connection()
+
+
+@atexit.register
+def _detach_all() -> None:
+    """Detach before the interpreter stops the closer thread, possibly inside DuckDB."""
+    _closer.stopped = True
+    for database in list(_databases.values()):
+        database.release()
+
+
 def _after_fork_in_child() -> None:
-    global _reaper, _registry_lock  # noqa: PLW0603 - the child replaces the parent's lock and reaper thread
+    global _registry_lock, _closer  # noqa: PLW0603 - the child replaces the parent's lock and thread
     for database in _databases.values():
-        for fd in (database._lock_fd, database._waiting_fd):
-            if fd is not None:
-                os.close(fd)  # the parent's locks stay the parent's
+        if database._lock_fd is not None:
+            os.close(database._lock_fd)  # the parent's lock stays the parent's
         _inherited.append(database)
     _databases.clear()
+    _shared.clear()
     _registry_lock = threading.Lock()
-    _reaper = _Reaper()
+    _closer = _Closer()
 
 
 if hasattr(os, "register_at_fork"):

@@ -45,6 +45,9 @@ class Column:
     nullable: bool = False
     #: A list of ``kind`` values (BigQuery mode REPEATED, a SQL array).
     repeated: bool = False
+    #: The parsed annotation the column was made from: stores with nested types (DuckDB's
+    #: STRUCT and LIST) read a JSON column's shape from it.
+    node: TypeNode | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def mode(self) -> str:
@@ -113,10 +116,16 @@ def _column(name: str, node: TypeNode, owner: str) -> Column:
 
 
 def _field_column(field: FieldNode, owner: str) -> Column:
-    column = _column(field.name, field.type, owner)
+    column = part_column(field.name, field.type, owner)
     if field.defaults_to_none and not column.nullable and not column.repeated:
         column = dataclasses.replace(column, nullable=True)
     return column
+
+
+def part_column(name: str, node: TypeNode, owner: str) -> Column:
+    """The column values of ``node`` make, remembering ``node``: a record's field, or what a
+    store with nested types makes of a list's items."""
+    return dataclasses.replace(_column(name, node, owner), node=node)
 
 
 def schema_from_type(tp: Any) -> list[Column]:

@@ -9,7 +9,8 @@ DuckDB stand-in for BigQuery (no BigQuery emulator works offline).
 
 Tables are created from the declared schema (or by the first writer when none is declared);
 a schema change adds the new columns (nullable, as BigQuery allows) and leaves others as they
-are. Files are opened through the sinks' lock, so apply waits for serving workers' turn.
+are; a nested column whose type no longer fits its rows is an error naming the statement that
+converts it. Files are opened through the sinks' lock, so apply waits for serving workers' turn.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import Primitive
 from buildflow.io.sink import TableSchema
 from buildflow.storage import ddl
+from buildflow.storage.duckdb_types import mismatched_columns
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import Column
 from providers.local.family import Family, forget
@@ -56,7 +58,8 @@ def _remove_database_file(path: Path) -> None:
 
 
 def _tables(connection: Any) -> set[str]:
-    return {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    query = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    return {name for (name,) in connection.execute(query).fetchall()}
 
 
 class DuckDBFamily(Family):
@@ -121,6 +124,9 @@ class DuckDBFamily(Family):
         if not existing:
             connection.execute(ddl.create_table("duckdb", table, columns))
             return "created"
+        mismatched = mismatched_columns(connection, table, columns)
+        if mismatched:
+            raise LocalTargetError(f"DuckDB table {table}: " + "; ".join(mismatched))
         added = ddl.missing_columns(columns, existing)
         for column in added:
             connection.execute(ddl.add_column("duckdb", table, column))
