@@ -179,6 +179,12 @@ class SharedDatabase:
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise
+            except duckdb.ResourceInUseException:
+                raise RuntimeError(
+                    f"{self.path} is already open in this process by a duckdb.connect made before the sinks "
+                    "started (at import time?); connect where the table is read, in the handler, and it "
+                    "shares the sink's file"
+                ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
