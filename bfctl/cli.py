@@ -232,9 +232,9 @@ def serve(
         host, port = server.listen_address(host, port, os.environ)
         from bfctl import infra
 
-        infra.reach_stack_at_import(infra_target, stack, _gcp(gcp_project, gcp_region))
-        loaded = _load(target)
-        outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, _gcp(gcp_project, gcp_region))
+        gcp = _gcp(gcp_project, gcp_region)
+        loaded, apply_first = infra.load_for_serving(target, infra_target, stack, apply_first, gcp)
+        outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, gcp)
         routes = server.describe_routes(loaded.flow) + [
             ("CONSUME", f"{c.name} ← {type(c.source_primitive).__name__} {c.source_primitive.primitive_id()}")
             for c in loaded.flow.consumers

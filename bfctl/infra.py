@@ -53,12 +53,14 @@ _DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive")
 def unmanaged_primitives(flow: Any) -> list[Any]:
     """Primitives the flow's processors and dependencies use but do not manage, each after the
     parents it lives in: BuildFlow let a flow use what it does not create."""
+    from buildflow.dependencies.sqlalchemy import engine_databases
     from buildflow.io.primitive import Primitive
     from buildflow.io.unsupported import NotSupportedByBfctl, processor_primitives
     from runtime.app import FlowApp
 
     nodes = FlowApp(flow).nodes
     found = [getattr(n.factory.target, attr, None) for n in nodes for attr in _DEPENDENCY_PRIMITIVES]
+    found += engine_databases()
     managed = {p.primitive_id() for p in flow.managed_primitives}
     unmanaged: dict[str, Any] = {}
 
@@ -249,7 +251,7 @@ def _local_secrets(flow: Any, secrets: Any) -> None:
         secrets.ensure(secret)
 
 
-def reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> None:
+def _reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> None:
     """Let code the flow module runs at import (``create_all`` on BuildFlow's ``engine``) reach
     the stack: its outputs are read at the first connection, once stopped local servers run."""
     from buildflow.dependencies.flow_dependencies import serve_stack
@@ -261,6 +263,49 @@ def reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | N
         return provider.ensure_running()
 
     serve_stack(target, find)
+
+
+def load_for_serving(
+    spec: str | None, target: str, stack: str, apply_first: bool, options: Mapping[str, str | None] | None = None
+) -> tuple[Any, bool]:
+    """Import the flow so that what its module does at import (tables made with BuildFlow's
+    ``engine``) reaches the stack; returns it, and whether it is still to be applied first.
+
+    A module that needs a database not applied yet at import cannot be imported before the
+    apply: with ``apply_first``, ``bfctl apply --yes`` then runs first, in a process of its own
+    (which only reads the flow), and the import again.
+    """
+    from bfctl.loader import FlowLoadError, load_flow
+    from buildflow.dependencies.flow_dependencies import NotApplied
+
+    _reach_stack_at_import(target, stack, options)
+    try:
+        return load_flow(spec, Path.cwd(), full_traceback=console.debug_enabled()), apply_first
+    except FlowLoadError as e:
+        if not (apply_first and isinstance(e.raised, NotApplied)):
+            raise
+    _apply_in_child(spec, target, stack, options)
+    _reach_stack_at_import(target, stack, options)
+    return load_flow(spec, Path.cwd(), full_traceback=console.debug_enabled()), False
+
+
+def _apply_in_child(spec: str | None, target: str, stack: str, options: Mapping[str, str | None] | None) -> None:
+    """``bfctl apply --yes --no-deploy`` in a process of its own (which only reads the flow)."""
+    import signal
+    import subprocess
+
+    command = [sys.executable, "-m", "bfctl", "apply", "--yes", "--no-deploy", "--target", target, "--stack", stack]
+    command += [arg for name, value in (options or {}).items() if value for arg in (f"--gcp-{name}", value)]
+    command += ["--", spec] if spec is not None else []
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL) as child:
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:  # stopped (Ctrl+C, `bfctl dev`): the apply unwinds, keeping what it did
+            child.send_signal(signal.SIGINT)
+            child.wait()
+            raise
+    if code != 0:
+        raise typer.Exit(code)  # the apply said why
 
 
 def outputs_for_serving(

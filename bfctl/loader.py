@@ -37,10 +37,12 @@ class FlowLoadError(Exception):
     message and ``user_traceback`` (if any) is the trimmed traceback of the
     user's code that failed to import."""
 
-    def __init__(self, message: str, user_traceback: str | None = None) -> None:
+    def __init__(self, message: str, user_traceback: str | None = None, raised: Exception | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.user_traceback = user_traceback
+        #: What the user's module raised, if it raised.
+        self.raised = raised
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def _import_failed(what: str, exc: Exception, full_traceback: bool) -> FlowLoadE
     if not full_traceback:
         # Other installed packages stay visible: the flow itself may live there.
         drop_foreign_frames(tb, installed=False)
-    return FlowLoadError(f"importing {what} raised {type(exc).__name__}", "".join(tb.format()))
+    return FlowLoadError(f"importing {what} raised {type(exc).__name__}", "".join(tb.format()), exc)
 
 
 def _flow_attr(module: ModuleType, attr: str, shown: str) -> Flow:

@@ -208,6 +208,16 @@ class _Database:
         return await (await self.connectors().for_asyncio()).connect_async(name, "asyncpg", **args)
 
 
+#: The databases BuildFlow's form of the engine builders was called for (at import, mostly).
+_ENGINE_DATABASES: list[Any] = []
+
+
+def engine_databases() -> list[Any]:
+    """The databases engines were made for outside the dependencies, as
+    ``Base.metadata.create_all(engine(db, user, password))`` at import: the flow uses them."""
+    return list(_ENGINE_DATABASES)
+
+
 def _given(
     outputs: ResourceOutputs,
     db_primitive: Any,
@@ -235,8 +245,11 @@ def _database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Database,
     options = _connector_options(kwargs)
     ours = isinstance(args[0], Mapping) if args else "outputs" in kwargs
     database, rest = (_given if ours else _found)(*args, **kwargs)
-    if database.found_at_first_use and not options["enable_iam_auth"]:
-        _declare_user(database.primitive, database.user, database.password)
+    if database.found_at_first_use:
+        if all(d is not database.primitive for d in _ENGINE_DATABASES):
+            _ENGINE_DATABASES.append(database.primitive)
+        if not options["enable_iam_auth"]:
+            _declare_user(database.primitive, database.user, database.password)
     rest.setdefault("pool_pre_ping", True)  # a restarted database is picked up again without restarting
     return database, options, rest
 
@@ -296,19 +309,25 @@ def engine(*args: Any, **kwargs: Any) -> Any:
 
 
 def async_engine(*args: Any, **kwargs: Any) -> Any:
-    """An asyncio engine (asyncpg, directly locally, through the connector on gcp); takes the
-    same two forms as :func:`engine`, and never connects before first use."""
+    """An asyncio engine (asyncpg, directly locally, through the connector on gcp), in the same
+    two forms as :func:`engine`; it never connects before first use. BuildFlow's form is a
+    coroutine, as BuildFlow's was: ``await async_engine(db, db_user, db_password)``."""
     database, options, kwargs = _database(args, kwargs)
     from sqlalchemy import event
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if database.target == "gcp":
-        return create_async_engine(
+        made = create_async_engine(
             "postgresql+asyncpg://", async_creator=lambda: database.connect_async(options), **kwargs
         )
-    kwargs.setdefault("connect_args", {"timeout": 5})
-    made = create_async_engine("postgresql+asyncpg://", **kwargs)
-    event.listen(made.sync_engine, "do_connect", database.connect_params("database"))
+    else:
+        kwargs.setdefault("connect_args", {"timeout": 5})
+        made = create_async_engine("postgresql+asyncpg://", **kwargs)
+        event.listen(made.sync_engine, "do_connect", database.connect_params("database"))
+    return _awaited(made) if database.found_at_first_use else made
+
+
+async def _awaited(made: Any) -> Any:
     return made
 
 
@@ -408,5 +427,6 @@ __all__ = [
     "SessionDepBuilder",
     "async_engine",
     "engine",
+    "engine_databases",
     "session_users",
 ]
