@@ -91,11 +91,16 @@ class SharedDatabase:
         weakref.finalize(cursor, _closer.depart, self).atexit = False
         return cursor
 
-    def release(self) -> None:
-        """Detach now if nobody uses the file: when a command or a writer is done with it."""
-        with self._state:
+    def release(self, wait: float = -1) -> None:
+        """Detach now if nobody uses the file: when a command or a writer is done with it
+        (waiting at most ``wait`` seconds for a use in progress; -1: as long as it takes)."""
+        if not self._state.acquire(timeout=wait):
+            return
+        try:
             if self._attached_at is not None and not self._users:
                 self._detach()
+        finally:
+            self._state.release()
 
     def remove(self) -> None:
         """Delete the database with its WAL and lock files (nobody may be using it)."""
@@ -302,7 +307,7 @@ def _detach_all() -> None:
     """Detach before the interpreter stops the closer thread, possibly inside DuckDB."""
     _closer.stopped = True
     for database in list(_databases.values()):
-        database.release()
+        database.release(wait=1.0)  # a use stuck waiting for another process must not hang the exit
 
 
 def _after_fork_in_child() -> None:
