@@ -10,13 +10,14 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from bfctl import console, render
 
-Outputs = dict[str, dict[str, Any]]
+if TYPE_CHECKING:
+    from providers.base import Outputs
 
 
 class Refused(Exception):

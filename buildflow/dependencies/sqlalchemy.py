@@ -2,6 +2,8 @@
 
 The engine and its pool are built once per worker (REPLICA); each request gets its own
 session (PROCESS), closed after the handler returns, which rolls back anything uncommitted.
+BuildFlow's ``engine(db, db_user, db_password)`` works outside dependencies too, as its
+templates used it at import (``Base.metadata.create_all(...)``): it connects at first use.
 On the local target the engine points at the embedded PostgreSQL that ``bfctl apply`` made.
 On the gcp target it connects through the Cloud SQL Python Connector (TLS to the instance,
 no IP allow-list or proxy to run): ``pg8000`` for sync engines, ``asyncpg`` for asyncio ones.
