@@ -273,18 +273,23 @@ def load_for_serving(
     ``engine``) reaches the stack; returns it, and whether it is still to be applied first.
 
     A module that needs a database not applied yet at import cannot be imported before the
-    apply: with ``apply_first``, ``bfctl apply --yes`` then runs first, in a process of its own
-    (which only reads the flow), and the import again.
+    apply: with ``apply_first``, when the import failed on it (or caught that error),
+    ``bfctl apply --yes`` runs first, in a process of its own (which only reads the flow), and
+    the flow module is imported again.
     """
     from bfctl.loader import FlowLoadError, load_flow
-    from buildflow.dependencies.flow_dependencies import NotApplied
+    from buildflow.dependencies.flow_dependencies import NotApplied, asked_before_applied
 
     _reach_stack_at_import(target, stack, options)
     try:
-        return load_flow(spec, Path.cwd(), full_traceback=console.debug_enabled()), apply_first
+        loaded = load_flow(spec, Path.cwd(), full_traceback=console.debug_enabled())
     except FlowLoadError as e:
         if not (apply_first and isinstance(e.raised, NotApplied)):
             raise
+    else:
+        if not (apply_first and asked_before_applied()):
+            return loaded, apply_first
+        del sys.modules[loaded.module.__name__]  # it caught the error (as BuildFlow's templates did)
     _apply_in_child(spec, target, stack, options)
     _reach_stack_at_import(target, stack, options)
     return load_flow(spec, Path.cwd(), full_traceback=console.debug_enabled()), False

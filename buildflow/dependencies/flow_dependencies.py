@@ -82,6 +82,8 @@ class _Stack:
     find: OutputsFinder | None = None
     reading: bool = False
     found: ResourceOutputs | None = None
+    #: Whether something asked for a primitive the stack has not applied (it raised NotApplied).
+    missed: bool = False
 
 
 _STACK = _Stack()
@@ -90,7 +92,7 @@ _STACK = _Stack()
 def serve_stack(target: str, find: OutputsFinder) -> None:
     """Say, before the flow is imported to be served, how to find the stack's outputs: called
     once, at the first connection that needs them."""
-    _STACK.target, _STACK.find, _STACK.reading, _STACK.found = target, find, False, None
+    _STACK.target, _STACK.find, _STACK.reading, _STACK.found, _STACK.missed = target, find, False, None, False
 
 
 def read_only(target: str = "local") -> None:
@@ -109,6 +111,22 @@ def stack_target() -> str:
     if given := os.environ.get(OUTPUTS_ENV):
         return ResourceOutputs.from_json(given).target
     return _STACK.target
+
+
+def missed(what: str) -> NotApplied:
+    """Note that ``what`` (a primitive, named) was asked for before the stack applied it; returns
+    the error to raise."""
+    _STACK.missed = True
+    return NotApplied(
+        f"{what} is not applied on the {stack_target()} target, so what the flow made for it cannot "
+        "connect: run `bfctl apply` first"
+    )
+
+
+def asked_before_applied() -> bool:
+    """Whether code the flow ran (at import, say) asked for something the stack has not applied:
+    ``serve --apply`` then imports it again once applied."""
+    return _STACK.missed
 
 
 def stack_outputs() -> ResourceOutputs:

@@ -23,6 +23,7 @@ from buildflow.dependencies.flow_dependencies import (
     NotApplied,
     ResourceOutputs,
     imported_to_read,
+    missed,
     stack_outputs,
     stack_target,
 )
@@ -163,10 +164,7 @@ class _Database:
         try:
             return stack_outputs()[pid]
         except NotApplied:
-            raise NotApplied(
-                f"the Cloud SQL database {pid!r} is not applied on the {self.target} target, so the engine "
-                "made for it cannot connect: run `bfctl apply` first"
-            ) from None
+            raise missed(f"the Cloud SQL database {pid!r}") from None
 
     def connect_params(self, database_key: str) -> Callable[..., None]:
         """A ``do_connect`` listener giving the driver the applied host, port and credentials."""
