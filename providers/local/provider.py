@@ -154,7 +154,7 @@ class LocalProvider(Provider):
         topics and the like. Not Cloud SQL: its servers hold data and are made by `bfctl apply`
         only (serving then names what is missing)."""
         with self.locked("serve"):
-            plan = self.plan(primitives)
+            plan = super().plan(primitives)  # the resources only: no database is read for its revisions
             explicit = (self.cloud_sql, self.migrations)
             plan.changes = [
                 c for c in plan.changes if c.action == "create" and self._family(c.resource_type) not in explicit
