@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +319,33 @@ def test_buildflows_engine_on_gcp_connects_through_the_connector_at_first_use(
         (CONNECTION_NAME, "pg8000", "audit"),
         (CONNECTION_NAME, "asyncpg", "notes"),
     ]
+
+
+def test_forked_workers_do_not_share_what_the_import_connected(
+    connectors: list[StandInConnector],  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buildflow.dependencies.sqlalchemy import engine
+
+    _, notes, _ = declare()
+    applied = {notes.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}}
+    monkeypatch.setenv(OUTPUTS_ENV, json.dumps({"target": "gcp", "outputs": applied}))
+    made = engine(notes, "notes", PASSWORD)
+    with made.connect() as conn:  # as create_all does at import, before serve forks its workers
+        conn.execute(text("select 1"))
+    assert made.pool.checkedin() == 1 and len(connectors) == 1
+
+    pid = os.fork()
+    if pid == 0:  # a worker: a pool of its own, and a connector of its own
+        code = 1
+        try:
+            pooled = made.pool.checkedin()
+            with made.connect() as conn:
+                answer = conn.execute(text("select 1")).scalar_one()
+            code = 0 if (pooled, answer, len(connectors)) == (0, 1, 2) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert made.pool.checkedin() == 1  # the parent's connection is still its own
+    made.dispose()

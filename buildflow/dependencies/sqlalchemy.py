@@ -197,6 +197,12 @@ class _Database:
             self._connectors = CloudSQLConnectors(FlowCredentials(gcp_credentials=self._credentials))
         return self._connectors
 
+    def forget_connectors(self) -> None:
+        """Drop the connectors this engine made itself (in a forked worker: the next use makes
+        new ones); the runtime's, given to it, are the worker's already."""
+        if self.found_at_first_use:
+            self._connectors = None
+
     def connect(self, options: dict[str, Any]) -> Any:
         """A pg8000 connection through the Cloud SQL connector (from a pool thread)."""
         name, args = self.cloud_sql(options)
@@ -254,14 +260,16 @@ def _database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Database,
     return database, options, rest
 
 
-def _fresh_in_forked_workers(made: Any) -> None:
+def _fresh_in_forked_workers(made: Any, database: _Database) -> None:
     """An engine made at import may have connected there (``create_all``): forked workers must
-    not share the parent's pooled connections, so each drops them (without closing them)."""
+    not share the parent's pooled connections, so each drops them (without closing them), nor
+    its Cloud SQL connector, whose thread the fork did not copy: each makes its own."""
     ref = weakref.ref(made)
 
     def drop() -> None:
         if (alive := ref()) is not None:
             alive.dispose(close=False)
+            database.forget_connectors()
 
     os.register_at_fork(after_in_child=drop)
 
@@ -304,7 +312,7 @@ def engine(*args: Any, **kwargs: Any) -> Any:
         made = create_engine("postgresql+psycopg://", **kwargs)
         event.listen(made, "do_connect", database.connect_params("dbname"))
     if database.found_at_first_use:
-        _fresh_in_forked_workers(made)
+        _fresh_in_forked_workers(made, database)
     return made
 
 
