@@ -116,7 +116,7 @@ def test_tables_made_at_import_by_buildflows_engine(
 
     code, out = run_bfctl(["plan", "--detailed-exitcode"], project, bfctl_env)  # nothing exists yet
     assert code == 2, out
-    assert "my-project:journal-db/users/writer" in out  # the engine's user is made with the database
+    assert "my-project:journal-db/users/writer" in out  # the user the engine and the sessions log in as
     code, out = run_bfctl(["apply", "--yes"], project, bfctl_env)
     assert code == 0, out
 
