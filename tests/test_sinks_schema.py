@@ -69,7 +69,6 @@ def test_columns_from_a_dataclass() -> None:
     }  # fmt: skip
     assert columns["maybe"].nullable and columns["later"].nullable and not columns["s"].nullable
     assert columns["tags"].repeated and columns["tags"].mode == "REPEATED"
-    assert columns["s"].bigquery_field() == {"name": "s", "type": "STRING", "mode": "REQUIRED"}
     assert [columns[n].describe() for n in ("s", "maybe", "tags")] == [
         "s STRING",
         "maybe INTEGER NULLABLE",

@@ -54,10 +54,6 @@ class Column:
         """BigQuery's field mode: REPEATED, NULLABLE or REQUIRED."""
         return "REPEATED" if self.repeated else "NULLABLE" if self.nullable else "REQUIRED"
 
-    def bigquery_field(self) -> dict[str, str]:
-        """The field as BigQuery's table schema JSON (and Pulumi's ``schema``) spells it."""
-        return {"name": self.name, "type": self.kind.value, "mode": self.mode}
-
     def describe(self) -> str:
         """``"name KIND"``, with the mode when it is not REQUIRED: how plans show a column."""
         return f"{self.name} {self.kind.value}" + ("" if self.mode == "REQUIRED" else f" {self.mode}")
@@ -294,7 +290,14 @@ def _scalar_check(kind: Kind, syntax: InputSyntax) -> Callable[[Any], Any]:
 _EXACT = {Kind.STRING: str, Kind.INTEGER: int, Kind.FLOAT: float, Kind.BOOLEAN: bool}
 
 
-def _column_check(column: Column, syntax: InputSyntax) -> Callable[[Any], Any]:
+def column_check(column: Column, syntax: InputSyntax) -> Callable[[Any], Any]:
+    """The check of one column's values: the value as the column stores it, or ValueError."""
+    if syntax is InputSyntax.BIGQUERY and column.kind is Kind.JSON:
+        from buildflow.types.bigquery_fields import nested_check  # it builds on this module
+
+        nested = nested_check(column, syntax)
+        if nested is not None:  # a RECORD column: BigQuery's rules apply inside it too
+            return nested
     scalar = _scalar_check(column.kind, syntax)
     exact = _EXACT.get(column.kind)
     if column.repeated:
@@ -320,7 +323,8 @@ def _column_check(column: Column, syntax: InputSyntax) -> Callable[[Any], Any]:
     return check_scalar
 
 
-def _raw_values(obj: Any, names: list[str]) -> list[Any]:
+def raw_values(obj: Any, names: list[str]) -> list[Any]:
+    """The values of ``names`` in a row object: a dict, a ``to_json`` object or attributes."""
     if isinstance(obj, Mapping):
         return [obj.get(name) for name in names]
     to_json = getattr(obj, "to_json", None)
@@ -333,11 +337,11 @@ def _raw_values(obj: Any, names: list[str]) -> list[Any]:
 def _general_converter(columns: list[Column], syntax: InputSyntax) -> Callable[[Any], Row]:
     """Rows from dicts, ``to_json`` objects, or any object with the columns as attributes."""
     names = [c.name for c in columns]
-    pairs = [(c.name, _column_check(c, syntax)) for c in columns]
+    pairs = [(c.name, column_check(c, syntax)) for c in columns]
 
     def convert(obj: Any) -> Row:
         row: Row = {}
-        for (name, check), value in zip(pairs, _raw_values(obj, names), strict=True):
+        for (name, check), value in zip(pairs, raw_values(obj, names), strict=True):
             try:
                 row[name] = check(value)
             except ValueError as e:
@@ -369,7 +373,7 @@ def _record_converter(
     lines = ["def convert(obj):", "    if type(obj) is not tp:", "        return general(obj)"]
     for i, column in enumerate(columns):
         var, key = f"x{i}", repr(column.name)
-        env[f"k{i}"] = _column_check(column, syntax)
+        env[f"k{i}"] = column_check(column, syntax)
         exact = None if column.repeated else _EXACT.get(column.kind)
         lines.append(f"    {var} = obj.{column.name}")
         indent = "    "
