@@ -13,14 +13,10 @@ stops the emulator with the last bucket.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from buildflow.io.gcp import GCSBucket
 from buildflow.io.primitive import Primitive
@@ -28,28 +24,14 @@ from buildflow.storage import durable
 from buildflow.storage.engines import Engine
 from providers.local.family import Family
 from providers.local.postgres import HOST, LocalTargetError
-from providers.local.services import DetachedService
+from providers.local.services import DetachedService, answers, call
 from providers.state import ResourceState, State, record
 
 STAND_IN = "Cloud Storage emulator (gcp-storage-emulator) on a folder"
 
 
-def _request(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> int:
-    """``url``: an http:// address of the stack's emulator on the loopback."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return _request("GET", f"http://{HOST}:{port}/storage/v1/b?project=_", timeout=1.0) == 200
-    except OSError:
-        return False
+def _up(port: int) -> bool:
+    return answers(f"http://{HOST}:{port}/storage/v1/b?project=_")
 
 
 def _objects(folder: Path) -> int:
@@ -92,19 +74,19 @@ class BucketFamily(Family):
             module = "providers.local.storage_emulator"
             return [sys.executable, "-m", module, "--root", str(self.folder), "--host", HOST, "--port", str(port)]
 
-        return f"http://{HOST}:{self.service.start(command, _answers, served[0] if served else None)}"
+        return f"http://{HOST}:{self.service.start(command, _up, served[0] if served else None)}"
 
     def _make_in(self, api_root: str, rec: ResourceState) -> None:
         """Make the bucket in the emulator unless it knows it; a deleted object is gone at once
         (no soft-delete retention: the emulator would keep a copy for a week)."""
         name = rec.properties["bucket_name"]
         url = f"{api_root}/storage/v1/b/{name}"
-        if _request("GET", url) == 200:
+        if call("GET", url) == 200:
             return
         project = urllib.parse.quote(rec.properties["project_id"])
-        made = _request("POST", f"{api_root}/storage/v1/b?project={project}", {"name": name})
+        made = call("POST", f"{api_root}/storage/v1/b?project={project}", {"name": name})
         settings = {"location": rec.properties["bucket_region"], "softDeletePolicy": {"retentionDurationSeconds": "0"}}
-        status = _request("PATCH", url, settings) if made in (200, 409) else made
+        status = call("PATCH", url, settings) if made in (200, 409) else made
         if status != 200:
             raise LocalTargetError(
                 f"the Cloud Storage emulator answered {status} making the bucket {name}; "
@@ -139,7 +121,7 @@ class BucketFamily(Family):
             shutil.rmtree(self.folder, ignore_errors=True)
         elif (port := self.service.running_port()) is not None:  # else it forgets the bucket when it starts
             folder.mkdir()  # empty: the emulator removes it with the bucket and what it recorded of its objects
-            _request("DELETE", f"http://{HOST}:{port}/storage/v1/b/{rec.properties['bucket_name']}")
+            call("DELETE", f"http://{HOST}:{port}/storage/v1/b/{rec.properties['bucket_name']}")
         return f"deleted with {objects} object(s)" if objects else "deleted"
 
     # -- serving -----------------------------------------------------------------------------------

@@ -17,11 +17,8 @@ handed and acked (``buildflow.storage.log_subscription``). ``BFCTL_LOCAL_PUBSUB=
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,13 +29,17 @@ from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
 from providers.local.family import Family, forget
 from providers.local.postgres import HOST, LocalTargetError
-from providers.local.services import DetachedService
+from providers.local.services import DetachedService, answers, call
 from providers.state import ResourceState, State, record
 
 TOPIC = GCPPubSubTopic.resource_type
 SUBSCRIPTION = GCPPubSubSubscription.resource_type
 LOG_STAND_IN = "durable local log standing in for Pub/Sub"
 MODE_VARIABLE = "BFCTL_LOCAL_PUBSUB"
+
+
+def _up(port: int) -> bool:
+    return answers(f"http://{HOST}:{port}/")
 
 
 @dataclasses.dataclass
@@ -80,27 +81,6 @@ def mode() -> str:
     return "emulator" if emulator_available() else "log"
 
 
-def _request(method: str, url: str, timeout: float = 10.0, body: dict[str, Any] | None = None) -> int:
-    """``url``: an http:// address of the local emulator."""
-    if body is None and method == "PUT":
-        body = {}
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, method=method, data=data)  # noqa: S310
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return _request("GET", f"http://{HOST}:{port}/", timeout=1.0) == 200
-    except OSError:
-        return False
-
-
 class PubSubFamily(Family):
     primitive_types = (GCPPubSubTopic, GCPPubSubSubscription, PubSubEmulator)
 
@@ -128,7 +108,7 @@ class PubSubFamily(Family):
             if rec.properties.get("engine") == "log":
                 if not self.absolute(rec.private["log" if rec.resource_type == TOPIC else "record"]).exists():
                     del state.resources[rec.resource_id]
-            elif port is None or _request("GET", self._url(port, self._api_name(rec))) != 200:
+            elif port is None or call("GET", self._url(port, self._api_name(rec))) != 200:
                 del state.resources[rec.resource_id]  # the emulator forgot it (restarted, or gone)
 
     # -- apply -----------------------------------------------------------------------------------
@@ -149,7 +129,7 @@ class PubSubFamily(Family):
             record(state, primitive, properties, outputs, {"log": self.relative(log)}, parents=[])
             return f"{LOG_STAND_IN}: {self.relative(log)}"
         port = self._emulator_port(state)
-        status = _request("PUT", self._url(port, primitive.topic_id))
+        status = call("PUT", self._url(port, primitive.topic_id), {})
         if status not in (200, 409):
             raise LocalTargetError(f"the Pub/Sub emulator answered {status} creating {primitive.topic_id}")
         record(state, primitive, properties, self._topic_outputs(port, primitive.topic_id), parents=[EMULATOR_ID])
@@ -180,10 +160,10 @@ class PubSubFamily(Family):
         port = self._emulator_port(state)
         body = self._subscription_body(primitive)
         url = self._url(port, primitive.subscription_id)
-        status = _request("PUT", url, body=body)
+        status = call("PUT", url, body)
         if status == 409:  # an update: the settings that can change without a new subscription
             mask = "ackDeadlineSeconds,messageRetentionDuration,deadLetterPolicy"
-            status = _request("PATCH", url, body={"subscription": body, "updateMask": mask})
+            status = call("PATCH", url, {"subscription": body, "updateMask": mask})
         if status != 200:
             raise LocalTargetError(f"the Pub/Sub emulator answered {status} making {primitive.subscription_id}")
         outputs = {**self._subscription_outputs(port, primitive.subscription_id), **settings}
@@ -217,7 +197,7 @@ class PubSubFamily(Family):
                 f"--host-port={HOST}:{port}", "--project=bfctl-local", f"--data-dir={data}", "--quiet",
             ]  # fmt: skip
 
-        port = self.service.start(command, _answers, known.private.get("port") if known else None)
+        port = self.service.start(command, _up, known.private.get("port") if known else None)
         outputs = {"emulator_host": f"{HOST}:{port}", "api_root": f"http://{HOST}:{port}/v1"}
         private = {"directory": self.relative(self.service.directory), "port": port}
         record(state, emulator, {"status": "running"}, outputs, private)
@@ -280,7 +260,7 @@ class PubSubFamily(Family):
         if EMULATOR_ID in doomed or port is None:
             del state.resources[rec.resource_id]
             return "goes with the emulator"
-        _request("DELETE", self._url(port, rec.resource_id))
+        call("DELETE", self._url(port, rec.resource_id))
         del state.resources[rec.resource_id]
         return "deleted"
 
@@ -292,7 +272,7 @@ class PubSubFamily(Family):
         port = self.service.running_port()
         if EMULATOR_ID in doomed or port is None:
             return "goes with the emulator"
-        _request("DELETE", self._url(port, self._api_name(rec)))
+        call("DELETE", self._url(port, self._api_name(rec)))
         return "deleted"
 
     # -- serving ---------------------------------------------------------------------------------
@@ -304,13 +284,13 @@ class PubSubFamily(Family):
         port = self._start(state, PubSubEmulator())
         topics = state.children_of(EMULATOR_ID)
         for topic in topics:  # a restarted emulator has no topics, nor subscriptions
-            if _request("GET", self._url(port, topic.resource_id)) != 200:
-                _request("PUT", self._url(port, topic.resource_id))
+            if call("GET", self._url(port, topic.resource_id)) != 200:
+                call("PUT", self._url(port, topic.resource_id), {})
             topic.outputs = self._topic_outputs(port, topic.resource_id)
         subscriptions = {s.resource_id: s for t in topics for s in state.children_of(t.resource_id)}
         for sub in subscriptions.values():
             name = self._api_name(sub)
-            if _request("GET", self._url(port, name)) != 200:
-                _request("PUT", self._url(port, name), body=sub.private["body"])
+            if call("GET", self._url(port, name)) != 200:
+                call("PUT", self._url(port, name), sub.private["body"])
             sub.outputs = {**sub.outputs, **self._subscription_outputs(port, name)}
         return port != before

@@ -15,12 +15,35 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from providers.local.postgres import LocalTargetError, free_port, port_is_free
+
+
+def call(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> int:
+    """The status of one JSON request to an emulator of the stack (``url`` is always an http://
+    address on the loopback that the stack's record gives, never one from outside)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - see the docstring
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def answers(url: str) -> bool:
+    """Whether the emulator at ``url`` is up and answering."""
+    try:
+        return call("GET", url, timeout=1.0) == 200
+    except OSError:
+        return False
 
 
 class DetachedService:
