@@ -9,22 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+from buildflow.types.input_syntax import POSTGRES_TYPES
 from buildflow.types.schema import Column, Kind
 
 Dialect = Literal["postgres", "duckdb"]
 
 
 _TYPES: dict[Dialect, dict[Kind, str]] = {
-    "postgres": {
-        Kind.STRING: "text",
-        Kind.INTEGER: "bigint",
-        Kind.FLOAT: "double precision",
-        Kind.BOOLEAN: "boolean",
-        Kind.TIMESTAMP: "timestamptz",
-        Kind.DATE: "date",
-        Kind.BYTES: "bytea",
-        Kind.JSON: "jsonb",
-    },
+    "postgres": POSTGRES_TYPES,
     "duckdb": {
         Kind.STRING: "VARCHAR",
         Kind.INTEGER: "BIGINT",

@@ -161,15 +161,19 @@ _BIGQUERY: dict[Kind, Fallback] = {
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
-#: The columns whose text PostgreSQL reads itself, by the type it reads it as.
-_POSTGRES_TEXT = {
+#: PostgreSQL's type of each kind of column (the tables bfctl makes use them too).
+POSTGRES_TYPES = {
+    Kind.STRING: "text",
     Kind.INTEGER: "bigint",
     Kind.FLOAT: "double precision",
     Kind.BOOLEAN: "boolean",
     Kind.TIMESTAMP: "timestamptz",
     Kind.DATE: "date",
     Kind.BYTES: "bytea",
+    Kind.JSON: "jsonb",
 }
+#: The columns whose text PostgreSQL reads itself, by the type it reads it as.
+_POSTGRES_TEXT = {kind: name for kind, name in POSTGRES_TYPES.items() if kind not in (Kind.STRING, Kind.JSON)}
 
 
 def _postgres_text(type_name: str) -> Fallback:
