@@ -51,17 +51,24 @@ def declared_primitives(flow: Any, target: str, used: Sequence[Any] = ()) -> lis
 _DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive")
 
 
+def dependency_primitives(flow: Any, attributes: Sequence[str] = _DEPENDENCY_PRIMITIVES) -> list[Any]:
+    """The primitives the flow's dependencies name by ``attributes`` (``bucket_primitive``: the
+    buckets of ``BucketDependencyBuilder``), read from the dependency graph the runtime builds."""
+    from runtime.app import FlowApp
+
+    found = [getattr(n.factory.target, attr, None) for n in FlowApp(flow).nodes for attr in attributes]
+    return [p for p in found if p is not None]
+
+
 def unmanaged_primitives(flow: Any) -> list[Any]:
-    """Primitives the flow's processors and dependencies use but do not manage, each after the
-    parents it lives in: BuildFlow let a flow use what it does not create."""
+    """Primitives the flow's processors and dependencies use but do not manage, and the parents
+    of managed ones not managed themselves, each after the parents it lives in: BuildFlow let a
+    flow use what it does not create."""
     from buildflow.dependencies.sqlalchemy import engine_databases
     from buildflow.io.primitive import Primitive
     from buildflow.io.unsupported import NotSupportedByBfctl, processor_primitives
-    from runtime.app import FlowApp
 
-    nodes = FlowApp(flow).nodes
-    found = [getattr(n.factory.target, attr, None) for n in nodes for attr in _DEPENDENCY_PRIMITIVES]
-    found += engine_databases()
+    found = [*dependency_primitives(flow), *engine_databases()]
     managed = {p.primitive_id() for p in flow.managed_primitives}
     unmanaged: dict[str, Any] = {}
 
@@ -71,7 +78,7 @@ def unmanaged_primitives(flow: Any) -> list[Any]:
         if primitive.primitive_id() not in managed:
             unmanaged.setdefault(primitive.primitive_id(), primitive)
 
-    for primitive in [*processor_primitives(flow), *found]:
+    for primitive in [*processor_primitives(flow), *found, *flow.managed_primitives]:
         makes_something = isinstance(primitive, Primitive) and primitive.resource_type  # not Empty nor Pulse
         if makes_something and not isinstance(primitive, NotSupportedByBfctl):  # those are refused elsewhere
             add(primitive)
@@ -116,8 +123,17 @@ def deploy_request(
         return None
     from providers.gcp.deploy import DeployRequest
 
+    flow = loaded.flow
     return DeployRequest(
-        loaded.flow, loaded.target, dict(flags or {}), image=image, deploy=deploy, say=console.progress
+        flow,
+        loaded.target,
+        dict(flags or {}),
+        image=image,
+        deploy=deploy,
+        say=console.progress,
+        unmanaged=tuple(unmanaged_primitives(flow)),
+        dependency_sinks=tuple(dependency_primitives(flow, ("sink_primitive",))),
+        dependency_buckets=tuple(dependency_primitives(flow, ("bucket_primitive",))),
     )
 
 
@@ -334,8 +350,8 @@ def outputs_for_serving(
     provider = provider_for(target, stack, options)
     if target == "local":
         _local_secrets(flow, provider.secrets)
-    primitives, _ = planned_primitives(flow, provider)
-    if not primitives:
+    primitives, expected = planned_primitives(flow, provider)
+    if not primitives and not expected:
         return ResourceOutputs({}, target)
     if apply_first:  # serving here: the deployed service, if any, stays as it runs
         apply(flow, target, stack, True, False, options, deploy_request(loaded, target, deploy=False))
@@ -354,6 +370,7 @@ def outputs_for_serving(
     changed = [c.resource_id for c in pending.changes if c.action != "noop"]
     if changed:
         console.info(f"Warning: the stack differs from the flow for {', '.join(changed)}; run `bfctl plan`.", "yellow")
+    outputs = {**provider.existing_outputs(expected), **outputs}  # what exists already, as its names say
     serve_stack(target, lambda: outputs)  # what the workers' first connections read
     return ResourceOutputs(outputs, target)
 

@@ -112,15 +112,8 @@ class Flow:
                 f"ProcessorGroup({collector.name}) already exists in Flow object."
                 "Please rename your function or remove the other Processor."
             )
-        self._manage_sink(collector.sink_primitive, collector.original_process_fn_or_class)
+        _declare_rows(collector.sink_primitive, collector.original_process_fn_or_class)
         self.collectors.append(collector)
-
-    def _manage_sink(self, sink: Any, handler: Callable[..., Any]) -> None:
-        if sink is not None and getattr(sink, "resource_type", None):  # Empty() makes nothing
-            declare = getattr(sink, "declare_row_type", None)
-            if declare is not None:  # tables take their columns from the handler's rows
-                declare(row_type_of(handler, sink))
-            self.manage(sink)
 
     # -- consumers --------------------------------------------------------------------------
     def consumer(self, source: Any, sink: Any = None, **options: Any) -> Callable[[T], T]:
@@ -139,24 +132,26 @@ class Flow:
                 f"ProcessorGroup({consumer.name}) already exists in Flow object."
                 "Please rename your function or remove the other Processor."
             )
-        if getattr(consumer.source_primitive, "resource_type", None):  # a Pulse makes nothing
-            self.manage(consumer.source_primitive)
-        self._manage_sink(consumer.sink_primitive, consumer.original_process_fn_or_class)
+        _declare_rows(consumer.sink_primitive, consumer.original_process_fn_or_class)
         self.consumers.append(consumer)
 
     # -- infrastructure ---------------------------------------------------------------------
     def manage(self, *primitives: Any) -> None:
-        """Declare primitives whose infrastructure ``bfctl apply`` creates (parents too)."""
+        """Declare primitives whose infrastructure ``bfctl apply`` creates, as BuildFlow did.
+
+        Only these are created on a cloud (with their parents already managed): a parent not
+        managed (the dataset of a managed table, the topic of a managed subscription) and every
+        source or sink a processor uses without managing it exist already, and are used as they are.
+        """
         from buildflow.io.primitive import Primitive
 
         for primitive in primitives:
             if not isinstance(primitive, Primitive):
                 raise ValueError(f"manage() takes primitives from buildflow.io, got {primitive!r}")
-            for parent in primitive.parents():
-                self.manage(parent)
             primitive.enable_managed()
-            if all(p is not primitive for p in self.managed_primitives):
-                self.managed_primitives.append(primitive)
+            for parent in [*_managed_parents(primitive), primitive]:
+                if all(p is not parent for p in self.managed_primitives):
+                    self.managed_primitives.append(parent)
 
     # -- tests ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -202,3 +197,19 @@ class Flow:
             f"collectors={len(self.collectors)}, consumers={len(self.consumers)}, "
             f"managed={len(self.managed_primitives)})"
         )
+
+
+def _declare_rows(sink: Any, handler: Callable[..., Any]) -> None:
+    """Give a table sink the columns of its handler's rows (it is managed or not: rows are converted for it)."""
+    declare = getattr(sink, "declare_row_type", None)
+    if declare is not None:
+        declare(row_type_of(handler, sink))
+
+
+def _managed_parents(primitive: Any) -> list[Any]:
+    """The parents of ``primitive`` marked managed, and theirs (BuildFlow's rule for what ``manage`` takes along)."""
+    found = []
+    for parent in primitive.parents():
+        if parent._managed:
+            found += [*_managed_parents(parent), parent]
+    return found

@@ -97,7 +97,8 @@ class Provider(abc.ABC):
 
     def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
         """Validate ``primitives`` for this target (portable ones replaced by what it makes for
-        them); parents first, duplicates refused."""
+        them); parents first, duplicates refused, and so is a parent missing that the target does
+        not expect to exist."""
         by_id: dict[str, Primitive] = {}
         for primitive in on_target(self, primitives):
             primitive.validate()
@@ -112,7 +113,7 @@ class Provider(abc.ABC):
             other.stands_for = tuple(dict.fromkeys((*other.stands_for, *primitive.stands_for)))  # one made for both
         for primitive in by_id.values():
             for parent in primitive.parents():
-                if parent.primitive_id() not in by_id:
+                if parent.primitive_id() not in by_id and not self.expected_to_exist([parent]):
                     raise PrimitiveValidationError(
                         f"{type(primitive).__name__} {primitive.primitive_id()!r} needs "
                         f"{type(parent).__name__} {parent.primitive_id()!r}, which is not managed: "
@@ -157,6 +158,11 @@ class Provider(abc.ABC):
         the plan says they are expected. A target that makes them returns fewer (see ``make_missing``).
         """
         return list(used)
+
+    def existing_outputs(self, primitives: Sequence[Primitive]) -> Outputs:
+        """The outputs serving hands to dependencies for ``primitives``, which exist without this
+        stack (``expected_to_exist``): what their identity says, as applied ones' would (none, by default)."""
+        return {}
 
     def make_missing(self, primitives: Sequence[Primitive]) -> list[ResourceChange]:
         """Make, as apply would, those of ``primitives`` that serving needs and that this target

@@ -106,7 +106,7 @@ class Plan:
 
 
 def order_by_parents(primitives: Sequence[Primitive]) -> list[Primitive]:
-    """Primitives with every parent before its children, otherwise in declaration order."""
+    """Primitives with every parent among them before its children, otherwise in declaration order."""
     ordered: list[Primitive] = []
     seen: set[str] = set()
     by_id = {p.primitive_id(): p for p in primitives}
@@ -117,7 +117,8 @@ def order_by_parents(primitives: Sequence[Primitive]) -> list[Primitive]:
             return
         seen.add(pid)
         for parent in primitive.parents():
-            visit(by_id.get(parent.primitive_id(), parent))
+            if parent.primitive_id() in by_id:  # one not among them exists already
+                visit(by_id[parent.primitive_id()])
         ordered.append(primitive)
 
     for primitive in primitives:

@@ -144,16 +144,11 @@ def test_invalid_instance_name_is_a_clear_error(notes: Path, bfctl_env: dict[str
     assert "Notes_DB" in out and "lowercase" in out
 
 
-def test_database_of_an_unmanaged_instance_is_refused(notes: Path, bfctl_env: dict[str, str]) -> None:
+def test_the_unmanaged_instance_of_a_managed_database_is_made_locally(notes: Path, bfctl_env: dict[str, str]) -> None:
     write(
         notes / "orphan.py",
-        (notes / "main.py")
-        .read_text()
-        .replace("app.manage(instance, database)", "app.managed_primitives.append(database)"),
+        (notes / "main.py").read_text().replace("app.manage(instance, database)", "app.manage(database)"),
     )
-    gcp = ["--target", "gcp", "--gcp-project", "my-project", "--gcp-region", "us-central1"]
-    code, out = run_bfctl(["plan", "orphan.py:app", *gcp], notes, bfctl_env)
-    assert code == 1 and "not managed" in out and "app.manage" in out  # gcp makes a database in a managed instance only
     code, out = run_bfctl(["plan", "orphan.py:app"], notes, bfctl_env)
     assert code == 0 and "create    gcp.sql.DatabaseInstance  my-project:notes-db" in out  # made locally: it is used
 

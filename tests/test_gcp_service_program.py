@@ -269,7 +269,7 @@ def test_sinks_get_only_their_own_roles(monitor: RecordingMonitor) -> None:
     archive = GCSBucket("my-project", "archive")
     table = BigQueryTable(BigQueryDataset("my-project", "analytics"), "events")
     topic = GCPPubSubTopic("my-project", "clicks")
-    app.manage(archive)
+    app.manage(archive, bucket, table.dataset, table, topic)
     for route, sink in (("/raw", bucket), ("/table", table), ("/topic", topic)):
 
         @app.collector(route=route, method="POST", sink=sink)

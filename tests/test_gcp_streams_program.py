@@ -34,6 +34,7 @@ def consuming_flow() -> tuple[Flow, list[Any]]:
         topic=topic, ack_deadline_seconds=30, max_delivery_attempts=5, dead_letter_topic=dead
     )
     files = GCSFileChangeStream(GCSBucket("my-project", "raw-files"), [GCSChangeStreamEventType.OBJECT_FINALIZE])
+    app.manage(topic, dead, subscription, files.gcs_bucket, files)
 
     @app.consumer(source=subscription, min_replicas=0)
     def on_event(event: dict[str, Any]) -> None:

@@ -25,8 +25,9 @@ class ViewRow:
     at: datetime.datetime
 
 
-# The schema makes `bfctl apply` create the table, so it can be queried before the first view.
+# Managed, so `bfctl apply` creates it (BigQuery on gcp); its schema lets it be queried before the first view.
 page_views = AnalysisTable("page_views").options(schema=ViewRow)
+app.manage(page_views)
 views = AnalysisQuery(page_views)
 
 

@@ -34,6 +34,9 @@ instance = CloudSQLInstance(
 database = CloudSQLDatabase(instance=instance, database_name="events")
 table = CloudSQLTable(database, "events")
 DB = SessionDep(db_primitive=database, db_user="events", db_password=Secret("events-db-password"))
+# Made by `bfctl apply`, on gcp too. The table is made locally; on gcp it must exist already
+# (the gcp target cannot make a table inside a Cloud SQL database).
+app.manage(topic, subscription, instance, database)
 
 
 @dataclasses.dataclass

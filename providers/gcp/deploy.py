@@ -107,6 +107,8 @@ class Deployment:
     settings: ServiceSettings
     grants: tuple[Grant, ...]
     secrets: tuple[Secret, ...]
+    #: What the flow uses without the stack making it: the service is given outputs for those too.
+    existing: tuple[Primitive, ...] = ()
 
     @property
     def account_id(self) -> str:
@@ -152,18 +154,34 @@ def stack_secrets(primitives: Iterable[Primitive], deployment: Deployment | None
     return deployment.secrets if deployment is not None else flow_secrets(primitives)
 
 
-def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Iterable[Any] = ()) -> tuple[Grant, ...]:
+def grants(
+    primitives: Sequence[Primitive],
+    sinks: Iterable[Any],
+    sources: Iterable[Any] = (),
+    buckets: Iterable[Any] = (),
+    existing: Sequence[Primitive] = (),
+) -> tuple[Grant, ...]:
     """The roles the runtime needs for what the flow uses, each on only its resource.
 
-    Cloud SQL has no per-instance role bindings, so the client role is granted on the
-    project under a condition naming the instance.
+    ``primitives`` are the stack's; ``existing`` what the flow uses without managing it, which
+    gets roles only as the flow uses it (a table's dataset, a sink, a source, a bucket of its
+    dependencies), never for being a parent. ``buckets`` are those dependencies read, write,
+    list and delete objects in (``BucketDependencyBuilder``). Cloud SQL has no per-instance role
+    bindings, so the client role is granted on the project under a condition naming the instance.
     """
     sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
+    bucket_ids = {b.primitive_id() for b in buckets if isinstance(b, Primitive)}
+    stack_ids = {p.primitive_id() for p in primitives}
     sources = list(sources)
+    everything = [*primitives, *(p for p in existing if p.primitive_id() not in stack_ids)]
+
+    def written_or_stack(p: Primitive) -> bool:
+        return p.primitive_id() in stack_ids or p.primitive_id() in sink_ids | bucket_ids
+
     out: list[Grant] = []
-    instances = [p for p in primitives if isinstance(p, CloudSQLInstance)]
+    instances = [p for p in everything if isinstance(p, CloudSQLInstance)]
     for instance in instances:
-        if any(isinstance(p, CloudSQLDatabase | CloudSQLUser) and p.instance is instance for p in primitives):
+        if any(isinstance(p, CloudSQLDatabase | CloudSQLUser) and p.instance is instance for p in everything):
             resource = f"projects/{instance.project_id}/instances/{instance.instance_name}"
             out.append(
                 Grant(
@@ -172,12 +190,12 @@ def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Itera
                     (f"only {instance.instance_name}", f'resource.name == "{resource}"'),
                 )
             )
-    datasets = {p.dataset.primitive_id(): p.dataset for p in primitives if isinstance(p, BigQueryTable)}
+    datasets = {p.dataset.primitive_id(): p.dataset for p in everything if isinstance(p, BigQueryTable)}
     out.extend(Grant("roles/bigquery.dataEditor", d) for d in datasets.values())
-    for bucket in [p for p in primitives if isinstance(p, GCSBucket)]:
-        role = "roles/storage.objectCreator" if bucket.primitive_id() in sink_ids else "roles/storage.objectViewer"
-        out.append(Grant(role, bucket))
-    out.extend(Grant("roles/pubsub.publisher", t) for t in primitives if isinstance(t, GCPPubSubTopic))
+    buckets_used = [b for b in everything if isinstance(b, GCSBucket) and written_or_stack(b)]
+    out.extend(Grant(_bucket_role(b.primitive_id(), sink_ids, bucket_ids), b) for b in buckets_used)
+    topics = [t for t in everything if isinstance(t, GCPPubSubTopic) and written_or_stack(t)]
+    out.extend(Grant("roles/pubsub.publisher", t) for t in topics)
     # consumers pull their subscriptions; a notification stream's handler downloads the objects
     for source in sources:
         if isinstance(source, GCPPubSubSubscription | GCSFileChangeStream):
@@ -185,6 +203,13 @@ def grants(primitives: Sequence[Primitive], sinks: Iterable[Any], sources: Itera
         if isinstance(source, GCSFileChangeStream):
             out.append(Grant("roles/storage.objectViewer", source.gcs_bucket))
     return tuple({g.name: g for g in out}.values())
+
+
+def _bucket_role(bucket_id: str, sink_ids: set[str], bucket_ids: set[str]) -> str:
+    """A dependency's bucket is read, written, listed and deleted in; a sink's written; others read."""
+    if bucket_id in bucket_ids:
+        return "roles/storage.objectUser"
+    return "roles/storage.objectCreator" if bucket_id in sink_ids else "roles/storage.objectViewer"
 
 
 def _processor_options(flow: Any) -> list[ProcessorOptions]:
@@ -322,6 +347,9 @@ def deployment_of(
     flow: Any,
     primitives: Sequence[Primitive],
     *,
+    existing: Sequence[Primitive] = (),
+    dependency_sinks: Sequence[Primitive] = (),
+    dependency_buckets: Sequence[Primitive] = (),
     target: str,
     name: str,
     project: str,
@@ -329,7 +357,11 @@ def deployment_of(
     table: Mapping[str, Any],
     flags: Mapping[str, Any],
 ) -> Deployment | None:
-    """The flow's deployment, or None when it serves nothing (a stack of data resources only)."""
+    """The flow's deployment, or None when it serves nothing (a stack of data resources only).
+
+    ``existing`` is what the flow uses without managing it (on gcp: expected to exist), the
+    ``dependency_*`` what its dependencies push to and read and write objects in.
+    """
     if not serves_anything(flow):
         return None
     return Deployment(
@@ -340,10 +372,13 @@ def deployment_of(
         settings=service_settings(flow, table, flags),
         grants=grants(
             primitives,
-            [c.sink_primitive for c in [*flow.collectors, *flow.consumers]],
+            [*(c.sink_primitive for c in [*flow.collectors, *flow.consumers]), *dependency_sinks],
             [c.source_primitive for c in flow.consumers],
+            dependency_buckets,
+            existing,
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
+        existing=tuple(existing),
     )
 
 
@@ -362,3 +397,9 @@ class DeployRequest:
     deploy: bool = True
     #: Where lines about the image go (building, pushing, "no build").
     say: Callable[[str], None] = lambda _line: None
+    #: What the flow uses without managing it (the target says which of them exist already).
+    unmanaged: tuple[Primitive, ...] = ()
+    #: What the flow's dependencies push to (``SinkDependencyBuilder``) and keep objects in
+    #: (``BucketDependencyBuilder``), managed or not.
+    dependency_sinks: tuple[Primitive, ...] = ()
+    dependency_buckets: tuple[Primitive, ...] = ()

@@ -59,10 +59,11 @@ from providers.gcp.errors import (
     PulumiOperationError,
 )
 from providers.gcp.events import ProgressRelay, StepCollector
+from providers.gcp.existing import existing_outputs
 from providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from providers.migrations import MIGRATIONS
 from providers.plan import Plan, ResourceChange
-from providers.portables import outputs_of
+from providers.portables import on_target, outputs_of
 from providers.secrets import scram_verifier
 from providers.state import State, record
 
@@ -205,6 +206,10 @@ class GCPProvider(Provider):
                 shown["service"] = outputs["service"]
             return shown
 
+    def existing_outputs(self, primitives: Sequence[Primitive]) -> Outputs:
+        """What the runtime needs of resources the flow uses as they exist, from their names."""
+        return existing_outputs(on_target(self, primitives))
+
     def password_of(self, password: Password) -> str:
         """A Secret's value from its variable, else the stack's (given or generated at apply)."""
         if not isinstance(password, Secret):
@@ -294,6 +299,9 @@ class GCPProvider(Provider):
         return deployment_of(
             request.flow,
             primitives,
+            existing=on_target(self, self.expected_to_exist(request.unmanaged)),
+            dependency_sinks=request.dependency_sinks,
+            dependency_buckets=request.dependency_buckets,
             target=request.target,
             name=service_name(settings.pulumi_project, self.stack, settings.table),
             project=project,

@@ -27,6 +27,7 @@ from buildflow.io.gcp import (
     GCSFileChangeStream,
 )
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
+from providers.gcp.existing import made_or_named
 from providers.gcp.image import REPOSITORY
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -174,9 +175,9 @@ def _service(
 
 
 def _grant(grant: Grant, made: Made, member: pulumi.Output[str], project: str) -> pulumi.CustomResource:
-    """One role binding of the account, on the resource the grant names."""
+    """One role binding of the account, on the resource the grant names: one the stack makes, or
+    one the flow uses as it exists (named, not referred to)."""
     target = grant.primitive
-    resource = made[target.primitive_id()] if target is not None else None
     if isinstance(target, CloudSQLInstance) or target is None:
         condition = (
             gcp.projects.IAMMemberConditionArgs(title=grant.condition[0], expression=grant.condition[1])
@@ -185,30 +186,40 @@ def _grant(grant: Grant, made: Made, member: pulumi.Output[str], project: str) -
         )
         return gcp.projects.IAMMember(grant.name, project=project, role=grant.role, member=member, condition=condition)
     if isinstance(target, BigQueryDataset):
-        dataset = cast(gcp.bigquery.Dataset, resource)
         return gcp.bigquery.DatasetIamMember(
-            grant.name, dataset_id=dataset.dataset_id, project=target.project_id, role=grant.role, member=member
+            grant.name,
+            dataset_id=made_or_named(made, target, "dataset_id", target.dataset_name),
+            project=target.project_id,
+            role=grant.role,
+            member=member,
         )
     if isinstance(target, GCSBucket):
-        bucket = cast(gcp.storage.Bucket, resource)
-        return gcp.storage.BucketIAMMember(grant.name, bucket=bucket.name, role=grant.role, member=member)
+        bucket = made_or_named(made, target, "name", target.bucket_name)
+        return gcp.storage.BucketIAMMember(grant.name, bucket=bucket, role=grant.role, member=member)
     if isinstance(target, GCPPubSubSubscription):
-        pulled = cast(gcp.pubsub.Subscription, resource)
         return gcp.pubsub.SubscriptionIAMMember(
-            grant.name, subscription=pulled.name, project=target.project_id, role=grant.role, member=member
+            grant.name,
+            subscription=made_or_named(made, target, "name", target.subscription_name),
+            project=target.project_id,
+            role=grant.role,
+            member=member,
         )
     if isinstance(target, GCSFileChangeStream):  # its subscription, made before its notification
+        made_stream = made.get(target.primitive_id())
         return gcp.pubsub.SubscriptionIAMMember(
             grant.name,
             subscription=target.subscription.subscription_name,
             project=target.gcs_bucket.project_id,
             role=grant.role,
             member=member,
-            opts=pulumi.ResourceOptions(depends_on=[cast(pulumi.Resource, resource)]),
+            opts=pulumi.ResourceOptions(depends_on=[made_stream] if made_stream is not None else []),
         )
     if isinstance(target, GCPPubSubTopic):
-        topic = cast(gcp.pubsub.Topic, resource)
         return gcp.pubsub.TopicIAMMember(
-            grant.name, topic=topic.name, project=target.project_id, role=grant.role, member=member
+            grant.name,
+            topic=made_or_named(made, target, "name", target.topic_name),
+            project=target.project_id,
+            role=grant.role,
+            member=member,
         )
     raise TypeError(f"no role binding for {type(target).__name__}")

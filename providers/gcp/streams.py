@@ -18,6 +18,7 @@ import pulumi_gcp as gcp
 
 from buildflow.io.gcp import GCPPubSubSubscription, GCSFileChangeStream
 from buildflow.storage.engines import Engine
+from providers.gcp.existing import made_or_named
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]
@@ -26,15 +27,15 @@ Built = tuple[pulumi.CustomResource, dict[str, Any]]
 def subscription(p: GCPPubSubSubscription, made: Made, opts: pulumi.ResourceOptions) -> Built:
     """A ``pubsub.Subscription`` with BuildFlow's settings, and its dead-letter policy when set."""
     assert p.topic is not None  # a managed subscription has one (the primitive checks)
-    topic = cast(gcp.pubsub.Topic, made[p.topic.primitive_id()])
+    dead = p.dead_letter_topic
     policy = None
-    if p.dead_letter_topic is not None:
-        dead = cast(gcp.pubsub.Topic, made[p.dead_letter_topic.primitive_id()])
-        policy = {"dead_letter_topic": dead.id, "max_delivery_attempts": p.max_delivery_attempts}
+    if dead is not None:
+        dead_id = made_or_named(made, dead, "id", dead.topic_id)
+        policy = {"dead_letter_topic": dead_id, "max_delivery_attempts": p.max_delivery_attempts}
     r = gcp.pubsub.Subscription(
         p.primitive_id(),
         name=p.subscription_name,
-        topic=topic.id,
+        topic=made_or_named(made, p.topic, "id", p.topic.topic_id),
         project=p.project_id,
         ack_deadline_seconds=p.ack_deadline_seconds,
         message_retention_duration=p.message_retention_duration,
@@ -42,12 +43,12 @@ def subscription(p: GCPPubSubSubscription, made: Made, opts: pulumi.ResourceOpti
         dead_letter_policy=cast(Any, policy),
         opts=opts,
     )
-    if p.dead_letter_topic is not None:
+    if dead is not None:
         agent = _pubsub_agent(p.project_id)
         gcp.pubsub.TopicIAMMember(
             f"{p.primitive_id()}/dead-letter-publisher",
-            topic=cast(gcp.pubsub.Topic, made[p.dead_letter_topic.primitive_id()]).name,
-            project=p.dead_letter_topic.project_id,
+            topic=made_or_named(made, dead, "name", dead.topic_name),
+            project=dead.project_id,
             role="roles/pubsub.publisher",
             member=agent,
         )
@@ -70,7 +71,6 @@ def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptio
     """The topic a bucket notifies, the agent's right to publish there, the notification, and
     the subscription a consumer pulls (BuildFlow's names: ``<bucket>_topic``, ``<bucket>_subscription``)."""
     project = p.gcs_bucket.project_id
-    bucket = cast(gcp.storage.Bucket, made[p.gcs_bucket.primitive_id()])
     topic = gcp.pubsub.Topic(f"{p.primitive_id()}/topic", name=p.topic.topic_name, project=project, opts=opts)
     agent = gcp.storage.get_project_service_account_output(project=project)
     publisher = gcp.pubsub.TopicIAMMember(
@@ -92,7 +92,7 @@ def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptio
     )
     r = gcp.storage.Notification(
         p.primitive_id(),
-        bucket=bucket.name,
+        bucket=made_or_named(made, p.gcs_bucket, "name", p.gcs_bucket.bucket_name),
         payload_format="JSON_API_V1",
         topic=topic.id,
         event_types=[e.name for e in p.event_types],
