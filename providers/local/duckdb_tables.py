@@ -28,6 +28,7 @@ from buildflow.io.sink import TableSchema
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_types import mismatched_columns
 from buildflow.storage.engines import Engine
+from buildflow.types.bigquery_fields import bigquery_columns
 from buildflow.types.schema import Column
 from providers.local.family import Family, forget
 from providers.local.postgres import LocalTargetError
@@ -106,6 +107,8 @@ class DuckDBFamily(Family):
         known = state.resources.get(primitive.primitive_id())
         made_file = known.private.get("made_file", False) if known else not path.exists()
         columns = (primitive.columns() if isinstance(primitive, TableSchema) else None) or []
+        if isinstance(primitive, (BigQueryTable, AnalysisTable)):  # BigQuery's on gcp: nested as BigQuery nests
+            columns = bigquery_columns(columns)
         with _open(path) as connection:
             message = self._ensure_table(connection, table, columns)
         outputs: dict[str, Any] = {"engine": Engine.DUCKDB, "database": str(path), "table": table}

@@ -3,18 +3,28 @@ on aiohttp). A call that returns without ``insertErrors`` means BigQuery accepte
 
 With ``skipInvalidRows`` off, one bad row makes BigQuery refuse the whole call: the bad rows'
 indexes go back in ``RowsRejected``, so the collector retries each request on its own and the
-others still land. INT64 values travel as JSON strings, as Google's own client sends them: BigQuery
-may read a JSON number as a double, which loses integers above 2**53.
+others still land. A value the API cannot read at all (the body is not JSON BigQuery parses) is
+a 400 for the whole call: the collector retries each request on its own, so only the bad one fails.
+
+Rows travel as Google's own client sends them: nested records as JSON objects and lists as
+arrays (the table's RECORD and REPEATED fields, ``buildflow.types.bigquery_fields``), INT64
+values as strings at every level (BigQuery may read a JSON number as a double, which loses
+integers above 2**53), NaN and the infinities of FLOAT64 as strings (JSON has no such
+numbers, so Google's parser refuses the bare tokens), and values of JSON columns as JSON text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from buildflow.io.gcp import BigQueryTable
 from buildflow.io.portable import AnalysisTable
+from buildflow.types.bigquery_fields import RECORD, Field, table_fields
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, schema_from_type, to_jsonable
 from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
@@ -30,12 +40,12 @@ class BigQueryWriter(SinkWriter):
         table: str,
         description: str,
         api_root: str | None = None,
-        integer_columns: tuple[str, ...] = (),
+        fields: list[Field] | None = None,
     ) -> None:
         self.project, self.dataset, self.table = project, dataset, table
         self.description = description
         self.api_root = api_root
-        self.integer_columns = integer_columns
+        self._json_row = _row_encoder(fields or [])
         self._table: Any = None
 
     async def start(self) -> None:
@@ -43,18 +53,17 @@ class BigQueryWriter(SinkWriter):
 
         self._table = Table(self.dataset, self.table, project=self.project, api_root=self.api_root or None)
 
-    def _json_row(self, row: Row) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(row)
-        for name in self.integer_columns:
-            value = data.get(name)
-            if type(value) is int:
-                data[name] = str(value)
-            elif isinstance(value, list):
-                data[name] = [str(v) if type(v) is int else v for v in value]
-        return data
-
     async def write(self, rows: list[Row]) -> None:
-        response = await self._table.insert([self._json_row(r) for r in rows], skip_invalid=False, ignore_unknown=False)
+        from aiohttp import ClientResponseError
+
+        try:
+            response = await self._table.insert(
+                [self._json_row(r) for r in rows], skip_invalid=False, ignore_unknown=False
+            )
+        except ClientResponseError as e:
+            if e.status != 400:
+                raise
+            raise RowsRejected(f"BigQuery refused the rows: {_google_message(e.message)[:300]}") from None
         errors = (response or {}).get("insertErrors") or []
         if errors:
             bad = [e["index"] for e in errors if any(x.get("reason") != "stopped" for x in e.get("errors", []))]
@@ -71,16 +80,93 @@ class BigQueryWriter(SinkWriter):
             await self._table.close()
 
 
+def _google_message(text: str) -> str:
+    """The message of Google's error body in ``"Bad Request: {body}"``, else the text."""
+    try:
+        return str(orjson.loads(text.split(": ", 1)[1])["error"]["message"])
+    except (IndexError, KeyError, TypeError, orjson.JSONDecodeError):
+        return text
+
+
 def bigquery_writer(
     primitive: Any, out: Mapping[str, Any], schema: list[Column] | None, project_dir: Path
 ) -> BigQueryWriter:
     """``Engine.BIGQUERY``: the table the gcp target applied (BigQuery checks the rows' schema)."""
     declared = getattr(primitive, "schema", None)
     columns = schema if schema is not None else schema_from_type(declared) if declared is not None else []
-    integers = tuple(c.name for c in columns if c.kind is Kind.INTEGER)
     return BigQueryWriter(
-        out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root"), integers
+        out["project"],
+        out["dataset_id"],
+        table_name(out),
+        describe(primitive, out),
+        out.get("api_root"),
+        table_fields(columns),
     )
+
+
+Encode = Callable[[Any], Any]
+
+
+def _row_encoder(fields: list[Field]) -> Callable[[Row], dict[str, Any]]:
+    """A checked row as insertAll's JSON: only the fields whose values need more than
+    ``to_jsonable`` are walked."""
+    steps = [(f.name, step) for f in fields if (step := _encoder(f)) is not None]
+
+    def encode(row: Row) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable(row)
+        for name, step in steps:
+            value = data.get(name)
+            if value is not None:
+                data[name] = step(value)
+        return data
+
+    return encode
+
+
+def _encoder(field: Field) -> Encode | None:
+    """How a JSON value of ``field`` becomes what Google's client sends, or None: as it is."""
+    one: Encode | None
+    if field.type == RECORD:
+        parts = [(f.name, step) for f in field.fields if (step := _encoder(f)) is not None]
+        one = _record_encoder(parts) if parts else None
+    else:
+        one = _LEAF_ENCODERS.get(field.type)
+    if one is None or field.mode != "REPEATED":
+        return one
+    item = one
+    return lambda values: [None if v is None else item(v) for v in values]
+
+
+def _record_encoder(parts: list[tuple[str, Encode]]) -> Encode:
+    def encode(value: dict[str, Any]) -> dict[str, Any]:
+        out = dict(value)
+        for name, step in parts:
+            if out.get(name) is not None:
+                out[name] = step(out[name])
+        return out
+
+    return encode
+
+
+def _int64(value: Any) -> Any:
+    return str(value) if type(value) is int else value
+
+
+def _float64(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_LEAF_ENCODERS: dict[str, Encode] = {
+    Kind.INTEGER.value: _int64,
+    Kind.FLOAT.value: _float64,
+    Kind.JSON.value: _json_text,
+}
 
 
 def input_syntax_of(primitive: Any) -> InputSyntax:

@@ -16,6 +16,7 @@ import orjson
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import share_with_user_code, shared_database
 from buildflow.storage.duckdb_types import mismatched_columns, nested_type
+from buildflow.types.bigquery_fields import bigquery_columns
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, RowConversionError, values_converter
 from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
@@ -113,5 +114,8 @@ def duckdb_writer(
     """``Engine.DUCKDB``: the table in the database file the outputs name; a stand-in for a
     BigQuery table reads values as BigQuery does."""
     columns = table_columns(primitive, schema)
+    syntax = input_syntax_of(primitive)
+    if syntax is InputSyntax.BIGQUERY:  # nested columns as BigQuery nests them
+        columns = bigquery_columns(columns)
     path = local_path(out["database"], project_dir)
-    return DuckDBWriter(path, out["table"], columns, describe(primitive, out), input_syntax_of(primitive))
+    return DuckDBWriter(path, out["table"], columns, describe(primitive, out), syntax)
