@@ -233,3 +233,28 @@ def test_the_plan_says_what_is_expected_to_exist(project: Path, env: dict[str, s
     assert managed.returncode == 0, managed.stderr
     assert f"BigQueryDataset {DATASET} is used, not managed" in managed.stdout + managed.stderr
     assert f"BigQueryTable {TABLE} is used" not in managed.stdout + managed.stderr
+
+
+PORTABLE = """\
+from buildflow import Flow
+from buildflow.io.portable import Queue, Topic
+
+app = Flow()
+
+
+@app.consumer(source=Queue("jobs"), sink=Topic("events"))
+def relay(job: dict) -> dict:
+    return job
+"""
+
+
+def test_portable_source_and_sink_that_exist_get_their_roles(monitor: RecordingMonitor, project: Path) -> None:
+    declared, expected, deployment = deployed(PORTABLE, project)
+    run_program(declared, project="my-project", deployment=deployment, image=IMAGE)
+
+    assert declared == [] and {p.primitive_id() for p in expected} == {"queue:jobs", "topic:events"}
+    given = {(i["role"], i.get("subscription") or i.get("topic")) for i in grants(monitor).values()}
+    assert given == {("roles/pubsub.subscriber", "jobs"), ("roles/pubsub.publisher", "events")}
+    outputs = service_outputs(monitor)
+    assert outputs["queue:jobs"]["subscription"] == "projects/my-project/subscriptions/jobs"
+    assert outputs["topic:events"]["topic"] == "projects/my-project/topics/events"

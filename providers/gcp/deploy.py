@@ -172,11 +172,16 @@ def grants(
     sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
     bucket_ids = {b.primitive_id() for b in buckets if isinstance(b, Primitive)}
     stack_ids = {p.primitive_id() for p in primitives}
-    sources = list(sources)
     everything = [*primitives, *(p for p in existing if p.primitive_id() not in stack_ids)]
+    pulled = list(sources)
+    source_ids = {s.primitive_id() for s in pulled if isinstance(s, Primitive)}
+    pulled += [p for p in everything if source_ids & set(p.stands_for)]  # what the target made for a portable one
+
+    def ids(p: Primitive) -> set[str]:  # a portable sink or bucket is what the target made for it
+        return {p.primitive_id(), *p.stands_for}
 
     def written_or_stack(p: Primitive) -> bool:
-        return p.primitive_id() in stack_ids or p.primitive_id() in sink_ids | bucket_ids
+        return p.primitive_id() in stack_ids or bool(ids(p) & (sink_ids | bucket_ids))
 
     out: list[Grant] = []
     instances = [p for p in everything if isinstance(p, CloudSQLInstance)]
@@ -193,11 +198,11 @@ def grants(
     datasets = {p.dataset.primitive_id(): p.dataset for p in everything if isinstance(p, BigQueryTable)}
     out.extend(Grant("roles/bigquery.dataEditor", d) for d in datasets.values())
     buckets_used = [b for b in everything if isinstance(b, GCSBucket) and written_or_stack(b)]
-    out.extend(Grant(_bucket_role(b.primitive_id(), sink_ids, bucket_ids), b) for b in buckets_used)
+    out.extend(Grant(_bucket_role(ids(b), sink_ids, bucket_ids), b) for b in buckets_used)
     topics = [t for t in everything if isinstance(t, GCPPubSubTopic) and written_or_stack(t)]
     out.extend(Grant("roles/pubsub.publisher", t) for t in topics)
     # consumers pull their subscriptions; a notification stream's handler downloads the objects
-    for source in sources:
+    for source in pulled:
         if isinstance(source, GCPPubSubSubscription | GCSFileChangeStream):
             out.append(Grant("roles/pubsub.subscriber", source))
         if isinstance(source, GCSFileChangeStream):
@@ -205,11 +210,11 @@ def grants(
     return tuple({g.name: g for g in out}.values())
 
 
-def _bucket_role(bucket_id: str, sink_ids: set[str], bucket_ids: set[str]) -> str:
+def _bucket_role(bucket_ids_of: set[str], sink_ids: set[str], bucket_ids: set[str]) -> str:
     """A dependency's bucket is read, written, listed and deleted in; a sink's written; others read."""
-    if bucket_id in bucket_ids:
+    if bucket_ids_of & bucket_ids:
         return "roles/storage.objectUser"
-    return "roles/storage.objectCreator" if bucket_id in sink_ids else "roles/storage.objectViewer"
+    return "roles/storage.objectCreator" if bucket_ids_of & sink_ids else "roles/storage.objectViewer"
 
 
 def _processor_options(flow: Any) -> list[ProcessorOptions]:
