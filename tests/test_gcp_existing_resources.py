@@ -9,7 +9,6 @@ import hashlib
 import importlib.util
 import json
 import sys
-import textwrap
 import types
 from pathlib import Path
 from typing import Any
@@ -220,7 +219,7 @@ def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def test_the_plan_says_what_is_expected_to_exist(project: Path, env: dict[str, str]) -> None:
     result = bfctl_run(["plan", *GCP], project, env)
     assert result.returncode == 0, result.stderr
-    said = textwrap.dedent(result.stdout + result.stderr)
+    said = result.stdout + result.stderr
     for line in (
         f"BigQueryTable {TABLE} is used, not managed: expected to exist.",
         f"BigQueryDataset {DATASET} is used, not managed: expected to exist.",
