@@ -240,6 +240,37 @@ def test_what_bigquery_cannot_nest_stays_json_on_gcp_and_in_the_local_stand_in()
     assert types["deepest"].count("STRUCT(") == 15
 
 
+def test_a_table_whose_json_column_becomes_a_record_is_a_replace_that_says_its_rows_are_lost() -> None:
+    """The engine's preview of a table applied by an earlier version (``hours`` JSON): the
+    provider forces a replace for the schema, since BigQuery's API refuses a type change."""
+    from pulumi.automation import EngineEvent
+
+    from providers.gcp.events import StepCollector
+
+    *_, table = _flow()
+    urn = f"urn:pulumi:dev::flow::gcp:bigquery/table:Table::{table.primitive_id()}"
+    old = [*SCHEMA[:6], {"name": "hours", "type": "JSON", "mode": "REQUIRED"}, *SCHEMA[7:]]
+    metadata = {
+        "op": "replace",
+        "urn": urn,
+        "type": "gcp:bigquery/table:Table",
+        "provider": "",
+        "old": {"inputs": {"schema": json.dumps(old), "tableId": "page_views"}},
+        "new": {"inputs": {"schema": json.dumps(SCHEMA), "tableId": "page_views"}},
+        "keys": ["schema"],
+        "diffs": ["schema"],
+        "detailedDiff": {"schema": {"diffKind": "update-replace", "inputDiff": True}},
+    }
+    steps = StepCollector()
+    steps(EngineEvent.from_json({"resourcePreEvent": {"metadata": metadata}}))
+
+    (change,) = steps.changes([table])
+    assert change.action == "replace"
+    assert [(p.name, p.forces_replace) for p in change.changes] == [("schema", True)]
+    assert "the table is deleted and made again, and its rows are lost" in change.reason
+    assert change.to_dict()["reason"] == change.reason  # in `bfctl plan --json` too
+
+
 # -- gcp: the rows -------------------------------------------------------------------------------
 #: Google's limit on an insertAll request.
 MAX_REQUEST = 10 * 1024 * 1024

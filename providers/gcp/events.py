@@ -40,6 +40,13 @@ _ACTIONS: dict[str, Action | None] = {
     "refresh": None,
     "remove-pending-replace": None,
 }
+#: What a replace deletes with the resource, by primitive type, said in the plan. BigQuery
+#: changes no column's type in place (its API answers 400), so the provider replaces the table.
+_REPLACE_LOSES = {
+    "gcp.bigquery.Table": "its schema changes in a way BigQuery cannot apply in place (a column's type, "
+    "JSON to RECORD say, or a dropped column): the table is deleted and made again, and its rows are lost; "
+    "copy them first if they are needed",
+}
 _STRENGTH = {"noop": 0, "update": 1, "create": 2, "delete": 3, "replace": 4}
 #: The steps a replace is finished after, in either order (delete-before-replace or not).
 _REPLACE_STEPS = frozenset({"create-replacement", "delete-replaced"})
@@ -192,7 +199,8 @@ class StepCollector:
             step: tuple[Action, StepEventMetadata | None] = self.steps.get(pid, ("noop", None))
             action, meta = step
             props = _properties(action, meta, primitive.secret_properties) if meta is not None else []
-            out.append(ResourceChange(pid, primitive.resource_type, action, props, primitive=primitive))
+            lost = _REPLACE_LOSES.get(primitive.resource_type, "") if action == "replace" else ""
+            out.append(ResourceChange(pid, primitive.resource_type, action, props, reason=lost, primitive=primitive))
         return out + list(then) + [c for c in others if c.action != "delete"]
 
 
