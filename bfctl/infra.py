@@ -268,18 +268,21 @@ def _local_secrets(flow: Any, secrets: Any) -> None:
         secrets.ensure(secret)
 
 
+def running_stack(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> Outputs:
+    """The stack's outputs once its stopped local servers run, with the flow's Secrets pointed
+    at the local stack's values: what code the flow module runs at import connects with."""
+    provider = provider_for(target, stack, options)
+    if target == "local":
+        _point_secrets_at(provider.secrets)
+    return provider.ensure_running()
+
+
 def _reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> None:
     """Let code the flow module runs at import (``create_all`` on BuildFlow's ``engine``) reach
-    the stack: its outputs are read at the first connection, once stopped local servers run."""
+    the stack: its outputs are read at the first connection."""
     from buildflow.dependencies.flow_dependencies import serve_stack
 
-    def find() -> Outputs:
-        provider = provider_for(target, stack, options)
-        if target == "local":
-            _point_secrets_at(provider.secrets)
-        return provider.ensure_running()
-
-    serve_stack(target, find)
+    serve_stack(target, lambda: running_stack(target, stack, options))
 
 
 def load_for_serving(

@@ -176,11 +176,14 @@ class Flow:
     ) -> Any:
         """Serve the flow, as ``bfctl serve`` does; ``block=False`` returns a coroutine.
 
-        Like ``bfctl serve``, the port defaults to ``$PORT`` when set (else 8000) and the host to
-        0.0.0.0 on Cloud Run (``K_SERVICE`` set), else 127.0.0.1.
+        As BuildFlow's did, it serves against what was applied before: the local target's
+        default stack of the project in the working directory (``bfctl apply``), or the
+        outputs a deployed container is given. Like ``bfctl serve``, the port defaults to
+        ``$PORT`` when set (else 8000) and the host to 0.0.0.0 on Cloud Run (``K_SERVICE``
+        set), else 127.0.0.1.
 
-        The server is found through the ``buildflow.runtime`` entry point, so this package
-        stays free of server code.
+        The server is found through the ``buildflow.runtime`` entry point (bfctl's), so this
+        package stays free of server code.
         """
         from importlib.metadata import entry_points
 

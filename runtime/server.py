@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -330,19 +330,22 @@ def _supervise(
 
 
 def run_flow(
-    flow: Flow, *, host: str | None = None, port: int | None = None, block: bool = True, workers: int | None = None
+    flow: Flow,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    block: bool = True,
+    workers: int | None = None,
+    outputs: ResourceOutputs | None = None,
 ) -> Any:
-    """``Flow.run()``: serve like ``bfctl serve``; ``block=False`` gives a coroutine instead."""
+    """``Flow.run()``: serve with the stack's ``outputs``, announced as ``bfctl serve`` does;
+    ``block=False`` gives a coroutine serving one worker in the caller's loop instead."""
     host, port = listen_address(host, port, os.environ)
-    if not block:
-        return _serve_in_loop(flow, host, port)
 
     def announce(urls: list[str]) -> None:
         print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)  # noqa: T201 - as bfctl serve
 
-    return serve(flow, host=host, port=port, workers=workers, on_ready=announce)
-
-
-def _serve_in_loop(flow: Flow, host: str, port: int) -> Coroutine[Any, Any, int]:
-    flow_app = FlowApp(flow)
-    return serve_worker(flow_app, bind_socket(host, port, reuse_port=False))
+    if not block:
+        sock = bind_socket(host, port, reuse_port=False)
+        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce)
+    return serve(flow, host=host, port=port, workers=workers, on_ready=announce, outputs=outputs)

@@ -7,7 +7,8 @@ Code that runs outside the dependency graph (an engine made when the flow module
 as BuildFlow's ``engine(db, user, password)``) asks ``stack_outputs()`` instead, at its first
 connection: the deployed container's ``$BUILDFLOW_OUTPUTS``, else what bfctl said before
 importing the flow (``serve_stack``: how to find the stack it serves; ``read_only``: plan and
-apply only read the flow, so nothing connects).
+apply only read the flow, so nothing connects), else the ``buildflow.outputs`` entry point
+(a flow run as a script, whose import comes before ``app.run()``).
 """
 
 from __future__ import annotations
@@ -129,18 +130,36 @@ def asked_before_applied() -> bool:
     return _STACK.missed
 
 
+#: Entry points, named by target, finding the stack a flow is served with when nothing said
+#: which before its module ran (``python main.py``, whose import runs before ``app.run()``).
+OUTPUTS_ENTRY_POINT_GROUP = "buildflow.outputs"
+
+
+def _installed_finder() -> OutputsFinder | None:
+    """The ``buildflow.outputs`` entry point of the target (bfctl's finds the project's default
+    stack), unless the flow is imported only to be read; looked up at the first connection only."""
+    if _STACK.reading:
+        return None
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=OUTPUTS_ENTRY_POINT_GROUP, name=_STACK.target))
+    return found[0].load() if found else None
+
+
 def stack_outputs() -> ResourceOutputs:
     """The outputs of the stack the flow is served with (found once per process).
 
-    Raises ``LookupError`` when there is none: the flow was imported outside ``bfctl serve``,
-    or only to be read.
+    Raises ``LookupError`` when there is none: the flow was imported only to be read, or
+    outside ``bfctl serve`` without bfctl installed.
     """
     if given := os.environ.get(OUTPUTS_ENV):
         return ResourceOutputs.from_json(given)
     if _STACK.find is None:
+        _STACK.find = _installed_finder()
+    if _STACK.find is None:
         raise LookupError(
             "no stack to connect to: module-level code reaches the infrastructure when the flow is "
-            "served (`bfctl serve`); `bfctl plan` and `apply` only read the flow"
+            "served (`bfctl serve`, or `app.run()` with bfctl installed); `bfctl plan` and `apply` only read the flow"
         )
     if _STACK.found is None:
         _STACK.found = ResourceOutputs(_STACK.find(), _STACK.target)

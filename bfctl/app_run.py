@@ -1,0 +1,93 @@
+"""``app.run()``: a flow run as a script (``python main.py``) is served as ``bfctl serve`` serves
+it on the local target, with the default stack of the project in the working directory.
+
+BuildFlow's ``app.run()`` served the flow against resources made earlier (``buildflow apply``)
+or that existed already; here that is the stack's recorded outputs, its stopped servers started,
+the primitives the local target makes on first use made, its Secrets read from the stack.
+The script's module runs before ``app.run()`` is called: what it connects to at import
+(``create_all`` on BuildFlow's ``engine``) finds the stack through :func:`local_stack_outputs`,
+the ``buildflow.outputs`` entry point the SDK loads at that first connection.
+Inside a deployed container the outputs come from ``$BUILDFLOW_OUTPUTS`` and no stack is read.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from buildflow import Flow
+    from providers.base import Outputs
+
+TARGET = "local"
+#: ``bfctl``'s default ``--stack``: where ``bfctl apply`` put what the script is served with.
+STACK = "dev"
+
+
+def run_flow(
+    flow: Flow, *, host: str | None = None, port: int | None = None, block: bool = True, workers: int | None = None
+) -> Any:
+    """``Flow.run()`` (the ``buildflow.runtime`` entry point): the exit code once stopped, or with
+    ``block=False`` a coroutine serving in the caller's loop. An error bfctl would report
+    ends the script with its message (exit 1), never a traceback."""
+    from bfctl import infra
+    from bfctl.loader import LoadedFlow
+    from runtime import server
+
+    with _exit_on_reported_errors():
+        loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
+        outputs = infra.outputs_for_serving(loaded, TARGET, STACK, apply_first=False)
+        served = server.run_flow(flow, host=host, port=port, block=block, workers=workers, outputs=outputs)
+    return served if block else _reported(served)
+
+
+def local_stack_outputs() -> Outputs:
+    """The ``buildflow.outputs`` entry point of the local target: its default stack's outputs,
+    found when the script's module first connects (before ``app.run()``). An error there (a
+    database ``bfctl apply`` never made) ends the script with its message alone."""
+    from bfctl import infra
+
+    _report_uncaught_without_traceback()
+    return infra.running_stack(TARGET, STACK)
+
+
+@contextmanager
+def _exit_on_reported_errors() -> Iterator[None]:
+    """bfctl's reports of errors users can act on; their exit ends the script with its code."""
+    import typer
+
+    from bfctl.cli import _reported_errors
+
+    try:
+        with _reported_errors():
+            yield
+    except typer.Exit as e:
+        raise SystemExit(e.exit_code) from None
+
+
+async def _reported(serving: Coroutine[Any, Any, int]) -> int:
+    with _exit_on_reported_errors():
+        return await serving
+
+
+def _report_uncaught_without_traceback() -> None:
+    """Make an error about the stack that the script's module leaves uncaught (raised by what it
+    runs at import) print as bfctl prints it; others keep Python's report, as does every
+    error under ``BFCTL_DEBUG=1``."""
+    from bfctl import console
+    from bfctl.infra import Refused
+    from buildflow.dependencies.flow_dependencies import NotApplied
+    from providers.errors import ProviderError
+
+    previous = sys.excepthook
+
+    def report(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(error, NotApplied | Refused | ProviderError) and not console.debug_enabled():
+            console.error(str(error))
+        else:
+            previous(kind, error, tb)
+
+    sys.excepthook = report

@@ -1,0 +1,217 @@
+"""``python main.py`` with ``app.run()``, as BuildFlow 0.3 projects were run: real subprocesses,
+a real embedded PostgreSQL, real HTTP. The flow is served as ``bfctl serve`` serves it on the
+local target with the default stack, including what its module does at import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from support import run_bfctl, serving, write
+
+from buildflow.deployed import OUTPUTS_ENV
+
+INSTANCE = """
+instance = CloudSQLInstance(
+    instance_name="journal-db",
+    project_id="my-project",
+    database_version=CloudSQLDatabaseVersion.POSTGRES_15,
+    settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
+    region="us-central1",
+)
+database = CloudSQLDatabase(instance=instance, database_name="journal")
+"""
+
+#: As BuildFlow's templates wrote a project: tables made at import, a DuckDB collector sink,
+#: sessions from ``SessionDepBuilder``, and ``app.run()`` under ``__main__``.
+JOURNAL = (
+    """
+import dataclasses
+
+from sqlalchemy import Column, Integer, String, select
+from sqlalchemy.orm import declarative_base
+
+from buildflow import Flow
+from buildflow.dependencies.sqlalchemy import SessionDepBuilder, engine
+from buildflow.io.duckdb import DuckDBTable
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance
+from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
+
+Base = declarative_base()
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    id = Column(Integer, primary_key=True)
+    title = Column(String, nullable=False)
+
+"""
+    + INSTANCE
+    + """
+CREATE_ALL
+
+app = Flow()
+app.manage(instance, database)
+service = app.service()
+DB = SessionDepBuilder(db_primitive=database, db_user="writer", db_password="wr1ter-pw")
+
+
+@dataclasses.dataclass
+class Visit:
+    page: str
+
+
+@app.collector(route="/visits", method="POST", sink=DuckDBTable(database="data/visits.duckdb", table="visits"))
+def visit(v: Visit) -> Visit:
+    return v
+
+
+@dataclasses.dataclass
+class NewEntry:
+    title: str
+
+
+@service.endpoint("/entries", method="POST")
+def add(entry: NewEntry, db: DB) -> str:
+    with db.session.begin():
+        db.session.add(Entry(title=entry.title))
+    return "added"
+
+
+@service.endpoint("/entries", method="GET")
+def titles(db: DB) -> list:
+    return [e.title for e in db.session.scalars(select(Entry).order_by(Entry.id))]
+
+
+if __name__ == "__main__":
+    app.run(serve_port=0)
+"""
+)
+
+CREATE_ALL = 'Base.metadata.create_all(engine(database, "writer", "wr1ter-pw"))'
+#: BuildFlow's templates caught the error of a database not made yet.
+GUARDED = f"""try:
+    {CREATE_ALL}
+except Exception:
+    pass"""
+
+#: Only a sink nobody applied, served with ``block=False`` as BuildFlow allowed.
+VISITS = """
+import asyncio
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.duckdb import DuckDBTable
+
+app = Flow()
+
+
+@dataclasses.dataclass
+class Visit:
+    page: str
+
+
+@app.collector(route="/visits", method="POST", sink=DuckDBTable(database="data/visits.duckdb", table="visits"))
+def visit(v: Visit) -> Visit:
+    return v
+
+
+if __name__ == "__main__":
+    asyncio.run(app.run(serve_port=0, block=False))
+"""
+
+MAIN_PY = [sys.executable, "main.py"]
+
+
+def _project(tmp_path: Path, source: str) -> Path:
+    project = tmp_path / "journal"
+    project.mkdir()
+    write(project / "main.py", source)
+    write(project / "buildflow.yaml", "app: journal\nentry_point: main:app\n")  # for `bfctl apply`
+    return project
+
+
+def _visits(project: Path) -> list[tuple[str]]:
+    with duckdb.connect(str(project / "data" / "visits.duckdb"), read_only=True) as db:
+        return db.execute("select page from visits").fetchall()
+
+
+@pytest.fixture
+def destroyed(bfctl_env: dict[str, str]) -> Iterator[list[Path]]:
+    """Projects to destroy after the test (their databases are real processes)."""
+    projects: list[Path] = []
+    yield projects
+    for project in projects:
+        code, out = run_bfctl(["destroy", "--yes"], project, bfctl_env)
+        assert code == 0, out
+
+
+def test_python_main_serves_the_applied_local_stack(
+    tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
+    from providers.local.postgres import EmbeddedPostgres
+
+    project = _project(tmp_path, JOURNAL.replace("CREATE_ALL", CREATE_ALL))
+    destroyed.append(project)
+    code, out = run_bfctl(["apply", "--yes"], project, bfctl_env)
+    assert code == 0, out
+    EmbeddedPostgres(project / ".buildflow" / "local" / "dev" / "my-project_journal-db").stop()  # as after a reboot
+
+    with serving([], project, bfctl_env, command=MAIN_PY) as served:
+        assert served.call("GET", "/entries") == (200, "[]")  # the table create_all made at import
+        assert served.call("POST", "/entries", b'{"title": "first"}') == (200, '"added"')
+        assert served.call("GET", "/entries") == (200, '["first"]')
+        assert served.call("POST", "/visits", b'{"page": "/home"}') == (200, '{"success":true}')
+        assert served.stop() == 0
+    assert _visits(project) == [("/home",)]
+    assert "wr1ter-pw" not in served.output
+
+
+@pytest.mark.parametrize("create_all", ["as is", "guarded"])
+def test_python_main_before_apply_says_what_to_apply(
+    tmp_path: Path, bfctl_env: dict[str, str], create_all: str
+) -> None:
+    """At import (create_all as is) or once ``app.run()`` reads the stack (the error caught)."""
+    project = _project(tmp_path, JOURNAL.replace("CREATE_ALL", CREATE_ALL if create_all == "as is" else GUARDED))
+
+    ran = subprocess.run(MAIN_PY, cwd=project, env=bfctl_env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert ran.returncode != 0
+    assert "Traceback" not in ran.stdout
+    error = ran.stderr.strip()
+    assert error.startswith("Error: ") and "\n" not in error, error  # one paragraph: no traceback
+    assert "my-project:journal-db.journal" in error and "not applied on the local target" in error
+    assert "`bfctl apply`" in error and "wr1ter-pw" not in error
+
+
+def test_python_main_makes_unmanaged_local_sinks_on_first_use(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = _project(tmp_path, VISITS)
+
+    with serving([], project, bfctl_env, command=MAIN_PY) as served:
+        assert served.call("POST", "/visits", b'{"page": "/home"}') == (200, '{"success":true}')
+        assert served.stop() == 0
+    assert _visits(project) == [("/home",)]
+
+
+def test_python_main_in_a_deployed_container_serves_with_the_outputs_it_is_given(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    from buildflow.io.duckdb import DuckDBTable
+
+    project = _project(tmp_path, VISITS)
+    given = tmp_path / "given.duckdb"
+    sink = DuckDBTable(database="data/visits.duckdb", table="visits").primitive_id()
+    outputs = {sink: {"engine": "duckdb", "database": str(given), "table": "visits"}}
+    env = {**bfctl_env, OUTPUTS_ENV: json.dumps({"target": "local", "outputs": outputs})}
+
+    with serving([], project, env, command=MAIN_PY) as served:
+        assert served.call("POST", "/visits", b'{"page": "/home"}') == (200, '{"success":true}')
+        assert served.stop() == 0
+    with duckdb.connect(str(given), read_only=True) as db:
+        assert db.execute("select page from visits").fetchall() == [("/home",)]
+    assert not (project / ".buildflow").exists()  # nothing applied nor read here
