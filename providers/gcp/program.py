@@ -39,6 +39,7 @@ from buildflow.storage.engines import Engine
 from buildflow.types.bigquery_fields import table_schema
 from providers.gcp import service, streams
 from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
+from providers.gcp.existing import connection_name, existing_outputs, made_or_named
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -93,29 +94,37 @@ def _child_deletion(instance: CloudSQLInstance) -> str | None:
     return _POSTGRES_CHILD_DELETION if instance.engine == "postgres" else None
 
 
+def _instance_of(p: CloudSQLInstance, made: Made) -> dict[str, Any]:
+    """The name and connection name of a database's or user's instance, made by the stack or existing."""
+    return {
+        "name": made_or_named(made, p, "name", p.instance_name),
+        "connection_name": made_or_named(made, p, "connection_name", connection_name(p)),
+    }
+
+
 def _database(p: CloudSQLDatabase, made: Made, ctx: _Context) -> Built:
-    instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
+    instance = _instance_of(p.instance, made)
     r = gcp.sql.Database(
         p.primitive_id(),
         name=p.database_name,
-        instance=instance.name,
+        instance=instance["name"],
         project=p.instance.project_id,
         deletion_policy=_child_deletion(p.instance),
         opts=_named(ctx.apis),
     )
     return r, {
-        "connection_name": instance.connection_name,
+        "connection_name": instance["connection_name"],
         "database": r.name,
         "instance": p.instance.primitive_id(),
     }
 
 
 def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
-    instance = cast(gcp.sql.DatabaseInstance, made[p.instance.primitive_id()])
+    instance = _instance_of(p.instance, made)
     r = gcp.sql.User(
         p.primitive_id(),
         name=p.user_name,
-        instance=instance.name,
+        instance=instance["name"],
         project=p.instance.project_id,
         # A Secret's value is the stack's (given or generated at the first apply), the one its
         # Secret Manager secret holds; a literal is BuildFlow's way, kept working.
@@ -126,7 +135,7 @@ def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
         opts=_named(ctx.apis),
     )
     return r, {
-        "connection_name": instance.connection_name,
+        "connection_name": instance["connection_name"],
         "user": r.name,
         "instance": p.instance.primitive_id(),
     }
@@ -138,11 +147,11 @@ def _dataset(p: BigQueryDataset, made: Made, ctx: _Context) -> Built:
 
 
 def _table(p: BigQueryTable, made: Made, ctx: _Context) -> Built:
-    dataset = cast(gcp.bigquery.Dataset, made[p.dataset.primitive_id()])
+    dataset_id = made_or_named(made, p.dataset, "dataset_id", p.dataset.dataset_name)
     schema = json.dumps(table_schema(p.schema)) if p.schema is not None else None
     r = gcp.bigquery.Table(
         p.primitive_id(),
-        dataset_id=dataset.dataset_id,
+        dataset_id=dataset_id,
         table_id=p.table_name,
         project=p.dataset.project_id,
         schema=schema,
@@ -211,7 +220,7 @@ _BUILDERS: dict[type, Callable[[Any, Made, _Context], Built]] = {
 def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.CustomResource]:
     """Register one resource per primitive (parents first) and export its outputs, under its id
     and under the id of every portable primitive it stands for (a Queue: its topic's, then its
-    subscription's)."""
+    subscription's). The service is given those, and the outputs of what the flow uses as it exists."""
     made: dict[str, pulumi.CustomResource] = {}
     exports: dict[str, dict[str, Any]] = {}
     aliases: dict[str, dict[str, Any]] = {}
@@ -224,7 +233,8 @@ def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.
     for alias, values in aliases.items():
         pulumi.export(alias, values)
     if ctx.deployment is not None:
-        service.declare(ctx.deployment, made, ctx.secret_values, {**exports, **aliases}, ctx.image, ctx.apis)
+        given = {**existing_outputs(list(ctx.deployment.existing)), **exports, **aliases}
+        service.declare(ctx.deployment, made, ctx.secret_values, given, ctx.image, ctx.apis)
     return made
 
 
