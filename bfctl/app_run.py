@@ -19,6 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from buildflow import Flow
     from providers.base import Outputs
 
@@ -28,11 +30,17 @@ STACK = "dev"
 
 
 def run_flow(
-    flow: Flow, *, host: str | None = None, port: int | None = None, block: bool = True, workers: int | None = None
+    flow: Flow,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    block: bool = True,
+    workers: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Any:
     """``Flow.run()`` (the ``buildflow.runtime`` entry point): the exit code once stopped, or with
-    ``block=False`` a coroutine serving in the caller's loop. An error bfctl would report
-    ends the script with its message (exit 1), never a traceback."""
+    ``block=False`` a coroutine serving in the caller's loop until ``stop`` is set. An error
+    bfctl would report ends the script with its message (exit 1), never a traceback."""
     from bfctl import infra
     from bfctl.loader import LoadedFlow
     from runtime import server
@@ -40,7 +48,7 @@ def run_flow(
     with _exit_on_reported_errors():
         loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
         outputs = infra.outputs_for_serving(loaded, TARGET, STACK, apply_first=False)
-        served = server.run_flow(flow, host=host, port=port, block=block, workers=workers, outputs=outputs)
+        served = server.run_flow(flow, host=host, port=port, block=block, workers=workers, outputs=outputs, stop=stop)
     return served if block else _reported(served)
 
 

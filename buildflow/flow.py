@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from buildflow.processors import Collector, Consumer, Method, ProcessorOptions, Route, row_type_of
@@ -13,6 +13,8 @@ from buildflow.processors import consumer as _consumer
 from buildflow.service import Service
 
 if TYPE_CHECKING:
+    import asyncio
+
     from buildflow.pipedream import Dispatcher  # annotations only: importing it brings asyncio
 
 T = TypeVar("T")
@@ -69,6 +71,8 @@ class Flow:
         self.dispatcher: Dispatcher | None = None
         #: Replacements for dependencies, by the dependency object or its name (tests).
         self.dependency_overrides: dict[Any, Any] = {}
+        #: While ``run(block=False)`` serves: the event that stops it, and the one set once stopped.
+        self._serving: tuple[asyncio.Event, asyncio.Event] | None = None
 
     # -- services and endpoints -------------------------------------------------------------
     def service(self, base_route: str = "/", *, service_id: str | None = None, **options: Any) -> Service:
@@ -191,7 +195,34 @@ class Flow:
         if not found:
             raise RuntimeError("No BuildFlow runtime is installed: pip install bfctl")
         run_flow = found[0].load()
-        return run_flow(self, host=serve_host, port=serve_port, block=block, workers=workers)
+        if block:
+            return run_flow(self, host=serve_host, port=serve_port, block=True, workers=workers)
+        import asyncio
+
+        stop = asyncio.Event()
+        served = run_flow(self, host=serve_host, port=serve_port, block=False, workers=workers, stop=stop)
+        return self._served_until_drained(served, stop)
+
+    async def _served_until_drained(self, served: Coroutine[Any, Any, Any], stop: asyncio.Event) -> Any:
+        """What ``run(block=False)`` returns: the server, which ``_drain()`` stops while it runs."""
+        import asyncio
+
+        stopped = asyncio.Event()
+        self._serving = (stop, stopped)
+        try:
+            return await served
+        finally:
+            self._serving = None
+            stopped.set()
+
+    async def _drain(self) -> bool:
+        """Stop what ``run(block=False)`` serves as SIGTERM would (in-flight requests finish, the
+        collectors' rows are written) and return once stopped: BuildFlow's tests ended a flow so."""
+        if self._serving is not None:
+            stop, stopped = self._serving
+            stop.set()
+            await stopped.wait()
+        return True
 
     def __repr__(self) -> str:
         endpoints = sum(len(s.endpoints) for s in self.services)

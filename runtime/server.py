@@ -337,9 +337,11 @@ def run_flow(
     block: bool = True,
     workers: int | None = None,
     outputs: ResourceOutputs | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Any:
     """``Flow.run()``: serve with the stack's ``outputs``, announced as ``bfctl serve`` does;
-    ``block=False`` gives a coroutine serving one worker in the caller's loop instead."""
+    ``block=False`` gives a coroutine serving one worker in the caller's loop instead, until
+    SIGTERM or ``stop``."""
     host, port = listen_address(host, port, os.environ)
 
     def announce(urls: list[str]) -> None:
@@ -347,5 +349,5 @@ def run_flow(
 
     if not block:
         sock = bind_socket(host, port, reuse_port=False)
-        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce)
+        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce, stop=stop)
     return serve(flow, host=host, port=port, workers=workers, on_ready=announce, outputs=outputs)

@@ -5,6 +5,7 @@ local target with the default stack, including what its module does at import.""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -127,6 +128,62 @@ if __name__ == "__main__":
     asyncio.run(app.run(serve_port=0, block=False))
 """
 
+#: As BuildFlow's own end-to-end tests ran a flow: ``run(block=False)`` in a task, requests from
+#: the same process, then ``await app._drain()`` before reading what the sink wrote.
+DRAINED = """
+import asyncio
+import dataclasses
+import json
+import time
+import urllib.error
+import urllib.request
+
+import duckdb
+
+from buildflow import Flow
+from buildflow.io.duckdb import DuckDBTable
+
+app = Flow()
+
+
+@dataclasses.dataclass
+class Visit:
+    page: str
+
+
+@app.collector(route="/visits", method="POST", sink=DuckDBTable(database="data/visits.duckdb", table="visits"))
+def visit(v: Visit) -> Visit:
+    return v
+
+
+def post() -> int:
+    request = urllib.request.Request(
+        "http://127.0.0.1:PORT/visits", data=b'{"page": "/home"}', headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+async def main() -> None:
+    serving = asyncio.ensure_future(app.run(serve_port=PORT, block=False))
+    deadline = time.monotonic() + 30
+    while True:  # until the server answers
+        try:
+            status = await asyncio.to_thread(post)
+            break
+        except urllib.error.URLError as error:
+            if not isinstance(error.reason, ConnectionRefusedError) or serving.done() or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+    drained = await app._drain()
+    with duckdb.connect("data/visits.duckdb", read_only=True) as db:
+        rows = db.execute("select page from visits").fetchall()
+    print(json.dumps({"status": status, "drained": drained, "exit": serving.result(), "rows": rows}))
+
+
+asyncio.run(main())
+"""
+
 MAIN_PY = [sys.executable, "main.py"]
 
 
@@ -136,6 +193,12 @@ def _project(tmp_path: Path, source: str) -> Path:
     write(project / "main.py", source)
     write(project / "buildflow.yaml", "app: journal\nentry_point: main:app\n")  # for `bfctl apply`
     return project
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _visits(project: Path) -> list[tuple[str]]:
@@ -206,6 +269,16 @@ def test_python_main_makes_unmanaged_local_sinks_on_first_use(tmp_path: Path, bf
         assert served.call("POST", "/visits", b'{"page": "/home"}') == (200, '{"success":true}')
         assert served.stop() == 0
     assert _visits(project) == [("/home",)]
+
+
+def test_buildflows_drain_stops_what_run_serves_without_blocking(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = _project(tmp_path, DRAINED.replace("PORT", str(_free_port())))
+
+    ran = subprocess.run(MAIN_PY, cwd=project, env=bfctl_env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert ran.returncode == 0, ran.stderr
+    reported = json.loads(ran.stdout.splitlines()[-1])
+    assert reported == {"status": 200, "drained": True, "exit": 0, "rows": [["/home"]]}, ran.stdout
 
 
 def test_python_main_in_a_deployed_container_serves_with_the_outputs_it_is_given(
