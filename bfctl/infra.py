@@ -100,6 +100,18 @@ def _say_expected(expected: list[Any]) -> None:
         console.info(f"{type(primitive).__name__} {primitive.primitive_id()} is used, not managed: expected to exist.")
 
 
+def _deleted_while_used(result: Any, expected: list[Any]) -> list[str]:
+    """Warnings for what the stack made and the flow still uses without managing it (an earlier
+    bfctl made processors' sinks and sources): applying would delete it, data and all."""
+    used = {p.primitive_id() for p in expected}
+    return [
+        f"{c.resource_id} is used by the flow but no longer managed, so applying deletes it with its data; "
+        "pass it to app.manage(...) to keep it."
+        for c in result.changes
+        if c.action == "delete" and c.resource_id in used
+    ]
+
+
 def check_passwords(primitives: list[Any], target: str) -> list[str]:
     """On gcp, warnings about passwords written in the code, which ship inside the image."""
     if target != "gcp":
@@ -182,6 +194,7 @@ def plan(
     primitives, expected = planned_primitives(flow, provider)
     warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
+    warnings += _deleted_while_used(result, expected)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
@@ -207,6 +220,7 @@ def apply(
         primitives, expected = planned_primitives(flow, provider)
         warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
+        warnings += _deleted_while_used(result, expected)
         render.plan(result)
         _say_expected(expected)
         for warning in warnings:

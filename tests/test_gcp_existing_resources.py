@@ -202,16 +202,28 @@ def test_serving_gets_outputs_of_what_exists(project: Path, monkeypatch: pytest.
     assert outputs[REPORTS]["bucket_name"] == "my-reports"
 
 
+def deleted(name: str, kind: str) -> dict[str, Any]:
+    """The engine's event for a resource of the stack that the program no longer declares."""
+    urn = f"urn:pulumi:dev::clicks::{kind}::{name}"
+    old = {"type": kind, "urn": urn, "id": "x", "custom": True, "inputs": {}, "outputs": {}}
+    return {"resourcePreEvent": {"metadata": {"op": "delete", "urn": urn, "type": kind, "old": old}, "planning": True}}
+
+
+def scenario(tmp_path: Path, *events: dict[str, Any]) -> Path:
+    """A stand-in preview reporting ``events``."""
+    summary = {"summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {}, "PolicyPacks": {}}}
+    path = tmp_path / f"scenario-{len(events)}.json"
+    path.write_text(json.dumps({"version": "3.200.0", "preview": {"events": [*events, summary]}}))
+    return path
+
+
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    scenario = tmp_path / "scenario.json"
-    summary = {"summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {}, "PolicyPacks": {}}}
-    scenario.write_text(json.dumps({"version": "3.200.0", "preview": {"events": [summary]}}))
     environment = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
     environment.update(
         PATH=pulumi_path(tmp_path / "bin"),
         PULUMI_CONFIG_PASSPHRASE="a passphrase",
-        FAKE_PULUMI_SCENARIO=str(scenario),
+        FAKE_PULUMI_SCENARIO=str(scenario(tmp_path)),
     )
     return environment
 
@@ -257,3 +269,14 @@ def test_portable_source_and_sink_that_exist_get_their_roles(monitor: RecordingM
     outputs = service_outputs(monitor)
     assert outputs["queue:jobs"]["subscription"] == "projects/my-project/subscriptions/jobs"
     assert outputs["topic:events"]["topic"] == "projects/my-project/topics/events"
+
+
+def test_a_sink_an_earlier_apply_made_is_not_deleted_unsaid(project: Path, env: dict[str, str], tmp_path: Path) -> None:
+    made_before = scenario(tmp_path, deleted(TABLE, "gcp:bigquery/table:Table"))
+    result = bfctl_run(["plan", *GCP], project, {**env, "FAKE_PULUMI_SCENARIO": str(made_before)})
+
+    assert result.returncode == 0, result.stderr
+    assert f"delete    gcp.bigquery.Table  {TABLE}" in result.stdout
+    said = " ".join((result.stdout + result.stderr).split())
+    assert f"{TABLE} is used by the flow but no longer managed, so applying deletes it with its data" in said
+    assert "pass it to app.manage(...) to keep it" in said
