@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from aiohttp import web
 
-from bfctl.infra import declared_primitives
+from bfctl.infra import planned_primitives
 from buildflow import Flow
 from buildflow.dependencies.analysis import AnalysisQuery, AnalysisQueryError
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -63,7 +63,7 @@ def _flow() -> Flow:
 def test_a_served_flow_reads_back_what_its_collector_wrote(tmp_path: Path) -> None:
     app = _flow()
     provider = get_provider("local", tmp_path, "dev")
-    outputs = ResourceOutputs(provider.apply(provider.plan(declared_primitives(app, "local"))), "local")
+    outputs = ResourceOutputs(provider.apply(provider.plan(planned_primitives(app, provider)[0])), "local")
     at = datetime.datetime(2026, 11, 27, 9, 30, tzinfo=datetime.UTC)
     try:
         with TestClient(app, outputs=outputs) as client:
