@@ -2,8 +2,9 @@
 
 BuildFlow created only what a flow passed to ``app.manage(...)``; the tables, topics, buckets
 and subscriptions its processors and dependencies merely use exist already. The stack does not
-make them, so the outputs the runtime reads for them come from their identity: the same keys the
-program exports for a resource it makes (``providers.gcp.program``). Pure data: no Pulumi here.
+make them, so the outputs the runtime reads for them come from their identity. The program
+(``providers.gcp.program``) exports the same outputs for a resource it makes, with the values
+the resource knows once made in place of the named ones. Pure data: no Pulumi here.
 """
 
 from __future__ import annotations
@@ -95,14 +96,7 @@ def _subscription(p: GCPPubSubSubscription) -> dict[str, Any]:
 
 
 def _notifications(p: GCSFileChangeStream) -> dict[str, Any]:
-    return {
-        "engine": Engine.PUBSUB.value,
-        "subscription": p.subscription.subscription_id,
-        "project": p.gcs_bucket.project_id,
-        "bucket": p.gcs_bucket.bucket_name,
-        "notifications": True,
-        "ack_deadline_seconds": p.subscription.ack_deadline_seconds,
-    }
+    return {**_subscription(p.subscription), "bucket": p.gcs_bucket.bucket_name, "notifications": True}
 
 
 _DERIVED: dict[type, Callable[[Any], dict[str, Any]]] = {
@@ -116,6 +110,11 @@ _DERIVED: dict[type, Callable[[Any], dict[str, Any]]] = {
     GCPPubSubSubscription: _subscription,
     GCSFileChangeStream: _notifications,
 }
+
+
+def named_outputs(primitive: Primitive) -> dict[str, Any]:
+    """The outputs of a gcp ``primitive`` as its names and settings give them."""
+    return _DERIVED[type(primitive)](primitive)
 
 
 def existing_outputs(primitives: list[Primitive]) -> dict[str, dict[str, Any]]:

@@ -35,11 +35,10 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Secret
-from buildflow.storage.engines import Engine
 from buildflow.types.bigquery_fields import table_schema
 from providers.gcp import service, streams
 from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
-from providers.gcp.existing import connection_name, existing_outputs, made_or_named
+from providers.gcp.existing import connection_name, existing_outputs, made_or_named, named_outputs
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -81,12 +80,11 @@ def _instance(p: CloudSQLInstance, made: Made, ctx: _Context) -> Built:
         opts=_named(ctx.apis),
     )
     return r, {
+        **named_outputs(p),
         "connection_name": r.connection_name,
         "public_ip": r.public_ip_address,
         "private_ip": r.private_ip_address,
         "instance_name": r.name,
-        "project": p.project_id,
-        "region": p.region,
     }
 
 
@@ -112,11 +110,7 @@ def _database(p: CloudSQLDatabase, made: Made, ctx: _Context) -> Built:
         deletion_policy=_child_deletion(p.instance),
         opts=_named(ctx.apis),
     )
-    return r, {
-        "connection_name": instance["connection_name"],
-        "database": r.name,
-        "instance": p.instance.primitive_id(),
-    }
+    return r, {**named_outputs(p), "connection_name": instance["connection_name"], "database": r.name}
 
 
 def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
@@ -134,16 +128,12 @@ def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
         deletion_policy=_child_deletion(p.instance),
         opts=_named(ctx.apis),
     )
-    return r, {
-        "connection_name": instance["connection_name"],
-        "user": r.name,
-        "instance": p.instance.primitive_id(),
-    }
+    return r, {**named_outputs(p), "connection_name": instance["connection_name"], "user": r.name}
 
 
 def _dataset(p: BigQueryDataset, made: Made, ctx: _Context) -> Built:
     r = gcp.bigquery.Dataset(p.primitive_id(), dataset_id=p.dataset_name, project=p.project_id, opts=_named(ctx.apis))
-    return r, {"dataset_id": r.dataset_id, "project": p.project_id, "location": r.location}
+    return r, {**named_outputs(p), "dataset_id": r.dataset_id, "location": r.location}
 
 
 def _table(p: BigQueryTable, made: Made, ctx: _Context) -> Built:
@@ -159,12 +149,7 @@ def _table(p: BigQueryTable, made: Made, ctx: _Context) -> Built:
         deletion_protection=p.destroy_protection,
         opts=_named(ctx.apis),
     )
-    return r, {
-        "engine": Engine.BIGQUERY.value,
-        "table_id": p.table_id,
-        "dataset_id": r.dataset_id,
-        "project": p.dataset.project_id,
-    }
+    return r, {**named_outputs(p), "dataset_id": r.dataset_id}
 
 
 def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
@@ -176,24 +161,12 @@ def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
         force_destroy=p.force_destroy,
         opts=_named(ctx.apis),
     )
-    return r, {
-        "engine": Engine.GCS.value,
-        "bucket_name": r.name,
-        "bucket_url": p.bucket_url,
-        "url": r.url,
-        "project": p.project_id,
-    }
+    return r, {**named_outputs(p), "bucket_name": r.name, "url": r.url}
 
 
 def _topic(p: GCPPubSubTopic, made: Made, ctx: _Context) -> Built:
     r = gcp.pubsub.Topic(p.primitive_id(), name=p.topic_name, project=p.project_id, opts=_named(ctx.apis))
-    return r, {
-        "engine": Engine.PUBSUB.value,
-        "topic": p.topic_id,
-        "topic_id": p.topic_id,
-        "topic_name": r.name,
-        "project": p.project_id,
-    }
+    return r, {**named_outputs(p), "topic_name": r.name}
 
 
 def _subscription(p: GCPPubSubSubscription, made: Made, ctx: _Context) -> Built:

@@ -17,8 +17,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from buildflow.io.gcp import GCPPubSubSubscription, GCSFileChangeStream
-from buildflow.storage.engines import Engine
-from providers.gcp.existing import made_or_named
+from providers.gcp.existing import made_or_named, named_outputs
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]
@@ -59,12 +58,7 @@ def subscription(p: GCPPubSubSubscription, made: Made, opts: pulumi.ResourceOpti
             role="roles/pubsub.subscriber",
             member=agent,
         )
-    return r, {
-        "engine": Engine.PUBSUB.value,
-        "subscription": p.subscription_id,
-        "project": p.project_id,
-        "ack_deadline_seconds": p.ack_deadline_seconds,
-    }
+    return r, named_outputs(p)
 
 
 def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptions) -> Built:
@@ -99,14 +93,7 @@ def notifications(p: GCSFileChangeStream, made: Made, opts: pulumi.ResourceOptio
         # made last: no event is sent before its subscription exists to keep it
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[publisher, pulled])),
     )
-    return r, {
-        "engine": Engine.PUBSUB.value,
-        "subscription": sub.subscription_id,
-        "project": project,
-        "bucket": p.gcs_bucket.bucket_name,
-        "notifications": True,
-        "ack_deadline_seconds": sub.ack_deadline_seconds,
-    }
+    return r, named_outputs(p)
 
 
 def _pubsub_agent(project: str) -> pulumi.Output[str]:
