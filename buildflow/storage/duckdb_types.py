@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
-from collections.abc import Callable
 from typing import Any
 
 from buildflow.storage.ddl import existing_columns, quote, scalar_type
 from buildflow.types.fields import Kind, Shape, TypeNode
 from buildflow.types.schema import Column, part_column, schema_from_type
-
-Adapter = Callable[[Any], Any]
+from buildflow.types.value_steps import Step, each_field, each_item
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +25,7 @@ class NestedType:
     sql: str
     #: What a value as ``to_jsonable`` made it needs before DuckDB's appender takes it, if
     #: anything: bytes arrive as base64 text and timestamps as ISO text (naive ones are UTC).
-    adapt: Adapter | None = None
+    adapt: Step | None = None
 
 
 def nested_type(column: Column) -> NestedType | None:
@@ -51,7 +49,7 @@ def _node_type(node: TypeNode, enclosing: frozenset[type]) -> NestedType | None:
             return None
         sql = "STRUCT(" + ", ".join(f"{quote(name)} {part.sql}" for name, part in found) + ")"
         adapters = [(name, part.adapt) for name, part in found if part.adapt is not None]
-        return NestedType(sql, _record_adapter(adapters) if adapters else None)
+        return NestedType(sql, each_field(adapters) if adapters else None)
     if node.shape is Shape.SEQUENCE and node.args:
         try:
             item = part_column("item", node.args[0], "list")
@@ -60,7 +58,7 @@ def _node_type(node: TypeNode, enclosing: frozenset[type]) -> NestedType | None:
         inner = _column_type(item, enclosing)
         if inner is None:
             return None
-        return NestedType(f"{inner.sql}[]", _list_adapter(inner.adapt) if inner.adapt else None)
+        return NestedType(f"{inner.sql}[]", each_item(inner.adapt) if inner.adapt else None)
     return None
 
 
@@ -70,7 +68,7 @@ def _column_type(column: Column, enclosing: frozenset[type]) -> NestedType | Non
     leaf = NestedType(scalar_type("duckdb", column.kind), _LEAF_ADAPTERS.get(column.kind))
     if not column.repeated:
         return leaf
-    return NestedType(f"{leaf.sql}[]", _list_adapter(leaf.adapt) if leaf.adapt else None)
+    return NestedType(f"{leaf.sql}[]", each_item(leaf.adapt) if leaf.adapt else None)
 
 
 def _bytes(value: Any) -> Any:
@@ -84,29 +82,7 @@ def _timestamp(value: Any) -> Any:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
 
 
-_LEAF_ADAPTERS: dict[Kind, Adapter] = {Kind.BYTES: _bytes, Kind.TIMESTAMP: _timestamp}
-
-
-def _record_adapter(adapters: list[tuple[str, Adapter]]) -> Adapter:
-    def adapt(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value  # the appender refuses it, naming the problem
-        value = dict(value)
-        for name, field_adapter in adapters:
-            if value.get(name) is not None:
-                value[name] = field_adapter(value[name])
-        return value
-
-    return adapt
-
-
-def _list_adapter(item_adapter: Adapter) -> Adapter:
-    def adapt(value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [None if item is None else item_adapter(item) for item in value]
-
-    return adapt
+_LEAF_ADAPTERS: dict[Kind, Step] = {Kind.BYTES: _bytes, Kind.TIMESTAMP: _timestamp}
 
 
 def mismatched_columns(connection: Any, table: str, columns: list[Column]) -> list[str]:

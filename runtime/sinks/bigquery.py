@@ -27,6 +27,7 @@ from buildflow.io.portable import AnalysisTable
 from buildflow.types.bigquery_fields import RECORD, Field, table_fields
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, schema_from_type, to_jsonable
+from buildflow.types.value_steps import Step, each_field, each_item
 from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
 
 
@@ -104,48 +105,29 @@ def bigquery_writer(
     )
 
 
-Encode = Callable[[Any], Any]
-
-
 def _row_encoder(fields: list[Field]) -> Callable[[Row], dict[str, Any]]:
     """A checked row as insertAll's JSON: only the fields whose values need more than
     ``to_jsonable`` are walked."""
-    steps = [(f.name, step) for f in fields if (step := _encoder(f)) is not None]
+    convert = each_field([(f.name, step) for f in fields if (step := _encoder(f)) is not None])
 
     def encode(row: Row) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable(row)
-        for name, step in steps:
-            value = data.get(name)
-            if value is not None:
-                data[name] = step(value)
+        data: dict[str, Any] = convert(to_jsonable(row))
         return data
 
     return encode
 
 
-def _encoder(field: Field) -> Encode | None:
+def _encoder(field: Field) -> Step | None:
     """How a JSON value of ``field`` becomes what Google's client sends, or None: as it is."""
-    one: Encode | None
+    one: Step | None
     if field.type == RECORD:
         parts = [(f.name, step) for f in field.fields if (step := _encoder(f)) is not None]
-        one = _record_encoder(parts) if parts else None
+        one = each_field(parts) if parts else None
     else:
         one = _LEAF_ENCODERS.get(field.type)
     if one is None or field.mode != "REPEATED":
         return one
-    item = one
-    return lambda values: [None if v is None else item(v) for v in values]
-
-
-def _record_encoder(parts: list[tuple[str, Encode]]) -> Encode:
-    def encode(value: dict[str, Any]) -> dict[str, Any]:
-        out = dict(value)
-        for name, step in parts:
-            if out.get(name) is not None:
-                out[name] = step(out[name])
-        return out
-
-    return encode
+    return each_item(one)
 
 
 def _int64(value: Any) -> Any:
@@ -162,7 +144,7 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_LEAF_ENCODERS: dict[str, Encode] = {
+_LEAF_ENCODERS: dict[str, Step] = {
     Kind.INTEGER.value: _int64,
     Kind.FLOAT.value: _float64,
     Kind.JSON.value: _json_text,
