@@ -19,25 +19,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import asyncio
+    from typing import Unpack
 
     from buildflow import Flow
     from providers.base import Outputs
+    from runtime.server import RunOptions
 
 TARGET = "local"
 #: ``bfctl``'s default ``--stack``: where ``bfctl apply`` put what the script is served with.
 STACK = "dev"
 
 
-def run_flow(
-    flow: Flow,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    block: bool = True,
-    workers: int | None = None,
-    stop: asyncio.Event | None = None,
-) -> Any:
+def run_flow(flow: Flow, **options: Unpack[RunOptions]) -> Any:
     """``Flow.run()`` (the ``buildflow.runtime`` entry point): the exit code once stopped, or with
     ``block=False`` a coroutine serving in the caller's loop until ``stop`` is set. An error
     bfctl would report ends the script with its message (exit 1), never a traceback."""
@@ -48,8 +41,8 @@ def run_flow(
     with _exit_on_reported_errors():
         loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
         outputs = infra.outputs_for_serving(loaded, TARGET, STACK, apply_first=False)
-        served = server.run_flow(flow, host=host, port=port, block=block, workers=workers, outputs=outputs, stop=stop)
-    return served if block else _reported(served)
+        served = server.run_flow(flow, outputs=outputs, **options)
+    return served if options["block"] else _reported(served)
 
 
 def local_stack_outputs() -> Outputs:

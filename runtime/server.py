@@ -17,7 +17,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -329,25 +329,27 @@ def _supervise(
     return worst
 
 
-def run_flow(
-    flow: Flow,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    block: bool = True,
-    workers: int | None = None,
-    outputs: ResourceOutputs | None = None,
-    stop: asyncio.Event | None = None,
-) -> Any:
+class RunOptions(TypedDict):
+    """What ``Flow.run()`` passes its runtime (the ``buildflow.runtime`` entry point), which
+    passes them on here."""
+
+    host: str | None
+    port: int | None
+    block: bool
+    workers: int | None
+    stop: NotRequired[asyncio.Event | None]
+
+
+def run_flow(flow: Flow, *, outputs: ResourceOutputs | None = None, **options: Unpack[RunOptions]) -> Any:
     """``Flow.run()``: serve with the stack's ``outputs``, announced as ``bfctl serve`` does;
     ``block=False`` gives a coroutine serving one worker in the caller's loop instead, until
     SIGTERM or ``stop``."""
-    host, port = listen_address(host, port, os.environ)
+    host, port = listen_address(options["host"], options["port"], os.environ)
 
     def announce(urls: list[str]) -> None:
         print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)  # noqa: T201 - as bfctl serve
 
-    if not block:
+    if not options["block"]:
         sock = bind_socket(host, port, reuse_port=False)
-        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce, stop=stop)
-    return serve(flow, host=host, port=port, workers=workers, on_ready=announce, outputs=outputs)
+        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce, stop=options.get("stop"))
+    return serve(flow, host=host, port=port, workers=options["workers"], on_ready=announce, outputs=outputs)
