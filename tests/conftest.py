@@ -29,3 +29,15 @@ def monitor() -> Iterator[Any]:
 
     with mocked() as recording:
         yield recording
+
+
+@pytest.fixture
+def destroyed(bfctl_env: dict[str, str]) -> Iterator[list[Path]]:
+    """Projects to destroy after the test (their databases and emulators are real processes)."""
+    from support import run_bfctl
+
+    projects: list[Path] = []
+    yield projects
+    for project in projects:
+        code, out = run_bfctl(["destroy", "--yes"], project, bfctl_env)
+        assert code == 0, out

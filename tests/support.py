@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,3 +197,62 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not true within {seconds}s: {condition.__doc__ or condition}")
         time.sleep(0.05)
+
+
+def make_project(directory: Path, files: Mapping[str, str]) -> Path:
+    """A new project folder holding ``files`` (name: text), as a user's checkout holds them."""
+    directory.mkdir()
+    for name, text in files.items():
+        write(directory / name, text)
+    return directory
+
+
+# -- the journal project, as BuildFlow's templates wrote it -------------------------------------
+
+#: Its database on a Cloud SQL instance (flow source).
+JOURNAL_DATABASE = """
+instance = CloudSQLInstance(
+    instance_name="journal-db",
+    project_id="my-project",
+    database_version=CloudSQLDatabaseVersion.POSTGRES_15,
+    settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
+    region="us-central1",
+)
+database = CloudSQLDatabase(instance=instance, database_name="journal")
+"""
+
+#: Its SQLAlchemy model, on ``Base`` (flow source).
+ENTRY_MODEL = """
+
+class Entry(Base):
+    __tablename__ = "entries"
+    id = Column(Integer, primary_key=True)
+    title = Column(String, nullable=False)
+"""
+
+#: Its endpoints, on ``service`` with sessions from ``DB`` (flow source).
+ENTRY_ENDPOINTS = """
+
+@dataclasses.dataclass
+class NewEntry:
+    title: str
+
+
+@service.endpoint("/entries", method="POST")
+def add(entry: NewEntry, db: DB) -> str:
+    with db.session.begin():
+        db.session.add(Entry(title=entry.title))
+    return "added"
+
+
+@service.endpoint("/entries", method="GET")
+def titles(db: DB) -> list:
+    return [e.title for e in db.session.scalars(select(Entry).order_by(Entry.id))]
+"""
+
+
+def journal_project(tmp_path: Path, source: str) -> Path:
+    """The journal project with ``source`` as its main.py, found by ``bfctl`` as by ``python main.py``."""
+    return make_project(
+        tmp_path / "journal", {"main.py": source, "buildflow.yaml": "app: journal\nentry_point: main:app\n"}
+    )

@@ -8,32 +8,29 @@ import asyncio
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 from fakes import EVENTS, pulumi_path
 from sqlalchemy import text
-from support import REPO_ROOT, bfctl_run, run_bfctl, serving, wait_until, write
+from support import (
+    ENTRY_ENDPOINTS,
+    ENTRY_MODEL,
+    JOURNAL_DATABASE,
+    REPO_ROOT,
+    bfctl_run,
+    journal_project,
+    run_bfctl,
+    serving,
+    wait_until,
+    write,
+)
 
 # The Cloud SQL connector stand-in and the embedded PostgreSQL it reaches.
 from test_gcp_connector import CONNECTION_NAME, PASSWORD, StandInConnector, connectors, declare, server  # noqa: F401
 
 from buildflow.deployed import OUTPUTS_ENV
-
-BUILDFLOW_YAML = "app: journal\nentry_point: main:app\n"
-
-INSTANCE = """
-instance = CloudSQLInstance(
-    instance_name="journal-db",
-    project_id="my-project",
-    database_version=CloudSQLDatabaseVersion.POSTGRES_15,
-    settings=CloudSQLInstanceSettings(tier="db-f1-micro"),
-    region="us-central1",
-)
-database = CloudSQLDatabase(instance=instance, database_name="journal")
-"""
 
 #: As BuildFlow's templates wrote it: models, then the tables made at import, then the flow.
 TEMPLATE = (
@@ -49,15 +46,10 @@ from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
 
 Base = declarative_base()
-
-
-class Entry(Base):
-    __tablename__ = "entries"
-    id = Column(Integer, primary_key=True)
-    title = Column(String, nullable=False)
-
 """
-    + INSTANCE
+    + ENTRY_MODEL
+    + "\n"
+    + JOURNAL_DATABASE
     + """
 engine = engine(database, "writer", "wr1ter-pw")
 Base.metadata.create_all(engine)
@@ -66,24 +58,8 @@ app = Flow()
 MANAGE
 SESSIONS
 service = app.service()
-
-
-@dataclasses.dataclass
-class NewEntry:
-    title: str
-
-
-@service.endpoint("/entries", method="POST")
-def add(entry: NewEntry, db: DB) -> str:
-    with db.session.begin():
-        db.session.add(Entry(title=entry.title))
-    return "added"
-
-
-@service.endpoint("/entries", method="GET")
-def titles(db: DB) -> list:
-    return [e.title for e in db.session.scalars(select(Entry).order_by(Entry.id))]
 """
+    + ENTRY_ENDPOINTS
 )
 
 
@@ -91,21 +67,7 @@ SESSION_DEP = 'DB = SessionDepBuilder(db_primitive=database, db_user="writer", d
 
 
 def _project(tmp_path: Path, source: str) -> Path:
-    project = tmp_path / "journal"
-    project.mkdir()
-    write(project / "main.py", source.replace("SESSIONS", SESSION_DEP))
-    write(project / "buildflow.yaml", BUILDFLOW_YAML)
-    return project
-
-
-@pytest.fixture
-def destroyed(bfctl_env: dict[str, str]) -> Iterator[list[Path]]:
-    """Projects to destroy after the test (their databases and emulators are real processes)."""
-    projects: list[Path] = []
-    yield projects
-    for project in projects:
-        code, out = run_bfctl(["destroy", "--yes"], project, bfctl_env)
-        assert code == 0, out
+    return journal_project(tmp_path, source.replace("SESSIONS", SESSION_DEP))
 
 
 def test_tables_made_at_import_by_buildflows_engine(
