@@ -31,6 +31,7 @@ from support import (
 from test_gcp_connector import CONNECTION_NAME, PASSWORD, StandInConnector, connectors, declare, server  # noqa: F401
 
 from buildflow.deployed import OUTPUTS_ENV
+from buildflow.io.gcp import CloudSQLDatabase
 
 #: As BuildFlow's templates wrote it: models, then the tables made at import, then the flow.
 TEMPLATE = (
@@ -250,15 +251,22 @@ def test_gcp_plan_expects_unmanaged_primitives_to_exist(tmp_path: Path, bfctl_en
     assert "Traceback" not in result.stderr
 
 
+def _deployed_on_gcp(monkeypatch: pytest.MonkeyPatch) -> tuple[CloudSQLDatabase, CloudSQLDatabase]:
+    """Databases notes and audit, with the outputs a container on gcp is given: notes applied, audit
+    not managed."""
+    _, notes, audit = declare()
+    applied = {notes.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}}
+    monkeypatch.setenv(OUTPUTS_ENV, json.dumps({"target": "gcp", "outputs": applied}))
+    return notes, audit
+
+
 def test_buildflows_engine_on_gcp_connects_through_the_connector_at_first_use(
     connectors: list[StandInConnector],  # noqa: F811 - the fixture imported above
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from buildflow.dependencies.sqlalchemy import async_engine, engine
 
-    _, notes, audit = declare()
-    applied = {notes.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}}
-    monkeypatch.setenv(OUTPUTS_ENV, json.dumps({"target": "gcp", "outputs": applied}))  # as in the container
+    notes, audit = _deployed_on_gcp(monkeypatch)
 
     made = [engine(notes, "notes", PASSWORD), engine(audit, "notes", PASSWORD)]  # audit: not managed
     assert connectors == []  # made, not connected
@@ -289,9 +297,7 @@ def test_forked_workers_do_not_share_what_the_import_connected(
 ) -> None:
     from buildflow.dependencies.sqlalchemy import engine
 
-    _, notes, _ = declare()
-    applied = {notes.primitive_id(): {"connection_name": CONNECTION_NAME, "database": "notes"}}
-    monkeypatch.setenv(OUTPUTS_ENV, json.dumps({"target": "gcp", "outputs": applied}))
+    notes, _ = _deployed_on_gcp(monkeypatch)
     made = engine(notes, "notes", PASSWORD)
     with made.connect() as conn:  # as create_all does at import, before serve forks its workers
         conn.execute(text("select 1"))
