@@ -22,12 +22,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
 from buildflow.io.gcp import CloudSQLInstance
 from buildflow.types.gcp import CloudSQLInstanceSettings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -197,6 +200,17 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not true within {seconds}s: {condition.__doc__ or condition}")
         time.sleep(0.05)
+
+
+async def on_loopback(app: web.Application) -> tuple[web.AppRunner, str]:
+    """``app`` served on a free loopback port, as a stand-in of a Google API is: its runner (to
+    ``cleanup()``) and its root URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 def make_project(directory: Path, files: Mapping[str, str]) -> Path:

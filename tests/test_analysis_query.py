@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
+from support import on_loopback
 
 from bfctl.infra import planned_primitives
 from buildflow import Flow
@@ -155,11 +156,8 @@ async def _serve(stand_in: BigQueryStandIn) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_post("/bigquery/v2/projects/{p}/queries", stand_in.query)
     app.router.add_get("/bigquery/v2/projects/{p}/queries/{job}", stand_in.results)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2"
+    runner, root = await on_loopback(app)
+    return runner, root + "/bigquery/v2"
 
 
 def test_on_gcp_the_query_runs_on_bigquery_and_reads_every_page() -> None:

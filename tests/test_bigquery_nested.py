@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import duckdb
 import pytest
 from aiohttp import web
+from support import on_loopback
 
 from bfctl.infra import declared_primitives
 from buildflow import Flow
@@ -375,11 +376,8 @@ class InsertAll:
     async def _start(self) -> tuple[web.AppRunner, str]:
         app = web.Application(client_max_size=4 * MAX_REQUEST)
         app.router.add_post("/bigquery/v2/projects/{p}/datasets/{d}/tables/{t}/insertAll", self.insert_all)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2"
+        runner, root = await on_loopback(app)
+        return runner, root + "/bigquery/v2"
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[str]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List  # noqa: UP035 - as BuildFlow's samples annot
 
 import psycopg
 import pytest
-from support import cloud_sql_instance
+from support import cloud_sql_instance, on_loopback
 
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -206,10 +206,8 @@ def test_on_gcp_int64_values_travel_as_strings_so_big_ones_keep_every_digit() ->
     async def run() -> None:
         app = web.Application()
         app.router.add_post("/bigquery/v2/projects/{p}/datasets/{d}/tables/{t}/insertAll", insert_all)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        api_root = f"http://127.0.0.1:{runner.addresses[0][1]}/bigquery/v2"
+        runner, root = await on_loopback(app)
+        api_root = root + "/bigquery/v2"
         out = {"project": "my-project", "dataset_id": "social", "table_id": table.table_id, "api_root": api_root}
         writer = writer_for(table, None, {table.primitive_id(): out}, Path.cwd())
         convert = writer.converter_for(Tweet)

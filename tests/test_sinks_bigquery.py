@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 from aiohttp import web
+from support import on_loopback
 
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from runtime.batching import Batcher
@@ -53,12 +54,8 @@ class StandIn:
 async def _serve(stand_in: StandIn) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_post("/bigquery/v2/projects/{p}/datasets/{d}/tables/{t}/insertAll", stand_in.insert_all)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}/bigquery/v2"
+    runner, root = await on_loopback(app)
+    return runner, root + "/bigquery/v2"
 
 
 def test_rows_stream_in_and_a_refused_row_fails_only_its_request() -> None:
