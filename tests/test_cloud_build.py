@@ -25,7 +25,7 @@ from fakes.cloudbuild import ACCESS_TOKEN, GoogleStandIn, digest_of, serve, stor
 from fakes.docker import calls
 from fakes.docker import digest_of as pushed_digest
 from fakes.docker import install as install_docker
-from support import bfctl_run
+from support import bfctl_run, make_project
 from test_image_build import FLOW
 
 from providers.gcp.build import Published, publish_image
@@ -66,11 +66,7 @@ def private_key() -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "shop"
-    root.mkdir()
-    (root / "main.py").write_text(FLOW)
-    (root / "pyproject.toml").write_text(PYPROJECT)
-    return root
+    return make_project(tmp_path / "shop", {"main.py": FLOW, "pyproject.toml": PYPROJECT})
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ pytest.importorskip("pulumi_gcp")
 
 from fakes import pulumi_path
 from gcp_mocks import RecordingMonitor, run_program
-from support import bfctl_run
+from support import bfctl_run, make_project
 
 from bfctl.infra import deploy_request, outputs_for_serving, planned_primitives
 from buildflow.dependencies import flow_dependencies
@@ -84,12 +84,10 @@ MANAGED_TABLE = FLOW + "\napp.manage(clicks)\n"
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "clicks"
-    directory.mkdir()
-    (directory / "main.py").write_text(FLOW)
-    (directory / "managed.py").write_text(MANAGED_TABLE)
-    (directory / "pyproject.toml").write_text('[tool.buildflow]\napp = "main:app"\n')
-    return directory
+    return make_project(
+        tmp_path / "clicks",
+        {"main.py": FLOW, "managed.py": MANAGED_TABLE, "pyproject.toml": '[tool.buildflow]\napp = "main:app"\n'},
+    )
 
 
 def load(source: str, project: Path) -> types.SimpleNamespace:
