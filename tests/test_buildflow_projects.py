@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fakes import EVENTS, pulumi_path
+from fakes import EVENTS, pulumi_env
 from sqlalchemy import text
 from support import (
     ENTRY_ENDPOINTS,
@@ -236,9 +236,9 @@ def test_gcp_plan_expects_unmanaged_primitives_to_exist(tmp_path: Path, bfctl_en
     notes = (project / "main.py").read_text()
     main = 'if __name__ == "__main__":'
     write(project / "main.py", notes.replace(main, f"{BUCKET_ENDPOINT}\n{main}"))
-    env = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
-    env.update(
-        PATH=pulumi_path(tmp_path / "bin"),
+    env = pulumi_env(
+        bfctl_env,
+        tmp_path / "bin",
         PULUMI_CONFIG_PASSPHRASE="a passphrase",
         FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
         FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import EVENTS, pulumi_path
+from fakes import EVENTS, pulumi_env
 from support import bfctl_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +41,13 @@ def notes(migrated_notes: Path) -> Path:
 
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
-    environment.update(
-        PATH=pulumi_path(tmp_path / "bin"),
+    return pulumi_env(
+        bfctl_env,
+        tmp_path / "bin",
         PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
         FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
         FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
     )
-    return environment
 
 
 def pulumi_calls(env: dict[str, str]) -> list[dict[str, Any]]:

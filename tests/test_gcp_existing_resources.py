@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
-from fakes import pulumi_path
+from fakes import pulumi_env
 from gcp_mocks import RecordingMonitor, run_program
 from support import bfctl_run, make_project
 
@@ -217,13 +217,12 @@ def scenario(tmp_path: Path, *events: dict[str, Any]) -> Path:
 
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
-    environment.update(
-        PATH=pulumi_path(tmp_path / "bin"),
+    return pulumi_env(
+        bfctl_env,
+        tmp_path / "bin",
         PULUMI_CONFIG_PASSPHRASE="a passphrase",
         FAKE_PULUMI_SCENARIO=str(scenario(tmp_path)),
     )
-    return environment
 
 
 def test_the_plan_says_what_is_expected_to_exist(project: Path, env: dict[str, str]) -> None:

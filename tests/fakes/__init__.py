@@ -23,3 +23,11 @@ def pulumi_path(bin_dir: Path, path: str | None = None) -> str:
     launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(FAKES / "pulumi"))} "$@"\n')
     launcher.chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ['PATH'] if path is None else path}"
+
+
+def pulumi_env(bfctl_env: dict[str, str], bin_dir: Path, **settings: str) -> dict[str, str]:
+    """``bfctl_env`` with the stand-in ``pulumi`` first on PATH and ``settings`` (passphrase,
+    scenario, log) added: no ``PULUMI_*`` setting of the developer's shell leaks into the test."""
+    env = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
+    env.update(PATH=pulumi_path(bin_dir), **settings)
+    return env
