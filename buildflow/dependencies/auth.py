@@ -23,10 +23,22 @@ class GoogleUser:
 
 
 def _verify_with_google(token: str) -> dict[str, Any]:
+    """Google's claims for ``token``.
+
+    A token that is not a JWT at all is refused before Google's keys are fetched, so a bad
+    header is the client's 401 even when Google cannot be reached; keys that cannot be fetched
+    are a 503 (the server cannot verify), not an internal error.
+    """
+    if token.count(".") != 2:
+        raise ValueError("not a JWT (header.payload.signature)")
+    from google.auth.exceptions import TransportError
     from google.auth.transport import requests as google_requests
     from google.oauth2 import id_token
 
-    claims: dict[str, Any] = id_token.verify_oauth2_token(token, google_requests.Request())
+    try:
+        claims: dict[str, Any] = id_token.verify_oauth2_token(token, google_requests.Request())
+    except TransportError:
+        raise HTTPException(503, "Google's signing keys could not be fetched to verify the token") from None
     return claims
 
 
