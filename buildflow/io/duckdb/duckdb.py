@@ -1,4 +1,4 @@
-"""A table in a DuckDB database file on this machine."""
+"""A table in a DuckDB database file on this machine (one in MotherDuck is refused)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from typing import Any, ClassVar
 
 from buildflow.io.primitive import LocalPrimitive, PrimitiveValidationError
 from buildflow.io.sink import TableSchema
+from buildflow.io.unsupported import NotSupportedByBfctl
+
+#: How DuckDB names a database held by MotherDuck, its cloud service.
+MOTHERDUCK_PREFIX = "md:"
 
 
 @dataclasses.dataclass
@@ -21,6 +25,13 @@ class DuckDBTable(TableSchema, LocalPrimitive):
     resource_type: ClassVar[str] = "duckdb.Table"
     replace_properties: ClassVar[frozenset[str]] = frozenset({"database", "table"})
     option_defaults: ClassVar[dict[str, Any]] = {"schema": None}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> DuckDBTable:  # noqa: PYI034 - may be the subclass
+        """A ``md:`` database is a ``MotherDuckTable``, decided when the flow is built so that
+        plan, apply and serve refuse it as they refuse other out-of-scope primitives."""
+        database = kwargs.get("database", args[0] if args else None)
+        motherduck = cls is DuckDBTable and isinstance(database, str) and database.startswith(MOTHERDUCK_PREFIX)
+        return super().__new__(MotherDuckTable if motherduck else cls)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -39,3 +50,23 @@ class DuckDBTable(TableSchema, LocalPrimitive):
         if not isinstance(self.table, str) or not self.table or any(ord(c) < 32 for c in self.table):
             raise PrimitiveValidationError(f"DuckDBTable: table must be a non-empty name, got {self.table!r}")
         self.check_schema()
+
+
+@dataclasses.dataclass
+class MotherDuckTable(NotSupportedByBfctl, DuckDBTable):
+    """A ``DuckDBTable`` whose database is in MotherDuck (``md:name``), which BuildFlow reached
+    over the network with a service token; bfctl keeps DuckDB files on this machine only."""
+
+    family: ClassVar[str] = "MotherDuck"
+    instead: ClassVar[str] = (
+        "give DuckDBTable the path of a DuckDB file on this machine, or use AnalysisTable from "
+        "buildflow.io.portable (DuckDB locally, BigQuery on gcp)"
+    )
+    resource_type: ClassVar[str] = "motherduck.Table"
+
+    def primitive_id(self) -> str:
+        """Without the connection options after ``?``, which may hold the service token."""
+        return f"duckdb:{self.database.split('?', 1)[0]}:{self.table}"
+
+    def desired_properties(self) -> dict[str, Any]:
+        return {**super().desired_properties(), "database": self.database.split("?", 1)[0]}
