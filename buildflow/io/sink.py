@@ -6,9 +6,12 @@ return type of the collector that writes to it (the runtime reads ``schema`` the
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
+
+if TYPE_CHECKING:
+    from buildflow.types.schema import Column
 
 
 class TableSchema(Primitive):
@@ -47,7 +50,12 @@ class TableSchema(Primitive):
     def schema_properties(self) -> list[str] | None:
         """The declared columns as plan properties, e.g. ``["page STRING", "n INTEGER"]``."""
         columns = self.columns()
-        return None if columns is None else [c.describe() for c in columns]
+        return None if columns is None else [self.describe_column(c) for c in columns]
+
+    def describe_column(self, column: Column) -> str:
+        """How the plan shows ``column``: a table that nests records overrides this, so the plan
+        names the type the table gets rather than the JSON the other stores keep."""
+        return column.describe()
 
     def declare_row_type(self, row_type: Any) -> None:
         """Take the columns from a collector's row type unless a schema was given.

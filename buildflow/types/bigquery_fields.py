@@ -41,6 +41,12 @@ class Field:
     #: The column it was made from: its values are checked as that column's.
     column: Column | None = dataclasses.field(default=None, compare=False, repr=False)
 
+    def describe(self) -> str:
+        """``"name TYPE"`` with the mode unless REQUIRED, as plans show a column; a RECORD lists
+        its fields, e.g. ``"best RECORD(hour TIMESTAMP, stat INTEGER)"``."""
+        parts = "(" + ", ".join(f.describe() for f in self.fields) + ")" if self.fields else ""
+        return f"{self.name} {self.type}{parts}" + ("" if self.mode == "REQUIRED" else f" {self.mode}")
+
     def api(self) -> dict[str, Any]:
         """The field as BigQuery's REST API (and Pulumi's ``schema``) spells it."""
         out: dict[str, Any] = {"name": self.name, "type": self.type, "mode": self.mode}

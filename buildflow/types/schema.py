@@ -54,9 +54,10 @@ class Column:
         """BigQuery's field mode: REPEATED, NULLABLE or REQUIRED."""
         return "REPEATED" if self.repeated else "NULLABLE" if self.nullable else "REQUIRED"
 
-    def describe(self) -> str:
-        """``"name KIND"``, with the mode when it is not REQUIRED: how plans show a column."""
-        return f"{self.name} {self.kind.value}" + ("" if self.mode == "REQUIRED" else f" {self.mode}")
+    def describe(self, type_name: str | None = None) -> str:
+        """``"name KIND"``, with the mode when it is not REQUIRED: how plans show a column
+        (``type_name`` instead of the kind when the store gives the column a type of its own)."""
+        return f"{self.name} {type_name or self.kind.value}" + ("" if self.mode == "REQUIRED" else f" {self.mode}")
 
 
 class RowConversionError(ValueError):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from buildflow.io.primitive import LocalPrimitive, PrimitiveValidationError
 from buildflow.io.sink import TableSchema
 from buildflow.io.unsupported import NotSupportedByBfctl
+
+if TYPE_CHECKING:
+    from buildflow.types.schema import Column
 
 #: How DuckDB names a database held by MotherDuck, its cloud service.
 MOTHERDUCK_PREFIX = "md:"
@@ -21,17 +24,20 @@ class DuckDBTable(TableSchema, LocalPrimitive):
 
     database: str
     table: str
+    #: BuildFlow 0.3.0 and 0.3.1 took MotherDuck's token here (0.3.2 read it from the environment).
+    motherduck_token: str | None = dataclasses.field(default=None, repr=False)
 
     resource_type: ClassVar[str] = "duckdb.Table"
     replace_properties: ClassVar[frozenset[str]] = frozenset({"database", "table"})
     option_defaults: ClassVar[dict[str, Any]] = {"schema": None}
 
     def __new__(cls, *args: Any, **kwargs: Any) -> DuckDBTable:  # noqa: PYI034 - may be the subclass
-        """A ``md:`` database is a ``MotherDuckTable``, decided when the flow is built so that
-        plan, apply and serve refuse it as they refuse other out-of-scope primitives."""
+        """A ``md:`` database or a MotherDuck token makes a ``MotherDuckTable``, decided when the
+        flow is built so that plan, apply and serve refuse it as other out-of-scope primitives."""
         database = kwargs.get("database", args[0] if args else None)
-        motherduck = cls is DuckDBTable and isinstance(database, str) and database.startswith(MOTHERDUCK_PREFIX)
-        return super().__new__(MotherDuckTable if motherduck else cls)
+        token = kwargs.get("motherduck_token", args[2] if len(args) > 2 else None)
+        in_motherduck = token is not None or (isinstance(database, str) and database.startswith(MOTHERDUCK_PREFIX))
+        return super().__new__(MotherDuckTable if cls is DuckDBTable and in_motherduck else cls)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -41,6 +47,12 @@ class DuckDBTable(TableSchema, LocalPrimitive):
 
     def desired_properties(self) -> dict[str, Any]:
         return {"database": self.database, "table": self.table, "schema": self.schema_properties()}
+
+    def describe_column(self, column: Column) -> str:
+        from buildflow.storage.duckdb_types import nested_type
+
+        nested = nested_type(column)
+        return column.describe(None if nested is None else nested.sql)
 
     def validate(self) -> None:
         if not isinstance(self.database, str) or not self.database.strip() or "\x00" in self.database:
@@ -54,8 +66,9 @@ class DuckDBTable(TableSchema, LocalPrimitive):
 
 @dataclasses.dataclass
 class MotherDuckTable(NotSupportedByBfctl, DuckDBTable):
-    """A ``DuckDBTable`` whose database is in MotherDuck (``md:name``), which BuildFlow reached
-    over the network with a service token; bfctl keeps DuckDB files on this machine only."""
+    """A ``DuckDBTable`` whose database is in MotherDuck (``md:name``, or given a token), which
+    BuildFlow reached over the network with a service token; bfctl keeps DuckDB files on this
+    machine only."""
 
     family: ClassVar[str] = "MotherDuck"
     instead: ClassVar[str] = (

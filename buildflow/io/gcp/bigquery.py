@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from buildflow.io.gcp.cloud_sql import _PROJECT_ID, _fail
 from buildflow.io.primitive import GCPPrimitive, Primitive
 from buildflow.io.sink import TableSchema
+
+if TYPE_CHECKING:
+    from buildflow.types.schema import Column
 
 # BigQuery: dataset ids are letters, digits and underscores, at most 1,024 characters; table
 # names at most 1,024 UTF-8 bytes of letters, marks, numbers, connectors, dashes and spaces.
@@ -102,6 +105,11 @@ class BigQueryTable(TableSchema, GCPPrimitive):
             "schema": self.schema_properties(),
             "destroy_protection": self.destroy_protection,
         }
+
+    def describe_column(self, column: Column) -> str:
+        from buildflow.types.bigquery_fields import table_fields
+
+        return table_fields([column])[0].describe()
 
     def parents(self) -> list[Primitive]:
         return [self.dataset]

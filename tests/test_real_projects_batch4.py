@@ -1,0 +1,161 @@
+"""BuildFlow 0.3 projects shaped like its documentation's walkthroughs: spreadsheets uploaded to
+a bucket summed up into a BigQuery table whose rows hold nested records, and a watched folder
+whose files become DuckDB rows holding lists of records. The plan names the nested types those
+tables get, as BigQuery and DuckDB will show them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import duckdb
+from support import make_project, run_bfctl, serving, wait_until
+
+SALES = """
+import csv
+import dataclasses
+import datetime
+import io
+from typing import List
+
+import buildflow
+from buildflow.io.gcp import BigQueryDataset, BigQueryTable, GCSBucket, GCSFileChangeStream
+from buildflow.types.gcp import GCSFileChangeEvent
+
+
+@dataclasses.dataclass
+class Peak:
+    at: datetime.datetime
+    amount: int
+
+
+@dataclasses.dataclass
+class StoreDay:
+    day: datetime.date
+    store: str
+    total: int
+    best_hour: Peak
+    hours: List[Peak]
+
+
+uploads = GCSBucket(project_id="shop-analytics", bucket_name="till-exports").options(
+    force_destroy=True, bucket_region="US"
+)
+exports = GCSFileChangeStream(gcs_bucket=uploads)
+dataset = BigQueryDataset(project_id="shop-analytics", dataset_name="sales")
+store_days = BigQueryTable(dataset=dataset, table_name="store_days").options(
+    destroy_protection=False, schema=StoreDay
+)
+
+app = buildflow.Flow(flow_options=buildflow.FlowOptions(require_confirmation=False))
+app.manage(uploads, exports, dataset, store_days)
+
+
+@app.consumer(source=exports, sink=store_days)
+def summarise(event: GCSFileChangeEvent) -> List[StoreDay]:
+    days = {}
+    for line in csv.DictReader(io.StringIO(event.blob.decode())):
+        at = datetime.datetime.strptime(line["hour"], "%Y-%m-%d %H:%M:%S %Z")
+        peak = Peak(at, int(line["amount"]))
+        key = (at.date(), line["store"])
+        if key not in days:
+            days[key] = StoreDay(at.date(), line["store"], 0, peak, [])
+        day = days[key]
+        day.total += peak.amount
+        day.hours.append(peak)
+        if peak.amount > day.best_hour.amount:
+            day.best_hour = peak
+    return list(days.values())
+"""
+
+SCANS = """
+import dataclasses
+from typing import List
+
+from buildflow import Flow
+from buildflow.io.duckdb import DuckDBTable
+from buildflow.io.local import LocalFileChangeStream
+from buildflow.types.local import LocalFileChangeEvent
+
+
+@dataclasses.dataclass
+class Word:
+    text: str
+    count: int
+
+
+@dataclasses.dataclass
+class Scan:
+    name: str
+    words: List[Word]
+
+
+app = Flow()
+
+
+@app.consumer(
+    source=LocalFileChangeStream(file_path="./scans"),
+    sink=DuckDBTable(database="scans.duckdb", table="scanned"),
+)
+def read_scan(event: LocalFileChangeEvent) -> Scan:
+    text = event.blob.decode().split()
+    return Scan(event.file_path, [Word(w, text.count(w)) for w in sorted(set(text))])
+"""
+
+
+def _schema(plan: str) -> list[str]:
+    """The ``schema:`` property of the one table in a plan."""
+    [line] = [line for line in plan.splitlines() if line.strip().startswith("schema:")]
+    return list(ast.literal_eval(line.split(":", 1)[1].strip()))
+
+
+def test_plan_names_bigquery_records_of_nested_dataclasses(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = make_project(tmp_path / "sales", {"main.py": SALES})
+    code, out = run_bfctl(["plan", "main:app"], project, bfctl_env)
+    assert code == 0, out
+    assert _schema(out) == [
+        "day DATE",
+        "store STRING",
+        "total INTEGER",
+        "best_hour RECORD(at TIMESTAMP, amount INTEGER)",
+        "hours RECORD(at TIMESTAMP, amount INTEGER) REPEATED",
+    ]
+
+
+def test_plan_names_duckdb_struct_lists(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = make_project(tmp_path / "scans", {"main.py": SCANS})
+    code, out = run_bfctl(["plan", "main:app"], project, bfctl_env)
+    assert code == 0, out
+    assert _schema(out) == ["name STRING", 'words STRUCT("text" VARCHAR, "count" BIGINT)[]']
+
+
+def test_uploaded_spreadsheet_becomes_nested_rows(
+    tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
+    """The walkthrough's loop: apply, serve, drop a CSV in the bucket, read the table."""
+    project = make_project(tmp_path / "sales", {"main.py": SALES})
+    destroyed.append(project)
+    code, out = run_bfctl(["apply", "--yes", "main:app"], project, bfctl_env)
+    assert code == 0, out
+    bucket = project / ".buildflow/local/dev/gcs/till-exports"
+    database = project / ".buildflow/local/dev/bigquery/shop-analytics.sales.duckdb"
+
+    def rows() -> list[tuple]:
+        try:
+            with duckdb.connect(str(database), read_only=True) as db:
+                query = "SELECT store, total, best_hour.amount, len(hours) FROM store_days ORDER BY store"
+                return db.sql(query).fetchall()
+        except duckdb.IOException:  # the server holds the file for a moment
+            return []
+
+    with serving(["--port", "0", "main:app"], project, bfctl_env) as server:
+        (bucket / "monday.csv").write_text(
+            "hour,store,amount\n"
+            "2024-03-04 09:00:00 UTC,north,120\n"
+            "2024-03-04 10:00:00 UTC,north,340\n"
+            "2024-03-04 09:00:00 UTC,south,75\n",
+            encoding="utf-8",
+        )
+        wait_until(lambda: len(rows()) == 2)
+        assert server.stop() == 0
+    assert rows() == [("north", 460, 340, 2), ("south", 75, 75, 1)]
