@@ -124,6 +124,24 @@ def _from_text(parse: Callable[[str], Any], what: str) -> Callable[[Any], Any]:
 _decimal_from_text = _from_text(decimal.Decimal, "decimal")
 
 
+#: Past this magnitude a Unix timestamp counts milliseconds, as pydantic reads it.
+_UNIX_MILLIS_BEYOND = 2e10
+
+
+def _parse_datetime(v: Any) -> dt.datetime:
+    """ISO-8601 text, or a Unix timestamp (a number or its digits, in UTC): BuildFlow read request
+    bodies with pydantic, so clients of its collectors may send either."""
+    if isinstance(v, str):
+        with contextlib.suppress(ValueError):
+            return dt.datetime.fromisoformat(v)
+        with contextlib.suppress(ValueError):
+            v = float(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            return dt.datetime.fromtimestamp(v / 1000 if abs(v) > _UNIX_MILLIS_BEYOND else v, dt.UTC)
+    raise Invalid.one("Input should be a valid datetime", "datetime_parsing")
+
+
 def _parse_decimal(v: Any) -> decimal.Decimal:
     if isinstance(v, decimal.Decimal):
         return v
@@ -156,7 +174,7 @@ SCALARS: tuple[Scalar, ...] = (
     Scalar(uuid.UUID, _from_text(uuid.UUID, "UUID"), {"type": "string", "format": "uuid"}, Kind.STRING),
     Scalar(
         dt.datetime,
-        _from_text(dt.datetime.fromisoformat, "datetime"),
+        _parse_datetime,
         {"type": "string", "format": "date-time"},
         Kind.TIMESTAMP,
     ),
