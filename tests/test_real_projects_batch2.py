@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 from support import make_project, run_bfctl, serving, wait_until
 
 TAGGER = """
@@ -133,7 +134,7 @@ def test_uploaded_photos_are_tagged_into_duckdb_and_read_back_by_the_service(
     assert first["tagger"] == second["tagger"]  # the model is loaded once per replica
 
 
-MOTHERDUCK = """
+MOTHERDUCK_FLOW = """
 import dataclasses
 
 from buildflow import Flow
@@ -142,7 +143,7 @@ from buildflow.io.local import LocalFileChangeStream
 from buildflow.types.local import FileChangeEvent
 
 app = Flow()
-warehouse = DuckDBTable(database="md:photo_archive?motherduck_token=md-token-do-not-print", table="scans")
+warehouse = {declaration}
 
 
 @dataclasses.dataclass
@@ -156,8 +157,18 @@ def archive(event: FileChangeEvent) -> Scan:
 """
 
 
-def test_a_motherduck_table_is_refused_without_showing_its_token(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
-    project = make_project(tmp_path / "archive", {"main.py": MOTHERDUCK})
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        'DuckDBTable(database="md:photo_archive?motherduck_token=md-token-do-not-print", table="scans")',
+        # BuildFlow 0.3.0 and 0.3.1 took the token as a keyword
+        'DuckDBTable(database="md:photo_archive", table="scans", motherduck_token="md-token-do-not-print")',
+    ],
+)
+def test_a_motherduck_table_is_refused_without_showing_its_token(
+    tmp_path: Path, bfctl_env: dict[str, str], declaration: str
+) -> None:
+    project = make_project(tmp_path / "archive", {"main.py": MOTHERDUCK_FLOW.replace("{declaration}", declaration)})
     (project / "scans").mkdir()
     for command in (["plan", "main.py"], ["apply", "--yes", "main.py"], ["serve", "--port", "0", "main.py"]):
         code, output = run_bfctl(command, project, bfctl_env)
