@@ -387,6 +387,9 @@ def outputs_for_serving(
     changed = [c.resource_id for c in pending.changes if c.action != "noop"]
     if changed:
         console.info(f"Warning: the stack differs from the flow for {', '.join(changed)}; run `bfctl plan`.", "yellow")
+    for name, value in provider.client_environment().items():
+        if os.environ.setdefault(name, value) == value:  # the shell's own choice stands
+            console.info(f"Google clients the flow makes reach the stack's emulator: {name}={value}")
     outputs = {**provider.existing_outputs(expected), **outputs}  # what exists already, as its names say
     serve_stack(target, lambda: outputs)  # what the workers' first connections read
     return ResourceOutputs(outputs, target)

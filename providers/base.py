@@ -175,6 +175,12 @@ class Provider(abc.ABC):
         services run elsewhere has nothing to start: the recorded outputs)."""
         return self.outputs()
 
+    def client_environment(self) -> dict[str, str]:
+        """Environment variables that point Google's own client libraries, made by the flow's
+        code (``storage.Client()``), at what this target runs for the stack (none: a cloud's
+        clients need nothing)."""
+        return {}
+
     def recorded_plan(self, primitives: Sequence[Primitive]) -> Plan:
         """What serving compares the flow with; a target whose plan is costly (the network, a
         passphrase) plans against what its last apply recorded instead."""

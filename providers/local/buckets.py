@@ -125,6 +125,10 @@ class BucketFamily(Family):
         return f"deleted with {objects} object(s)" if objects else "deleted"
 
     # -- serving -----------------------------------------------------------------------------------
+    def client_environment(self, state: State) -> dict[str, str]:
+        roots = [rec.outputs["api_root"] for rec in self._buckets(state) if rec.outputs.get("api_root")]
+        return {"STORAGE_EMULATOR_HOST": roots[0]} if roots else {}
+
     def ensure_running(self, state: State) -> bool:
         """Start the emulator and make sure it knows every bucket; True when its address moved."""
         buckets = self._buckets(state)

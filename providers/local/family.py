@@ -103,3 +103,7 @@ class Family(abc.ABC):
     def ensure_running(self, state: State) -> bool:
         """Start what serving needs; True when the state changed (a new port)."""
         return False
+
+    def client_environment(self, state: State) -> dict[str, str]:
+        """The variables that point Google's own client libraries at what this family runs."""
+        return {}

@@ -183,6 +183,12 @@ class LocalProvider(Provider):
                 self.store.save(state)
             return outputs_of(state)
 
+    def client_environment(self) -> dict[str, str]:
+        """``STORAGE_EMULATOR_HOST`` and ``PUBSUB_EMULATOR_HOST`` of the stack's emulators, so that
+        a client the flow's code makes itself reaches the buckets and topics its primitives name."""
+        state = self.store.load()
+        return {name: value for family in self.families for name, value in family.client_environment(state).items()}
+
     def ensure_user(self, instance: CloudSQLInstance | str, user: str, password: str) -> bool:
         """Make ``user`` log in with ``password`` on an applied, running instance.
 

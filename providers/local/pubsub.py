@@ -276,6 +276,11 @@ class PubSubFamily(Family):
         return "deleted"
 
     # -- serving ---------------------------------------------------------------------------------
+    def client_environment(self, state: State) -> dict[str, str]:
+        emulator = state.resources.get(EMULATOR_ID)
+        port = emulator.private.get("port") if emulator is not None else None
+        return {"PUBSUB_EMULATOR_HOST": f"{HOST}:{port}"} if port else {}
+
     def ensure_running(self, state: State) -> bool:
         emulator = state.resources.get(EMULATOR_ID)
         if emulator is None:
