@@ -6,10 +6,15 @@ tables get, as BigQuery and DuckDB will show them."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 
 import duckdb
+import pytest
 from support import make_project, run_bfctl, serving, wait_until
+
+from runtime.sinks.base import RowsRejected
+from runtime.sinks.pubsub import TopicLog
 
 SALES = """
 import csv
@@ -159,3 +164,90 @@ def test_uploaded_spreadsheet_becomes_nested_rows(
         wait_until(lambda: len(rows()) == 2)
         assert server.stop() == 0
     assert rows() == [("north", 460, 340, 2), ("south", 75, 75, 1)]
+
+
+HOOKS = """
+from buildflow import Flow
+from buildflow.io.gcp import GCPPubSubTopic
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+app = Flow()
+
+
+class Greeting:
+    def __init__(self, name: str):
+        self.name = name
+
+    def to_json(self):
+        return {"greeting": "hi " + self.name}
+
+
+class Beacon:
+    def __init__(self, name: str):
+        self.name = name
+
+    def to_bytes(self):
+        return ("beacon:" + self.name).encode()
+
+
+@app.consumer(
+    source=Pulse(["ada"], pulse_interval_seconds=0.2),
+    sink=File(file_path="greetings.json", file_format=FileFormat.JSON),
+)
+async def greet(name: str) -> Greeting:
+    return Greeting(name)
+
+
+@app.consumer(
+    source=Pulse(["lin"], pulse_interval_seconds=0.2),
+    sink=GCPPubSubTopic(project_id="beacons-proj", topic_name="beacons"),
+)
+def beacon(name: str) -> Beacon:
+    return Beacon(name)
+
+
+@app.consumer(
+    source=Pulse(["raw"], pulse_interval_seconds=0.2),
+    sink=GCPPubSubTopic(project_id="beacons-proj", topic_name="raw"),
+)
+def raw(name: str) -> bytes:
+    return name.encode() + b"!"
+"""
+
+
+def test_to_json_rows_fill_a_file_and_to_bytes_messages_go_as_made(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """A class with ``to_json`` (not a dataclass) is a row of a JSON file, and one with
+    ``to_bytes`` (or ``bytes`` themselves) a message of exactly those bytes, as BuildFlow's
+    converters made them."""
+    project = make_project(tmp_path / "hooks", {"main.py": HOOKS})
+    env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "log"}
+    log = project / ".buildflow/local/dev/pubsub/beacons-proj/beacons.jsonl"
+    raw = log.with_name("raw.jsonl")
+
+    def greetings() -> list[str]:
+        return [line for f in project.glob("greetings-*.json") for line in f.read_text().splitlines()]
+
+    with serving(["--port", "0", "main:app"], project, env) as server:
+        wait_until(lambda: bool(greetings()) and all(f.exists() and f.read_bytes().endswith(b"\n") for f in (log, raw)))
+        assert server.stop() == 0, server.output
+    assert set(greetings()) == {'{"greeting":"hi ada"}'}
+    assert set(log.read_bytes().splitlines()) == {b"beacon:lin"}
+    assert set(raw.read_bytes().splitlines()) == {b"raw!"}
+
+
+def test_topic_log_refuses_a_message_holding_a_newline(tmp_path: Path) -> None:
+    """The log keeps a message a line: bytes with a newline would come back as two messages."""
+    log = TopicLog(tmp_path / "beacons.jsonl")
+
+    async def publish() -> None:
+        await log.open()
+        try:
+            await log.publish([b"first", b"two\nlines"])
+        finally:
+            await log.close()
+
+    with pytest.raises(RowsRejected, match="newline") as refused:
+        asyncio.run(publish())
+    assert refused.value.indexes == [1]
+    assert log.path.read_bytes() == b""

@@ -145,12 +145,21 @@ def schema_from_type(tp: Any) -> list[Column]:
 
 def schema_or_none(tp: Any) -> list[Column] | None:
     """``schema_from_type`` for record types; None for rows without a fixed shape (``dict``,
-    ``Mapping``, ``Any``, no annotation), which only schemaless sinks (JSON files, topics) take."""
-    if tp is None or tp is Any:
+    ``Mapping``, ``Any``, no annotation, ``bytes``, a class that is not a record but has
+    BuildFlow's ``to_json`` or ``to_bytes`` hook), which only schemaless sinks (files, topics)
+    take."""
+    if tp is None or tp is Any or tp is bytes:
         return None
-    if parse_type(tp).shape is Shape.MAPPING:
+    node = parse_type(tp)
+    if node.shape is Shape.MAPPING or (not node.is_record and (has_hook(tp, "to_json") or has_hook(tp, "to_bytes"))):
         return None
     return schema_from_type(tp)
+
+
+def has_hook(tp: Any, name: str) -> bool:
+    """Whether the class ``tp`` says how its objects are stored (``to_json``) or published
+    (``to_bytes``), as BuildFlow let it; ``int``'s own ``to_bytes`` is not such a hook."""
+    return isinstance(tp, type) and not issubclass(tp, int) and callable(getattr(tp, name, None))
 
 
 # -- values ----------------------------------------------------------------------------------------
