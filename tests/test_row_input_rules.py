@@ -181,7 +181,7 @@ def test_the_rules_are_the_sinks_own_and_chosen_when_its_writer_is_made(tmp_path
         table, None, {table.primitive_id(): {"project": "p", "dataset_id": "d", "table_id": "p.d.t"}}, tmp_path
     )
     assert (stand_in.input_syntax, gcp.input_syntax, file.input_syntax) == (
-        InputSyntax.BIGQUERY, InputSyntax.BIGQUERY, InputSyntax.PYTHON,
+        InputSyntax.BIGQUERY, InputSyntax.BIGQUERY, InputSyntax.JSON,
     )  # fmt: skip
     assert gcp.converter_for(Typed)(Typed(n="7"))["n"] == 7  # type: ignore[arg-type]
 
@@ -437,3 +437,48 @@ def test_a_cloud_sql_table_takes_postgresql_input_syntax(
         datetime.datetime(2023, 8, 17, 20, 30, 24, 375050, tzinfo=UTC),
     ]
     assert [r[5] for r in stored] == [datetime.date(2023, 8, 7), datetime.date(2023, 8, 17), datetime.date(2023, 8, 17)]
+
+
+@dataclasses.dataclass
+class RideOut:
+    ride_id: int
+    timestamp: datetime.datetime
+    meter_reading: float
+
+
+@pytest.mark.parametrize("file_format", [FileFormat.JSON, FileFormat.PARQUET])
+def test_a_file_sink_writes_rows_made_from_json_as_buildflow_wrote_them(
+    tmp_path: Path, file_format: FileFormat
+) -> None:
+    """BuildFlow's Pub/Sub-to-Parquet example built its row with ``RideOut(**element)``, the
+    timestamp still ISO text: BuildFlow wrote it unchecked; here it is read as a JSON reader
+    would, and what no reader would take is refused naming the field."""
+    out = File(str(tmp_path / "rides" / "rides.out"), file_format)
+    app = Flow()
+
+    @app.collector("/rides", method="POST", sink=out)
+    def ride(element: Dict[str, Any]) -> RideOut:  # noqa: UP006 - as BuildFlow samples annotate
+        return RideOut(**element)
+
+    with TestClient(app) as client:
+        answer = client.post(
+            "/rides", json={"ride_id": "7", "timestamp": "2023-08-17T16:30:24-04:00", "meter_reading": 12.5}
+        )
+        assert answer.json() == {"success": True}, answer.text
+        refused = client.post("/rides", json={"ride_id": 8, "timestamp": "yesterday", "meter_reading": 1.0})
+        assert refused.status_code == 422 and "timestamp" in refused.text and "yesterday" in refused.text
+
+    [written] = list((tmp_path / "rides").iterdir())
+    if file_format is FileFormat.PARQUET:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(written)
+        assert str(table.schema.field("timestamp").type).startswith("timestamp")
+        [row] = table.to_pylist()
+    else:
+        import json
+
+        [row] = [json.loads(line) for line in written.read_text().splitlines()]
+        row["timestamp"] = datetime.datetime.fromisoformat(row["timestamp"])
+    assert row["ride_id"] == 7
+    assert row["timestamp"] == datetime.datetime(2023, 8, 17, 20, 30, 24, tzinfo=UTC)

@@ -30,9 +30,12 @@ Fallback = Callable[[Any], Any]
 
 
 class InputSyntax(enum.Enum):
-    #: Values of the column's Python type only: files, topics and DuckDB tables, which have no
-    #: text input of their own here.
+    #: Values of the column's Python type only (a row checked where no sink reads it).
     PYTHON = "python"
+    #: What a reader of JSON text takes for the column, by the same rules as BigQuery's JSON
+    #: input: files, buckets, topics and DuckDB tables, which BuildFlow wrote unchecked (an ISO
+    #: string in a ``datetime`` field, digits in an ``int`` one), so rows it wrote are written.
+    JSON = "json"
     #: BigQuery's JSON input (``tabledata.insertAll``, JSON load jobs), converted here so that
     #: BigQuery's local stand-in stores, and refuses, what BigQuery would.
     BIGQUERY = "bigquery"
@@ -43,7 +46,7 @@ class InputSyntax(enum.Enum):
 
 def fallback(syntax: InputSyntax, kind: Kind) -> Fallback | None:
     """How a value not of the column's type is read under ``syntax``; None: it is refused."""
-    if syntax is InputSyntax.BIGQUERY:
+    if syntax is InputSyntax.BIGQUERY or syntax is InputSyntax.JSON:
         return _BIGQUERY.get(kind)
     if syntax is InputSyntax.POSTGRES and kind in _POSTGRES_TEXT:
         return _postgres_text(_POSTGRES_TEXT[kind])

@@ -37,7 +37,7 @@ class SinkWriter(abc.ABC):
     #: What the sink is, for messages and metrics (e.g. "CloudSQLTable my-project:db.notes.events").
     description: str = ""
     #: Whose input rules a value not of its column's type follows: the engine behind the sink.
-    input_syntax: InputSyntax = InputSyntax.PYTHON
+    input_syntax: InputSyntax = InputSyntax.JSON
 
     async def start(self) -> None:
         """Connect, and create the destination (table, file, topic) if it is missing."""

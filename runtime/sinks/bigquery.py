@@ -154,8 +154,8 @@ _LEAF_ENCODERS: dict[str, Step] = {
 def input_syntax_of(primitive: Any) -> InputSyntax:
     """BigQuery's input rules for the tables that are BigQuery's on gcp (``BigQueryTable``,
     ``AnalysisTable``) wherever they run, so a row their local stand-in takes is one BigQuery
-    takes; no rules of their own for other tables."""
-    return InputSyntax.BIGQUERY if isinstance(primitive, (BigQueryTable, AnalysisTable)) else InputSyntax.PYTHON
+    takes; a JSON reader's for other tables."""
+    return InputSyntax.BIGQUERY if isinstance(primitive, (BigQueryTable, AnalysisTable)) else InputSyntax.JSON
 
 
 def table_name(out: Mapping[str, Any]) -> str:

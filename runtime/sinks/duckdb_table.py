@@ -43,7 +43,7 @@ class DuckDBWriter(ThreadedWriter):
         table: str,
         columns: list[Column],
         description: str,
-        input_syntax: InputSyntax = InputSyntax.PYTHON,
+        input_syntax: InputSyntax = InputSyntax.JSON,
     ) -> None:
         super().__init__()
         self.input_syntax = input_syntax
