@@ -16,6 +16,7 @@ import pytest
 from support import Server, run_bfctl, serving, wait_until, write
 
 from buildflow.io.duckdb import DuckDBTable
+from buildflow.storage.duckdb_access import shared_database
 from runtime.sinks import SinkSchemaError, schema_from_type, writer_for
 
 FLOW = """
@@ -114,6 +115,12 @@ def test_nested_dataclasses_are_struct_columns_read_back_as_lists_of_dicts(
     assert total == 5  # SQL sees the structs too, not JSON text
 
 
+def _failures(server: Server) -> str:
+    """What the server logged about writes it could not make (its output, once stopped)."""
+    server.stop()
+    return "\n".join(line for line in server.output.splitlines() if "rror" in line or "WARN" in line)[-4000:]
+
+
 def _post_orders(server: Server, first: int, count: int) -> list[int]:
     return [server.call("POST", "/orders", _order(n))[0] for n in range(first, first + count)]
 
@@ -126,7 +133,7 @@ def test_an_endpoint_reads_the_table_read_only_while_collectors_write(
         reads = [pool.submit(lambda: [server.call("GET", "/orders/count") for _ in range(40)]) for _ in range(4)]
         post_statuses = [status for future in posts for status in future.result()]
         answers = [answer for future in reads for answer in future.result()]
-        assert post_statuses == [200] * 160
+        assert post_statuses == [200] * 160, _failures(server)
         assert [status for status, _ in answers] == [200] * 160, [a for a in answers if a[0] != 200][:3]
         assert all(0 <= json.loads(body)["count"] <= 160 for _, body in answers)
         status, body = server.call("GET", "/orders/count")
@@ -221,3 +228,24 @@ def test_a_writer_started_on_a_json_column_of_an_earlier_version_refuses_to_star
         asyncio.run(writer.start())
     with duckdb.connect(str(path)) as connection:  # the file was let go
         assert connection.execute("SELECT count(*) FROM baskets").fetchone() == (0,)
+
+
+def test_a_reader_still_closing_when_the_file_is_let_go_does_not_fail_the_next_write(tmp_path: Path) -> None:
+    """A user's cursor is counted out when its finalizer runs, which is before DuckDB has closed
+    it: the file can be detached while the cursor's open result still holds it. Attaching again
+    then meets the file handle conflict for that moment; it is waited out, not a failed write."""
+    database = shared_database(tmp_path / "race.duckdb")
+    with database.connection() as connection:
+        connection.execute("CREATE TABLE t AS SELECT range AS n FROM range(10000)")
+    reader = database._enter()  # as user_connection hands out, without its finalizer
+    reader.execute("SELECT * FROM t").fetchone()  # a result left open, as an endpoint's fetchone leaves it
+    database._leave()  # what the finalizer does first
+    database.release()  # the closer lets the file go
+    closing = threading.Timer(0.05, reader.close)  # DuckDB closes the cursor a moment later
+    closing.start()
+    try:
+        with database.connection() as connection:
+            assert connection.execute("SELECT count(*) FROM t").fetchone() == (10000,)
+    finally:
+        closing.join()
+        database.release()

@@ -70,6 +70,9 @@ class SharedDatabase:
         #: Cursors open on the attached file: it is detached only when there are none.
         self._users = 0
         self._attached_at: float | None = None
+        #: Once this process has had the file, a file handle conflict is its own detached database,
+        #: still alive for a user cursor being torn down: brief, waited out like a foreign holder.
+        self._attached_before = False
         self._used_at = 0.0
         self._rest_until = 0.0
 
@@ -171,6 +174,7 @@ class SharedDatabase:
             raise
         self._lock_fd = lock
         self._attached_at = time.monotonic()
+        self._attached_before = True
 
     def _attach_file(self) -> None:
         """Attach the file, waiting out a process that holds it without taking our lock."""
@@ -185,13 +189,22 @@ class SharedDatabase:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise
             except duckdb.ResourceInUseException:
-                raise RuntimeError(
-                    f"{self.path} is already open in this process by a duckdb.connect made before the sinks "
-                    "started (at import time?); connect where the table is read, in the handler, and it "
-                    "shares the sink's file"
-                ) from None
+                if not self._attached_before or time.monotonic() > deadline:
+                    raise self._held_in_process() from None
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    def _held_in_process(self) -> RuntimeError:
+        if self._attached_before:
+            return RuntimeError(
+                f"{self.path} is still held by a DuckDB connection of this process that is not closed; "
+                "close connections to it once read"
+            )
+        return RuntimeError(
+            f"{self.path} is already open in this process by a duckdb.connect made before the sinks "
+            "started (at import time?); connect where the table is read, in the handler, and it "
+            "shares the sink's file"
+        )
 
     def _detach(self) -> None:
         try:
