@@ -73,7 +73,7 @@ def test_notes_example_makes_instance_database_and_user(monitor: RecordingMonito
         "project": "my-project",
         "region": "us-central1",
         "databaseVersion": "POSTGRES_15",
-        "settings": {"tier": "db-f1-micro"},
+        "settings": {"tier": "db-f1-micro", "edition": "ENTERPRISE"},
         "deletionProtection": True,  # on unless the flow turns it off; always set explicitly
     }
     assert db["inputs"] == {
@@ -153,11 +153,32 @@ def test_options_and_engines_are_honoured(monitor: RecordingMonitor) -> None:
     assert inputs["settings"] == {
         "tier": "db-n1-standard-1",
         "ipConfiguration": {"ipv4Enabled": False, "privateNetwork": "projects/p/global/networks/n"},
+        "edition": "ENTERPRISE",
     }
     # MySQL can drop databases with users in them: the child is deleted, not abandoned.
     assert "deletionPolicy" not in monitor.registered["my-project:shop-db.shop"]["inputs"]
     # Declared child-first, still registered parent-first.
     assert list(monitor.registered) == ["my-project:shop-db", "my-project:shop-db.shop"]
+
+
+@pytest.mark.parametrize(
+    ("version", "tier", "given", "edition"),
+    [
+        # Cloud SQL would pick ENTERPRISE_PLUS for these versions and refuse the tier.
+        (CloudSQLDatabaseVersion.POSTGRES_16, "db-f1-micro", None, "ENTERPRISE"),
+        (CloudSQLDatabaseVersion.POSTGRES_17, "db-custom-1-3840", None, "ENTERPRISE"),
+        (CloudSQLDatabaseVersion.MYSQL_8_4, "db-g1-small", None, "ENTERPRISE"),
+        (CloudSQLDatabaseVersion.POSTGRES_17, "db-perf-optimized-N-2", None, "ENTERPRISE_PLUS"),
+        (CloudSQLDatabaseVersion.POSTGRES_15, "db-perf-optimized-N-4", "ENTERPRISE_PLUS", "ENTERPRISE_PLUS"),
+    ],
+)
+def test_instance_edition_fits_its_tier(
+    monitor: RecordingMonitor, version: str, tier: str, given: str | None, edition: str
+) -> None:
+    settings = CloudSQLInstanceSettings(tier=tier, edition=given)
+    run_program([CloudSQLInstance("db", "my-project", version, settings, "us-central1")])
+
+    assert monitor.registered["my-project:db"]["inputs"]["settings"] == {"tier": tier, "edition": edition}
 
 
 @dataclasses.dataclass

@@ -125,6 +125,23 @@ def test_instance_validation(overrides: dict[str, object], message: str) -> None
         make_instance(**overrides)
 
 
+@pytest.mark.parametrize(
+    ("version", "settings", "message"),
+    [
+        ("POSTGRES_16", {"tier": "db-f1-micro", "edition": "ENTERPRISE_PLUS"}, "'db-f1-micro' is not offered in"),
+        ("POSTGRES_16", {"tier": "db-g1-small", "edition": "ENTERPRISE_PLUS"}, "db-perf-optimized-N-<vCPUs>"),
+        ("MYSQL_8_0", {"tier": "db-custom-2-7680", "edition": "ENTERPRISE_PLUS"}, "edition='ENTERPRISE'"),
+        ("POSTGRES_15", {"tier": "db-perf-optimized-N-2", "edition": "ENTERPRISE"}, "runs only in the ENTERPRISE_PLUS"),
+        ("POSTGRES_11", {"tier": "db-perf-optimized-N-2"}, "POSTGRES_11 does not run in the ENTERPRISE_PLUS"),
+        ("MYSQL_5_7", {"tier": "db-perf-optimized-N-2"}, "MYSQL 8.0 or later"),
+        ("POSTGRES_16", {"tier": "db-f1-micro", "edition": "STANDARD"}, "not a Cloud SQL edition"),
+    ],
+)
+def test_instance_refuses_editions_cloud_sql_refuses(version: str, settings: dict[str, str], message: str) -> None:
+    with pytest.raises(PrimitiveValidationError, match=message):
+        make_instance(database_version=version, settings=settings)
+
+
 def test_instance_accepts_valid_names() -> None:
     make_instance(instance_name="a" * (98 - len("my-project:")))
     make_instance(project_id="example.com:my-project", instance_name="db")

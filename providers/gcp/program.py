@@ -74,7 +74,9 @@ def _instance(p: CloudSQLInstance, made: Made, ctx: _Context) -> Built:
         project=p.project_id,
         region=p.region,
         database_version=p.database_version,
-        settings=cast(Any, p.settings.to_dict()),  # plain snake_case dicts, as pulumi-gcp's *ArgsDict
+        # Plain snake_case dicts, as pulumi-gcp's *ArgsDict; the edition always set, as its
+        # default depends on the version and may refuse the tier.
+        settings=cast(Any, {**p.settings.to_dict(), "edition": p.edition}),
         # pulumi-gcp defaults this to true; BuildFlow made it false: always set it from the flow.
         deletion_protection=p.deletion_protection,
         opts=_named(ctx.apis),

@@ -27,6 +27,13 @@ _METADATA_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _MAX_IDENTIFIER_BYTES = 63
 _RESERVED_DATABASES = frozenset({"template0", "template1", "cloudsqladmin", "postgres"})
 _RESERVED_USER_PREFIXES = ("pg_", "cloudsql")
+# Cloud SQL's editions: Enterprise Plus runs only on the performance-optimized machine types
+# (``db-perf-optimized-N-<vCPUs>``), which Enterprise refuses; shared-core (``db-f1-micro``,
+# ``db-g1-small``) and ``db-custom-*`` tiers are Enterprise's only.
+_EDITIONS = ("ENTERPRISE", "ENTERPRISE_PLUS")
+_PERF_OPTIMIZED_TIER = re.compile(r"db-perf-optimized-N-\d+")
+# The oldest versions Enterprise Plus runs, per engine (MySQL 8.0, PostgreSQL 12).
+_ENTERPRISE_PLUS_SINCE = {"mysql": (8, 0), "postgres": (12,)}
 
 
 def _fail(primitive: Primitive, message: str) -> None:
@@ -120,6 +127,51 @@ class CloudSQLInstance(GCPPrimitive):
             _fail(self, f"settings must be CloudSQLInstanceSettings(tier=...), got {type(self.settings).__name__}")
         if not isinstance(self.deletion_protection, bool):
             _fail(self, f"deletion_protection must be True or False, got {self.deletion_protection!r}")
+        self._check_edition()
+
+    @property
+    def edition(self) -> str:
+        """The Cloud SQL edition to ask for: the settings' own, else the one the tier runs on.
+
+        Cloud SQL's own default depends on the version (Enterprise Plus for PostgreSQL 16+ and
+        MySQL 8.4), which refuses the small tiers BuildFlow flows use, and BuildFlow never had
+        users choose: so it is always set, from the tier.
+        """
+        given = self.settings.edition
+        if given is not None:
+            return str(given)
+        return "ENTERPRISE_PLUS" if _PERF_OPTIMIZED_TIER.fullmatch(self.settings.tier) else "ENTERPRISE"
+
+    def _check_edition(self) -> None:
+        edition, tier = self.edition, self.settings.tier
+        if edition not in _EDITIONS:
+            _fail(
+                self, f"settings edition {edition!r} is not a Cloud SQL edition: use 'ENTERPRISE' or 'ENTERPRISE_PLUS'"
+            )
+        perf_optimized = _PERF_OPTIMIZED_TIER.fullmatch(tier) is not None
+        if edition == "ENTERPRISE_PLUS" and not perf_optimized:
+            _fail(
+                self,
+                f"tier {tier!r} is not offered in the ENTERPRISE_PLUS edition, which takes only "
+                "db-perf-optimized-N-<vCPUs> tiers (e.g. 'db-perf-optimized-N-2'): pick one of those, "
+                "or edition='ENTERPRISE' for shared-core and db-custom-* tiers",
+            )
+        if edition == "ENTERPRISE" and perf_optimized:
+            _fail(
+                self,
+                f"tier {tier!r} runs only in the ENTERPRISE_PLUS edition: set edition='ENTERPRISE_PLUS' "
+                "(or leave edition out), or pick an ENTERPRISE tier such as 'db-custom-1-3840'",
+            )
+        since = _ENTERPRISE_PLUS_SINCE.get(self.engine)
+        if edition == "ENTERPRISE_PLUS" and since is not None:
+            numbers = tuple(int(n) for n in self.database_version.split("_")[1:])
+            if numbers < since:
+                _fail(
+                    self,
+                    f"{self.database_version} does not run in the ENTERPRISE_PLUS edition (it needs "
+                    f"{self.engine.upper()} {'.'.join(map(str, since))} or later): use a newer "
+                    "database_version or edition='ENTERPRISE'",
+                )
 
     @property
     def engine(self) -> str:
