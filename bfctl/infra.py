@@ -47,8 +47,9 @@ def declared_primitives(flow: Any, target: str, used: Sequence[Any] = ()) -> lis
     return primitives
 
 
-#: Attributes by which dependencies name the primitive they use (sink, bucket, session builders).
-_DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive")
+#: Attributes by which dependencies name the primitive they use (sink, bucket, session builders,
+#: AnalysisQuery).
+_DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive", "query_primitive")
 
 
 def dependency_primitives(flow: Any, attributes: Sequence[str] = _DEPENDENCY_PRIMITIVES) -> list[Any]:
@@ -146,6 +147,7 @@ def deploy_request(
         unmanaged=tuple(unmanaged_primitives(flow)),
         dependency_sinks=tuple(dependency_primitives(flow, ("sink_primitive",))),
         dependency_buckets=tuple(dependency_primitives(flow, ("bucket_primitive",))),
+        dependency_queries=tuple(dependency_primitives(flow, ("query_primitive",))),
     )
 
 

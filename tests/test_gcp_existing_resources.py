@@ -277,3 +277,52 @@ def test_a_sink_an_earlier_apply_made_is_not_deleted_unsaid(project: Path, env: 
     said = " ".join((result.stdout + result.stderr).split())
     assert f"{TABLE} is used by the flow but no longer managed, so applying deletes it with its data" in said
     assert "pass it to app.manage(...) to keep it" in said
+
+
+DASHBOARD = """\
+import dataclasses
+
+from buildflow import Flow
+from buildflow.dependencies.analysis import AnalysisQuery
+from buildflow.io.gcp import BigQueryDataset, BigQueryTable
+
+
+@dataclasses.dataclass
+class Click:
+    page: str
+
+
+app = Flow()
+clicks = BigQueryTable(BigQueryDataset(project_id="my-project", dataset_name="analytics"), table_name="clicks")
+daily = BigQueryTable(BigQueryDataset(project_id="warehouse", dataset_name="reporting"), table_name="daily")
+Clicks = AnalysisQuery(clicks)
+Daily = AnalysisQuery(daily)
+
+
+@app.collector(route="/clicks", method="POST", sink=clicks)
+def collect(click: Click) -> Click:
+    return click
+
+
+service = app.service()
+
+
+@service.endpoint("/pages", method="GET")
+async def pages(recent: Clicks, history: Daily) -> list:
+    return await history.rows("SELECT page FROM {table}")
+"""
+
+
+def test_analysis_queries_run_jobs_and_only_read_what_no_sink_writes(monitor: RecordingMonitor, project: Path) -> None:
+    declared, expected, deployment = deployed(DASHBOARD, project)
+    run_program(declared, project="my-project", deployment=deployment, image=IMAGE)
+
+    given = {(i["role"], i.get("datasetId") or i["project"]) for i in grants(monitor).values()}
+    assert given == {
+        ("roles/bigquery.dataEditor", "analytics"),  # a sink's dataset, queried too
+        ("roles/bigquery.dataViewer", "reporting"),  # only queried
+        ("roles/bigquery.jobUser", "my-project"),  # jobs.query runs in the table's project
+        ("roles/bigquery.jobUser", "warehouse"),
+    }
+    assert "warehouse.reporting.daily" in {p.primitive_id() for p in expected}
+    assert "warehouse.reporting.daily" in service_outputs(monitor)  # so the runtime can open it

@@ -88,6 +88,9 @@ def AnalysisQuery(table: Any) -> type:
 
     @dependency(Scope.REPLICA)
     class TableQueryDependency:
+        #: Read by the targets before anything runs: the table's service account roles follow from it.
+        query_primitive = table
+
         async def __init__(self, opener: QueryOpener) -> None:  # type: ignore[misc]  # the graph awaits an async __init__
             self._query = await opener.open(table)
             self.primitive = table

@@ -87,11 +87,14 @@ class Grant:
     primitive: Primitive | None = None
     #: An IAM condition limiting a project-level role to one resource (Cloud SQL instances).
     condition: tuple[str, str] | None = None
+    #: The project of a project-level role when not the service's (BigQuery runs a query's job
+    #: in the queried table's project).
+    project: str | None = None
 
     @property
     def name(self) -> str:
         """The Pulumi name of the binding: stable, and telling what it grants on what."""
-        on = self.primitive.primitive_id() if self.primitive is not None else "project"
+        on = self.primitive.primitive_id() if self.primitive is not None else f"project {self.project or ''}".strip()
         return f"grant-{self.role.removeprefix('roles/')}-{re.sub(r'[^A-Za-z0-9.-]+', '-', on)}"
 
 
@@ -160,17 +163,21 @@ def grants(
     sources: Iterable[Any] = (),
     buckets: Iterable[Any] = (),
     existing: Sequence[Primitive] = (),
+    queried: Iterable[Any] = (),
 ) -> tuple[Grant, ...]:
     """The roles the runtime needs for what the flow uses, each on only its resource.
 
     ``primitives`` are the stack's; ``existing`` what the flow uses without managing it, which
     gets roles only as the flow uses it (a table's dataset, a sink, a source, a bucket of its
     dependencies), never for being a parent. ``buckets`` are those dependencies read, write,
-    list and delete objects in (``BucketDependencyBuilder``). Cloud SQL has no per-instance role
+    list and delete objects in (``BucketDependencyBuilder``); ``queried`` the tables of
+    ``AnalysisQuery`` dependencies, whose datasets are only read unless a table of theirs is a sink,
+    and whose projects run the query jobs (``bigquery.jobs.create``). Cloud SQL has no per-instance role
     bindings, so the client role is granted on the project under a condition naming the instance.
     """
     sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
     bucket_ids = {b.primitive_id() for b in buckets if isinstance(b, Primitive)}
+    query_ids = {q.primitive_id() for q in queried if isinstance(q, Primitive)}
     stack_ids = {p.primitive_id() for p in primitives}
     everything = [*primitives, *(p for p in existing if p.primitive_id() not in stack_ids)]
     pulled = list(sources)
@@ -195,8 +202,15 @@ def grants(
                     (f"only {instance.instance_name}", f'resource.name == "{resource}"'),
                 )
             )
-    datasets = {p.dataset.primitive_id(): p.dataset for p in everything if isinstance(p, BigQueryTable)}
-    out.extend(Grant("roles/bigquery.dataEditor", d) for d in datasets.values())
+    tables = [p for p in everything if isinstance(p, BigQueryTable)]
+    edited = {t.dataset.primitive_id() for t in tables if not ids(t) & query_ids or ids(t) & sink_ids}
+    datasets = {t.dataset.primitive_id(): t.dataset for t in tables}
+    out.extend(
+        Grant("roles/bigquery.dataEditor" if i in edited else "roles/bigquery.dataViewer", d)
+        for i, d in datasets.items()
+    )
+    query_projects = {t.dataset.project_id for t in tables if ids(t) & query_ids}
+    out.extend(Grant("roles/bigquery.jobUser", project=p) for p in sorted(query_projects))
     buckets_used = [b for b in everything if isinstance(b, GCSBucket) and written_or_stack(b)]
     out.extend(Grant(_bucket_role(ids(b), sink_ids, bucket_ids), b) for b in buckets_used)
     topics = [t for t in everything if isinstance(t, GCPPubSubTopic) and written_or_stack(t)]
@@ -355,6 +369,7 @@ def deployment_of(
     existing: Sequence[Primitive] = (),
     dependency_sinks: Sequence[Primitive] = (),
     dependency_buckets: Sequence[Primitive] = (),
+    dependency_queries: Sequence[Primitive] = (),
     target: str,
     name: str,
     project: str,
@@ -365,7 +380,7 @@ def deployment_of(
     """The flow's deployment, or None when it serves nothing (a stack of data resources only).
 
     ``existing`` is what the flow uses without managing it (on gcp: expected to exist), the
-    ``dependency_*`` what its dependencies push to and read and write objects in.
+    ``dependency_*`` what its dependencies push to, read and write objects in, and query.
     """
     if not serves_anything(flow):
         return None
@@ -381,6 +396,7 @@ def deployment_of(
             [c.source_primitive for c in flow.consumers],
             dependency_buckets,
             existing,
+            dependency_queries,
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
         existing=tuple(existing),
@@ -408,3 +424,5 @@ class DeployRequest:
     #: (``BucketDependencyBuilder``), managed or not.
     dependency_sinks: tuple[Primitive, ...] = ()
     dependency_buckets: tuple[Primitive, ...] = ()
+    #: The tables of its ``AnalysisQuery`` dependencies.
+    dependency_queries: tuple[Primitive, ...] = ()

@@ -302,6 +302,7 @@ class GCPProvider(Provider):
             existing=on_target(self, self.expected_to_exist(request.unmanaged)),
             dependency_sinks=request.dependency_sinks,
             dependency_buckets=request.dependency_buckets,
+            dependency_queries=request.dependency_queries,
             target=request.target,
             name=service_name(settings.pulumi_project, self.stack, settings.table),
             project=project,

@@ -184,7 +184,8 @@ def _grant(grant: Grant, made: Made, member: pulumi.Output[str], project: str) -
             if grant.condition
             else None
         )
-        return gcp.projects.IAMMember(grant.name, project=project, role=grant.role, member=member, condition=condition)
+        on = grant.project or project
+        return gcp.projects.IAMMember(grant.name, project=on, role=grant.role, member=member, condition=condition)
     if isinstance(target, BigQueryDataset):
         return gcp.bigquery.DatasetIamMember(
             grant.name,
