@@ -38,6 +38,20 @@ def test_each_instance_takes_the_most_any_part_of_the_flow_asks_for() -> None:
     assert (settings.ingress, settings.public, dict(settings.env)) == ("all", False, {})
 
 
+@pytest.mark.parametrize(
+    ("num_cpus", "cpu", "memory"),
+    [(1, 1, "512Mi"), (2, 2, "1024Mi"), (3, 4, "2048Mi"), (5, 6, "4096Mi"), (8, 8, "4096Mi")],
+)
+def test_default_memory_is_one_cloud_run_gives_the_cpus(num_cpus: float, cpu: int, memory: str) -> None:
+    settings = service_settings(flow({"num_cpus": num_cpus}), {}, {})
+    assert (settings.cpu, settings.memory) == (cpu, memory)
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(2, "4Gi"), (4, "8Gi"), (6, "16Gi"), (8, "32Gi"), (8, "4Gi")])
+def test_memory_at_each_cpu_ceiling_is_taken(cpu: int, memory: str) -> None:
+    assert service_settings(flow({}), {"cpu": cpu, "memory": memory}, {}).memory == memory
+
+
 def test_flags_win_over_pyproject_which_wins_over_the_flow() -> None:
     table = {"memory": "1Gi", "public": True, "ingress": "internal", "workers": 3, "env": {"MODE": "a", "X": "1"}}
     settings = service_settings(flow({"num_cpus": 4}), table, {"memory": "2Gi", "public": None, "env": {"MODE": "b"}})
@@ -50,6 +64,14 @@ def test_flags_win_over_pyproject_which_wins_over_the_flow() -> None:
     ("table", "message"),
     [
         ({"memory": "512MB"}, "memory '512MB' is not a size Cloud Run takes"),
+        ({"cpu": 4, "memory": "1Gi"}, "Cloud Run gives 4 CPUs at least 2Gi of memory"),
+        ({"cpu": 6, "memory": "3Gi"}, "Cloud Run gives 6 CPUs at least 4Gi of memory"),
+        ({"cpu": 8, "memory": "4000Mi"}, "Cloud Run gives 8 CPUs at least 4Gi of memory"),
+        ({"cpu": 1, "memory": "4097Mi"}, "4097Mi of memory only to instances of at least 2 CPUs: set cpu = 2"),
+        ({"cpu": 2, "memory": "9Gi"}, "at least 4 CPUs: set cpu = 4"),
+        ({"cpu": 4, "memory": "17Gi"}, "at least 6 CPUs: set cpu = 6"),
+        ({"cpu": 6, "memory": "25Gi"}, "at least 8 CPUs: set cpu = 8"),
+        ({"cpu": 8, "memory": "33Gi"}, "more than a Cloud Run instance has (at most 32Gi)"),
         ({"ingress": "everyone"}, "ingress 'everyone' is not one of: all, internal"),
         ({"cpu": 12}, "12 CPUs is more than a Cloud Run instance has (at most 8)"),
         ({"workers": 0}, "workers must be at least 1"),

@@ -45,6 +45,11 @@ VPC_EGRESS = {"private-ranges-only": "PRIVATE_RANGES_ONLY", "all-traffic": "ALL_
 CPU_STEPS = (1, 2, 4, 6, 8)
 #: Cloud Run's ceilings for one service.
 MAX_CONCURRENCY = 1000
+#: The least memory (MiB) Cloud Run gives an instance of so many CPUs.
+_MIN_MEMORY = {4: 2048, 6: 4096, 8: 4096}
+#: The fewest CPUs Cloud Run gives an instance of more than so much memory (MiB), largest first.
+_MIN_CPUS = ((24 * 1024, 8), (16 * 1024, 6), (8 * 1024, 4), (4 * 1024, 2))
+_MAX_MEMORY = 32 * 1024
 #: Variables Cloud Run or bfctl set themselves; a user's ``env`` may not name them.
 _RESERVED_ENV = re.compile(r"^(PORT|K_SERVICE|K_REVISION|K_CONFIGURATION|GOOGLE_CLOUD_PROJECT|BUILDFLOW_.*|BFCTL_.*)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -250,9 +255,8 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
     options = _processor_options(flow) or [ProcessorOptions()]
     chosen = {**{k: v for k, v in table.items() if v is not None}, **{k: v for k, v in flags.items() if v is not None}}
     cpu = _cpu(chosen.get("cpu", max(o.num_cpus for o in options)))
-    memory = str(chosen.get("memory") or f"{512 * cpu}Mi")
-    if not _MEMORY.match(memory):
-        raise GCPSettingsError(f"memory {memory!r} is not a size Cloud Run takes: write it like 512Mi or 2Gi")
+    memory = str(chosen.get("memory") or f"{max(512 * cpu, _MIN_MEMORY.get(cpu, 0))}Mi")
+    _check_size(cpu, memory)
     ingress = str(chosen.get("ingress", "all"))
     if ingress not in INGRESS:
         raise GCPSettingsError(f"ingress {ingress!r} is not one of: {', '.join(INGRESS)}")
@@ -306,6 +310,27 @@ def _cpu(value: Any) -> int:
         if wanted <= step:
             return step
     raise GCPSettingsError(f"{wanted:g} CPUs is more than a Cloud Run instance has (at most {CPU_STEPS[-1]})")
+
+
+def _check_size(cpu: int, memory: str) -> None:
+    """Refuses a CPU and memory pair Cloud Run would refuse when the revision is made."""
+    if not _MEMORY.match(memory):
+        raise GCPSettingsError(f"memory {memory!r} is not a size Cloud Run takes: write it like 512Mi or 2Gi")
+    mib = int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+    if mib > _MAX_MEMORY:
+        raise GCPSettingsError(f"memory {memory} is more than a Cloud Run instance has (at most 32Gi)")
+    least = _MIN_MEMORY.get(cpu, 0)
+    if mib < least:
+        raise GCPSettingsError(
+            f"Cloud Run gives {cpu} CPUs at least {least // 1024}Gi of memory: set memory to {least // 1024}Gi "
+            "or more, or fewer CPUs"
+        )
+    fewest = next((cpus for above, cpus in _MIN_CPUS if mib > above), 1)
+    if cpu < fewest:
+        raise GCPSettingsError(
+            f"Cloud Run gives {memory} of memory only to instances of at least {fewest} CPUs: set cpu = {fewest} "
+            "or less memory"
+        )
 
 
 def _env(values: Any) -> dict[str, str]:
