@@ -224,6 +224,9 @@ def test_sink_primitives_make_dataset_table_bucket_and_topic(monitor: RecordingM
         "project": "my-project",
         "location": "EU",
         "forceDestroy": True,
+        # secure-by-default organizations refuse a bucket without uniform access (412)
+        "uniformBucketLevelAccess": True,
+        "publicAccessPrevention": "enforced",
     }
     assert registered["projects/my-project/topics/events"]["inputs"] == {"name": "events", "project": "my-project"}
     assert exports == {

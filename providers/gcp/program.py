@@ -161,6 +161,10 @@ def _bucket(p: GCSBucket, made: Made, ctx: _Context) -> Built:
         project=p.project_id,
         location=p.bucket_region,
         force_destroy=p.force_destroy,
+        # Organizations made since May 2024 enforce both (creating without them fails with 412);
+        # the runtime's access is IAM on the bucket, never an object ACL or a public object.
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
         opts=_named(ctx.apis),
     )
     return r, {**named_outputs(p), "bucket_name": r.name, "url": r.url}
