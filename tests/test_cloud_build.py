@@ -30,8 +30,8 @@ from test_image_build import FLOW
 
 from providers.gcp.build import Published, publish_image
 from providers.gcp.cloudbuild import BUILDER, tarball
-from providers.gcp.context import content_hash
 from providers.gcp.errors import GCPSettingsError
+from providers.gcp.image import tag_of
 from providers.gcp.registry import Endpoints
 
 PYPROJECT = """\
@@ -145,7 +145,7 @@ def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
             extracted = tar.extractfile(member)
             assert extracted is not None  # regular files only
             files[member.name] = extracted.read()
-    tag = content_hash(files)[:20]
+    tag = tag_of(files)
     reference = f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop:{tag}"
     assert published == Published(reference, digest_of(reference), built=True)
     assert published.pinned == f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop@{digest_of(reference)}"
@@ -160,7 +160,9 @@ def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
     # (the emulator keeps no bucket's location, so the region is seen in what bfctl says)
     assert "Creating the bucket gs://acme-prod_cloudbuild in europe-west1 for Cloud Build's sources" in lines
 
-    assert request["steps"] == [{"name": BUILDER, "args": ["build", "--tag", reference, "."]}]
+    assert request["steps"] == [
+        {"name": BUILDER, "args": ["build", "--platform", "linux/amd64", "--tag", reference, "."]}
+    ]
     assert request["images"] == [reference]
 
     assert "Cloud Build: QUEUED" in lines

@@ -20,7 +20,8 @@ from fakes.docker import install as install_docker
 from support import bfctl_run
 
 import bfctl
-from providers.gcp.context import ImageBuildError, ignored
+from providers.gcp import image
+from providers.gcp.context import ImageBuildError, content_hash, ignored
 from providers.gcp.image import BuildContext, build_context
 
 FLOW = """\
@@ -178,6 +179,19 @@ def test_tag_is_stable_for_the_same_tree_and_changes_with_the_code(project: Path
     assert build_context(project, "main:app").tag == first
 
 
+def test_the_tag_hashes_the_platform_so_an_image_of_another_platform_is_not_reused(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    amd64 = build_context(project, "main:app")
+    # the tag an image built from the same files without a platform (possibly arm64) was given
+    assert amd64.tag != content_hash(amd64.files)[:20]
+
+    monkeypatch.setattr(image, "PLATFORM", "linux/arm64")
+    arm64 = build_context(project, "main:app")
+    assert arm64.files == amd64.files
+    assert arm64.tag != amd64.tag
+
+
 def test_write_refuses_a_directory_holding_other_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
 
@@ -193,6 +207,7 @@ def test_context_only_writes_the_context_and_prints_the_tag(project: Path, env: 
     assert "Wrote the build context of main:app to ctx" in first.stdout
     tag = tag_line(first.stdout)
     assert tag.startswith("shop_api:")  # no project or region: a local tag
+    assert f"Build it with: docker build --platform linux/amd64 --tag {tag} ctx" in first.stdout
     assert (project / "ctx" / "Dockerfile").is_file()
     assert (project / "ctx" / "app" / "main.py").read_text() == FLOW
     assert not (project / "ctx" / "app" / ".env").exists()
@@ -225,7 +240,7 @@ def test_docker_builds_once_for_unchanged_code(project: Path, env: dict[str, str
     builds = [call for call in docker_calls(env) if call[0] == "build"]
     assert len(builds) == 1
     reference = builds[0][builds[0].index("--tag") + 1]
-    assert reference.startswith("europe-west1-docker.pkg.dev/acme-prod/bfctl/shop_api:")
+    assert reference.startswith("europe-west1-docker.pkg.dev/acme-prod/bfctl-shop-api-dev/shop_api:")
     assert f"Built {reference}" in first.stdout
     assert f"#2 FROM python:{sys.version_info.major}.{sys.version_info.minor}-slim" in first.stdout
 
@@ -248,8 +263,11 @@ def test_flags_choose_the_registry_and_push_sends_the_image(project: Path, env: 
 
     assert result.returncode == 0, result.stderr
     calls = docker_calls(env)
-    reference = next(call for call in calls if call[0] == "build")[2]
-    assert reference.startswith("us-central1-docker.pkg.dev/acme-dev/bfctl/shop_api:")
+    built = next(call for call in calls if call[0] == "build")
+    reference = built[built.index("--tag") + 1]
+    assert reference.startswith("us-central1-docker.pkg.dev/acme-dev/bfctl-shop-api-dev/shop_api:")
+    # Cloud Run runs amd64 images only: an arm64 machine (Apple silicon) must not build its own kind
+    assert built[built.index("--platform") + 1] == "linux/amd64"
     assert calls[-1] == ["push", reference]
     assert f"Pushed {reference}" in result.stdout
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from buildflow.io.primitive import Primitive
 from providers.gcp import cloudbuild, docker
 from providers.gcp.context import ImageBuildError
-from providers.gcp.image import REPOSITORY, BuildContext, build_context, image_name, image_reference
+from providers.gcp.image import PLATFORM, REPOSITORY, BuildContext, build_context, image_name, image_reference
 from providers.gcp.registry import GoogleAPIs, tag_digest
 from providers.gcp.settings import resolve
 
@@ -103,7 +103,7 @@ def build_image(
         context.write(context_only)
         say(f"Wrote the build context of {target} to {context_only}")
         say(f"Image tag: {reference}")
-        say(f"Build it with: docker build --tag {reference} {context_only}")
+        say(f"Build it with: docker build --platform {PLATFORM} --tag {reference} {context_only}")
         return reference
     if not local:
         assert settings.project and settings.region  # push is set, and the location was required above

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 from providers.gcp.context import ImageBuildError
-from providers.gcp.image import BuildContext
+from providers.gcp.image import PLATFORM, BuildContext
 from providers.gcp.registry import JSON, GoogleAPIs
 
 BUILDER = "gcr.io/cloud-builders/docker"
@@ -60,7 +60,7 @@ def build_request(source: JSON, reference: str) -> JSON:
     """The Build resource: one docker build step over the uploaded context, the image pushed by Cloud Build."""
     return {
         "source": {"storageSource": source},
-        "steps": [{"name": BUILDER, "args": ["build", "--tag", reference, "."]}],
+        "steps": [{"name": BUILDER, "args": ["build", "--platform", PLATFORM, "--tag", reference, "."]}],
         "images": [reference],
         "timeout": BUILD_TIMEOUT,
     }

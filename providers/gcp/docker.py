@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from providers.gcp.context import ImageBuildError
+from providers.gcp.image import PLATFORM
 
 NO_DAEMON = (
     "no Docker daemon answered (`docker info` failed). Without one, bfctl builds the image remotely with "
@@ -38,8 +39,8 @@ def image_exists(reference: str) -> bool:
 
 
 def build(context_dir: Path, reference: str, output: Callable[[str], None]) -> None:
-    """``docker build`` the context, passing each line of Docker's output to ``output``."""
-    _stream(["docker", "build", "--tag", reference, str(context_dir)], output, "docker build")
+    """``docker build`` the context for Cloud Run's platform, passing each line of Docker's output to ``output``."""
+    _stream(["docker", "build", "--platform", PLATFORM, "--tag", reference, str(context_dir)], output, "docker build")
 
 
 def push(reference: str, output: Callable[[str], None]) -> str:

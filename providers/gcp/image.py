@@ -10,6 +10,7 @@ so a code change rebuilds one small layer.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,8 @@ REPOSITORY = "bfctl"
 DEPS_DIR = "bfctl-deps"
 #: Where the project's files sit in the context; they are copied to ``/app`` in the image.
 APP_DIR = "app"
+#: Cloud Run runs only amd64 images: a build on an arm64 machine (Apple silicon) must not make its own kind.
+PLATFORM = "linux/amd64"
 #: Wheel timestamps are fixed so that the same bfctl source gives the same wheel, hence the same tag.
 _SOURCE_DATE_EPOCH = "315532800"
 _HEADER = "# Written by `bfctl build`; it is generated anew on every build, so change the project, not this file."
@@ -117,7 +120,12 @@ def build_context(
         **{f"{DEPS_DIR}/{name}": data for name, data in deps_files.items()},
         **{f"{APP_DIR}/{name}": data for name, data in code.items()},
     }
-    return BuildContext(files, content_hash(files)[:20])
+    return BuildContext(files, tag_of(files))
+
+
+def tag_of(files: dict[str, bytes]) -> str:
+    """The hash of the files and the platform: an image built for another platform never has this tag."""
+    return hashlib.sha256(f"{PLATFORM}\n{content_hash(files)}".encode()).hexdigest()[:20]
 
 
 def dockerfile(target: str) -> str:
