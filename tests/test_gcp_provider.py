@@ -257,6 +257,37 @@ def test_failed_apply_names_the_resource_and_pulumis_error(fake: Fake, project: 
     assert provider.outputs() == {}  # nothing recorded for serve
 
 
+def test_a_public_invoker_refused_by_domain_restricted_sharing_says_what_to_do_instead(
+    fake: Fake, project: Path, tmp_path: Path
+) -> None:
+    fake.scenario("notes_create")
+    provider = GCPProvider(project, "dev")
+    plan = provider.plan(notes())
+    # Google's answer when the organization's iam.allowedPolicyMemberDomains leaves out allUsers
+    refused = (
+        'Error applying IAM policy for cloudrunv2 service "projects/my-project/locations/us-central1/services/'
+        'notes-dev": googleapi: Error 400: One or more users named in the policy do not belong to a permitted '
+        "customer,  perhaps due to an organization policy., failedPrecondition"
+    )
+    events = (EVENTS / "notes_up_fails.json").read_text()
+    events = events.replace(
+        "urn:pulumi:dev::notes::gcp:sql/user:User::my-project:notes-db/users/notes",
+        "urn:pulumi:dev::notes::gcp:cloudrunv2/serviceIamMember:ServiceIamMember::public-invoker",
+    ).replace("googleapi: Error 400: Invalid request: password is too weak., invalid", json.dumps(refused)[1:-1])
+    (tmp_path / "refused.json").write_text(events)
+    fake.monkeypatch.setenv("FAKE_PULUMI_SCENARIO", str(tmp_path / "refused.json"))
+
+    with pytest.raises(PulumiOperationError) as failure:
+        provider.apply(plan, Recorder())
+
+    message = str(failure.value)
+    assert "do not belong to a permitted customer" in message  # Google's own words stay
+    assert "domain-restricted sharing" in message and "iam.allowedPolicyMemberDomains" in message
+    assert "--public" in message
+    for alternative in ("group", "Identity-Aware Proxy", "load balancer"):
+        assert alternative in message
+
+
 def test_destroy_reports_each_delete_and_clears_the_record(fake: Fake, project: Path) -> None:
     fake.scenario("notes_create")
     provider = GCPProvider(project, "dev")

@@ -48,3 +48,24 @@ class GCPSettingsError(GCPTargetError):
 
 class PulumiOperationError(GCPTargetError):
     """``pulumi preview``, ``up`` or ``destroy`` failed; the message carries Pulumi's own errors."""
+
+
+#: Google's answer when an organization policy keeps a member out of IAM policies.
+_NOT_PERMITTED = "do not belong to a permitted customer"
+
+
+def policy_refusals(details: str) -> str:
+    """What Pulumi's errors mean when an organization policy refused a grant, and what to do;
+    empty when none did. Google's own words name neither the policy nor ``--public``."""
+    if _NOT_PERMITTED not in details:
+        return ""
+    return (
+        "\nThe organization's domain-restricted sharing policy (constraints/iam.allowedPolicyMemberDomains, "
+        "enforced by default in organizations made since May 2024) refused a member from outside it: with "
+        "--public (or public = true) that is allUsers, the Cloud Run invoker for everyone. Apply again without "
+        "--public and let callers in another way: grant roles/run.invoker to a Google group of your domain "
+        "(`gcloud run services add-iam-policy-binding SERVICE --member=group:GROUP --role=roles/run.invoker`); "
+        "put Identity-Aware Proxy in front for sign-in with Google accounts; serve it through an external "
+        "Application load balancer; or, to stay open to everyone, turn off the invoker check instead, which "
+        "the policy allows (`gcloud run services update SERVICE --no-invoker-iam-check`, roles/run.admin)."
+    )

@@ -57,6 +57,7 @@ from providers.gcp.errors import (
     GCPTargetError,
     PulumiNotInstalledError,
     PulumiOperationError,
+    policy_refusals,
 )
 from providers.gcp.events import ProgressRelay, StepCollector
 from providers.gcp.existing import existing_outputs
@@ -469,7 +470,7 @@ class GCPProvider(Provider):
                 else ""
             )
             raise PulumiOperationError(
-                f"`pulumi {command}` failed for stack `{self.stack}`:\n{details}{after}"
+                f"`pulumi {command}` failed for stack `{self.stack}`:\n{details}{policy_refusals(details)}{after}"
             ) from None
 
     # -- bfctl's record of the stack -----------------------------------------------------------
