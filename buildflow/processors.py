@@ -32,6 +32,21 @@ class Method(enum.Enum):
             raise ValueError(f"Unknown HTTP method {method!r}; use one of {valid}") from None
 
 
+class _DefaultReplicas(int):
+    """BuildFlow's default ``max_replicas``: the number itself, yet told apart from the same
+    number given, so that a deploy target may use its own default instead (Cloud Run refuses more
+    instances than a project's CPU quota allows, and new projects' quotas are far below 1000)."""
+
+
+#: ``max_replicas`` when a flow does not set it.
+DEFAULT_MAX_REPLICAS: int = _DefaultReplicas(1000)
+
+
+def max_replicas_given(value: int) -> bool:
+    """Whether a ``max_replicas`` was set by the flow rather than left at BuildFlow's default."""
+    return not isinstance(value, _DefaultReplicas)
+
+
 @dataclasses.dataclass
 class ProcessorOptions:
     """Scaling options BuildFlow accepted. Only ``num_replicas`` means something here: it
@@ -41,7 +56,7 @@ class ProcessorOptions:
     num_cpus: float = 1.0
     num_replicas: int = 1
     min_replicas: int = 1
-    max_replicas: int = 1000
+    max_replicas: int = DEFAULT_MAX_REPLICAS
     enable_autoscaler: bool = True
     max_concurrent_queries: int = 100
     target_num_ongoing_requests_per_replica: int = 1

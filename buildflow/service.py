@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from buildflow.processors import Endpoint, Method, ProcessorOptions, Route
+from buildflow.processors import DEFAULT_MAX_REPLICAS, Endpoint, Method, ProcessorOptions, Route
 
 if TYPE_CHECKING:
     from buildflow.pipedream import Dispatcher  # annotations only: importing it brings asyncio
@@ -27,7 +27,7 @@ class Service:
     enable_autoscaler: bool = True
     num_replicas: int = 1
     min_replicas: int = 1
-    max_replicas: int = 1000
+    max_replicas: int = DEFAULT_MAX_REPLICAS
     target_num_ongoing_requests_per_replica: int = 1
     log_level: str = "INFO"
     service_id: str = dataclasses.field(default_factory=_service_id)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from buildflow import Flow
-from providers.gcp.deploy import parse_env_flags, service_name, service_settings
+from providers.gcp.deploy import check_instances, parse_env_flags, service_name, service_settings
 from providers.gcp.errors import GCPSettingsError
 
 
@@ -50,6 +50,23 @@ def test_default_memory_is_one_cloud_run_gives_the_cpus(num_cpus: float, cpu: in
 @pytest.mark.parametrize(("cpu", "memory"), [(2, "4Gi"), (4, "8Gi"), (6, "16Gi"), (8, "32Gi"), (8, "4Gi")])
 def test_memory_at_each_cpu_ceiling_is_taken(cpu: int, memory: str) -> None:
     assert service_settings(flow({}), {"cpu": cpu, "memory": memory}, {}).memory == memory
+
+
+def test_max_instances_is_cloud_runs_default_unless_the_flow_sets_max_replicas() -> None:
+    unset = service_settings(flow({"min_replicas": 0}, collector={"min_replicas": 0}), {}, {})
+    assert (unset.max_instances, unset.max_instances_default) == (100, True)
+    (note,) = [w for w in check_instances(unset) if "scales to at most" in w]
+    assert "at most 100 instances, Cloud Run's default" in note and "Set max_replicas" in note
+    # BuildFlow's own default number, given: the flow's choice, passed on with the quota named.
+    given = service_settings(flow({"min_replicas": 0, "max_replicas": 1000}), {}, {})
+    assert (given.max_instances, given.max_instances_default) == (1000, False)
+    assert any("scale to 1000 instances of 1 CPU(s)" in w and "CPU quota" in w for w in check_instances(given))
+    # A collector's max_replicas counts too; a part leaving it unset asks for nothing.
+    collector = service_settings(flow({"min_replicas": 0}, collector={"min_replicas": 0, "max_replicas": 5}), {}, {})
+    assert (collector.max_instances, collector.max_instances_default) == (5, False)
+    assert not [w for w in check_instances(collector) if "instances" in w]
+    # Never below the instances kept running.
+    assert service_settings(flow({"min_replicas": 150, "num_replicas": 150}), {}, {}).max_instances == 150
 
 
 def test_flags_win_over_pyproject_which_wins_over_the_flow() -> None:

@@ -69,6 +69,14 @@ def by_type(monitor: RecordingMonitor, token: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in monitor.registered.items() if r["type"] == token}
 
 
+def test_a_flow_without_max_replicas_gets_cloud_runs_default_not_1000(monitor: RecordingMonitor) -> None:
+    flow, primitives = notes_flow(min_replicas=0)  # BuildFlow's max_replicas default is 1000
+    run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
+
+    scaling = monitor.registered["service"]["inputs"]["template"]["scaling"]
+    assert scaling == {"minInstanceCount": 0, "maxInstanceCount": 100}
+
+
 def test_the_service_runs_the_image_by_digest_with_the_flows_settings(monitor: RecordingMonitor) -> None:
     flow, primitives = notes_flow(num_cpus=2, min_replicas=0, max_replicas=7, max_concurrent_queries=40)
     exports = run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)

@@ -29,7 +29,7 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.primitive import Primitive
 from buildflow.middleware import middleware_secrets
-from buildflow.processors import ProcessorOptions
+from buildflow.processors import ProcessorOptions, max_replicas_given
 from buildflow.secrets import Secret
 from providers.gcp.errors import GCPSettingsError
 
@@ -45,6 +45,8 @@ VPC_EGRESS = {"private-ranges-only": "PRIVATE_RANGES_ONLY", "all-traffic": "ALL_
 CPU_STEPS = (1, 2, 4, 6, 8)
 #: Cloud Run's ceilings for one service.
 MAX_CONCURRENCY = 1000
+#: Cloud Run's own ``max_instance_count`` for a service that sets none.
+CLOUD_RUN_MAX_INSTANCES = 100
 #: The least memory (MiB) Cloud Run gives an instance of so many CPUs.
 _MIN_MEMORY = {4: 2048, 6: 4096, 8: 4096}
 #: The fewest CPUs Cloud Run gives an instance of more than so much memory (MiB), largest first.
@@ -77,6 +79,8 @@ class ServiceSettings:
     env: Mapping[str, str]
     #: CPU allocated between requests too: a consumer pulls while no request comes in.
     cpu_always: bool = False
+    #: No part of the flow set ``max_replicas``: ``max_instances`` is Cloud Run's default.
+    max_instances_default: bool = False
     #: Direct VPC egress: the VPC network and/or subnetwork the instances send traffic into (a Cloud
     #: SQL instance with only a private IP is reached so), and which traffic goes there.
     network: str | None = None
@@ -268,12 +272,16 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
     if not isinstance(public, bool):
         raise GCPSettingsError(f"public must be true or false, got {public!r}")
     network, subnetwork, vpc_egress = _vpc(chosen)
+    # a pulling consumer runs only in an instance that exists: at least one, always
+    min_instances = max(*(o.min_replicas for o in options), 1 if consumes else 0)
+    # BuildFlow's default of 1000 is more than most projects' CPU quota lets Cloud Run start, and
+    # Cloud Run refuses such a service: only a max_replicas the flow set is passed on.
+    given = [o.max_replicas for o in options if max_replicas_given(o.max_replicas)]
     return ServiceSettings(
         cpu=cpu,
         memory=memory,
-        # a pulling consumer runs only in an instance that exists: at least one, always
-        min_instances=max(*(o.min_replicas for o in options), 1 if consumes else 0),
-        max_instances=max(o.max_replicas for o in options),
+        min_instances=min_instances,
+        max_instances=max(*given, min_instances) if given else max(CLOUD_RUN_MAX_INSTANCES, min_instances),
         concurrency=min(max(o.max_concurrent_queries for o in options), MAX_CONCURRENCY),
         workers=workers,
         ingress=ingress,
@@ -283,6 +291,7 @@ def service_settings(flow: Any, table: Mapping[str, Any], flags: Mapping[str, An
         network=network,
         subnetwork=subnetwork,
         vpc_egress=vpc_egress,
+        max_instances_default=not given,
     )
 
 
@@ -381,6 +390,19 @@ def check_instances(settings: ServiceSettings) -> list[str]:
         warnings.append(
             f"the service keeps {settings.min_instances} instance(s) running at all times (the flow's "
             "min_replicas), billed while idle; set min_replicas=0 on its services and collectors to scale to zero."
+        )
+    if settings.max_instances_default:
+        warnings.append(
+            f"the service scales to at most {settings.max_instances} instances, Cloud Run's default, not "
+            "BuildFlow's default max_replicas of 1000: Cloud Run refuses more instances than the region's CPU "
+            "quota allows (new projects: 10 to 200 CPUs). Set max_replicas on the flow's services and "
+            "collectors to choose."
+        )
+    elif settings.max_instances > CLOUD_RUN_MAX_INSTANCES:
+        warnings.append(
+            f"the flow's max_replicas lets the service scale to {settings.max_instances} instances of "
+            f"{settings.cpu} CPU(s); Cloud Run refuses the service if that is more than the region's CPU quota "
+            "allows (new projects: 10 to 200 CPUs): lower max_replicas or ask for more quota."
         )
     if settings.concurrency == 1 and settings.workers > 1:
         warnings.append("with max_concurrent_queries=1 an instance takes one request at a time: workers=1 is enough.")
