@@ -146,9 +146,9 @@ def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
             assert extracted is not None  # regular files only
             files[member.name] = extracted.read()
     tag = tag_of(files)
-    reference = f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop:{tag}"
+    reference = f"europe-west1-docker.pkg.dev/acme-prod/bfctl-shop-dev/shop:{tag}"
     assert published == Published(reference, digest_of(reference), built=True)
-    assert published.pinned == f"europe-west1-docker.pkg.dev/acme-prod/bfctl/shop@{digest_of(reference)}"
+    assert published.pinned == f"europe-west1-docker.pkg.dev/acme-prod/bfctl-shop-dev/shop@{digest_of(reference)}"
     assert {name for name in files if name.startswith("app/")} == {"app/main.py", "app/pyproject.toml"}
     assert files["app/main.py"] == FLOW.encode()
     assert {"Dockerfile", ".dockerignore", "bfctl-deps/requirements.txt"} <= set(files)

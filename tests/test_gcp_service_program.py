@@ -236,7 +236,7 @@ def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMo
     assert api_urns <= set(monitor.registered["my-project:notes-db"]["dependencies"])
     repository = monitor.registered["image-repository"]["inputs"]
     assert repository == {
-        "repositoryId": "bfctl",
+        "repositoryId": "bfctl-notes-dev",
         "format": "DOCKER",
         "location": "us-central1",
         "project": "my-project",

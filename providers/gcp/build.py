@@ -15,7 +15,8 @@ from pathlib import Path
 from buildflow.io.primitive import Primitive
 from providers.gcp import cloudbuild, docker
 from providers.gcp.context import ImageBuildError
-from providers.gcp.image import PLATFORM, REPOSITORY, BuildContext, build_context, image_name, image_reference
+from providers.gcp.deploy import repository_id, service_name
+from providers.gcp.image import PLATFORM, BuildContext, build_context, image_name, image_reference
 from providers.gcp.registry import GoogleAPIs, tag_digest
 from providers.gcp.settings import resolve
 
@@ -44,10 +45,11 @@ class _Image:
     project: str
     region: str
     name: str
+    repository: str
 
     @property
     def reference(self) -> str:
-        return image_reference(self.name, self.context.tag, self.project, self.region)
+        return image_reference(self.name, self.context.tag, self.project, self.region, self.repository)
 
 
 def publish_image(
@@ -59,18 +61,20 @@ def publish_image(
     region: str | None,
     say: Say,
     output: Say,
+    stack: str = "dev",
     poll_interval: float = cloudbuild.POLL_INTERVAL,
 ) -> Published:
     """Make sure Artifact Registry holds the image of the project's current code, building it only if not.
 
     ``say`` gets progress lines, ``output`` the lines Docker prints; ``poll_interval`` is the
-    seconds between two looks at a Cloud Build build.
+    seconds between two looks at a Cloud Build build; the image goes to ``stack``'s repository.
     """
-    settings = resolve(project_dir, "dev", primitives, project=project, region=region)
+    settings = resolve(project_dir, stack, primitives, project=project, region=region)
     location = settings.require_location()
     local = docker.daemon_answers()
     context = build_context(project_dir, target, progress=say)
-    image = _Image(context, *location, image_name(settings.pulumi_project))
+    repository = repository_id(service_name(settings.pulumi_project, stack, settings.table))
+    image = _Image(context, *location, image_name(settings.pulumi_project), repository)
     return _publish(image, local=local, say=say, output=output, poll_interval=poll_interval)
 
 
@@ -98,7 +102,10 @@ def build_image(
         raise ImageBuildError(docker.NO_DAEMON)
     exclude = (context_only,) if context_only is not None else ()
     context = build_context(project_dir, target, exclude=exclude, progress=say)
-    reference = image_reference(image_name(settings.pulumi_project), context.tag, settings.project, settings.region)
+    repository = repository_id(service_name(settings.pulumi_project, "dev", settings.table))
+    reference = image_reference(
+        image_name(settings.pulumi_project), context.tag, settings.project, settings.region, repository
+    )
     if context_only is not None:
         context.write(context_only)
         say(f"Wrote the build context of {target} to {context_only}")
@@ -107,7 +114,7 @@ def build_image(
         return reference
     if not local:
         assert settings.project and settings.region  # push is set, and the location was required above
-        image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project))
+        image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project), repository)
         return _publish(image, local=False, say=say, output=docker_output).reference
     _build_locally(context, reference, say, docker_output)
     if push:
@@ -121,7 +128,7 @@ def _publish(
     """Ask the registry for the tag; build and push the image only when it is not there."""
     api = GoogleAPIs.connect()
     reference = image.reference
-    found = tag_digest(api, image.project, image.region, REPOSITORY, image.name, image.context.tag)
+    found = tag_digest(api, image.project, image.region, image.repository, image.name, image.context.tag)
     if found is not None:
         say(f"{reference} is in Artifact Registry already: unchanged code, no build")
         return Published(reference, found, built=False)

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tarfile
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from providers.gcp.context import ImageBuildError
+from providers.gcp.errors import GCPSettingsError
 from providers.gcp.image import PLATFORM, BuildContext
 from providers.gcp.registry import JSON, GoogleAPIs
 
 BUILDER = "gcr.io/cloud-builders/docker"
+#: The regions where Google lets every project build: projects with little use are limited to these
+#: (https://cloud.google.com/build/docs/locations, "Restricted regions for some projects").
+OPEN_REGIONS = ("us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+#: What Cloud Build answers (400 FAILED_PRECONDITION) where it will not build for the project.
+_REFUSED_REGION = "cannot run builds in this region"
 #: Seconds between two looks at a running build.
 POLL_INTERVAL = 2.0
 #: How long Cloud Build lets the build run; installing dependencies can take minutes.
@@ -42,18 +51,42 @@ def build(
     *,
     project: str,
     region: str,
+    build_region: str,
     say: Say,
     poll_interval: float = POLL_INTERVAL,
 ) -> str:
-    """Build and push ``reference`` from ``context`` with Cloud Build; returns the image's digest."""
+    """Build and push ``reference`` from ``context`` with Cloud Build in ``build_region``; returns the
+    image's digest. The image goes to ``reference``'s registry, whatever region builds it."""
     source = upload_source(api, context, project=project, region=region, say=say)
-    builds = f"{api.endpoints.cloudbuild}v1/projects/{project}/locations/{region}/builds"
-    operation = api.call("POST", builds, "starting the Cloud Build build", body=build_request(source, reference))
+    builds = f"{api.endpoints.cloudbuild}v1/projects/{project}/locations/{build_region}/builds"
+    try:
+        operation = api.call("POST", builds, "starting the Cloud Build build", body=build_request(source, reference))
+    except ImageBuildError as exc:
+        if _REFUSED_REGION not in str(exc):
+            raise
+        raise ImageBuildError(
+            f"Cloud Build refuses to build in {build_region} for the project {project} ({exc}). Build in a region "
+            f"every project may use: set build_region in [tool.buildflow.gcp] of pyproject.toml to one of "
+            f"{', '.join(OPEN_REGIONS)} (the image still goes to the registry in {region})"
+        ) from None
     assert operation is not None
     started: JSON = operation["metadata"]["build"]
     say(f"Cloud Build build {started['id']} started; its log: {started.get('logUrl', '(no log URL given)')}")
     ended = _wait(api, f"{builds}/{started['id']}", started, say, poll_interval)
     return _digest(ended, reference)
+
+
+def build_region(table: dict[str, Any], region: str) -> str:
+    """``build_region`` of ``[tool.buildflow.gcp]``; else the stack's region where every project may
+    build, else us-central1 (a new project's first build elsewhere may be refused)."""
+    chosen = table.get("build_region")
+    if chosen is None:
+        return region if region in OPEN_REGIONS else OPEN_REGIONS[0]
+    if not isinstance(chosen, str) or not _REGION.match(chosen):
+        raise GCPSettingsError(
+            f'build_region in [tool.buildflow.gcp] must be a Google Cloud region such as "us-central1", not {chosen!r}'
+        )
+    return chosen
 
 
 def build_request(source: JSON, reference: str) -> JSON:

@@ -12,6 +12,7 @@ check it cheaply, and the program (``providers.gcp.service``) only declares it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -124,9 +125,29 @@ class Deployment:
 
     @property
     def account_id(self) -> str:
-        """The service account's id: 6 to 30 characters, a letter first."""
-        base = self.name[:26].rstrip("-")
-        return f"{base}-run" if len(base) >= 2 else f"bfctl-{base}-run"
+        """The service account's id (6 to 30 characters, a letter first): one per service name, so
+        that two long names sharing their first characters never share an account."""
+        return fitted(f"{self.name}-run" if len(self.name) >= 2 else f"bfctl-{self.name}-run", 30)
+
+    @property
+    def repository_id(self) -> str:
+        """The Artifact Registry repository of the stack's images: its own, so that one stack's
+        create does not meet another's repository and its destroy deletes no other stack's images."""
+        return repository_id(self.name)
+
+
+def repository_id(service: str) -> str:
+    """The image repository of the service named ``service`` (at most 63 characters, a letter first)."""
+    return fitted(f"bfctl-{service}", 63)
+
+
+def fitted(name: str, limit: int) -> str:
+    """``name`` when it fits in ``limit`` characters, else its start and a hash of all of it: names
+    cut to the same start stay distinct, and ``name`` is a letter, then letters, digits and hyphens."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tuple[str, ...]:
@@ -380,7 +401,7 @@ def service_name(pulumi_project: str, stack: str, table: Mapping[str, Any]) -> s
         raise GCPSettingsError(
             f"service name {given!r} is not one Cloud Run takes: lowercase letters, digits and hyphens, a letter first"
         )
-    return name[:49].rstrip("-")
+    return fitted(name, 49)
 
 
 def check_instances(settings: ServiceSettings) -> list[str]:

@@ -28,8 +28,6 @@ from urllib.parse import unquote, urlparse
 
 from providers.gcp.context import IGNORED, ImageBuildError, content_hash, project_files, project_patterns
 
-#: The Artifact Registry repository images are pushed to (the stack manages it).
-REPOSITORY = "bfctl"
 #: Where dependency files sit in the context, and in the image while they are installed.
 DEPS_DIR = "bfctl-deps"
 #: Where the project's files sit in the context; they are copied to ``/app`` in the image.
@@ -84,10 +82,10 @@ def image_name(name: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "flow"
 
 
-def image_reference(image: str, tag: str, project: str | None, region: str | None) -> str:
+def image_reference(image: str, tag: str, project: str | None, region: str | None, repository: str) -> str:
     """``REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG`` when the location is known, else a local tag."""
     if project and region:
-        return f"{region}-docker.pkg.dev/{project}/{REPOSITORY}/{image}:{tag}"
+        return f"{region}-docker.pkg.dev/{project}/{repository}/{image}:{tag}"
     return f"{image}:{tag}"
 
 

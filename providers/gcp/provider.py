@@ -326,7 +326,7 @@ class GCPProvider(Provider):
         if tag == self.deployed.tag and self.deployed.image:
             return self.deployed.image
         name = image_name(self.settings().pulumi_project)
-        return image_reference(name, tag, deployment.project, deployment.region)
+        return image_reference(name, tag, deployment.project, deployment.region, deployment.repository_id)
 
     def _publish(self, primitives: Sequence[Primitive], deployment: Deployment) -> tuple[str, str]:
         """Push the image of the current code unless the registry has it; its pinned reference and tag."""
@@ -342,6 +342,7 @@ class GCPProvider(Provider):
             region=deployment.region,
             say=say,
             output=say,
+            stack=self.stack,
         )
         return published.pinned, published.reference.rpartition(":")[2]
 

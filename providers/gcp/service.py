@@ -28,7 +28,6 @@ from buildflow.io.gcp import (
 )
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
 from providers.gcp.existing import made_or_named
-from providers.gcp.image import REPOSITORY
 
 Made = Mapping[str, pulumi.CustomResource]
 #: Pulumi names of the deployment's own resources (the plan shows them under these).
@@ -66,7 +65,7 @@ def declare(
     project, region = deployment.project, deployment.region
     repository = gcp.artifactregistry.Repository(
         REPOSITORY_NAME,
-        repository_id=REPOSITORY,
+        repository_id=deployment.repository_id,
         format="DOCKER",
         location=region,
         project=project,

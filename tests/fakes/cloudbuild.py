@@ -3,7 +3,8 @@ Artifact Registry's tags, over real HTTP on loopback (served from a thread by ``
 
 A build reads its source from the Cloud Storage emulator the way Cloud Build reads the bucket,
 stays ``WORKING`` for ``polls_to_finish`` looks, then ends with ``outcome``; a build that
-succeeds puts its image in the registry, so the next publish finds the tag.
+succeeds puts its image in the registry, so the next publish finds the tag. A build in one of
+``refused_regions`` is refused as Google refuses builds in regions a new project may not use.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class GoogleStandIn:
     #: the claims of each JWT the token endpoint was given
     token_claims: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     unauthorized: int = 0
+    #: regions where builds are refused, as Google refuses them for projects with little use
+    refused_regions: set[str] = dataclasses.field(default_factory=set)
+    #: the region each build asked for ran in
+    regions: list[str] = dataclasses.field(default_factory=list)
     _builds: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _polls: dict[str, int] = dataclasses.field(default_factory=dict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -86,12 +91,19 @@ class GoogleStandIn:
         return 200, {"name": name, "version": f"{name.split('/tags/')[0]}/versions/{self.images[reference]}"}
 
     def _create(self, match: re.Match[str], build: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if match["region"] in self.refused_regions:
+            message = (
+                "failed precondition: due to quota restrictions, Cloud Build cannot run builds in this region. "
+                "Please contact support"
+            )
+            return 400, {"error": {"code": 400, "message": message, "status": "FAILED_PRECONDITION"}}
         source = build["source"]["storageSource"]
         name = urllib.parse.quote(source["object"], safe="")
         with urllib.request.urlopen(f"{self.storage}/storage/v1/b/{source['bucket']}/o/{name}?alt=media") as response:
             tarball = response.read()
         with self._lock:
             self.requests.append(build)
+            self.regions.append(match["region"])
             self.sources.append(tarball)
             build_id = f"build-{len(self.requests)}"
             self._builds[build_id] = {
