@@ -71,7 +71,10 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def google(tmp_path: Path) -> Iterator[GoogleStandIn]:
-    with storage_emulator(tmp_path / "gcs") as storage, serve(GoogleStandIn(storage)) as stand_in:
+    with (
+        storage_emulator(tmp_path / "gcs", secure_by_default=True) as storage,
+        serve(GoogleStandIn(storage)) as stand_in,
+    ):
         yield stand_in
 
 

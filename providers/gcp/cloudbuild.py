@@ -136,7 +136,12 @@ def _ensure_bucket(api: GoogleAPIs, bucket: str, project: str, region: str, say:
         "POST",
         f"{api.endpoints.storage}storage/v1/b?project={quote(project, safe='')}",
         f"creating the bucket gs://{bucket}",
-        body={"name": bucket, "location": region},
+        # secure-by-default organizations (made since May 2024) refuse a bucket without uniform access
+        body={
+            "name": bucket,
+            "location": region,
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"},
+        },
     )
 
 

@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import re
 import threading
@@ -25,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 ACCESS_TOKEN = "ya29.stand-in-token-0123456789"
+#: Cloud Storage's answer to a bucket made without uniform access where the organization enforces it.
+UNIFORM_REFUSAL = (
+    "Request violates constraint 'constraints/storage.uniformBucketLevelAccess' on the resource; "
+    "uniform bucket-level access must be enabled"
+)
 BUILDS = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/builds(?:/(?P<id>[^/?]+))?$")
 TAGS = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/repositories/(?P<repository>[^/]+)"
@@ -173,13 +179,32 @@ def serve(stand_in: GoogleStandIn) -> Iterator[GoogleStandIn]:
 
 
 @contextmanager
-def storage_emulator(data_dir: Path) -> Iterator[str]:
-    """gcp-storage-emulator's request handler over in-memory storage; yields its URL."""
+def storage_emulator(data_dir: Path, secure_by_default: bool = False) -> Iterator[str]:
+    """gcp-storage-emulator's request handler over in-memory storage; yields its URL. With
+    ``secure_by_default`` it refuses buckets as an organization made since May 2024 does: with 412
+    unless made with uniform bucket-level access."""
     from gcp_storage_emulator.server import RequestHandler
     from gcp_storage_emulator.storage import Storage
 
+    class SecureByDefault(RequestHandler):  # type: ignore[misc]  # the emulator has no type hints
+        def do_POST(self) -> None:
+            if not secure_by_default or urllib.parse.urlsplit(self.path).path.rstrip("/") != "/storage/v1/b":
+                return super().do_POST()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            uniform = json.loads(body or b"{}").get("iamConfiguration", {}).get("uniformBucketLevelAccess", {})
+            if uniform.get("enabled") is not True:
+                refusal = json.dumps({"error": {"code": 412, "message": UNIFORM_REFUSAL}}).encode()
+                self.send_response(412)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(refusal)))
+                self.end_headers()
+                self.wfile.write(refusal)
+                return None
+            self.rfile = io.BytesIO(body)
+            return super().do_POST()
+
     storage = Storage(use_memory_fs=True, data_dir=str(data_dir))
-    with _serving(HTTPServer(("127.0.0.1", 0), functools.partial(RequestHandler, storage))) as url:
+    with _serving(HTTPServer(("127.0.0.1", 0), functools.partial(SecureByDefault, storage))) as url:
         yield url
 
 
