@@ -229,6 +229,7 @@ def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMo
         "cloudbuild.googleapis.com",
         "iam.googleapis.com",
         "secretmanager.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
     }
     assert all(i["disableOnDestroy"] is False and i["project"] == "my-project" for i in enabled.values())
     # Data resources wait for their API.

@@ -166,6 +166,10 @@ def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tupl
         needed.extend(_APIS_ALWAYS)
         if deployment.secrets:
             needed.append("secretmanager.googleapis.com")
+    dead_letters = any(isinstance(p, GCPPubSubSubscription) and p.dead_letter_topic is not None for p in primitives)
+    if deployment is not None or dead_letters:
+        # project IAM bindings, and the project number a dead-letter grant names, go through Resource Manager
+        needed.append("cloudresourcemanager.googleapis.com")
     return tuple(needed)
 
 
