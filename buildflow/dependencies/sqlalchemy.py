@@ -36,6 +36,8 @@ _IP_TYPES = ("public", "private", "psc")
 
 #: gcloud's variable overriding the Cloud SQL Admin API's endpoint, honoured by the connector here.
 SQLADMIN_ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN"
+#: Set in every Cloud Run instance (the service's name).
+CLOUD_RUN_ENV = "K_SERVICE"
 
 _USERS_ATTR = "_buildflow_session_users"
 
@@ -85,12 +87,17 @@ class CloudSQLConnectors:
         """Keyword arguments of every ``Connector`` made here.
 
         The Admin API endpoint follows gcloud's override variable, as the image publisher's
-        endpoints do (a private endpoint, or a stand-in of Google's side).
+        endpoints do (a private endpoint, or a stand-in of Google's side). On Cloud Run the
+        certificate is refreshed when a connection needs it: Cloud Run throttles the CPU between
+        requests, which starves the connector's default background refresh, and the first
+        connection after an idle hour would fail on an expired certificate.
         """
         options: dict[str, Any] = {"credentials": self.credentials} if self.credentials is not None else {}
         endpoint = os.environ.get(SQLADMIN_ENDPOINT_ENV)
         if endpoint:
             options["sqladmin_api_endpoint"] = endpoint.rstrip("/")
+        if os.environ.get(CLOUD_RUN_ENV):
+            options["refresh_strategy"] = "lazy"
         return options
 
     def sync(self) -> Any:
