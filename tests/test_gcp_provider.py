@@ -20,7 +20,9 @@ pytest.importorskip("pulumi")
 from fakes import EVENTS, pulumi_path
 
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable, CloudSQLUser
+from buildflow.io.local import File, LocalFileChangeStream
 from buildflow.secrets import Secret
+from buildflow.types.portable import FileFormat
 from providers import StalePlanError, UnsupportedPrimitiveError, get_provider
 from providers.gcp import GCPProvider
 from providers.gcp import provider as gcp_provider
@@ -396,6 +398,36 @@ def test_a_primitive_the_target_cannot_make_is_refused_with_the_reason(project: 
     instance, database, _ = notes()
     with pytest.raises(UnsupportedPrimitiveError, match="no resource for a table inside a Cloud SQL database"):
         GCPProvider(project, "dev").declared([instance, database, CloudSQLTable(database, "events")])
+
+
+def test_local_only_primitives_are_refused_for_good_with_what_to_use_on_gcp(project: Path) -> None:
+    with pytest.raises(UnsupportedPrimitiveError) as sink:
+        GCPProvider(project, "dev").declared([File("out/rows.csv", FileFormat.CSV)])
+    message = str(sink.value)
+    assert "never" in message and "yet" not in message
+    assert "memory" in message and "scales in" in message  # why: Cloud Run's disk is not kept
+    assert "GCSBucket" in message and "Bucket" in message
+
+    with pytest.raises(UnsupportedPrimitiveError) as source:
+        GCPProvider(project, "dev").declared([LocalFileChangeStream(str(project / "drops"))])
+    assert "never" in str(source.value) and "GCSFileChangeStream" in str(source.value)
+
+
+def test_a_missing_project_and_region_are_asked_for_in_one_message(
+    fake: Fake, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.scenario("notes_create")
+    resolve = gcp_provider.resolve
+    monkeypatch.setattr(
+        gcp_provider, "resolve", lambda *a, **k: dataclasses.replace(resolve(*a, **k), project=None, region=None)
+    )
+
+    with pytest.raises(GCPSettingsError) as failure:
+        GCPProvider(project, "dev").plan(notes())
+    message = str(failure.value)
+    assert "no Google Cloud project or region" in message
+    assert "--gcp-project" in message and "--gcp-region" in message
+    assert fake.calls() == []
 
 
 def test_replace_is_done_after_both_of_its_steps() -> None:

@@ -30,6 +30,7 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
+from buildflow.io.local import File, LocalFileChangeStream
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password, Secret, reveal
 from providers import migrations
@@ -87,6 +88,12 @@ SUPPORTED: tuple[type[Primitive], ...] = (
 _WHY_NOT: dict[type[Primitive], str] = {
     CloudSQLTable: "pulumi-gcp has no resource for a table inside a Cloud SQL database",
 }
+#: Primitives of the machine bfctl runs on, which the gcp target will never make: a Cloud Run
+#: instance's disk is memory, lost when the instance scales in, and no two instances share it.
+_LOCAL_ONLY: dict[type[Primitive], str] = {
+    File: "sink to a GCSBucket instead, or to a portable Bucket, which is a GCSBucket on gcp and a folder locally",
+    LocalFileChangeStream: "read a GCSFileChangeStream (a bucket's object notifications) instead",
+}
 _EXTRA_MODULES = ("pulumi", "pulumi_gcp", "google.cloud.sql.connector")
 T = TypeVar("T")
 
@@ -139,6 +146,13 @@ class GCPProvider(Provider):
 
     # -- what the target can make --------------------------------------------------------------
     def check_supported(self, primitive: Primitive) -> None:
+        instead = _LOCAL_ONLY.get(type(primitive))
+        if instead is not None:
+            raise UnsupportedPrimitiveError(
+                f"the gcp target will never make {type(primitive).__name__} {primitive.primitive_id()}: the flow "
+                "runs on Cloud Run, whose instances keep files in memory, gone when an instance scales in and "
+                f"never shared between instances; {instead}"
+            )
         if not isinstance(primitive, SUPPORTED):
             names = ", ".join(t.__name__ for t in SUPPORTED)
             why = _WHY_NOT.get(type(primitive))

@@ -39,13 +39,17 @@ class GCPSettings:
     table: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def require_location(self) -> tuple[str, str]:
-        """The project and region, or an error naming the ways to set the missing one."""
-        for kind, value in (("project", self.project), ("region", self.region)):
-            if not value:
-                raise GCPSettingsError(
-                    f"no Google Cloud {kind} for the gcp target: pass --gcp-{kind}, or set it in pyproject.toml "
-                    f'under [tool.buildflow.gcp] ({kind} = "..."), or declare it on the flow\'s primitives'
-                )
+        """The project and region, or one error naming the ways to set every missing one (a first
+        deploy usually lacks both: one run to learn of each would be one too many)."""
+        missing = [kind for kind, value in (("project", self.project), ("region", self.region)) if not value]
+        if missing:
+            flags = " and ".join(f"--gcp-{kind}" for kind in missing)
+            keys = ", ".join(f'{kind} = "..."' for kind in missing)
+            raise GCPSettingsError(
+                f"no Google Cloud {' or '.join(missing)} for the gcp target: pass {flags}, or set "
+                f"{'them' if len(missing) > 1 else 'it'} in pyproject.toml under [tool.buildflow.gcp] ({keys}), "
+                "or declare them on the flow's primitives"
+            )
         assert self.project and self.region
         return self.project, self.region
 
