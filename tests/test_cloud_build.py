@@ -221,6 +221,43 @@ def test_a_failed_build_says_why_and_where_its_log_is(
     assert google.images == {}
 
 
+def test_cloud_build_runs_where_every_project_may_build_and_pushes_to_the_stacks_region(
+    project: Path, google: GoogleStandIn, here: dict[str, str]
+) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT.replace("europe-west1", "europe-west3"))
+    google.refused_regions = {"europe-west3"}  # a new project's first build there is refused
+    lines: list[str] = []
+
+    published = publish(project, lines)
+
+    assert google.regions == ["us-central1"]
+    assert published.reference.startswith("europe-west3-docker.pkg.dev/acme-prod/")
+    assert google.images == {published.reference: published.digest}
+
+
+def test_a_build_region_cloud_build_refuses_is_named_with_the_setting_to_change(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT + 'build_region = "europe-west3"\n')
+    google.refused_regions = {"europe-west3"}
+
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "Cloud Build refuses to build in europe-west3 for the project acme-prod" in message
+    assert "cannot run builds in this region" in message
+    assert "set build_region in [tool.buildflow.gcp] of pyproject.toml to one of us-central1," in message
+    assert "Traceback" not in result.stderr
+    assert google.requests == []
+
+    (project / "pyproject.toml").write_text(PYPROJECT + "build_region = 3\n")
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+    assert result.returncode == 1
+    assert "build_region in [tool.buildflow.gcp] must be a Google Cloud region" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_without_push_and_without_a_daemon_nothing_is_built_remotely(
     project: Path, google: GoogleStandIn, env: dict[str, str]
 ) -> None:
