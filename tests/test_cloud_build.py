@@ -29,7 +29,7 @@ from support import bfctl_run, make_project
 from test_image_build import FLOW
 
 from providers.gcp.build import Published, publish_image
-from providers.gcp.cloudbuild import BUILDER, tarball
+from providers.gcp.cloudbuild import BUILDER, build_request, tarball
 from providers.gcp.errors import GCPSettingsError
 from providers.gcp.image import tag_of
 from providers.gcp.registry import Endpoints
@@ -256,6 +256,48 @@ def test_a_build_region_cloud_build_refuses_is_named_with_the_setting_to_change(
     assert result.returncode == 1
     assert "build_region in [tool.buildflow.gcp] must be a Google Cloud region" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_named_build_service_account_runs_the_build_with_its_logs_in_cloud_logging(
+    project: Path, google: GoogleStandIn, here: dict[str, str]
+) -> None:
+    account = "builder@acme-prod.iam.gserviceaccount.com"
+    (project / "pyproject.toml").write_text(PYPROJECT + f'build_service_account = "{account}"\n')
+    lines: list[str] = []
+
+    published = publish(project, lines)
+
+    [request] = google.requests
+    assert request["serviceAccount"] == f"projects/acme-prod/serviceAccounts/{account}"
+    assert request["options"] == {"logging": "CLOUD_LOGGING_ONLY"}
+    assert google.images == {published.reference: published.digest}
+
+
+def test_the_stand_in_refuses_a_build_as_a_chosen_account_without_a_logging_option(google: GoogleStandIn) -> None:
+    build = build_request({"bucket": "b", "object": "source/t.tgz", "generation": "1"}, "r:t")
+    status, answer = google.handle(
+        "POST",
+        "/v1/projects/acme-prod/locations/us-central1/builds",
+        {"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        json.dumps(
+            {**build, "serviceAccount": "projects/acme-prod/serviceAccounts/b@acme-prod.iam.gserviceaccount.com"}
+        ).encode(),
+    )
+    assert (status, answer["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    assert google.requests == []
+
+
+def test_a_build_service_account_that_is_no_email_is_refused_before_anything_is_built(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT + 'build_service_account = "builder"\n')
+
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    assert "build_service_account in [tool.buildflow.gcp] must be a service account's email" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert google.requests == []
 
 
 def test_without_push_and_without_a_daemon_nothing_is_built_remotely(

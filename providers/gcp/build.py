@@ -75,7 +75,8 @@ def publish_image(
     context = build_context(project_dir, target, progress=say)
     repository = repository_id(service_name(settings.pulumi_project, stack, settings.table))
     image = _Image(context, *location, image_name(settings.pulumi_project), repository)
-    return _publish(image, local=local, say=say, output=output, poll_interval=poll_interval)
+    remote = cloudbuild.remote(settings.table, image.region, image.project)
+    return _publish(image, local=local, remote=remote, say=say, output=output, poll_interval=poll_interval)
 
 
 def build_image(
@@ -115,7 +116,8 @@ def build_image(
     if not local:
         assert settings.project and settings.region  # push is set, and the location was required above
         image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project), repository)
-        return _publish(image, local=False, say=say, output=docker_output).reference
+        remote = cloudbuild.remote(settings.table, settings.region, settings.project)
+        return _publish(image, local=False, remote=remote, say=say, output=docker_output).reference
     _build_locally(context, reference, say, docker_output)
     if push:
         _push_locally(reference, say, docker_output)
@@ -123,9 +125,16 @@ def build_image(
 
 
 def _publish(
-    image: _Image, *, local: bool, say: Say, output: Say, poll_interval: float = cloudbuild.POLL_INTERVAL
+    image: _Image,
+    *,
+    local: bool,
+    remote: cloudbuild.Remote,
+    say: Say,
+    output: Say,
+    poll_interval: float = cloudbuild.POLL_INTERVAL,
 ) -> Published:
-    """Ask the registry for the tag; build and push the image only when it is not there."""
+    """Ask the registry for the tag; build and push the image only when it is not there (with Cloud
+    Build as ``remote`` says when no Docker daemon answers)."""
     api = GoogleAPIs.connect()
     reference = image.reference
     found = tag_digest(api, image.project, image.region, image.repository, image.name, image.context.tag)
@@ -136,13 +145,14 @@ def _publish(
         _build_locally(image.context, reference, say, output)
         digest = _push_locally(reference, say, output)
     else:
-        say(f"No Docker daemon answered: building {reference} with Cloud Build in {image.project} ({image.region})")
+        say(f"No Docker daemon answered: building {reference} with Cloud Build in {image.project} ({remote.region})")
         digest = cloudbuild.build(
             api,
             image.context,
             reference,
             project=image.project,
             region=image.region,
+            remote=remote,
             say=say,
             poll_interval=poll_interval,
         )

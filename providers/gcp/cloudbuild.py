@@ -7,6 +7,7 @@ Artifact Registry, so a remote build is always pushed. Its digest comes from the
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import re
@@ -26,6 +27,7 @@ BUILDER = "gcr.io/cloud-builders/docker"
 #: (https://cloud.google.com/build/docs/locations, "Restricted regions for some projects").
 OPEN_REGIONS = ("us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com$")
 #: What Cloud Build answers (400 FAILED_PRECONDITION) where it will not build for the project.
 _REFUSED_REGION = "cannot run builds in this region"
 #: Seconds between two looks at a running build.
@@ -51,16 +53,18 @@ def build(
     *,
     project: str,
     region: str,
-    build_region: str,
+    remote: Remote,
     say: Say,
     poll_interval: float = POLL_INTERVAL,
 ) -> str:
-    """Build and push ``reference`` from ``context`` with Cloud Build in ``build_region``; returns the
+    """Build and push ``reference`` from ``context`` with Cloud Build as ``remote`` says; returns the
     image's digest. The image goes to ``reference``'s registry, whatever region builds it."""
+    build_region = remote.region
     source = upload_source(api, context, project=project, region=region, say=say)
     builds = f"{api.endpoints.cloudbuild}v1/projects/{project}/locations/{build_region}/builds"
+    request = build_request(source, reference, remote.service_account)
     try:
-        operation = api.call("POST", builds, "starting the Cloud Build build", body=build_request(source, reference))
+        operation = api.call("POST", builds, "starting the Cloud Build build", body=request)
     except ImageBuildError as exc:
         if _REFUSED_REGION not in str(exc):
             raise
@@ -76,27 +80,49 @@ def build(
     return _digest(ended, reference)
 
 
-def build_region(table: dict[str, Any], region: str) -> str:
-    """``build_region`` of ``[tool.buildflow.gcp]``; else the stack's region where every project may
-    build, else us-central1 (a new project's first build elsewhere may be refused)."""
+@dataclasses.dataclass(frozen=True)
+class Remote:
+    """Where Cloud Build builds, and as whom (``projects/P/serviceAccounts/EMAIL``; None: Cloud Build's default)."""
+
+    region: str
+    service_account: str | None = None
+
+
+def remote(table: dict[str, Any], region: str, project: str) -> Remote:
+    """``build_region`` and ``build_service_account`` of ``[tool.buildflow.gcp]``. The region is by
+    default the stack's where every project may build, else us-central1 (a new project's first
+    build elsewhere may be refused)."""
     chosen = table.get("build_region")
-    if chosen is None:
-        return region if region in OPEN_REGIONS else OPEN_REGIONS[0]
-    if not isinstance(chosen, str) or not _REGION.match(chosen):
+    if chosen is not None and (not isinstance(chosen, str) or not _REGION.match(chosen)):
         raise GCPSettingsError(
             f'build_region in [tool.buildflow.gcp] must be a Google Cloud region such as "us-central1", not {chosen!r}'
         )
-    return chosen
+    account = table.get("build_service_account")
+    if account is not None and (not isinstance(account, str) or not _ACCOUNT.match(account)):
+        raise GCPSettingsError(
+            "build_service_account in [tool.buildflow.gcp] must be a service account's email such as "
+            f'"builder@{project}.iam.gserviceaccount.com", not {account!r}'
+        )
+    default_region = region if region in OPEN_REGIONS else OPEN_REGIONS[0]
+    return Remote(chosen or default_region, f"projects/{project}/serviceAccounts/{account}" if account else None)
 
 
-def build_request(source: JSON, reference: str) -> JSON:
-    """The Build resource: one docker build step over the uploaded context, the image pushed by Cloud Build."""
-    return {
+def build_request(source: JSON, reference: str, service_account: str | None = None) -> JSON:
+    """The Build resource: one docker build step over the uploaded context, the image pushed by Cloud Build.
+
+    A build run as a chosen service account must say where its logs go (Cloud Build refuses it
+    otherwise); Cloud Logging needs no bucket the account could not write to.
+    """
+    request: JSON = {
         "source": {"storageSource": source},
         "steps": [{"name": BUILDER, "args": ["build", "--platform", PLATFORM, "--tag", reference, "."]}],
         "images": [reference],
         "timeout": BUILD_TIMEOUT,
     }
+    if service_account is not None:
+        request["serviceAccount"] = service_account
+        request["options"] = {"logging": "CLOUD_LOGGING_ONLY"}
+    return request
 
 
 def tarball(files: Mapping[str, bytes]) -> bytes:

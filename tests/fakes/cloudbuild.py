@@ -4,7 +4,8 @@ Artifact Registry's tags, over real HTTP on loopback (served from a thread by ``
 A build reads its source from the Cloud Storage emulator the way Cloud Build reads the bucket,
 stays ``WORKING`` for ``polls_to_finish`` looks, then ends with ``outcome``; a build that
 succeeds puts its image in the registry, so the next publish finds the tag. A build in one of
-``refused_regions`` is refused as Google refuses builds in regions a new project may not use.
+``refused_regions`` is refused as Google refuses builds in regions a new project may not use, and
+one run as a chosen service account that does not say where its logs go is refused (400) as Google does.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class GoogleStandIn:
                 "Please contact support"
             )
             return 400, {"error": {"code": 400, "message": message, "status": "FAILED_PRECONDITION"}}
+        if "serviceAccount" in build and not _logs_placed(build):
+            message = (
+                "generic::invalid_argument: if 'build.service_account' is specified, the build must either (a) "
+                "specify 'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
+                "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY / NONE "
+                "logging options"
+            )
+            return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
         source = build["source"]["storageSource"]
         name = urllib.parse.quote(source["object"], safe="")
         with urllib.request.urlopen(f"{self.storage}/storage/v1/b/{source['bucket']}/o/{name}?alt=media") as response:
@@ -143,6 +152,16 @@ class GoogleStandIn:
             build["results"] = {"images": images}
             self.images.update({image["name"]: image["digest"] for image in images})
         return self.outcome
+
+
+def _logs_placed(build: dict[str, Any]) -> bool:
+    """Whether a build says where its logs go, as Cloud Build requires of one run as a chosen account."""
+    options = build.get("options", {})
+    return bool(
+        build.get("logsBucket")
+        or options.get("logging") in ("CLOUD_LOGGING_ONLY", "NONE")
+        or options.get("defaultLogsBucketBehavior") == "REGIONAL_USER_OWNED_BUCKET"
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
