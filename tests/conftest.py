@@ -41,3 +41,12 @@ def destroyed(bfctl_env: dict[str, str]) -> Iterator[list[Path]]:
     for project in projects:
         code, out = run_bfctl(["destroy", "--yes"], project, bfctl_env)
         assert code == 0, out
+
+
+@pytest.fixture(autouse=True)
+def _engines_of_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Databases that module-level engines were made for belong to the one flow a bfctl process
+    loads; tests load many flows in one process, so each test starts with none."""
+    from buildflow.dependencies import sqlalchemy
+
+    monkeypatch.setattr(sqlalchemy, "_ENGINE_DATABASES", [])
