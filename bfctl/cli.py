@@ -337,6 +337,13 @@ def apply(
     public: PublicOption = None,
     ingress: IngressOption = None,
     env: EnvOption = None,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Apply a plan that replaces a BigQuery table or a Cloud SQL instance or database (rows deleted).",
+        ),
+    ] = False,
 ) -> None:
     """Create or update the flow's infrastructure; asks first unless --yes.
 
@@ -350,7 +357,16 @@ def apply(
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
-        infra.apply(loaded.flow, infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region), request)
+        infra.apply(
+            loaded.flow,
+            infra_target,
+            stack,
+            yes,
+            break_lock,
+            _gcp(gcp_project, gcp_region),
+            request,
+            allow_data_loss=allow_data_loss,
+        )
 
 
 @app.command(cls=Command)

@@ -196,7 +196,7 @@ def plan(
     primitives, expected = planned_primitives(flow, provider)
     warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
-    warnings += _deleted_while_used(result, expected)
+    warnings += _deleted_while_used(result, expected) + result.data_losses()
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
@@ -215,18 +215,30 @@ def apply(
     break_lock: bool,
     options: Mapping[str, str | None] | None = None,
     deploy: Any = None,
+    *,
+    allow_data_loss: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Plan, confirm and apply under one lock; returns the stack's outputs."""
+    """Plan, confirm and apply under one lock; returns the stack's outputs.
+
+    A plan that replaces a table or database is refused without ``allow_data_loss``: the
+    replacement starts empty, and ``--yes`` alone (as in CI) must not be enough to lose rows.
+    """
     provider = provider_for(target, stack, options, deploy)
     with provider.locked("bfctl apply", break_lock=break_lock):
         primitives, expected = planned_primitives(flow, provider)
         warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
-        warnings += _deleted_while_used(result, expected)
+        losses = result.data_losses()
+        warnings += _deleted_while_used(result, expected) + losses
         render.plan(result)
         _say_expected(expected)
         for warning in warnings:
             console.warning(warning)
+        if losses and not allow_data_loss:
+            raise Refused(
+                f"this plan deletes data ({'; '.join(losses)}); nothing was changed. "
+                "Copy what is needed first, then apply again with --allow-data-loss"
+            )
         if not result.has_changes:
             outputs = provider.outputs()
             render.outputs(outputs)

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 Action = Literal["create", "update", "replace", "delete", "noop"]
 SECRET = "(secret)"  # noqa: S105 - what a plan shows instead of a secret value
+#: What replacing a resource of these types deletes: a replace is a delete then a create, and
+#: none of them carries its data over, so apply asks for ``--allow-data-loss`` first.
+LOSES_DATA = {
+    "gcp.bigquery.Table": "its rows are deleted",
+    "gcp.sql.DatabaseInstance": "its databases and their rows are deleted",
+    "gcp.sql.Database": "its tables and their rows are deleted",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +97,14 @@ class Plan:
         for change in self.changes:
             out[change.action] += 1
         return out
+
+    def data_losses(self) -> list[str]:
+        """One sentence per replace that deletes data, e.g. ``replaces t: its rows are deleted``."""
+        return [
+            f"replaces {c.resource_id}: {LOSES_DATA[c.resource_type]}"
+            for c in self.changes
+            if c.action == "replace" and c.resource_type in LOSES_DATA
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
