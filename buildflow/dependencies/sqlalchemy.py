@@ -188,8 +188,7 @@ class _Database:
         outputs = self._given if self._given is not None else stack_outputs()
         out = outputs.get(self.primitive.primitive_id())
         if out is None:  # not managed: it exists already
-            instance = self.primitive.instance
-            name = f"{instance.project_id}:{instance.region}:{instance.instance_name}"
+            name = self.primitive.instance.connection_name()
             database = self.primitive.database_name
         else:
             name, database = out["connection_name"], out["database"]

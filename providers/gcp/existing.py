@@ -27,14 +27,9 @@ from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
 
 
-def connection_name(instance: CloudSQLInstance) -> str:
-    """Cloud SQL's ``project:region:instance``, which the connector dials."""
-    return f"{instance.project_id}:{instance.region}:{instance.instance_name}"
-
-
 def _instance(p: CloudSQLInstance) -> dict[str, Any]:
     return {
-        "connection_name": connection_name(p),
+        "connection_name": p.connection_name(),
         "instance_name": p.instance_name,
         "project": p.project_id,
         "region": p.region,
@@ -43,14 +38,14 @@ def _instance(p: CloudSQLInstance) -> dict[str, Any]:
 
 def _database(p: CloudSQLDatabase) -> dict[str, Any]:
     return {
-        "connection_name": connection_name(p.instance),
+        "connection_name": p.instance.connection_name(),
         "database": p.database_name,
         "instance": p.instance.primitive_id(),
     }
 
 
 def _user(p: CloudSQLUser) -> dict[str, Any]:
-    return {"connection_name": connection_name(p.instance), "user": p.user_name, "instance": p.instance.primitive_id()}
+    return {"connection_name": p.instance.connection_name(), "user": p.user_name, "instance": p.instance.primitive_id()}
 
 
 def _dataset(p: BigQueryDataset) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from buildflow.secrets import Secret
 from buildflow.types.bigquery_fields import table_schema
 from providers.gcp import service, streams
 from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
-from providers.gcp.existing import connection_name, existing_outputs, made_or_named, named_outputs
+from providers.gcp.existing import existing_outputs, made_or_named, named_outputs
 from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -98,7 +98,7 @@ def _instance_of(p: CloudSQLInstance, made: Made) -> dict[str, Any]:
     """The name and connection name of a database's or user's instance, made by the stack or existing."""
     return {
         "name": made_or_named(made, p, "name", p.instance_name),
-        "connection_name": made_or_named(made, p, "connection_name", connection_name(p)),
+        "connection_name": made_or_named(made, p, "connection_name", p.connection_name()),
     }
 
 

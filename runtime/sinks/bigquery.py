@@ -29,6 +29,7 @@ from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, schema_from_type, to_jsonable
 from buildflow.types.value_steps import Step, each_field, each_item
 from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
+from runtime.sinks.formats import json_text
 
 
 class BigQueryWriter(SinkWriter):
@@ -140,14 +141,10 @@ def _float64(value: Any) -> Any:
     return value
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 _LEAF_ENCODERS: dict[str, Step] = {
     Kind.INTEGER.value: _int64,
     Kind.FLOAT.value: _float64,
-    Kind.JSON.value: _json_text,
+    Kind.JSON.value: json_text,
 }
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import share_with_user_code, shared_database
@@ -21,11 +20,8 @@ from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, RowConversionError, values_converter
 from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
 from runtime.sinks.bigquery import input_syntax_of
+from runtime.sinks.formats import json_text
 from runtime.sinks.threaded import ThreadedWriter
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _keep(value: Any) -> Any:
@@ -73,11 +69,11 @@ class DuckDBWriter(ThreadedWriter):
         dicts and lists (adapted where the appender needs it), other JSON columns as JSON text."""
         nested = {i: nested_type(c) for i, c in enumerate(self.columns) if c.kind is Kind.JSON}
         if not any(nested.values()):
-            return values_converter(self.columns, row_type, _json_text, self.input_syntax)
+            return values_converter(self.columns, row_type, json_text, self.input_syntax)
         values = values_converter(self.columns, row_type, _keep, self.input_syntax)
         steps: list[tuple[int, str, Callable[[Any], Any]]] = []
         for i, found in nested.items():
-            finish = _json_text if found is None else found.adapt
+            finish = json_text if found is None else found.adapt
             if finish is not None:
                 steps.append((i, self.columns[i].name, finish))
         if not steps:

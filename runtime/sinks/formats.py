@@ -32,6 +32,11 @@ def _json_default(value: Any) -> Any:
     return to_jsonable(value)
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as the text a table stores (DuckDB, BigQuery's insertAll)."""
+    return orjson.dumps(value).decode()
+
+
 def json_bytes(row: Row) -> bytes:
     """One row as JSON (timestamps RFC 3339, bytes base64, as BigQuery reads them)."""
     return orjson.dumps(row, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
