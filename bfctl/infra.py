@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,12 +53,20 @@ def declared_primitives(flow: Any, target: str, used: Sequence[Any] = ()) -> lis
 _DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive", "query_primitive")
 
 
+#: The dependency graph of each flow a command reads: compiled once, however many questions
+#: (what it uses, what it writes, what its buckets and queries are) the command asks of it.
+_GRAPHS: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
 def dependency_primitives(flow: Any, attributes: Sequence[str] = _DEPENDENCY_PRIMITIVES) -> list[Any]:
     """The primitives the flow's dependencies name by ``attributes`` (``bucket_primitive``: the
     buckets of ``BucketDependencyBuilder``), read from the dependency graph the runtime builds."""
-    from runtime.app import FlowApp
+    nodes = _GRAPHS.get(flow)
+    if nodes is None:
+        from runtime.app import FlowApp
 
-    found = [getattr(n.factory.target, attr, None) for n in FlowApp(flow).nodes for attr in attributes]
+        nodes = _GRAPHS[flow] = FlowApp(flow).nodes
+    found = [getattr(n.factory.target, attr, None) for n in nodes for attr in attributes]
     return [p for p in found if p is not None]
 
 
