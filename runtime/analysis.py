@@ -4,8 +4,11 @@ A handle is opened once per worker from what the target applied for its table: D
 local target, through the lock the sink writers share the file with
 (``buildflow.storage.duckdb_access``), or BigQuery's REST API on gcp
 (``runtime.analysis_bigquery``). Both take the same SQL: ``prepare`` puts the table's name in
-for ``{table}``, each engine's parameter syntax for ``@name``, and refuses what is not one
-read-only statement, before either engine sees the query.
+for ``{table}``, each engine's parameter syntax for ``@name``, and refuses what is plainly not
+one reading statement, before either engine sees the query. The engines are what keep it
+read-only (a ``select`` can hide a ``delete ... returning`` in a CTE): DuckDB runs it on a
+read-only attachment that reaches no other file, BigQuery only after a dry run says it is a
+``SELECT``. Values are always parameters, never SQL text.
 """
 
 from __future__ import annotations
@@ -191,7 +194,8 @@ _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 class DuckDBQuery(QueryHandle):
     """A table in a DuckDB file the sinks may be writing to: each query holds the file's lock
-    for its own run only, and only select statements run."""
+    for its own run only, on a read-only attachment with external access off
+    (``buildflow.storage.duckdb_access``), and only select statements run."""
 
     engine = "duckdb"
     marker = "$"
@@ -209,7 +213,9 @@ class DuckDBQuery(QueryHandle):
 
         from buildflow.storage.duckdb_access import duckdb_connection
 
-        with duckdb_connection(self.database) as connection:
+        if not self.database.exists():
+            raise self._no_table()
+        with duckdb_connection(self.database, read_only=True) as connection:
             try:
                 kinds = {s.type for s in connection.extract_statements(sql)}
                 if kinds != {duckdb.StatementType.SELECT}:
@@ -221,14 +227,24 @@ class DuckDBQuery(QueryHandle):
                 raise self._refused(e) from None
         return [dict(zip(names, row, strict=True)) for row in values]
 
+    def _no_table(self) -> AnalysisQueryError:
+        return AnalysisQueryError(
+            f"{self.description} has no table yet: it is made by `bfctl apply` when the table declares its "
+            "schema (.options(schema=RowType)), else by the first writer to it"
+        )
+
     def _refused(self, error: Exception) -> AnalysisQueryError:
-        """DuckDB's error, saying what the local engine lacks when that is the cause."""
+        """DuckDB's error, saying what the local engine lacks or refuses when that is the cause."""
+        import duckdb
+
         message = str(error)
         table = _MISSING_TABLE.search(message)
         if table and table.group(1) == self.table_name:
+            return self._no_table()
+        if isinstance(error, duckdb.PermissionException):
             return AnalysisQueryError(
-                f"{self.description} has no table yet: it is made by `bfctl apply` when the table declares its "
-                "schema (.options(schema=RowType)), else by the first writer to it"
+                f"AnalysisQuery reads only the tables of its database ({self.database.name}): functions that read "
+                "or write other files (read_csv, read_text, glob, COPY ... TO) are off.\n" + message
             )
         function, syntax = _MISSING_FUNCTION.search(message), _SYNTAX.search(message)
         if function or syntax:

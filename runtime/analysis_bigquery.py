@@ -1,6 +1,8 @@
 """``AnalysisQuery`` on gcp: BigQuery's ``jobs.query``, then ``jobs.getQueryResults`` until the
 job is done and every page is read (gcloud-aio-bigquery's ``Job``, on aiohttp, as the BigQuery
-sink uses). Parameters go as typed named parameters; values come back as the same Python types
+sink uses). A query text runs only once a dry run (free, nothing read) has said it is a
+``SELECT``: the service's identity may write the datasets its sinks write to, so BigQuery itself
+must say that the query cannot. Parameters go as typed named parameters; values come back as the same Python types
 DuckDB gives locally (timestamps asked for as integer microseconds, so none is rounded).
 """
 
@@ -18,6 +20,8 @@ from runtime.analysis import QueryHandle, Rows, parameter_type
 
 #: How long one call waits for the job on BigQuery's side before answering "not done yet".
 WAIT_MS = 10_000
+#: Query texts a handle remembers as dry-run SELECTs (parameters do not change a statement's type).
+KNOWN_SELECTS = 256
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -104,6 +108,7 @@ class BigQueryQuery(QueryHandle):
         self.api_root = api_root or None
         self._session: Any = None
         self._token: Any = None
+        self._selects: set[str] = set()
 
     async def open(self) -> None:
         from aiohttp import ClientSession
@@ -124,18 +129,30 @@ class BigQueryQuery(QueryHandle):
         self._token = job.token  # one token for every call (it refreshes itself)
         return job
 
+    async def _check_select(self, query: dict[str, Any]) -> None:
+        """Refuse a query BigQuery does not call a ``SELECT``, before it runs."""
+        if query["query"] in self._selects:
+            return
+        dry_run = await self._job().insert({"configuration": {"dryRun": True, "query": query}})
+        kind = dry_run.get("statistics", {}).get("query", {}).get("statementType")
+        if kind != "SELECT":
+            raise AnalysisQueryError(f"AnalysisQuery only reads: BigQuery says the query is a {kind} statement")
+        if len(self._selects) >= KNOWN_SELECTS:
+            self._selects.clear()
+        self._selects.add(query["query"])
+
     async def run(self, sql: str, params: dict[str, Any]) -> Rows:
         from aiohttp import ClientResponseError
 
-        request = {
+        query = {
             "query": sql,
             "useLegacySql": False,
             "parameterMode": "NAMED",
             "queryParameters": query_parameters(params),
-            "timeoutMs": WAIT_MS,
-            "formatOptions": {"useInt64Timestamp": True},
         }
+        request = {**query, "timeoutMs": WAIT_MS, "formatOptions": {"useInt64Timestamp": True}}
         try:
+            await self._check_select(query)
             response = await self._job().query(request)
             rows: Rows = []
             while True:

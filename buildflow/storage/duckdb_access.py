@@ -14,8 +14,16 @@ about 0.5 ms, a detach, DuckDB's checkpoint, a few ms):
 - Worker processes of one deployment wait for each other with an exclusive ``flock`` on
   ``<file>.lock``, held while the file is attached; a process outside this protocol that has
   the file is waited out by retrying the attach for ``FOREIGN_HOLDER_TIMEOUT``.
-- Inside a process, every use of the file (sink batches, ``AnalysisQuery``, the local
-  target's DDL) is a cursor of the same instance; the file stays attached while any is open.
+- Inside a process, every use of the file that may write (sink batches, the local target's
+  DDL, user code's ``duckdb.connect``) is a cursor of the same instance; the file stays
+  attached while any is open.
+- Reading uses (``AnalysisQuery``) are cursors of a second instance that cannot write or
+  touch any other file: it attaches the file ``READ_ONLY``, with external access off (no
+  ``read_csv``, ``COPY ... TO``, ``ATTACH``, ``INSTALL`` of anything but this file and its WAL)
+  and its configuration locked (no ``SET``). DuckDB refuses a file attached by two instances
+  of one process, so the file is attached in one mode at a time: a use of the other mode
+  waits until the current uses end (and new uses of the current mode wait behind it, so
+  neither starves), for ``FOREIGN_HOLDER_TIMEOUT`` at most.
 - In a process whose sinks write a file (``share_with_user_code``), ``duckdb.connect(path)``
   of that file, with or without ``read_only``, returns such a cursor, so an endpoint can read
   the table while collectors write to it (DuckDB would refuse a second opening of the file in
@@ -64,8 +72,14 @@ class SharedDatabase:
         # DuckDB names a file's database after its stem; so do we, so user SQL reads alike.
         stem = path.stem if path.stem.lower() not in _RESERVED else f"{path.stem}_file"
         self._alias = quote(stem)
-        self._state = threading.Lock()
+        self._state = threading.Condition(threading.Lock())
         self._instance: Any = None
+        #: The locked-down instance of read-only uses (made on the first).
+        self._reader: Any = None
+        #: The mode the file is attached in, while it is.
+        self._read_only = False
+        #: Uses waiting for the file to be attached in their mode, by mode.
+        self._waiting = {False: 0, True: 0}
         self._lock_fd: int | None = None
         #: Cursors open on the attached file: it is detached only when there are none.
         self._users = 0
@@ -77,9 +91,10 @@ class SharedDatabase:
         self._rest_until = 0.0
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A cursor on the file, attached for the block (and for other users' blocks)."""
-        cursor = self._enter()
+    def connection(self, read_only: bool = False) -> Iterator[Any]:
+        """A cursor on the file, attached for the block (and for other users' blocks);
+        ``read_only``: a cursor of the instance that can neither write nor reach other files."""
+        cursor = self._enter(read_only)
         try:
             yield cursor
         finally:
@@ -127,16 +142,19 @@ class SharedDatabase:
         finally:
             self._state.release()
 
-    def _enter(self) -> Any:
+    def _enter(self, read_only: bool = False) -> Any:
         with self._state:
+            self._wait_for_mode(read_only)
+            if self._attached_at is not None and self._read_only != read_only:
+                self._detach()
             if self._attached_at is None:
                 rest = self._rest_until - time.monotonic()
                 if rest > 0:
                     time.sleep(rest)  # others' turn
-                self._attach()
+                self._attach(read_only)
             self._users += 1
             try:
-                cursor = self._instance.cursor()
+                cursor = (self._reader if read_only else self._instance).cursor()
                 cursor.execute(f"USE {self._alias}")
             except BaseException:
                 self._leave_locked()
@@ -147,10 +165,31 @@ class SharedDatabase:
         with self._state:
             self._leave_locked()
 
+    def _busy_for(self, read_only: bool) -> bool:
+        """Whether a use in mode ``read_only`` must wait: the file is in use in the other mode,
+        or in this one while a use of the other waits for its turn."""
+        if self._attached_at is None or not self._users:
+            return False
+        return self._read_only != read_only or self._waiting[not read_only] > 0
+
+    def _wait_for_mode(self, read_only: bool) -> None:
+        """Wait (``_state`` held) until the file may be used in mode ``read_only``."""
+        if not self._busy_for(read_only):
+            return
+        self._waiting[read_only] += 1
+        try:
+            free = self._state.wait_for(lambda: not self._busy_for(read_only), FOREIGN_HOLDER_TIMEOUT)
+        finally:
+            self._waiting[read_only] -= 1
+            self._state.notify_all()  # uses that waited behind this one
+        if not free:
+            raise self._held_in_process()
+
     def _leave_locked(self) -> None:
         self._users -= 1
         if self._users:
             return
+        self._state.notify_all()
         self._used_at = time.monotonic()
         assert self._attached_at is not None
         if self._used_at - self._attached_at >= TURN_SECONDS:
@@ -159,31 +198,45 @@ class SharedDatabase:
         else:
             _closer.wake()
 
-    def _attach(self) -> None:
+    def _attach(self, read_only: bool) -> None:
         if fcntl is None:
             raise RuntimeError("DuckDB sinks need POSIX file locks (Linux or macOS)")
-        if self._instance is None:
+        if read_only and self._reader is None:
+            self._reader = self._locked_down_instance()
+        elif self._instance is None:
             self._instance = _duckdb_connect(":memory:")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._attach_file()
+            self._attach_file(read_only)
         except BaseException:
             os.close(lock)  # closing releases the lock
             raise
         self._lock_fd = lock
+        self._read_only = read_only
         self._attached_at = time.monotonic()
         self._attached_before = True
 
-    def _attach_file(self) -> None:
+    def _locked_down_instance(self) -> Any:
+        """An instance whose SQL reaches no file but this database (and its WAL), and whose
+        settings SQL cannot change; kept for the process (one takes about 10 ms to make)."""
+        instance = _duckdb_connect(":memory:")
+        files = ", ".join(literal(str(path)) for path in (self.path, self.path.with_name(self.path.name + ".wal")))
+        instance.execute(f"SET allowed_paths = [{files}]")
+        instance.execute("SET enable_external_access = false")
+        instance.execute("SET lock_configuration = true")
+        return instance
+
+    def _attach_file(self, read_only: bool) -> None:
         """Attach the file, waiting out a process that holds it without taking our lock."""
-        statement = f"ATTACH {literal(str(self.path))} AS {self._alias}"
+        statement = f"ATTACH {literal(str(self.path))} AS {self._alias}" + (" (READ_ONLY)" if read_only else "")
+        instance = self._reader if read_only else self._instance
         deadline = time.monotonic() + FOREIGN_HOLDER_TIMEOUT
         delay = 0.005
         while True:
             try:
-                self._instance.execute(statement)
+                instance.execute(statement)
                 return
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
@@ -208,7 +261,7 @@ class SharedDatabase:
 
     def _detach(self) -> None:
         try:
-            self._instance.execute(f"DETACH {self._alias}")
+            (self._reader if self._read_only else self._instance).execute(f"DETACH {self._alias}")
         finally:
             self._attached_at = None
             if self._lock_fd is not None:
@@ -279,13 +332,14 @@ def shared_database(path: Path) -> SharedDatabase:
         return database
 
 
-def duckdb_connection(path: Path) -> contextlib.AbstractContextManager[Any]:
-    """A cursor on ``path`` for reading (or writing) while sinks write to it.
+def duckdb_connection(path: Path, read_only: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """A cursor on ``path`` for reading (or writing) while sinks write to it; ``read_only``:
+    one that can neither write nor reach any other file.
 
     Keep the block short: other processes wait for the file until it ends. Use it from a
     thread, not the event loop (the wait and DuckDB calls block).
     """
-    return shared_database(path).connection()
+    return shared_database(path).connection(read_only)
 
 
 def share_with_user_code(path: Path) -> None:
