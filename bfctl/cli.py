@@ -385,12 +385,22 @@ def destroy(
     break_lock: BreakLockOption = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help=(
+                "gcp target: turn deletion protection off first and delete buckets with their objects;"
+                " without it such resources are named and nothing is deleted."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Delete everything the stack made, and only that; asks first unless --yes."""
     with _reported_errors():
         from bfctl import infra
 
-        infra.destroy(infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region))
+        infra.destroy(infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region), force=force)
 
 
 @app.command(cls=Command)

@@ -205,7 +205,7 @@ def plan(
     primitives, expected = planned_primitives(flow, provider)
     warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
-    warnings += _deleted_while_used(result, expected) + result.data_losses()
+    warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(result)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
@@ -238,7 +238,7 @@ def apply(
         warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
         losses = result.data_losses()
-        warnings += _deleted_while_used(result, expected) + losses
+        warnings += _deleted_while_used(result, expected) + losses + _guard_notes(result)
         render.plan(result)
         _say_expected(expected)
         for warning in warnings:
@@ -261,8 +261,21 @@ def apply(
 
 
 def destroy(
-    target: str, stack: str, yes: bool, break_lock: bool, options: Mapping[str, str | None] | None = None
+    target: str,
+    stack: str,
+    yes: bool,
+    break_lock: bool,
+    options: Mapping[str, str | None] | None = None,
+    *,
+    force: bool = False,
 ) -> None:
+    """Show what goes, confirm and delete it under one lock.
+
+    On gcp a resource with deletion protection on, or a bucket without force_destroy, would
+    stop the destroy after the rest is deleted: it is refused up front, naming them, unless
+    ``force``, which turns those guards off first. The local target has none to lift: its Cloud
+    SQL instances are this machine's, and a bucket still holding objects stops it as on Google.
+    """
     provider = provider_for(target, stack, options)
     with provider.locked("bfctl destroy", break_lock=break_lock):
         result = provider.plan([])
@@ -271,10 +284,45 @@ def destroy(
             return
         if any(c.resource_type == "gcp.artifactregistry.Repository" for c in result.changes):
             console.warning("the image repository goes with the stack: every image of the flow in it is deleted.")
+        guarded = result.guarded() if target == "gcp" else []
+        for guard in guarded:
+            then = "--force turns it off first" if guard.liftable else "--force cannot lift it"
+            console.warning(f"{guard.resource_id} {guard.why}: {then}.")
+        _refuse_guarded(guarded, force)
         confirm("Destroy these resources?", yes)
+        if guarded:
+            provider.lift_guards([g.resource_id for g in guarded])
         progress = render.Progress()
         provider.destroy(progress)
     console.info(f"Destroy complete: {progress.done} resource(s) deleted.", "bold green")
+
+
+def _guard_notes(result: Any) -> list[str]:
+    """What ``bfctl destroy`` will do about the guarded resources a gcp plan creates."""
+    if result.target != "gcp":
+        return []
+    return [
+        f"{g.resource_id} {g.why}: `bfctl destroy` names it and deletes nothing unless --force, "
+        + ("which turns that off first." if g.liftable else "and --force cannot lift it.")
+        for g in result.guarded()
+        if g.change.action == "create"
+    ]
+
+
+def _refuse_guarded(guarded: Sequence[Any], force: bool) -> None:
+    """Refuse a destroy that would stop partway at ``guarded``, before anything is deleted."""
+    fixed = [g.resource_id for g in guarded if not g.liftable]
+    if fixed:
+        raise Refused(
+            f"Cloud SQL itself protects {', '.join(fixed)} from deletion; nothing was deleted. Set "
+            "deletion_protection_enabled=False in its settings and apply, then destroy again"
+        )
+    if guarded and not force:
+        raise Refused(
+            f"destroy would stop at {', '.join(g.resource_id for g in guarded)} after deleting the rest; "
+            "nothing was deleted. Destroy again with --force to turn deletion protection off and let "
+            "buckets go with their objects, or copy what is needed first"
+        )
 
 
 def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:

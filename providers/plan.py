@@ -27,6 +27,20 @@ LOSES_DATA = {
     "gcp.sql.DatabaseInstance": "its databases and their rows are deleted",
     "gcp.sql.Database": "its tables and their rows are deleted",
 }
+#: What stops a destroy of these types partway (after deleting the rest), by the property the gcp
+#: plan names it by and the value that stops it: Pulumi's guards against deleting, read from the
+#: stack's state when the resource is deleted, which ``destroy --force`` turns off first.
+GUARDS: dict[str, tuple[str, bool, str]] = {
+    "gcp.sql.DatabaseInstance": ("deletion_protection", True, "has deletion protection on"),
+    "gcp.bigquery.Table": ("deletion_protection", True, "has deletion protection on (destroy_protection)"),
+    "gcp.storage.Bucket": (
+        "force_destroy",
+        False,
+        "cannot be deleted while it holds objects (force_destroy is off), and a sink may have written some",
+    ),
+}
+#: Cloud SQL's own guard, in the instance's settings: Google refuses the delete, whatever the stack says.
+GOOGLE_GUARD = "deletionProtectionEnabled"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +93,20 @@ class ResourceChange:
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Guard:
+    """A resource a destroy stops at, and why; ``liftable`` when ``destroy --force`` may turn the
+    guard off in the stack's state (else only an apply of the flow without it can)."""
+
+    change: ResourceChange
+    why: str
+    liftable: bool = False
+
+    @property
+    def resource_id(self) -> str:
+        return self.change.resource_id
+
+
 @dataclasses.dataclass
 class Plan:
     target: str
@@ -106,6 +134,21 @@ class Plan:
             if c.action == "replace" and c.resource_type in LOSES_DATA
         ]
 
+    def guarded(self) -> list[Guard]:
+        """The resources this plan creates or deletes that a destroy cannot simply delete, each
+        with why: deletion protection on, or a bucket that must be empty (see ``GUARDS``)."""
+        out = []
+        for change in self.changes:
+            if change.action not in ("create", "delete") or change.resource_type not in GUARDS:
+                continue
+            name, stops, why = GUARDS[change.resource_type]
+            values = {p.name: p.new if change.action == "create" else p.old for p in change.changes}
+            if google_guarded(values.get("settings")):
+                out.append(Guard(change, "has Cloud SQL's own deletion protection on (deletion_protection_enabled)"))
+            elif values.get(name) == stops:
+                out.append(Guard(change, why, liftable=True))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
@@ -118,6 +161,12 @@ class Plan:
     def to_json(self, indent: int | None = 2) -> str:
         """The plan for machines (CI); secrets appear only as ``(secret)``."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, default=str)
+
+
+def google_guarded(settings: Any) -> bool:
+    """Whether a Cloud SQL instance's settings (as the gcp plan shows them) turn on Google's own
+    deletion protection, which only an apply of the flow with it off can lift."""
+    return isinstance(settings, Mapping) and settings.get(GOOGLE_GUARD) is True
 
 
 def order_by_parents(primitives: Sequence[Primitive]) -> list[Primitive]:

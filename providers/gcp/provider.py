@@ -13,7 +13,9 @@ free of it, and a missing extra is reported with the command that installs it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,11 +62,11 @@ from providers.gcp.errors import (
     PulumiOperationError,
     policy_refusals,
 )
-from providers.gcp.events import ProgressRelay, StepCollector
+from providers.gcp.events import ProgressRelay, StepCollector, resource_name, resource_type_name
 from providers.gcp.existing import existing_outputs
 from providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from providers.migrations import MIGRATIONS
-from providers.plan import Plan, ResourceChange
+from providers.plan import GUARDS, Plan, ResourceChange
 from providers.portables import on_target, outputs_of
 from providers.secrets import scram_verifier
 from providers.state import State, record
@@ -243,6 +245,30 @@ class GCPProvider(Provider):
         if self.deployed.service:
             recorded["service"] = dict(self.deployed.service)
         return recorded
+
+    def lift_guards(self, resource_ids: Sequence[str]) -> None:
+        """Turn off, in the stack's state, what would stop ``destroy`` at these resources (the
+        ``GUARDS`` of ``providers.plan``): deletion protection off, force_destroy on.
+
+        Those guards are Pulumi's, never sent to Google: the provider reads them from the state
+        when it deletes. Destroy runs without the flow, so the state is where to change them,
+        exported and imported again with its secrets still encrypted.
+        """
+        from pulumi import automation as auto
+
+        with self.locked("destroy"):
+            workspace = self._stack([], None, None).workspace
+            command = auto.PulumiCommand()  # found by _stack already
+
+            def cli(*args: str) -> str:
+                return command.run([*args, "--stack", self.stack], workspace.work_dir, workspace.env_vars).stdout
+
+            exported = json.loads(self._run("stack export", None, lambda: cli("stack", "export")))
+            lifted = _lifted(exported, set(resource_ids))
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder, "state.json")
+                path.write_text(json.dumps(lifted))
+                self._run("stack import", None, lambda: cli("stack", "import", "--file", str(path)))
 
     def destroy(self, progress: Progress = no_progress) -> Plan:
         with self.locked("destroy"):
@@ -512,6 +538,20 @@ def _api_trouble(relay: ProgressRelay) -> bool:
         name.startswith("api-") or any(marker in message for marker in _API_DISABLED for message in messages)
         for name, messages in relay.errors.items()
     )
+
+
+def _lifted(exported: dict[str, Any], resource_ids: set[str]) -> dict[str, Any]:
+    """The exported stack state with the guards of ``resource_ids`` turned off (inputs and outputs)."""
+    for resource in exported.get("deployment", {}).get("resources", []):
+        guard = GUARDS.get(resource_type_name(resource.get("type", "")))
+        if guard is None or resource_name(resource.get("urn", "")) not in resource_ids:
+            continue
+        name, stops, _ = guard
+        key = "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))
+        for side in ("inputs", "outputs"):
+            if isinstance(resource.get(side), dict):
+                resource[side][key] = not stops
+    return exported
 
 
 def _secrets_in(outputs: Mapping[str, Any]) -> dict[str, str]:
