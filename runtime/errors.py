@@ -1,6 +1,9 @@
-"""Errors the runtime reports before serving (the CLI prints them without a traceback)."""
+"""Errors the runtime reports: before serving (the CLI prints them without a traceback), and
+the client's, answered with a 4xx."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class StartupError(Exception):
@@ -26,3 +29,13 @@ def one_line(exc: BaseException) -> str:
     (SQLAlchemy adds a link to its docs), a headline must not."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+class ClientError(Exception):
+    """The client sent something unusable: answered with ``status`` and a JSON ``body``."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}

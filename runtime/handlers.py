@@ -24,14 +24,15 @@ from buildflow.types.fields import parse_type
 from buildflow.types.schema import RowConversionError
 from buildflow.uploads import FormParam
 from runtime.batching import QueueFull, SinkUnavailable
+from runtime.bodies import client_fault
 from runtime.collectors import CollectorOutput
 from runtime.di.context import RequestContext
 from runtime.di.dispatch import DispatcherResults
 from runtime.di.graph import Arg, Graph
 from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from runtime.di.resolver import Invoke, RequestPlan, not_started
-from runtime.errors import StartupError
-from runtime.params import ClientError, Params, is_upload
+from runtime.errors import ClientError, StartupError
+from runtime.params import Params, is_upload
 from runtime.responses import (
     http_error,
     is_unavailable,
@@ -206,6 +207,8 @@ class CompiledHandler:
             return json_response(e.body, e.status, e.headers)
         if isinstance(e, web.HTTPException):  # aiohttp's own, e.g. 413 from reading the body
             return http_error(e)
+        if (fault := client_fault(raw, e)) is not None:
+            return json_response(fault.body, fault.status)
         # rows for a sink, from a collector or a SinkDependencyBuilder dependency
         if isinstance(e, RowConversionError):
             return json_response({"detail": f"row does not fit the sink: {e}"}, 422)

@@ -17,18 +17,8 @@ import orjson
 from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
 from buildflow.uploads import FormParam, UploadFile
+from runtime.errors import ClientError
 from runtime.validation import Converter, compile_node, compile_type
-
-
-class ClientError(Exception):
-    """The client sent something unusable: answered with ``status`` and a JSON ``body``."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, body)
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
 
 _MISSING = inspect.Parameter.empty
 
@@ -189,10 +179,7 @@ class Params:
     async def _parse_form(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         """Fields of a urlencoded or multipart body (aiohttp keeps each file in a temporary file,
         closed and removed with the request); any other body reads as no fields."""
-        try:
-            data = await raw.post()
-        except ValueError as e:  # aiohttp's word for a multipart body that breaks its own rules
-            raise ClientError(400, {"detail": f"Malformed form body: {e}"}) from None
+        data = await raw.post()  # what breaks aiohttp's rules is answered by ``runtime.bodies``
         for param, field, kind, convert, default in self.form:
             values = data.getall(field, [])
             if not values:

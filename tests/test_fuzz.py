@@ -1,8 +1,10 @@
 """Property-based fuzzing of every route of the examples: whatever a client sends, the answer
-is never a 5xx, and every error is JSON."""
+is never a 5xx, and every error is JSON. Bodies come as JSON, as forms (multipart parts with
+hostile headers, odd charsets and transfer encodings) and under any media type."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
@@ -15,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from buildflow import Flow
+from buildflow.requests import File, Form, Request, UploadFile
 from runtime.app import FlowApp
 from runtime.testing import TestClient
 
@@ -138,3 +142,185 @@ def test_default_body_limit_is_413_json():
             assert r.status_code == 413, (path, r.status_code, r.text)
             assert r.headers["Content-Type"].startswith("application/json")
             assert str(10 * 1024 * 1024) in r.json()["detail"]
+
+
+# -- forms: multipart and urlencoded bodies whose parts carry hostile headers ------------------
+
+BOUNDARY = "fuzzB"
+PART_HEADERS = st.sampled_from(
+    [
+        b'Content-Disposition: form-data; name="doc"; filename="a\x00b.txt"',
+        b'Content-Disposition: form-data; name="doc"; filename="notes.txt"',
+        b'Content-Disposition: form-data; name="note"',
+        b'Content-Disposition: form-data; name="tags"',
+        b"Content-Disposition: form-data",
+        b"Content-Disposition: attachment; name=",
+        b"garbage header line",
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Type: text/plain; charset=latin-1",
+        b"Content-Type: text/plain; charset=no-such-charset",
+        b"Content-Type: text/plain; charset=utf-16",
+        b"Content-Type: multipart/mixed; boundary=inner",
+        b"Content-Transfer-Encoding: base64",
+        b"Content-Transfer-Encoding: quoted-printable",
+        b"Content-Transfer-Encoding: 8bit",
+        b"Content-Transfer-Encoding: no-such-encoding",
+        b"Content-Encoding: gzip",
+        b"Content-Encoding: no-such-coding",
+        b"Content-Length: 99999",
+    ]
+)
+PART_BODIES = st.one_of(
+    st.binary(max_size=40), st.sampled_from([b"hello", b"aGVsbG8=", b"=ZZ=", b"\xff\xfe\x00", b"7"])
+)
+PARTS = st.lists(st.tuples(st.lists(PART_HEADERS, min_size=1, max_size=4), PART_BODIES), max_size=4)
+MULTIPART = PARTS.map(
+    lambda parts: (
+        b"".join(
+            b"--" + BOUNDARY.encode() + b"\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + body + b"\r\n"
+            for headers, body in parts
+        )
+        + b"--"
+        + BOUNDARY.encode()
+        + b"--\r\n"
+    )
+)
+URLENCODED = st.one_of(
+    st.binary(max_size=60),
+    st.dictionaries(st.sampled_from(["note", "tags", "count", "doc"]), TEXT, max_size=3).map(
+        lambda v: urllib.parse.urlencode(v).encode()
+    ),
+)
+CHARSETS = st.sampled_from(["", "; charset=utf-8", "; charset=latin-1", "; charset=no-such-charset", "; charset="])
+FORM_REQUESTS = st.one_of(
+    st.tuples(MULTIPART, CHARSETS.map(lambda c: f"multipart/form-data; boundary={BOUNDARY}{c}")),
+    st.tuples(URLENCODED, CHARSETS.map(lambda c: f"application/x-www-form-urlencoded{c}")),
+)
+
+
+def form_flow() -> Flow:
+    """Form routes whose handlers cannot fail by themselves: any 5xx is the runtime's."""
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/upload", method="POST")
+    async def upload(doc: UploadFile, note: str = Form(""), count: int = Form(0)) -> dict:
+        return {"name": doc.filename, "size": len(await doc.read()), "note": note, "count": count}
+
+    @service.endpoint("/fields", method="POST")
+    def fields(tags: list[str] = Form([]), raw: bytes = File(b"")) -> dict:
+        return {"tags": tags, "raw": len(raw)}
+
+    @service.endpoint("/read", method="POST")
+    async def read(request: Request) -> dict:
+        return {"fields": sorted((await request.form()).keys())}
+
+    @service.endpoint("/text", method="POST")
+    async def text(request: Request) -> dict:
+        return {"length": len(await request.text())}
+
+    return app
+
+
+def send(base_url: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+    """A request sent as given, no header added (http.client adds no Content-Type): the status,
+    the answer's Content-Type and body."""
+    url = urllib.parse.urlsplit(base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Content-Type", ""), answer.read()
+    finally:
+        connection.close()
+
+
+def _check_answer(status: int, content_type: str, content: bytes, sent: object) -> None:
+    assert status < 500, (sent, status, content)
+    if status >= 400:
+        assert content_type.startswith("application/json"), (sent, status, content_type, content)
+        json.loads(content)
+
+
+def test_fuzz_form_bodies_with_hostile_parts_headers_and_charsets():
+    with TestClient(form_flow(), max_body=4096) as client:
+
+        @FUZZ
+        @given(st.sampled_from(["/upload", "/fields", "/read", "/text"]), FORM_REQUESTS)
+        def run(path, form) -> None:
+            body, content_type = form
+            headers = {"Content-Type": content_type}
+            _check_answer(*send(client.base_url, "POST", path, body, headers), (path, headers, body))
+
+        run()
+
+
+def _part(headers: bytes, body: bytes = b"x") -> bytes:
+    return b"--B\r\n" + headers + b"\r\n\r\n" + body + b"\r\n--B--\r\n"
+
+
+MULTIPART_B = "multipart/form-data; boundary=B"
+#: Bodies probing found answered with a 500: (path, Content-Type, body).
+BROKEN_BODIES = {
+    "a NUL in a filename": (
+        "/upload",
+        MULTIPART_B,
+        _part(b'Content-Disposition: form-data; name="doc"; filename="a\x00b"'),
+    ),
+    "a garbage part header line": (
+        "/upload",
+        MULTIPART_B,
+        _part(b'Content-Disposition: form-data; name="note"\r\ngarbage line'),
+    ),
+    "an unknown Content-Transfer-Encoding": (
+        "/fields",
+        MULTIPART_B,
+        _part(b'Content-Disposition: form-data; name="tags"\r\nContent-Transfer-Encoding: foo'),
+    ),
+    "an unknown charset in a part": (
+        "/fields",
+        MULTIPART_B,
+        _part(b'Content-Disposition: form-data; name="tags"\r\nContent-Type: text/plain; charset=foo'),
+    ),
+    "an unknown charset of a urlencoded form": (
+        "/fields",
+        "application/x-www-form-urlencoded; charset=foo",
+        b"tags=a",
+    ),
+    "an unknown charset read by the handler": ("/text", "text/plain; charset=foo", b"words"),
+    "a form read by the handler with an unknown charset": (
+        "/read",
+        MULTIPART_B,
+        _part(b'Content-Disposition: form-data; name="tags"\r\nContent-Type: text/plain; charset=foo'),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_BODIES))
+def test_malformed_bodies_are_4xx_json_not_500(case, caplog):
+    path, content_type, body = BROKEN_BODIES[case]
+    with TestClient(form_flow()) as client:
+        status, answer_type, content = send(client.base_url, "POST", path, body, {"Content-Type": content_type})
+    assert 400 <= status < 500, (status, content)
+    assert answer_type.startswith("application/json")
+    assert json.loads(content)["detail"]
+    assert "Traceback" not in caplog.text
+
+
+def test_a_handlers_own_lookup_and_decode_errors_are_still_500s():
+    """The errors a broken body raises are the handler's bugs when its own code raises them."""
+    app = Flow()
+    service = app.service()
+
+    @service.endpoint("/lookup", method="POST")
+    async def lookup(request: Request) -> str:
+        await request.form()
+        return b"x".decode("no-such-charset")
+
+    @service.endpoint("/decode", method="POST")
+    def decode(tags: list[str] = Form([])) -> str:
+        return b"\xff".decode()
+
+    with TestClient(app) as client:
+        for path in ("/lookup", "/decode"):
+            assert client.post(path, data={"tags": "a"}).status_code == 500

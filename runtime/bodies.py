@@ -1,0 +1,59 @@
+"""Request bodies: the errors met while reading one that are the client's doing, answered as 4xx.
+
+aiohttp reports a broken body in many ways: its own HTTP errors (a bad multipart header line),
+``RequestPayloadError`` (a broken chunked body), ``ValueError`` and ``UnicodeDecodeError`` (a
+form it cannot split or decode), ``LookupError`` (a charset no codec has), ``RuntimeError`` (an
+unknown Content-Transfer-Encoding, a ``binascii.Error`` from base64). The last ones are also
+what a handler's own bug raises, so they are the client's only when aiohttp's request reading is
+in their traceback: it calls no code of the flow, so what it raised came from the body. Checked
+only for errors, never on a request that succeeds.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from runtime.errors import ClientError
+
+#: aiohttp's modules that read a request's body (``read``, ``text``, ``post``, ``multipart``).
+_READERS = frozenset({"aiohttp.web_request", "aiohttp.multipart"})
+#: Characters of aiohttp's message kept in the answer (it may quote a whole header line).
+_LONGEST = 200
+_FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+def client_fault(raw: Any, exc: BaseException) -> ClientError | None:
+    """The 4xx answering ``exc`` when reading ``raw``'s body raised it; None for anything else."""
+    if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+        return _malformed(raw, exc)
+    if not isinstance(exc, (ValueError, LookupError, RuntimeError)) or not _raised_by_reader(exc.__traceback__):
+        return None
+    if type(exc) is LookupError:  # codecs.lookup: a charset Python has no codec for
+        return ClientError(415, {"detail": f"Unsupported charset in the request body: {exc}"})
+    return _malformed(raw, exc)
+
+
+def _malformed(raw: Any, exc: BaseException) -> ClientError:
+    kind = "form" if raw.content_type in _FORMS else "request"
+    return ClientError(400, {"detail": f"Malformed {kind} body: {_reason(exc)}"})
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: aiohttp's HTTP errors put their code before the message, and a payload error
+    wraps the one that says what was wrong."""
+    while isinstance(exc, web.RequestPayloadError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = " ".join((exc.message if isinstance(exc, HttpProcessingError) else str(exc)).split())
+    return (text[:_LONGEST] + "...") if len(text) > _LONGEST else text or type(exc).__name__
+
+
+def _raised_by_reader(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") in _READERS:
+            return True
+        tb = tb.tb_next
+    return False
