@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from fakes import EVENTS, pulumi_path
 from fakes.cloudbuild import ACCESS_TOKEN, GoogleStandIn, digest_of, serve, storage_emulator
-from fakes.docker import calls
+from fakes.docker import calls, pushes
 from fakes.docker import digest_of as pushed_digest
 from fakes.docker import install as install_docker
 from support import bfctl_run, make_project
@@ -109,6 +109,9 @@ def env(
         "FAKE_DOCKER_LOG": str(tmp_path / "docker-calls.jsonl"),
         "FAKE_DOCKER_IMAGES": str(tmp_path / "docker-images.txt"),
         "FAKE_DOCKER_DAEMON": "down",
+        "FAKE_DOCKER_PUSHES": str(tmp_path / "docker-pushes.jsonl"),
+        "FAKE_DOCKER_TOKEN": ACCESS_TOKEN,  # the registry takes the stand-in's tokens
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),  # the developer's own is not read
     }
 
 
@@ -343,6 +346,82 @@ def test_docker_publishes_when_its_daemon_answers(
     again = publish(project, [])
     assert again == Published(reference, published.digest, built=False)
     assert calls(log)[before:] == [["info"]]
+
+
+def test_docker_without_credentials_for_the_registry_pushes_with_the_deployers_token_once(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a machine where `gcloud auth configure-docker` never ran: Docker Desktop's credential
+    store, a login to Docker Hub, a Colima context, nothing for Artifact Registry."""
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "up")
+    config = Path(here["DOCKER_CONFIG"])
+    (config / "contexts" / "meta").mkdir(parents=True)
+    hub = {"https://index.docker.io/v1/": {}}
+    own = json.dumps({"auths": hub, "credsStore": "desktop", "currentContext": "colima"})
+    (config / "config.json").write_text(own)
+    lines: list[str] = []
+
+    published = publish(project, lines)
+
+    [push] = pushes(Path(here["FAKE_DOCKER_PUSHES"]))
+    assert push["credentials"] == "token"  # oauth2accesstoken and the deployer's access token
+    assert (push["context"], push["contexts"]) == ("colima", True)  # the usual daemon
+    assert push["config"] != str(config) and not Path(push["config"]).exists()  # for this push only
+    assert (config / "config.json").read_text() == own  # the user's config is left as it was
+    assert published.digest == pushed_digest(published.reference)
+    host = "europe-west1-docker.pkg.dev"
+    assert f"Docker has no credentials for {host}: pushing with your Google access token, for this push only" in lines
+    assert not any(ACCESS_TOKEN in line for line in lines)
+
+
+def test_docker_pushes_with_the_credential_helper_the_user_set_for_the_registry(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "up")
+    config = Path(here["DOCKER_CONFIG"])
+    config.mkdir()
+    (config / "config.json").write_text('{"credHelpers": {"europe-west1-docker.pkg.dev": "gcloud"}}')
+    lines: list[str] = []
+
+    publish(project, lines)
+
+    [push] = pushes(Path(here["FAKE_DOCKER_PUSHES"]))
+    assert (push["credentials"], push["config"]) == ("helper", str(config))
+    assert not any("Docker has no credentials" in line for line in lines)
+
+
+def test_a_push_the_registry_refuses_names_the_role_and_the_command(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    env = {**env, "FAKE_DOCKER_DAEMON": "up", "FAKE_DOCKER_TOKEN": "ya29.another-token"}
+
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    assert "denied: Unauthenticated request" in result.stdout  # Docker's own words, passed on
+    message = " ".join(result.stderr.split())
+    assert "europe-west1-docker.pkg.dev refused the credentials Docker sent" in message
+    assert "roles/artifactregistry.writer" in message
+    assert "`gcloud auth configure-docker europe-west1-docker.pkg.dev`" in message
+    assert "Traceback" not in result.stderr
+    assert ACCESS_TOKEN not in result.stdout + result.stderr
+
+
+def test_docker_without_credentials_and_no_google_login_is_told_both_commands(
+    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
+) -> None:
+    no_credentials = {name: value for name, value in env.items() if name != "GOOGLE_APPLICATION_CREDENTIALS"}
+    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "True", "FAKE_DOCKER_DAEMON": "up"}
+
+    result = bfctl_run(["build", "--push"], project, no_credentials, timeout=300)
+
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "Docker has no credentials for europe-west1-docker.pkg.dev, and no Google credentials" in message
+    assert "`gcloud auth configure-docker europe-west1-docker.pkg.dev`" in message
+    assert "`gcloud auth application-default login`" in message
+    assert "Traceback" not in result.stderr
+    assert [call[0] for call in calls(Path(env["FAKE_DOCKER_LOG"]))] == ["info"]  # said before building
 
 
 def test_the_digest_comes_from_docker_when_push_does_not_print_it(

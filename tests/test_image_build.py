@@ -92,6 +92,7 @@ def env(bfctl_env: dict[str, str], tmp_path: Path, wheel_cache: Path) -> dict[st
         "FAKE_DOCKER_LOG": str(tmp_path / "docker-calls.jsonl"),
         "FAKE_DOCKER_IMAGES": str(tmp_path / "docker-images.txt"),
         "FAKE_DOCKER_DAEMON": "up",
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),  # the developer's own is not read
     }
 
 
@@ -259,6 +260,11 @@ def test_docker_builds_once_for_unchanged_code(project: Path, env: dict[str, str
 
 
 def test_flags_choose_the_registry_and_push_sends_the_image(project: Path, env: dict[str, str]) -> None:
+    # as after `gcloud auth configure-docker us-central1-docker.pkg.dev`: Docker asks gcloud
+    config = Path(env["DOCKER_CONFIG"])
+    config.mkdir()
+    (config / "config.json").write_text('{"credHelpers": {"us-central1-docker.pkg.dev": "gcloud"}}')
+
     result = build(project, env, "--gcp-project", "acme-dev", "--gcp-region", "us-central1", "--push")
 
     assert result.returncode == 0, result.stderr

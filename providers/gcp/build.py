@@ -118,9 +118,10 @@ def build_image(
         image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project), repository)
         remote = cloudbuild.remote(settings.table, settings.region, settings.project)
         return _publish(image, local=False, remote=remote, say=say, output=docker_output).reference
+    token_source = _token_source(reference) if push else None
     _build_locally(context, reference, say, docker_output)
     if push:
-        _push_locally(reference, say, docker_output)
+        _push_locally(reference, say, docker_output, token_source)
     return reference
 
 
@@ -142,8 +143,9 @@ def _publish(
         say(f"{reference} is in Artifact Registry already: unchanged code, no build")
         return Published(reference, found, built=False)
     if local:
+        token_source = _token_source(reference, api)
         _build_locally(image.context, reference, say, output)
-        digest = _push_locally(reference, say, output)
+        digest = _push_locally(reference, say, output, token_source)
     else:
         say(f"No Docker daemon answered: building {reference} with Cloud Build in {image.project} ({remote.region})")
         digest = cloudbuild.build(
@@ -173,8 +175,34 @@ def _build_locally(context: BuildContext, reference: str, say: Say, output: Say)
     say(f"Built {reference}")
 
 
-def _push_locally(reference: str, say: Say, output: Say) -> str:
+def _push_locally(reference: str, say: Say, output: Say, token_source: GoogleAPIs | None) -> str:
+    """``docker push`` with Docker's credentials for the registry, or, given a ``token_source``, as the
+    deployer with their Google access token for this push only: the user's Docker config is not changed."""
     say(f"Pushing {reference}")
-    digest = docker.push(reference, output)
+    if token_source is None:
+        digest = docker.push(reference, output)
+    else:
+        host = docker.registry_host(reference)
+        say(f"Docker has no credentials for {host}: pushing with your Google access token, for this push only")
+        with docker.token_login(host, token_source.access_token()) as env:
+            digest = docker.push(reference, output, env)
     say(f"Pushed {reference}")
     return digest
+
+
+def _token_source(reference: str, api: GoogleAPIs | None = None) -> GoogleAPIs | None:
+    """None when Docker has credentials for the registry of ``reference`` (a credential helper or a
+    login); else the Google credentials to push with, found before anything is built."""
+    host = docker.registry_host(reference)
+    if docker.has_credentials(host):
+        return None
+    if api is not None:
+        return api
+    try:
+        return GoogleAPIs.connect()
+    except ImageBuildError:
+        raise ImageBuildError(
+            f"Docker has no credentials for {host}, and no Google credentials were found to push with. Run "
+            f"`gcloud auth configure-docker {host}` (Docker then asks gcloud for them), or "
+            "`gcloud auth application-default login`, then run this command again."
+        ) from None

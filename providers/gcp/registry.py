@@ -157,6 +157,12 @@ class GoogleAPIs:
         answer: JSON = json.loads(response.data or b"{}")
         return answer
 
+    def access_token(self) -> str:
+        """The credentials' current access token, for a program that logs in with it (Docker);
+        never to be shown."""
+        self._authorize("GET", self.endpoints.artifactregistry, {})
+        return str(self._credentials.token)
+
     def _authorize(self, method: str, url: str, headers: dict[str, str]) -> None:
         """Add the bearer token, refreshing it first when it is missing or expired."""
         from google.auth.exceptions import GoogleAuthError
