@@ -37,6 +37,18 @@ __all__ = [
 
 STATE_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_STRINGS = "a list of strings"
+#: A resource record's fields: the JSON type each holds, named for messages, and whether it
+#: may be left out. Checked on load, so a file edited by hand fails there, not deep in a plan.
+_RESOURCE_FIELDS: dict[str, tuple[type, str, bool]] = {
+    "resource_id": (str, "a string", False),
+    "resource_type": (str, "a string", False),
+    "properties": (dict, "an object", False),
+    "secret_properties": (list, _STRINGS, True),
+    "parents": (list, _STRINGS, True),
+    "outputs": (dict, "an object", True),
+    "private": (dict, "an object", True),
+}
 
 
 @dataclasses.dataclass
@@ -78,17 +90,17 @@ class State:
             raise NewerStateFormat(version)
         if version != STATE_VERSION:
             raise ValueError(f"its `version` is {version!r}, not {STATE_VERSION}")
-        missing = [k for k in ("target", "stack", "serial", "resources") if k not in data]
-        if missing:
-            raise ValueError(f"it has no `{missing[0]}` field")
-        if not isinstance(data["serial"], int) or not isinstance(data["resources"], list):
-            raise ValueError("its `serial` or `resources` field has the wrong type")
-        resources = []
-        for i, entry in enumerate(data["resources"]):
-            try:
-                resources.append(ResourceState(**entry))
-            except TypeError:
-                raise ValueError(f"resource {i + 1} is not a resource record") from None
+        for name, kind, expected in [
+            ("target", str, "a string"),
+            ("stack", str, "a string"),
+            ("serial", int, "a number"),
+            ("resources", list, "a list"),
+        ]:
+            if name not in data:
+                raise ValueError(f"it has no `{name}` field")
+            if not _is(data[name], kind):
+                raise ValueError(f"its `{name}` is {_a(data[name])}, not {expected}")
+        resources = [_resource(i + 1, entry) for i, entry in enumerate(data["resources"])]
         return cls(data["target"], data["stack"], data["serial"], {r.resource_id: r for r in resources})
 
     def children_of(self, resource_id: str) -> list[ResourceState]:
@@ -104,8 +116,49 @@ class NewerStateFormat(ValueError):
 
 
 def _json_kind(value: Any) -> str:
-    kinds = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    kinds = {
+        dict: "object",
+        list: "list",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }
     return kinds.get(type(value), type(value).__name__)
+
+
+def _a(value: Any) -> str:
+    """``value``'s JSON kind with its article: "a list", "an object"."""
+    kind = _json_kind(value)
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _resource(number: int, entry: Any) -> ResourceState:
+    """Resource ``number`` of the file; ValueError naming the field that has the wrong type."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"resource {number} is {_a(entry)}, not an object")
+    rid = entry.get("resource_id")
+    where = f"resource {number} ({rid})" if isinstance(rid, str) else f"resource {number}"
+    unknown = sorted(set(entry) - _RESOURCE_FIELDS.keys())
+    if unknown:
+        raise ValueError(f"{where} has a field `{unknown[0]}` that a resource record does not have")
+    for name, (kind, expected, optional) in _RESOURCE_FIELDS.items():
+        if name not in entry:
+            if optional:
+                continue
+            raise ValueError(f"{where} has no `{name}`")
+        value = entry[name]
+        if not _is(value, kind):
+            raise ValueError(f"{where} has {_a(value)} as `{name}`, not {expected}")
+        for item in value if kind is list else ():
+            if not isinstance(item, str):
+                raise ValueError(f"{where} has {_a(item)} as an item of `{name}`, not a string")
+    return ResourceState(**entry)
 
 
 def _decode(raw: bytes) -> State:
