@@ -22,6 +22,7 @@ from providers.local import LocalProvider
 from providers.local.pubsub import MODE_VARIABLE
 from runtime.redelivery import BASE_VARIABLE
 from runtime.sinks import writer_for
+from runtime.sinks.pubsub import TopicLog
 from runtime.sources import Delivery, SourceReader, reader_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,3 +263,25 @@ def test_after_max_delivery_attempts_a_message_goes_to_the_dead_letter_log(tmp_p
                             ack_deadline_seconds=600)  # fmt: skip
     assert state.committed() == Path(out[topic.primitive_id()]["path"]).stat().st_size
     provider.destroy()
+
+
+def test_a_log_emptied_and_refilled_to_its_old_length_is_read_from_its_start(tmp_path: Path) -> None:
+    log, record = tmp_path / "topic.jsonl", tmp_path / "sub.subscription.json"
+    topic = TopicLog(log)
+
+    def publish_lines(*numbers: int) -> None:
+        asyncio.run(topic.publish([json.dumps({"n": n}).encode() for n in numbers]))
+
+    asyncio.run(topic.open())
+    log_subscription.create(record, log)
+    publish_lines(1, 2, 3)
+    sub = LogSubscription(record, log, ack_deadline_seconds=600)
+    first = sub.take(10)
+    sub.ack([first[0].ack_id])
+    with open(log, "r+b") as f:  # `: > topic.jsonl`, then as many bytes as before are published
+        f.truncate(0)
+    publish_lines(4, 5, 6)
+    sub.ack([first[1].ack_id])  # a lease of the old file acks nothing in the new one
+    again = sub.take(10)
+    assert [(json.loads(x.data)["n"], x.attempt) for x in again] == [(4, 1), (5, 1), (6, 1)]
+    asyncio.run(topic.close())

@@ -7,6 +7,13 @@ times it was delivered and when its lease ends). A message is named by its offse
 stays small however long the log grows, and everything before the smallest unacked offset is
 done (the committed offset).
 
+Offsets only mean something in the file they were taken in, so the record also names that file
+(``log_inode``) and an ``epoch`` that ack ids carry. A log deleted and made again, or emptied, by
+hand while in use (``rm``, ``: >``) is noticed on the next take (another inode, a size below the
+read offset, or a read offset that is not a line's start): the record starts over at the new
+file's beginning in a new epoch, once, with one line logged. Messages that were in the old file
+are gone with it; an ack id of the old epoch then acks nothing in the new file.
+
 Several processes and pull loops read one subscription: every change happens under a file lock
 and replaces the record atomically and durably (``durable.replace_file``), so a message is never
 leased to two readers at once and neither a restart nor a SIGKILL loses an ack. A message whose
@@ -21,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +43,8 @@ except ImportError:  # pragma: no cover - Windows
 
 _CHUNK = 1 << 20  # bytes read from the log at a time
 
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class Lease:
@@ -46,15 +56,32 @@ class Lease:
     data: bytes
     #: Its delivery attempts are used up: it goes to the dead-letter topic, not to the handler.
     dead: bool = False
+    #: The record's epoch: which file of the log the offset is in.
+    epoch: int = 0
 
     @property
     def ack_id(self) -> str:
-        return f"{self.offset}.{self.attempt}"
+        return f"{self.epoch}:{self.offset}.{self.attempt}"
 
 
-def _parse(ack_id: str) -> tuple[str, int]:
-    offset, _, attempt = ack_id.partition(".")
-    return offset, int(attempt)
+def _parse(ack_id: str) -> tuple[int, str, int]:
+    epoch, _, rest = ack_id.partition(":")
+    offset, _, attempt = rest.partition(".")
+    return int(epoch), offset, int(attempt)
+
+
+@dataclasses.dataclass
+class _Record:
+    """A subscription record as stored."""
+
+    read: int
+    unacked: dict[str, list[float]]
+    #: The inode of the log file the offsets are in (None: a record made before it was kept).
+    log_inode: int | None = None
+    epoch: int = 0
+
+    def dump(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
 
 
 @contextlib.contextmanager
@@ -90,7 +117,8 @@ def create(record: Path, log: Path) -> None:
             return
         with _flock(log, exclusive=False) as fd:
             start = durable.whole_lines_end(fd)  # a torn tail is not a message
-        durable.replace_file(record, json.dumps({"read": start, "unacked": {}}).encode())
+            inode = os.fstat(fd).st_ino
+        durable.replace_file(record, _Record(start, {}, inode).dump())
 
 
 def remove(record: Path) -> None:
@@ -121,33 +149,53 @@ class LogSubscription:
         self.clock = clock
 
     # -- the record ----------------------------------------------------------------------------
-    def _load(self) -> tuple[int, dict[str, list[float]]]:
+    def _load(self) -> _Record:
         try:
             raw = json.loads(self.record.read_bytes())
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"the subscription record {self.record} is missing: run `bfctl apply` to make the subscription"
             ) from None
-        return int(raw["read"]), raw["unacked"]
+        return _Record(int(raw["read"]), raw["unacked"], raw.get("log_inode"), int(raw.get("epoch", 0)))
 
-    def _save(self, read: int, unacked: dict[str, list[float]]) -> None:
-        durable.replace_file(self.record, json.dumps({"read": read, "unacked": unacked}).encode())
+    def _save(self, state: _Record) -> None:
+        durable.replace_file(self.record, state.dump())
 
     def committed(self) -> int:
         """The offset before which every message is acknowledged."""
-        read, unacked = self._load()
-        return min((int(o) for o in unacked), default=read)
+        state = self._load()
+        return min((int(o) for o in state.unacked), default=state.read)
 
     def _has_work(self, now: float) -> bool:
-        """Whether a take could lease anything (read without the lock: the record is replaced
-        atomically, and the locked take decides)."""
-        read, unacked = self._load()
-        if any(until <= now for _, until in unacked.values()):
+        """Whether a take could lease anything, or must notice a log deleted or emptied (read
+        without the lock: the record is replaced atomically, and the locked take decides)."""
+        state = self._load()
+        if any(until <= now for _, until in state.unacked.values()):
             return True
         try:
-            return self.log.stat().st_size > read
+            stat = self.log.stat()
         except FileNotFoundError:
             return False
+        return stat.st_size != state.read or stat.st_ino != (state.log_inode or stat.st_ino)
+
+    def _start_over(self, fd: int, state: _Record) -> _Record:
+        """The record itself, or a new epoch at the start of the log when the file is not the one
+        its offsets are in (deleted and made again, emptied or cut short by hand)."""
+        stat = os.fstat(fd)
+        if state.log_inode is None:  # a record from before inodes were kept: this file is its own
+            state.log_inode = stat.st_ino
+        moved = stat.st_ino != state.log_inode or stat.st_size < state.read
+        if not moved and (state.read == 0 or os.pread(fd, 1, state.read - 1) == b"\n"):
+            return state
+        log.warning(
+            "the topic log %s is not the file subscription %s was reading (it was deleted, emptied or "
+            "rewritten): the messages it held are gone (%d of them handed out and not acknowledged); "
+            "reading the new file from its start",
+            self.log,
+            self.record.name.removesuffix(".subscription.json"),
+            len(state.unacked),
+        )
+        return _Record(0, {}, stat.st_ino, state.epoch + 1)
 
     # -- the log ---------------------------------------------------------------------------------
     def _line_at(self, fd: int, offset: int) -> bytes:
@@ -187,26 +235,32 @@ class LogSubscription:
         new ones. Nothing is leased to anyone else until its lease ends."""
         if not self._has_work(self.clock()):
             return []
-        with record_locked(self.record):
+        with record_locked(self.record), contextlib.ExitStack() as stack:
+            try:
+                fd = stack.enter_context(_flock(self.log, exclusive=False))
+            except FileNotFoundError:  # deleted: a publish makes it again
+                return []
             now = self.clock()
-            read, unacked = self._load()
+            loaded = self._load()
+            before = loaded.dump()
+            state = self._start_over(fd, loaded)
+            unacked, epoch = state.unacked, state.epoch
             until = now + self.ack_deadline_seconds
             leases: list[Lease] = []
-            with _flock(self.log, exclusive=False) as fd:
-                for key in sorted((k for k, (_, end) in unacked.items() if end <= now), key=int):
-                    if len(leases) == max_messages:
-                        break
-                    attempts = int(unacked[key][0])
-                    dead = self.max_delivery_attempts is not None and attempts >= self.max_delivery_attempts
-                    attempt = attempts if dead else attempts + 1
-                    unacked[key] = [attempt, until]
-                    leases.append(Lease(int(key), attempt, self._line_at(fd, int(key)), dead))
-                for offset, data in self._new_lines(fd, read, max_messages - len(leases)):
-                    unacked[str(offset)] = [1, until]
-                    leases.append(Lease(offset, 1, data))
-                    read = offset + len(data) + 1
-            if leases:
-                self._save(read, unacked)
+            for key in sorted((k for k, (_, end) in unacked.items() if end <= now), key=int):
+                if len(leases) == max_messages:
+                    break
+                attempts = int(unacked[key][0])
+                dead = self.max_delivery_attempts is not None and attempts >= self.max_delivery_attempts
+                attempt = attempts if dead else attempts + 1
+                unacked[key] = [attempt, until]
+                leases.append(Lease(int(key), attempt, self._line_at(fd, int(key)), dead, epoch))
+            for offset, data in self._new_lines(fd, state.read, max_messages - len(leases)):
+                unacked[str(offset)] = [1, until]
+                leases.append(Lease(offset, 1, data, epoch=epoch))
+                state.read = offset + len(data) + 1
+            if state.dump() != before:
+                self._save(state)
             return leases
 
     def _change(self, ack_ids: Iterable[str], change: Callable[[dict[str, list[float]], str, int], None]) -> None:
@@ -214,12 +268,12 @@ class LogSubscription:
         if not ids:
             return
         with record_locked(self.record):
-            read, unacked = self._load()
+            state = self._load()
             for ack_id in ids:
-                key, attempt = _parse(ack_id)
-                if key in unacked:
-                    change(unacked, key, attempt)
-            self._save(read, unacked)
+                epoch, key, attempt = _parse(ack_id)
+                if epoch == state.epoch and key in state.unacked:
+                    change(state.unacked, key, attempt)
+            self._save(state)
 
     def ack(self, ack_ids: Iterable[str]) -> None:
         """Done with these: never delivered again (an ack from an earlier lease counts too:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,10 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: callers check for None
 
+log = logging.getLogger("buildflow.runtime")
+
+#: Appends tried before a publish into a log deleted or emptied again each time fails.
+_APPEND_TRIES = 3
 # Pub/Sub limits per publish request: 1,000 messages and 10 MB (data travels base64-encoded).
 _MAX_MESSAGES = 1000
 _MAX_REQUEST_BYTES = 9 * 1024 * 1024
@@ -87,11 +92,21 @@ class PubSubPublisher(Publisher):
 
 class TopicLog(Publisher):
     """A JSON-lines file standing in for a topic: one append and one fdatasync per batch,
-    under a file lock, since every worker appends to the same log."""
+    under a file lock, since every worker appends to the same log.
+
+    The file may be deleted or emptied by hand while in use (``rm``, ``: >``). An append into a
+    deleted file would be acknowledged and never read, and subscriptions count offsets in the
+    file, so before and after each append the log checks that its path still names the file it
+    holds, at least as long as it left it: a deleted log is made again, an emptied one is
+    replaced by a new file (a new inode, which every subscription notices), one line says so,
+    and the batch goes into the file subscribers read before the publish returns.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        #: The file's size after this log's last append (or when it opened it).
+        self._end = 0
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open)
@@ -99,11 +114,15 @@ class TopicLog(Publisher):
     def _open(self) -> None:
         durable.make_dirs(self.path.parent)
         try:
-            self._fd = durable.create_exclusive(self.path)
+            fd = durable.create_exclusive(self.path)
         except FileExistsError:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        old, self._fd = self._fd, fd  # the old file closed only now: the new one cannot get its inode
+        if old is not None:
+            os.close(old)
         with self._locked() as fd:
             durable.cut_torn_tail(fd)
+            self._end = os.fstat(fd).st_size
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -129,8 +148,37 @@ class TopicLog(Publisher):
         await asyncio.to_thread(self._append, b"".join(p + b"\n" for p in payloads))
 
     def _append(self, data: bytes) -> None:
-        with self._locked() as fd:
-            durable.append(fd, data)
+        for _ in range(_APPEND_TRIES):
+            with self._locked() as fd:
+                mishap = self._mishap(fd)
+                if mishap is None:
+                    durable.append(fd, data)
+                    self._end = os.fstat(fd).st_size
+                    mishap = self._mishap(fd)  # deleted or emptied as it was written: again, elsewhere
+                    if mishap is None:
+                        return
+                if mishap == "emptied":  # a new file: subscriptions notice a new inode, not a size
+                    durable.replace_file(self.path, b"")
+            log.warning(
+                "the local log standing in for the topic (%s) was %s while in use: publishing into a new "
+                "file at its path; the messages it held are gone",
+                self.path,
+                mishap,
+            )
+            self._open()
+        raise OSError(f"the log {self.path} was deleted or emptied again on every try: the messages were not published")
+
+    def _mishap(self, fd: int) -> str | None:
+        """What befell the file since this log's last append: "deleted" (its path names another
+        file, or none), "emptied" (shorter than this log left it), or None."""
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return "deleted"
+        held = os.fstat(fd)
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            return "deleted"
+        return "emptied" if held.st_size < self._end else None
 
     async def close(self) -> None:
         if self._fd is not None:

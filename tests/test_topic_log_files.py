@@ -1,0 +1,100 @@
+"""The durable local log standing in for a topic, emptied or deleted by hand while ``bfctl serve``
+runs: every message a publish acknowledged afterwards reaches the consumer (counted: published
+against consumed), and the server says once what happened to the file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import Server, serving, write
+
+FLOW = """\
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
+
+
+@dataclasses.dataclass
+class Msg:
+    n: int
+
+
+topic = GCPPubSubTopic("local-project", "events")
+subscription = GCPPubSubSubscription("local-project", "events-sub").options(topic=topic)
+app = Flow()
+
+
+@app.collector("/publish", sink=topic)
+def publish(msg: Msg) -> Msg:
+    return msg
+
+
+@app.consumer(subscription)
+def consume(msg: Msg) -> None:
+    print(f"consumed {msg.n}", flush=True)
+"""
+
+
+def _topic_log(project: Path) -> Path:
+    return project / ".buildflow" / "local" / "dev" / "pubsub" / "local-project" / "events.jsonl"
+
+
+def _publish(server: Server, numbers: range) -> set[int]:
+    for n in numbers:
+        assert server.call("POST", "/publish", json.dumps({"n": n}).encode()) == (200, '{"success":true}')
+    return set(numbers)
+
+
+def _consumed(server: Server, numbers: set[int], seconds: float = 30.0) -> set[int]:
+    """Which of ``numbers`` the consumer said it consumed, reading the server's output until it
+    said all of them or ``seconds`` passed (a bound on failure only)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        said = {int(line.split()[1]) for line in server.lines if line.startswith("consumed ")}
+        if numbers <= said or time.monotonic() > deadline:
+            return numbers & said
+        with contextlib.suppress(queue.Empty):
+            line = server.pending.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                return numbers & said
+            server.lines.append(line)
+
+
+@pytest.fixture
+def served(tmp_path: Path, bfctl_env: dict[str, str]) -> Iterator[Server]:
+    write(tmp_path / "flow.py", FLOW)
+    env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "log"}
+    with serving(["flow.py", "--apply", "--port", "0", "--no-access-log"], tmp_path, env) as server:
+        before = _publish(server, range(1, 6))
+        assert _consumed(server, before) == before, server.output
+        yield server
+        assert server.stop() == 0, server.output
+
+
+def _after(server: Server, mishap: Callable[[Path], None], project: Path) -> set[int]:
+    """Numbers consumed out of those published after ``mishap`` befell the topic's log."""
+    mishap(_topic_log(project))
+    return _consumed(server, _publish(server, range(6, 26)))
+
+
+def test_messages_published_after_the_log_is_emptied_are_all_consumed(served: Server, tmp_path: Path) -> None:
+    def empty(log: Path) -> None:
+        with open(log, "r+b") as f:  # what `: > events.jsonl` does
+            f.truncate(0)
+
+    assert _after(served, empty, tmp_path) == set(range(6, 26))
+    assert sum("events.jsonl) was emptied while in use" in line for line in served.lines) == 1, served.output
+
+
+def test_messages_published_after_the_log_is_deleted_are_all_consumed(served: Server, tmp_path: Path) -> None:
+    assert _after(served, os.unlink, tmp_path) == set(range(6, 26))
+    assert _topic_log(tmp_path).exists()
+    assert sum("events.jsonl) was deleted while in use" in line for line in served.lines) == 1, served.output
