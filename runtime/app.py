@@ -23,7 +23,7 @@ from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Method, join_route
-from runtime import metrics, middleware, openapi
+from runtime import bodies, metrics, middleware, openapi
 from runtime.analysis import RuntimeQueryOpener
 from runtime.buckets import RuntimeBucketOpener
 from runtime.consumers import CompiledConsumer
@@ -137,7 +137,8 @@ class FlowApp:
     def build(self) -> web.Application:
         """A fresh aiohttp application (one per worker process)."""
         app = web.Application(
-            client_max_size=self.max_body, handler_args={"max_line_size": 65536, "max_field_size": 65536}
+            client_max_size=self.max_body,
+            handler_args={"max_line_size": 65536, "max_field_size": 65536, "auto_decompress": bodies.AUTO_DECOMPRESS},
         )
         preflights: dict[str, Any] = {}
         routes: list[metrics.RouteStats] = []

@@ -1,4 +1,10 @@
-"""Request bodies: the errors met while reading one that are the client's doing, answered as 4xx.
+"""Request bodies: what is refused before one is read, and the errors met while reading one that
+are the client's doing, answered as 4xx.
+
+Compressed bodies are refused (415): decompressing is where a small request turns into gigabytes
+of work (a 4 MB gzip body expands to 4 GiB), and no client of an API needs it. aiohttp's own
+decompression is turned off (``AUTO_DECOMPRESS``), so a handler that reads the body itself gets
+the bytes as sent, as Starlette hands them over.
 
 aiohttp reports a broken body in many ways: its own HTTP errors (a bad multipart header line),
 ``RequestPayloadError`` (a broken chunked body), ``ValueError`` and ``UnicodeDecodeError`` (a
@@ -24,6 +30,23 @@ _READERS = frozenset({"aiohttp.web_request", "aiohttp.multipart"})
 #: Characters of aiohttp's message kept in the answer (it may quote a whole header line).
 _LONGEST = 200
 _FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+#: aiohttp's request handler setting: bodies are never decompressed as they arrive.
+AUTO_DECOMPRESS = False
+_IDENTITY = frozenset({"", "identity"})
+_ACCEPT_IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def refuse_encoded(raw: Any) -> None:
+    """415 for a body with a content coding (``Content-Encoding: gzip``...), before it is read."""
+    coding = raw.headers.get("Content-Encoding")
+    if coding is not None and coding.strip().lower() not in _IDENTITY:
+        raise ClientError(
+            415,
+            {"detail": f"Content-Encoding {coding!r} is not accepted: send the body uncompressed"},
+            _ACCEPT_IDENTITY,
+        )
 
 
 def client_fault(raw: Any, exc: BaseException) -> ClientError | None:

@@ -17,6 +17,7 @@ import orjson
 from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
 from buildflow.uploads import FormParam, UploadFile
+from runtime.bodies import refuse_encoded
 from runtime.errors import ClientError
 from runtime.validation import Converter, compile_node, compile_type
 
@@ -141,8 +142,10 @@ class Params:
                 except Invalid as e:
                     errors.extend(e.under("query", name).errors)
         if self.body:
+            refuse_encoded(raw)
             await self._parse_body(raw, out, errors)
         elif self.form:
+            refuse_encoded(raw)
             await self._parse_form(raw, out, errors)
         if errors:
             raise ClientError(422, {"detail": errors})

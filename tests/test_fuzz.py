@@ -4,13 +4,17 @@ hostile headers, odd charsets and transfer encodings) and under any media type."
 
 from __future__ import annotations
 
+import functools
+import gzip
 import http.client
 import importlib.util
 import json
 import os
 import re
 import shutil
+import socket
 import urllib.parse
+import zlib
 from pathlib import Path
 
 import pytest
@@ -45,6 +49,8 @@ BODIES = st.one_of(
     ).map(lambda v: json.dumps(v).encode()),
     st.integers(2000, 5000).map(lambda n: b'{"title": "' + b"x" * n + b'"}'),  # over the 1 KiB limit below
 )
+#: Content-Encoding of a request: none most often.
+CODINGS = st.sampled_from([None, None, None, "gzip", "deflate", "br", "identity", "no-such-coding"])
 
 
 def _load(path: Path, name: str):
@@ -74,13 +80,15 @@ def _request_strategy(flow_app: FlowApp, exclude: frozenset[str]):
         METHODS,
         st.dictionaries(st.sampled_from(["limit", "q", "verbose", "ids", "x"]), TEXT, max_size=3),
         BODIES,
+        CODINGS,
     )
 
 
 def _check(client: TestClient, request) -> None:
-    path, method, query, body = request
-    r = client.request(method, path, params=query, content=body, headers={"Content-Type": "application/json"})
-    assert r.status_code < 500, (method, path, query, body, r.status_code, r.text)
+    path, method, query, body, coding = request
+    headers = {"Content-Type": "application/json"} | ({"Content-Encoding": coding} if coding else {})
+    r = client.request(method, path, params=query, content=body, headers=headers)
+    assert r.status_code < 500, (method, path, query, body, headers, r.status_code, r.text)
     if r.status_code >= 400 and method != "HEAD":
         assert r.headers["Content-Type"].startswith("application/json"), (method, path, r.headers)
         r.json()
@@ -242,14 +250,14 @@ def _check_answer(status: int, content_type: str, content: bytes, sent: object) 
         json.loads(content)
 
 
-def test_fuzz_form_bodies_with_hostile_parts_headers_and_charsets():
+def test_fuzz_form_bodies_with_hostile_parts_headers_charsets_and_codings():
     with TestClient(form_flow(), max_body=4096) as client:
 
         @FUZZ
-        @given(st.sampled_from(["/upload", "/fields", "/read", "/text"]), FORM_REQUESTS)
-        def run(path, form) -> None:
+        @given(st.sampled_from(["/upload", "/fields", "/read", "/text"]), FORM_REQUESTS, CODINGS)
+        def run(path, form, coding) -> None:
             body, content_type = form
-            headers = {"Content-Type": content_type}
+            headers = {"Content-Type": content_type} | ({"Content-Encoding": coding} if coding else {})
             _check_answer(*send(client.base_url, "POST", path, body, headers), (path, headers, body))
 
         run()
@@ -324,3 +332,68 @@ def test_a_handlers_own_lookup_and_decode_errors_are_still_500s():
     with TestClient(app) as client:
         for path in ("/lookup", "/decode"):
             assert client.post(path, data={"tags": "a"}).status_code == 500
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """256 MiB of zeros gzipped: about a thousandth of that on the wire, 25 times the body limit."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    return b"".join(compressor.compress(chunk) for _ in range(256)) + compressor.flush()
+
+
+def _read_answer(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and the bytes of an answer read from a raw socket, until the server's own
+    deadline-bound close or the end of a JSON body."""
+    sock.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_refused_before_it_is_read_and_others_are_served_meanwhile(coding):
+    """A gzip bomb is never expanded: a compressed body is answered 415 while most of it is still
+    unsent, and other requests are answered while it is in flight."""
+    from test_http import make_app
+
+    bomb = _gzip_bomb()
+    with TestClient(make_app()) as client:
+        url = urllib.parse.urlsplit(client.base_url)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            head = (
+                f"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Encoding: {coding}\r\nContent-Length: {len(bomb)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + bomb[: len(bomb) // 4])
+            assert client.get("/text").json() == "plain"
+            status, answer = _read_answer(sock)
+        assert status == 415, answer
+        assert b"Accept-Encoding: identity" in answer
+        assert coding.encode() in answer.partition(b"\r\n\r\n")[2]
+        gzipped_form = send(
+            client.base_url,
+            "POST",
+            "/items",
+            gzip.compress(b'{"name": "a", "price": 1}'),
+            {"Content-Type": "application/json", "Content-Encoding": coding},
+        )
+        assert gzipped_form[0] == 415
+        identity = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+        assert send(client.base_url, "POST", "/items", b'{"name": "a", "price": 1}', identity)[0] == 200
+
+
+def test_gzip_that_is_not_gzip_is_refused_and_handlers_reading_it_get_the_bytes_as_sent(caplog):
+    """Forms are refused like JSON bodies; a handler that reads the body itself gets the bytes as
+    sent, as Starlette hands them over (nothing is decompressed), and nothing is logged."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}
+    with TestClient(form_flow()) as client:
+        status, answer_type, content = send(client.base_url, "POST", "/fields", b"tags=a", headers)
+        assert (status, answer_type) == (415, "application/json"), content
+        assert send(client.base_url, "POST", "/read", b"tags=a", headers)[2] == b'{"fields":["tags"]}'
+        assert send(client.base_url, "POST", "/text", b"tags=a", headers)[2] == b'{"length":6}'
+    assert "Traceback" not in caplog.text
