@@ -1,6 +1,9 @@
 """Request bodies: what is refused before one is read, and the errors met while reading one that
 are the client's doing, answered as 4xx.
 
+A JSON parameter is read only from a JSON media type (``refuse_non_json``): the cross-site request
+pattern FastAPI closed in CVE-2021-32677.
+
 Compressed bodies are refused (415): decompressing is where a small request turns into gigabytes
 of work (a 4 MB gzip body expands to 4 GiB), and no client of an API needs it. aiohttp's own
 decompression is turned off (``AUTO_DECOMPRESS``), so a handler that reads the body itself gets
@@ -47,6 +50,22 @@ def refuse_encoded(raw: Any) -> None:
             {"detail": f"Content-Encoding {coding!r} is not accepted: send the body uncompressed"},
             _ACCEPT_IDENTITY,
         )
+
+
+def refuse_non_json(raw: Any) -> None:
+    """415 for a body sent to a JSON parameter under another media type: a cross-site page may
+    post ``text/plain`` or a form without a CORS preflight, never ``application/json``. A missing
+    Content-Type reads as JSON, as FastAPI reads it (``requests.post(url, data=text)`` sends none;
+    a page can send none only with a typeless Blob, and no cookie of ours goes with it: sessions
+    are SameSite=Lax by default)."""
+    if not raw.headers.get("Content-Type"):
+        return
+    media = raw.content_type
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise ClientError(
+        415, {"detail": f"The body is read as JSON: send it as application/json (or application/*+json), not {media}"}
+    )
 
 
 def client_fault(raw: Any, exc: BaseException) -> ClientError | None:

@@ -17,7 +17,7 @@ import orjson
 from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
 from buildflow.uploads import FormParam, UploadFile
-from runtime.bodies import refuse_encoded
+from runtime.bodies import refuse_encoded, refuse_non_json
 from runtime.errors import ClientError
 from runtime.validation import Converter, compile_node, compile_type
 
@@ -142,16 +142,17 @@ class Params:
                 except Invalid as e:
                     errors.extend(e.under("query", name).errors)
         if self.body:
-            refuse_encoded(raw)
             await self._parse_body(raw, out, errors)
         elif self.form:
-            refuse_encoded(raw)
             await self._parse_form(raw, out, errors)
         if errors:
             raise ClientError(422, {"detail": errors})
         return out
 
     async def _parse_body(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        if raw.body_exists:
+            refuse_encoded(raw)
+            refuse_non_json(raw)
         data = await read_json(raw)
         if not self.embed_body:
             name, convert, default = self.body[0]
@@ -182,6 +183,8 @@ class Params:
     async def _parse_form(self, raw: Any, out: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         """Fields of a urlencoded or multipart body (aiohttp keeps each file in a temporary file,
         closed and removed with the request); any other body reads as no fields."""
+        if raw.body_exists:
+            refuse_encoded(raw)
         data = await raw.post()  # what breaks aiohttp's rules is answered by ``runtime.bodies``
         for param, field, kind, convert, default in self.form:
             values = data.getall(field, [])

@@ -49,6 +49,19 @@ BODIES = st.one_of(
     ).map(lambda v: json.dumps(v).encode()),
     st.integers(2000, 5000).map(lambda n: b'{"title": "' + b"x" * n + b'"}'),  # over the 1 KiB limit below
 )
+#: Content-Type of a body: JSON most often.
+MEDIA_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/problem+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/octet-stream",
+        "json",
+    ]
+)
 #: Content-Encoding of a request: none most often.
 CODINGS = st.sampled_from([None, None, None, "gzip", "deflate", "br", "identity", "no-such-coding"])
 
@@ -80,13 +93,14 @@ def _request_strategy(flow_app: FlowApp, exclude: frozenset[str]):
         METHODS,
         st.dictionaries(st.sampled_from(["limit", "q", "verbose", "ids", "x"]), TEXT, max_size=3),
         BODIES,
+        MEDIA_TYPES,
         CODINGS,
     )
 
 
 def _check(client: TestClient, request) -> None:
-    path, method, query, body, coding = request
-    headers = {"Content-Type": "application/json"} | ({"Content-Encoding": coding} if coding else {})
+    path, method, query, body, media_type, coding = request
+    headers = {"Content-Type": media_type} | ({"Content-Encoding": coding} if coding else {})
     r = client.request(method, path, params=query, content=body, headers=headers)
     assert r.status_code < 500, (method, path, query, body, headers, r.status_code, r.text)
     if r.status_code >= 400 and method != "HEAD":
@@ -397,3 +411,37 @@ def test_gzip_that_is_not_gzip_is_refused_and_handlers_reading_it_get_the_bytes_
         assert send(client.base_url, "POST", "/read", b"tags=a", headers)[2] == b'{"fields":["tags"]}'
         assert send(client.base_url, "POST", "/text", b"tags=a", headers)[2] == b'{"length":6}'
     assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=B"],
+)
+def test_a_json_body_under_another_media_type_is_415_naming_it(content_type):
+    """A cross-site page may post text/plain or a form without asking (no CORS preflight): a JSON
+    parameter is read only from a JSON media type."""
+    from test_http import make_app
+
+    with TestClient(make_app()) as client:
+        status, _type, content = send(
+            client.base_url, "POST", "/items", b'{"name": "a", "price": 1}', {"Content-Type": content_type}
+        )
+    assert status == 415, content
+    assert content_type.partition(";")[0] in json.loads(content)["detail"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/merge-patch+json", None]
+)
+def test_a_json_body_is_read_under_a_json_media_type_or_none(content_type):
+    """``application/json``, ``application/*+json``, or no Content-Type at all, as FastAPI reads
+    it (``requests.post(url, data=json.dumps(...))`` sends none)."""
+    from test_http import make_app
+
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    with TestClient(make_app()) as client:
+        status, _type, content = send(client.base_url, "POST", "/items", b'{"name": "a", "price": 1}', headers)
+        assert (status, json.loads(content)["name"]) == (200, "a"), content
+        # no body at all under any media type: the parameter is missing, as before
+        status, _type, content = send(client.base_url, "POST", "/items", b"", {"Content-Type": "text/plain"})
+        assert status == 422, content

@@ -212,7 +212,9 @@ def test_two_body_parameters_are_embedded_by_name(client):
 
 
 def test_body_over_the_limit_is_413_json(client):
-    r = client.post("/items", content=b'{"name": "' + b"x" * 4000 + b'", "price": 1}')
+    r = client.post(
+        "/items", content=b'{"name": "' + b"x" * 4000 + b'", "price": 1}', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert "1024" in r.json()["detail"]
 
