@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pulumi
@@ -99,6 +99,11 @@ def mocked() -> Iterator[RecordingMonitor]:
 def run_program(primitives: list[Any], secret: set[str] | None = None, **options: Any) -> dict[str, Any]:
     """Run the real program (``options`` as ``program`` takes them) under the mocks; returns the
     stack's exports, resolved, and adds the names of those that are Pulumi secrets to ``secret``."""
+    return run_inline(gcp_program.program(primitives, **options), secret)
+
+
+def run_inline(program: Callable[[], None], secret: set[str] | None = None) -> dict[str, Any]:
+    """Run an inline program (one the Automation API was given) under the mocks, as ``run_program``."""
     exports: dict[str, Any] = {}
 
     async def secrets_of(outputs: dict[str, Any]) -> None:
@@ -108,7 +113,7 @@ def run_program(primitives: list[Any], secret: set[str] | None = None, **options
 
     @pulumi.runtime.test
     def body() -> Any:
-        gcp_program.program(primitives, **options)()
+        program()
         outputs = pulumi.runtime.get_root_resource().outputs
         checked = pulumi.Output.from_input(asyncio.ensure_future(secrets_of(outputs)))
         return pulumi.Output.all(checked, pulumi.Output.all(**outputs).apply(exports.update))

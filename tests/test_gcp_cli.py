@@ -87,12 +87,18 @@ def test_plan_renders_the_preview(notes: Path, env: dict[str, str]) -> None:
         "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged.",
     ]
     assert PASSWORD not in result.stdout + result.stderr
-    # One preview and nothing else: no update, no plugin install, no retried or repeated operation.
+    # What the stack has deployed (its outputs, masked then shown), then one preview and nothing
+    # else: no update, no plugin install, no retried or repeated operation.
     calls = [json.loads(line)["args"] for line in Path(env["FAKE_PULUMI_LOG"]).read_text().splitlines()]
     assert [args[:2] for args in calls] == [
         ["version"],
         ["stack", "select"],
         ["stack", "init"],
+        ["config", "set-all"],
+        ["stack", "output"],
+        ["stack", "output"],
+        ["version"],
+        ["stack", "select"],
         ["config", "set-all"],
         ["preview", "--refresh"],
     ]

@@ -1,9 +1,10 @@
-"""What the last apply of a gcp stack deployed, kept beside bfctl's state of the stack.
+"""What a gcp stack has deployed: its image (by digest) and tag, its outputs, its repository.
 
-The next plan compares the code's image tag with it ("unchanged code, no new revision"), the
-next apply knows whether the image repository exists yet, and ``--no-deploy`` keeps the
-service on the image it runs. Pulumi's state stays the truth about the cloud; this is bfctl's
-note of what it asked for. Never a secret in it.
+The truth is the stack's own outputs, kept by the Pulumi backend: plan and apply read them
+before declaring anything, so a fresh checkout, or CI sharing the backend, keeps the live
+service on the image it runs instead of declaring no service (which Pulumi would delete).
+The file beside bfctl's state of the stack is a cache of them, for what runs without Pulumi
+(``serve``, the outputs shown when nothing changed). Never a secret in it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from providers.state import write_atomic
+
+#: The stack outputs the program exports for the deployment: its resources, and the service once made.
+DEPLOYMENT_OUTPUT, SERVICE_OUTPUT = "deployment", "service"
 
 
 class DeployedRecord:
@@ -37,6 +41,17 @@ class DeployedRecord:
         record = {"has_repository": has_repository, "image": image, "tag": tag, "service": service}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(record, indent=2).encode())
+
+    def take(self, outputs: Mapping[str, Any]) -> None:
+        """Take what the stack's (non-secret) outputs say is deployed, and cache it."""
+        found = outputs.get(SERVICE_OUTPUT)
+        service = dict(found) if isinstance(found, Mapping) else None
+        self.save(
+            has_repository=DEPLOYMENT_OUTPUT in outputs,
+            image=service.get("image") if service else None,
+            tag=service.get("tag") if service else None,
+            service=service,
+        )
 
     def forget(self) -> None:
         """After a destroy: nothing is deployed."""

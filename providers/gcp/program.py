@@ -54,6 +54,7 @@ class _Context:
     secret_values: Mapping[str, pulumi.Output[str]] = dataclasses.field(default_factory=dict)
     deployment: Deployment | None = None
     image: str | None = None
+    tag: str | None = None
 
 
 #: Cloud SQL refuses to drop a PostgreSQL database or role while other roles own objects in
@@ -213,7 +214,7 @@ def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.
         pulumi.export(alias, values)
     if ctx.deployment is not None:
         given = {**existing_outputs(list(ctx.deployment.existing)), **exports, **aliases}
-        service.declare(ctx.deployment, made, ctx.secret_values, given, ctx.image, ctx.apis)
+        service.declare(ctx.deployment, made, ctx.secret_values, given, ctx.image, ctx.tag, ctx.apis)
     return made
 
 
@@ -223,15 +224,17 @@ def program(
     project: str | None = None,
     deployment: Deployment | None = None,
     image: str | None = None,
+    tag: str | None = None,
     given_secrets: Mapping[str, str] | None = None,
     manage_apis: bool = True,
 ) -> Callable[[], None]:
     """The inline program the Automation API runs for ``primitives``.
 
     ``deployment`` adds the Cloud Run service and what it needs (the service itself only with
-    an ``image``). A Secret's value is the one ``given_secrets`` has for its name (its variable
-    was set at apply), else a random one generated at the first apply and kept, encrypted, in
-    the stack's state. Without ``manage_apis`` the stack enables no API (someone else has).
+    an ``image``, built as ``tag`` when bfctl built it). A Secret's value is the one
+    ``given_secrets`` has for its name (its variable was set at apply), else a random one
+    generated at the first apply and kept, encrypted, in the stack's state. Without
+    ``manage_apis`` the stack enables no API (someone else has).
     """
     frozen = list(primitives)
     given = dict(given_secrets or {})
@@ -243,6 +246,7 @@ def program(
             secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in stack_secrets(frozen, deployment)},
             deployment=deployment,
             image=image,
+            tag=tag,
         )
         declare(frozen, ctx)
         if ctx.secret_values:  # for what bfctl runs against the stack itself (migrations), never shown

@@ -34,7 +34,7 @@ from buildflow.io.gcp import (
 )
 from buildflow.io.local import File, LocalFileChangeStream
 from buildflow.io.primitive import Primitive
-from buildflow.secrets import Password, Secret, reveal
+from buildflow.secrets import Password, Secret
 from providers import migrations
 from providers.base import (
     Outputs,
@@ -145,6 +145,7 @@ class GCPProvider(Provider):
         self._secret_values: dict[str, str] | None = None  # the stack's Secret values, never written anywhere
         self._request = deploy
         self.deployed = DeployedRecord(self.store.path.with_name(f"{self.store.path.stem}.deployed.json"))
+        self._deployed_read = False  # whether ``deployed`` was taken from the stack by this command
 
     # -- what the target can make --------------------------------------------------------------
     def check_supported(self, primitive: Primitive) -> None:
@@ -178,7 +179,8 @@ class GCPProvider(Provider):
     def plan(self, primitives: Sequence[Primitive]) -> Plan:
         declared = [p for p, _ in self.declared(primitives)]
         deployment = self.deployment(declared)
-        stack = self._stack(declared, deployment, self._planned_image(deployment))
+        self._read_deployed(declared, deployment)
+        stack = self._stack(declared, deployment, *self._planned_image(deployment))
         steps, diagnostics = StepCollector(), ProgressRelay(no_progress)
         self._run("preview", diagnostics, lambda: stack.preview(on_event=_both(steps, diagnostics), refresh=True))
         state = self.store.load()
@@ -202,6 +204,7 @@ class GCPProvider(Provider):
             ]
             declared = [c.primitive for c in plan.changes if c.primitive is not None and c.resource_type != MIGRATIONS]
             deployment = self.deployment(declared)
+            self._read_deployed(declared, deployment)
             relay = ProgressRelay(progress)
             request = self._request
             deploying = deployment is not None and request is not None and request.deploy
@@ -323,9 +326,24 @@ class GCPProvider(Provider):
     def _stack_secrets(self) -> dict[str, str]:
         """The flow's Secret values the stack keeps (read once, kept in memory only)."""
         if self._secret_values is None:
-            stack = self._stack([], None, None)
-            self._secret_values = _secrets_in(self._run("stack output", None, stack.outputs))
-        return self._secret_values
+            self._read_stack([])
+        return self._secret_values or {}
+
+    def _read_deployed(self, primitives: Sequence[Primitive], deployment: Deployment | None) -> None:
+        """Take what the stack has deployed from its outputs, once per command, before declaring it.
+
+        The checkout's record may be missing (a fresh clone, CI sharing the Pulumi backend) or
+        older than another machine's apply: declaring from it would make Pulumi delete the live
+        service, or roll it back to an older image."""
+        if deployment is not None and not self._deployed_read:
+            self._read_stack(primitives)
+
+    def _read_stack(self, primitives: Sequence[Primitive]) -> None:
+        """The stack's outputs: its secrets kept in memory, what it deployed taken as the truth."""
+        outputs = self._run("stack output", None, self._stack(primitives, None, None).outputs)
+        self._secret_values = _secrets_in(outputs)
+        self.deployed.take({key: out.value for key, out in outputs.items() if not out.secret})
+        self._deployed_read = True
 
     # -- the Cloud Run deployment --------------------------------------------------------------
     def deployment(self, primitives: Sequence[Primitive]) -> Deployment | None:
@@ -352,21 +370,22 @@ class GCPProvider(Provider):
             flags=request.flags,
         )
 
-    def _planned_image(self, deployment: Deployment | None) -> str | None:
-        """The image a plan shows: the one the service runs when the code is unchanged (or not
-        deployed now), else the new code's reference by tag (its digest is known once pushed)."""
+    def _planned_image(self, deployment: Deployment | None) -> tuple[str | None, str | None]:
+        """The image a plan shows and its tag: the one the service runs when the code is unchanged
+        (or not deployed now), else the new code's reference by tag (its digest is known once pushed)."""
         request = self._request
+        running = self.deployed.image, self.deployed.tag
         if deployment is None or request is None or not request.deploy:
-            return self.deployed.image
+            return running
         if request.image:
-            return request.image
+            return request.image, None
         from providers.gcp.image import build_context, image_name, image_reference
 
         tag = build_context(self.project_dir, request.target, progress=request.say).tag
         if tag == self.deployed.tag and self.deployed.image:
-            return self.deployed.image
+            return running
         name = image_name(self.settings().pulumi_project)
-        return image_reference(name, tag, deployment.project, deployment.region, deployment.repository_id)
+        return image_reference(name, tag, deployment.project, deployment.region, deployment.repository_id), tag
 
     def _publish(self, primitives: Sequence[Primitive], deployment: Deployment) -> tuple[str, str]:
         """Push the image of the current code unless the registry has it; its pinned reference and tag."""
@@ -396,7 +415,7 @@ class GCPProvider(Provider):
         relay: ProgressRelay,
     ) -> dict[str, dict[str, Any]]:
         """One ``pulumi up``; records what it made and returns the stack's (non-secret) outputs."""
-        stack = self._stack(primitives, deployment, image)
+        stack = self._stack(primitives, deployment, image, tag)
         try:
             result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
         except PulumiOperationError as exc:
@@ -431,9 +450,15 @@ class GCPProvider(Provider):
         )
         return outputs
 
-    def _stack(self, primitives: Sequence[Primitive], deployment: Deployment | None, image: str | None) -> auto.Stack:
+    def _stack(
+        self,
+        primitives: Sequence[Primitive],
+        deployment: Deployment | None,
+        image: str | None,
+        tag: str | None = None,
+    ) -> auto.Stack:
         """The Pulumi stack with the program of ``primitives`` (and ``deployment`` running
-        ``image``) and the project/region config."""
+        ``image``, built as ``tag``) and the project/region config."""
         try:
             from pulumi import automation as auto
 
@@ -472,6 +497,7 @@ class GCPProvider(Provider):
                     project=settings.project,
                     deployment=deployment,
                     image=image,
+                    tag=tag,
                     given_secrets={s.name: v for s in stack_secrets(primitives, deployment) if (v := s.read())},
                     manage_apis=settings.manage_apis,
                 ),
@@ -520,8 +546,9 @@ class GCPProvider(Provider):
         state = self.store.load()
         state.resources = {}
         for p in primitives:
-            properties = {
-                k: scram_verifier(reveal(v)) if k in p.secret_properties and isinstance(v, str | Secret) else v
+            secret = p.secret_properties
+            properties = {  # a Secret's value may be the stack's, generated at the first apply
+                k: scram_verifier(self.password_of(v)) if k in secret and isinstance(v, str | Secret) else v
                 for k, v in p.desired_properties().items()
             }
             record(state, p, properties, outputs.get(p.primitive_id(), {}))

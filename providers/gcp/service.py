@@ -27,6 +27,7 @@ from buildflow.io.gcp import (
     GCSFileChangeStream,
 )
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
+from providers.gcp.deployed import DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
 from providers.gcp.existing import made_or_named
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -58,9 +59,13 @@ def declare(
     secret_values: Mapping[str, pulumi.Output[str]],
     outputs: Mapping[str, Mapping[str, Any]],
     image: str | None,
+    tag: str | None,
     apis: Sequence[pulumi.Resource],
 ) -> None:
-    """Register the deployment's resources; the service itself only when ``image`` is given."""
+    """Register the deployment's resources; the service itself only when ``image`` is given.
+
+    The service's outputs name its image and the tag it was built as: the next plan, from any
+    checkout, reads them from the stack to keep the service on that image."""
     after_apis = pulumi.ResourceOptions(depends_on=list(apis))
     project, region = deployment.project, deployment.region
     repository = gcp.artifactregistry.Repository(
@@ -104,7 +109,7 @@ def declare(
         ref = {"secret": stored.secret_id, "version": version.version}
         env.append({"name": secret.env_var, "value_source": {"secret_key_ref": ref}})
     pulumi.export(
-        "deployment",
+        DEPLOYMENT_OUTPUT,
         {"repository": repository.name, "account": account.email, "secrets": [s.name for s in deployment.secrets]},
     )
     if image is None:
@@ -119,7 +124,11 @@ def declare(
             role="roles/run.invoker",
             member="allUsers",
         )
-    pulumi.export("service", {"url": service.uri, "name": service.name, "image": image, "account": account.email})
+    built_as = {"tag": tag} if tag else {}
+    pulumi.export(
+        SERVICE_OUTPUT,
+        {"url": service.uri, "name": service.name, "image": image, **built_as, "account": account.email},
+    )
 
 
 def _service(
