@@ -380,3 +380,25 @@ def test_unsupported_engine_and_stale_plan(provider: LocalProvider) -> None:
     provider.apply(provider.plan([instance]))
     with pytest.raises(StalePlanError, match="plan again"):
         provider.apply(old)
+
+
+def test_apply_and_destroy_change_no_permission_outside_the_project(tmp_path: Path) -> None:
+    """A project inside a private (0700) folder, as ``/root`` or a home directory is: the server
+    runs (as a service user under root) without any folder above the project being opened."""
+    private = tmp_path / "home"
+    project = private / "alice" / "notes"
+    project.mkdir(parents=True)
+    private.chmod(0o700)
+    ancestors = [project, *project.parents]
+    modes = {path: path.stat().st_mode for path in ancestors}
+    provider = LocalProvider(project, "dev")
+    try:
+        provider.apply(provider.plan(declare()))
+        conn = connect(provider)
+        assert conn.run("SELECT 1") == [[1]]
+        conn.close()
+        assert {path: path.stat().st_mode for path in ancestors} == modes
+    finally:
+        provider.destroy()
+    assert {path: path.stat().st_mode for path in ancestors} == modes
+    assert not server_of(provider).pgdata.exists()

