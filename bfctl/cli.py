@@ -133,6 +133,13 @@ EnvOption = Annotated[
         show_default=False,
     ),
 ]
+SkipPreflightOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-preflight",
+        help="Do not run the checks of `bfctl doctor` first (also BFCTL_SKIP_PREFLIGHT=1).",
+    ),
+]
 BreakLockOption = Annotated[
     bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
 ]
@@ -307,6 +314,7 @@ def plan(
     public: PublicOption = None,
     ingress: IngressOption = None,
     env: EnvOption = None,
+    skip_preflight: SkipPreflightOption = False,
 ) -> None:
     """Show what `apply` would create, update, replace or delete (secrets shown as (secret)).
 
@@ -318,7 +326,8 @@ def plan(
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
-        changed = infra.plan(loaded.flow, infra_target, stack, as_json, _gcp(gcp_project, gcp_region), request)
+        gcp = _gcp(gcp_project, gcp_region)
+        changed = infra.plan(loaded.flow, infra_target, stack, as_json, gcp, request, skip_preflight=skip_preflight)
     raise typer.Exit(2 if detailed_exitcode and changed else 0)
 
 
@@ -344,6 +353,7 @@ def apply(
             help="Apply a plan that replaces a BigQuery table or a Cloud SQL instance or database (rows deleted).",
         ),
     ] = False,
+    skip_preflight: SkipPreflightOption = False,
 ) -> None:
     """Create or update the flow's infrastructure; asks first unless --yes.
 
@@ -366,7 +376,34 @@ def apply(
             _gcp(gcp_project, gcp_region),
             request,
             allow_data_loss=allow_data_loss,
+            skip_preflight=skip_preflight,
         )
+
+
+@app.command(cls=Command)
+def doctor(
+    target: FlowArgument = None,
+    stack: StackOption = "dev",
+    infra_target: InfraTargetOption = "local",
+    gcp_project: GCPProjectOption = None,
+    gcp_region: GCPRegionOption = None,
+    image: ImageOption = None,
+    public: PublicOption = None,
+) -> None:
+    """Check, before anything is changed, what would make `apply` fail; exit 1 when a check fails.
+
+    On gcp: the flow's settings, credentials, the project, billing, the APIs the stack uses, the
+    organization policies that would refuse it, the permissions apply uses, Cloud Build's
+    identity and who builds the image. Each failed check names its fix. `plan` and `apply`
+    run the same checks first and stop on a failed one.
+    """
+    with _reported_errors():
+        loaded = _load(target)
+        from bfctl import doctor as checks
+
+        request = _deploy(loaded, infra_target, image, True, None, public, None, None)
+        passed = checks.run(loaded.flow, infra_target, stack, _gcp(gcp_project, gcp_region), request)
+    raise typer.Exit(0 if passed else 1)
 
 
 @app.command(cls=Command)

