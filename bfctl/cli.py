@@ -194,6 +194,16 @@ def serve(
             ),
         ),
     ] = 8.0,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help=(
+                "Seconds a connection may go without sending a whole request head (idle between requests,"
+                " or sending its headers slowly); then it is closed."
+            ),
+        ),
+    ] = 30.0,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
     log_format: Annotated[
         str | None,
@@ -259,6 +269,7 @@ def serve(
             threads=threads,
             on_worker_error=partial(_report_startup_error, report=report),
             log_format=log_format,
+            idle_timeout=idle_timeout,
         )
     raise typer.Exit(code)
 

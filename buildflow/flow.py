@@ -176,6 +176,7 @@ class Flow:
         serve_port: int | None = None,
         block: bool = True,
         workers: int | None = None,
+        idle_timeout: float | None = None,
         **ignored: Any,
     ) -> Any:
         """Serve the flow, as ``bfctl serve`` does; ``block=False`` returns a coroutine.
@@ -184,7 +185,8 @@ class Flow:
         default stack of the project in the working directory (``bfctl apply``), or the
         outputs a deployed container is given. Like ``bfctl serve``, the port defaults to
         ``$PORT`` when set (else 8000) and the host to 0.0.0.0 on Cloud Run (``K_SERVICE``
-        set), else 127.0.0.1.
+        set), else 127.0.0.1. ``idle_timeout``: seconds a connection may go without sending a
+        whole request head (``bfctl serve --idle-timeout``).
 
         The server is found through the ``buildflow.runtime`` entry point (bfctl's), so this
         package stays free of server code.
@@ -196,11 +198,15 @@ class Flow:
             raise RuntimeError("No BuildFlow runtime is installed: pip install bfctl")
         run_flow = found[0].load()
         if block:
-            return run_flow(self, host=serve_host, port=serve_port, block=True, workers=workers)
+            return run_flow(
+                self, host=serve_host, port=serve_port, block=True, workers=workers, idle_timeout=idle_timeout
+            )
         import asyncio
 
         stop = asyncio.Event()
-        served = run_flow(self, host=serve_host, port=serve_port, block=False, workers=workers, stop=stop)
+        served = run_flow(
+            self, host=serve_host, port=serve_port, block=False, workers=workers, stop=stop, idle_timeout=idle_timeout
+        )
         return self._served_until_drained(served, stop)
 
     async def _served_until_drained(self, served: Coroutine[Any, Any, Any], stop: asyncio.Event) -> Any:

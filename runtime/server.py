@@ -76,6 +76,11 @@ def _configure_logging(json_logs: bool) -> None:
 #: Seconds in-flight requests get after SIGTERM: with the sinks' final writes and teardowns it
 #: fits in the 10 s Cloud Run leaves between SIGTERM and SIGKILL.
 DEFAULT_GRACE = 8.0
+#: Seconds a connection may go without sending a whole request head: idle between requests, or
+#: trickling its header lines (aiohttp's keep-alive timer covers both; left alone, a connection
+#: that sends a header line every few seconds is never closed). As long as nginx's and Node's
+#: header timeouts allow, long enough for a proxy to reuse idle connections.
+DEFAULT_IDLE_TIMEOUT = 30.0
 #: Where ``bfctl serve`` listens when neither ``--port`` nor ``$PORT`` says.
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
@@ -132,6 +137,7 @@ async def serve_worker(
     on_ready: OnReady | None = None,
     stop: asyncio.Event | None = None,
     json_logs: JsonLogs | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> int:
     """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop``), then drain and tear down."""
     loop = asyncio.get_running_loop()
@@ -150,6 +156,7 @@ async def serve_worker(
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
         access_log_class=AccessLogger if json_logs is None else JsonAccessLogger,
         shutdown_timeout=grace,
+        keepalive_timeout=idle_timeout,
     )
     try:
         await runner.setup()
@@ -195,6 +202,7 @@ def serve(
     threads: int | None = None,
     on_worker_error: OnWorkerError | None = None,
     log_format: str | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> int:
     """Serve until stopped by a signal; returns the exit code. Blocks.
 
@@ -202,6 +210,7 @@ def serve(
     StartupError in this process is raised; one in a forked worker goes to
     ``on_worker_error`` (default: ``Error: <message>`` on stderr) and the exit code is 1.
     ``log_format`` is ``text`` or ``json``; by default JSON on Cloud Run, else text.
+    ``idle_timeout``: seconds a connection may go without sending a whole request head.
     """
     json_logs = JsonLogs(cloud_logging.project_id(os.environ)) if log_format_of(log_format) == "json" else None
     _configure_logging(json_logs is not None)
@@ -215,9 +224,19 @@ def serve(
     if count == 1:
         sock = bind_socket(host, port, reuse_port=False)
         return asyncio.run(
-            serve_worker(flow_app, sock, grace=grace, access_log=access_log, on_ready=on_ready, json_logs=json_logs)
+            serve_worker(
+                flow_app,
+                sock,
+                grace=grace,
+                access_log=access_log,
+                on_ready=on_ready,
+                json_logs=json_logs,
+                idle_timeout=idle_timeout,
+            )
         )
-    return _serve_forked(flow_app, host, port, count, grace, access_log, on_ready, on_worker_error, json_logs)
+    return _serve_forked(
+        flow_app, host, port, count, grace, access_log, on_ready, on_worker_error, json_logs, idle_timeout
+    )
 
 
 def log_format_of(requested: str | None) -> cloud_logging.LogFormat:
@@ -239,6 +258,7 @@ def _serve_forked(
     on_ready: OnReady | None,
     on_worker_error: OnWorkerError | None = None,
     json_logs: JsonLogs | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> int:
     reuse_port = hasattr(socket, "SO_REUSEPORT")
     # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
@@ -267,7 +287,13 @@ def _serve_forked(
 
                 code = asyncio.run(
                     serve_worker(
-                        flow_app, sock, grace=grace, access_log=access_log, on_ready=signal_ready, json_logs=json_logs
+                        flow_app,
+                        sock,
+                        grace=grace,
+                        access_log=access_log,
+                        on_ready=signal_ready,
+                        json_logs=json_logs,
+                        idle_timeout=idle_timeout,
                     )
                 )
             except StartupError as e:
@@ -338,6 +364,8 @@ class RunOptions(TypedDict):
     block: bool
     workers: int | None
     stop: NotRequired[asyncio.Event | None]
+    #: Seconds a connection may go without sending a whole request head (None: ``DEFAULT_IDLE_TIMEOUT``).
+    idle_timeout: NotRequired[float | None]
 
 
 def run_flow(flow: Flow, *, outputs: ResourceOutputs | None = None, **options: Unpack[RunOptions]) -> Any:
@@ -345,11 +373,26 @@ def run_flow(flow: Flow, *, outputs: ResourceOutputs | None = None, **options: U
     ``block=False`` gives a coroutine serving one worker in the caller's loop instead, until
     SIGTERM or ``stop``."""
     host, port = listen_address(options["host"], options["port"], os.environ)
+    idle_timeout = options.get("idle_timeout") or DEFAULT_IDLE_TIMEOUT
 
     def announce(urls: list[str]) -> None:
         print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)  # noqa: T201 - as bfctl serve
 
     if not options["block"]:
         sock = bind_socket(host, port, reuse_port=False)
-        return serve_worker(FlowApp(flow, outputs=outputs), sock, on_ready=announce, stop=options.get("stop"))
-    return serve(flow, host=host, port=port, workers=options["workers"], on_ready=announce, outputs=outputs)
+        return serve_worker(
+            FlowApp(flow, outputs=outputs),
+            sock,
+            on_ready=announce,
+            stop=options.get("stop"),
+            idle_timeout=idle_timeout,
+        )
+    return serve(
+        flow,
+        host=host,
+        port=port,
+        workers=options["workers"],
+        on_ready=announce,
+        outputs=outputs,
+        idle_timeout=idle_timeout,
+    )

@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import socket
+import sys
+import time
 import urllib.parse
 import zlib
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import serving
 
 from buildflow import Flow
 from buildflow.requests import File, Form, Request, UploadFile
@@ -445,3 +448,51 @@ def test_a_json_body_is_read_under_a_json_media_type_or_none(content_type):
         # no body at all under any media type: the parameter is missing, as before
         status, _type, content = send(client.base_url, "POST", "/items", b"", {"Content-Type": "text/plain"})
         assert status == 422, content
+
+
+def _trickled_until_closed(sock: socket.socket, seconds: float = 30.0) -> int:
+    """Header lines sent, the next one whenever the server stays silent for 0.1 s, until it
+    closes the connection (a bound on failure only); the number of lines sent."""
+    sock.settimeout(0.1)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            assert sock.recv(1024) == b"", "the server answered an unfinished request head"
+            return sent
+        except TimeoutError:
+            try:
+                sock.sendall(b"X-Slow-%d: x\r\n" % sent)
+            except (BrokenPipeError, ConnectionResetError):
+                return sent
+            sent += 1
+        except ConnectionResetError:
+            return sent
+    pytest.fail(f"a connection trickling its headers was still open after {seconds}s")
+
+
+@pytest.mark.parametrize("how", ["bfctl serve", "app.run()"])
+def test_a_client_trickling_its_headers_or_idle_is_dropped_while_others_are_served(how, tmp_path, bfctl_env):
+    """``--idle-timeout`` (``app.run(idle_timeout=...)``) bounds the time to send a whole request
+    head, and idle keep-alive."""
+    main = (ROOT / "examples" / "hello" / "main.py").read_text(encoding="utf-8")
+    (tmp_path / "main.py").write_text(main.replace("app.run()", "app.run(serve_port=0, idle_timeout=0.5)"))
+    args, command = ["main.py", "--port", "0", "--idle-timeout", "0.5", "--no-access-log"], None
+    if how == "app.run()":
+        args, command = [], [sys.executable, "main.py"]
+    with serving(args, tmp_path, bfctl_env, command=command) as server:
+        url = urllib.parse.urlsplit(server.url)
+        with (
+            socket.create_connection((url.hostname, url.port)) as slow,
+            socket.create_connection((url.hostname, url.port)) as idle,
+        ):
+            slow.sendall(b"GET /bob HTTP/1.1\r\nHost: x\r\n")
+            idle.sendall(b"GET /bob HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert server.get("/sally")[0] == 200
+            assert _trickled_until_closed(slow) >= 1
+            idle.settimeout(30)
+            answer = b""
+            while chunk := idle.recv(65536):  # the answer, then the close once idle
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert server.get("/sally")[0] == 200
