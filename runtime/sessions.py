@@ -3,6 +3,11 @@
 The cookie is ``<payload>.<issued>.<signature>`` (URL-safe base64, the issue time in seconds);
 a cookie whose signature does not match, that is older than ``max_age`` or that does not hold a
 JSON object starts an empty session. Only the routes of a service that declares it pay for it.
+
+A session whose cookie would pass what browsers keep is refused when it is saved: a browser drops
+such a cookie without a word (the session is lost on the next request), so the response becomes a
+500 whose log line names the size. It is the flow's bug, not the client's: keep ids in the
+session and what they point to in a database.
 """
 
 from __future__ import annotations
@@ -20,11 +25,19 @@ from aiohttp import web
 from buildflow.middleware import SESSION_KEY, SessionMiddleware
 from buildflow.secrets import SecretNotFoundError, reveal
 from runtime.errors import StartupError
+from runtime.responses import server_error
 
 if TYPE_CHECKING:
     from runtime.middleware import Handler
 
 _SAME_SITE = ("lax", "strict", "none")
+#: Bytes of one cookie's name and value that browsers keep (RFC 6265 asks for at least this much,
+#: and Chrome, Firefox and Safari keep no more).
+COOKIE_LIMIT = 4096
+
+
+class SessionTooLarge(Exception):
+    """A session whose cookie no browser would keep."""
 
 
 def _b64(data: bytes) -> str:
@@ -92,9 +105,12 @@ class Sessions:
             if response.prepared:  # streamed: its headers are gone
                 return response
             if session:
+                value = signer.sign(session, int(clock()))
+                if len(name) + len(value) > COOKIE_LIMIT:
+                    return server_error(request, "SessionMiddleware", _too_large(name, value))
                 response.set_cookie(
                     name,
-                    signer.sign(session, int(clock())),
+                    value,
                     max_age=options.max_age,
                     path=options.path,
                     domain=options.domain,
@@ -107,3 +123,11 @@ class Sessions:
             return response
 
         return with_session
+
+
+def _too_large(name: str, value: str) -> SessionTooLarge:
+    return SessionTooLarge(
+        f"the session cookie `{name}` would be {len(name) + len(value):,} bytes, over the {COOKIE_LIMIT:,} "
+        "browsers keep (they drop it without a word, and the session with it): keep ids in the session "
+        "and what they point to in a database"
+    )

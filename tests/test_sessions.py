@@ -143,3 +143,26 @@ def test_a_secret_key_is_generated_and_kept_by_the_local_target(tmp_path: Path, 
     assert counts == [1, 2]
     assert len(key_file.read_text()) >= 32 and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert key_file.read_text() not in "\n".join(server.lines)
+
+
+def test_a_session_too_big_for_a_browser_is_a_500_naming_its_size(caplog: pytest.LogCaptureFixture) -> None:
+    """Browsers drop a cookie over 4,096 bytes without a word, and the session with it: the
+    developer's bug, answered 500 with the size in the log instead of a cookie no browser keeps."""
+    app = Flow()
+    service = app.service()
+    service.add_middleware(SessionMiddleware, secret_key=KEY)
+
+    @service.endpoint("/keep", method="POST")
+    def keep(request: Request, size: int) -> dict:
+        request.session["notes"] = "n" * size
+        return {"kept": size}
+
+    with TestClient(app) as client:
+        fits = client.post("/keep", params={"size": "3000"})
+        cookie = fits.headers.get("Set-Cookie", "")
+        assert fits.status_code == 200 and 4000 < len(cookie.partition(";")[0]) <= 4096
+        too_big = client.post("/keep", params={"size": "6000"})
+    assert too_big.status_code == 500 and "Set-Cookie" not in too_big.headers
+    assert too_big.json()["request_id"]
+    message = next(r.getMessage() + str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    assert "session cookie `session`" in message and "8,0" in message and "4,096" in message
