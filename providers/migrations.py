@@ -113,9 +113,10 @@ def migration_user(database: CloudSQLDatabase) -> tuple[str, Password]:
     users = session_users(database)
     if not users:
         raise MigrationSetupError(
-            f"{database.primitive_id()} has migrations but no SessionDep logs in to it with a password "
-            "(one with enable_iam_auth logs in as an IAM principal, which bfctl does not make): declare "
-            "SessionDep(db_primitive=..., db_user=..., db_password=...) so migrations run as that user"
+            f"{database.primitive_id()} has migrations but no SessionDep logs in to it with a password: bfctl "
+            "runs them from this machine as such a user (a service logging in with enable_iam_auth gets that "
+            "user's role on gcp, so it may use what they make); declare "
+            "SessionDep(db_primitive=..., db_user=..., db_password=...) too, and migrations run as that user"
         )
     return users[0]
 

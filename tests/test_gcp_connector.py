@@ -36,6 +36,7 @@ from runtime.testing import TestClient
 
 PASSWORD = "c0nnector-Pw"
 CONNECTION_NAME = "my-project:us-central1:notes-db"
+RUNNER = "notes-dev-run@my-project.iam"
 
 
 def declare() -> tuple[CloudSQLInstance, CloudSQLDatabase, CloudSQLDatabase]:
@@ -194,6 +195,28 @@ def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: l
     ]
     asyncio.run(shared.teardown())
     assert connectors[0].closed
+
+
+def test_on_cloud_run_iam_sessions_log_in_as_the_services_account(
+    connectors: list[StandInConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token the connector sends on Cloud Run is the service account's, so the user must be the
+    one the stack made of it (given in the outputs), not the ``db_user`` written for serving elsewhere."""
+    instance, _, _ = declare()
+    database = CloudSQLDatabase("iam", instance)
+    out = {"connection_name": CONNECTION_NAME, "database": "iam", "iam_user": RUNNER}
+    outputs = ResourceOutputs({database.primitive_id(): out}, "gcp")
+    shared = CloudSQLConnectors(type("Credentials", (), {"gcp_credentials": None})())
+    asked = {"db": "iam", "ip_type": "public", "enable_iam_auth": True}
+
+    for cloud_run, user in ((None, "me@example.com"), ("notes-dev", RUNNER)):
+        if cloud_run:
+            monkeypatch.setenv("K_SERVICE", cloud_run)
+        made = engine(outputs, database, "me@example.com", "", shared, enable_iam_auth=True)
+        with pytest.raises(KeyError, match="password"):
+            made.connect()  # the stand-in needs a password; what was asked is what matters
+        assert connectors[0].calls[-1] == (CONNECTION_NAME, "pg8000", {"user": user, **asked})
+    asyncio.run(shared.teardown())
 
 
 def test_engine_options_are_checked_and_the_local_target_ignores_them(tmp_path: Path) -> None:

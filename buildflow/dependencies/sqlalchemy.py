@@ -40,6 +40,7 @@ SQLADMIN_ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN"
 CLOUD_RUN_ENV = "K_SERVICE"
 
 _USERS_ATTR = "_buildflow_session_users"
+_IAM_ATTR = "_buildflow_iam_auth"
 
 
 def session_users(db_primitive: Any) -> list[tuple[str, Password]]:
@@ -55,6 +56,20 @@ def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
     session_dep.SessionMaker = maker  # type: ignore[attr-defined]  # an attribute given to the built class
     maker.db_primitive = db_primitive  # type: ignore[attr-defined]  # what bfctl reads the used database from
     return session_dep
+
+
+def iam_auth(db_primitive: Any) -> bool:
+    """Whether a session dependency of the flow logs in to ``db_primitive`` as an IAM principal
+    (``enable_iam_auth=True``): on gcp the stack then makes the service's account a user of it."""
+    return bool(getattr(db_primitive, _IAM_ATTR, False))
+
+
+def _declare_login(db_primitive: Any, user: str, password: Password, iam: bool) -> None:
+    """Record how the flow logs in to ``db_primitive``, for bfctl to make what that needs."""
+    if iam:
+        object.__setattr__(db_primitive, _IAM_ATTR, True)
+    else:
+        _declare_user(db_primitive, user, password)
 
 
 def _declare_user(db_primitive: Any, user: str, password: Password) -> None:
@@ -195,6 +210,8 @@ class _Database:
         args: dict[str, Any] = {"user": self.user, "db": database, **options}
         if not options["enable_iam_auth"]:
             args["password"] = reveal(self.password)
+        elif out is not None and out.get("iam_user") and os.environ.get(CLOUD_RUN_ENV):
+            args["user"] = out["iam_user"]  # the token is the service account's: log in as its user
         return name, args
 
     def connectors(self) -> CloudSQLConnectors:
@@ -260,8 +277,7 @@ def _database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Database,
     if database.found_at_first_use:
         if all(d is not database.primitive for d in _ENGINE_DATABASES):
             _ENGINE_DATABASES.append(database.primitive)
-        if not options["enable_iam_auth"]:
-            _declare_user(database.primitive, database.user, database.password)
+        _declare_login(database.primitive, database.user, database.password, options["enable_iam_auth"])
     rest.setdefault("pool_pre_ping", True)  # a restarted database is picked up again without restarting
     return database, options, rest
 
@@ -360,11 +376,13 @@ def SessionDepBuilder(
     ``kwargs`` go to ``create_engine``, except the gcp target's connection options:
     ``ip_type`` (``"public"``, the default, ``"private"`` for an instance reached over its VPC,
     or ``"psc"``) and ``enable_iam_auth`` (log in as an IAM principal with an OAuth token
-    instead of ``db_password``; ``db_user`` is then e.g. ``"sa-name@project.iam"``, and that
-    database user is not created by bfctl). The local target ignores both.
+    instead of ``db_password``). On Cloud Run that principal is the service's account: the
+    stack makes it a user of the instance (with the roles of the flow's password users, so it
+    may use what their migrations made) and the service logs in as it, whatever ``db_user``
+    says; served from elsewhere, ``db_user`` names the principal, e.g. ``"me@example.com"`` or
+    ``"sa-name@project.iam"``. The local target ignores both.
     """
-    if not kwargs.get("enable_iam_auth"):
-        _declare_user(db_primitive, db_user, db_password)
+    _declare_login(db_primitive, db_user, db_password, bool(kwargs.get("enable_iam_auth")))
 
     @dependency(Scope.REPLICA)
     class SessionMaker:
@@ -402,8 +420,7 @@ def AsyncSessionDepBuilder(
 
     Takes the same gcp connection options as :func:`SessionDepBuilder`.
     """
-    if not kwargs.get("enable_iam_auth"):
-        _declare_user(db_primitive, db_user, db_password)
+    _declare_login(db_primitive, db_user, db_password, bool(kwargs.get("enable_iam_auth")))
 
     @dependency(Scope.REPLICA)
     class AsyncSessionMaker:
@@ -442,5 +459,6 @@ __all__ = [
     "async_engine",
     "engine",
     "engine_databases",
+    "iam_auth",
     "session_users",
 ]

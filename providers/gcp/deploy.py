@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from buildflow.dependencies.sqlalchemy import iam_auth
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -122,6 +123,14 @@ class Deployment:
     secrets: tuple[Secret, ...]
     #: What the flow uses without the stack making it: the service is given outputs for those too.
     existing: tuple[Primitive, ...] = ()
+    #: The stack's databases the flow logs in to as the service's account (``enable_iam_auth``).
+    iam_databases: tuple[CloudSQLDatabase, ...] = ()
+
+    @property
+    def iam_user(self) -> str:
+        """The account's database user, named as Cloud SQL for PostgreSQL names a service
+        account's: its email without ``.gserviceaccount.com``."""
+        return f"{self.account_id}@{self.project}.iam"
 
     @property
     def account_id(self) -> str:
@@ -207,7 +216,8 @@ def grants(
     list and delete objects in (``BucketDependencyBuilder``); ``queried`` the tables of
     ``AnalysisQuery`` dependencies, whose datasets are only read unless a table of theirs is a sink,
     and whose projects run the query jobs (``bigquery.jobs.create``). Cloud SQL has no per-instance role
-    bindings, so the client role is granted on the project under a condition naming the instance.
+    bindings, so the client role is granted on the project under a condition naming the instance; so
+    is the instance user role (logging in with a token) where the flow logs in with ``enable_iam_auth``.
     """
     sink_ids = {s.primitive_id() for s in sinks if isinstance(s, Primitive)}
     bucket_ids = {b.primitive_id() for b in buckets if isinstance(b, Primitive)}
@@ -229,13 +239,10 @@ def grants(
     for instance in instances:
         if any(isinstance(p, CloudSQLDatabase | CloudSQLUser) and p.instance is instance for p in everything):
             resource = f"projects/{instance.project_id}/instances/{instance.instance_name}"
-            out.append(
-                Grant(
-                    "roles/cloudsql.client",
-                    instance,
-                    (f"only {instance.instance_name}", f'resource.name == "{resource}"'),
-                )
-            )
+            only = (f"only {instance.instance_name}", f'resource.name == "{resource}"')
+            out.append(Grant("roles/cloudsql.client", instance, only))
+            if any(isinstance(p, CloudSQLDatabase) and p.instance is instance and iam_auth(p) for p in everything):
+                out.append(Grant("roles/cloudsql.instanceUser", instance, only))
     tables = [p for p in everything if isinstance(p, BigQueryTable)]
     edited = {t.dataset.primitive_id() for t in tables if not ids(t) & query_ids or ids(t) & sink_ids}
     datasets = {t.dataset.primitive_id(): t.dataset for t in tables}
@@ -472,6 +479,16 @@ def deployment_of(
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
         existing=tuple(existing),
+        iam_databases=iam_databases(primitives),
+    )
+
+
+def iam_databases(primitives: Sequence[Primitive]) -> tuple[CloudSQLDatabase, ...]:
+    """The databases the flow logs in to with IAM whose instance the stack makes: it can turn IAM
+    logins on there and make the account a user (of an instance it only uses, the owner must)."""
+    made = {p.primitive_id() for p in primitives}
+    return tuple(
+        p for p in primitives if isinstance(p, CloudSQLDatabase) and iam_auth(p) and p.instance.primitive_id() in made
     )
 
 

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random
 
+from buildflow.dependencies.sqlalchemy import iam_auth
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -54,6 +55,8 @@ class _Context:
     secret_values: Mapping[str, pulumi.Output[str]] = dataclasses.field(default_factory=dict)
     deployment: Deployment | None = None
     image: str | None = None
+    #: The instances whose databases the flow logs in to with IAM (``enable_iam_auth``).
+    iam_instances: frozenset[str] = frozenset()
     tag: str | None = None
 
 
@@ -61,6 +64,8 @@ class _Context:
 #: it (the app's tables), so on PostgreSQL these are abandoned rather than deleted: they go
 #: with their instance. Removing only a database or user from the flow leaves it in place.
 _POSTGRES_CHILD_DELETION = "ABANDON"
+#: The database flag without which Cloud SQL for PostgreSQL refuses every IAM login.
+IAM_FLAG = "cloudsql.iam_authentication"
 
 
 def _named(after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
@@ -69,6 +74,10 @@ def _named(after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
 
 
 def _instance(p: CloudSQLInstance, made: Made, ctx: _Context) -> Built:
+    settings = {**p.settings.to_dict(), "edition": p.edition}
+    if p.primitive_id() in ctx.iam_instances:  # on, whatever the flow's own flags said of it
+        flags = [f for f in settings.get("database_flags") or [] if f.get("name") != IAM_FLAG]
+        settings["database_flags"] = [*flags, {"name": IAM_FLAG, "value": "on"}]
     r = gcp.sql.DatabaseInstance(
         p.primitive_id(),
         name=p.instance_name,
@@ -77,7 +86,7 @@ def _instance(p: CloudSQLInstance, made: Made, ctx: _Context) -> Built:
         database_version=p.database_version,
         # Plain snake_case dicts, as pulumi-gcp's *ArgsDict; the edition always set, as its
         # default depends on the version and may refuse the tier.
-        settings=cast(Any, {**p.settings.to_dict(), "edition": p.edition}),
+        settings=cast(Any, settings),
         # pulumi-gcp defaults this to true; BuildFlow made it false: always set it from the flow.
         deletion_protection=p.deletion_protection,
         opts=_named(ctx.apis),
@@ -113,7 +122,10 @@ def _database(p: CloudSQLDatabase, made: Made, ctx: _Context) -> Built:
         deletion_policy=_child_deletion(p.instance),
         opts=_named(ctx.apis),
     )
-    return r, {**named_outputs(p), "connection_name": instance["connection_name"], "database": r.name}
+    outputs = {**named_outputs(p), "connection_name": instance["connection_name"], "database": r.name}
+    if ctx.deployment is not None and p in ctx.deployment.iam_databases:  # whom the service logs in as
+        outputs["iam_user"] = ctx.deployment.iam_user
+    return r, outputs
 
 
 def _user(p: CloudSQLUser, made: Made, ctx: _Context) -> Built:
@@ -246,6 +258,9 @@ def program(
             secret_values={s.name: _secret_value(s.name, given.get(s.name)) for s in stack_secrets(frozen, deployment)},
             deployment=deployment,
             image=image,
+            iam_instances=frozenset(
+                p.instance.primitive_id() for p in frozen if isinstance(p, CloudSQLDatabase) and iam_auth(p)
+            ),
             tag=tag,
         )
         declare(frozen, ctx)

@@ -26,6 +26,7 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
+from providers.gcp import iam_users
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
 from providers.gcp.deployed import DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
 from providers.gcp.existing import made_or_named
@@ -86,6 +87,7 @@ def declare(
         opts=after_apis,
     )
     bindings: list[pulumi.Resource] = [_grant(g, made, account.member, project) for g in deployment.grants]
+    bindings += iam_users.declare(deployment, made, account)
     env: list[dict[str, Any]] = []
     for secret in deployment.secrets:
         stored = gcp.secretmanager.Secret(
