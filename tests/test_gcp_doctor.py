@@ -114,6 +114,7 @@ def env(served: Served, tmp_path: Path, bfctl_env: dict[str, str]) -> dict[str, 
         "FAKE_DOCKER_LOG": str(tmp_path / "docker-calls.jsonl"),
         "FAKE_DOCKER_IMAGES": str(tmp_path / "docker-images.txt"),
         "FAKE_DOCKER_DAEMON": "down",
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
     }
 
 
@@ -218,7 +219,7 @@ def test_an_api_the_question_needs_that_is_not_enabled_is_said_and_fails_nothing
     (billing,) = found["billing"]
     assert billing.status == "unknown"
     assert "cloudbilling.googleapis.com is not enabled in 412233445566" in billing.summary
-    assert billing.fix == "to let doctor ask: gcloud services enable cloudbilling.googleapis.com --project 412233445566"
+    assert billing.fix.startswith("gcloud services enable cloudbilling.googleapis.com --project 412233445566")
     assert not [c for checks in found.values() for c in checks if c.failed]
 
 
@@ -275,6 +276,10 @@ def test_policies_the_deployer_may_not_read_are_a_note_not_a_failure(
 
     assert [c.status for c in policies] == ["note", "note"]
     assert "deploying does not need it" in policies[0].summary
+    google.policies_readable, google.refusing = True, {"orgpolicy"}
+    (disabled,) = preflight(project, {"public": True})["org policies"]  # one line for both questions
+    assert disabled.status == "unknown"
+    assert "orgpolicy.googleapis.com is not enabled" in disabled.summary
 
 
 def test_missing_permissions_fail_naming_the_roles_that_grant_them(
@@ -296,8 +301,17 @@ def test_docker_building_asks_to_push_instead_of_to_run_cloud_build(
     monkeypatch.setenv("FAKE_DOCKER_DAEMON", "up")
 
     found = preflight(project)
+    config = Path(here["DOCKER_CONFIG"])
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"credHelpers": {"europe-west1-docker.pkg.dev": "gcloud"}}))
+    signed_in = preflight(project)
 
-    assert found["builder"][0].summary == "Docker builds the image and pushes it to europe-west1-docker.pkg.dev"
+    registry = "europe-west1-docker.pkg.dev"
+    assert found["builder"][0].summary == (
+        f"Docker builds the image and pushes it to {registry} with your Google access token (Docker has no "
+        "credentials for it)"
+    )
+    assert signed_in["builder"][0].summary.endswith(f"{registry} with Docker's credentials for it")
     assert "artifactregistry.repositories.uploadArtifacts" in google.tested[0]
     assert "cloudbuild.builds.create" not in google.tested[0]
     # an image given: nothing is built, and nobody is asked who would build it

@@ -231,7 +231,12 @@ async def _builder(stack: Stack) -> tuple[Check, bool]:
         local = False
     if local:
         registry = f"{stack.region}-docker.pkg.dev"
-        return Check("builder", "ok", f"Docker builds the image and pushes it to {registry}"), True
+        how = (
+            "with Docker's credentials for it"
+            if docker.has_credentials(registry)
+            else "with your Google access token (Docker has no credentials for it)"
+        )
+        return Check("builder", "ok", f"Docker builds the image and pushes it to {registry} {how}"), True
     why = "Docker's daemon does not answer" if shutil.which("docker") else "no `docker` program is on PATH"
     return Check("builder", "note", f"{why}: Cloud Build builds the image in {stack.remote.region}"), False
 
@@ -246,7 +251,7 @@ def _cannot_tell(name: str, answer: Answer) -> list[Check]:
                 name,
                 "unknown",
                 f"cannot tell: {api} is not enabled in {where}, which the question is counted against",
-                f"to let doctor ask: gcloud services enable {api} --project {where}",
+                f"gcloud services enable {api} --project {where}, so that doctor can ask",
             )
         ]
     return [Check(name, "unknown", f"cannot tell: Google answered {answer.status}: {answer.message}")]
@@ -272,7 +277,8 @@ async def _project(api: GoogleREST, stack: Stack, signed_in: SignedIn) -> list[C
     state = answer.body.get("state", "ACTIVE")
     if state != "ACTIVE":
         return [Check("project", "fail", f"{stack.project} is {state}", f"gcloud projects undelete {stack.project}")]
-    return [Check("project", "ok", f"{stack.project} ({answer.body.get('displayName', stack.project)})")]
+    name = answer.body.get("displayName", stack.project)
+    return [Check("project", "ok", stack.project if name == stack.project else f"{stack.project} ({name})")]
 
 
 async def _billing(api: GoogleREST, stack: Stack) -> list[Check]:
@@ -359,7 +365,7 @@ async def _policies(api: GoogleREST, stack: Stack, signed_in: SignedIn) -> list[
             )
         else:
             checks.append(Check("org policies", "ok", f"constraints/{constraint} lets the service be public"))
-    return checks
+    return list(dict.fromkeys(checks))  # one line for both when their API refused both
 
 
 def permissions_needed(stack: Stack, local_build: bool) -> list[str]:
