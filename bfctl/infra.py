@@ -335,9 +335,9 @@ def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
     deployment = provider.deployment(primitives) if provider.target == "gcp" else None
     if deployment is None:
         return []
-    from providers.gcp.deploy import check_instances
+    from providers.gcp.deploy import check_instances, unmade_iam_users
 
-    return check_instances(deployment.settings)
+    return check_instances(deployment.settings) + unmade_iam_users(deployment, primitives)
 
 
 def _point_secrets_at(secrets: Any) -> None:

@@ -22,10 +22,10 @@ from gcp_mocks import RecordingMonitor, run_program
 from bfctl.infra import declared_primitives
 from buildflow import Flow
 from buildflow.dependencies.sqlalchemy import SessionDep
-from buildflow.io.gcp import CloudSQLDatabase
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance
 from buildflow.secrets import Secret
 from buildflow.types.gcp import CloudSQLInstanceSettings
-from providers.gcp.deploy import Deployment, deployment_of
+from providers.gcp.deploy import Deployment, deployment_of, unmade_iam_users
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 IAM_USER = "notes-dev-run@my-project.iam"
@@ -68,10 +68,11 @@ def deploy(flow: Flow, primitives: list[Any]) -> Deployment:
 
 
 def roles(monitor: RecordingMonitor) -> dict[str, tuple[str, Any]]:
+    """The service account's Cloud SQL roles on the project."""
     return {
         name: (r["inputs"]["role"], r["inputs"].get("condition"))
         for name, r in monitor.registered.items()
-        if r["type"] == "gcp:projects/iAMMember:IAMMember"
+        if r["type"] == "gcp:projects/iAMMember:IAMMember" and r["inputs"]["role"].startswith("roles/cloudsql.")
     }
 
 
@@ -125,3 +126,19 @@ def test_password_logins_get_no_flag_no_iam_user_and_no_instance_user_role(monit
     ]
     assert not [r for r in monitor.registered.values() if r["inputs"].get("type") == "CLOUD_IAM_SERVICE_ACCOUNT"]
     assert [role for role, _ in roles(monitor).values()] == ["roles/cloudsql.client"]
+
+
+def test_an_instance_the_stack_only_uses_is_left_to_its_owner_with_what_to_do() -> None:
+    flow, primitives = notes_flow(iam=True)
+    used = [p for p in primitives if not isinstance(p, CloudSQLInstance)]  # the instance exists already
+
+    deployment = deploy(flow, used)
+
+    assert deployment.iam_databases == ()
+    (warning,) = unmade_iam_users(deployment, used)
+    assert "my-project:notes-db.notes" in warning and "cloudsql.iam_authentication" in warning
+    assert (
+        f"gcloud sql users create {IAM_USER} --instance=notes-db --project=my-project --type=cloud_iam_service_account"
+        in warning
+    )
+    assert unmade_iam_users(deploy(flow, primitives), primitives) == []

@@ -492,6 +492,24 @@ def iam_databases(primitives: Sequence[Primitive]) -> tuple[CloudSQLDatabase, ..
     )
 
 
+def unmade_iam_users(deployment: Deployment, primitives: Sequence[Primitive]) -> list[str]:
+    """What the owner of an instance the stack only uses must do before the service can log in to
+    it with IAM: what the stack does for an instance it makes."""
+    made = {d.primitive_id() for d in deployment.iam_databases}
+    elsewhere = {
+        p.primitive_id(): p
+        for p in [*primitives, *deployment.existing]
+        if isinstance(p, CloudSQLDatabase) and iam_auth(p) and p.primitive_id() not in made
+    }
+    return [
+        f"the service logs in to {d.primitive_id()} as its account (enable_iam_auth), but the stack does not make "
+        f"instance {d.instance.instance_name}: its owner must turn its cloudsql.iam_authentication flag on, run "
+        f"`gcloud sql users create {deployment.iam_user} --instance={d.instance.instance_name} "
+        f"--project={d.instance.project_id} --type=cloud_iam_service_account`, and grant that user what it uses."
+        for d in elsewhere.values()
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class DeployRequest:
     """What the command asks of the deployment: the flow, its flags, and whether to deploy at all."""
