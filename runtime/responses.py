@@ -73,18 +73,34 @@ _UNAVAILABLE_NAMES = frozenset(
         "CannotConnectNowError",
         "ConnectionDoesNotExistError",
         "TooManyConnectionsError",
+        "TimeoutError",  # SQLAlchemy's: no pooled connection came free in time
     }
 )
+#: SQLSTATEs of a database that cannot take a connection now, whatever class the driver raises them
+#: as (pg8000 and SQLAlchemy's asyncpg adapter do not say OperationalError): too many connections
+#: ("remaining connection slots are reserved"), starting up or shutting down, and class 08.
+_UNAVAILABLE_SQLSTATES = ("53300", "57P03", "08")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    error = getattr(exc, "orig", None) or exc  # SQLAlchemy's error wraps the driver's
+    state = getattr(error, "sqlstate", None)
+    if state is None and error.args and isinstance(error.args[0], dict):  # pg8000: the server's fields
+        state = error.args[0].get("C")
+    return state if isinstance(state, str) else None
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says a backing service (a database, mostly) cannot be reached now."""
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    return any(
+    if any(
         cls.__name__ in _UNAVAILABLE_NAMES and cls.__module__.partition(".")[0] in _UNAVAILABLE_LIBRARIES
         for cls in type(exc).__mro__
-    )
+    ):
+        return True
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def unavailable(raw: Any, where: str, exc: BaseException) -> web.Response:
