@@ -15,11 +15,14 @@ form it cannot split or decode), ``LookupError`` (a charset no codec has), ``Run
 unknown Content-Transfer-Encoding, a ``binascii.Error`` from base64). The last ones are also
 what a handler's own bug raises, so they are the client's only when aiohttp's request reading is
 in their traceback: it calls no code of the flow, so what it raised came from the body. Checked
-only for errors, never on a request that succeeds.
+only for errors, never on a request that succeeds. A request whose framing aiohttp cannot parse
+(a broken chunk size, say) never reaches the flow: aiohttp answers it 400 itself, and
+``PROTOCOL_LOG`` logs it as one warning line instead of an error with a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -99,3 +102,17 @@ def _raised_by_reader(tb: TracebackType | None) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's connection log (``aiohttp.server``), where a client's broken request is one warning."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, (HttpProcessingError, web.RequestPayloadError)):
+            self.warning("a request that breaks HTTP's rules was refused: %s", _reason(exc_info))
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+#: The ``logger`` of aiohttp's request handler.
+PROTOCOL_LOG = _ProtocolLog(logging.getLogger("aiohttp.server"))

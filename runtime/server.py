@@ -25,7 +25,7 @@ from aiohttp.web_log import AccessLogger
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.flow import Flow
-from runtime import cloud_logging
+from runtime import bodies, cloud_logging
 from runtime.app import FlowApp
 from runtime.cloud_logging import JsonAccessLogger, JsonLogs
 from runtime.errors import StartupError, one_line
@@ -157,6 +157,7 @@ async def serve_worker(
         access_log_class=AccessLogger if json_logs is None else JsonAccessLogger,
         shutdown_timeout=grace,
         keepalive_timeout=idle_timeout,
+        logger=bodies.PROTOCOL_LOG,
     )
     try:
         await runner.setup()

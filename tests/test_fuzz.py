@@ -496,3 +496,23 @@ def test_a_client_trickling_its_headers_or_idle_is_dropped_while_others_are_serv
                 answer += chunk
             assert answer.startswith(b"HTTP/1.1 200"), answer
         assert server.get("/sally")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/items", "/text"])
+def test_a_request_aiohttp_cannot_parse_is_400_and_one_warning_line(path, caplog):
+    """Broken HTTP framing (a chunk size that is no number) never reaches the flow: aiohttp
+    answers 400, and the log says so in one line, not with an error's traceback."""
+    from test_http import make_app
+
+    with TestClient(make_app()) as client:
+        url = urllib.parse.urlsplit(client.base_url)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                'Transfer-Encoding: chunked\r\n\r\n5\r\n{{"a":\r\nzz\r\n'.encode()
+            )
+            sock.settimeout(30)
+            answer = sock.recv(65536)
+    assert answer.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), answer
+    assert "Traceback" not in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "aiohttp.server" and r.levelname == "WARNING"]
