@@ -71,6 +71,8 @@ def by_type(monitor: RecordingMonitor, token: str) -> dict[str, dict[str, Any]]:
 
 def test_a_flow_without_max_replicas_gets_cloud_runs_default_not_1000(monitor: RecordingMonitor) -> None:
     flow, primitives = notes_flow(min_replicas=0)  # BuildFlow's max_replicas default is 1000
+    # with memory for a connection per instance, so that the connection budget does not lower it
+    next(p for p in primitives if isinstance(p, CloudSQLDatabase)).instance.settings.tier = "db-custom-2-7680"
     run_program(primitives, project="my-project", deployment=deploy(flow, primitives), image=IMAGE)
 
     scaling = monitor.registered["service"]["inputs"]["template"]["scaling"]

@@ -12,6 +12,8 @@ annotations name local classes.
 """
 
 import asyncio
+import dataclasses
+import json
 import os
 import threading
 import weakref
@@ -28,6 +30,7 @@ from buildflow.dependencies.flow_dependencies import (
     stack_target,
 )
 from buildflow.dependencies.scopes import Scope, dependency
+from buildflow.deployed import POOLS_ENV
 from buildflow.secrets import Password, reveal
 
 #: gcp-target connection options, taken out of the builders' engine keyword arguments.
@@ -41,6 +44,52 @@ CLOUD_RUN_ENV = "K_SERVICE"
 
 _USERS_ATTR = "_buildflow_session_users"
 _IAM_ATTR = "_buildflow_iam_auth"
+_POOLS_ATTR = "_buildflow_engine_pools"
+
+#: Seconds a request waits for a pooled connection before it gives up (SQLAlchemy's default is
+#: 30): a full pool answers 503 with Retry-After soon rather than holding the request.
+POOL_TIMEOUT = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EnginePool:
+    """The pool every worker keeps on ``database`` for one engine, as the connection budget counts
+    it: the sizes the flow gave (``pool_size``, ``max_overflow``), or None where the budget sizes it."""
+
+    database: Any
+    pool_size: int | None = None
+    max_overflow: int | None = None
+
+    @property
+    def sized_by_flow(self) -> bool:
+        return self.pool_size is not None or self.max_overflow is not None
+
+
+def budgeted_pools() -> dict[str, tuple[int, int]]:
+    """``(pool_size, max_overflow)`` by database id, as the deployment set them (``$BUILDFLOW_DB_POOLS``)."""
+    given = os.environ.get(POOLS_ENV)
+    if not given:
+        return {}
+    try:
+        return {str(k): (int(v[0]), int(v[1])) for k, v in json.loads(given).items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ValueError(
+            f"{POOLS_ENV} is not the JSON the gcp target sets ({{database id: [pool_size, max_overflow]}}); unset it"
+        ) from None
+
+
+def _sized_pool(db_primitive: Any, kwargs: dict[str, Any]) -> None:
+    """Give a queue pool the wait of :data:`POOL_TIMEOUT` and, unless the flow sized it, the sizes the
+    deployment's connection budget chose: every worker of every instance keeps such a pool, and
+    together they must fit in the instance's ``max_connections``. Other pool classes are left as given."""
+    if "poolclass" in kwargs or "pool" in kwargs:
+        return
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
+    if "pool_size" in kwargs or "max_overflow" in kwargs:
+        return
+    sized = budgeted_pools().get(db_primitive.primitive_id())
+    if sized is not None:
+        kwargs["pool_size"], kwargs["max_overflow"] = sized
 
 
 def session_users(db_primitive: Any) -> list[tuple[str, Password]]:
@@ -56,6 +105,20 @@ def _named(session_dep: type, maker: type, db_primitive: Any) -> type:
     session_dep.SessionMaker = maker  # type: ignore[attr-defined]  # an attribute given to the built class
     maker.db_primitive = db_primitive  # type: ignore[attr-defined]  # what bfctl reads the used database from
     return session_dep
+
+
+def engine_pools(db_primitive: Any) -> list[EnginePool]:
+    """The pools each worker keeps on the database: one per session dependency built for it and
+    per engine made with BuildFlow's form (at import), as the connection budget counts them."""
+    return list(getattr(db_primitive, _POOLS_ATTR, []))
+
+
+def _declare_pool(db_primitive: Any, options: Mapping[str, Any]) -> None:
+    pools = getattr(db_primitive, _POOLS_ATTR, None)
+    if pools is None:
+        pools = []
+        object.__setattr__(db_primitive, _POOLS_ATTR, pools)
+    pools.append(EnginePool(db_primitive, options.get("pool_size"), options.get("max_overflow")))
 
 
 def iam_auth(db_primitive: Any) -> bool:
@@ -277,8 +340,10 @@ def _database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Database,
     if database.found_at_first_use:
         if all(d is not database.primitive for d in _ENGINE_DATABASES):
             _ENGINE_DATABASES.append(database.primitive)
+            _declare_pool(database.primitive, rest)
         _declare_login(database.primitive, database.user, database.password, options["enable_iam_auth"])
     rest.setdefault("pool_pre_ping", True)  # a restarted database is picked up again without restarting
+    _sized_pool(database.primitive, rest)
     return database, options, rest
 
 
@@ -383,6 +448,7 @@ def SessionDepBuilder(
     ``"sa-name@project.iam"``. The local target ignores both.
     """
     _declare_login(db_primitive, db_user, db_password, bool(kwargs.get("enable_iam_auth")))
+    _declare_pool(db_primitive, kwargs)
 
     @dependency(Scope.REPLICA)
     class SessionMaker:
@@ -421,6 +487,7 @@ def AsyncSessionDepBuilder(
     Takes the same gcp connection options as :func:`SessionDepBuilder`.
     """
     _declare_login(db_primitive, db_user, db_password, bool(kwargs.get("enable_iam_auth")))
+    _declare_pool(db_primitive, kwargs)
 
     @dependency(Scope.REPLICA)
     class AsyncSessionMaker:
@@ -454,11 +521,13 @@ __all__ = [
     "AsyncSessionDep",
     "AsyncSessionDepBuilder",
     "CloudSQLConnectors",
+    "EnginePool",
     "SessionDep",
     "SessionDepBuilder",
     "async_engine",
     "engine",
     "engine_databases",
+    "engine_pools",
     "iam_auth",
     "session_users",
 ]

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from buildflow.dependencies.sqlalchemy import iam_auth
+from buildflow.dependencies.sqlalchemy import engine_pools, iam_auth
+from buildflow.deployed import POOLS_ENV
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
     CloudSQLDatabase,
     CloudSQLInstance,
+    CloudSQLTable,
     CloudSQLUser,
     GCPPubSubSubscription,
     GCPPubSubTopic,
@@ -33,6 +36,7 @@ from buildflow.io.primitive import Primitive
 from buildflow.middleware import middleware_secrets
 from buildflow.processors import ProcessorOptions, max_replicas_given
 from buildflow.secrets import Secret
+from providers.connection_budget import ConnectionBudgetError, connection_budget
 from providers.gcp.errors import GCPSettingsError
 
 #: Ingress names users write → Cloud Run v2's values.
@@ -83,6 +87,8 @@ class ServiceSettings:
     cpu_always: bool = False
     #: No part of the flow set ``max_replicas``: ``max_instances`` is Cloud Run's default.
     max_instances_default: bool = False
+    #: What the connection budget chose (pool sizes, fewer max instances) and why, for the plan.
+    connection_notes: tuple[str, ...] = ()
     #: Direct VPC egress: the VPC network and/or subnetwork the instances send traffic into (a Cloud
     #: SQL instance with only a private IP is reached so), and which traffic goes there.
     network: str | None = None
@@ -436,9 +442,42 @@ def check_instances(settings: ServiceSettings) -> list[str]:
             f"{settings.cpu} CPU(s); Cloud Run refuses the service if that is more than the region's CPU quota "
             "allows (new projects: 10 to 200 CPUs): lower max_replicas or ask for more quota."
         )
+    warnings.extend(settings.connection_notes)
     if settings.concurrency == 1 and settings.workers > 1:
         warnings.append("with max_concurrent_queries=1 an instance takes one request at a time: workers=1 is enough.")
     return warnings
+
+
+def _sink_primitives(flow: Any, dependency_sinks: Sequence[Primitive]) -> list[Any]:
+    """What the flow's collectors, consumers and sink dependencies write to."""
+    return [*(c.sink_primitive for c in [*flow.collectors, *flow.consumers]), *dependency_sinks]
+
+
+def within_connections(settings: ServiceSettings, used: Sequence[Primitive], sinks: Sequence[Any]) -> ServiceSettings:
+    """``settings`` with the connection budget applied: the pools' sizes passed to every worker
+    (``$BUILDFLOW_DB_POOLS``), max instances lowered when even one connection per pool is too many,
+    and what was chosen said in the plan. ``used`` are the primitives the flow uses (each database
+    once), ``sinks`` what it writes to."""
+    databases = {p.primitive_id(): p for p in used if isinstance(p, CloudSQLDatabase)}
+    try:
+        budget = connection_budget(
+            [pool for database in databases.values() for pool in engine_pools(database)],
+            [s for s in sinks if isinstance(s, CloudSQLTable)],
+            max_instances=settings.max_instances,
+            min_instances=settings.min_instances,
+            workers=settings.workers,
+        )
+    except ConnectionBudgetError as e:
+        raise GCPSettingsError(str(e)) from None
+    capped = budget.max_instances < settings.max_instances
+    env = {**settings.env, POOLS_ENV: json.dumps(budget.pools, sort_keys=True)} if budget.pools else settings.env
+    return dataclasses.replace(
+        settings,
+        max_instances=budget.max_instances,
+        max_instances_default=settings.max_instances_default and not capped,
+        env=env,
+        connection_notes=budget.notes,
+    )
 
 
 def deployment_of(
@@ -463,15 +502,16 @@ def deployment_of(
     """
     if not serves_anything(flow):
         return None
+    settings = service_settings(flow, table, flags)
     return Deployment(
         target=target,
         name=name,
         project=project,
         region=region,
-        settings=service_settings(flow, table, flags),
+        settings=within_connections(settings, [*primitives, *existing], _sink_primitives(flow, dependency_sinks)),
         grants=grants(
             primitives,
-            [*(c.sink_primitive for c in [*flow.collectors, *flow.consumers]), *dependency_sinks],
+            _sink_primitives(flow, dependency_sinks),
             [c.source_primitive for c in flow.consumers],
             dependency_buckets,
             existing,

@@ -14,6 +14,7 @@ from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable, 
 from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
 from providers.base import UnsupportedPrimitiveError
+from providers.connection_budget import max_connections_flag
 from providers.local import sql
 from providers.local.family import Family, dir_name, forget
 from providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
@@ -25,6 +26,13 @@ USER = CloudSQLUser.resource_type
 TABLE = CloudSQLTable.resource_type
 SINK_USER = "buildflow_sink"
 _RESERVED_USERS = (ADMIN_USER, SINK_USER)
+
+
+def _server_settings(instance: CloudSQLInstance) -> dict[str, int]:
+    """The database flags the local server honours: ``max_connections``, so that a flow's connection
+    budget meets the same limit here as on Cloud SQL."""
+    flag = max_connections_flag(instance)
+    return {} if flag is None else {"max_connections": flag}
 
 
 class CloudSQLFamily(Family):
@@ -103,7 +111,7 @@ class CloudSQLFamily(Family):
         known = state.resources.get(rid)
         server = EmbeddedPostgres(self.root / dir_name(rid))
         server.initialize()
-        port = server.start(known.private.get("port") if known else None)
+        port = server.start(known.private.get("port") if known else None, _server_settings(instance))
         with server.admin(port) as conn:
             sql.ensure_owner_role(conn)
             version = sql.server_version(conn)
@@ -112,7 +120,7 @@ class CloudSQLFamily(Family):
         self.set_port(state, record(state, instance, self.desired_properties(instance), outputs, private), port)
         major = version.split(".")[0]
         note = "" if instance.database_version == f"POSTGRES_{major}" else f"; declared {instance.database_version}"
-        # Settings (tier, disks, flags, ...) mean nothing to a server on this machine: recorded only.
+        # Other settings (tier, disks, flags, ...) mean nothing to a server on this machine: recorded only.
         return f"PostgreSQL {version} on {HOST}:{port}{note}"
 
     def _put_database(self, state: State, database: CloudSQLDatabase) -> str:

@@ -35,7 +35,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pg8000.native
@@ -50,6 +50,8 @@ SERVICE_USER = "embedded_postgres"
 #: Under root: where the service user's servers keep their clusters and logs.
 SERVICE_HOME = Path("/var/lib/bfctl-postgres")
 _START_TIMEOUT = 60
+#: The server settings a flow chose (its instance's database flags), included by ``buildflow.conf``.
+_SETTINGS_FILE = "buildflow-settings.conf"
 
 
 class LocalTargetError(ProviderError):
@@ -165,14 +167,24 @@ class EmbeddedPostgres:
             return None
         return port if alive and status == "ready" else None
 
-    def start(self, port: int | None = None) -> int:
-        """Start the server (on ``port`` if it is free, else on a free one); returns the port."""
+    def start(self, port: int | None = None, settings: Mapping[str, int] | None = None) -> int:
+        """Start the server (on ``port`` if it is free, else on a free one); returns the port.
+
+        ``settings`` (server settings such as ``max_connections``) replace those it runs with, and a
+        running server started with others is restarted; None keeps what it has.
+        """
         running = self.running_port()
+        if settings is not None and self._set(settings) and running is not None:
+            self.stop()
+            port, running = running, None
         if running is not None:
             return running
         for _ in range(3):
             chosen = port if port is not None and port_is_free(port) else free_port()
-            conf = f"listen_addresses = '{HOST}'\nport = {chosen}\nunix_socket_directories = ''\n"
+            conf = (
+                f"listen_addresses = '{HOST}'\nport = {chosen}\nunix_socket_directories = ''\n"
+                f"include_if_exists = '{_SETTINGS_FILE}'\n"
+            )
             (self.pgdata / "buildflow.conf").write_text(conf)
             self._hand_over(self.pgdata / "buildflow.conf")
             try:
@@ -185,6 +197,16 @@ class EmbeddedPostgres:
                 continue
             return chosen
         raise LocalTargetError(f"PostgreSQL found no free port to listen on; see {self.log}")
+
+    def _set(self, settings: Mapping[str, int]) -> bool:
+        """Write ``settings`` for the next start; True when they differ from the current ones."""
+        path = self.pgdata / _SETTINGS_FILE
+        text = "".join(f"{name} = {int(value)}\n" for name, value in sorted(settings.items()))
+        if (path.read_text() if path.exists() else "") == text:
+            return False
+        path.write_text(text)
+        self._hand_over(path)
+        return True
 
     def stop(self) -> None:
         if self.running_port() is None:
