@@ -11,6 +11,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# No test may reach Google's metadata server: google-auth probes 169.254.169.254 when it finds no
+# credentials unless NO_GCE_CHECK is exactly "true"; a probe that happens anyway stays on a closed
+# loopback port. Set for the whole run, so every subprocess a test starts inherits it.
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+
 
 @pytest.fixture
 def bfctl_env() -> dict[str, str]:

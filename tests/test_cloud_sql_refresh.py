@@ -23,7 +23,7 @@ from buildflow.dependencies.sqlalchemy import CloudSQLConnectors
 def test_on_cloud_run_the_connectors_refresh_lazily(
     service: str | None, strategy: RefreshStrategy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NO_GCE_CHECK", "True")  # google-auth never probes the metadata server
+    monkeypatch.setenv("NO_GCE_CHECK", "true")  # google-auth never probes the metadata server
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
     if service is None:
         monkeypatch.delenv("K_SERVICE", raising=False)
