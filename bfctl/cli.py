@@ -465,6 +465,9 @@ def build(
         ),
     ] = None,
     push: Annotated[bool, typer.Option("--push", help="Push the image to Artifact Registry once built.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List the project's files left out of the context, and why.")
+    ] = False,
     gcp_project: GCPProjectOption = None,
     gcp_region: GCPRegionOption = None,
 ) -> None:
@@ -487,6 +490,7 @@ def build(
             region=gcp_region,
             say=console.info,
             docker_output=partial(console.info, style="dim"),
+            verbose=verbose,
         )
 
 

@@ -90,10 +90,12 @@ def build_image(
     region: str | None,
     say: Say,
     docker_output: Say,
+    verbose: bool = False,
 ) -> str:
     """Write the context to ``context_only``, or build the image; returns the image reference.
 
-    ``say`` gets progress lines, ``docker_output`` the lines Docker prints.
+    ``say`` gets progress lines (with ``verbose``, the files left out of the context too),
+    ``docker_output`` the lines Docker prints.
     """
     settings = resolve(project_dir, "dev", primitives, project=project, region=region)
     if push:
@@ -103,6 +105,8 @@ def build_image(
         raise ImageBuildError(docker.NO_DAEMON)
     exclude = (context_only,) if context_only is not None else ()
     context = build_context(project_dir, target, exclude=exclude, progress=say)
+    for line in context.left_out_lines() if verbose else ():
+        say(line)
     repository = repository_id(service_name(settings.pulumi_project, "dev", settings.table))
     reference = image_reference(
         image_name(settings.pulumi_project), context.tag, settings.project, settings.region, repository

@@ -44,10 +44,19 @@ Progress = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class BuildContext:
-    """Every file of a build context by its path in the context, and the tag they hash to."""
+    """Every file of a build context by its path in the context, the tag they hash to, and the
+    project's files left out, with why (``providers.gcp.context``)."""
 
     files: dict[str, bytes]
     tag: str
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def left_out_lines(self) -> list[str]:
+        """What ``bfctl build --verbose`` says about the files left out."""
+        if not self.left_out:
+            return ["Left out of the context: nothing"]
+        width = max(map(len, self.left_out))
+        return ["Left out of the context:"] + [f"  {p:<{width}}  {why}" for p, why in sorted(self.left_out.items())]
 
     def write(self, destination: Path) -> None:
         """Write the context into ``destination``: a new or empty directory, or one holding an
@@ -94,7 +103,8 @@ def build_context(
 ) -> BuildContext:
     """The context that serves ``target`` from ``project_dir``; ``exclude`` leaves directories out.
 
-    The project's own ``.dockerignore`` leaves out more files, never fewer.
+    The project's own ``.dockerignore``, ``.gitignore`` files and ``.gcloudignore`` leave out
+    more files, never fewer.
     """
     bfctl_line, deps_files = _bfctl_requirement(progress)
     requirements = "\n".join(
@@ -110,15 +120,15 @@ def build_context(
     )
     own = project_patterns(project_dir)
     in_context = [p if p.startswith("**/") else f"{APP_DIR}/{p}" for p in own]
-    code = project_files(project_dir, exclude, IGNORED + own)
+    code = project_files(project_dir, exclude, IGNORED + own, git_rules=True)
     files = {
         "Dockerfile": dockerfile(_target_in_image(project_dir, target)).encode(),
         ".dockerignore": ("\n".join([*IGNORED, *in_context]) + "\n").encode(),
         f"{DEPS_DIR}/requirements.txt": requirements.encode(),
         **{f"{DEPS_DIR}/{name}": data for name, data in deps_files.items()},
-        **{f"{APP_DIR}/{name}": data for name, data in code.items()},
+        **{f"{APP_DIR}/{name}": data for name, data in code.files.items()},
     }
-    return BuildContext(files, tag_of(files))
+    return BuildContext(files, tag_of(files), code.left_out)
 
 
 def tag_of(files: dict[str, bytes]) -> str:
@@ -243,7 +253,7 @@ def _wheel_of(checkout: Path, progress: Progress) -> Path:
     """
     files = {
         name: data
-        for name, data in project_files(checkout).items()
+        for name, data in project_files(checkout).files.items()
         if "/" not in name or (checkout / name.split("/")[0] / "__init__.py").is_file()
     }
     cache = _cache_dir() / "wheels" / content_hash(files)[:20]
