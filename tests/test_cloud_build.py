@@ -28,8 +28,10 @@ from fakes.docker import install as install_docker
 from support import bfctl_run, make_project
 from test_image_build import FLOW
 
+from providers.gcp import cloudbuild
 from providers.gcp.build import Published, publish_image
-from providers.gcp.cloudbuild import BUILDER, build_request, tarball
+from providers.gcp.cloudbuild import build_request, tarball
+from providers.gcp.context import ImageBuildError
 from providers.gcp.errors import GCPSettingsError
 from providers.gcp.image import tag_of
 from providers.gcp.registry import Endpoints
@@ -69,12 +71,23 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "shop", {"main.py": FLOW, "pyproject.toml": PYPROJECT})
 
 
+#: The bucket and account the stack of PYPROJECT's "dev" makes for Cloud Build.
+SOURCES = "acme-prod-shop-dev-build-sources"
+BUILDER = "projects/acme-prod/serviceAccounts/shop-dev-build@acme-prod.iam.gserviceaccount.com"
+
+
 @pytest.fixture
 def google(tmp_path: Path) -> Iterator[GoogleStandIn]:
+    """The stand-in of a project made today, with the sources bucket its stack's apply made."""
     with (
         storage_emulator(tmp_path / "gcs", secure_by_default=True) as storage,
-        serve(GoogleStandIn(storage)) as stand_in,
+        serve(GoogleStandIn(storage, new_project=True)) as stand_in,
     ):
+        uniform = {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"}
+        made = json.dumps({"name": SOURCES, "location": "europe-west1", "iamConfiguration": uniform}).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{storage}/storage/v1/b?project=acme-prod", made, headers, method="POST")
+        urllib.request.urlopen(request).close()
         yield stand_in
 
 
@@ -161,13 +174,15 @@ def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
     assert google.sources[0] == tarball(files)  # the same bytes each time: nothing varies but the code
 
     source = request["source"]["storageSource"]
-    assert (source["bucket"], source["object"]) == ("acme-prod_cloudbuild", f"source/{tag}.tgz")
-    assert source["generation"] == stored(google, "acme-prod_cloudbuild", source["object"])["generation"]
-    # (the emulator keeps no bucket's location, so the region is seen in what bfctl says)
-    assert "Creating the bucket gs://acme-prod_cloudbuild in europe-west1 for Cloud Build's sources" in lines
+    assert (source["bucket"], source["object"]) == (SOURCES, f"source/{tag}.tgz")
+    assert source["generation"] == stored(google, SOURCES, source["object"])["generation"]
+    # a new project's default build identity may not read the source: the stack's account builds
+    assert request["serviceAccount"] == BUILDER
+    assert request["options"] == {"logging": "CLOUD_LOGGING_ONLY"}
+    assert google.denied == 0
 
     assert request["steps"] == [
-        {"name": BUILDER, "args": ["build", "--platform", "linux/amd64", "--tag", reference, "."]}
+        {"name": cloudbuild.BUILDER, "args": ["build", "--platform", "linux/amd64", "--tag", reference, "."]}
     ]
     assert request["images"] == [reference]
 
@@ -188,7 +203,7 @@ def test_unchanged_code_is_neither_uploaded_nor_built_again(
     project: Path, google: GoogleStandIn, here: dict[str, str]
 ) -> None:
     first = publish(project, [])
-    uploaded = stored(google, "acme-prod_cloudbuild", google.requests[0]["source"]["storageSource"]["object"])
+    uploaded = stored(google, SOURCES, google.requests[0]["source"]["storageSource"]["object"])
 
     lines: list[str] = []
     again = publish(project, lines)
@@ -196,7 +211,7 @@ def test_unchanged_code_is_neither_uploaded_nor_built_again(
     assert again == Published(first.reference, first.digest, built=False)
     assert f"{first.reference} is in Artifact Registry already: unchanged code, no build" in lines
     assert len(google.requests) == 1
-    assert stored(google, "acme-prod_cloudbuild", uploaded["name"])["generation"] == uploaded["generation"]
+    assert stored(google, SOURCES, uploaded["name"])["generation"] == uploaded["generation"]
     assert not any("Uploading" in line for line in lines)
 
     (project / "main.py").write_text(FLOW + "\n# changed\n")
@@ -274,6 +289,75 @@ def test_a_named_build_service_account_runs_the_build_with_its_logs_in_cloud_log
     assert request["serviceAccount"] == f"projects/acme-prod/serviceAccounts/{account}"
     assert request["options"] == {"logging": "CLOUD_LOGGING_ONLY"}
     assert google.images == {published.reference: published.digest}
+
+
+def test_a_build_started_before_its_accounts_grants_are_in_effect_is_tried_again(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first apply makes the account and its grants, then builds at once: Cloud Build refuses
+    the build until IAM has propagated."""
+    monkeypatch.setattr(cloudbuild, "PROPAGATION_WAIT", 0.0)
+    google.unpropagated = 2
+    lines: list[str] = []
+
+    published = publish(project, lines)
+
+    assert google.denied == 2
+    assert [r["serviceAccount"] for r in google.requests] == [BUILDER]
+    assert google.images == {published.reference: published.digest}
+    waiting = [line for line in lines if line.startswith("Cloud Build cannot act as")]
+    assert waiting == [
+        "Cloud Build cannot act as shop-dev-build@acme-prod.iam.gserviceaccount.com yet (IAM changes take minutes "
+        "to reach it): trying again every 0s"
+    ]
+
+
+def test_a_build_whose_account_never_gets_access_says_which_grant_after_the_last_try(
+    project: Path, google: GoogleStandIn, here: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cloudbuild, "PROPAGATION_WAIT", 0.0)
+    monkeypatch.setattr(cloudbuild, "PROPAGATION_TRIES", 3)
+    google.unpropagated = 10
+
+    with pytest.raises(ImageBuildError) as refused:
+        publish(project, [])
+
+    assert google.denied == 3
+    message = str(refused.value)
+    assert "does not have storage.objects.get access" in message
+    assert "Cloud Build still cannot act as shop-dev-build@acme-prod.iam.gserviceaccount.com" in message
+    assert "roles/storage.objectViewer" in message and "`bfctl apply --target gcp`" in message
+
+
+def test_the_stand_in_refuses_a_new_projects_default_build_identity(google: GoogleStandIn) -> None:
+    build = build_request({"bucket": SOURCES, "object": "source/t.tgz", "generation": "1"}, "r:t")
+    status, answer = google.handle(
+        "POST",
+        "/v1/projects/acme-prod/locations/us-central1/builds",
+        {"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        json.dumps(build).encode(),
+    )
+    assert (status, answer["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    message = answer["error"]["message"]
+    assert "-compute@developer.gserviceaccount.com does not have storage.objects.get access" in message
+    assert google.requests == []
+
+
+def test_a_stack_not_applied_yet_is_told_to_apply_before_a_remote_build(
+    project: Path, google: GoogleStandIn, env: dict[str, str]
+) -> None:
+    # a stack whose apply has not made its bucket yet
+    (project / "pyproject.toml").write_text(PYPROJECT + 'service = "shop-api"\n')
+
+    result = bfctl_run(["build", "--push"], project, env, timeout=300)
+
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    bucket = "gs://acme-prod-shop-api-build-sources"
+    assert f"{bucket}, where the stack keeps Cloud Build's sources, does not exist" in message
+    assert "`bfctl apply --target gcp` makes it" in message
+    assert "Traceback" not in result.stderr
+    assert google.requests == []
 
 
 def test_the_stand_in_refuses_a_build_as_a_chosen_account_without_a_logging_option(google: GoogleStandIn) -> None:

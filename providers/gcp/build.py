@@ -73,9 +73,9 @@ def publish_image(
     location = settings.require_location()
     local = docker.daemon_answers()
     context = build_context(project_dir, target, progress=say)
-    repository = repository_id(service_name(settings.pulumi_project, stack, settings.table))
-    image = _Image(context, *location, image_name(settings.pulumi_project), repository)
-    remote = cloudbuild.remote(settings.table, image.region, image.project)
+    service = service_name(settings.pulumi_project, stack, settings.table)
+    image = _Image(context, *location, image_name(settings.pulumi_project), repository_id(service))
+    remote = cloudbuild.remote(settings.table, image.region, image.project, service)
     return _publish(image, local=local, remote=remote, say=say, output=output, poll_interval=poll_interval)
 
 
@@ -107,7 +107,8 @@ def build_image(
     context = build_context(project_dir, target, exclude=exclude, progress=say)
     for line in context.left_out_lines() if verbose else ():
         say(line)
-    repository = repository_id(service_name(settings.pulumi_project, "dev", settings.table))
+    service = service_name(settings.pulumi_project, "dev", settings.table)
+    repository = repository_id(service)
     reference = image_reference(
         image_name(settings.pulumi_project), context.tag, settings.project, settings.region, repository
     )
@@ -120,7 +121,7 @@ def build_image(
     if not local:
         assert settings.project and settings.region  # push is set, and the location was required above
         image = _Image(context, settings.project, settings.region, image_name(settings.pulumi_project), repository)
-        remote = cloudbuild.remote(settings.table, settings.region, settings.project)
+        remote = cloudbuild.remote(settings.table, settings.region, settings.project, service)
         return _publish(image, local=False, remote=remote, say=say, output=docker_output).reference
     token_source = _token_source(reference) if push else None
     _build_locally(context, reference, say, docker_output)

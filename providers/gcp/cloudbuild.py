@@ -1,8 +1,10 @@
 """Building an image remotely with Cloud Build, for machines where no Docker daemon answers.
 
-As ``gcloud builds submit`` does: the build context goes to the ``{project}_cloudbuild``
-bucket as a tarball, one ``docker build`` step builds it, and Cloud Build pushes the image to
-Artifact Registry, so a remote build is always pushed. Its digest comes from the build's results.
+As ``gcloud builds submit`` does: the build context goes to a bucket as a tarball, one ``docker
+build`` step builds it, and Cloud Build pushes the image to Artifact Registry, so a remote build
+is always pushed. Its digest comes from the build's results. The bucket and the account the build
+runs as are the stack's (``providers.gcp.build_identity``): new projects would run it as the
+Compute Engine default account, which may neither read the source, nor write logs, nor push.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from providers.gcp.context import ImageBuildError
+from providers.gcp.deploy import account_email, build_account_id, named_build_account, sources_bucket
 from providers.gcp.errors import GCPSettingsError
 from providers.gcp.image import PLATFORM, BuildContext
 from providers.gcp.registry import JSON, GoogleAPIs
@@ -27,9 +30,14 @@ BUILDER = "gcr.io/cloud-builders/docker"
 #: (https://cloud.google.com/build/docs/locations, "Restricted regions for some projects").
 OPEN_REGIONS = ("us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com$")
 #: What Cloud Build answers (400 FAILED_PRECONDITION) where it will not build for the project.
 _REFUSED_REGION = "cannot run builds in this region"
+#: What Cloud Build answers (400) while the build's account, or its grant on the source, made
+#: moments ago, has not reached Cloud Build yet: IAM changes take a minute or more to propagate.
+_NOT_YET = re.compile(r"does not have storage\.objects\.get access|invalid service account", re.IGNORECASE)
+#: Tries of a build while IAM propagates, and the seconds between two (Google: up to 7 minutes).
+PROPAGATION_TRIES = 42
+PROPAGATION_WAIT = 10.0
 #: Seconds between two looks at a running build.
 POLL_INTERVAL = 2.0
 #: How long Cloud Build lets the build run; installing dependencies can take minutes.
@@ -60,11 +68,12 @@ def build(
     """Build and push ``reference`` from ``context`` with Cloud Build as ``remote`` says; returns the
     image's digest. The image goes to ``reference``'s registry, whatever region builds it."""
     build_region = remote.region
-    source = upload_source(api, context, project=project, region=region, say=say)
+    assert remote.sources is not None, "a publish names the stack, whose bucket holds the sources"
+    source = upload_source(api, context, bucket=remote.sources, say=say)
     builds = f"{api.endpoints.cloudbuild}v1/projects/{project}/locations/{build_region}/builds"
     request = build_request(source, reference, remote.service_account)
     try:
-        operation = api.call("POST", builds, "starting the Cloud Build build", body=request)
+        operation = _start(api, builds, request, say)
     except ImageBuildError as exc:
         if _REFUSED_REGION not in str(exc):
             raise
@@ -73,38 +82,70 @@ def build(
             f"every project may use: set build_region in [tool.buildflow.gcp] of pyproject.toml to one of "
             f"{', '.join(OPEN_REGIONS)} (the image still goes to the registry in {region})"
         ) from None
-    assert operation is not None
     started: JSON = operation["metadata"]["build"]
     say(f"Cloud Build build {started['id']} started; its log: {started.get('logUrl', '(no log URL given)')}")
     ended = _wait(api, f"{builds}/{started['id']}", started, say, poll_interval)
     return _digest(ended, reference)
 
 
+def _start(api: GoogleAPIs, builds: str, request: JSON, say: Say) -> JSON:
+    """Create the build; while Cloud Build does not yet see the account or its grant on the source
+    (both made by the apply that now builds), try again, saying why."""
+    account = str(request.get("serviceAccount", "")).rpartition("/")[2]
+    attempt = 1
+    while True:
+        try:
+            operation = api.call("POST", builds, "starting the Cloud Build build", body=request)
+        except ImageBuildError as exc:
+            if not account or not _NOT_YET.search(str(exc)):
+                raise
+            if attempt >= PROPAGATION_TRIES:
+                raise ImageBuildError(
+                    f"{exc}. Cloud Build still cannot act as {account} after "
+                    f"{attempt * PROPAGATION_WAIT / 60:.0f} minutes: it needs roles/storage.objectViewer on the "
+                    "sources bucket, which `bfctl apply --target gcp` grants; apply again"
+                ) from None
+            if attempt == 1:
+                say(
+                    f"Cloud Build cannot act as {account} yet (IAM changes take minutes to reach it): "
+                    f"trying again every {PROPAGATION_WAIT:g}s"
+                )
+            attempt += 1
+            time.sleep(PROPAGATION_WAIT)
+            continue
+        assert operation is not None
+        return operation
+
+
 @dataclasses.dataclass(frozen=True)
 class Remote:
-    """Where Cloud Build builds, and as whom (``projects/P/serviceAccounts/EMAIL``; None: Cloud Build's default)."""
+    """Where Cloud Build builds, as whom (``projects/P/serviceAccounts/EMAIL``; None: Cloud Build's
+    default), and the bucket its sources go to (None: no stack named)."""
 
     region: str
     service_account: str | None = None
+    sources: str | None = None
 
 
-def remote(table: dict[str, Any], region: str, project: str) -> Remote:
-    """``build_region`` and ``build_service_account`` of ``[tool.buildflow.gcp]``. The region is by
-    default the stack's where every project may build, else us-central1 (a new project's first
-    build elsewhere may be refused)."""
+def remote(table: dict[str, Any], region: str, project: str, service: str | None = None) -> Remote:
+    """``build_region`` and ``build_service_account`` of ``[tool.buildflow.gcp]``; with the stack's
+    ``service``, the account and bucket the stack makes for builds. The region is by default the
+    stack's where every project may build, else us-central1 (a new project's first build elsewhere
+    may be refused)."""
     chosen = table.get("build_region")
     if chosen is not None and (not isinstance(chosen, str) or not _REGION.match(chosen)):
         raise GCPSettingsError(
             f'build_region in [tool.buildflow.gcp] must be a Google Cloud region such as "us-central1", not {chosen!r}'
         )
-    account = table.get("build_service_account")
-    if account is not None and (not isinstance(account, str) or not _ACCOUNT.match(account)):
-        raise GCPSettingsError(
-            "build_service_account in [tool.buildflow.gcp] must be a service account's email such as "
-            f'"builder@{project}.iam.gserviceaccount.com", not {account!r}'
-        )
+    account = named_build_account(table, project)
+    if account is None and service is not None:
+        account = account_email(build_account_id(service), project)
     default_region = region if region in OPEN_REGIONS else OPEN_REGIONS[0]
-    return Remote(chosen or default_region, f"projects/{project}/serviceAccounts/{account}" if account else None)
+    return Remote(
+        chosen or default_region,
+        f"projects/{project}/serviceAccounts/{account}" if account else None,
+        sources_bucket(project, service) if service is not None else None,
+    )
 
 
 def build_request(source: JSON, reference: str, service_account: str | None = None) -> JSON:
@@ -136,10 +177,16 @@ def tarball(files: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def upload_source(api: GoogleAPIs, context: BuildContext, *, project: str, region: str, say: Say) -> JSON:
-    """Upload the context to ``gs://{project}_cloudbuild/source/{tag}.tgz``; returns its StorageSource."""
-    bucket, name = f"{project}_cloudbuild", f"source/{context.tag}.tgz"
-    _ensure_bucket(api, bucket, project, region, say)
+def upload_source(api: GoogleAPIs, context: BuildContext, *, bucket: str, say: Say) -> JSON:
+    """Upload the context to ``gs://{bucket}/source/{tag}.tgz``; returns its StorageSource."""
+    name = f"source/{context.tag}.tgz"
+    what = f"looking up the bucket gs://{bucket}"
+    if api.call("GET", f"{api.endpoints.storage}storage/v1/b/{bucket}", what, missing_ok=True) is None:
+        raise ImageBuildError(
+            f"gs://{bucket}, where the stack keeps Cloud Build's sources, does not exist yet: `bfctl apply --target "
+            "gcp` makes it, with the account builds run as (for a stack deployed before, `bfctl apply --target gcp "
+            "--no-deploy` makes them without a build), then build again"
+        )
     data = tarball(context.files)
     say(
         f"Uploading the build context ({len(context.files)} files, {len(data) // 1024 + 1} KiB) to gs://{bucket}/{name}"
@@ -150,25 +197,6 @@ def upload_source(api: GoogleAPIs, context: BuildContext, *, project: str, regio
     )
     assert uploaded is not None
     return {"bucket": bucket, "object": name, "generation": uploaded["generation"]}
-
-
-def _ensure_bucket(api: GoogleAPIs, bucket: str, project: str, region: str, say: Say) -> None:
-    """Create the bucket in the project and region when it is missing, as gcloud does for its builds."""
-    what = f"looking up the bucket gs://{bucket}"
-    if api.call("GET", f"{api.endpoints.storage}storage/v1/b/{bucket}", what, missing_ok=True) is not None:
-        return
-    say(f"Creating the bucket gs://{bucket} in {region} for Cloud Build's sources")
-    api.call(
-        "POST",
-        f"{api.endpoints.storage}storage/v1/b?project={quote(project, safe='')}",
-        f"creating the bucket gs://{bucket}",
-        # secure-by-default organizations (made since May 2024) refuse a bucket without uniform access
-        body={
-            "name": bucket,
-            "location": region,
-            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"},
-        },
-    )
 
 
 def _wait(api: GoogleAPIs, url: str, build: JSON, say: Say, poll_interval: float) -> JSON:

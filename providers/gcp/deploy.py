@@ -61,6 +61,7 @@ _MAX_MEMORY = 32 * 1024
 #: Variables Cloud Run or bfctl set themselves; a user's ``env`` may not name them.
 _RESERVED_ENV = re.compile(r"^(PORT|K_SERVICE|K_REVISION|K_CONFIGURATION|GOOGLE_CLOUD_PROJECT|BUILDFLOW_.*|BFCTL_.*)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ACCOUNT_EMAIL = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 _APIS_ALWAYS = (
     "run.googleapis.com",
@@ -127,6 +128,8 @@ class Deployment:
     settings: ServiceSettings
     grants: tuple[Grant, ...]
     secrets: tuple[Secret, ...]
+    #: The account Cloud Build runs as when ``build_service_account`` names one; else the stack makes one.
+    build_service_account: str | None = None
     #: What the flow uses without the stack making it: the service is given outputs for those too.
     existing: tuple[Primitive, ...] = ()
     #: The stack's databases the flow logs in to as the service's account (``enable_iam_auth``).
@@ -150,6 +153,16 @@ class Deployment:
         create does not meet another's repository and its destroy deletes no other stack's images."""
         return repository_id(self.name)
 
+    @property
+    def build_account(self) -> str:
+        """The email of the account Cloud Build runs as for the stack: the one named, else its own."""
+        return self.build_service_account or account_email(build_account_id(self.name), self.project)
+
+    @property
+    def sources_bucket(self) -> str:
+        """The stack's bucket of Cloud Build sources."""
+        return sources_bucket(self.project, self.name)
+
 
 def repository_id(service: str) -> str:
     """The image repository of the service named ``service`` (at most 63 characters, a letter first)."""
@@ -163,6 +176,36 @@ def fitted(name: str, limit: int) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def named_build_account(table: Mapping[str, Any], project: str) -> str | None:
+    """``build_service_account`` of ``[tool.buildflow.gcp]``: an account's email, checked before
+    anything is built, that Cloud Build runs as instead of the one the stack makes."""
+    account = table.get("build_service_account")
+    if account is not None and (not isinstance(account, str) or not _ACCOUNT_EMAIL.match(account)):
+        raise GCPSettingsError(
+            "build_service_account in [tool.buildflow.gcp] must be a service account's email such as "
+            f'"builder@{project}.iam.gserviceaccount.com", not {account!r}'
+        )
+    return account
+
+
+def build_account_id(service: str) -> str:
+    """The id of the account the stack makes for Cloud Build (6 to 30 characters), apart from the
+    service's own: a build reads its source, writes logs and pushes, and the flow does none of it."""
+    return fitted(f"{service}-build", 30)
+
+
+def account_email(account_id: str, project: str) -> str:
+    """A service account's email (a domain-scoped project ``example.com:p`` puts its domain last)."""
+    domain, _, name = project.rpartition(":")
+    return f"{account_id}@{name}{f'.{domain}' if domain else ''}.iam.gserviceaccount.com"
+
+
+def sources_bucket(project: str, service: str) -> str:
+    """The bucket of the stack's Cloud Build sources: bucket names are global, so it names the
+    project and the stack's service (lowercase letters, digits and hyphens, at most 63 characters)."""
+    return fitted(re.sub(r"[^a-z0-9-]+", "-", f"{project}-{service}-build-sources"), 63)
 
 
 def apis(primitives: Sequence[Primitive], deployment: Deployment | None) -> tuple[str, ...]:
@@ -519,6 +562,7 @@ def deployment_of(
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
         existing=tuple(existing),
+        build_service_account=named_build_account(table, project),
         iam_databases=iam_databases(primitives),
     )
 

@@ -26,7 +26,7 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
-from providers.gcp import iam_users
+from providers.gcp import build_identity, iam_users
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
 from providers.gcp.deployed import DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
 from providers.gcp.existing import made_or_named
@@ -78,6 +78,7 @@ def declare(
         description="Images of the flow, pushed by bfctl; deleted with the stack",
         opts=after_apis,
     )
+    build_identity.declare(deployment, repository, apis)
     account = gcp.serviceaccount.Account(
         ACCOUNT_NAME,
         account_id=deployment.account_id,

@@ -6,6 +6,10 @@ stays ``WORKING`` for ``polls_to_finish`` looks, then ends with ``outcome``; a b
 succeeds puts its image in the registry, so the next publish finds the tag. A build in one of
 ``refused_regions`` is refused as Google refuses builds in regions a new project may not use, and
 one run as a chosen service account that does not say where its logs go is refused (400) as Google does.
+With ``new_project`` it answers as a project made today: a build that names no service account runs
+as the Compute Engine default account, which may not read the source, so it is refused (400); and
+the first ``unpropagated`` builds as a named account are refused the same way, as while the
+account's grants made moments ago have not reached Cloud Build.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ACCESS_TOKEN = "ya29.stand-in-token-0123456789"
+PROJECT_NUMBER = "123456789012"
 #: Cloud Storage's answer to a bucket made without uniform access where the organization enforces it.
 UNIFORM_REFUSAL = (
     "Request violates constraint 'constraints/storage.uniformBucketLevelAccess' on the resource; "
@@ -65,6 +70,12 @@ class GoogleStandIn:
     refused_regions: set[str] = dataclasses.field(default_factory=set)
     #: the region each build asked for ran in
     regions: list[str] = dataclasses.field(default_factory=list)
+    #: a project made today: its default build identity cannot read sources
+    new_project: bool = False
+    #: builds as a named account refused before its grants are in effect
+    unpropagated: int = 0
+    #: the builds refused for their account's access to the source
+    denied: int = 0
     _builds: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _polls: dict[str, int] = dataclasses.field(default_factory=dict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -110,6 +121,16 @@ class GoogleStandIn:
                 "specify 'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
                 "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY / NONE "
                 "logging options"
+            )
+            return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+        account = str(build.get("serviceAccount", "")).rpartition("/")[2]
+        if (not account and self.new_project) or (account and self.denied < self.unpropagated):
+            self.denied += 1
+            email = account or f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
+            message = (
+                f"could not resolve source: googleapi: Error 403: {email} does not have storage.objects.get access "
+                "to the Google Cloud Storage object. Permission 'storage.objects.get' denied on resource (or it may "
+                "not exist)., forbidden"
             )
             return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
         source = build["source"]["storageSource"]
