@@ -89,6 +89,7 @@ class FlowApp:
         self.nodes = nodes = walk(roots)
         refuse_unsupported(flow, nodes)
         self.sinks.declare_dependencies(nodes)
+        self.serve_metrics = metrics.served(os.environ)
         self.pool: ThreadPoolExecutor | None = None
         #: What runs sync code; the server swaps in one that carries each request's log context.
         self.pool_class: type[ThreadPoolExecutor] = ThreadPoolExecutor
@@ -159,7 +160,8 @@ class FlowApp:
         self._add_docs(app)
         unmatched = metrics.RouteStats("*", "(unmatched)")
         worker = metrics.WorkerMetrics([*routes, unmatched], self.sinks.batchers, self.consumers.consumers)
-        app.router.add_get(metrics.METRICS_PATH, worker.handle)
+        if self.serve_metrics:
+            app.router.add_get(metrics.METRICS_PATH, worker.handle)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", metrics.timed(_unmatched, unmatched))
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from runtime.errors import StartupError
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
     from runtime.consumers import CompiledConsumer
 
 METRICS_PATH = "/_bf/metrics"
+#: ``on`` or ``off``: whether ``METRICS_PATH`` is served. Off by default on Cloud Run
+#: (``K_SERVICE`` set): a public service would show its route, sink and consumer names to anyone,
+#: and a scrape through the service's URL reaches one worker of one instance at random anyway.
+METRICS_VARIABLE = "BFCTL_METRICS"
 
 #: Upper bounds (seconds) of the request latency buckets: from a fast in-memory handler to a slow query.
 LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -31,6 +37,14 @@ LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 BATCH_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def served(environ: Mapping[str, str]) -> bool:
+    """Whether ``/_bf/metrics`` is served: as ``$BFCTL_METRICS`` says, else everywhere but Cloud Run."""
+    value = environ.get(METRICS_VARIABLE, "").strip().lower() or ("off" if environ.get("K_SERVICE") else "on")
+    if value not in ("on", "off"):
+        raise StartupError(f"{METRICS_VARIABLE}={value!r}: use on or off")
+    return value == "on"
 
 
 class Histogram:

@@ -405,3 +405,25 @@ def test_streaming_and_file_responses(tmp_path):
         r = c.get("/file")
         assert r.text == "a,b\n1,2\n" and r.headers["Content-Type"].startswith("text/csv")
         assert r.headers["Content-Disposition"] == 'attachment; filename="report.csv"'
+
+
+def test_metrics_are_not_served_on_cloud_run_unless_asked(monkeypatch):
+    """A public Cloud Run service would show its route, sink and consumer names to anyone."""
+    from runtime.app import FlowApp
+    from runtime.errors import StartupError
+
+    monkeypatch.setenv("K_SERVICE", "api")
+    with TestClient(make_app()) as c:
+        hidden = c.get("/_bf/metrics")
+        assert hidden.status_code == 404 and hidden.json() == {"detail": "No route for /_bf/metrics"}
+        assert c.get("/docs").status_code == 200  # the API's own description, as FastAPI serves it
+    monkeypatch.setenv("BFCTL_METRICS", "on")
+    with TestClient(make_app()) as c:
+        assert "buildflow_requests_total" in c.get("/_bf/metrics").text
+    monkeypatch.delenv("K_SERVICE")
+    monkeypatch.setenv("BFCTL_METRICS", "off")
+    with TestClient(make_app()) as c:
+        assert c.get("/_bf/metrics").status_code == 404
+    monkeypatch.setenv("BFCTL_METRICS", "maybe")
+    with pytest.raises(StartupError, match="BFCTL_METRICS='maybe': use on or off"):
+        FlowApp(make_app())
