@@ -10,12 +10,12 @@ decompression is turned off (``AUTO_DECOMPRESS``), so a handler that reads the b
 the bytes as sent, as Starlette hands them over.
 
 aiohttp reports a broken body in many ways: its own HTTP errors (a bad multipart header line),
-``RequestPayloadError`` (a broken chunked body), ``ValueError`` and ``UnicodeDecodeError`` (a
-form it cannot split or decode), ``LookupError`` (a charset no codec has), ``RuntimeError`` (an
-unknown Content-Transfer-Encoding, a ``binascii.Error`` from base64). The last ones are also
-what a handler's own bug raises, so they are the client's only when aiohttp's request reading is
-in their traceback: it calls no code of the flow, so what it raised came from the body. Checked
-only for errors, never on a request that succeeds. A request whose framing aiohttp cannot parse
+``RequestPayloadError`` (a broken chunked body), ``ValueError`` (a form it cannot split, text
+it cannot decode, base64 that is not), ``LookupError`` (a charset no codec has), ``RuntimeError``
+(an unknown Content-Transfer-Encoding). The last three are also what a handler's own bug
+raises, so they are the client's only when aiohttp's request reading is in their traceback: it
+calls no code of the flow, so what it raised came from the body. Checked only for errors, never
+on a request that succeeds. A request whose framing aiohttp cannot parse
 (a broken chunk size, say) never reaches the flow: aiohttp answers it 400 itself, and
 ``PROTOCOL_LOG`` logs it as one warning line instead of an error with a traceback.
 """
@@ -31,17 +31,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from runtime.errors import ClientError
 
+#: aiohttp's request handler setting: bodies are never decompressed as they arrive.
+AUTO_DECOMPRESS = False
+_IDENTITY = frozenset({"", "identity"})
+_ACCEPT_IDENTITY = {"Accept-Encoding": "identity"}
 #: aiohttp's modules that read a request's body (``read``, ``text``, ``post``, ``multipart``).
 _READERS = frozenset({"aiohttp.web_request", "aiohttp.multipart"})
 #: Characters of aiohttp's message kept in the answer (it may quote a whole header line).
 _LONGEST = 200
 _FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
-
-
-#: aiohttp's request handler setting: bodies are never decompressed as they arrive.
-AUTO_DECOMPRESS = False
-_IDENTITY = frozenset({"", "identity"})
-_ACCEPT_IDENTITY = {"Accept-Encoding": "identity"}
 
 
 def refuse_encoded(raw: Any) -> None:
