@@ -516,3 +516,17 @@ def test_a_request_aiohttp_cannot_parse_is_400_and_one_warning_line(path, caplog
     assert answer.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), answer
     assert "Traceback" not in caplog.text
     assert [r.getMessage() for r in caplog.records if r.name == "aiohttp.server" and r.levelname == "WARNING"]
+
+
+def test_clients_as_buildflow_users_wrote_them_still_post_json():
+    """BuildFlow's own tests and samples post with ``requests.post(url, json=...)``; scripts
+    also post ``data=json.dumps(...)``, which sends no Content-Type."""
+    import requests
+    from test_http import make_app
+
+    item = {"name": "a", "price": 1}
+    with TestClient(make_app()) as client:
+        assert requests.post(client.base_url + "/items", json=item, timeout=30).json()["name"] == "a"
+        assert requests.post(client.base_url + "/items", data=json.dumps(item), timeout=30).json()["name"] == "a"
+        as_form = requests.post(client.base_url + "/items", data=item, timeout=30)
+        assert as_form.status_code == 415 and "application/x-www-form-urlencoded" in as_form.json()["detail"]
