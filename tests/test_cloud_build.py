@@ -401,7 +401,7 @@ def test_without_credentials_the_user_is_told_to_log_in(
     project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
 ) -> None:
     no_credentials = {name: value for name, value in env.items() if name != "GOOGLE_APPLICATION_CREDENTIALS"}
-    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "True"}
+    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "true"}
 
     result = bfctl_run(["build", "--push"], project, no_credentials, timeout=300)
 
@@ -495,7 +495,7 @@ def test_docker_without_credentials_and_no_google_login_is_told_both_commands(
     project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
 ) -> None:
     no_credentials = {name: value for name, value in env.items() if name != "GOOGLE_APPLICATION_CREDENTIALS"}
-    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "True", "FAKE_DOCKER_DAEMON": "up"}
+    no_credentials |= {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "true", "FAKE_DOCKER_DAEMON": "up"}
 
     result = bfctl_run(["build", "--push"], project, no_credentials, timeout=300)
 
