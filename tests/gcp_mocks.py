@@ -75,6 +75,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 "inputs": rpc.deserialize_properties(request.object),
                 "dependencies": list(request.dependencies),
                 "delete_before_replace": request.deleteBeforeReplace,
+                "ignore_changes": list(request.ignoreChanges),
             }
         return response
 

@@ -58,6 +58,7 @@ class _Context:
     #: The instances whose databases the flow logs in to with IAM (``enable_iam_auth``).
     iam_instances: frozenset[str] = frozenset()
     tag: str | None = None
+    redeploy: str | None = None
 
 
 #: Cloud SQL refuses to drop a PostgreSQL database or role while other roles own objects in
@@ -226,7 +227,7 @@ def declare(primitives: Sequence[Primitive], ctx: _Context) -> dict[str, pulumi.
         pulumi.export(alias, values)
     if ctx.deployment is not None:
         given = {**existing_outputs(list(ctx.deployment.existing)), **exports, **aliases}
-        service.declare(ctx.deployment, made, ctx.secret_values, given, ctx.image, ctx.tag, ctx.apis)
+        service.declare(ctx.deployment, made, ctx.secret_values, given, ctx.image, ctx.tag, ctx.apis, ctx.redeploy)
     return made
 
 
@@ -237,16 +238,17 @@ def program(
     deployment: Deployment | None = None,
     image: str | None = None,
     tag: str | None = None,
+    redeploy: str | None = None,
     given_secrets: Mapping[str, str] | None = None,
     manage_apis: bool = True,
 ) -> Callable[[], None]:
     """The inline program the Automation API runs for ``primitives``.
 
     ``deployment`` adds the Cloud Run service and what it needs (the service itself only with
-    an ``image``, built as ``tag`` when bfctl built it). A Secret's value is the one
-    ``given_secrets`` has for its name (its variable was set at apply), else a random one
-    generated at the first apply and kept, encrypted, in the stack's state. Without
-    ``manage_apis`` the stack enables no API (someone else has).
+    an ``image``, built as ``tag`` when bfctl built it; ``redeploy`` forces a new revision of
+    it). A Secret's value is the one ``given_secrets`` has for its name (its variable was set
+    at apply), else a random one generated at the first apply and kept, encrypted, in the
+    stack's state. Without ``manage_apis`` the stack enables no API (someone else has).
     """
     frozen = list(primitives)
     given = dict(given_secrets or {})
@@ -262,6 +264,7 @@ def program(
                 p.instance.primitive_id() for p in frozen if isinstance(p, CloudSQLDatabase) and iam_auth(p)
             ),
             tag=tag,
+            redeploy=redeploy,
         )
         declare(frozen, ctx)
         if ctx.secret_values:  # for what bfctl runs against the stack itself (migrations), never shown

@@ -12,10 +12,12 @@ free of it, and a missing extra is reported with the command that installs it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -422,9 +424,8 @@ class GCPProvider(Provider):
         relay: ProgressRelay,
     ) -> dict[str, dict[str, Any]]:
         """One ``pulumi up``; records what it made and returns the stack's (non-secret) outputs."""
-        stack = self._stack(primitives, deployment, image, tag)
         try:
-            result = self._run("up", relay, lambda: stack.up(on_event=relay, refresh=True))
+            result = self._up_until_revision_reads_secrets(primitives, deployment, image, tag, relay)
         except PulumiOperationError as exc:
             if not _api_trouble(relay):
                 raise
@@ -457,15 +458,62 @@ class GCPProvider(Provider):
         )
         return outputs
 
+    def _up_until_revision_reads_secrets(
+        self,
+        primitives: Sequence[Primitive],
+        deployment: Deployment | None,
+        image: str | None,
+        tag: str | None,
+        relay: ProgressRelay,
+    ) -> auto.UpResult:
+        """``pulumi up``, and again with a new revision while Cloud Run refuses one for its secrets.
+
+        The service is made after its account's secret-accessor bindings, but IAM applies a new
+        binding everywhere only after typically 2 minutes, sometimes 7 or more: until then Cloud
+        Run refuses the revision ("Permission denied on secret") and the service goes on serving
+        its last ready one. Applying the same template again would change nothing, so each retry
+        asks for a new revision (``redeploy``)."""
+        waits = iter(SECRET_ACCESS_WAITS)
+        redeploy: str | None = None
+        while True:
+            stack = self._stack(primitives, deployment, image, tag, redeploy)
+            try:
+                return self._run("up", relay, functools.partial(stack.up, on_event=relay, refresh=True))
+            except PulumiOperationError as exc:
+                if not _secrets_refused(relay):
+                    raise
+                wait = next(waits, None)
+                if wait is None:
+                    raise PulumiOperationError(
+                        f"{exc}\nCloud Run refused the service's new revision: its service account could not read "
+                        "the flow's secrets yet. The stack granted it roles/secretmanager.secretAccessor on each, "
+                        "and IAM applies a new grant within about 2 minutes, sometimes 7 or more; bfctl waited "
+                        f"{sum(SECRET_ACCESS_WAITS) / 60:.0f} minutes. Apply again in a few minutes; the service "
+                        "serves its last ready revision meanwhile."
+                    ) from None
+            self._say(
+                "Cloud Run refused the new revision: the service account cannot read its secrets yet (IAM takes "
+                f"minutes to apply a new grant); trying a new revision in {wait:.0f}s."
+            )
+            time.sleep(wait)
+            _report_again(relay)
+            redeploy = str(time.time_ns())
+
+    def _say(self, line: str) -> None:
+        if self._request is not None:
+            self._request.say(line)
+
     def _stack(
         self,
         primitives: Sequence[Primitive],
         deployment: Deployment | None,
         image: str | None,
         tag: str | None = None,
+        redeploy: str | None = None,
     ) -> auto.Stack:
         """The Pulumi stack with the program of ``primitives`` (and ``deployment`` running
-        ``image``, built as ``tag``) and the project/region config."""
+        ``image``, built as ``tag``, as a new revision when given ``redeploy``) and the
+        project/region config."""
         try:
             from pulumi import automation as auto
 
@@ -505,6 +553,7 @@ class GCPProvider(Provider):
                     deployment=deployment,
                     image=image,
                     tag=tag,
+                    redeploy=redeploy,
                     given_secrets={s.name: v for s in stack_secrets(primitives, deployment) if (v := s.read())},
                     manage_apis=settings.manage_apis,
                 ),
@@ -560,6 +609,25 @@ class GCPProvider(Provider):
             }
             record(state, p, properties, outputs.get(p.primitive_id(), {}))
         self.store.save(state)
+
+
+#: How long to wait before each new revision while Cloud Run refuses one for its secrets: 6.75
+#: minutes in all, about the 7 Google gives as a new IAM grant's longer propagation time.
+SECRET_ACCESS_WAITS: tuple[float, ...] = (15.0, 30.0, 60.0, 120.0, 180.0)
+#: What Cloud Run says of a revision whose service account cannot read a secret it references.
+_REFUSED_REVISION = "Permission denied on secret"
+
+
+def _secrets_refused(relay: ProgressRelay) -> bool:
+    return any(_REFUSED_REVISION in message for messages in relay.errors.values() for message in messages)
+
+
+def _report_again(relay: ProgressRelay) -> None:
+    """Let ``relay`` report the resources that failed once more (the next ``up`` retries them)."""
+    for name in relay.errors:
+        relay.started.pop(name, None)
+        relay.finished.discard(name)
+    relay.errors.clear()
 
 
 #: What Google says when an API the project has not enabled is called.

@@ -39,6 +39,10 @@ REPOSITORY_NAME, ACCOUNT_NAME, SERVICE_NAME, INVOKER_NAME = (
     "service",
     "public-invoker",
 )
+#: The service template's label a retried deploy sets to a new value: Cloud Run makes a revision
+#: only of a changed template, and Pulumi's provider sends nothing for an unchanged one. Ignored
+#: by every other deploy, so it never makes a revision of its own.
+REDEPLOY_LABEL = "bfctl-redeploy"
 
 
 def enable_apis(project: str, names: Sequence[str]) -> list[pulumi.CustomResource]:
@@ -62,11 +66,14 @@ def declare(
     image: str | None,
     tag: str | None,
     apis: Sequence[pulumi.Resource],
+    redeploy: str | None = None,
 ) -> None:
     """Register the deployment's resources; the service itself only when ``image`` is given.
 
     The service's outputs name its image and the tag it was built as: the next plan, from any
-    checkout, reads them from the stack to keep the service on that image."""
+    checkout, reads them from the stack to keep the service on that image. The service is made
+    after the account's role bindings and the secret versions it reads; ``redeploy`` forces a
+    new revision of an unchanged template (one refused before those bindings took effect)."""
     after_apis = pulumi.ResourceOptions(depends_on=list(apis))
     project, region = deployment.project, deployment.region
     repository = gcp.artifactregistry.Repository(
@@ -117,7 +124,7 @@ def declare(
     )
     if image is None:
         return
-    service = _service(deployment, image, account.email, env, outputs, [repository, *apis, *bindings])
+    service = _service(deployment, image, account.email, env, outputs, [repository, *apis, *bindings], redeploy)
     if deployment.settings.public:
         gcp.cloudrunv2.ServiceIamMember(
             INVOKER_NAME,
@@ -141,6 +148,7 @@ def _service(
     secret_env: list[dict[str, Any]],
     outputs: Mapping[str, Mapping[str, Any]],
     after: list[pulumi.Resource],
+    redeploy: str | None,
 ) -> gcp.cloudrunv2.Service:
     s = deployment.settings
     plain = {
@@ -172,6 +180,8 @@ def _service(
     if s.network or s.subnetwork:
         interface = {k: v for k, v in (("network", s.network), ("subnetwork", s.subnetwork)) if v}
         template["vpc_access"] = {"network_interfaces": [interface], "egress": VPC_EGRESS[s.vpc_egress]}
+    if redeploy:
+        template["labels"] = {REDEPLOY_LABEL: redeploy}
     return gcp.cloudrunv2.Service(
         SERVICE_NAME,
         name=deployment.name,
@@ -181,7 +191,9 @@ def _service(
         # pulumi-gcp defaults this to true, which makes `bfctl destroy` fail: the stack owns it.
         deletion_protection=False,
         template=cast(Any, template),  # plain snake_case dicts, as pulumi-gcp's *ArgsDict
-        opts=pulumi.ResourceOptions(depends_on=after),
+        opts=pulumi.ResourceOptions(
+            depends_on=after, ignore_changes=[] if redeploy else [f'template.labels["{REDEPLOY_LABEL}"]']
+        ),
     )
 
 
