@@ -160,14 +160,17 @@ def test_a_project_in_order_passes_and_only_what_apply_does_is_asked(
     assert DEPLOYER in found["credentials"][0].summary
     assert [statuses(found, name) for name in ("project", "billing", "APIs", "permissions")] == [["ok"]] * 4
     assert google.tokens == 1  # one sign-in for every question
-    # the permissions apply uses for a bucket and a private service built by Cloud Build, no more
+    # the permissions apply uses for a bucket and a private service built by Cloud Build as the
+    # account the stack makes, no more
     assert google.tested == [
         [
             "artifactregistry.repositories.create",
+            "artifactregistry.repositories.setIamPolicy",  # the build account pushes to the repository
             "cloudbuild.builds.create",
             "iam.serviceAccounts.actAs",
             "iam.serviceAccounts.create",
             "resourcemanager.projects.get",
+            "resourcemanager.projects.setIamPolicy",  # ... and writes logs
             "run.services.create",
             "serviceusage.services.enable",
             "storage.buckets.create",
@@ -290,7 +293,10 @@ def test_missing_permissions_fail_naming_the_roles_that_grant_them(
     (permissions,) = preflight(project)["permissions"]
 
     assert permissions.status == "fail"
-    assert "lacks artifactregistry.repositories.create, cloudbuild.builds.create" in permissions.summary
+    assert "lacks artifactregistry.repositories.create, artifactregistry.repositories.setIamPolicy," in (
+        permissions.summary
+    )
+    assert "cloudbuild.builds.create" in permissions.summary
     assert "roles/run.admin" in permissions.fix and "roles/iam.serviceAccountUser" in permissions.fix
     assert f"--member=serviceAccount:{DEPLOYER}" in permissions.fix
 
@@ -331,9 +337,9 @@ def test_the_build_identity_exists_may_be_used_and_has_what_a_build_needs(
     google.accounts[BUILDER] = set()
     not_usable = identity()
     google.accounts[BUILDER] = {"iam.serviceAccounts.actAs"}
-    google.bindings = [{"role": "roles/logging.logWriter", "members": [f"serviceAccount:{BUILDER}"]}]
+    google.bindings = [{"role": "roles/storage.objectViewer", "members": [f"serviceAccount:{BUILDER}"]}]
     few_roles = identity()
-    google.bindings.append({"role": "roles/cloudbuild.builds.builder", "members": [f"serviceAccount:{BUILDER}"]})
+    google.bindings.append({"role": "roles/logging.logWriter", "members": [f"serviceAccount:{BUILDER}"]})
     ready = identity()
     google.bindings = None
     unreadable = identity()
@@ -345,10 +351,12 @@ def test_the_build_identity_exists_may_be_used_and_has_what_a_build_needs(
         f"gcloud iam service-accounts add-iam-policy-binding {BUILDER} --member=serviceAccount:{DEPLOYER} "
         "--role=roles/iam.serviceAccountUser"
     )
+    # the stack grants a named account read on its sources bucket and push to its repository:
+    # writing logs, a project binding, is what the user grants
     assert few_roles.status == "warn"
-    assert "roles/storage.objectViewer (reads the uploaded source)" in few_roles.summary
-    assert "logging" not in few_roles.summary
-    assert "roles/storage.objectViewer roles/artifactregistry.writer" in few_roles.fix
+    assert "roles/logging.logWriter (writes the build's logs)" in few_roles.summary
+    assert "storage" not in few_roles.summary and "artifactregistry" not in few_roles.summary
+    assert "--role=$ROLE" in few_roles.fix and "roles/logging.logWriter" in few_roles.fix
     assert ready.status == "ok"
     assert unreadable.status == "note"
 

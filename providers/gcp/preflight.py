@@ -67,6 +67,7 @@ ROLES = {
     "iam.serviceAccounts.actAs": "roles/iam.serviceAccountUser",
     "artifactregistry.repositories.create": "roles/artifactregistry.admin",
     "artifactregistry.repositories.uploadArtifacts": "roles/artifactregistry.writer",
+    "artifactregistry.repositories.setIamPolicy": "roles/artifactregistry.admin",
     "resourcemanager.projects.setIamPolicy": "roles/resourcemanager.projectIamAdmin",
     "secretmanager.secrets.create": "roles/secretmanager.admin",
     "secretmanager.versions.add": "roles/secretmanager.admin",
@@ -102,10 +103,10 @@ _GRANTING: dict[type[Primitive] | None, str] = {
     GCSFileChangeStream: "pubsub.subscriptions.setIamPolicy",
 }
 #: What a Cloud Build build run as a chosen account needs of it, and the project roles that give it.
+#: What a named build account needs that the stack does not grant it (the stack grants it read on
+#: its sources bucket and write on its repository; a project binding is the owner's to make).
 _BUILD_NEEDS = {
-    "roles/storage.objectViewer": ("reads the uploaded source", {"storage.objectUser", "storage.objectAdmin"}),
     "roles/logging.logWriter": ("writes the build's logs", {"logging.admin"}),
-    "roles/artifactregistry.writer": ("pushes the image", {"artifactregistry.repoAdmin", "artifactregistry.admin"}),
 }
 #: Project roles that give a build everything it needs.
 _BUILD_ALL = {"roles/cloudbuild.builds.builder", "roles/editor", "roles/owner"}
@@ -171,9 +172,10 @@ async def _run(
             ("org policies", lambda: _policies(api, stack, signed_in)),
             ("permissions", lambda: _permissions(api, stack, signed_in, local_build)),
         ]
-        account = stack.remote.service_account if stack.remote is not None and not local_build else None
-        if account is not None:
-            email = account.rpartition("/")[2]
+        # the account the stack makes gets its grants from the stack; one the user names is checked
+        named = stack.deployment.build_service_account if stack.deployment is not None else None
+        email = named if stack.remote is not None and not local_build else None
+        if email is not None:
             asked.append(("build identity", lambda: _build_identity(api, stack, signed_in, email)))
         for answered in await asyncio.gather(*(_bounded(name, ask) for name, ask in asked)):
             checks += answered
@@ -208,7 +210,7 @@ def _settings(
             tuple(declared),
             deployment,
             settings.manage_apis,
-            remote(settings.table, region, project) if builds else None,
+            remote(settings.table, region, project, deployment.name) if builds and deployment else None,
         )
     except (GCPTargetError, PrimitiveValidationError) as exc:
         return None, [Check("settings", "fail", str(exc))]
@@ -383,7 +385,13 @@ def permissions_needed(stack: Stack, local_build: bool) -> list[str]:
             "iam.serviceAccounts.create",
             "iam.serviceAccounts.actAs",
             "artifactregistry.repositories.create",
+            # Cloud Build's identity: its sources bucket, its read there and its push to the repository
+            "storage.buckets.create",
+            "storage.buckets.setIamPolicy",
+            "artifactregistry.repositories.setIamPolicy",
         }
+        if deployment.build_service_account is None:  # the account the stack makes writes logs
+            needed.add("resourcemanager.projects.setIamPolicy")
         needed |= {_GRANTING[type(g.primitive) if g.primitive is not None else None] for g in deployment.grants}
         if deployment.settings.public:
             needed.add("run.services.setIamPolicy")
@@ -421,8 +429,9 @@ async def _permissions(api: GoogleREST, stack: Stack, signed_in: SignedIn, local
 
 
 async def _build_identity(api: GoogleREST, stack: Stack, signed_in: SignedIn, email: str) -> list[Check]:
-    """The account Cloud Build runs as: it exists, the deployer may run builds as it, and it has
-    what the build does (read the source, write logs, push), as far as the project's policy says."""
+    """The account the user named for Cloud Build: it exists, the deployer may run builds as it,
+    and it may write the build's logs, as far as the project's policy says (the stack grants it
+    the rest: read on its sources bucket, push to its repository)."""
     tested, policy = await asyncio.gather(
         api.post(
             f"{api.endpoints.iam}v1/projects/-/serviceAccounts/{email}:testIamPermissions",
