@@ -585,3 +585,37 @@ def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchan
     assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
     assert len(google.requests) == 2
     assert json.loads(record.read_text())["image"] not in (None, deployed["image"])
+
+
+def test_a_stack_applied_before_it_had_a_build_identity_gets_one_before_the_next_build(
+    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stack whose outputs name no builds' bucket was applied by a version that built as Cloud
+    Build's default identity: its next deploy first makes the bucket, account and grants (one
+    ``up``), then builds as that account, then rolls the new image out (a second ``up``)."""
+    google.polls_to_finish = 0
+    pulumi_log = tmp_path / "pulumi-calls.jsonl"
+    scenario = json.loads((EVENTS / "notes_create.json").read_text())
+    older = tmp_path / "older-stack.json"
+    env = {
+        **env,
+        "PATH": pulumi_path(tmp_path / "pulumi-bin", env["PATH"]),
+        "PULUMI_CONFIG_PASSPHRASE": "correct horse",
+        "FAKE_PULUMI_LOG": str(pulumi_log),
+        "FAKE_PULUMI_SCENARIO": str(older),
+    }
+
+    def apply() -> list[str]:
+        pulumi_log.unlink(missing_ok=True)
+        result = bfctl_run(["apply", "--target", "gcp", "--yes"], project, env)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line)["args"][0] for line in pulumi_log.read_text().splitlines()]
+
+    del scenario["outputs"]["deployment"]["build_sources"]  # the outputs an earlier version's stack has
+    older.write_text(json.dumps(scenario))
+    apply()
+    assert len(google.requests) == 1
+
+    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    assert [op for op in apply() if op in ("preview", "up")] == ["preview", "up", "up"]
+    assert len(google.requests) == 2

@@ -29,8 +29,8 @@ SOURCES_KEPT_DAYS = 7
 
 def declare(
     deployment: Deployment, repository: gcp.artifactregistry.Repository, apis: Sequence[pulumi.Resource]
-) -> None:
-    """Register the build's bucket, account (unless one is named) and grants."""
+) -> gcp.storage.Bucket:
+    """Register the build's bucket, account (unless one is named) and grants; the bucket is returned."""
     project = deployment.project
     bucket = gcp.storage.Bucket(
         SOURCES_NAME,
@@ -69,3 +69,4 @@ def declare(
         role="roles/artifactregistry.writer",
         member=member,
     )
+    return bucket

@@ -18,6 +18,15 @@ from providers.state import write_atomic
 
 #: The stack outputs the program exports for the deployment: its resources, and the service once made.
 DEPLOYMENT_OUTPUT, SERVICE_OUTPUT = "deployment", "service"
+#: The key of the deployment output naming the builds' sources bucket.
+BUILD_SOURCES = "build_sources"
+
+
+def ready_to_push(outputs: Mapping[str, Any]) -> bool:
+    """Whether the stack has what a push needs: the image repository, and the bucket and account a
+    remote build uses (a stack applied before they existed gets them in a first ``up``)."""
+    deployment = outputs.get(DEPLOYMENT_OUTPUT)
+    return isinstance(deployment, Mapping) and BUILD_SOURCES in deployment
 
 
 class DeployedRecord:
@@ -47,7 +56,7 @@ class DeployedRecord:
         found = outputs.get(SERVICE_OUTPUT)
         service = dict(found) if isinstance(found, Mapping) else None
         self.save(
-            has_repository=DEPLOYMENT_OUTPUT in outputs,
+            has_repository=ready_to_push(outputs),
             image=service.get("image") if service else None,
             tag=service.get("tag") if service else None,
             service=service,

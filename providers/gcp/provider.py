@@ -57,7 +57,7 @@ from providers.gcp.deploy import (
     service_name,
     stack_secrets,
 )
-from providers.gcp.deployed import DeployedRecord
+from providers.gcp.deployed import DeployedRecord, ready_to_push
 from providers.gcp.errors import (
     GCPExtraMissingError,
     GCPTargetError,
@@ -451,7 +451,7 @@ class GCPProvider(Provider):
         self._record(primitives, outputs)
         service = outputs.get("service")
         self.deployed.save(
-            has_repository="deployment" in outputs,
+            has_repository=ready_to_push(outputs),
             image=image if service else None,
             tag=tag if service else None,
             service=service,

@@ -28,7 +28,7 @@ from buildflow.io.gcp import (
 )
 from providers.gcp import build_identity, iam_users
 from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
-from providers.gcp.deployed import DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
+from providers.gcp.deployed import BUILD_SOURCES, DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
 from providers.gcp.existing import made_or_named
 
 Made = Mapping[str, pulumi.CustomResource]
@@ -85,7 +85,7 @@ def declare(
         description="Images of the flow, pushed by bfctl; deleted with the stack",
         opts=after_apis,
     )
-    build_identity.declare(deployment, repository, apis)
+    sources = build_identity.declare(deployment, repository, apis)
     account = gcp.serviceaccount.Account(
         ACCOUNT_NAME,
         account_id=deployment.account_id,
@@ -120,7 +120,12 @@ def declare(
         env.append({"name": secret.env_var, "value_source": {"secret_key_ref": ref}})
     pulumi.export(
         DEPLOYMENT_OUTPUT,
-        {"repository": repository.name, "account": account.email, "secrets": [s.name for s in deployment.secrets]},
+        {
+            "repository": repository.name,
+            "account": account.email,
+            "secrets": [s.name for s in deployment.secrets],
+            BUILD_SOURCES: sources.name,
+        },
     )
     if image is None:
         return
