@@ -155,7 +155,7 @@ def test_migrations_option_is_checked() -> None:
     with pytest.raises(MigrationSetupError, match="no SessionDep logs in to it with a password"):
         migration_user(database)  # the user revisions run as is the sessions': there is none
     SessionDep(database, "sa-notes@my-project.iam", "", enable_iam_auth=True)
-    with pytest.raises(MigrationSetupError, match="logging in with enable_iam_auth gets that user.s role"):
+    with pytest.raises(MigrationSetupError, match=r"logging in with enable_iam_auth gets that user.s role"):
         migration_user(database)
     SessionDep(database, "notes", "s3cret")
     assert migration_user(database) == ("notes", "s3cret")
