@@ -7,9 +7,10 @@ loop back (``CompiledConsumer`` waits for room in the sink's queue). While a bat
 on longer than half its lease, the lease is extended.
 
 Shutdown (``stop_pulling``, then ``stop``): no loop pulls again; the batches in flight are
-finished, written and settled until the deadline, after which what is left is abandoned (never
-acknowledged, so the source delivers it again); then the consumers' ``teardown()`` and the
-readers are closed.
+finished, written and settled until the deadline, after which what is left is given back
+(``release``: never acknowledged, delivered again at once rather than when its lease ends); then
+the consumers' ``teardown()`` and the readers are closed (a reader gives back what a pull still
+in flight brings).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class PullLoop:
         keeper = asyncio.get_running_loop().create_task(self._keep_leases(ack_ids, lease)) if lease else None
         try:
             done = await self.consumer.handle(batch)
+        except asyncio.CancelledError:  # the grace period ended: others get these now, not after their lease
+            await self._settle(self.reader.release, ack_ids, "giving back")
+            raise
         finally:
             if keeper is not None:
                 keeper.cancel()
@@ -146,7 +150,7 @@ class ConsumerGroup:
             _, late = await asyncio.wait(self._tasks, timeout=timeout)
             for task in late:
                 task.cancel()
-            if late:  # never acknowledged: the sources deliver those messages again
+            if late:  # their batches were given back: delivered again at once
                 log.warning("%d pull loops were still busy at the end of the grace period", len(late))
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []

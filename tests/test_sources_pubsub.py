@@ -35,7 +35,7 @@ DEAD = GCPPubSubTopic("my-project", "events-dead")
 def subscription(name: str, **options: object) -> GCPPubSubSubscription:
     """A subscription with a topic of its own (each test reads only what it published)."""
     topic = GCPPubSubTopic("my-project", f"{name}-topic")
-    return GCPPubSubSubscription("my-project", name).options(topic=topic, ack_deadline_seconds=10, **options)
+    return GCPPubSubSubscription("my-project", name).options(topic=topic, **{"ack_deadline_seconds": 10, **options})
 
 
 ACKS = subscription("acks")
@@ -43,7 +43,8 @@ LEASES = subscription("leases")
 DEAD_LETTERED = subscription("dead-lettered", max_delivery_attempts=5, dead_letter_topic=DEAD)
 DEAD_WATCH = GCPPubSubSubscription("my-project", "dead-watch").options(topic=DEAD)
 GONE = subscription("gone")
-SUBSCRIPTIONS = [ACKS, LEASES, DEAD_LETTERED, DEAD_WATCH, GONE]
+STOPPED = subscription("stopped", ack_deadline_seconds=600)
+SUBSCRIPTIONS = [ACKS, LEASES, DEAD_LETTERED, DEAD_WATCH, GONE, STOPPED]
 PRIMITIVES: list[Primitive] = [DEAD, *(s.topic for s in SUBSCRIPTIONS if s.topic not in (None, DEAD)), *SUBSCRIPTIONS]
 
 
@@ -159,6 +160,31 @@ def test_the_emulator_dead_letters_after_max_delivery_attempts(provider: LocalPr
     assert attempts == [1, 2, 3, 4, 5]
     assert json.loads(dead.data) == {"n": 20}
     assert dead.attributes["CloudPubSubDeadLetterSourceSubscription"] == "dead-lettered"
+
+
+def test_a_reader_closed_while_idle_leaves_no_pull_to_take_the_next_messages(provider: LocalProvider) -> None:
+    """A worker stopping while idle closes its reader; messages published next go to the
+    worker that starts after it within seconds, not after the 600 s ack deadline."""
+
+    async def stop_while_idle() -> None:
+        reader = reader_for(STOPPED, provider.outputs(), provider.project_dir)
+        await reader.open()
+        assert await reader.pull(100) == []  # nothing published: the reader is waiting for messages
+        await reader.close()
+
+    asyncio.run(stop_while_idle())
+    for n in range(20):  # one at a time, as a busy publisher does
+        publish(provider, STOPPED, n)
+
+    async def successor() -> list[int]:
+        reader = reader_for(STOPPED, provider.outputs(), provider.project_dir)
+        await reader.open()
+        got = await pull_until(reader, 20, deadline=60)
+        await reader.ack([d.ack_id for d in got])
+        await reader.close()
+        return numbers(got)
+
+    assert asyncio.run(successor()) == list(range(20))
 
 
 def test_notifications_are_file_change_events_whose_blob_downloads(provider: LocalProvider, tmp_path: Path) -> None:

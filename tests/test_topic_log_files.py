@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support import Server, serving, write
 
-FLOW = """\
+PRINTING_FLOW = """\
 import dataclasses
 
 from buildflow import Flow
@@ -47,13 +47,13 @@ def _topic_log(project: Path) -> Path:
     return project / ".buildflow" / "local" / "dev" / "pubsub" / "local-project" / "events.jsonl"
 
 
-def _publish(server: Server, numbers: range) -> set[int]:
+def post_numbers(server: Server, numbers: range) -> set[int]:
     for n in numbers:
         assert server.call("POST", "/publish", json.dumps({"n": n}).encode()) == (200, '{"success":true}')
     return set(numbers)
 
 
-def _consumed(server: Server, numbers: set[int], seconds: float = 30.0) -> set[int]:
+def consumed_within(server: Server, numbers: set[int], seconds: float = 30.0) -> set[int]:
     """Which of ``numbers`` the consumer said it consumed, reading the server's output until it
     said all of them or ``seconds`` passed (a bound on failure only)."""
     deadline = time.monotonic() + seconds
@@ -70,11 +70,11 @@ def _consumed(server: Server, numbers: set[int], seconds: float = 30.0) -> set[i
 
 @pytest.fixture
 def served(tmp_path: Path, bfctl_env: dict[str, str]) -> Iterator[Server]:
-    write(tmp_path / "flow.py", FLOW)
+    write(tmp_path / "flow.py", PRINTING_FLOW)
     env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "log"}
     with serving(["flow.py", "--apply", "--port", "0", "--no-access-log"], tmp_path, env) as server:
-        before = _publish(server, range(1, 6))
-        assert _consumed(server, before) == before, server.output
+        before = post_numbers(server, range(1, 6))
+        assert consumed_within(server, before) == before, server.output
         yield server
         assert server.stop() == 0, server.output
 
@@ -82,7 +82,7 @@ def served(tmp_path: Path, bfctl_env: dict[str, str]) -> Iterator[Server]:
 def _after(server: Server, mishap: Callable[[Path], None], project: Path) -> set[int]:
     """Numbers consumed out of those published after ``mishap`` befell the topic's log."""
     mishap(_topic_log(project))
-    return _consumed(server, _publish(server, range(6, 26)))
+    return consumed_within(server, post_numbers(server, range(6, 26)))
 
 
 def test_messages_published_after_the_log_is_emptied_are_all_consumed(served: Server, tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ class SourceReader(abc.ABC):
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         """Keep the lease of these for ``seconds`` more (no-op where leases never run out)."""
 
+    async def release(self, ack_ids: Sequence[str]) -> None:
+        """These were handed out to a worker that stops before it finished them: deliver them
+        again now rather than when their lease ends (a nack where the source has no faster way)."""
+        await self.nack(ack_ids)
+
     async def close(self) -> None:
         """Release connections; deliveries neither acked nor nacked come again later."""
 

@@ -25,6 +25,10 @@ POLL_SECONDS = 0.05
 WAIT_SECONDS = 1.0
 
 
+def _at_once(attempt: int) -> float:
+    return 0.0
+
+
 class LogReader(SourceReader):
     backoff: Backoff
 
@@ -68,6 +72,9 @@ class LogReader(SourceReader):
 
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         await asyncio.to_thread(self.subscription.extend, ack_ids, seconds)
+
+    async def release(self, ack_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.subscription.nack, ack_ids, _at_once)
 
     async def close(self) -> None:
         if self.dead_letter is not None:

@@ -12,10 +12,15 @@ others the reader counts the deliveries it saw of each message id (one process's
 message redelivered to another worker starts again at the shortest delay). A subscription's
 ``retryPolicy`` would do the same on the service, but the emulator follows it only loosely (with
 5 s to 20 s it gave a nacked message back at once, then after about 7 s and 8 s), so the
-reader sets the delays itself, the same way on both. A pull waits on the service until a message comes (the
-emulator holds an empty pull about 90 s), so one pull stays in flight across ``pull`` calls and
-each call waits for it at most ``WAIT_SECONDS``: the loop notices a shutdown, and no pull is
-abandoned while messages may be on their way to it.
+reader sets the delays itself, the same way on both.
+
+A pull the service holds while no message comes (the emulator holds one about 90 s) outlives a
+worker that stops meanwhile: the connection closed, the service may still hand the next
+messages to that pull, and they wait out the ack deadline (600 s) before anyone else gets them.
+So every pull asks to be answered at once (``returnImmediately``; the client's ``pull`` has no
+such flag), an idle reader asks again after a pause that grows to ``IDLE_MOST_SECONDS``, and
+``close`` waits for a pull still in flight (a cancelled ``pull`` leaves it running) and gives
+back what it brought at once (ack deadline 0).
 
 When the outputs say the subscription carries Cloud Storage notifications (a
 ``GCSFileChangeStream`` on gcp), each delivery's value is a ``GCSFileChangeEvent`` whose ``blob``
@@ -29,6 +34,7 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,10 +46,12 @@ from runtime.redelivery import Backoff
 from runtime.sinks.base import describe
 from runtime.sources.base import Delivery, SourceReader
 
-#: The longest a ``pull`` call waits for the pull in flight.
+#: The longest a ``pull`` call waits for messages.
 WAIT_SECONDS = 1.0
-#: The longest one pull request may be held by the service before it is asked again.
-_PULL_TIMEOUT = 120
+#: Pauses between pulls while none brings messages: the first, doubling up to the longest.
+IDLE_FIRST_SECONDS, IDLE_MOST_SECONDS = 0.05, 0.5
+#: The longest one pull request may take.
+_PULL_TIMEOUT = 10
 #: Ack ids per acknowledge or modifyAckDeadline request (Pub/Sub takes requests up to 512 kB).
 _IDS_PER_REQUEST = 1000
 #: Pub/Sub's longest ack deadline.
@@ -107,6 +115,21 @@ class StorageDownloads:
         return GCSFileChangeEvent(name, event_type, dict(attributes), functools.partial(self.read, bucket, name))
 
 
+def _subscriber(api_root: str | None) -> Any:
+    """gcloud-aio's ``SubscriberClient`` with a pull the service answers at once."""
+    from gcloud.aio.pubsub import SubscriberClient, SubscriberMessage
+
+    class Subscriber(SubscriberClient):
+        async def pull_now(self, subscription: str, max_messages: int) -> list[SubscriberMessage]:
+            body = json.dumps({"maxMessages": max_messages, "returnImmediately": True}).encode()
+            url = f"{self._api_root}/{subscription}:pull"
+            response = await self.session.post(url, data=body, headers=await self._headers(), timeout=_PULL_TIMEOUT)
+            data = await response.json()
+            return [SubscriberMessage.from_repr(m) for m in data.get("receivedMessages", [])]
+
+    return Subscriber(api_root=api_root) if api_root else Subscriber()
+
+
 class PubSubReader(SourceReader):
     backoff: Backoff
 
@@ -126,34 +149,42 @@ class PubSubReader(SourceReader):
         self.backoff = backoff
         self.downloads = downloads
         self._client: Any = None
+        #: The pull in flight: a ``pull`` cancelled while waiting for it leaves it to ``close``.
         self._pending: asyncio.Future[list[Any]] | None = None
+        self._idle = IDLE_FIRST_SECONDS
         #: message id -> deliveries this reader saw (where the service does not count them)
         self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
         #: ack id -> (message id, attempt) of what was handed out and not settled
         self._handed: dict[str, tuple[str, int]] = {}
 
     async def open(self) -> None:
-        from gcloud.aio.pubsub import SubscriberClient
-
-        self._client = SubscriberClient(api_root=self.api_root) if self.api_root else SubscriberClient()
+        self._client = _subscriber(self.api_root)
         if self.downloads is not None:
             await self.downloads.open()
 
     async def _pull(self, max_messages: int) -> list[Any]:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._client.pull_now(self.subscription, max_messages))
         try:
-            messages: list[Any] = await self._client.pull(self.subscription, max_messages, timeout=_PULL_TIMEOUT)
-        except TimeoutError:  # held that long with nothing to deliver
-            return []
+            messages = await asyncio.shield(self._pending)
+        except Exception:  # not a cancellation: that leaves the pull to the next call or to close
+            self._pending = None
+            raise
+        self._pending = None
         return messages
 
     async def pull(self, max_messages: int) -> list[Delivery]:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._pull(max_messages))
-        done, _ = await asyncio.wait({self._pending}, timeout=WAIT_SECONDS)
-        if not done:
-            return []
-        pending, self._pending = self._pending, None
-        return [self._delivery(m) for m in pending.result()]
+        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+        while True:
+            messages = await self._pull(max_messages)
+            if messages:
+                self._idle = IDLE_FIRST_SECONDS
+                return [self._delivery(m) for m in messages]
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return []
+            await asyncio.sleep(min(self._idle, left))
+            self._idle = min(self._idle * 2, IDLE_MOST_SECONDS)
 
     def _delivery(self, message: Any) -> Delivery:
         attributes = message.attributes or {}
@@ -202,13 +233,17 @@ class PubSubReader(SourceReader):
     async def extend(self, ack_ids: Sequence[str], seconds: float) -> None:
         await self._each_request(ack_ids, min(_MAX_DEADLINE, math.ceil(seconds)))
 
+    async def release(self, ack_ids: Sequence[str]) -> None:
+        for ack_id in ack_ids:
+            self._handed.pop(ack_id, None)
+        await self._each_request(ack_ids, 0)
+
     async def close(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            if pending.done() and not pending.cancelled() and pending.exception() is None:
-                with contextlib.suppress(Exception):  # never handed out: back at once (else after their deadline)
-                    await self._each_request([m.ack_id for m in pending.result()], 0)
-            pending.cancel()
+            with contextlib.suppress(Exception):  # never handed out: back at once (else after their deadline)
+                messages = await asyncio.wait_for(pending, _PULL_TIMEOUT)
+                await self.release([m.ack_id for m in messages])
         if self._client is not None:
             await self._client.close()
         if self.downloads is not None:
