@@ -265,23 +265,44 @@ def test_after_max_delivery_attempts_a_message_goes_to_the_dead_letter_log(tmp_p
     provider.destroy()
 
 
+def _publish_lines(topic: TopicLog, *numbers: int) -> None:
+    asyncio.run(topic.publish([json.dumps({"n": n}).encode() for n in numbers]))
+
+
+def _emptied(log: Path) -> None:
+    with open(log, "r+b") as f:  # what `: > topic.jsonl` does
+        f.truncate(0)
+
+
 def test_a_log_emptied_and_refilled_to_its_old_length_is_read_from_its_start(tmp_path: Path) -> None:
     log, record = tmp_path / "topic.jsonl", tmp_path / "sub.subscription.json"
     topic = TopicLog(log)
-
-    def publish_lines(*numbers: int) -> None:
-        asyncio.run(topic.publish([json.dumps({"n": n}).encode() for n in numbers]))
-
     asyncio.run(topic.open())
     log_subscription.create(record, log)
-    publish_lines(1, 2, 3)
+    _publish_lines(topic, 1, 2, 3)
     sub = LogSubscription(record, log, ack_deadline_seconds=600)
     first = sub.take(10)
     sub.ack([first[0].ack_id])
-    with open(log, "r+b") as f:  # `: > topic.jsonl`, then as many bytes as before are published
-        f.truncate(0)
-    publish_lines(4, 5, 6)
+    _emptied(log)
+    _publish_lines(topic, 4, 5, 6)  # as many bytes as before
     sub.ack([first[1].ack_id])  # a lease of the old file acks nothing in the new one
     again = sub.take(10)
     assert [(json.loads(x.data)["n"], x.attempt) for x in again] == [(4, 1), (5, 1), (6, 1)]
     asyncio.run(topic.close())
+
+
+def test_what_another_writer_put_in_an_emptied_log_is_kept(tmp_path: Path) -> None:
+    log, record = tmp_path / "topic.jsonl", tmp_path / "sub.subscription.json"
+    serving, later = TopicLog(log), TopicLog(log)
+    asyncio.run(serving.open())
+    log_subscription.create(record, log)
+    _publish_lines(serving, 1, 2)
+    sub = LogSubscription(record, log, ack_deadline_seconds=600)
+    sub.ack([lease.ack_id for lease in sub.take(10)])
+    _emptied(log)
+    asyncio.run(later.open())  # opened after: it cannot know
+    _publish_lines(later, 3)
+    _publish_lines(serving, 4)  # notices, and starts a new file with what the log holds
+    assert [json.loads(lease.data)["n"] for lease in sub.take(10)] == [3, 4]
+    asyncio.run(serving.close())
+    asyncio.run(later.close())

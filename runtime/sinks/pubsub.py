@@ -98,8 +98,9 @@ class TopicLog(Publisher):
     deleted file would be acknowledged and never read, and subscriptions count offsets in the
     file, so before and after each append the log checks that its path still names the file it
     holds, at least as long as it left it: a deleted log is made again, an emptied one is
-    replaced by a new file (a new inode, which every subscription notices), one line says so,
-    and the batch goes into the file subscribers read before the publish returns.
+    copied to a new file in its place (a new inode, which every subscription notices, where a
+    size alone may grow back past their offsets), one line says so, and the batch goes into the
+    file subscribers read before the publish returns.
     """
 
     def __init__(self, path: Path) -> None:
@@ -157,11 +158,11 @@ class TopicLog(Publisher):
                     mishap = self._mishap(fd)  # deleted or emptied as it was written: again, elsewhere
                     if mishap is None:
                         return
-                if mishap == "emptied":  # a new file: subscriptions notice a new inode, not a size
-                    durable.replace_file(self.path, b"")
+                if mishap == "emptied":  # what it holds now, in a new file: subscriptions notice an inode
+                    durable.replace_file(self.path, os.pread(fd, os.fstat(fd).st_size, 0))
             log.warning(
-                "the local log standing in for the topic (%s) was %s while in use: publishing into a new "
-                "file at its path; the messages it held are gone",
+                "the local log standing in for the topic (%s) was %s while in use: publishing into the "
+                "file now at its path; the messages it held before are gone",
                 self.path,
                 mishap,
             )
@@ -169,15 +170,15 @@ class TopicLog(Publisher):
         raise OSError(f"the log {self.path} was deleted or emptied again on every try: the messages were not published")
 
     def _mishap(self, fd: int) -> str | None:
-        """What befell the file since this log's last append: "deleted" (its path names another
-        file, or none), "emptied" (shorter than this log left it), or None."""
+        """What befell the file since this log's last append: "deleted or replaced" (its path
+        names another file, or none), "emptied" (shorter than this log left it), or None."""
         try:
             named = os.stat(self.path)
         except FileNotFoundError:
-            return "deleted"
+            return "deleted or replaced"
         held = os.fstat(fd)
         if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
-            return "deleted"
+            return "deleted or replaced"
         return "emptied" if held.st_size < self._end else None
 
     async def close(self) -> None:
