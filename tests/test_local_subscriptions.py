@@ -9,7 +9,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,13 +19,14 @@ from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.storage import log_subscription
 from buildflow.storage.engines import Engine
-from buildflow.storage.log_subscription import LogSubscription
+from buildflow.storage.log_subscription import Lease, LogSubscription
 from providers.local import LocalProvider
 from providers.local.pubsub import MODE_VARIABLE
 from runtime.redelivery import BASE_VARIABLE
 from runtime.sinks import writer_for
 from runtime.sinks.pubsub import TopicLog
 from runtime.sources import Delivery, SourceReader, reader_for
+from runtime.sources.log import LogReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -306,3 +309,36 @@ def test_what_another_writer_put_in_an_emptied_log_is_kept(tmp_path: Path) -> No
     assert [json.loads(lease.data)["n"] for lease in sub.take(10)] == [3, 4]
     asyncio.run(serving.close())
     asyncio.run(later.close())
+
+
+class HeldTake(LogSubscription):
+    """A subscription whose take waits, once it has leased, until the test lets it return: a
+    pull is cancelled there (a worker's grace period ending) while the leases are being made."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.leased, self.go_on = threading.Event(), threading.Event()
+
+    def take(self, max_messages: int) -> list[Lease]:
+        leases = super().take(max_messages)
+        self.leased.set()
+        self.go_on.wait(30)
+        return leases
+
+
+def test_leases_taken_by_a_pull_cancelled_at_shutdown_are_given_back_by_close(tmp_path: Path) -> None:
+    record, log = a_log(tmp_path, 2)
+    held = HeldTake(record, log, ack_deadline_seconds=600)
+
+    async def stop_mid_take() -> None:
+        reader = LogReader(held, None, "events-sub")
+        await reader.open()
+        pull = asyncio.ensure_future(reader.pull(10))
+        await asyncio.to_thread(held.leased.wait, 30)
+        pull.cancel()
+        held.go_on.set()
+        await reader.close()
+
+    asyncio.run(stop_mid_take())
+    after = LogSubscription(record, log, ack_deadline_seconds=600).take(10)
+    assert [(json.loads(x.data)["n"], x.attempt) for x in after] == [(2, 2), (3, 2)]

@@ -11,13 +11,16 @@ delivery is still being worked on, ``extend`` keeps its lease.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from runtime.redelivery import Backoff
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,32 @@ class Delivery:
     #: Names the message across its deliveries, for the log (a file's path, a message id; never
     #: its content); empty when the source has no such name.
     key: str = ""
+
+
+class InFlight(Generic[T]):
+    """The request of a ``pull`` that may be cancelled (a worker whose grace period ended) while
+    the request goes on: what it brings goes to the next ``pull``, or to ``close`` to give back,
+    never nowhere (leased to no one until the lease ends)."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[T] | None = None
+
+    async def run(self, start: Callable[[], Awaitable[T]]) -> T:
+        """The result of the request left by a cancelled call, else of one ``start`` makes."""
+        if self._future is None:
+            self._future = asyncio.ensure_future(start())
+        try:
+            result = await asyncio.shield(self._future)
+        except Exception:  # not a cancellation: that leaves the request running
+            self._future = None
+            raise
+        self._future = None
+        return result
+
+    async def left(self, seconds: float) -> T | None:
+        """What the request a cancelled call left brings within ``seconds`` (None: there is none)."""
+        future, self._future = self._future, None
+        return None if future is None else await asyncio.wait_for(future, seconds)
 
 
 class SourceReader(abc.ABC):

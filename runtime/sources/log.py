@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from buildflow.storage.log_subscription import LogSubscription
+from buildflow.storage.log_subscription import Lease, LogSubscription
 from runtime.redelivery import Backoff
 from runtime.sinks.base import describe, local_path
 from runtime.sinks.pubsub import TopicLog
-from runtime.sources.base import Delivery, SourceReader
+from runtime.sources.base import Delivery, InFlight, SourceReader
 
 #: Seconds between looks at an idle log, and the longest a pull waits for messages.
 POLL_SECONDS = 0.05
 WAIT_SECONDS = 1.0
+#: The longest ``close`` waits for the take a cancelled pull left (other processes hold its lock briefly).
+_TAKE_TIMEOUT = 30.0
 
 
 def _at_once(attempt: int) -> float:
@@ -37,6 +39,7 @@ class LogReader(SourceReader):
         self.dead_letter = dead_letter
         self.description = description
         self.lease_seconds = subscription.ack_deadline_seconds
+        self._taking: InFlight[list[Lease]] = InFlight()
         self.backoff = Backoff.from_env(
             subscription.max_delivery_attempts if dead_letter is not None else None, "sent to the dead-letter topic"
         )
@@ -48,7 +51,7 @@ class LogReader(SourceReader):
     async def pull(self, max_messages: int) -> list[Delivery]:
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
-            leases = await asyncio.to_thread(self.subscription.take, max_messages)
+            leases = await self._taking.run(lambda: asyncio.to_thread(self.subscription.take, max_messages))
             dead = [lease for lease in leases if lease.dead]
             if dead:
                 if self.dead_letter is None:
@@ -77,8 +80,11 @@ class LogReader(SourceReader):
         await asyncio.to_thread(self.subscription.nack, ack_ids, _at_once)
 
     async def close(self) -> None:
-        if self.dead_letter is not None:
-            await self.dead_letter.close()
+        try:  # never handed out: back at once (else after the ack deadline)
+            await self.release([lease.ack_id for lease in await self._taking.left(_TAKE_TIMEOUT) or []])
+        finally:
+            if self.dead_letter is not None:
+                await self.dead_letter.close()
 
 
 def log_subscription(out: Mapping[str, Any], project_dir: Path) -> LogSubscription:

@@ -44,7 +44,7 @@ from buildflow.io.gcp import GCPPubSubSubscription
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 from runtime.redelivery import Backoff
 from runtime.sinks.base import describe
-from runtime.sources.base import Delivery, SourceReader
+from runtime.sources.base import Delivery, InFlight, SourceReader
 
 #: The longest a ``pull`` call waits for messages.
 WAIT_SECONDS = 1.0
@@ -149,8 +149,7 @@ class PubSubReader(SourceReader):
         self.backoff = backoff
         self.downloads = downloads
         self._client: Any = None
-        #: The pull in flight: a ``pull`` cancelled while waiting for it leaves it to ``close``.
-        self._pending: asyncio.Future[list[Any]] | None = None
+        self._pending: InFlight[list[Any]] = InFlight()
         self._idle = IDLE_FIRST_SECONDS
         #: message id -> deliveries this reader saw (where the service does not count them)
         self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
@@ -163,15 +162,7 @@ class PubSubReader(SourceReader):
             await self.downloads.open()
 
     async def _pull(self, max_messages: int) -> list[Any]:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._client.pull_now(self.subscription, max_messages))
-        try:
-            messages = await asyncio.shield(self._pending)
-        except Exception:  # not a cancellation: that leaves the pull to the next call or to close
-            self._pending = None
-            raise
-        self._pending = None
-        return messages
+        return await self._pending.run(lambda: self._client.pull_now(self.subscription, max_messages))
 
     async def pull(self, max_messages: int) -> list[Delivery]:
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
@@ -239,11 +230,8 @@ class PubSubReader(SourceReader):
         await self._each_request(ack_ids, 0)
 
     async def close(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            with contextlib.suppress(Exception):  # never handed out: back at once (else after their deadline)
-                messages = await asyncio.wait_for(pending, _PULL_TIMEOUT)
-                await self.release([m.ack_id for m in messages])
+        with contextlib.suppress(Exception):  # never handed out: back at once (else after their deadline)
+            await self.release([m.ack_id for m in await self._pending.left(_PULL_TIMEOUT) or []])
         if self._client is not None:
             await self._client.close()
         if self.downloads is not None:
