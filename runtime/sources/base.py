@@ -105,7 +105,8 @@ class SourceReader(abc.ABC):
         await self.nack(ack_ids)
 
     async def close(self) -> None:
-        """Release connections; deliveries neither acked nor nacked come again later."""
+        """Release connections; what a pull cancelled meanwhile still brings is given back
+        (``InFlight``); deliveries neither acked nor nacked come again when their lease ends."""
 
 
 #: Makes the reader of one source for one pull loop: (its primitive, the outputs the target
