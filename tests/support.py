@@ -10,6 +10,7 @@ import contextlib
 import json
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,3 +271,17 @@ def journal_project(tmp_path: Path, source: str) -> Path:
     return make_project(
         tmp_path / "journal", {"main.py": source, "buildflow.yaml": "app: journal\nentry_point: main:app\n"}
     )
+
+
+def notes_example(directory: Path, migrations: bool = True) -> Path:
+    """examples/notes copied into ``directory``; without ``migrations`` its database is made by
+    the stack alone (applying migrations on gcp needs the database itself)."""
+    directory.mkdir()
+    for name in ("main.py", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / "examples" / "notes" / name, directory / name)
+    main = directory / "main.py"
+    if migrations:
+        shutil.copytree(REPO_ROOT / "examples" / "notes" / "migrations", directory / "migrations")
+    else:
+        main.write_text(main.read_text().replace('.options(migrations="migrations")', ""))
+    return directory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import EVENTS, pulumi_env
-from support import bfctl_run
+from fakes import EVENTS, notes_pulumi_env
+from support import bfctl_run, notes_example
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret"  # the notes example's
@@ -22,32 +21,19 @@ IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 
 @pytest.fixture
 def migrated_notes(tmp_path: Path) -> Path:
-    directory = tmp_path / "notes"
-    directory.mkdir()
-    for name in ("main.py", "pyproject.toml"):
-        shutil.copy(ROOT / "examples" / "notes" / name, directory / name)
-    shutil.copytree(ROOT / "examples" / "notes" / "migrations", directory / "migrations")
-    return directory
+    return notes_example(tmp_path / "notes")
 
 
 @pytest.fixture
-def notes(migrated_notes: Path) -> Path:
+def notes(tmp_path: Path) -> Path:
     """The notes example without its migrations, which need the database itself (applying them on
     gcp is tested through a stand-in of the Cloud SQL connector's side, test_gcp_connector_e2e)."""
-    main = migrated_notes / "main.py"
-    main.write_text(main.read_text().replace('.options(migrations="migrations")', ""))
-    return migrated_notes
+    return notes_example(tmp_path / "notes", migrations=False)
 
 
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return pulumi_env(
-        bfctl_env,
-        tmp_path / "bin",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
-        FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
-    )
+    return notes_pulumi_env(bfctl_env, tmp_path, PASSPHRASE)
 
 
 def pulumi_calls(env: dict[str, str]) -> list[dict[str, Any]]:

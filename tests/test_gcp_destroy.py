@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import EVENTS, pulumi_env
-from support import REPO_ROOT, bfctl_run
+from fakes import EVENTS, notes_pulumi_env
+from support import bfctl_run, notes_example
 
 pytest.importorskip("pulumi")
 
@@ -26,24 +25,12 @@ INSTANCE_TYPE, BUCKET_TYPE = "gcp:sql/databaseInstance:DatabaseInstance", "gcp:s
 
 @pytest.fixture
 def notes(tmp_path: Path) -> Path:
-    directory = tmp_path / "notes"
-    directory.mkdir()
-    for name in ("main.py", "pyproject.toml"):
-        shutil.copy(REPO_ROOT / "examples" / "notes" / name, directory / name)
-    main = directory / "main.py"
-    main.write_text(main.read_text().replace('.options(migrations="migrations")', ""))
-    return directory
+    return notes_example(tmp_path / "notes", migrations=False)
 
 
 @pytest.fixture
 def env(bfctl_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return pulumi_env(
-        bfctl_env,
-        tmp_path / "bin",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
-        FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
-    )
+    return notes_pulumi_env(bfctl_env, tmp_path, PASSPHRASE)
 
 
 def _urn(kind: str, name: str) -> str:

@@ -31,3 +31,15 @@ def pulumi_env(bfctl_env: dict[str, str], bin_dir: Path, **settings: str) -> dic
     env = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_")}
     env.update(PATH=pulumi_path(bin_dir), **settings)
     return env
+
+
+def notes_pulumi_env(bfctl_env: dict[str, str], tmp_path: Path, passphrase: str) -> dict[str, str]:
+    """The stand-in ``pulumi`` playing the notes example's first apply, logging its calls to
+    ``tmp_path/pulumi-calls.jsonl``."""
+    return pulumi_env(
+        bfctl_env,
+        tmp_path / "bin",
+        PULUMI_CONFIG_PASSPHRASE=passphrase,
+        FAKE_PULUMI_LOG=str(tmp_path / "pulumi-calls.jsonl"),
+        FAKE_PULUMI_SCENARIO=str(EVENTS / "notes_create.json"),
+    )
