@@ -28,7 +28,7 @@ _BFCTL = [sys.executable, "-m", "bfctl"]
 
 
 def _outputs(project: Path) -> dict[str, Any]:
-    from providers.state import StateStore
+    from bfctl.providers.state import StateStore
 
     return {k: r.outputs for k, r in StateStore(project, "local", "dev").load().resources.items()}
 
@@ -77,7 +77,7 @@ def _payloads(n: int) -> list[bytes]:
 async def _publish(topic: str, api_root: str | None, log: Path | None) -> None:
     payloads = _payloads(MESSAGES)
     if log is not None:
-        from runtime.sinks.pubsub import TopicLog
+        from bfctl.runtime.sinks.pubsub import TopicLog
 
         publisher: Any = TopicLog(log)
         await publisher.open()
@@ -145,7 +145,7 @@ def _ours(project: Path, target: int) -> float:
 
 
 def consumers(workdir: Path) -> dict[str, Any]:
-    from providers.local.pubsub import emulator_available
+    from bfctl.providers.local.pubsub import emulator_available
 
     rates: dict[str, float] = {}
     if emulator_available():

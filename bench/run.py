@@ -128,7 +128,7 @@ def _copy_ceiling(project: Path, rows: int = 200_000, batch: int = 1000) -> floa
     """Rows/s of COPY straight into the applied table, in batches, on one connection."""
     import psycopg
 
-    from providers.state import StateStore
+    from bfctl.providers.state import StateStore
 
     state = StateStore(project, "local", "dev").load()
     out = state.resources["bench-project:bench-db.bench"].outputs

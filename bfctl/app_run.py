@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from bfctl.providers.base import Outputs
+    from bfctl.runtime.server import RunOptions
     from buildflow import Flow
-    from providers.base import Outputs
-    from runtime.server import RunOptions
 
 TARGET = "local"
 #: ``bfctl``'s default ``--stack``: where ``bfctl apply`` put what the script is served with.
@@ -36,7 +36,7 @@ def run_flow(flow: Flow, **options: Unpack[RunOptions]) -> Any:
     bfctl would report ends the script with its message (exit 1), never a traceback."""
     from bfctl import infra
     from bfctl.loader import LoadedFlow
-    from runtime import server
+    from bfctl.runtime import server
 
     with _exit_on_reported_errors():
         loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
@@ -80,8 +80,8 @@ def _report_uncaught_without_traceback() -> None:
     error under ``BFCTL_DEBUG=1``."""
     from bfctl import console
     from bfctl.infra import Refused
+    from bfctl.providers.errors import ProviderError
     from buildflow.dependencies.flow_dependencies import NotApplied
-    from providers.errors import ProviderError
 
     previous = sys.excepthook
 

@@ -241,7 +241,7 @@ def serve(
     and an exit within 10 s of SIGTERM; /_bf/health answers startup probes.
     """
     with _reported_errors():
-        from runtime import server
+        from bfctl.runtime import server
 
         log_format = server.log_format_of(log_format)
     report = _log_error if log_format == "json" else console.error
@@ -478,7 +478,7 @@ def build(
     """
     with _reported_errors():
         loaded = _load(target)
-        from providers.gcp.build import build_image
+        from bfctl.providers.gcp.build import build_image
 
         build_image(
             Path.cwd(),
@@ -564,7 +564,7 @@ def _deploy(
 
     flags: dict[str, Any] = {"memory": memory, "public": public, "ingress": ingress}
     if env:
-        from providers.gcp.deploy import parse_env_flags
+        from bfctl.providers.gcp.deploy import parse_env_flags
 
         flags["env"] = parse_env_flags(env)
     return infra.deploy_request(loaded, infra_target, flags, image=image, deploy=deploy)
@@ -585,9 +585,9 @@ def _reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
     """Errors users can act on: the message alone, exit 1 (never a traceback)."""
     from bfctl.infra import Refused
     from bfctl.loader import FlowLoadError
+    from bfctl.providers.errors import ProviderError
+    from bfctl.runtime.errors import StartupError
     from buildflow.exceptions import FlowDeclarationError, PrimitiveValidationError
-    from providers.errors import ProviderError
-    from runtime.errors import StartupError
 
     try:
         yield
@@ -615,7 +615,7 @@ def _log_error(message: str, detail: str | None = None) -> None:
     Logging would make each line of a plain multi-line report an entry of its own."""
     import logging
 
-    from runtime import cloud_logging
+    from bfctl.runtime import cloud_logging
 
     cloud_logging.configure()
     text = f"{message}\n{detail.rstrip()}" if detail else message

@@ -63,7 +63,7 @@ def choose(databases: list[Any], wanted: str | None) -> Any:
 def _database(flow_target: str | None, wanted: str | None, infra_target: str) -> Any:
     from bfctl.cli import _load
     from bfctl.infra import declared_primitives
-    from providers.migrations import migrated
+    from bfctl.providers.migrations import migrated
 
     loaded = _load(flow_target)
     return choose(migrated(declared_primitives(loaded.flow, infra_target)), wanted)
@@ -73,7 +73,7 @@ def _database(flow_target: str | None, wanted: str | None, infra_target: str) ->
 def _connected(database: Any, stack: str, infra_target: str, command: str) -> Iterator[Any]:
     """An engine on the stack's applied ``database``, as the flow's sessions connect, under the lock."""
     from bfctl.infra import Refused, provider_for
-    from providers.migrations import connected
+    from bfctl.providers.migrations import connected
 
     provider = provider_for(infra_target, stack)
     with provider.locked(f"bfctl db {command}"):
@@ -87,7 +87,7 @@ def _connected(database: Any, stack: str, infra_target: str, command: str) -> It
 def _folder(database: Any) -> Any:
     from pathlib import Path
 
-    from providers.migrations import folder_of
+    from bfctl.providers.migrations import folder_of
 
     return folder_of(Path.cwd(), database)
 
@@ -110,7 +110,7 @@ def revision(
     with _reported_errors():
         from alembic import command
 
-        from providers.migrations import MigrationSetupError, config, load_metadata, scaffold
+        from bfctl.providers.migrations import MigrationSetupError, config, load_metadata, scaffold
 
         chosen = _database(flow, database, infra_target)
         folder = _folder(chosen)
@@ -143,7 +143,7 @@ def upgrade(
     from bfctl.cli import _reported_errors
 
     with _reported_errors():
-        from providers.migrations import upgrade as run
+        from bfctl.providers.migrations import upgrade as run
 
         chosen = _database(flow, database, infra_target)
         with _connected(chosen, stack, infra_target, "upgrade") as db:
@@ -165,7 +165,7 @@ def downgrade(
     with _reported_errors():
         from alembic import command
 
-        from providers.migrations import config
+        from bfctl.providers.migrations import config
 
         chosen = _database(flow, database, infra_target)
         with _connected(chosen, stack, infra_target, "downgrade") as db:
@@ -186,7 +186,7 @@ def history(
     with _reported_errors():
         from alembic import command
 
-        from providers.migrations import config, scripts
+        from bfctl.providers.migrations import config, scripts
 
         folder = _folder(_database(flow, database, infra_target))
         scripts(folder)  # a clear error when the folder has no env.py
@@ -211,7 +211,7 @@ def current(
 
 def _say_at(database: Any, engine: Any) -> None:
     """Say which revision the database behind ``engine`` is at, read from it now."""
-    from providers.migrations import current
+    from bfctl.providers.migrations import current
 
     with engine.connect() as conn:
         at = ",".join(current(conn))

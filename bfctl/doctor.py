@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bfctl import console
-from providers.checks import Check
+from bfctl.providers.checks import Check
 
 #: Turns the preflight of ``plan`` and ``apply`` off, as ``--skip-preflight`` does.
 SKIP_ENV = "BFCTL_SKIP_PREFLIGHT"

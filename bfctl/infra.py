@@ -18,7 +18,7 @@ import typer
 from bfctl import console, doctor, render
 
 if TYPE_CHECKING:
-    from providers.base import Outputs
+    from bfctl.providers.base import Outputs
 
 
 class Refused(Exception):
@@ -63,7 +63,7 @@ def dependency_primitives(flow: Any, attributes: Sequence[str] = _DEPENDENCY_PRI
     buckets of ``BucketDependencyBuilder``), read from the dependency graph the runtime builds."""
     nodes = _GRAPHS.get(flow)
     if nodes is None:
-        from runtime.app import FlowApp
+        from bfctl.runtime.app import FlowApp
 
         nodes = _GRAPHS[flow] = FlowApp(flow).nodes
     found = [getattr(n.factory.target, attr, None) for n in nodes for attr in attributes]
@@ -143,7 +143,7 @@ def deploy_request(
     """What plan and apply on gcp do with the flow's service (``deploy=False``: leave it as it runs)."""
     if target != "gcp":
         return None
-    from providers.gcp.deploy import DeployRequest
+    from bfctl.providers.gcp.deploy import DeployRequest
 
     flow = loaded.flow
     return DeployRequest(
@@ -170,7 +170,7 @@ def provider_for(target: str, stack: str, options: Mapping[str, str | None] | No
 
     On gcp, a missing Pulumi passphrase is asked for when a terminal can answer.
     """
-    from providers import get_provider
+    from bfctl.providers import get_provider
 
     extra: dict[str, Any] = {}
     if target == "gcp":
@@ -335,7 +335,7 @@ def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
     deployment = provider.deployment(primitives) if provider.target == "gcp" else None
     if deployment is None:
         return []
-    from providers.gcp.deploy import check_instances, unmade_iam_users
+    from bfctl.providers.gcp.deploy import check_instances, unmade_iam_users
 
     return check_instances(deployment.settings) + unmade_iam_users(deployment, primitives)
 

@@ -73,7 +73,7 @@ class _Builder:
         return pid
 
     def needs(self, args: list[tuple[str, Any]]) -> list[str]:
-        from runtime.di.graph import Node
+        from bfctl.runtime.di.graph import Node
 
         return list(dict.fromkeys(self.node(arg) for _, arg in args if isinstance(arg, Node)))
 
@@ -95,7 +95,7 @@ class _Builder:
 
 def flow_graph(flow: Any) -> FlowGraph:
     """The flow compiled as ``bfctl serve`` compiles it (raises its StartupError), as a graph."""
-    from runtime.app import FlowApp
+    from bfctl.runtime.app import FlowApp
 
     compiled = FlowApp(flow)
     builder = _Builder()

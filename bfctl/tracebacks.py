@@ -14,7 +14,7 @@ from pathlib import Path
 from bfctl.console import DEBUG_ENV
 
 # Packages shipped in this distribution; their frames are never the user's.
-_OWN_PACKAGES = ("bfctl", "buildflow", "runtime", "providers")
+_OWN_PACKAGES = ("bfctl", "buildflow", "runtime", "providers")  # the folders bfctl.runtime and bfctl.providers live in
 
 FULL_TRACEBACK_HINT = f"(run with {DEBUG_ENV}=1 for the full traceback)"
 

@@ -3,7 +3,7 @@
 import os
 from typing import Any
 
-from providers.base import (
+from bfctl.providers.base import (
     ApplyError,
     Outputs,
     Progress,
@@ -12,9 +12,9 @@ from providers.base import (
     UnsupportedPrimitiveError,
     no_progress,
 )
-from providers.lock import LockInfo, StateLockedError
-from providers.plan import Plan, PropertyChange, ResourceChange
-from providers.state import State, StateStore
+from bfctl.providers.lock import LockInfo, StateLockedError
+from bfctl.providers.plan import Plan, PropertyChange, ResourceChange
+from bfctl.providers.state import State, StateStore
 
 __all__ = [
     "ApplyError",
@@ -42,11 +42,11 @@ def get_provider(target: str, project_dir: "str | os.PathLike[str]", stack: str 
     target takes none. Importing a target's module imports no cloud SDK.
     """
     if target == "local":
-        from providers.local import LocalProvider
+        from bfctl.providers.local import LocalProvider
 
         return LocalProvider(project_dir, stack)
     if target == "gcp":
-        from providers.gcp import GCPProvider
+        from bfctl.providers.gcp import GCPProvider
 
         return GCPProvider(project_dir, stack, **options)
     raise ValueError(f"unknown target {target!r}: the available targets are 'local' and 'gcp'")

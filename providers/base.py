@@ -13,13 +13,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from bfctl.providers.checks import Check
+from bfctl.providers.errors import ProviderError
+from bfctl.providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
+from bfctl.providers.portables import on_target, outputs_of
+from bfctl.providers.state import LockInfo, State, StateLock, StateStore
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
 from buildflow.secrets import Password, reveal
-from providers.checks import Check
-from providers.errors import ProviderError
-from providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
-from providers.portables import on_target, outputs_of
-from providers.state import LockInfo, State, StateLock, StateStore
 
 Status = Literal["started", "done", "failed"]
 Outputs = dict[str, dict[str, Any]]

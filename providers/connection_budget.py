@@ -19,8 +19,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bfctl.providers.errors import ProviderError
 from buildflow.dependencies.sqlalchemy import POOL_TIMEOUT, EnginePool
-from providers.errors import ProviderError
 
 #: Cloud SQL for PostgreSQL's default ``max_connections`` by the instance's memory (GiB, at least):
 #: the table "Cloud SQL for PostgreSQL connection limits" of

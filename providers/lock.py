@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from providers.errors import ProviderError
+from bfctl.providers.errors import ProviderError
 
 # A lock file with no readable content younger than this may still be being written.
 _WRITE_GRACE_SECONDS = 2.0

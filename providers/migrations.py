@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.errors import ProviderError
+from bfctl.providers.plan import PropertyChange, ResourceChange
+from bfctl.providers.state import State
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password
-from providers.errors import ProviderError
-from providers.plan import PropertyChange, ResourceChange
-from providers.state import State
 
 #: The plan's resource type for a database's pending revisions (``<database id>/migrations``).
 MIGRATIONS = "buildflow.Migrations"

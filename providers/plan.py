@@ -12,11 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from providers.secrets import secret_matches
+from bfctl.providers.secrets import secret_matches
 
 if TYPE_CHECKING:
+    from bfctl.providers.state import ResourceState
     from buildflow.io.primitive import Primitive
-    from providers.state import ResourceState
 
 Action = Literal["create", "update", "replace", "delete", "noop"]
 SECRET = "(secret)"  # noqa: S105 - what a plan shows instead of a secret value

@@ -35,8 +35,8 @@ from buildflow.types.local import FileChangeStreamEventType
 from buildflow.types.portable import PortableFileChangeEventType
 
 if TYPE_CHECKING:
-    from providers.base import Outputs, Provider
-    from providers.state import State
+    from bfctl.providers.base import Outputs, Provider
+    from bfctl.providers.state import State
 
 #: The project the local target's stand-ins are named in (the Pub/Sub emulator's).
 LOCAL_PROJECT = "bfctl-local"
@@ -101,7 +101,7 @@ def on_target(provider: Provider, primitives: Sequence[Primitive]) -> list[Primi
 
     Raises ``UnsupportedPrimitiveError`` for a primitive bfctl does not support.
     """
-    from providers.base import UnsupportedPrimitiveError  # providers.base calls this module
+    from bfctl.providers.base import UnsupportedPrimitiveError  # providers.base calls this module
 
     for primitive in primitives:
         if (message := unsupported_message(primitive)) is not None:
@@ -110,7 +110,7 @@ def on_target(provider: Provider, primitives: Sequence[Primitive]) -> list[Primi
         return list(primitives)
     mapping: Callable[[Primitive], list[Primitive]] = to_local
     if provider.target == "gcp":
-        from providers.gcp.provider import GCPProvider
+        from bfctl.providers.gcp.provider import GCPProvider
 
         assert isinstance(provider, GCPProvider)
         project, region = provider.settings(primitives).require_location()

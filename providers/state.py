@@ -4,7 +4,7 @@
 the last write replaced, so a state file damaged by hand or by a failing disk can be put back
 by copying the backup over it. The file holds properties as applied,
 outputs and provider bookkeeping. It never holds a secret in plain text: a secret property
-is recorded as its SCRAM-SHA-256 verifier (see ``providers.secrets``), enough to tell whether
+is recorded as its SCRAM-SHA-256 verifier (see ``bfctl.providers.secrets``), enough to tell whether
 the declared value changed. The file is still created with mode 0600, as it names hosts,
 ports and users.
 """
@@ -17,10 +17,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bfctl.providers.errors import ProviderError
+from bfctl.providers.lock import LockInfo, StateLock, StateLockedError
+from bfctl.providers.portables import bookkeeping
 from buildflow.storage import durable
-from providers.errors import ProviderError
-from providers.lock import LockInfo, StateLock, StateLockedError
-from providers.portables import bookkeeping
 
 if TYPE_CHECKING:
     from buildflow.io.primitive import Primitive

@@ -3,7 +3,7 @@
 A handle is opened once per worker from what the target applied for its table: DuckDB on the
 local target, through the lock the sink writers share the file with
 (``buildflow.storage.duckdb_access``), or BigQuery's REST API on gcp
-(``runtime.analysis_bigquery``). Both take the same SQL: ``prepare`` puts the table's name in
+(``bfctl.runtime.analysis_bigquery``). Both take the same SQL: ``prepare`` puts the table's name in
 for ``{table}``, each engine's parameter syntax for ``@name``, and refuses what is plainly not
 one reading statement, before either engine sees the query. The engines are what keep it
 read-only (a ``select`` can hide a ``delete ... returning`` in a CTE): DuckDB runs it on a
@@ -22,17 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bfctl.runtime.blocking import wait_on_loop
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sinks import applied_outputs
+from bfctl.runtime.sinks.base import describe, local_path, sink_name
+from bfctl.runtime.validation import compile_type
 from buildflow.dependencies.analysis import AnalysisQueryError, Params, QueryOpener
 from buildflow.io.gcp import BigQueryTable
 from buildflow.storage import ddl
 from buildflow.storage.engines import Engine
 from buildflow.types.fields import Invalid
 from buildflow.types.schema import to_jsonable
-from runtime.blocking import wait_on_loop
-from runtime.errors import StartupError
-from runtime.sinks import applied_outputs
-from runtime.sinks.base import describe, local_path, sink_name
-from runtime.validation import compile_type
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -270,8 +270,8 @@ class RuntimeQueryOpener(QueryOpener):
         if engine == Engine.DUCKDB:
             handle = DuckDBQuery(local_path(out["database"], self._project_dir), out["table"], describe(primitive, out))
         elif engine == Engine.BIGQUERY:
-            from runtime.analysis_bigquery import BigQueryQuery
-            from runtime.sinks.bigquery import table_name
+            from bfctl.runtime.analysis_bigquery import BigQueryQuery
+            from bfctl.runtime.sinks.bigquery import table_name
 
             handle = BigQueryQuery(
                 out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")

@@ -15,8 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from bfctl.runtime.analysis import QueryHandle, Rows, parameter_type
 from buildflow.dependencies.analysis import AnalysisQueryError
-from runtime.analysis import QueryHandle, Rows, parameter_type
 
 #: How long one call waits for the job on BigQuery's side before answering "not done yet".
 WAIT_MS = 10_000

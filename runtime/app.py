@@ -13,6 +13,19 @@ from typing import Any
 from aiohttp import web
 
 import buildflow
+from bfctl.runtime import bodies, metrics, middleware, openapi
+from bfctl.runtime.analysis import RuntimeQueryOpener
+from bfctl.runtime.buckets import RuntimeBucketOpener
+from bfctl.runtime.consumers import CompiledConsumer
+from bfctl.runtime.di.graph import Graph, Node, walk
+from bfctl.runtime.di.lifecycle import Lifecycle
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.handlers import CompiledHandler
+from bfctl.runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
+from bfctl.runtime.pull_loops import ConsumerGroup
+from bfctl.runtime.responses import JSON, dumps, json_response
+from bfctl.runtime.sinks.registry import RegistryPushers, SinkRegistry
+from bfctl.runtime.unsupported import refuse_unsupported
 from buildflow.dependencies.analysis import QueryOpener
 from buildflow.dependencies.bucket import BucketOpener
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -23,19 +36,6 @@ from buildflow.exceptions import DependencyError
 from buildflow.flow import Flow
 from buildflow.pipedream import Dispatcher
 from buildflow.processors import Collector, Method, join_route
-from runtime import bodies, metrics, middleware, openapi
-from runtime.analysis import RuntimeQueryOpener
-from runtime.buckets import RuntimeBucketOpener
-from runtime.consumers import CompiledConsumer
-from runtime.di.graph import Graph, Node, walk
-from runtime.di.lifecycle import Lifecycle
-from runtime.errors import StartupError
-from runtime.handlers import CompiledHandler
-from runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
-from runtime.pull_loops import ConsumerGroup
-from runtime.responses import JSON, dumps, json_response
-from runtime.sinks.registry import RegistryPushers, SinkRegistry
-from runtime.unsupported import refuse_unsupported
 
 #: Request bodies above this size are answered with 413.
 DEFAULT_MAX_BODY = 10 * 1024 * 1024

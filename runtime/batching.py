@@ -14,8 +14,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from runtime.metrics import BATCH_BOUNDS, Histogram
-from runtime.sinks.base import Row, RowsRejected, SinkWriter
+from bfctl.runtime.metrics import BATCH_BOUNDS, Histogram
+from bfctl.runtime.sinks.base import Row, RowsRejected, SinkWriter
 
 log = logging.getLogger("buildflow.runtime")
 

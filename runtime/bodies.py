@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from runtime.errors import ClientError
+from bfctl.runtime.errors import ClientError
 
 #: aiohttp's request handler setting: bodies are never decompressed as they arrive.
 AUTO_DECOMPRESS = False

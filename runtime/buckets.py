@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sinks.base import sink_name
 from buildflow.dependencies.bucket import BucketOpener
 from buildflow.storage.engines import Engine
-from runtime.errors import StartupError
-from runtime.sinks.base import sink_name
 
 
 def storage_client(api_root: str | None, project: str | None, quota_project_id: str | None) -> Any:

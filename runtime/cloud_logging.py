@@ -25,7 +25,7 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from runtime.errors import StartupError
+from bfctl.runtime.errors import StartupError
 
 LogFormat = Literal["text", "json"]
 TRACE_HEADER = "X-Cloud-Trace-Context"

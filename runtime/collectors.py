@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bfctl.runtime.batching import Batcher, BatchOptions
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sinks.registry import SinkRegistry
 from buildflow.processors import row_type_of
-from runtime.batching import Batcher, BatchOptions
-from runtime.errors import StartupError
-from runtime.sinks.registry import SinkRegistry
 
 _SUCCESS = b'{"success":true}'
 

@@ -18,24 +18,24 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.batching import QueueFull, SinkUnavailable
+from bfctl.runtime.collectors import CollectorOutput
+from bfctl.runtime.conversion import ConversionError, MessageConverter, message_converter, reads_bytes
+from bfctl.runtime.di.context import RequestContext
+from bfctl.runtime.di.dispatch import DispatcherResults
+from bfctl.runtime.di.graph import Arg, Graph, Node, walk
+from bfctl.runtime.di.injection import Source, dependency_target, request_source, signature_of
+from bfctl.runtime.di.resolver import Invoke, RequestPlan, not_started
+from bfctl.runtime.errors import StartupError, one_line
+from bfctl.runtime.handlers import built, call_hook, process_fn
+from bfctl.runtime.redelivery import FailureLog
+from bfctl.runtime.sinks.base import RowsRejected
+from bfctl.runtime.sinks.registry import SinkRegistry
+from bfctl.runtime.sources.base import Delivery, source_name
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher
 from buildflow.processors import Consumer
 from buildflow.types.schema import RowConversionError
-from runtime.batching import QueueFull, SinkUnavailable
-from runtime.collectors import CollectorOutput
-from runtime.conversion import ConversionError, MessageConverter, message_converter, reads_bytes
-from runtime.di.context import RequestContext
-from runtime.di.dispatch import DispatcherResults
-from runtime.di.graph import Arg, Graph, Node, walk
-from runtime.di.injection import Source, dependency_target, request_source, signature_of
-from runtime.di.resolver import Invoke, RequestPlan, not_started
-from runtime.errors import StartupError, one_line
-from runtime.handlers import built, call_hook, process_fn
-from runtime.redelivery import FailureLog
-from runtime.sinks.base import RowsRejected
-from runtime.sinks.registry import SinkRegistry
-from runtime.sources.base import Delivery, source_name
 
 log = logging.getLogger("buildflow.runtime")
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import orjson
 
+from bfctl.runtime.errors import one_line
+from bfctl.runtime.sources.base import Delivery
+from bfctl.runtime.validation import compile_node
 from buildflow.types.fields import Invalid, Shape, parse_type
 from buildflow.types.gcp import PubsubMessage
 from buildflow.types.portable import FileChangeEvent
-from runtime.errors import one_line
-from runtime.sources.base import Delivery
-from runtime.validation import compile_node
 
 MessageConverter = Callable[[Delivery], Any]
 

@@ -15,25 +15,17 @@ from typing import Any
 
 from aiohttp import web
 
-from buildflow.dependencies.scopes import Scope
-from buildflow.exceptions import HTTPException, WebSocketDisconnect
-from buildflow.pipedream import Dispatcher
-from buildflow.processors import Collector
-from buildflow.requests import WebSocket
-from buildflow.types.fields import parse_type
-from buildflow.types.schema import RowConversionError
-from buildflow.uploads import FormParam
-from runtime.batching import QueueFull, SinkUnavailable
-from runtime.bodies import client_fault
-from runtime.collectors import CollectorOutput
-from runtime.di.context import RequestContext
-from runtime.di.dispatch import DispatcherResults
-from runtime.di.graph import Arg, Graph
-from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
-from runtime.di.resolver import Invoke, RequestPlan, not_started
-from runtime.errors import ClientError, StartupError
-from runtime.params import Params, is_upload
-from runtime.responses import (
+from bfctl.runtime.batching import QueueFull, SinkUnavailable
+from bfctl.runtime.bodies import client_fault
+from bfctl.runtime.collectors import CollectorOutput
+from bfctl.runtime.di.context import RequestContext
+from bfctl.runtime.di.dispatch import DispatcherResults
+from bfctl.runtime.di.graph import Arg, Graph
+from bfctl.runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
+from bfctl.runtime.di.resolver import Invoke, RequestPlan, not_started
+from bfctl.runtime.errors import ClientError, StartupError
+from bfctl.runtime.params import Params, is_upload
+from bfctl.runtime.responses import (
     http_error,
     is_unavailable,
     json_response,
@@ -42,8 +34,16 @@ from runtime.responses import (
     starlette_http_error,
     unavailable,
 )
-from runtime.sinks.base import RowsRejected
-from runtime.sinks.registry import SinkRegistry
+from bfctl.runtime.sinks.base import RowsRejected
+from bfctl.runtime.sinks.registry import SinkRegistry
+from buildflow.dependencies.scopes import Scope
+from buildflow.exceptions import HTTPException, WebSocketDisconnect
+from buildflow.pipedream import Dispatcher
+from buildflow.processors import Collector
+from buildflow.requests import WebSocket
+from buildflow.types.fields import parse_type
+from buildflow.types.schema import RowConversionError
+from buildflow.uploads import FormParam
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
 _EMPTY: dict[str, Any] = {}

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from runtime.errors import StartupError
+from bfctl.runtime.errors import StartupError
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from runtime.batching import Batcher
-    from runtime.consumers import CompiledConsumer
+    from bfctl.runtime.batching import Batcher
+    from bfctl.runtime.consumers import CompiledConsumer
 
 METRICS_PATH = "/_bf/metrics"
 #: ``on`` or ``off``: whether ``METRICS_PATH`` is served. Off by default on Cloud Run

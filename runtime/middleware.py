@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.responses import json_response
+from bfctl.runtime.sessions import Sessions
 from buildflow.middleware import CORSMiddleware, HTTPSRedirectMiddleware, SessionMiddleware
-from runtime.errors import StartupError
-from runtime.responses import json_response
-from runtime.sessions import Sessions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

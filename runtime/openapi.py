@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import StartupError
-from runtime.handlers import CompiledHandler
-from runtime.jsonschema import Schemas
-from runtime.params import FieldKind, form_kind
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.handlers import CompiledHandler
+from bfctl.runtime.jsonschema import Schemas
+from bfctl.runtime.params import FieldKind, form_kind
 
 OPENAPI_ROUTE = "/openapi.json"
 DOCS_ROUTE = "/docs"

@@ -14,12 +14,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from bfctl.runtime.bodies import refuse_encoded, refuse_non_json
+from bfctl.runtime.errors import ClientError
+from bfctl.runtime.validation import Converter, compile_node, compile_type
 from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
 from buildflow.uploads import FormParam, UploadFile
-from runtime.bodies import refuse_encoded, refuse_non_json
-from runtime.errors import ClientError
-from runtime.validation import Converter, compile_node, compile_type
 
 _MISSING = inspect.Parameter.empty
 
@@ -185,7 +185,7 @@ class Params:
         closed and removed with the request); any other body reads as no fields."""
         if raw.body_exists:
             refuse_encoded(raw)
-        data = await raw.post()  # what breaks aiohttp's rules is answered by ``runtime.bodies``
+        data = await raw.post()  # what breaks aiohttp's rules is answered by ``bfctl.runtime.bodies``
         for param, field, kind, convert, default in self.form:
             values = data.getall(field, [])
             if not values:

@@ -23,9 +23,9 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from runtime.consumers import CompiledConsumer
-from runtime.errors import StartupError, one_line
-from runtime.sources import Delivery, SourceReader, reader_for
+from bfctl.runtime.consumers import CompiledConsumer
+from bfctl.runtime.errors import StartupError, one_line
+from bfctl.runtime.sources import Delivery, SourceReader, reader_for
 
 log = logging.getLogger("buildflow.runtime")
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runtime.sources.base import Delivery
+    from bfctl.runtime.sources.base import Delivery
 
 log = logging.getLogger("buildflow.runtime")
 

@@ -11,9 +11,9 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from bfctl.runtime.cloud_logging import current_request_id
 from buildflow.responses import FileResponse, StreamingResponse
 from buildflow.responses import Response as SDKResponse
-from runtime.cloud_logging import current_request_id
 
 log = logging.getLogger("buildflow.runtime")
 

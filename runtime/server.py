@@ -22,13 +22,13 @@ from typing import Any, NotRequired, TypedDict, Unpack
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
+from bfctl.runtime import bodies, cloud_logging
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.cloud_logging import JsonAccessLogger, JsonLogs
+from bfctl.runtime.errors import StartupError, one_line
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.scopes import Scope
 from buildflow.flow import Flow
-from runtime import bodies, cloud_logging
-from runtime.app import FlowApp
-from runtime.cloud_logging import JsonAccessLogger, JsonLogs
-from runtime.errors import StartupError, one_line
 
 log = logging.getLogger("buildflow.runtime")
 

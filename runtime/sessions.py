@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.responses import server_error
 from buildflow.middleware import SESSION_KEY, SessionMiddleware
 from buildflow.secrets import SecretNotFoundError, reveal
-from runtime.errors import StartupError
-from runtime.responses import server_error
 
 if TYPE_CHECKING:
-    from runtime.middleware import Handler
+    from bfctl.runtime.middleware import Handler
 
 _SAME_SITE = ("lax", "strict", "none")
 #: Bytes of one cookie's name and value that browsers keep (RFC 6265 asks for at least this much,

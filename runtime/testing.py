@@ -15,10 +15,10 @@ from typing import Any, Self, TypeVar
 import aiohttp
 import orjson
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.server import bind_socket, serve_worker
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.flow import Flow
-from runtime.app import FlowApp
-from runtime.server import bind_socket, serve_worker
 
 T = TypeVar("T")
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from bfctl.runtime.di.graph import Node
+from bfctl.runtime.errors import StartupError
 from buildflow.flow import Flow
 from buildflow.io.portable import Topic
 from buildflow.io.unsupported import processor_primitives, unsupported_message
-from runtime.di.graph import Node
-from runtime.errors import StartupError
 
 #: Attributes by which dependencies name the primitive they use (sink and bucket builders).
 _DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive")

@@ -16,7 +16,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from providers.gcp import program as gcp_program
+from bfctl.providers.gcp import program as gcp_program
 
 INSTANCE_T = "gcp:sql/databaseInstance:DatabaseInstance"
 #: The project number Google's data sources answer with.

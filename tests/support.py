@@ -178,6 +178,7 @@ def bfctl_run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 
 
 
 def write(path: Path, source: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return path
 

@@ -12,15 +12,15 @@ from aiohttp import web
 from support import on_loopback
 
 from bfctl.infra import planned_primitives
+from bfctl.providers import get_provider
+from bfctl.runtime.analysis import RuntimeQueryOpener, prepare
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.analysis import AnalysisQuery, AnalysisQueryError
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from buildflow.io.portable import AnalysisTable
-from providers import get_provider
-from runtime.analysis import RuntimeQueryOpener, prepare
-from runtime.testing import TestClient
 
 
 @dataclasses.dataclass

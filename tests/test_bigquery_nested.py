@@ -25,6 +25,9 @@ from aiohttp import web
 from support import on_loopback
 
 from bfctl.infra import declared_primitives
+from bfctl.providers import get_provider
+from bfctl.providers.base import ApplyError
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.analysis import AnalysisQuery
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -32,9 +35,6 @@ from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from buildflow.storage import ddl
 from buildflow.types.bigquery_fields import bigquery_columns, table_schema
 from buildflow.types.schema import schema_from_type
-from providers import get_provider
-from providers.base import ApplyError
-from runtime.testing import TestClient
 
 # pulumi_gcp's own modules warn about their deprecated members when imported
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_gcp.*")
@@ -246,7 +246,7 @@ def test_a_table_whose_json_column_becomes_a_record_is_a_replace_that_says_its_r
     provider forces a replace for the schema, since BigQuery's API refuses a type change."""
     from pulumi.automation import EngineEvent
 
-    from providers.gcp.events import StepCollector
+    from bfctl.providers.gcp.events import StepCollector
 
     *_, table = _flow()
     urn = f"urn:pulumi:dev::flow::gcp:bigquery/table:Table::{table.primitive_id()}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support import run_bfctl, serving, write
 
-from providers.local.services import DetachedService
+from bfctl.providers.local.services import DetachedService
 
 FLOW = """
 import dataclasses

@@ -22,15 +22,15 @@ from google.cloud.storage import Bucket
 from support import bfctl_run, run_bfctl, serving, wait_until, write
 from test_sources_files import take
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.services import DetachedService
+from bfctl.runtime.buckets import RuntimeBucketOpener, storage_client
+from bfctl.runtime.sinks import schema_from_type, writer_for
+from bfctl.runtime.sources.files import bucket_folder_reader
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCSBucket, GCSFileChangeStream
 from buildflow.types.gcp import GCSFileChangeEvent
 from buildflow.types.portable import FileFormat
-from providers.local import LocalProvider
-from providers.local.services import DetachedService
-from runtime.buckets import RuntimeBucketOpener, storage_client
-from runtime.sinks import schema_from_type, writer_for
-from runtime.sources.files import bucket_folder_reader
 
 FLOW = """
 import asyncio

@@ -14,10 +14,10 @@ pytest.importorskip("pulumi_gcp")
 from gcp_mocks import RecordingMonitor, run_program
 from test_gcp_service_program import IMAGE, by_type, notes_flow
 
+from bfctl.providers.gcp.cloudbuild import remote
+from bfctl.providers.gcp.deploy import Deployment, build_account_id, deployment_of, sources_bucket
+from bfctl.providers.gcp.errors import GCPSettingsError
 from buildflow import Flow
-from providers.gcp.cloudbuild import remote
-from providers.gcp.deploy import Deployment, build_account_id, deployment_of, sources_bucket
-from providers.gcp.errors import GCPSettingsError
 
 ACCOUNT = "gcp:serviceaccount/account:Account"
 BUILDER = "notes-dev-build@my-project.iam.gserviceaccount.com"

@@ -28,6 +28,7 @@ from starlette.responses import StreamingResponse as StarletteStreamingResponse
 from starlette.websockets import WebSocket
 from support import wait_until
 
+from bfctl.testing import TestClient, TestResponse
 from buildflow import Flow, FlowOptions, Service, collector, endpoint
 from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
@@ -35,7 +36,6 @@ from buildflow.exceptions import FlowDeclarationError
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request as BuildFlowRequest
 from buildflow.responses import FileResponse, RedirectResponse, StreamingResponse
-from runtime.testing import TestClient, TestResponse
 
 
 @dependency(scope=Scope.PROCESS)

@@ -21,8 +21,8 @@ def notes(tmp_path: Path) -> Path:
 
 
 def _instance_server(project: Path):
-    from providers.local.postgres import EmbeddedPostgres
-    from providers.state import StateStore
+    from bfctl.providers.local.postgres import EmbeddedPostgres
+    from bfctl.providers.state import StateStore
 
     state = StateStore(project, "local", "dev").load()
     record = state.resources["my-project:notes-db"]
@@ -122,7 +122,7 @@ def test_serve_apply_does_both(notes: Path, bfctl_env: dict[str, str]) -> None:
 
 
 def test_concurrent_apply_is_refused_by_the_lock(notes: Path, bfctl_env: dict[str, str]) -> None:
-    from providers import get_provider
+    from bfctl.providers import get_provider
 
     with get_provider("local", notes, "dev").locked("bfctl apply (held by the test)"):
         code, out = run_bfctl(["apply", "--yes"], notes, bfctl_env)

@@ -28,13 +28,13 @@ from fakes.docker import install as install_docker
 from support import bfctl_run, make_project
 from test_image_build import FLOW
 
-from providers.gcp import cloudbuild
-from providers.gcp.build import Published, publish_image
-from providers.gcp.cloudbuild import build_request, tarball
-from providers.gcp.context import ImageBuildError
-from providers.gcp.errors import GCPSettingsError
-from providers.gcp.image import tag_of
-from providers.gcp.registry import Endpoints
+from bfctl.providers.gcp import cloudbuild
+from bfctl.providers.gcp.build import Published, publish_image
+from bfctl.providers.gcp.cloudbuild import build_request, tarball
+from bfctl.providers.gcp.context import ImageBuildError
+from bfctl.providers.gcp.errors import GCPSettingsError
+from bfctl.providers.gcp.image import tag_of
+from bfctl.providers.gcp.registry import Endpoints
 
 PYPROJECT = """\
 [project]

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from support import Server, run_bfctl, serving, write
 
-from runtime.cloud_logging import context_from_headers, project_id
+from bfctl.runtime.cloud_logging import context_from_headers, project_id
 
 FLOW = """
 import logging
@@ -334,9 +334,9 @@ def test_the_images_entrypoint_serves_with_the_outputs_the_service_is_given(
     """The Dockerfile's ENTRYPOINT, run as Cloud Run runs it: the stack's outputs come from
     $BUILDFLOW_OUTPUTS (nothing was applied here), the workers from $BFCTL_WORKERS, the port
     from $PORT; SIGTERM ends it with exit 0 and every acknowledged row stored."""
+    from bfctl.providers.gcp.image import dockerfile
     from buildflow.io.local import File
     from buildflow.types.portable import FileFormat
-    from providers.gcp.image import dockerfile
 
     write(tmp_path / "main.py", COLLECTOR_FLOW.replace("max_wait=2.0", "max_wait=0.0"))
     entrypoint = json.loads(dockerfile("main.py:app").split("ENTRYPOINT ", 1)[1].splitlines()[0])

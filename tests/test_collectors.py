@@ -10,16 +10,16 @@ import psycopg
 import pytest
 from support import cloud_sql_instance
 
+from bfctl.providers import get_provider
+from bfctl.runtime.batching import Batcher, BatchOptions, QueueFull
+from bfctl.runtime.sinks import RowsRejected, schema_from_type, writer_for
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.sink import SinkDependencyBuilder
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable
 from buildflow.io.local import File
 from buildflow.types.portable import FileFormat
-from providers import get_provider
-from runtime.batching import Batcher, BatchOptions, QueueFull
-from runtime.sinks import RowsRejected, schema_from_type, writer_for
-from runtime.testing import TestClient
 
 
 @dataclasses.dataclass
@@ -152,7 +152,7 @@ def test_collector_into_cloud_sql_table(postgres_table) -> None:
 
 
 def _server(project: Path, provider):
-    from providers.local.postgres import EmbeddedPostgres
+    from bfctl.providers.local.postgres import EmbeddedPostgres
 
     record = provider.store.load().resources["my-project:events-db"]
     return EmbeddedPostgres(project / record.private["directory"]), record.private["port"]
@@ -187,8 +187,8 @@ def test_shutdown_flushes_every_acknowledged_row(tmp_path: Path, monkeypatch: py
 def test_a_write_that_never_finishes_is_cancelled_after_write_timeout() -> None:
     """The writer's own coroutine is cancelled (so it can drop its connection), and the
     requests in the batch are told the sink is unavailable, never acknowledged."""
-    from runtime.batching import SinkUnavailable
-    from runtime.sinks.base import SinkWriter
+    from bfctl.runtime.batching import SinkUnavailable
+    from bfctl.runtime.sinks.base import SinkWriter
 
     class Stuck(SinkWriter):
         description = "stuck sink"

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
+from bfctl.providers.connection_budget import (
+    RESERVED,
+    ConnectionBudgetError,
+    connection_budget,
+    max_connections,
+)
+from bfctl.providers.gcp.deploy import check_instances, deployment_of
+from bfctl.providers.gcp.errors import GCPSettingsError
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.sqlalchemy import EnginePool, SessionDep, engine, engine_pools
 from buildflow.deployed import POOLS_ENV
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable
 from buildflow.types.gcp import CloudSQLInstanceSettings
-from providers.connection_budget import (
-    RESERVED,
-    ConnectionBudgetError,
-    connection_budget,
-    max_connections,
-)
-from providers.gcp.deploy import check_instances, deployment_of
-from providers.gcp.errors import GCPSettingsError
 
 
 def instance(tier: str = "db-f1-micro", max_connections_flag: Any = None) -> CloudSQLInstance:

@@ -15,11 +15,11 @@ import aiohttp
 import psycopg
 from support import make_project, run_bfctl, serving
 
+from bfctl.providers.connection_budget import RESERVED, connection_budget
 from buildflow.dependencies.sqlalchemy import EnginePool
 from buildflow.deployed import POOLS_ENV
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance
 from buildflow.types.gcp import CloudSQLInstanceSettings
-from providers.connection_budget import RESERVED, connection_budget
 
 MAX_CONNECTIONS = 20
 INSTANCES = 3
@@ -148,7 +148,7 @@ def refused_by_every_driver(address: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from runtime.responses import is_unavailable
+    from bfctl.runtime.responses import is_unavailable
 
     held: list[Any] = []
     refusals: list[Exception] = []

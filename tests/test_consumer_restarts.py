@@ -12,10 +12,10 @@ import pytest
 from support import serving, write
 from test_topic_log_files import consumed_within, post_numbers
 
+from bfctl.providers.local import LocalProvider
+from bfctl.runtime.sinks import writer_for
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubTopic
-from providers.local import LocalProvider
-from runtime.sinks import writer_for
 
 FLOW = """\
 import asyncio

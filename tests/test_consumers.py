@@ -18,6 +18,10 @@ import pytest
 from scoped import GlobalDep, NoScopeDep, ProcessDep, ReplicaDep, identities
 from support import serving, write
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sources import Delivery
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.headers import BearerCredentials
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
@@ -25,10 +29,6 @@ from buildflow.io.local import File, Pulse
 from buildflow.requests import Request
 from buildflow.types.gcp import PubsubMessage
 from buildflow.types.portable import FileFormat
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.sources import Delivery
-from runtime.testing import TestClient
 
 WAIT = 30.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support import REPO_ROOT, run_bfctl, write
 
-from providers.plan import Plan, ResourceChange
+from bfctl.providers.plan import Plan, ResourceChange
 
 STATE = Path(".buildflow/state/local-dev.json")
 

@@ -7,12 +7,12 @@ import threading
 import pytest
 from scoped import GlobalDep, NoScopeDep, ProcessDep, ReplicaDep, identities
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.requests import Request
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.testing import TestClient
 
 events: list[str] = []
 

@@ -118,8 +118,8 @@ def test_ctrl_c_stops_everything_with_exit_0(tmp_path: Path, bfctl_env: dict[str
 
 
 def _postmaster_pid(project: Path) -> str:
-    from providers.local.postgres import EmbeddedPostgres
-    from providers.state import StateStore
+    from bfctl.providers.local.postgres import EmbeddedPostgres
+    from bfctl.providers.state import StateStore
 
     record = StateStore(project, "local", "dev").load().resources["my-project:notes-db"]
     pgdata = EmbeddedPostgres(project / record.private["directory"]).pgdata

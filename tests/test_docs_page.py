@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from support import serving, write
 
+from bfctl.runtime import openapi
+from bfctl.testing import TestClient
 from buildflow import Flow
-from runtime import openapi
-from runtime.testing import TestClient
 
 CHROMIUM_TIMEOUT = 120.0
 

@@ -15,9 +15,9 @@ import duckdb
 import pytest
 from support import Server, run_bfctl, serving, wait_until, write
 
+from bfctl.runtime.sinks import SinkSchemaError, schema_from_type, writer_for
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.storage.duckdb_access import shared_database
-from runtime.sinks import SinkSchemaError, schema_from_type, writer_for
 
 FLOW = """
 import dataclasses

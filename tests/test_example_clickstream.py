@@ -4,9 +4,9 @@ import importlib.util
 from pathlib import Path
 
 from bfctl.infra import declared_primitives
+from bfctl.providers import get_provider
+from bfctl.testing import TestClient
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
-from providers import get_provider
-from runtime.testing import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 

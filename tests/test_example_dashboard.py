@@ -7,9 +7,9 @@ from pathlib import Path
 import pg8000.native
 
 from bfctl.infra import declared_primitives
+from bfctl.providers import get_provider
+from bfctl.testing import TestClient
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
-from providers import get_provider
-from runtime.testing import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 

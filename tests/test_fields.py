@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal, Optional
 import pydantic
 import pytest
 
+from bfctl.runtime.jsonschema import Schemas
+from bfctl.runtime.validation import compile_type
 from buildflow.types.fields import SCALARS, Invalid, Kind, Shape, parse_type
 from buildflow.types.schema import Column, row_converter, schema_from_type
-from runtime.jsonschema import Schemas
-from runtime.validation import compile_type
 
 
 class Size(enum.Enum):

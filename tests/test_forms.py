@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.requests import File, Form, Request, UploadFile
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.testing import TestClient
 
 
 def upload_flow() -> Flow:

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import serving
 
+from bfctl.runtime.app import FlowApp
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.requests import File, Form, Request, UploadFile
-from runtime.app import FlowApp
-from runtime.testing import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = settings(
@@ -136,8 +136,8 @@ def test_fuzz_request_parsing_routes():
 def notes_outputs(tmp_path_factory):
     """The notes example's database applied on the local target in a scratch project."""
     from bfctl.infra import declared_primitives
+    from bfctl.providers import get_provider
     from buildflow.dependencies.flow_dependencies import ResourceOutputs
-    from providers import get_provider
 
     app = _load(ROOT / "examples" / "notes" / "main.py", "fuzz_notes")
     project = tmp_path_factory.mktemp("fuzz-notes")

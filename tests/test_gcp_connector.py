@@ -20,6 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from support import cloud_sql_instance
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.dependencies.sqlalchemy import (
@@ -30,9 +33,6 @@ from buildflow.dependencies.sqlalchemy import (
     session_users,
 )
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
-from providers.local import LocalProvider
-from providers.local.postgres import EmbeddedPostgres
-from runtime.testing import TestClient
 
 PASSWORD = "c0nnector-Pw"
 CONNECTION_NAME = "my-project:us-central1:notes-db"

@@ -25,13 +25,13 @@ from revisions import ADD_TAGS, BROKEN
 from sqlalchemy import text
 from support import REPO_ROOT, cloud_sql_instance, run_bfctl, write
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import FlowCredentials, ResourceOutputs
 from buildflow.dependencies.sqlalchemy import SQLADMIN_ENDPOINT_ENV, AsyncSessionDep, CloudSQLConnectors, SessionDep
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLUser
-from providers.local import LocalProvider
-from providers.local.postgres import EmbeddedPostgres
-from runtime.testing import TestClient
 
 PASSWORD = "tunnel-Pw-0042"
 CONNECTION_NAME = "my-project:us-central1:notes-db"  # the stand-in engine's output for notes-db

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bfctl.providers.gcp.deploy import check_instances, parse_env_flags, service_name, service_settings
+from bfctl.providers.gcp.errors import GCPSettingsError
 from buildflow import Flow
-from providers.gcp.deploy import check_instances, parse_env_flags, service_name, service_settings
-from providers.gcp.errors import GCPSettingsError
 
 
 def flow(*service_options: dict[str, Any], collector: dict[str, Any] | None = None) -> Flow:

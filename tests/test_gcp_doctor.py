@@ -23,15 +23,15 @@ from support import bfctl_run, make_project
 
 from bfctl.doctor import SKIP_ENV
 from bfctl.infra import planned_primitives
+from bfctl.providers.checks import Check
+from bfctl.providers.gcp.deploy import DeployRequest
+from bfctl.providers.gcp.provider import GCPProvider
 from buildflow import Flow
 from buildflow.io.gcp import GCSBucket
-from providers.checks import Check
-from providers.gcp.deploy import DeployRequest
-from providers.gcp.provider import GCPProvider
 
 DEPLOYER = "deployer@acme-prod.iam.gserviceaccount.com"
 BUILDER = "builder@acme-prod.iam.gserviceaccount.com"
-#: What a deploy of FLOW uses, as ``providers.gcp.deploy.apis`` lists it.
+#: What a deploy of FLOW uses, as ``bfctl.providers.gcp.deploy.apis`` lists it.
 APIS = {
     "storage.googleapis.com",
     "run.googleapis.com",

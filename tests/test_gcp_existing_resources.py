@@ -23,11 +23,11 @@ from gcp_mocks import RecordingMonitor, run_program
 from support import bfctl_run, make_project
 
 from bfctl.infra import deploy_request, outputs_for_serving, planned_primitives
+from bfctl.providers.gcp.provider import GCPProvider
+from bfctl.runtime.sinks import writer_for
+from bfctl.runtime.sources import reader_for
 from buildflow.dependencies import flow_dependencies
 from buildflow.deployed import OUTPUTS_ENV
-from providers.gcp.provider import GCPProvider
-from runtime.sinks import writer_for
-from runtime.sources import reader_for
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/clicks@sha256:" + "ab" * 32
 TABLE, DATASET, SUBSCRIPTION = "my-project.analytics.clicks", "my-project.analytics", "my-project/clicks-sub"

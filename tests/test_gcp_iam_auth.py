@@ -20,12 +20,12 @@ pytest.importorskip("pulumi")
 from gcp_mocks import RecordingMonitor, run_program
 
 from bfctl.infra import declared_primitives
+from bfctl.providers.gcp.deploy import Deployment, deployment_of, unmade_iam_users
 from buildflow import Flow
 from buildflow.dependencies.sqlalchemy import SessionDep
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance
 from buildflow.secrets import Secret
 from buildflow.types.gcp import CloudSQLInstanceSettings
-from providers.gcp.deploy import Deployment, deployment_of, unmade_iam_users
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 IAM_USER = "notes-dev-run@my-project.iam"

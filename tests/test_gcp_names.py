@@ -13,7 +13,7 @@ pytest.importorskip("pulumi_gcp")
 from gcp_mocks import mocked, run_program
 from test_gcp_service_program import IMAGE, notes_flow
 
-from providers.gcp.deploy import deployment_of, repository_id, service_name
+from bfctl.providers.gcp.deploy import deployment_of, repository_id, service_name
 
 #: Google's rules: service account ids 6-30 characters, Artifact Registry repository ids at most 63.
 ACCOUNT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

@@ -24,6 +24,8 @@ from gcp_mocks import RecordingMonitor, run_program
 
 from bfctl.infra import declared_primitives
 from bfctl.loader import load_flow
+from bfctl.providers.gcp import SUPPORTED
+from bfctl.providers.gcp import program as gcp_program
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -34,8 +36,6 @@ from buildflow.io.gcp import (
     GCSBucket,
 )
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
-from providers.gcp import SUPPORTED
-from providers.gcp import program as gcp_program
 
 # pulumi_gcp's own modules warn about their deprecated members when imported
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_gcp.*")
@@ -259,8 +259,8 @@ def test_every_supported_primitive_has_a_builder() -> None:
 
 
 def test_a_portable_primitives_outputs_are_exported_under_its_own_id(monitor: RecordingMonitor) -> None:
+    from bfctl.providers.portables import to_gcp
     from buildflow.io.portable import Queue
-    from providers.portables import to_gcp
 
     queue = Queue("jobs")
     exports = run_program(to_gcp(queue, "my-project", "us-central1"))

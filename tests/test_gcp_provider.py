@@ -19,14 +19,10 @@ pytest.importorskip("pulumi")
 
 from fakes import EVENTS, pulumi_path
 
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable, CloudSQLUser
-from buildflow.io.local import File, LocalFileChangeStream
-from buildflow.secrets import Secret
-from buildflow.types.portable import FileFormat
-from providers import StalePlanError, UnsupportedPrimitiveError, get_provider
-from providers.gcp import GCPProvider
-from providers.gcp import provider as gcp_provider
-from providers.gcp.errors import (
+from bfctl.providers import StalePlanError, UnsupportedPrimitiveError, get_provider
+from bfctl.providers.gcp import GCPProvider
+from bfctl.providers.gcp import provider as gcp_provider
+from bfctl.providers.gcp.errors import (
     GCPExtraMissingError,
     GCPSettingsError,
     GCPTargetError,
@@ -34,7 +30,11 @@ from providers.gcp.errors import (
     PulumiNotInstalledError,
     PulumiOperationError,
 )
-from providers.gcp.events import ProgressRelay
+from bfctl.providers.gcp.events import ProgressRelay
+from buildflow.io.gcp import CloudSQLDatabase, CloudSQLTable, CloudSQLUser
+from buildflow.io.local import File, LocalFileChangeStream
+from buildflow.secrets import Secret
+from buildflow.types.portable import FileFormat
 
 PASSWORD = "Pl41n-Notes-Password"
 PASSPHRASE = "correct horse battery staple"

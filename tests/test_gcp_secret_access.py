@@ -24,11 +24,11 @@ from pulumi import automation as auto
 from test_gcp_provider import Fake, Recorder
 from test_gcp_service_program import IMAGE, deploy, notes_flow
 
-from providers.gcp import GCPProvider
-from providers.gcp import provider as gcp_provider
-from providers.gcp.deploy import DeployRequest
-from providers.gcp.errors import PulumiOperationError
-from providers.gcp.service import REDEPLOY_LABEL
+from bfctl.providers.gcp import GCPProvider
+from bfctl.providers.gcp import provider as gcp_provider
+from bfctl.providers.gcp.deploy import DeployRequest
+from bfctl.providers.gcp.errors import PulumiOperationError
+from bfctl.providers.gcp.service import REDEPLOY_LABEL
 
 #: Cloud Run's answer, as pulumi-gcp reports it, for a revision whose account cannot read a secret yet.
 REFUSED = (

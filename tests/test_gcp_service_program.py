@@ -16,6 +16,7 @@ pytest.importorskip("pulumi_gcp")
 from gcp_mocks import GENERATED_PASSWORD, RecordingMonitor, run_program
 
 from bfctl.infra import declared_primitives
+from bfctl.providers.gcp.deploy import Deployment, deployment_of
 from buildflow import Flow
 from buildflow.dependencies.sqlalchemy import SessionDep
 from buildflow.io.gcp import (
@@ -28,7 +29,6 @@ from buildflow.io.gcp import (
 from buildflow.middleware import SessionMiddleware
 from buildflow.secrets import Secret
 from buildflow.types.portable import FileFormat
-from providers.gcp.deploy import Deployment, deployment_of
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 USER = "my-project:notes-db/users/notes"

@@ -14,10 +14,10 @@ pytest.importorskip("pulumi_gcp")
 from gcp_mocks import PROJECT_NUMBER, RecordingMonitor, run_program
 
 from bfctl.infra import declared_primitives
+from bfctl.providers.gcp.deploy import deployment_of
 from buildflow import Flow
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic, GCSBucket, GCSFileChangeStream
 from buildflow.types.gcp import GCSChangeStreamEventType
-from providers.gcp.deploy import deployment_of
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/events@sha256:" + "ab" * 32
 SUB, DEAD = "my-project/events-sub", "projects/my-project/topics/events-dead"

@@ -10,11 +10,11 @@ import pydantic
 import pytest
 from aiohttp import web
 
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.exceptions import HTTPException
 from buildflow.requests import Request, WebSocket
 from buildflow.responses import HTMLResponse, JSONResponse, RedirectResponse
-from runtime.testing import TestClient
 
 
 @dataclasses.dataclass
@@ -409,8 +409,8 @@ def test_streaming_and_file_responses(tmp_path):
 
 def test_metrics_are_not_served_on_cloud_run_unless_asked(monkeypatch):
     """A public Cloud Run service would show its route, sink and consumer names to anyone."""
-    from runtime.app import FlowApp
-    from runtime.errors import StartupError
+    from bfctl.runtime.app import FlowApp
+    from bfctl.runtime.errors import StartupError
 
     monkeypatch.setenv("K_SERVICE", "api")
     with TestClient(make_app()) as c:

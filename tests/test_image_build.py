@@ -20,9 +20,9 @@ from fakes.docker import install as install_docker
 from support import bfctl_run
 
 import bfctl
-from providers.gcp import image
-from providers.gcp.context import ImageBuildError, content_hash, ignored
-from providers.gcp.image import BuildContext, build_context
+from bfctl.providers.gcp import image
+from bfctl.providers.gcp.context import ImageBuildError, content_hash, ignored
+from bfctl.providers.gcp.image import BuildContext, build_context
 
 FLOW = """\
 from buildflow import Flow
@@ -151,7 +151,8 @@ def test_the_image_gets_the_running_bfctl_and_the_projects_dependencies(project:
     with zipfile.ZipFile(wheel_path) as wheel:
         metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
         assert f"Version: {bfctl.__version__}" in wheel.read(metadata).decode().splitlines()
-        assert "runtime/server.py" in wheel.namelist()
+        assert "bfctl/runtime/server.py" in wheel.namelist()
+        assert not any(name.startswith(("runtime/", "providers/")) for name in wheel.namelist())
     assert "requests>=2" in requirements
     assert "bfctl>=0.1" not in requirements  # the running version wins over the project's range
     assert not any(line.startswith("pulumi") for line in requirements)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bfctl.providers.local import LocalProvider
 from buildflow.io.gcp import GCSBucket, GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream
 from buildflow.types.gcp import GCSChangeStreamEventType
 from buildflow.types.local import FileChangeStreamEventType
-from providers.local import LocalProvider
 
 
 def test_apply_makes_the_watched_folder_and_destroy_removes_it_when_empty(tmp_path: Path) -> None:

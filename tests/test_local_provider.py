@@ -15,17 +15,17 @@ from pathlib import Path
 import pg8000.native
 import pytest
 
+from bfctl.providers import ApplyError, StalePlanError, StateLockedError, UnsupportedPrimitiveError
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local import sql as local_sql
+from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.providers.lock import LockInfo, StateLock
+from bfctl.providers.plan import diff, steps
+from bfctl.providers.state import ResourceState, State, StateStore
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
-from providers import ApplyError, StalePlanError, StateLockedError, UnsupportedPrimitiveError
-from providers.local import LocalProvider
-from providers.local import sql as local_sql
-from providers.local.postgres import EmbeddedPostgres
-from providers.lock import LockInfo, StateLock
-from providers.plan import diff, steps
-from providers.state import ResourceState, State, StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "pl41n-Secret-Value-42"
@@ -272,7 +272,7 @@ def test_killed_apply_recovers_and_server_outlives_it(provider: LocalProvider) -
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from tests.test_local_provider import declare
-        from providers.local import LocalProvider
+        from bfctl.providers.local import LocalProvider
 
         def die_at_database(rid, action, status, message=""):
             if rid.endswith(".notes") and status == "started":

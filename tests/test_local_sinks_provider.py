@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bfctl.providers import ApplyError, UnsupportedPrimitiveError
+from bfctl.providers.local import LocalProvider
+from bfctl.runtime.sinks import writer_for
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable, GCSBucket
@@ -16,9 +19,6 @@ from buildflow.io.portable import AnalysisTable
 from buildflow.io.primitive import GCPPrimitive, PrimitiveValidationError
 from buildflow.storage.duckdb_access import duckdb_connection
 from buildflow.types.portable import FileFormat
-from providers import ApplyError, UnsupportedPrimitiveError
-from providers.local import LocalProvider
-from runtime.sinks import writer_for
 
 
 @dataclasses.dataclass

@@ -15,18 +15,18 @@ from typing import Any
 
 import pytest
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.pubsub import MODE_VARIABLE
+from bfctl.runtime.redelivery import BASE_VARIABLE
+from bfctl.runtime.sinks import writer_for
+from bfctl.runtime.sinks.pubsub import TopicLog
+from bfctl.runtime.sources import Delivery, SourceReader, reader_for
+from bfctl.runtime.sources.log import LogReader
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.storage import log_subscription
 from buildflow.storage.engines import Engine
 from buildflow.storage.log_subscription import Lease, LogSubscription
-from providers.local import LocalProvider
-from providers.local.pubsub import MODE_VARIABLE
-from runtime.redelivery import BASE_VARIABLE
-from runtime.sinks import writer_for
-from runtime.sinks.pubsub import TopicLog
-from runtime.sources import Delivery, SourceReader, reader_for
-from runtime.sources.log import LogReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +148,7 @@ _KILLED_READER = textwrap.dedent(
     import asyncio, json, os, signal, sys
     from pathlib import Path
     from buildflow.io.gcp import GCPPubSubSubscription
-    from runtime.sources.log import log_reader
+    from bfctl.runtime.sources.log import log_reader
 
     async def main():
         sub = GCPPubSubSubscription("my-project", "events-sub")
@@ -191,7 +191,7 @@ _READER_PROCESS = textwrap.dedent(
     import asyncio, json, sys, time
     from pathlib import Path
     from buildflow.io.gcp import GCPPubSubSubscription
-    from runtime.sources.log import log_reader
+    from bfctl.runtime.sources.log import log_reader
 
     async def main():
         sub = GCPPubSubSubscription("my-project", "events-sub")

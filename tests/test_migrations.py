@@ -12,13 +12,13 @@ import pytest
 from revisions import ADD_TAGS, BROKEN
 from support import REPO_ROOT, cloud_sql_instance, run_bfctl, write
 
+from bfctl.providers.local import sql
+from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.providers.migrations import MigrationSetupError, migration_user
+from bfctl.providers.state import StateStore
 from buildflow.dependencies.sqlalchemy import SessionDep
 from buildflow.exceptions import PrimitiveValidationError
 from buildflow.io.gcp import CloudSQLDatabase
-from providers.local import sql
-from providers.local.postgres import EmbeddedPostgres
-from providers.migrations import MigrationSetupError, migration_user
-from providers.state import StateStore
 
 
 @pytest.fixture

@@ -12,6 +12,10 @@ from fakes import pulumi_path
 from support import bfctl_run, write
 
 import buildflow
+from bfctl.providers.base import UnsupportedPrimitiveError
+from bfctl.providers.local import LocalProvider
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
 from buildflow.dependencies.bucket import BucketDependencyBuilder
 from buildflow.io.aws import S3Bucket, S3FileChangeStream, SQSQueue
 from buildflow.io.clickhouse import ClickhouseTable
@@ -19,10 +23,6 @@ from buildflow.io.primitive import Primitive
 from buildflow.io.snowflake import SnowflakeTable
 from buildflow.types.aws import S3ChangeStreamEventType
 from buildflow.types.portable import FileFormat, PortableFileChangeEventType
-from providers.base import UnsupportedPrimitiveError
-from providers.local import LocalProvider
-from runtime.app import FlowApp
-from runtime.errors import StartupError
 
 EXPORTS = {
     "buildflow": ["Flow", "FlowOptions", "consumer", "collector", "endpoint", "Service"],

@@ -10,9 +10,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from test_http import make_app
 
-from runtime.app import FlowApp
-from runtime.openapi import document
-from runtime.testing import TestClient
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.openapi import document
+from bfctl.testing import TestClient
 
 FAILING_ON_PURPOSE = {"/boom", "/unserializable"}
 APP = make_app()

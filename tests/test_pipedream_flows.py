@@ -7,15 +7,15 @@ import threading
 
 import pytest
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.exceptions import HTTPException
 from buildflow.io.local import Pulse
 from buildflow.pipedream import Dispatcher
 from buildflow.requests import Request
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.testing import TestClient
 
 #: Long enough never to be reached when the functions run together; reached (a 500) if they ran in turn.
 MEETING_DEADLINE = 10.0

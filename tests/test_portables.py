@@ -17,6 +17,10 @@ import pytest
 from fakes import pulumi_path
 from support import bfctl_run, serving, wait_until, write
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.portables import to_gcp
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
 from buildflow import Flow
 from buildflow.io.gcp import (
     BigQueryDataset,
@@ -30,10 +34,6 @@ from buildflow.io.portable import AnalysisTable, Bucket, FileChangeStream, Queue
 from buildflow.storage.engines import Engine
 from buildflow.types.gcp import GCSChangeStreamEventType
 from buildflow.types.portable import FileFormat, PortableFileChangeEventType
-from providers.local import LocalProvider
-from providers.portables import to_gcp
-from runtime.app import FlowApp
-from runtime.errors import StartupError
 
 FLOW = """
 import dataclasses
@@ -354,7 +354,7 @@ def test_gcp_apply_records_a_portables_outputs_under_its_id(tmp_path: Path, bfct
     result = bfctl_run(["apply", "main:app", "--target", "gcp", "--yes", *location], tmp_path, env)
     assert result.returncode == 0, result.stderr
 
-    from providers.gcp.provider import GCPProvider
+    from bfctl.providers.gcp.provider import GCPProvider
 
     outputs = GCPProvider(tmp_path, project="my-project", region="europe-west1").outputs()
     assert outputs["topic:events"] == outputs["projects/my-project/topics/events"] == exported

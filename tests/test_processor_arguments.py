@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from bfctl.providers.local import LocalProvider
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.local import LocalFileChangeStream, Pulse
 from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
-from providers.local import LocalProvider
-from runtime.testing import TestClient
 
 WAIT = 30.0
 

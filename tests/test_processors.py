@@ -4,15 +4,15 @@ import dataclasses
 
 import pytest
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
 from buildflow.exceptions import HTTPException
 from buildflow.requests import WebSocket
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.testing import TestClient
 
 
 @dependency(Scope.REPLICA)

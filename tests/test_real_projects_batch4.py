@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from support import make_project, run_bfctl, serving, wait_until
 
-from runtime.sinks.base import RowsRejected
-from runtime.sinks.pubsub import TopicLog
+from bfctl.runtime.sinks.base import RowsRejected
+from bfctl.runtime.sinks.pubsub import TopicLog
 
 SALES = """
 import csv

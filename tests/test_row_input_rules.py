@@ -20,6 +20,12 @@ import psycopg
 import pytest
 from support import cloud_sql_instance, on_loopback
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.pubsub import MODE_VARIABLE
+from bfctl.runtime.conversion import message_converter
+from bfctl.runtime.sinks import writer_for
+from bfctl.runtime.sources import Delivery
+from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import (
@@ -35,12 +41,6 @@ from buildflow.storage.duckdb_access import duckdb_connection
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import RowConversionError, row_converter
-from providers.local import LocalProvider
-from providers.local.pubsub import MODE_VARIABLE
-from runtime.conversion import message_converter
-from runtime.sinks import writer_for
-from runtime.sources import Delivery
-from runtime.testing import TestClient
 
 UTC = datetime.UTC
 WAIT = 30.0

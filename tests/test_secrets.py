@@ -163,8 +163,8 @@ def test_environment_value_wins(notes: Path, bfctl_env: dict[str, str]) -> None:
 
         import psycopg
 
-        from providers.local.postgres import HOST
-        from providers.state import StateStore
+        from bfctl.providers.local.postgres import HOST
+        from bfctl.providers.state import StateStore
 
         port = StateStore(notes, "local", "dev").load().resources["my-project:notes-db"].outputs["port"]
         with psycopg.connect(host=HOST, port=port, dbname="notes", user="notes", password=value) as conn:

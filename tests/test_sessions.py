@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from support import serving, write
 
+from bfctl.runtime.app import FlowApp
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sessions import Signer
+from bfctl.testing import TestClient, TestResponse
 from buildflow import Flow
 from buildflow.middleware import SessionMiddleware
 from buildflow.requests import Request
-from runtime.app import FlowApp
-from runtime.errors import StartupError
-from runtime.sessions import Signer
-from runtime.testing import TestClient, TestResponse
 
 KEY = "a-long-random-session-key-for-tests"
 

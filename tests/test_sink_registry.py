@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bfctl.runtime.sinks import WRITERS, factory_of, writer_for
+from bfctl.runtime.sinks.files import FileWriter
 from buildflow.io.gcp import GCSBucket
 from buildflow.io.local import File
 from buildflow.storage.engines import SOURCE_ONLY, Engine
 from buildflow.types.portable import FileFormat
-from runtime.sinks import WRITERS, factory_of, writer_for
-from runtime.sinks.files import FileWriter
 
 
 def test_every_sink_engine_has_a_writer_factory() -> None:
@@ -42,9 +42,9 @@ def test_an_unknown_engine_is_refused_with_the_sink_named(tmp_path: Path) -> Non
 
 def test_writer_modules_and_storage_drivers_load_only_when_used() -> None:
     code = (
-        "import sys, runtime.sinks, buildflow.storage.engines, buildflow.storage.ddl\n"
-        "loaded = [m for m in ('runtime.sinks.files', 'runtime.sinks.postgres', 'runtime.sinks.duckdb_table',\n"
-        "          'runtime.sinks.gcs', 'runtime.sinks.pubsub', 'runtime.sinks.bigquery', 'duckdb', 'psycopg')\n"
+        "import sys, bfctl.runtime.sinks, buildflow.storage.engines, buildflow.storage.ddl\n"
+        "writers = ('files', 'postgres', 'duckdb_table', 'gcs', 'pubsub', 'bigquery')\n"
+        "loaded = [m for m in (*(f'bfctl.runtime.sinks.{w}' for w in writers), 'duckdb', 'psycopg')\n"
         "          if m in sys.modules]\n"
         "print(loaded)\n"
     )

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 from support import on_loopback
 
+from bfctl.runtime.batching import Batcher
+from bfctl.runtime.sinks import RowsRejected, row_converter, schema_from_type, writer_for
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable
-from runtime.batching import Batcher
-from runtime.sinks import RowsRejected, row_converter, schema_from_type, writer_for
 
 
 @dataclasses.dataclass

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from bfctl.runtime.sinks import RowsRejected, SinkSchemaError, SinkWriter, schema_from_type, writer_for
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.storage.duckdb_access import duckdb_connection
-from runtime.sinks import RowsRejected, SinkSchemaError, SinkWriter, schema_from_type, writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, sys.argv[1])
     from buildflow.io.duckdb import DuckDBTable
-    from runtime.sinks import writer_for
+    from bfctl.runtime.sinks import writer_for
     from buildflow.types.schema import Column, Kind
 
     async def main():

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bfctl.runtime.sinks import RowsRejected, row_converter, schema_from_type, writer_for
+from bfctl.runtime.sinks.base import Row, SinkWriter
 from buildflow.io.local import Empty, File
 from buildflow.types.portable import FileFormat
-from runtime.sinks import RowsRejected, row_converter, schema_from_type, writer_for
-from runtime.sinks.base import Row, SinkWriter
 
 
 @dataclasses.dataclass

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from fakes.cloudbuild import storage_emulator as serve_storage_emulator
 
+from bfctl.providers.local import LocalProvider
+from bfctl.runtime.sinks import row_converter, schema_from_type, writer_for
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCSBucket
 from buildflow.types.portable import FileFormat
-from providers.local import LocalProvider
-from runtime.sinks import row_converter, schema_from_type, writer_for
 
 
 @dataclasses.dataclass

@@ -12,13 +12,13 @@ from typing import Any
 import pg8000.native
 import pytest
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.runtime.sinks import RowsRejected, schema_from_type, writer_for
+from bfctl.runtime.sinks.base import SinkWriter
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable
 from buildflow.types.gcp import CloudSQLDatabaseVersion, CloudSQLInstanceSettings
-from providers.local import LocalProvider
-from providers.local.postgres import EmbeddedPostgres
-from runtime.sinks import RowsRejected, schema_from_type, writer_for
-from runtime.sinks.base import SinkWriter
 
 
 @dataclasses.dataclass

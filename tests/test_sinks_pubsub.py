@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.pubsub import MODE_VARIABLE, emulator_available
+from bfctl.runtime.sinks import row_converter, schema_from_type, writer_for
+from bfctl.runtime.sinks.base import SinkWriter
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubTopic
-from providers.local import LocalProvider
-from providers.local.pubsub import MODE_VARIABLE, emulator_available
-from runtime.sinks import row_converter, schema_from_type, writer_for
-from runtime.sinks.base import SinkWriter
 
 
 @dataclasses.dataclass

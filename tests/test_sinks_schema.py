@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from bfctl.runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
 from buildflow.storage import ddl
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import (
@@ -22,7 +23,6 @@ from buildflow.types.schema import (
     schema_or_none,
     to_row,
 )
-from runtime.sinks.formats import csv_header, csv_rows, encode_file, json_lines
 
 
 class Color(enum.Enum):

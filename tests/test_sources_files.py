@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from watchfiles import Change
 
+from bfctl.providers.local import LocalProvider
+from bfctl.runtime.sinks import schema_from_type, writer_for
+from bfctl.runtime.sources.base import Delivery, SourceReader
+from bfctl.runtime.sources.files import bucket_folder_reader, watch_reader
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCSBucket, GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
 from buildflow.types.portable import FileFormat
-from providers.local import LocalProvider
-from runtime.sinks import schema_from_type, writer_for
-from runtime.sources.base import Delivery, SourceReader
-from runtime.sources.files import bucket_folder_reader, watch_reader
 
 CREATED, MODIFIED, DELETED = (
     FileChangeStreamEventType.CREATED,
@@ -263,7 +263,7 @@ CLAIM_ONE = """
 import asyncio, json, sys
 from pathlib import Path
 from buildflow.io.local import LocalFileChangeStream
-from runtime.sources.files import watch_reader
+from bfctl.runtime.sources.files import watch_reader
 
 async def main():
     outputs = json.loads(sys.argv[1])

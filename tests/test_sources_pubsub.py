@@ -18,16 +18,16 @@ import aiohttp
 import pytest
 from fakes.cloudbuild import storage_emulator
 
+from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.pubsub import MODE_VARIABLE
+from bfctl.runtime.sinks import writer_for
+from bfctl.runtime.sources import Delivery, SourceReader, reader_for
+from bfctl.runtime.sources.pubsub import PubSubReader, StorageDownloads
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
-from providers.local import LocalProvider
-from providers.local.pubsub import MODE_VARIABLE
-from runtime.sinks import writer_for
-from runtime.sources import Delivery, SourceReader, reader_for
-from runtime.sources.pubsub import PubSubReader, StorageDownloads
 
 DEAD = GCPPubSubTopic("my-project", "events-dead")
 

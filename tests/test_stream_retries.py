@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, run_bfctl, serving, wait_until, write
 
+from bfctl.runtime.redelivery import BASE_VARIABLE, MAX_VARIABLE, SUMMARY_SECONDS, Backoff, FailureLog
+from bfctl.runtime.sources import Delivery
 from buildflow.storage.log_subscription import LogSubscription, create
-from runtime.redelivery import BASE_VARIABLE, MAX_VARIABLE, SUMMARY_SECONDS, Backoff, FailureLog
-from runtime.sources import Delivery
 
 CLASSIFY_FLOW = """\
 import dataclasses

@@ -76,7 +76,7 @@ class QueryOpener:
     async def open(self, primitive: Any) -> TableQuery:
         raise LookupError(
             f"no query engine for the table {primitive.primitive_id()!r}: AnalysisQuery dependencies are "
-            "served by `bfctl serve` (or runtime.testing), which opens them from the applied infrastructure"
+            "served by `bfctl serve` (or bfctl.testing), which opens them from the applied infrastructure"
         )
 
 

@@ -37,7 +37,7 @@ class BucketOpener:
     async def open(self, primitive: Any, quota_project_id: str | None) -> "Bucket":
         raise LookupError(
             f"no object store for the bucket {primitive.primitive_id()!r}: bucket dependencies are served "
-            "by `bfctl serve` (or runtime.testing), which opens them from the applied infrastructure"
+            "by `bfctl serve` (or bfctl.testing), which opens them from the applied infrastructure"
         )
 
 

@@ -1,5 +1,5 @@
 """The ``gcp`` target: Google Cloud resources through the Pulumi Automation API (``bfctl[gcp]``)."""
 
-from providers.gcp.provider import SUPPORTED, GCPProvider, check_extra
+from bfctl.providers.gcp.provider import SUPPORTED, GCPProvider, check_extra
 
 __all__ = ["SUPPORTED", "GCPProvider", "check_extra"]

@@ -12,13 +12,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bfctl.providers.gcp import cloudbuild, docker
+from bfctl.providers.gcp.context import ImageBuildError
+from bfctl.providers.gcp.deploy import repository_id, service_name
+from bfctl.providers.gcp.image import PLATFORM, BuildContext, build_context, image_name, image_reference
+from bfctl.providers.gcp.registry import GoogleAPIs, tag_digest
+from bfctl.providers.gcp.settings import resolve
 from buildflow.io.primitive import Primitive
-from providers.gcp import cloudbuild, docker
-from providers.gcp.context import ImageBuildError
-from providers.gcp.deploy import repository_id, service_name
-from providers.gcp.image import PLATFORM, BuildContext, build_context, image_name, image_reference
-from providers.gcp.registry import GoogleAPIs, tag_digest
-from providers.gcp.settings import resolve
 
 Say = Callable[[str], None]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from providers.gcp.deploy import Deployment, build_account_id
+from bfctl.providers.gcp.deploy import Deployment, build_account_id
 
 #: Pulumi names of the resources (the plan shows them under these).
 SOURCES_NAME, ACCOUNT_NAME = "build-sources", "build-service-account"

@@ -3,7 +3,7 @@
 As ``gcloud builds submit`` does: the build context goes to a bucket as a tarball, one ``docker
 build`` step builds it, and Cloud Build pushes the image to Artifact Registry, so a remote build
 is always pushed. Its digest comes from the build's results. The bucket and the account the build
-runs as are the stack's (``providers.gcp.build_identity``): new projects would run it as the
+runs as are the stack's (``bfctl.providers.gcp.build_identity``): new projects would run it as the
 Compute Engine default account, which may neither read the source, nor write logs, nor push.
 """
 
@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from providers.gcp.context import ImageBuildError
-from providers.gcp.deploy import account_email, build_account_id, named_build_account, sources_bucket
-from providers.gcp.errors import GCPSettingsError
-from providers.gcp.image import PLATFORM, BuildContext
-from providers.gcp.registry import JSON, GoogleAPIs
+from bfctl.providers.gcp.context import ImageBuildError
+from bfctl.providers.gcp.deploy import account_email, build_account_id, named_build_account, sources_bucket
+from bfctl.providers.gcp.errors import GCPSettingsError
+from bfctl.providers.gcp.image import PLATFORM, BuildContext
+from bfctl.providers.gcp.registry import JSON, GoogleAPIs
 
 BUILDER = "gcr.io/cloud-builders/docker"
 #: The regions where Google lets every project build: projects with little use are limited to these

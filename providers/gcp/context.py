@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
-from providers.gcp.errors import GCPTargetError
+from bfctl.providers.gcp.errors import GCPTargetError
 
 
 class ImageBuildError(GCPTargetError):

@@ -6,7 +6,7 @@ every instance, so the instance takes the most any of them asks for); what Build
 option for comes from ``[tool.buildflow.gcp]`` in pyproject.toml, and the command's flags win
 over both. The roles of its service account follow from the primitives the flow uses: only
 those roles, only on those resources. Pure data: no Pulumi here, so the CLI can compute and
-check it cheaply, and the program (``providers.gcp.service``) only declares it.
+check it cheaply, and the program (``bfctl.providers.gcp.service``) only declares it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from bfctl.providers.connection_budget import ConnectionBudgetError, connection_budget
+from bfctl.providers.gcp.errors import GCPSettingsError
 from buildflow.dependencies.sqlalchemy import engine_pools, iam_auth
 from buildflow.deployed import POOLS_ENV
 from buildflow.io.gcp import (
@@ -36,8 +38,6 @@ from buildflow.io.primitive import Primitive
 from buildflow.middleware import middleware_secrets
 from buildflow.processors import ProcessorOptions, max_replicas_given
 from buildflow.secrets import Secret
-from providers.connection_budget import ConnectionBudgetError, connection_budget
-from providers.gcp.errors import GCPSettingsError
 
 #: Ingress names users write → Cloud Run v2's values.
 INGRESS = {

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.state import write_atomic
+from bfctl.providers.state import write_atomic
 
 #: The stack outputs the program exports for the deployment: its resources, and the service once made.
 DEPLOYMENT_OUTPUT, SERVICE_OUTPUT = "deployment", "service"

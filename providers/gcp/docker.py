@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from providers.gcp.context import ImageBuildError
-from providers.gcp.image import PLATFORM
+from bfctl.providers.gcp.context import ImageBuildError
+from bfctl.providers.gcp.image import PLATFORM
 
 NO_DAEMON = (
     "no Docker daemon answered (`docker info` failed). Without one, bfctl builds the image remotely with "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from providers.errors import ProviderError
+from bfctl.providers.errors import ProviderError
 
 INSTALL_EXTRA = "pip install 'bfctl[gcp]'"
 

@@ -14,13 +14,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from providers.plan import SECRET, Action, PropertyChange, ResourceChange
+from bfctl.providers.plan import SECRET, Action, PropertyChange, ResourceChange
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent, StepEventMetadata
 
+    from bfctl.providers.base import Progress, Status
     from buildflow.io.primitive import Primitive
-    from providers.base import Progress, Status
 
 #: Engine step ops → plan actions (``None``: not a change of the resource).
 _ACTIONS: dict[str, Action | None] = {

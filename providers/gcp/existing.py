@@ -3,7 +3,7 @@
 BuildFlow created only what a flow passed to ``app.manage(...)``; the tables, topics, buckets
 and subscriptions its processors and dependencies merely use exist already. The stack does not
 make them, so the outputs the runtime reads for them come from their identity. The program
-(``providers.gcp.program``) exports the same outputs for a resource it makes, with the values
+(``bfctl.providers.gcp.program``) exports the same outputs for a resource it makes, with the values
 the resource knows once made in place of the named ones. Pure data: no Pulumi here.
 """
 

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_gcp as gcp
 
+from bfctl.providers.gcp.deploy import Deployment
+from bfctl.providers.gcp.existing import made_or_named
 from buildflow.dependencies.sqlalchemy import session_users
 from buildflow.io.gcp import CloudSQLInstance, CloudSQLUser
-from providers.gcp.deploy import Deployment
-from providers.gcp.existing import made_or_named
 
 #: The role Cloud SQL gives every built-in PostgreSQL user it makes.
 BUILT_IN_ROLE = "cloudsqlsuperuser"

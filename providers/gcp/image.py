@@ -26,7 +26,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from providers.gcp.context import IGNORED, ImageBuildError, content_hash, project_files, project_patterns
+from bfctl.providers.gcp.context import IGNORED, ImageBuildError, content_hash, project_files, project_patterns
 
 #: Where dependency files sit in the context, and in the image while they are installed.
 DEPS_DIR = "bfctl-deps"
@@ -45,7 +45,7 @@ Progress = Callable[[str], None]
 @dataclasses.dataclass(frozen=True)
 class BuildContext:
     """Every file of a build context by its path in the context, the tag they hash to, and the
-    project's files left out, with why (``providers.gcp.context``)."""
+    project's files left out, with why (``bfctl.providers.gcp.context``)."""
 
     files: dict[str, bytes]
     tag: str
@@ -266,6 +266,9 @@ def _wheel_of(checkout: Path, progress: Progress) -> Path:
         for name, data in files.items():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_bytes(data)
+        for link in (checkout / "bfctl").iterdir():  # bfctl.runtime and bfctl.providers: their folders
+            if link.is_symlink():
+                (source / "bfctl" / link.name).symlink_to(os.readlink(link))
         result = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", scratch, str(source)],
             capture_output=True,

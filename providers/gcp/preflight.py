@@ -18,6 +18,12 @@ import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from bfctl.providers.checks import Check
+from bfctl.providers.gcp import docker
+from bfctl.providers.gcp.cloudbuild import Remote, remote
+from bfctl.providers.gcp.deploy import Deployment, DeployRequest, apis, check_instances
+from bfctl.providers.gcp.errors import GCPTargetError
+from bfctl.providers.gcp.google_apis import LOGIN, Answer, CredentialsError, Endpoints, GoogleREST, SignedIn, sign_in
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -30,15 +36,9 @@ from buildflow.io.gcp import (
     GCSFileChangeStream,
 )
 from buildflow.io.primitive import Primitive, PrimitiveValidationError
-from providers.checks import Check
-from providers.gcp import docker
-from providers.gcp.cloudbuild import Remote, remote
-from providers.gcp.deploy import Deployment, DeployRequest, apis, check_instances
-from providers.gcp.errors import GCPTargetError
-from providers.gcp.google_apis import LOGIN, Answer, CredentialsError, Endpoints, GoogleREST, SignedIn, sign_in
 
 if TYPE_CHECKING:
-    from providers.gcp.provider import GCPProvider
+    from bfctl.providers.gcp.provider import GCPProvider
 
 #: Seconds each check may take (a hung API or daemon is reported, not waited for).
 TIMEOUT = 10.0

@@ -22,6 +22,10 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random
 
+from bfctl.providers.gcp import service, streams
+from bfctl.providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
+from bfctl.providers.gcp.existing import existing_outputs, made_or_named, named_outputs
+from bfctl.providers.plan import order_by_parents
 from buildflow.dependencies.sqlalchemy import iam_auth
 from buildflow.io.gcp import (
     BigQueryDataset,
@@ -37,10 +41,6 @@ from buildflow.io.gcp import (
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Secret
 from buildflow.types.bigquery_fields import table_schema
-from providers.gcp import service, streams
-from providers.gcp.deploy import SECRETS_OUTPUT, Deployment, apis, stack_secrets
-from providers.gcp.existing import existing_outputs, made_or_named, named_outputs
-from providers.plan import order_by_parents
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]

@@ -22,6 +22,42 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bfctl.providers import migrations
+from bfctl.providers.base import (
+    Outputs,
+    Progress,
+    Provider,
+    UnsupportedPrimitiveError,
+    no_progress,
+)
+from bfctl.providers.checks import Check
+from bfctl.providers.errors import ProviderError
+from bfctl.providers.gcp.deploy import (
+    SECRETS_OUTPUT,
+    Deployment,
+    DeployRequest,
+    apis,
+    deployment_of,
+    serves_anything,
+    service_name,
+    stack_secrets,
+)
+from bfctl.providers.gcp.deployed import DeployedRecord, ready_to_push
+from bfctl.providers.gcp.errors import (
+    GCPExtraMissingError,
+    GCPTargetError,
+    PulumiNotInstalledError,
+    PulumiOperationError,
+    policy_refusals,
+)
+from bfctl.providers.gcp.events import ProgressRelay, StepCollector, resource_name, resource_type_name
+from bfctl.providers.gcp.existing import existing_outputs
+from bfctl.providers.gcp.settings import GCPSettings, passphrase_env, resolve
+from bfctl.providers.migrations import MIGRATIONS
+from bfctl.providers.plan import GUARDS, Plan, ResourceChange
+from bfctl.providers.portables import on_target, outputs_of
+from bfctl.providers.secrets import scram_verifier
+from bfctl.providers.state import State, record
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -37,47 +73,11 @@ from buildflow.io.gcp import (
 from buildflow.io.local import File, LocalFileChangeStream
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password, Secret
-from providers import migrations
-from providers.base import (
-    Outputs,
-    Progress,
-    Provider,
-    UnsupportedPrimitiveError,
-    no_progress,
-)
-from providers.checks import Check
-from providers.errors import ProviderError
-from providers.gcp.deploy import (
-    SECRETS_OUTPUT,
-    Deployment,
-    DeployRequest,
-    apis,
-    deployment_of,
-    serves_anything,
-    service_name,
-    stack_secrets,
-)
-from providers.gcp.deployed import DeployedRecord, ready_to_push
-from providers.gcp.errors import (
-    GCPExtraMissingError,
-    GCPTargetError,
-    PulumiNotInstalledError,
-    PulumiOperationError,
-    policy_refusals,
-)
-from providers.gcp.events import ProgressRelay, StepCollector, resource_name, resource_type_name
-from providers.gcp.existing import existing_outputs
-from providers.gcp.settings import GCPSettings, passphrase_env, resolve
-from providers.migrations import MIGRATIONS
-from providers.plan import GUARDS, Plan, ResourceChange
-from providers.portables import on_target, outputs_of
-from providers.secrets import scram_verifier
-from providers.state import State, record
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
-#: What the gcp target makes; ``providers.gcp.program`` has one builder for each.
+#: What the gcp target makes; ``bfctl.providers.gcp.program`` has one builder for each.
 SUPPORTED: tuple[type[Primitive], ...] = (
     CloudSQLInstance,
     CloudSQLDatabase,
@@ -231,7 +231,7 @@ class GCPProvider(Provider):
 
     def preflight(self, primitives: Sequence[Primitive]) -> list[Check]:
         """The flow's settings, then what Google would refuse: asked of Google with the deployer's credentials."""
-        from providers.gcp.preflight import run
+        from bfctl.providers.gcp.preflight import run
 
         return run(self, primitives, self._request)
 
@@ -260,7 +260,7 @@ class GCPProvider(Provider):
 
     def lift_guards(self, resource_ids: Sequence[str]) -> None:
         """Turn off, in the stack's state, what would stop ``destroy`` at these resources (the
-        ``GUARDS`` of ``providers.plan``): deletion protection off, force_destroy on.
+        ``GUARDS`` of ``bfctl.providers.plan``): deletion protection off, force_destroy on.
 
         Those guards are Pulumi's, never sent to Google: the provider reads them from the state
         when it deletes. Destroy runs without the flow, so the state is where to change them,
@@ -388,7 +388,7 @@ class GCPProvider(Provider):
             return running
         if request.image:
             return request.image, None
-        from providers.gcp.image import build_context, image_name, image_reference
+        from bfctl.providers.gcp.image import build_context, image_name, image_reference
 
         tag = build_context(self.project_dir, request.target, progress=request.say).tag
         if tag == self.deployed.tag and self.deployed.image:
@@ -398,7 +398,7 @@ class GCPProvider(Provider):
 
     def _publish(self, primitives: Sequence[Primitive], deployment: Deployment) -> tuple[str, str]:
         """Push the image of the current code unless the registry has it; its pinned reference and tag."""
-        from providers.gcp.build import publish_image
+        from bfctl.providers.gcp.build import publish_image
 
         assert self._request is not None
         say = self._request.say
@@ -517,7 +517,7 @@ class GCPProvider(Provider):
         try:
             from pulumi import automation as auto
 
-            from providers.gcp.program import program
+            from bfctl.providers.gcp.program import program
         except ImportError as exc:
             raise GCPExtraMissingError([exc.name or str(exc)]) from None
         settings = self.settings(primitives)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from providers.gcp.context import ImageBuildError
+from bfctl.providers.gcp.context import ImageBuildError
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: Seconds one HTTP request may take (an upload of a large context included).

@@ -17,6 +17,10 @@ from typing import Any, cast
 import pulumi
 import pulumi_gcp as gcp
 
+from bfctl.providers.gcp import build_identity, iam_users
+from bfctl.providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
+from bfctl.providers.gcp.deployed import BUILD_SOURCES, DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
+from bfctl.providers.gcp.existing import made_or_named
 from buildflow.deployed import HEALTH_PATH, OUTPUTS_ENV, WORKERS_ENV
 from buildflow.io.gcp import (
     BigQueryDataset,
@@ -26,10 +30,6 @@ from buildflow.io.gcp import (
     GCSBucket,
     GCSFileChangeStream,
 )
-from providers.gcp import build_identity, iam_users
-from providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
-from providers.gcp.deployed import BUILD_SOURCES, DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
-from providers.gcp.existing import made_or_named
 
 Made = Mapping[str, pulumi.CustomResource]
 #: Pulumi names of the deployment's own resources (the plan shows them under these).

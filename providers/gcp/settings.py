@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.gcp.errors import GCPSettingsError, PassphraseRequiredError
 from buildflow.io.primitive import Primitive
-from providers.gcp.errors import GCPSettingsError, PassphraseRequiredError
 
 PULUMI_DIR = Path(".buildflow") / "pulumi"
 _PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")

@@ -16,8 +16,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_gcp as gcp
 
+from bfctl.providers.gcp.existing import made_or_named, named_outputs
 from buildflow.io.gcp import GCPPubSubSubscription, GCSFileChangeStream
-from providers.gcp.existing import made_or_named, named_outputs
 
 Made = Mapping[str, pulumi.CustomResource]
 Built = tuple[pulumi.CustomResource, dict[str, Any]]

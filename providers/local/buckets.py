@@ -2,7 +2,7 @@
 
 The bucket is ``<stack dir>/gcs/<bucket>/``, one file per object: a GCS sink writes its batches
 there directly (each written whole and synced), a file change stream watches it, and the
-stack's emulator (``providers.local.storage_emulator``: gcp-storage-emulator over these
+stack's emulator (``bfctl.providers.local.storage_emulator``: gcp-storage-emulator over these
 folders) serves it to google-cloud-storage clients, such as ``BucketDependencyBuilder``'s
 ``.bucket``. Apply makes the folder; serving starts the emulator as a service of the stack that
 outlives the server and is found again by the next one (like the PostgreSQL servers), and makes
@@ -18,14 +18,14 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from bfctl.providers.local.family import Family
+from bfctl.providers.local.postgres import HOST, LocalTargetError
+from bfctl.providers.local.services import DetachedService, answers, call
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCSBucket
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 from buildflow.storage.engines import Engine
-from providers.local.family import Family
-from providers.local.postgres import HOST, LocalTargetError
-from providers.local.services import DetachedService, answers, call
-from providers.state import ResourceState, State, record
 
 STAND_IN = "Cloud Storage emulator (gcp-storage-emulator) on a folder"
 
@@ -71,7 +71,7 @@ class BucketFamily(Family):
         ]
 
         def command(port: int) -> list[str]:
-            module = "providers.local.storage_emulator"
+            module = "bfctl.providers.local.storage_emulator"
             return [sys.executable, "-m", module, "--root", str(self.folder), "--host", HOST, "--port", str(port)]
 
         return f"http://{HOST}:{self.service.start(command, _up, served[0] if served else None)}"

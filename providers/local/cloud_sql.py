@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bfctl.providers.base import UnsupportedPrimitiveError
+from bfctl.providers.connection_budget import max_connections_flag
+from bfctl.providers.local import sql
+from bfctl.providers.local.family import Family, dir_name, forget
+from bfctl.providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable, CloudSQLUser
 from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
-from providers.base import UnsupportedPrimitiveError
-from providers.connection_budget import max_connections_flag
-from providers.local import sql
-from providers.local.family import Family, dir_name, forget
-from providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
-from providers.state import ResourceState, State, record
 
 INSTANCE = CloudSQLInstance.resource_type
 DATABASE = CloudSQLDatabase.resource_type

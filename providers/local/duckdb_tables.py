@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.local.family import Family, forget
+from bfctl.providers.local.postgres import LocalTargetError
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable
 from buildflow.io.portable import AnalysisTable
@@ -30,9 +33,6 @@ from buildflow.storage.duckdb_types import mismatched_columns
 from buildflow.storage.engines import Engine
 from buildflow.types.bigquery_fields import bigquery_columns
 from buildflow.types.schema import Column
-from providers.local.family import Family, forget
-from providers.local.postgres import LocalTargetError
-from providers.state import ResourceState, State, record
 
 DATASET = BigQueryDataset.resource_type
 BIGQUERY_TABLE = BigQueryTable.resource_type

@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bfctl.providers.state import ResourceState, State
 from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
-from providers.state import ResourceState, State
 
 if TYPE_CHECKING:
-    from providers.local.provider import LocalProvider
+    from bfctl.providers.local.provider import LocalProvider
 
 
 def dir_name(resource_id: str) -> str:

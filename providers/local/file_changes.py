@@ -17,14 +17,14 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.local.family import Family, dir_name
+from bfctl.providers.local.postgres import LocalTargetError
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream
 from buildflow.io.primitive import Primitive
 from buildflow.storage import change_record
 from buildflow.storage.engines import Engine
-from providers.local.family import Family, dir_name
-from providers.local.postgres import LocalTargetError
-from providers.state import ResourceState, State, record
 
 #: Seconds a file that is still open for writing must stay unchanged before it counts as written.
 SETTLE_SECONDS = 2.0

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bfctl.providers.local.family import Family
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.local import File
 from buildflow.io.primitive import Primitive
 from buildflow.storage.engines import Engine
-from providers.local.family import Family
-from providers.state import ResourceState, State, record
 
 
 class FileFamily(Family):

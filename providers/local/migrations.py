@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bfctl.providers import migrations
+from bfctl.providers.local import sql
+from bfctl.providers.local.family import Family
+from bfctl.providers.plan import ResourceChange
+from bfctl.providers.portables import outputs_of
+from bfctl.providers.state import ResourceState, State
 from buildflow.io.gcp import CloudSQLDatabase
 from buildflow.io.primitive import Primitive
-from providers import migrations
-from providers.local import sql
-from providers.local.family import Family
-from providers.plan import ResourceChange
-from providers.portables import outputs_of
-from providers.state import ResourceState, State
 
 
 class MigrationsFamily(Family):

@@ -41,7 +41,7 @@ from pathlib import Path
 import pg8000.native
 import psutil
 
-from providers.errors import ProviderError
+from bfctl.providers.errors import ProviderError
 
 ADMIN_USER = "buildflow_admin"
 HOST = "127.0.0.1"

@@ -14,24 +14,24 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from bfctl.providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
+from bfctl.providers.checks import Check
+from bfctl.providers.local.buckets import BucketFamily
+from bfctl.providers.local.cloud_sql import CloudSQLFamily
+from bfctl.providers.local.duckdb_tables import DuckDBFamily
+from bfctl.providers.local.family import Family
+from bfctl.providers.local.file_changes import FileChangeFamily
+from bfctl.providers.local.files import FileFamily
+from bfctl.providers.local.migrations import MigrationsFamily
+from bfctl.providers.local.postgres import LocalTargetError, missing_programs
+from bfctl.providers.local.pubsub import PubSubFamily
+from bfctl.providers.local.secrets import LocalSecrets
+from bfctl.providers.plan import Plan, ResourceChange, Step, diff, steps
+from bfctl.providers.portables import on_target, outputs_of
+from bfctl.providers.state import State
 from buildflow.io.gcp import CloudSQLInstance
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password
-from providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
-from providers.checks import Check
-from providers.local.buckets import BucketFamily
-from providers.local.cloud_sql import CloudSQLFamily
-from providers.local.duckdb_tables import DuckDBFamily
-from providers.local.family import Family
-from providers.local.file_changes import FileChangeFamily
-from providers.local.files import FileFamily
-from providers.local.migrations import MigrationsFamily
-from providers.local.postgres import LocalTargetError, missing_programs
-from providers.local.pubsub import PubSubFamily
-from providers.local.secrets import LocalSecrets
-from providers.plan import Plan, ResourceChange, Step, diff, steps
-from providers.portables import on_target, outputs_of
-from providers.state import State
 
 
 class LocalProvider(Provider):

@@ -22,15 +22,15 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bfctl.providers.base import UnsupportedPrimitiveError
+from bfctl.providers.local.family import Family, forget
+from bfctl.providers.local.postgres import HOST, LocalTargetError
+from bfctl.providers.local.services import DetachedService, answers, call
+from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.primitive import Primitive, PrimitiveType
 from buildflow.storage import durable, log_subscription
 from buildflow.storage.engines import Engine
-from providers.base import UnsupportedPrimitiveError
-from providers.local.family import Family, forget
-from providers.local.postgres import HOST, LocalTargetError
-from providers.local.services import DetachedService, answers, call
-from providers.state import ResourceState, State, record
 
 TOPIC = GCPPubSubTopic.resource_type
 SUBSCRIPTION = GCPPubSubSubscription.resource_type

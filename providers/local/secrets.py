@@ -14,8 +14,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from bfctl.providers.state import write_atomic
 from buildflow.secrets import Password, Secret
-from providers.state import write_atomic
 
 _GENERATED_BYTES = 32
 

@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager
 
 from pg8000.native import Connection, identifier, literal
 
+from bfctl.providers.secrets import scram_verifier, secret_matches
 from buildflow.storage import ddl
 from buildflow.types.schema import Column
-from providers.secrets import scram_verifier, secret_matches
 
 OWNER_ROLE = "cloudsqlsuperuser"
 

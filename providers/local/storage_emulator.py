@@ -1,5 +1,5 @@
 """The local target's Cloud Storage emulator: gcp-storage-emulator serving the folders of the
-buckets, run as ``python -m providers.local.storage_emulator --root <dir> --port <port>``.
+buckets, run as ``python -m bfctl.providers.local.storage_emulator --root <dir> --port <port>``.
 
 ``<root>/<bucket>/<object name>`` is the object, whoever wrote it: a GCS sink writes its
 batches there directly, the emulator writes what clients upload there, and a file change stream

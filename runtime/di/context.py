@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bfctl.runtime.di.injection import Source
 from buildflow.requests import Request, WebSocket
-from runtime.di.injection import Source
 
 
 class RequestContext:

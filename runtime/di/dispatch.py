@@ -13,13 +13,13 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
+from bfctl.runtime.di.factories import Factory
+from bfctl.runtime.di.graph import Arg, Graph, Node, RequestValue
+from bfctl.runtime.di.injection import dependency_target, request_source, signature_of
+from bfctl.runtime.errors import StartupError
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher, UnresolvableDependency
 from buildflow.pipedream.plan import is_async
-from runtime.di.factories import Factory
-from runtime.di.graph import Arg, Graph, Node, RequestValue
-from runtime.di.injection import dependency_target, request_source, signature_of
-from runtime.errors import StartupError
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bfctl.runtime.di.injection import describe
 from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
-from runtime.di.injection import describe
 
 log = logging.getLogger("buildflow.runtime")
 

@@ -12,11 +12,11 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from bfctl.runtime.di.factories import Factory, factory_for
+from bfctl.runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
+from bfctl.runtime.errors import StartupError
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyCycleError, InvalidDependencyHierarchyOrder
-from runtime.di.factories import Factory, factory_for
-from runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
-from runtime.errors import StartupError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,10 +12,10 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from bfctl.runtime.errors import StartupError
 from buildflow.dependencies.scopes import scope_of
 from buildflow.requests import Request, WebSocket
 from buildflow.types.fields import parse_type
-from runtime.errors import StartupError
 
 
 class Source(enum.Enum):

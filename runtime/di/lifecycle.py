@@ -6,10 +6,10 @@ import asyncio
 from concurrent.futures import Executor
 from typing import Any
 
+from bfctl.runtime.di.factories import Teardown, run_teardowns
+from bfctl.runtime.di.graph import Node, walk
+from bfctl.runtime.errors import DependencyStartupError
 from buildflow.dependencies.scopes import Scope
-from runtime.di.factories import Teardown, run_teardowns
-from runtime.di.graph import Node, walk
-from runtime.errors import DependencyStartupError
 
 
 class Lifecycle:

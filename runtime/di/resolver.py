@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from bfctl.runtime.di.context import RequestContext
+from bfctl.runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
+from bfctl.runtime.di.graph import Arg, Node, RequestValue, walk
+from bfctl.runtime.di.injection import Source
 from buildflow.dependencies.scopes import Scope
-from runtime.di.context import RequestContext
-from runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
-from runtime.di.graph import Arg, Node, RequestValue, walk
-from runtime.di.injection import Source
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
 #: One call of a processor: the request's context (None when nothing asks for it) and its parsed

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.factories import load_factory
+from bfctl.runtime.sinks.base import Row, RowsRejected, SinkSchemaError, SinkWriter, WriterFactory, sink_name
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryTable, GCPPubSubTopic, GCSBucket
 from buildflow.io.local import Empty, File
 from buildflow.storage.engines import Engine
 from buildflow.types.schema import Column, RowConversionError, row_converter, schema_from_type, schema_or_none, to_row
-from runtime.factories import load_factory
-from runtime.sinks.base import Row, RowsRejected, SinkSchemaError, SinkWriter, WriterFactory, sink_name
 
 __all__ = [
     "WRITERS",
@@ -38,14 +38,14 @@ __all__ = [
 
 #: Each engine's writer factory, as ``module:function``.
 WRITERS: dict[Engine, str] = {
-    Engine.FILE: "runtime.sinks.files:file_writer",
-    Engine.DUCKDB: "runtime.sinks.duckdb_table:duckdb_writer",
-    Engine.POSTGRES: "runtime.sinks.postgres:postgres_writer",
-    Engine.GCS: "runtime.sinks.gcs:cloud_storage_writer",
-    Engine.FOLDER: "runtime.sinks.gcs:folder_writer",
-    Engine.PUBSUB: "runtime.sinks.pubsub:pubsub_writer",
-    Engine.LOG: "runtime.sinks.pubsub:log_writer",
-    Engine.BIGQUERY: "runtime.sinks.bigquery:bigquery_writer",
+    Engine.FILE: "bfctl.runtime.sinks.files:file_writer",
+    Engine.DUCKDB: "bfctl.runtime.sinks.duckdb_table:duckdb_writer",
+    Engine.POSTGRES: "bfctl.runtime.sinks.postgres:postgres_writer",
+    Engine.GCS: "bfctl.runtime.sinks.gcs:cloud_storage_writer",
+    Engine.FOLDER: "bfctl.runtime.sinks.gcs:folder_writer",
+    Engine.PUBSUB: "bfctl.runtime.sinks.pubsub:pubsub_writer",
+    Engine.LOG: "bfctl.runtime.sinks.pubsub:log_writer",
+    Engine.BIGQUERY: "bfctl.runtime.sinks.bigquery:bigquery_writer",
 }
 
 #: The engine of a sink whose outputs name none, per primitive type: a cloud target's own service.
@@ -89,7 +89,7 @@ def writer_for(
     where they write); other sinks need ``bfctl apply`` first.
     """
     if primitive is None or isinstance(primitive, Empty):
-        from runtime.sinks.empty import EmptyWriter
+        from bfctl.runtime.sinks.empty import EmptyWriter
 
         return EmptyWriter()
     out = applied_outputs(primitive, outputs)

@@ -59,7 +59,7 @@ class SinkWriter(abc.ABC):
 
 #: Makes the writer of one sink: (its primitive, the outputs the target applied for it, the
 #: columns of its rows or None for rows as they come, the project directory). One per engine,
-#: in the engine's writer module; ``runtime.sinks.WRITERS`` names them.
+#: in the engine's writer module; ``bfctl.runtime.sinks.WRITERS`` names them.
 WriterFactory = Callable[[Any, Mapping[str, Any], list[Column] | None, Path], SinkWriter]
 
 

@@ -22,14 +22,14 @@ from typing import Any
 
 import orjson
 
+from bfctl.runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
+from bfctl.runtime.sinks.formats import json_text
 from buildflow.io.gcp import BigQueryTable
 from buildflow.io.portable import AnalysisTable
 from buildflow.types.bigquery_fields import RECORD, Field, table_fields
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, schema_from_type, to_jsonable
 from buildflow.types.value_steps import Step, each_field, each_item
-from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe
-from runtime.sinks.formats import json_text
 
 
 class BigQueryWriter(SinkWriter):

@@ -12,16 +12,16 @@ from typing import Any
 
 import duckdb
 
+from bfctl.runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
+from bfctl.runtime.sinks.bigquery import input_syntax_of
+from bfctl.runtime.sinks.formats import json_text
+from bfctl.runtime.sinks.threaded import ThreadedWriter
 from buildflow.storage import ddl
 from buildflow.storage.duckdb_access import share_with_user_code, shared_database
 from buildflow.storage.duckdb_types import mismatched_columns, nested_type
 from buildflow.types.bigquery_fields import bigquery_columns
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, Kind, RowConversionError, values_converter
-from runtime.sinks.base import RowsRejected, SinkSchemaError, describe, local_path, table_columns
-from runtime.sinks.bigquery import input_syntax_of
-from runtime.sinks.formats import json_text
-from runtime.sinks.threaded import ThreadedWriter
 
 
 def _keep(value: Any) -> Any:

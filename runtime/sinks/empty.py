@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.sinks.base import Row, SinkWriter
+from bfctl.runtime.sinks.base import Row, SinkWriter
 
 
 class EmptyWriter(SinkWriter):

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bfctl.runtime.sinks.base import Row, local_path
+from bfctl.runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
+from bfctl.runtime.sinks.threaded import ThreadedWriter
 from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import Column
-from runtime.sinks.base import Row, local_path
-from runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
-from runtime.sinks.threaded import ThreadedWriter
 
 try:
     import fcntl

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
+from bfctl.runtime.sinks.base import Row, RowsRejected
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import Column, Kind, to_jsonable
-from runtime.sinks.base import Row, RowsRejected
 
 CONTENT_TYPES = {
     FileFormat.JSON: "application/x-ndjson",

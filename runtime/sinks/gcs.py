@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bfctl.runtime.sinks.base import Row, SinkWriter, describe, local_path, sink_name
+from bfctl.runtime.sinks.files import batch_name, split_name
+from bfctl.runtime.sinks.formats import CONTENT_TYPES, encode_file
 from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import Column
-from runtime.sinks.base import Row, SinkWriter, describe, local_path, sink_name
-from runtime.sinks.files import batch_name, split_name
-from runtime.sinks.formats import CONTENT_TYPES, encode_file
 
 
 class ObjectStore(abc.ABC):

@@ -20,10 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from buildflow.storage import ddl
-from buildflow.types.input_syntax import InputSyntax
-from buildflow.types.schema import Column, values_converter
-from runtime.sinks.base import (
+from bfctl.runtime.sinks.base import (
     RowsRejected,
     SinkSchemaError,
     SinkWriter,
@@ -31,6 +28,9 @@ from runtime.sinks.base import (
     local_path,
     table_columns,
 )
+from buildflow.storage import ddl
+from buildflow.types.input_syntax import InputSyntax
+from buildflow.types.schema import Column, values_converter
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 _COPY_COLUMN = re.compile(r"\bCOPY [^,]+, line \d+, column ([^:]+):")

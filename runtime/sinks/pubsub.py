@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.sinks.base import Row, RowsRejected, SinkWriter, describe, local_path
+from bfctl.runtime.sinks.formats import json_bytes
 from buildflow.storage import durable
 from buildflow.types.schema import Column, has_hook
-from runtime.sinks.base import Row, RowsRejected, SinkWriter, describe, local_path
-from runtime.sinks.formats import json_bytes
 
 try:
     import fcntl

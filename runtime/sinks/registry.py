@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.batching import Batcher, BatchOptions
+from bfctl.runtime.errors import StartupError
+from bfctl.runtime.sinks import schema_or_none, writer_for
 from buildflow.dependencies.sink import SinkPushers
-from runtime.batching import Batcher, BatchOptions
-from runtime.errors import StartupError
-from runtime.sinks import schema_or_none, writer_for
 
 
 class SinkRegistry:

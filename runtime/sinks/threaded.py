@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from runtime.sinks.base import SinkWriter
+from bfctl.runtime.sinks.base import SinkWriter
 
 T = TypeVar("T")
 

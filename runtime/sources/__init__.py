@@ -1,6 +1,6 @@
 """Source readers: where consumers' messages come from, one reader per pull loop.
 
-``reader_for`` picks the reader from what the target applied, as ``runtime.sinks`` picks
+``reader_for`` picks the reader from what the target applied, as ``bfctl.runtime.sinks`` picks
 writers: a source primitive's outputs carry an ``engine`` (``buildflow.storage.engines.Engine``)
 and the rest is what that engine's reader needs. ``READERS`` names each engine's
 ``ReaderFactory``, imported only when a source uses it.
@@ -12,20 +12,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.factories import load_factory
+from bfctl.runtime.sources.base import Delivery, ReaderFactory, SourceReader, source_name
 from buildflow.io.local.pulse import Pulse
 from buildflow.storage.engines import Engine
-from runtime.factories import load_factory
-from runtime.sources.base import Delivery, ReaderFactory, SourceReader, source_name
 
 __all__ = ["READERS", "Delivery", "ReaderFactory", "SourceReader", "reader_for", "source_name"]
 
 #: Each engine's reader factory, as ``module:function``.
 READERS: dict[Engine, str] = {
-    Engine.PUBSUB: "runtime.sources.pubsub:pubsub_reader",
-    Engine.LOG: "runtime.sources.log:log_reader",
-    Engine.WATCH: "runtime.sources.files:watch_reader",
-    Engine.FOLDER: "runtime.sources.files:bucket_folder_reader",
-    Engine.PULSE: "runtime.sources.pulse:pulse_reader",
+    Engine.PUBSUB: "bfctl.runtime.sources.pubsub:pubsub_reader",
+    Engine.LOG: "bfctl.runtime.sources.log:log_reader",
+    Engine.WATCH: "bfctl.runtime.sources.files:watch_reader",
+    Engine.FOLDER: "bfctl.runtime.sources.files:bucket_folder_reader",
+    Engine.PULSE: "bfctl.runtime.sources.pulse:pulse_reader",
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from runtime.redelivery import Backoff
+    from bfctl.runtime.redelivery import Backoff
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ class SourceReader(abc.ABC):
 
 #: Makes the reader of one source for one pull loop: (its primitive, the outputs the target
 #: applied for it, the project directory). One per engine, in the engine's reader module;
-#: ``runtime.sources.READERS`` names them.
+#: ``bfctl.runtime.sources.READERS`` names them.
 ReaderFactory = Callable[[Any, Mapping[str, Any], Path], SourceReader]
 
 

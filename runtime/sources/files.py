@@ -48,15 +48,15 @@ from typing import Any
 import psutil
 from watchfiles import Change, awatch
 
+from bfctl.runtime.redelivery import Backoff
+from bfctl.runtime.sinks.base import local_path
+from bfctl.runtime.sources.base import Delivery, SourceReader, source_name
 from buildflow.storage import change_record
 from buildflow.storage.change_record import Record, Signature
 from buildflow.storage.engines import Engine
 from buildflow.storage.log_subscription import record_locked
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 from buildflow.types.local import FileChangeStreamEventType, LocalFileChangeEvent
-from runtime.redelivery import Backoff
-from runtime.sinks.base import local_path
-from runtime.sources.base import Delivery, SourceReader, source_name
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.redelivery import Backoff
+from bfctl.runtime.sinks.base import describe, local_path
+from bfctl.runtime.sinks.pubsub import TopicLog
+from bfctl.runtime.sources.base import Delivery, InFlight, SourceReader
 from buildflow.storage.log_subscription import Lease, LogSubscription
-from runtime.redelivery import Backoff
-from runtime.sinks.base import describe, local_path
-from runtime.sinks.pubsub import TopicLog
-from runtime.sources.base import Delivery, InFlight, SourceReader
 
 #: Seconds between looks at an idle log, and the longest a pull waits for messages.
 POLL_SECONDS = 0.05

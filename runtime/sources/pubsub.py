@@ -40,11 +40,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.redelivery import Backoff
+from bfctl.runtime.sinks.base import describe
+from bfctl.runtime.sources.base import Delivery, InFlight, SourceReader
 from buildflow.io.gcp import GCPPubSubSubscription
 from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
-from runtime.redelivery import Backoff
-from runtime.sinks.base import describe
-from runtime.sources.base import Delivery, InFlight, SourceReader
 
 #: The longest a ``pull`` call waits for messages.
 WAIT_SECONDS = 1.0

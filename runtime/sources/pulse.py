@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bfctl.runtime.sources.base import Delivery, SourceReader, source_name
 from buildflow.io.local.pulse import Pulse
-from runtime.sources.base import Delivery, SourceReader, source_name
 
 #: Longest a pull waits for the next pulse before returning nothing.
 _MAX_WAIT = 1.0
