@@ -3,6 +3,9 @@
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from scoped import GlobalDep, NoScopeDep, ProcessDep, ReplicaDep, identities
@@ -219,9 +222,20 @@ def test_sync_dependencies_and_handler_share_one_thread_off_the_loop():
         seen["handler"] = threading.get_ident()
         return "ok"
 
-    with TestClient(app) as client:
+    submitted: list[object] = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    client = TestClient(app)
+    client.flow_app.pool_class = CountingPool
+    with client:
+        before = len(submitted)
         assert client.get("/threads").json() == "ok"
-    assert seen["first"] == seen["second"] == seen["handler"]  # one trip to the pool
+        assert len(submitted) - before == 1  # one trip to the pool (an idle thread reused passes ids)
+    assert seen["first"] == seen["second"] == seen["handler"]
     assert seen["handler"] != seen["loop"]
 
 
