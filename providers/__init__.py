@@ -9,9 +9,9 @@ from bfctl.providers.base import (
     Progress,
     Provider,
     StalePlanError,
-    UnsupportedPrimitiveError,
     no_progress,
 )
+from bfctl.providers.errors import UnsupportedPrimitiveError
 from bfctl.providers.lock import LockInfo, StateLockedError
 from bfctl.providers.plan import Plan, PropertyChange, ResourceChange
 from bfctl.providers.state import State, StateStore

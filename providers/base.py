@@ -9,16 +9,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 from bfctl.providers.checks import Check
-from bfctl.providers.errors import ProviderError
+from bfctl.providers.errors import ProviderError, UnsupportedPrimitiveError
 from bfctl.providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
-from bfctl.providers.portables import on_target, outputs_of
-from bfctl.providers.state import LockInfo, State, StateLock, StateStore
-from buildflow.io.primitive import Primitive, PrimitiveValidationError
+from bfctl.providers.state import LockInfo, State, StateLock, StateStore, outputs_of
+from buildflow.io.primitive import PortablePrimitive, Primitive, PrimitiveValidationError
+from buildflow.io.unsupported import unsupported_message
 from buildflow.secrets import Password, reveal
 
 Status = Literal["started", "done", "failed"]
@@ -31,10 +31,6 @@ class Progress(Protocol):
 
 def no_progress(resource_id: str, action: Action, status: Status, message: str = "") -> None:
     """The default ``Progress``: report nothing."""
-
-
-class UnsupportedPrimitiveError(PrimitiveValidationError):
-    """The target cannot make this primitive (the message says why and what to use)."""
 
 
 class StalePlanError(ProviderError):
@@ -92,6 +88,24 @@ class Provider(abc.ABC):
     def check_supported(self, primitive: Primitive) -> None:
         """Raise ``UnsupportedPrimitiveError`` when this target cannot make ``primitive``."""
 
+    @abc.abstractmethod
+    def portables(self, primitives: Sequence[Primitive]) -> Callable[[Primitive], list[Primitive]]:
+        """What this target makes for each of ``primitives``, which include portable ones
+        (``bfctl.providers.portables``): parents first, the primitive itself when not portable."""
+
+    def on_target(self, primitives: Sequence[Primitive]) -> list[Primitive]:
+        """``primitives`` with each portable one replaced by what this target makes for it.
+
+        Raises ``UnsupportedPrimitiveError`` for a primitive bfctl does not support.
+        """
+        for primitive in primitives:
+            if (message := unsupported_message(primitive)) is not None:
+                raise UnsupportedPrimitiveError(message)
+        if not any(isinstance(p, PortablePrimitive) for p in primitives):
+            return list(primitives)
+        made_for = self.portables(primitives)
+        return [made for primitive in primitives for made in made_for(primitive)]
+
     def desired_properties(self, primitive: Primitive) -> dict[str, Any]:
         """The properties this target plans for ``primitive`` (the primitive's, by default)."""
         return primitive.desired_properties()
@@ -101,7 +115,7 @@ class Provider(abc.ABC):
         them); parents first, duplicates refused, and so is a parent missing that the target does
         not expect to exist."""
         by_id: dict[str, Primitive] = {}
-        for primitive in on_target(self, primitives):
+        for primitive in self.on_target(primitives):
             primitive.validate()
             self.check_supported(primitive)
             pid = primitive.primitive_id()

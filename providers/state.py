@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from bfctl.providers.errors import ProviderError
 from bfctl.providers.lock import LockInfo, StateLock, StateLockedError
-from bfctl.providers.portables import bookkeeping
 from buildflow.storage import durable
 
 if TYPE_CHECKING:
@@ -226,6 +225,24 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+#: The private record of a made primitive naming the portable ids it stands for.
+STANDS_FOR = "stands_for"
+
+
+def _bookkeeping(primitive: Primitive) -> dict[str, Any]:
+    """What the state keeps privately about ``primitive``: the portable ids it stands for."""
+    return {STANDS_FOR: list(primitive.stands_for)} if primitive.stands_for else {}
+
+
+def outputs_of(state: State) -> dict[str, dict[str, Any]]:
+    """The outputs of every resource of ``state`` by its id, and by the portable ids it stands for."""
+    outputs = {rid: dict(r.outputs) for rid, r in state.resources.items()}
+    for resource in state.resources.values():
+        for portable_id in resource.private.get(STANDS_FOR, []):
+            outputs.setdefault(portable_id, {}).update(resource.outputs)
+    return outputs
+
+
 def record(
     state: State,
     primitive: Primitive,
@@ -243,7 +260,7 @@ def record(
         secret_properties=sorted(primitive.secret_properties),
         parents=[p.primitive_id() for p in primitive.parents()] if parents is None else parents,
         outputs=outputs,
-        private={**(private or {}), **bookkeeping(primitive)},
+        private={**(private or {}), **_bookkeeping(primitive)},
     )
     return state.resources[rid]
 

@@ -12,7 +12,7 @@ from fakes import pulumi_path
 from support import bfctl_run, write
 
 import buildflow
-from bfctl.providers.base import UnsupportedPrimitiveError
+from bfctl.providers.errors import UnsupportedPrimitiveError
 from bfctl.providers.local import LocalProvider
 from bfctl.runtime.app import FlowApp
 from bfctl.runtime.errors import StartupError

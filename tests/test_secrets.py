@@ -163,7 +163,7 @@ def test_environment_value_wins(notes: Path, bfctl_env: dict[str, str]) -> None:
 
         import psycopg
 
-        from bfctl.providers.local.postgres import HOST
+        from bfctl.providers.local.net import HOST
         from bfctl.providers.state import StateStore
 
         port = StateStore(notes, "local", "dev").load().resources["my-project:notes-db"].outputs["port"]

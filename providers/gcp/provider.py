@@ -23,15 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bfctl.providers import migrations
-from bfctl.providers.base import (
-    Outputs,
-    Progress,
-    Provider,
-    UnsupportedPrimitiveError,
-    no_progress,
-)
+from bfctl.providers.base import Outputs, Progress, Provider, no_progress
 from bfctl.providers.checks import Check
-from bfctl.providers.errors import ProviderError
+from bfctl.providers.errors import ProviderError, UnsupportedPrimitiveError
 from bfctl.providers.gcp.deploy import (
     SECRETS_OUTPUT,
     Deployment,
@@ -55,9 +49,9 @@ from bfctl.providers.gcp.existing import existing_outputs
 from bfctl.providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from bfctl.providers.migrations import MIGRATIONS
 from bfctl.providers.plan import GUARDS, Plan, ResourceChange
-from bfctl.providers.portables import on_target, outputs_of
+from bfctl.providers.portables import to_gcp
 from bfctl.providers.secrets import scram_verifier
-from bfctl.providers.state import State, record
+from bfctl.providers.state import State, outputs_of, record
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -167,6 +161,11 @@ class GCPProvider(Provider):
                 f"it makes {names}"
             )
 
+    def portables(self, primitives: Sequence[Primitive]) -> Callable[[Primitive], list[Primitive]]:
+        """Google's resources in the stack's project and region (``to_gcp``)."""
+        project, region = self.settings(primitives).require_location()
+        return lambda primitive: to_gcp(primitive, project, region)
+
     def settings(self, primitives: Sequence[Primitive] = ()) -> GCPSettings:
         return resolve(self.project_dir, self.stack, primitives, project=self._project, region=self._region)
 
@@ -237,7 +236,7 @@ class GCPProvider(Provider):
 
     def existing_outputs(self, primitives: Sequence[Primitive]) -> Outputs:
         """What the runtime needs of resources the flow uses as they exist, from their names."""
-        return existing_outputs(on_target(self, primitives))
+        return existing_outputs(self.on_target(primitives))
 
     def password_of(self, password: Password) -> str:
         """A Secret's value from its variable, else the stack's (given or generated at apply)."""
@@ -367,7 +366,7 @@ class GCPProvider(Provider):
         return deployment_of(
             request.flow,
             primitives,
-            existing=on_target(self, self.expected_to_exist(request.unmanaged)),
+            existing=self.on_target(self.expected_to_exist(request.unmanaged)),
             dependency_sinks=request.dependency_sinks,
             dependency_buckets=request.dependency_buckets,
             dependency_queries=request.dependency_queries,

@@ -18,8 +18,9 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family
-from bfctl.providers.local.postgres import HOST, LocalTargetError
+from bfctl.providers.local.net import HOST
 from bfctl.providers.local.services import DetachedService, answers, call
 from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCSBucket

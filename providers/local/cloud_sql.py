@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bfctl.providers.base import UnsupportedPrimitiveError
 from bfctl.providers.connection_budget import max_connections_flag
+from bfctl.providers.errors import UnsupportedPrimitiveError
 from bfctl.providers.local import sql
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family, dir_name, forget
-from bfctl.providers.local.postgres import ADMIN_USER, HOST, EmbeddedPostgres, LocalTargetError
+from bfctl.providers.local.net import HOST
+from bfctl.providers.local.postgres import ADMIN_USER, EmbeddedPostgres
 from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLTable, CloudSQLUser
 from buildflow.io.primitive import Primitive

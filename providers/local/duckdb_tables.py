@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family, forget
-from bfctl.providers.local.postgres import LocalTargetError
 from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.duckdb import DuckDBTable
 from buildflow.io.gcp import BigQueryDataset, BigQueryTable

@@ -17,8 +17,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family, dir_name
-from bfctl.providers.local.postgres import LocalTargetError
 from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCSFileChangeStream
 from buildflow.io.local import LocalFileChangeStream

@@ -9,8 +9,7 @@ from bfctl.providers import migrations
 from bfctl.providers.local import sql
 from bfctl.providers.local.family import Family
 from bfctl.providers.plan import ResourceChange
-from bfctl.providers.portables import outputs_of
-from bfctl.providers.state import ResourceState, State
+from bfctl.providers.state import ResourceState, State, outputs_of
 from buildflow.io.gcp import CloudSQLDatabase
 from buildflow.io.primitive import Primitive
 

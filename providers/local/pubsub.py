@@ -22,9 +22,10 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bfctl.providers.base import UnsupportedPrimitiveError
+from bfctl.providers.errors import UnsupportedPrimitiveError
+from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family, forget
-from bfctl.providers.local.postgres import HOST, LocalTargetError
+from bfctl.providers.local.net import HOST
 from bfctl.providers.local.services import DetachedService, answers, call
 from bfctl.providers.state import ResourceState, State, record
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic

@@ -23,7 +23,8 @@ from typing import Any
 
 import psutil
 
-from bfctl.providers.local.postgres import LocalTargetError, free_port, port_is_free
+from bfctl.providers.local.errors import LocalTargetError
+from bfctl.providers.local.net import free_port, port_is_free
 
 
 def call(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> int:
