@@ -13,7 +13,8 @@ from support import on_loopback
 
 from bfctl.infra import planned_primitives
 from bfctl.providers import get_provider
-from bfctl.runtime.analysis import RuntimeQueryOpener, prepare
+from bfctl.runtime.analysis import RuntimeQueryOpener
+from bfctl.runtime.analysis.base import prepare
 from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.analysis import AnalysisQuery, AnalysisQueryError

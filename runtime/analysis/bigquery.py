@@ -12,10 +12,13 @@ import base64
 import datetime
 import decimal
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from bfctl.runtime.analysis import QueryHandle, Rows, parameter_type
+from bfctl.runtime.analysis.base import QueryHandle, Rows, parameter_type
+from bfctl.runtime.sinks.base import describe
+from bfctl.runtime.sinks.bigquery import table_name
 from buildflow.dependencies.analysis import AnalysisQueryError
 
 #: How long one call waits for the job on BigQuery's side before answering "not done yet".
@@ -175,3 +178,10 @@ class BigQueryQuery(QueryHandle):
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def bigquery_query(primitive: Any, out: Mapping[str, Any], project_dir: Path) -> QueryHandle:
+    """The handle of a BigQuery table the target applied, or that exists already."""
+    return BigQueryQuery(
+        out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")
+    )

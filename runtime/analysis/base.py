@@ -1,15 +1,6 @@
-"""The query handles of ``AnalysisQuery`` dependencies (``buildflow.dependencies.analysis``).
-
-A handle is opened once per worker from what the target applied for its table: DuckDB on the
-local target, through the lock the sink writers share the file with
-(``buildflow.storage.duckdb_access``), or BigQuery's REST API on gcp
-(``bfctl.runtime.analysis_bigquery``). Both take the same SQL: ``prepare`` puts the table's name in
-for ``{table}``, each engine's parameter syntax for ``@name``, and refuses what is plainly not
-one reading statement, before either engine sees the query. The engines are what keep it
-read-only (a ``select`` can hide a ``delete ... returning`` in a CTE): DuckDB runs it on a
-read-only attachment that reaches no other file, BigQuery only after a dry run says it is a
-``SELECT``. Values are always parameters, never SQL text.
-"""
+"""What every engine's query handle shares: the SQL check and rewrite (``prepare``), BigQuery's
+parameter types (the same values are accepted on every target), and the handle's interface
+with its blocking form for sync handlers."""
 
 from __future__ import annotations
 
@@ -18,23 +9,14 @@ import asyncio
 import datetime
 import decimal
 import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from bfctl.runtime.blocking import wait_on_loop
-from bfctl.runtime.errors import StartupError
-from bfctl.runtime.sinks import applied_outputs
-from bfctl.runtime.sinks.base import describe, local_path, sink_name
 from bfctl.runtime.validation import compile_type
-from buildflow.dependencies.analysis import AnalysisQueryError, Params, QueryOpener
-from buildflow.io.gcp import BigQueryTable
-from buildflow.storage import ddl
-from buildflow.storage.engines import Engine
+from buildflow.dependencies.analysis import AnalysisQueryError, Params
 from buildflow.types.fields import Invalid
 from buildflow.types.schema import to_jsonable
 
-T = TypeVar("T")
 R = TypeVar("R")
 Rows = list[dict[str, Any]]
 
@@ -184,102 +166,3 @@ class QueryHandle(abc.ABC):
     @abc.abstractmethod
     async def run(self, sql: str, params: dict[str, Any]) -> Rows:
         """Rows of ``sql`` in this engine's dialect, with its parameters."""
-
-
-# What DuckDB says when a query uses what it does not have: a function, or syntax.
-_MISSING_FUNCTION = re.compile(r"(?:Function|Macro) with name (\S+) does not exist")
-_SYNTAX = re.compile(r"syntax error at or near (.+?)\s*$", re.MULTILINE)
-_MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
-
-
-class DuckDBQuery(QueryHandle):
-    """A table in a DuckDB file the sinks may be writing to: each query holds the file's lock
-    for its own run only, on a read-only attachment with external access off
-    (``buildflow.storage.duckdb_access``), and only select statements run."""
-
-    engine = "duckdb"
-    marker = "$"
-
-    def __init__(self, database: Path, table: str, description: str) -> None:
-        super().__init__(ddl.quote(table), description)
-        self.database = database
-        self.table_name = table
-
-    async def run(self, sql: str, params: dict[str, Any]) -> Rows:
-        return await asyncio.to_thread(self._run, sql, params)
-
-    def _run(self, sql: str, params: dict[str, Any]) -> Rows:
-        import duckdb
-
-        from buildflow.storage.duckdb_access import duckdb_connection
-
-        if not self.database.exists():
-            raise self._no_table()
-        with duckdb_connection(self.database, read_only=True) as connection:
-            try:
-                kinds = {s.type for s in connection.extract_statements(sql)}
-                if kinds != {duckdb.StatementType.SELECT}:
-                    raise AnalysisQueryError("AnalysisQuery only reads: DuckDB found a statement that is not a select")
-                cursor = connection.execute(sql, params)
-                names = [column[0] for column in cursor.description]
-                values = cursor.fetchall()
-            except duckdb.Error as e:
-                raise self._refused(e) from None
-        return [dict(zip(names, row, strict=True)) for row in values]
-
-    def _no_table(self) -> AnalysisQueryError:
-        return AnalysisQueryError(
-            f"{self.description} has no table yet: it is made by `bfctl apply` when the table declares its "
-            "schema (.options(schema=RowType)), else by the first writer to it"
-        )
-
-    def _refused(self, error: Exception) -> AnalysisQueryError:
-        """DuckDB's error, saying what the local engine lacks or refuses when that is the cause."""
-        import duckdb
-
-        message = str(error)
-        table = _MISSING_TABLE.search(message)
-        if table and table.group(1) == self.table_name:
-            return self._no_table()
-        if isinstance(error, duckdb.PermissionException):
-            return AnalysisQueryError(
-                f"AnalysisQuery reads only the tables of its database ({self.database.name}): functions that read "
-                "or write other files (read_csv, read_text, glob, COPY ... TO) are off.\n" + message
-            )
-        function, syntax = _MISSING_FUNCTION.search(message), _SYNTAX.search(message)
-        if function or syntax:
-            construct = f"the function {function.group(1)}" if function else f"the syntax at {syntax.group(1)}"  # type: ignore[union-attr]  # one of them matched
-            return AnalysisQueryError(
-                f"DuckDB, which runs this query on the local target, does not know {construct}. The query runs "
-                "on DuckDB locally and on BigQuery on gcp: write it with functions and syntax both have.\n" + message
-            )
-        return AnalysisQueryError(f"DuckDB could not run the query on {self.description}: {message}")
-
-
-class RuntimeQueryOpener(QueryOpener):
-    """The ``QueryOpener`` the runtime injects: handles from the applied outputs."""
-
-    def __init__(self, outputs: Mapping[str, Mapping[str, Any]], project_dir: Path) -> None:
-        self._outputs = outputs
-        self._project_dir = project_dir
-
-    async def open(self, primitive: Any) -> QueryHandle:
-        out = applied_outputs(primitive, self._outputs)
-        engine = out.get("engine") or (Engine.BIGQUERY if isinstance(primitive, BigQueryTable) else None)
-        handle: QueryHandle
-        if engine == Engine.DUCKDB:
-            handle = DuckDBQuery(local_path(out["database"], self._project_dir), out["table"], describe(primitive, out))
-        elif engine == Engine.BIGQUERY:
-            from bfctl.runtime.analysis_bigquery import BigQueryQuery
-            from bfctl.runtime.sinks.bigquery import table_name
-
-            handle = BigQueryQuery(
-                out["project"], out["dataset_id"], table_name(out), describe(primitive, out), out.get("api_root")
-            )
-        else:
-            raise StartupError(
-                f"{sink_name(primitive)} cannot be queried (its engine here is {engine!r}): AnalysisQuery reads "
-                "an AnalysisTable, a BigQueryTable or a DuckDBTable"
-            )
-        await handle.open()
-        return handle
