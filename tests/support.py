@@ -33,6 +33,8 @@ from buildflow.types.gcp import CloudSQLInstanceSettings
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bfctl.runtime.sources.base import Delivery, SourceReader
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 STARTUP_TIMEOUT = 30.0
@@ -202,6 +204,17 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not true within {seconds}s: {condition.__doc__ or condition}")
         time.sleep(0.05)
+
+
+async def take(reader: SourceReader, count: int, seconds: float = 20.0) -> list[Delivery]:
+    """Exactly ``count`` deliveries of a source's reader, pulled until a deadline."""
+    deadline = time.monotonic() + seconds
+    got: list[Delivery] = []
+    while len(got) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(got)} of {count} deliveries within {seconds}s: {[d.value for d in got]}")
+        got += await reader.pull(count - len(got))
+    return got
 
 
 async def on_loopback(app: web.Application) -> tuple[web.AppRunner, str]:

@@ -19,8 +19,7 @@ import google.oauth2.credentials
 import pytest
 import requests
 from google.cloud.storage import Bucket
-from support import bfctl_run, run_bfctl, serving, wait_until, write
-from test_sources_files import take
+from support import bfctl_run, run_bfctl, serving, take, wait_until, write
 
 from bfctl.providers.local import LocalProvider
 from bfctl.providers.local.services import DetachedService

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import take
 from watchfiles import Change
 
 from bfctl.providers.local import LocalProvider
@@ -41,17 +42,6 @@ def applied(tmp_path: Path, *types: FileChangeStreamEventType) -> tuple[LocalFil
     stream = LocalFileChangeStream(str(tmp_path / "inbox"), types)
     provider = LocalProvider(tmp_path, "dev")
     return stream, provider.apply(provider.plan([stream]))[stream.primitive_id()]
-
-
-async def take(reader: SourceReader, count: int) -> list[Delivery]:
-    """Exactly ``count`` deliveries, waiting for them at most ``DEADLINE`` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    got: list[Delivery] = []
-    while len(got) < count:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{len(got)} of {count} deliveries within {DEADLINE}s: {[d.value for d in got]}")
-        got += await reader.pull(count - len(got))
-    return got
 
 
 async def opened(stream: Any, outputs: Mapping[str, Any], tmp_path: Path) -> SourceReader:
