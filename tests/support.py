@@ -206,6 +206,28 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def post_numbers(server: Server, numbers: range) -> set[int]:
+    """Each number posted as ``{"n": ...}`` to the flow's ``/publish`` collector (a topic's sink)."""
+    for n in numbers:
+        assert server.call("POST", "/publish", json.dumps({"n": n}).encode()) == (200, '{"success":true}')
+    return set(numbers)
+
+
+def consumed_within(server: Server, numbers: set[int], seconds: float = 30.0) -> set[int]:
+    """Which of ``numbers`` the consumer said it consumed (it prints ``consumed <n>``), reading the
+    server's output until it said all of them or ``seconds`` passed (a bound on failure only)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        said = {int(line.split()[1]) for line in server.lines if line.startswith("consumed ")}
+        if numbers <= said or time.monotonic() > deadline:
+            return numbers & said
+        with contextlib.suppress(queue.Empty):
+            line = server.pending.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                return numbers & said
+            server.lines.append(line)
+
+
 async def take(reader: SourceReader, count: int, seconds: float = 20.0) -> list[Delivery]:
     """Exactly ``count`` deliveries of a source's reader, pulled until a deadline."""
     deadline = time.monotonic() + seconds

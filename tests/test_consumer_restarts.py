@@ -9,8 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from support import serving, write
-from test_topic_log_files import consumed_within, post_numbers
+from support import consumed_within, post_numbers, serving, write
 
 from bfctl.providers.local import LocalProvider
 from bfctl.runtime.sinks import writer_for

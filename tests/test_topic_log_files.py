@@ -4,16 +4,12 @@ against consumed), and the server says once what happened to the file."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import queue
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import Server, serving, write
+from support import Server, consumed_within, post_numbers, serving, write
 
 PRINTING_FLOW = """\
 import dataclasses
@@ -45,27 +41,6 @@ def consume(msg: Msg) -> None:
 
 def _topic_log(project: Path) -> Path:
     return project / ".buildflow" / "local" / "dev" / "pubsub" / "local-project" / "events.jsonl"
-
-
-def post_numbers(server: Server, numbers: range) -> set[int]:
-    for n in numbers:
-        assert server.call("POST", "/publish", json.dumps({"n": n}).encode()) == (200, '{"success":true}')
-    return set(numbers)
-
-
-def consumed_within(server: Server, numbers: set[int], seconds: float = 30.0) -> set[int]:
-    """Which of ``numbers`` the consumer said it consumed, reading the server's output until it
-    said all of them or ``seconds`` passed (a bound on failure only)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        said = {int(line.split()[1]) for line in server.lines if line.startswith("consumed ")}
-        if numbers <= said or time.monotonic() > deadline:
-            return numbers & said
-        with contextlib.suppress(queue.Empty):
-            line = server.pending.get(timeout=max(0.0, deadline - time.monotonic()))
-            if line is None:
-                return numbers & said
-            server.lines.append(line)
 
 
 @pytest.fixture
