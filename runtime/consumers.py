@@ -10,32 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
-from bfctl.runtime.batching import QueueFull, SinkUnavailable
 from bfctl.runtime.collectors import CollectorOutput
-from bfctl.runtime.conversion import ConversionError, MessageConverter, message_converter, reads_bytes
+from bfctl.runtime.conversion import MessageConverter, message_converter
 from bfctl.runtime.di.context import RequestContext
 from bfctl.runtime.di.dispatch import DispatcherResults
 from bfctl.runtime.di.graph import Arg, Graph, Node, walk
-from bfctl.runtime.di.injection import Source, dependency_target, request_source, signature_of
 from bfctl.runtime.di.resolver import Invoke, RequestPlan, not_started
 from bfctl.runtime.errors import StartupError, one_line
-from bfctl.runtime.handlers import built, call_hook, process_fn
+from bfctl.runtime.outcomes import reason
+from bfctl.runtime.parameters import Kind, Source, parameters
+from bfctl.runtime.processors import built, call_hook, process_fn
 from bfctl.runtime.redelivery import FailureLog
-from bfctl.runtime.sinks.base import RowsRejected
 from bfctl.runtime.sinks.registry import SinkRegistry
 from bfctl.runtime.sources.base import Delivery, source_name
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher
+from buildflow.pipedream.plan import is_async
 from buildflow.processors import Consumer
-from buildflow.types.schema import RowConversionError
 
 log = logging.getLogger("buildflow.runtime")
 
@@ -62,7 +58,7 @@ class CompiledConsumer:
         target: Any = consumer.original_process_fn_or_class
         self.target = target
         self.is_class, fn = process_fn(target, self.owner, "consumer")
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = is_async(fn)
         self.output = CollectorOutput(sinks, consumer.sink_primitive, fn, consumer.batch_options, role="consumer")
         results = DispatcherResults(dispatcher, graph, self.owner) if dispatcher is not None else None
         args, self.param, annotation = self._parameters(fn, graph, results)
@@ -89,21 +85,26 @@ class CompiledConsumer:
         that result), and the name and annotation of its one message parameter."""
         args: list[Arg] = []
         messages: list[tuple[str, Any]] = []
-        signature = signature_of(fn, self.owner)
-        for param, annotation in signature[1:] if self.is_class else signature:
-            if request_source(annotation) is not None:
+        found = parameters(
+            fn,
+            self.owner,
+            method=self.is_class,
+            results=results.provides if results is not None else None,
+            messages=True,
+        )
+        for param in found:
+            if param.kind is Kind.REQUEST:
                 raise StartupError(
                     f"{self.owner}: parameter `{param.name}` asks for the request; a consumer handles messages, "
                     "it has no request"
                 )
-            plain = annotation is inspect.Parameter.empty or reads_bytes(annotation)
-            dependency = None if plain else dependency_target(annotation)
-            if dependency is not None:
-                args.append((param.name, graph.require(dependency, self.owner, Scope.PROCESS)))
-            elif results is not None and annotation is inspect.Parameter.empty and results.provides(param.name):
+            if param.kind is Kind.DEPENDENCY:
+                args.append((param.name, graph.require(param.target, self.owner, Scope.PROCESS)))
+            elif param.kind is Kind.RESULT:
+                assert results is not None
                 args.append((param.name, results.node(param.name)))
-            else:
-                messages.append((param.name, annotation))
+            else:  # Kind.MESSAGE: read with ``messages``, nothing else is left
+                messages.append((param.name, param.annotation))
         if len(messages) != 1:
             names = ", ".join(f"`{name}`" for name, _ in messages) or "none"
             raise StartupError(
@@ -191,21 +192,6 @@ class CompiledConsumer:
         self.failed += 1
         self.failures.failed(delivery, reason(error))
         return False
-
-
-def reason(error: BaseException) -> str:
-    """Why a message failed, on one line, without its content."""
-    if isinstance(error, ConversionError):
-        return f"its input did not convert: {error}"
-    if isinstance(error, RowConversionError):
-        return f"a returned row does not fit the sink: {error}"
-    if isinstance(error, RowsRejected):
-        return f"the sink refused its rows: {error}"
-    if isinstance(error, (SinkUnavailable, QueueFull)):
-        return f"its rows were not written: {error}"
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"the handler raised {one_line(error)}{where}"
 
 
 def _refuse_request_dependencies(args: list[Arg], owner: str) -> None:

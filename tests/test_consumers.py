@@ -263,6 +263,21 @@ def test_a_full_sink_queue_holds_messages_back_instead_of_failing_them(tmp_path:
     assert sorted(r["n"] for r in _rows(tmp_path / "out")) == [1, 2, 3]
 
 
+class Doubler:
+    """An object whose ``__call__`` is ``async def``: awaited, as an ``async def`` handler is."""
+
+    async def __call__(self, item: bytes) -> dict[str, int]:
+        return {"n": 2 * int(item)}
+
+
+def test_an_object_with_an_async_call_is_awaited_as_a_consumer(tmp_path: Path) -> None:
+    app = Flow()
+    app.consumer(Pulse([b"0"], 1), File(str(tmp_path / "out" / "n.json"), FileFormat.JSON))(Doubler())
+
+    assert _handle_batch(FlowApp(app), [b"1", b"2"]) == [True, True]
+    assert sorted(r["n"] for r in _rows(tmp_path / "out")) == [2, 4]
+
+
 # -- classes and dependencies -------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["sync", "async", "class"])
 def test_every_scope_is_injected_as_for_endpoints(kind: str) -> None:

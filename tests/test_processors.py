@@ -1,6 +1,7 @@
 """Class-based endpoints, collectors without a sink, websockets and header credentials."""
 
 import dataclasses
+from typing import Annotated
 
 import pytest
 
@@ -12,7 +13,7 @@ from buildflow.dependencies import Scope, dependency
 from buildflow.dependencies.auth import AuthenticatedGoogleUserDepBuilder
 from buildflow.dependencies.headers import BearerCredentials, OptionalBearerCredentials
 from buildflow.exceptions import HTTPException
-from buildflow.requests import WebSocket
+from buildflow.requests import Request, WebSocket
 
 
 @dependency(Scope.REPLICA)
@@ -162,6 +163,38 @@ def test_google_user_dependency_with_a_verifier():
             "email_verified": True,
             "name": "A",
         }
+
+
+class Greeter:
+    """An object whose ``__call__`` is ``async def``, as pipedream's dispatcher functions may be."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    async def __call__(self, name: str = "anon") -> dict[str, str]:
+        return {"greeting": f"{self.word} {name}"}
+
+
+class Shouted:
+    async def __call__(self, request: Request) -> str:
+        return request.headers.get("x-name", "nobody").upper()
+
+
+shouted = dependency(Scope.PROCESS)(Shouted())
+
+
+def test_an_object_with_an_async_call_is_awaited_as_an_endpoint_and_as_a_dependency():
+    app = Flow()
+    svc = app.service()
+    svc.endpoint("/greet")(Greeter("hello"))
+
+    @svc.endpoint("/shout")
+    def shout(name: Annotated[str, shouted]) -> dict[str, str]:
+        return {"name": name}
+
+    with TestClient(app) as client:
+        assert client.get("/greet", params={"name": "ann"}).json() == {"greeting": "hello ann"}
+        assert client.get("/shout", headers={"x-name": "bob"}).json() == {"name": "BOB"}
 
 
 def test_sync_websocket_endpoint_is_rejected_at_startup():

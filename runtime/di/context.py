@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bfctl.runtime.di.injection import Source
+from bfctl.runtime.parameters import Source
 from buildflow.requests import Request, WebSocket
 
 

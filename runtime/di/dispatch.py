@@ -9,19 +9,16 @@ call-time keyword arguments of that name; the dispatcher's function of that name
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
 from bfctl.runtime.di.factories import Factory
 from bfctl.runtime.di.graph import Arg, Graph, Node, RequestValue
-from bfctl.runtime.di.injection import dependency_target, request_source, signature_of
 from bfctl.runtime.errors import StartupError
+from bfctl.runtime.parameters import Kind, Parameter, parameters
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher, UnresolvableDependency
 from buildflow.pipedream.plan import is_async
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 class DispatcherResults:
@@ -62,22 +59,22 @@ class DispatcherResults:
             "await" if is_async(function) else "call",
         )
         node = Node(factory, Scope.PROCESS)
-        positional = [(p, a) for p, a in signature_of(function, f"{self._owner}: {owner}") if p.kind in _POSITIONAL]
+        positional = [p for p in parameters(function, f"{self._owner}: {owner}") if p.positional]
         for index, requirement in enumerate(requirements):
-            annotation = positional[index][1] if index < len(positional) else inspect.Parameter.empty
-            node.args.append(self._argument(requirement, annotation, (*chain, name)))
+            param = positional[index] if index < len(positional) else None
+            node.args.append(self._argument(requirement, param, (*chain, name)))
         self._nodes[name] = node
         return node
 
-    def _argument(self, requirement: str, annotation: Any, chain: tuple[str, ...]) -> Arg:
-        """A requirement: by its parameter's annotation (as a handler's), else the request's value, else a result."""
+    def _argument(self, requirement: str, param: Parameter | None, chain: tuple[str, ...]) -> Arg:
+        """A requirement: the request or a typed dependency by its parameter's kind (as a handler's),
+        else by name the request's value or another result."""
         owner = f"dispatcher function `{chain[-1]}`"
-        source = request_source(annotation)
-        if source is not None:
-            return (requirement, source)
-        target = dependency_target(annotation)
-        if target is not None:
-            return (requirement, self._graph.require(target, owner, Scope.PROCESS))
+        if param is not None and param.kind is Kind.REQUEST:
+            assert param.source is not None
+            return (requirement, param.source)
+        if param is not None and param.kind is Kind.DEPENDENCY:
+            return (requirement, self._graph.require(param.target, owner, Scope.PROCESS))
         if requirement in self.given:
             return (requirement, RequestValue(requirement))
         try:

@@ -8,8 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bfctl.runtime.di.injection import describe
+from bfctl.runtime.parameters import describe
 from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
+from buildflow.pipedream.plan import is_async
 
 log = logging.getLogger("buildflow.runtime")
 
@@ -64,7 +65,7 @@ class Factory:
 def _register_teardown_method(value: Any, teardowns: list[Teardown]) -> None:
     method = getattr(value, "teardown", None)
     if method is not None and callable(method) and not isinstance(value, type):
-        teardowns.append((inspect.iscoroutinefunction(method), method))
+        teardowns.append((is_async(method), method))
 
 
 def _finish(gen: Any, name: str) -> None:
@@ -92,12 +93,12 @@ def factory_for(target: Any, override: Any = dataclasses.MISSING) -> Factory:
     scope = scope_of(source) or scope_of(target) or DEFAULT_SCOPE
     if inspect.isclass(source):
         init = source.__init__
-        mode = "async_init" if inspect.iscoroutinefunction(init) else "call"
+        mode = "async_init" if is_async(init) else "call"
     elif inspect.isasyncgenfunction(source):
         mode = "agen"
     elif inspect.isgeneratorfunction(source):
         mode = "gen"
-    elif inspect.iscoroutinefunction(source):
+    elif is_async(source):  # also an object whose ``__call__`` is ``async def``
         mode = "await"
     else:
         mode = "call"
@@ -110,8 +111,8 @@ async def run_teardowns(teardowns: list[Teardown], run_sync: Callable[[Callable[
     Consecutive sync teardowns share one trip to the thread pool.
     """
     batch: list[Callable[[], Any]] = []
-    for is_async, step in reversed(teardowns):
-        if is_async:
+    for awaited, step in reversed(teardowns):
+        if awaited:
             if batch:
                 await run_sync(_sync_batch(batch))
                 batch = []

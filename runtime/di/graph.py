@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bfctl.runtime.di.factories import Factory, factory_for
-from bfctl.runtime.di.injection import Source, dependency_target, describe, request_source, signature_of
 from bfctl.runtime.errors import StartupError
+from bfctl.runtime.parameters import Kind, Parameter, Source, describe, parameters
 from buildflow.dependencies.scopes import Scope
 from buildflow.exceptions import DependencyCycleError, InvalidDependencyHierarchyOrder
 
@@ -79,27 +79,25 @@ class Graph:
         if not factory.takes_arguments:
             return node
         chain = (*chain, factory)
-        for param, annotation in signature_of(factory.target, f"dependency `{factory.name}`"):
-            node.args.extend(self.argument(param, annotation, factory.name, scope, chain))
+        for param in parameters(factory.target, f"dependency `{factory.name}`"):
+            node.args.extend(self.argument(param, factory.name, scope, chain))
         return node
 
-    def argument(
-        self, param: inspect.Parameter, annotation: Any, owner: str, scope: Scope, chain: tuple[Factory, ...]
-    ) -> list[Arg]:
-        """How one parameter of a dependency is filled (empty: leave it to its default)."""
-        source = request_source(annotation)
-        if source is not None:
+    def argument(self, param: Parameter, owner: str, scope: Scope, chain: tuple[Factory, ...]) -> list[Arg]:
+        """How one parameter of a dependency is filled: the request or a dependency; any other
+        kind is left to its default (empty)."""
+        if param.kind is Kind.REQUEST:
+            assert param.source is not None
             if scope is not Scope.PROCESS:
                 raise InvalidDependencyHierarchyOrder(
                     f"{owner}.{param.name}", "PROCESS (the current request)", scope.name, owner
                 )
-            return [(param.name, source)]
-        target = dependency_target(annotation)
-        if target is not None:
-            return [(param.name, self.require(target, owner, scope, chain))]
+            return [(param.name, param.source)]
+        if param.kind is Kind.DEPENDENCY:
+            return [(param.name, self.require(param.target, owner, scope, chain))]
         if param.default is not inspect.Parameter.empty:
             return []
-        shown = "no annotation" if annotation is inspect.Parameter.empty else f"annotation {annotation!r}"
+        shown = "no annotation" if param.annotation is inspect.Parameter.empty else f"annotation {param.annotation!r}"
         raise StartupError(
             f"{' -> '.join(p.name for p in chain) or owner}: parameter `{param.name}` ({shown}) cannot be injected; "
             "annotate it with a dependency class or function, or give it a default"

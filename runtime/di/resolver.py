@@ -18,7 +18,7 @@ from typing import Any
 from bfctl.runtime.di.context import RequestContext
 from bfctl.runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
 from bfctl.runtime.di.graph import Arg, Node, RequestValue, walk
-from bfctl.runtime.di.injection import Source
+from bfctl.runtime.parameters import Source
 from buildflow.dependencies.scopes import Scope
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
