@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: Flows that several tests serve or write into their projects.
+FLOWS = REPO_ROOT / "tests" / "flows"
+#: The smallest flow (tests/flows/hello.py), as a project's ``main.py``.
+HELLO_FLOW = (FLOWS / "hello.py").read_text()
+
 STARTUP_TIMEOUT = 30.0
 EXIT_TIMEOUT = 30.0
 SERVING = re.compile(r"^Serving (?P<target>\S+) on (?P<url>http://\S+)$")

@@ -25,8 +25,7 @@ from fakes.cloudbuild import ACCESS_TOKEN, GoogleStandIn, digest_of, serve, stor
 from fakes.docker import calls, pushes
 from fakes.docker import digest_of as pushed_digest
 from fakes.docker import install as install_docker
-from support import bfctl_run, make_project
-from test_image_build import FLOW
+from support import HELLO_FLOW, bfctl_run, make_project
 
 from bfctl.providers.gcp import cloudbuild
 from bfctl.providers.gcp.build import Published, publish_image
@@ -68,7 +67,7 @@ def private_key() -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "shop", {"main.py": FLOW, "pyproject.toml": PYPROJECT})
+    return make_project(tmp_path / "shop", {"main.py": HELLO_FLOW, "pyproject.toml": PYPROJECT})
 
 
 #: The bucket and account the stack of PYPROJECT's "dev" makes for Cloud Build.
@@ -169,7 +168,7 @@ def test_cloud_build_builds_the_uploaded_context_and_gives_the_digest(
     assert published == Published(reference, digest_of(reference), built=True)
     assert published.pinned == f"europe-west1-docker.pkg.dev/acme-prod/bfctl-shop-dev/shop@{digest_of(reference)}"
     assert {name for name in files if name.startswith("app/")} == {"app/main.py", "app/pyproject.toml"}
-    assert files["app/main.py"] == FLOW.encode()
+    assert files["app/main.py"] == HELLO_FLOW.encode()
     assert {"Dockerfile", ".dockerignore", "bfctl-deps/requirements.txt"} <= set(files)
     assert google.sources[0] == tarball(files)  # the same bytes each time: nothing varies but the code
 
@@ -214,7 +213,7 @@ def test_unchanged_code_is_neither_uploaded_nor_built_again(
     assert stored(google, SOURCES, uploaded["name"])["generation"] == uploaded["generation"]
     assert not any("Uploading" in line for line in lines)
 
-    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
     changed = publish(project, [])
     assert changed.built
     assert changed.reference != first.reference
@@ -521,7 +520,7 @@ def test_the_digest_comes_from_docker_when_push_does_not_print_it(
 
 
 def test_a_publish_needs_the_registry_location(tmp_path: Path) -> None:
-    (tmp_path / "main.py").write_text(FLOW)
+    (tmp_path / "main.py").write_text(HELLO_FLOW)
 
     with pytest.raises(GCPSettingsError, match="no Google Cloud project"):
         publish(tmp_path, [])
@@ -580,7 +579,7 @@ def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchan
     assert len(google.requests) == 1  # no build
     assert json.loads(record.read_text())["image"] == deployed["image"]
 
-    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
     operations = apply()
     assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
     assert len(google.requests) == 2
@@ -616,6 +615,6 @@ def test_a_stack_applied_before_it_had_a_build_identity_gets_one_before_the_next
     apply()
     assert len(google.requests) == 1
 
-    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
     assert [op for op in apply() if op in ("preview", "up")] == ["preview", "up", "up"]
     assert len(google.requests) == 2

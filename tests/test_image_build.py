@@ -17,24 +17,12 @@ from pathlib import Path, PurePosixPath
 import pytest
 from fakes.docker import calls
 from fakes.docker import install as install_docker
-from support import bfctl_run
+from support import HELLO_FLOW, bfctl_run
 
 import bfctl
 from bfctl.providers.gcp import image
 from bfctl.providers.gcp.context import ImageBuildError, content_hash, ignored
 from bfctl.providers.gcp.image import BuildContext, build_context
-
-FLOW = """\
-from buildflow import Flow
-
-app = Flow()
-service = app.service()
-
-
-@service.endpoint("/hello", method="GET")
-def hello() -> str:
-    return "hello"
-"""
 
 PYPROJECT = """\
 [project]
@@ -76,7 +64,8 @@ def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project(tmp_path: Path, wheel_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(wheel_cache))
     root = tmp_path / "shop"
-    write_tree(root, {"main.py": FLOW, "pyproject.toml": PYPROJECT, "shop/__init__.py": "", "shop/util.py": "X = 1\n"})
+    files = {"main.py": HELLO_FLOW, "pyproject.toml": PYPROJECT, "shop/__init__.py": "", "shop/util.py": "X = 1\n"}
+    write_tree(root, files)
     write_tree(root, dict.fromkeys(SECRETS_AND_STATE, "secret-value-123\n"))
     return root
 
@@ -211,7 +200,7 @@ def test_context_only_writes_the_context_and_prints_the_tag(project: Path, env: 
     assert tag.startswith("shop_api:")  # no project or region: a local tag
     assert f"Build it with: docker build --platform linux/amd64 --tag {tag} ctx" in first.stdout
     assert (project / "ctx" / "Dockerfile").is_file()
-    assert (project / "ctx" / "app" / "main.py").read_text() == FLOW
+    assert (project / "ctx" / "app" / "main.py").read_text() == HELLO_FLOW
     assert not (project / "ctx" / "app" / ".env").exists()
     assert docker_calls(env) == []  # writing a context needs no Docker
 
@@ -252,7 +241,7 @@ def test_docker_builds_once_for_unchanged_code(project: Path, env: dict[str, str
     assert [call for call in docker_calls(env) if call[0] == "build"] == builds
     assert ["image", "inspect", reference] in docker_calls(env)
 
-    (project / "main.py").write_text(FLOW + "\n# changed\n")
+    (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
     third = build(project, env)
     assert third.returncode == 0, third.stderr
     rebuilt = [call for call in docker_calls(env) if call[0] == "build"]
@@ -305,6 +294,6 @@ def test_a_flow_file_target_is_relative_to_the_project_in_the_image(project: Pat
     dockerfile = build_context(project, f"{project / 'main.py'}:app").files["Dockerfile"].decode()
     assert 'exec bfctl serve main.py:app --host 0.0.0.0 --port \\"$PORT\\"' in dockerfile
 
-    (tmp_path / "elsewhere.py").write_text(FLOW)
+    (tmp_path / "elsewhere.py").write_text(HELLO_FLOW)
     with pytest.raises(ImageBuildError, match="outside the project directory"):
         build_context(project, "../elsewhere.py:app")
