@@ -13,6 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from fakes import EVENTS, pulumi_env
+
+# The Cloud SQL connector stand-in and the embedded PostgreSQL it reaches.
+from fakes.connector import CONNECTION_NAME, PASSWORD, StandInConnector, connectors, declare, server  # noqa: F401
 from sqlalchemy import text
 from support import (
     ENTRY_ENDPOINTS,
@@ -26,9 +29,6 @@ from support import (
     wait_until,
     write,
 )
-
-# The Cloud SQL connector stand-in and the embedded PostgreSQL it reaches.
-from test_gcp_connector import CONNECTION_NAME, PASSWORD, StandInConnector, connectors, declare, server  # noqa: F401
 
 from buildflow.deployed import OUTPUTS_ENV
 from buildflow.io.gcp import CloudSQLDatabase

@@ -8,20 +8,20 @@ annotations: the endpoints below are annotated with dependency classes local to 
 """
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
 
-import asyncpg
-import google.cloud.sql.connector as connector_module
-import pg8000.dbapi
 import pytest
+from fakes.connector import (  # noqa: F401 - the fixtures connectors and server
+    CONNECTION_NAME,
+    PASSWORD,
+    StandInConnector,
+    connectors,
+    declare,
+    server,
+)
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from support import cloud_sql_instance
 
-from bfctl.providers.local import LocalProvider
-from bfctl.providers.local.postgres import EmbeddedPostgres
 from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -32,76 +32,9 @@ from buildflow.dependencies.sqlalchemy import (
     engine,
     session_users,
 )
-from buildflow.io.gcp import CloudSQLDatabase, CloudSQLInstance, CloudSQLUser
+from buildflow.io.gcp import CloudSQLDatabase
 
-PASSWORD = "c0nnector-Pw"
-CONNECTION_NAME = "my-project:us-central1:notes-db"
 RUNNER = "notes-dev-run@my-project.iam"
-
-
-def declare() -> tuple[CloudSQLInstance, CloudSQLDatabase, CloudSQLDatabase]:
-    instance = cloud_sql_instance("notes-db")
-    return instance, CloudSQLDatabase("notes", instance), CloudSQLDatabase("audit", instance)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """An embedded PostgreSQL with databases notes and audit and a login role notes."""
-    root = tmp_path_factory.mktemp("instance")
-    instance, notes, audit = declare()
-    provider = LocalProvider(root, "dev")
-    provider.apply(provider.plan([instance, notes, audit, CloudSQLUser("notes", PASSWORD, instance)]))
-    out = provider.outputs()[instance.primitive_id()]
-    yield out["host"], out["port"]
-    for directory in (root / ".buildflow" / "local").glob("*/*"):
-        EmbeddedPostgres(directory).stop()
-
-
-class StandInConnector:
-    """Records its life; connects to the stand-in instance instead of Google's."""
-
-    made: ClassVar[list["StandInConnector"]] = []
-    address: tuple[str, int] = ("", 0)
-
-    def __init__(self, kind: str = "sync", **options: Any) -> None:
-        self.kind, self.options = kind, options
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.closed = False
-        StandInConnector.made.append(self)
-
-    def connect(self, name: str, driver: str, **kwargs: Any) -> Any:
-        self.calls.append((name, driver, kwargs))
-        host, port = self.address
-        return pg8000.dbapi.connect(
-            user=kwargs["user"], password=kwargs["password"], database=kwargs["db"], host=host, port=port
-        )
-
-    async def connect_async(self, name: str, driver: str, **kwargs: Any) -> Any:
-        self.calls.append((name, driver, kwargs))
-        host, port = self.address
-        return await asyncpg.connect(
-            user=kwargs["user"], password=kwargs["password"], database=kwargs["db"], host=host, port=port
-        )
-
-    def close(self) -> None:
-        self.closed = True
-
-    async def close_async(self) -> None:
-        self.closed = True
-
-
-async def stand_in_async_connector(**options: Any) -> "StandInConnector":
-    asyncio.get_running_loop()  # as the real one: must be called on the loop it serves
-    return StandInConnector("async", **options)
-
-
-@pytest.fixture
-def connectors(server: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> list[StandInConnector]:
-    StandInConnector.made = []
-    StandInConnector.address = server
-    monkeypatch.setattr(connector_module, "Connector", StandInConnector)
-    monkeypatch.setattr(connector_module, "create_async_connector", stand_in_async_connector)
-    return StandInConnector.made
 
 
 def gcp_outputs(*databases: CloudSQLDatabase) -> ResourceOutputs:
@@ -110,7 +43,7 @@ def gcp_outputs(*databases: CloudSQLDatabase) -> ResourceOutputs:
     )
 
 
-def test_sessions_connect_through_one_connector_per_worker(connectors: list[StandInConnector]) -> None:
+def test_sessions_connect_through_one_connector_per_worker(connectors: list[StandInConnector]) -> None:  # noqa: F811 - the fixture imported above
     pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio engines need greenlet (sqlalchemy[asyncio])")
     instance, notes, audit = declare()
     app = Flow()
@@ -160,7 +93,7 @@ def test_sessions_connect_through_one_connector_per_worker(connectors: list[Stan
     assert sync.closed and async_.closed  # closed when the worker stopped
 
 
-def test_connectors_are_made_on_first_use_only(connectors: list[StandInConnector]) -> None:
+def test_connectors_are_made_on_first_use_only(connectors: list[StandInConnector]) -> None:  # noqa: F811 - the fixture imported above
     instance, notes, _ = declare()
     app = Flow()
     app.manage(instance, notes)
@@ -176,7 +109,7 @@ def test_connectors_are_made_on_first_use_only(connectors: list[StandInConnector
     assert connectors == []
 
 
-def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: list[StandInConnector]) -> None:
+def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: list[StandInConnector]) -> None:  # noqa: F811 - the fixture imported above
     instance, _, _ = declare()
     database = CloudSQLDatabase("iam", instance)
     SessionDep(database, "runner@my-project.iam", "", enable_iam_auth=True)
@@ -198,7 +131,8 @@ def test_iam_authentication_sends_no_password_and_declares_no_user(connectors: l
 
 
 def test_on_cloud_run_iam_sessions_log_in_as_the_services_account(
-    connectors: list[StandInConnector], monkeypatch: pytest.MonkeyPatch
+    connectors: list[StandInConnector],  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The token the connector sends on Cloud Run is the service account's, so the user must be the
     one the stack made of it (given in the outputs), not the ``db_user`` written for serving elsewhere."""
