@@ -18,7 +18,7 @@ import typer
 from bfctl import console, doctor, render
 
 if TYPE_CHECKING:
-    from bfctl.providers.base import Outputs
+    from bfctl.providers.base import Outputs, Provider
 
 
 class Refused(Exception):
@@ -122,28 +122,14 @@ def _deleted_while_used(result: Any, expected: list[Any]) -> list[str]:
     ]
 
 
-def check_passwords(primitives: list[Any], target: str) -> list[str]:
-    """On gcp, warnings about passwords written in the code, which ship inside the image."""
-    if target != "gcp":
-        return []
-    from buildflow.io.gcp import CloudSQLUser
-    from buildflow.secrets import Secret
-
-    return [
-        f"the password of {user.primitive_id()} is a string literal in the code, so it ships inside the image; "
-        "use buildflow.secrets.Secret(...) instead."
-        for user in primitives
-        if isinstance(user, CloudSQLUser) and not isinstance(user.password, Secret)
-    ]
-
-
 def deploy_request(
     loaded: Any, target: str, flags: Mapping[str, Any] | None = None, *, image: str | None = None, deploy: bool = True
 ) -> Any:
-    """What plan and apply on gcp do with the flow's service (``deploy=False``: leave it as it runs)."""
-    if target != "gcp":
+    """What plan and apply do with the flow's service on a target that deploys it (``deploy=False``:
+    leave it as it runs); None on others."""
+    if not _provider_class(target).deploys:
         return None
-    from bfctl.providers.gcp.deploy import DeployRequest
+    from bfctl.providers.base import DeployRequest
 
     flow = loaded.flow
     return DeployRequest(
@@ -164,21 +150,24 @@ def _ask_passphrase() -> str:
     return typer.prompt("Pulumi passphrase for the stack's secrets", hide_input=True)
 
 
-def provider_for(target: str, stack: str, options: Mapping[str, str | None] | None = None, deploy: Any = None) -> Any:
-    """The provider for ``target``; ``options`` are the gcp target's flags (``project``, ``region``),
-    ``deploy`` its ``DeployRequest`` (see ``deploy_request``).
+def _provider_class(target: str) -> type[Provider]:
+    from bfctl.providers import provider_class
 
-    On gcp, a missing Pulumi passphrase is asked for when a terminal can answer.
-    """
-    from bfctl.providers import get_provider
-
-    extra: dict[str, Any] = {}
-    if target == "gcp":
-        extra = {k: v for k, v in (options or {}).items() if v}
-        extra["ask_passphrase"] = _ask_passphrase if sys.stdin.isatty() else None
-        extra["deploy"] = deploy
     try:
-        return get_provider(target, Path.cwd(), stack, **extra)
+        return provider_class(target)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+
+
+def provider_for(target: str, stack: str, options: Mapping[str, str | None] | None = None, deploy: Any = None) -> Any:
+    """The provider for ``target``; ``options`` are its flags (``project``, ``region`` of
+    ``--gcp-project``...), ``deploy`` the ``DeployRequest`` (see ``deploy_request``).
+
+    A passphrase the target needs is asked for when a terminal can answer.
+    """
+    ask = _ask_passphrase if sys.stdin.isatty() else None
+    try:
+        return _provider_class(target).for_command(Path.cwd(), stack, options or {}, ask, deploy)
     except ValueError as e:
         raise Refused(str(e)) from None
 
@@ -206,9 +195,9 @@ def plan(
     provider = provider_for(target, stack, options, deploy)
     primitives, expected = planned_primitives(flow, provider)
     doctor.before_changes(provider, primitives, skip_preflight)
-    warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
+    warnings = provider.apply_warnings(primitives)
     result = provider.plan(primitives)
-    warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(result)
+    warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(provider, result)
     if as_json:
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
@@ -240,10 +229,10 @@ def apply(
     with provider.locked("bfctl apply", break_lock=break_lock):
         primitives, expected = planned_primitives(flow, provider)
         doctor.before_changes(provider, primitives, skip_preflight)
-        warnings = check_passwords(primitives, target) + _service_warnings(provider, primitives)
+        warnings = provider.apply_warnings(primitives)
         result = provider.plan(primitives)
         losses = result.data_losses()
-        warnings += _deleted_while_used(result, expected) + losses + _guard_notes(result)
+        warnings += _deleted_while_used(result, expected) + losses + _guard_notes(provider, result)
         render.plan(result)
         _say_expected(expected)
         for warning in warnings:
@@ -287,9 +276,9 @@ def destroy(
         render.plan(result, verb="destroy")
         if not result.has_changes:
             return
-        if any(c.resource_type == "gcp.artifactregistry.Repository" for c in result.changes):
-            console.warning("the image repository goes with the stack: every image of the flow in it is deleted.")
-        guarded = result.guarded() if target == "gcp" else []
+        for warning in provider.destroy_warnings(result):
+            console.warning(warning)
+        guarded = provider.guarded(result)
         for guard in guarded:
             then = "--force turns it off first" if guard.liftable else "--force cannot lift it"
             console.warning(f"{guard.resource_id} {guard.why}: {then}.")
@@ -302,14 +291,12 @@ def destroy(
     console.info(f"Destroy complete: {progress.done} resource(s) deleted.", "bold green")
 
 
-def _guard_notes(result: Any) -> list[str]:
-    """What ``bfctl destroy`` will do about the guarded resources a gcp plan creates."""
-    if result.target != "gcp":
-        return []
+def _guard_notes(provider: Any, result: Any) -> list[str]:
+    """What ``bfctl destroy`` will do about the guarded resources a plan creates."""
     return [
         f"{g.resource_id} {g.why}: `bfctl destroy` names it and deletes nothing unless --force, "
         + ("which turns that off first." if g.liftable else "and --force cannot lift it.")
-        for g in result.guarded()
+        for g in provider.guarded(result)
         if g.change.action == "create"
     ]
 
@@ -330,40 +317,11 @@ def _refuse_guarded(guarded: Sequence[Any], force: bool) -> None:
         )
 
 
-def _service_warnings(provider: Any, primitives: list[Any]) -> list[str]:
-    """What the Cloud Run service's settings cost or cannot do (gcp only)."""
-    deployment = provider.deployment(primitives) if provider.target == "gcp" else None
-    if deployment is None:
-        return []
-    from bfctl.providers.gcp.deploy import check_instances, unmade_iam_users
-
-    return check_instances(deployment.settings) + unmade_iam_users(deployment, primitives)
-
-
-def _point_secrets_at(secrets: Any) -> None:
-    """Make the flow's Secrets read the local stack's values (apply generates the databases'),
-    whatever the shell had."""
-    from buildflow.secrets import SECRETS_DIR_ENV
-
-    os.environ[SECRETS_DIR_ENV] = str(secrets.directory)  # where they are, not a secret itself
-
-
-def _local_secrets(flow: Any, secrets: Any) -> None:
-    """Point the flow's Secrets at the local stack's values; the session keys of its middleware
-    are generated here."""
-    from buildflow.middleware import middleware_secrets
-
-    _point_secrets_at(secrets)
-    for secret in middleware_secrets(flow.services):
-        secrets.ensure(secret)
-
-
 def running_stack(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> Outputs:
     """The stack's outputs once its stopped local servers run, with the flow's Secrets pointed
     at the local stack's values: what code the flow module runs at import connects with."""
     provider = provider_for(target, stack, options)
-    if target == "local":
-        _point_secrets_at(provider.secrets)
+    provider.use_stack_secrets()
     return provider.ensure_running()
 
 
@@ -441,8 +399,7 @@ def outputs_for_serving(
         return _given_outputs(given)
     flow = loaded.flow
     provider = provider_for(target, stack, options)
-    if target == "local":
-        _local_secrets(flow, provider.secrets)
+    provider.use_stack_secrets(flow.services)
     primitives, expected = planned_primitives(flow, provider)
     if not primitives and not expected:
         return ResourceOutputs({}, target)

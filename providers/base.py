@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 from bfctl.providers.checks import Check
 from bfctl.providers.errors import ProviderError, UnsupportedPrimitiveError
-from bfctl.providers.plan import Action, Plan, ResourceChange, diff, order_by_parents
+from bfctl.providers.plan import Action, Guard, Plan, ResourceChange, diff, order_by_parents
 from bfctl.providers.state import LockInfo, State, StateLock, StateStore, outputs_of
 from buildflow.io.primitive import PortablePrimitive, Primitive, PrimitiveValidationError
 from buildflow.io.unsupported import unsupported_message
@@ -48,14 +49,58 @@ class ApplyError(ProviderError):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class DeployRequest:
+    """What the command asks of a target that deploys the flow's service (``Provider.deploys``):
+    the flow, its flags, and whether to deploy at all."""
+
+    flow: Any
+    #: The flow as the command was given it (``main:app``, ``app.py:app``).
+    target: str
+    #: ``memory``, ``public``, ``ingress``, ``env``, ``workers``: None where not given.
+    flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: An image to run instead of building one (``--image``).
+    image: str | None = None
+    #: False keeps the service on the image it runs (``--no-deploy``, ``serve --apply``).
+    deploy: bool = True
+    #: Where lines about the image go (building, pushing, "no build").
+    say: Callable[[str], None] = lambda _line: None
+    #: What the flow uses without managing it (the target says which of them exist already).
+    unmanaged: tuple[Primitive, ...] = ()
+    #: What the flow's dependencies push to (``SinkDependencyBuilder``) and keep objects in
+    #: (``BucketDependencyBuilder``), managed or not.
+    dependency_sinks: tuple[Primitive, ...] = ()
+    dependency_buckets: tuple[Primitive, ...] = ()
+    #: The tables of its ``AnalysisQuery`` dependencies.
+    dependency_queries: tuple[Primitive, ...] = ()
+
+
 class Provider(abc.ABC):
     """One target (``local``, ``gcp``) for one stack of one project."""
 
     target: ClassVar[str]
+    #: Whether the target runs the flow's service itself (``bfctl apply`` builds and deploys it),
+    #: and so needs the command's ``DeployRequest``.
+    deploys: ClassVar[bool] = False
 
     def __init__(self, project_dir: str | os.PathLike[str], stack: str = "dev") -> None:
         self.store = StateStore(Path(project_dir), self.target, stack)
         self._lock: StateLock | None = None
+
+    @classmethod
+    def for_command(
+        cls,
+        project_dir: str | os.PathLike[str],
+        stack: str,
+        options: Mapping[str, str | None],
+        ask_passphrase: Callable[[], str] | None,
+        deploy: DeployRequest | None,
+    ) -> Provider:
+        """The provider a command uses. ``options`` are the target's flags (``--gcp-project``),
+        None where not given; ``ask_passphrase`` asks the terminal for a secret the target needs
+        (None where nobody can answer); ``deploy`` is what the command asks of the flow's service
+        (see ``deploys``). A target takes what it has a use for: nothing, by default."""
+        return cls(project_dir, stack)
 
     @property
     def project_dir(self) -> Path:
@@ -170,6 +215,24 @@ class Provider(abc.ABC):
         doctor``; plan and apply stop on a failed check): nothing, by default."""
         return []
 
+    # -- what the commands say before changing the stack --------------------------------------
+    def apply_warnings(self, primitives: Sequence[Primitive]) -> list[str]:
+        """What applying ``primitives`` on this target costs or cannot do, said with the plan
+        (nothing, by default)."""
+        return []
+
+    def destroy_warnings(self, plan: Plan) -> list[str]:
+        """What destroying the stack takes with it beyond what ``plan`` lists (nothing, by default)."""
+        return []
+
+    def guarded(self, plan: Plan) -> list[Guard]:
+        """The resources ``plan`` creates or deletes that would stop a destroy partway (none, by
+        default: a target whose resources have no such guard)."""
+        return []
+
+    def lift_guards(self, resource_ids: Sequence[str]) -> None:
+        """Turn off what would stop ``destroy`` at these resources (``guarded``'s): none, by default."""
+
     # -- primitives the flow uses without managing them ------------------------------------
     def expected_to_exist(self, used: Sequence[Primitive]) -> list[Primitive]:
         """Of the primitives the flow uses without managing them, those this target leaves alone.
@@ -190,6 +253,10 @@ class Provider(abc.ABC):
         return []
 
     # -- serving -----------------------------------------------------------------------------
+    def use_stack_secrets(self, services: Sequence[Any] = ()) -> None:
+        """Make the flow's Secrets, read in this process, take this stack's values, and make the
+        session keys of ``services``' middleware (the environment's values, by default: nothing to do)."""
+
     def ensure_running(self) -> Outputs:
         """The outputs to serve with, once what the stack runs itself is up (a target whose
         services run elsewhere has nothing to start: the recorded outputs)."""

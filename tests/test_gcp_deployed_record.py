@@ -25,8 +25,8 @@ from pulumi import automation as auto
 from test_gcp_provider import Fake
 from test_gcp_service_program import IMAGE, deploy, notes_flow
 
+from bfctl.providers.base import DeployRequest
 from bfctl.providers.gcp import GCPProvider
-from bfctl.providers.gcp.deploy import DeployRequest
 
 TAG = "b5f0c2d9e8a7"
 URL = "https://notes-dev-abc123-uc.a.run.app"

@@ -23,8 +23,8 @@ from support import bfctl_run, make_project
 
 from bfctl.doctor import SKIP_ENV
 from bfctl.infra import planned_primitives
+from bfctl.providers.base import DeployRequest
 from bfctl.providers.checks import Check
-from bfctl.providers.gcp.deploy import DeployRequest
 from bfctl.providers.gcp.provider import GCPProvider
 from buildflow import Flow
 from buildflow.io.gcp import GCSBucket

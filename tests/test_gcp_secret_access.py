@@ -24,9 +24,9 @@ from pulumi import automation as auto
 from test_gcp_provider import Fake, Recorder
 from test_gcp_service_program import IMAGE, deploy, notes_flow
 
+from bfctl.providers.base import DeployRequest
 from bfctl.providers.gcp import GCPProvider
 from bfctl.providers.gcp import provider as gcp_provider
-from bfctl.providers.gcp.deploy import DeployRequest
 from bfctl.providers.gcp.errors import PulumiOperationError
 from bfctl.providers.gcp.service import REDEPLOY_LABEL
 

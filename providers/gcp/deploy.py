@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bfctl.providers.connection_budget import ConnectionBudgetError, connection_budget
@@ -592,28 +592,3 @@ def unmade_iam_users(deployment: Deployment, primitives: Sequence[Primitive]) ->
         f"--project={d.instance.project_id} --type=cloud_iam_service_account`, and grant that user what it uses."
         for d in elsewhere.values()
     ]
-
-
-@dataclasses.dataclass(frozen=True)
-class DeployRequest:
-    """What the command asks of the deployment: the flow, its flags, and whether to deploy at all."""
-
-    flow: Any
-    #: The flow as the command was given it (``main:app``, ``app.py:app``).
-    target: str
-    #: ``memory``, ``public``, ``ingress``, ``env``, ``workers``: None where not given.
-    flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    #: An image to run instead of building one (``--image``).
-    image: str | None = None
-    #: False keeps the service on the image it runs (``--no-deploy``, ``serve --apply``).
-    deploy: bool = True
-    #: Where lines about the image go (building, pushing, "no build").
-    say: Callable[[str], None] = lambda _line: None
-    #: What the flow uses without managing it (the target says which of them exist already).
-    unmanaged: tuple[Primitive, ...] = ()
-    #: What the flow's dependencies push to (``SinkDependencyBuilder``) and keep objects in
-    #: (``BucketDependencyBuilder``), managed or not.
-    dependency_sinks: tuple[Primitive, ...] = ()
-    dependency_buckets: tuple[Primitive, ...] = ()
-    #: The tables of its ``AnalysisQuery`` dependencies.
-    dependency_queries: tuple[Primitive, ...] = ()

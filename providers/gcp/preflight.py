@@ -18,10 +18,11 @@ import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from bfctl.providers.base import DeployRequest
 from bfctl.providers.checks import Check
 from bfctl.providers.gcp import docker
 from bfctl.providers.gcp.cloudbuild import Remote, remote
-from bfctl.providers.gcp.deploy import Deployment, DeployRequest, apis, check_instances
+from bfctl.providers.gcp.deploy import Deployment, apis, check_instances
 from bfctl.providers.gcp.errors import GCPTargetError
 from bfctl.providers.gcp.google_apis import LOGIN, Answer, CredentialsError, Endpoints, GoogleREST, SignedIn, sign_in
 from buildflow.io.gcp import (

@@ -23,18 +23,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bfctl.providers import migrations
-from bfctl.providers.base import Outputs, Progress, Provider, no_progress
+from bfctl.providers.base import DeployRequest, Outputs, Progress, Provider, no_progress
 from bfctl.providers.checks import Check
 from bfctl.providers.errors import ProviderError, UnsupportedPrimitiveError
 from bfctl.providers.gcp.deploy import (
     SECRETS_OUTPUT,
     Deployment,
-    DeployRequest,
     apis,
+    check_instances,
     deployment_of,
     serves_anything,
     service_name,
     stack_secrets,
+    unmade_iam_users,
 )
 from bfctl.providers.gcp.deployed import DeployedRecord, ready_to_push
 from bfctl.providers.gcp.errors import (
@@ -48,7 +49,7 @@ from bfctl.providers.gcp.events import ProgressRelay, StepCollector, resource_na
 from bfctl.providers.gcp.existing import existing_outputs
 from bfctl.providers.gcp.settings import GCPSettings, passphrase_env, resolve
 from bfctl.providers.migrations import MIGRATIONS
-from bfctl.providers.plan import GUARDS, Plan, ResourceChange
+from bfctl.providers.plan import GUARDS, Guard, Plan, ResourceChange
 from bfctl.providers.portables import to_gcp
 from bfctl.providers.secrets import scram_verifier
 from bfctl.providers.state import State, outputs_of, record
@@ -120,6 +121,7 @@ def _stderr_tail(exc: BaseException, lines: int = 8) -> str:
 
 class GCPProvider(Provider):
     target = "gcp"
+    deploys = True
 
     def __init__(
         self,
@@ -143,6 +145,19 @@ class GCPProvider(Provider):
         self._request = deploy
         self.deployed = DeployedRecord(self.store.path.with_name(f"{self.store.path.stem}.deployed.json"))
         self._deployed_read = False  # whether ``deployed`` was taken from the stack by this command
+
+    @classmethod
+    def for_command(
+        cls,
+        project_dir: str | os.PathLike[str],
+        stack: str,
+        options: Mapping[str, str | None],
+        ask_passphrase: Callable[[], str] | None,
+        deploy: DeployRequest | None,
+    ) -> GCPProvider:
+        """The flags' project and region, the terminal for a missing Pulumi passphrase, the flow's service."""
+        given = {name: value for name, value in options.items() if value}
+        return cls(project_dir, stack, **given, ask_passphrase=ask_passphrase, deploy=deploy)
 
     # -- what the target can make --------------------------------------------------------------
     def check_supported(self, primitive: Primitive) -> None:
@@ -256,6 +271,29 @@ class GCPProvider(Provider):
         if self.deployed.service:
             recorded["service"] = dict(self.deployed.service)
         return recorded
+
+    def apply_warnings(self, primitives: Sequence[Primitive]) -> list[str]:
+        """Passwords written in the code (they ship inside the image), and what the Cloud Run
+        service's settings cost or cannot do."""
+        warnings = [
+            f"the password of {user.primitive_id()} is a string literal in the code, so it ships inside the image; "
+            "use buildflow.secrets.Secret(...) instead."
+            for user in primitives
+            if isinstance(user, CloudSQLUser) and not isinstance(user.password, Secret)
+        ]
+        deployment = self.deployment(primitives)
+        if deployment is not None:
+            warnings += check_instances(deployment.settings) + unmade_iam_users(deployment, primitives)
+        return warnings
+
+    def destroy_warnings(self, plan: Plan) -> list[str]:
+        if any(c.resource_type == "gcp.artifactregistry.Repository" for c in plan.changes):
+            return ["the image repository goes with the stack: every image of the flow in it is deleted."]
+        return []
+
+    def guarded(self, plan: Plan) -> list[Guard]:
+        """Deletion protection on, or a bucket that must be empty (``GUARDS``)."""
+        return plan.guarded()
 
     def lift_guards(self, resource_ids: Sequence[str]) -> None:
         """Turn off, in the stack's state, what would stop ``destroy`` at these resources (the

@@ -190,6 +190,16 @@ class LocalProvider(Provider):
         return [Check("PostgreSQL", "ok", "the embedded PostgreSQL server's programs are installed")]
 
     # -- serve support ---------------------------------------------------------------------------
+    def use_stack_secrets(self, services: Sequence[Any] = ()) -> None:
+        """Point the Secrets at the stack's folder (apply generates the databases' values there),
+        whatever the shell had; the session keys of ``services``' middleware are generated there."""
+        from buildflow.middleware import middleware_secrets
+        from buildflow.secrets import SECRETS_DIR_ENV
+
+        os.environ[SECRETS_DIR_ENV] = str(self.secrets.directory)  # where they are, not a secret itself
+        for secret in middleware_secrets(services):
+            self.secrets.ensure(secret)
+
     def password_of(self, password: Password) -> str:
         """A Secret's value from the stack's secrets (generated there by apply when not given)."""
         return self.secrets.ensure(password)
