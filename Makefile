@@ -44,7 +44,7 @@ demo: install
 # The reliability tests with much more of everything: fuzz examples, SIGKILLs under load.
 reliability: install
 	FUZZ_EXAMPLES=1000 CRASH_KILLS=10 $(BIN)/python -m pytest -q tests/test_crash_safety.py \
-		tests/test_interrupted_apply.py tests/test_fuzz.py tests/test_openapi_fuzz.py tests/test_collectors.py
+		tests/test_interrupted_apply.py tests/test_fuzz.py tests/test_openapi_fuzz.py tests/test_collector_batching.py
 
 bench: install
 	@command -v wrk >/dev/null || echo "wrk not found: figures come from a slower Python client (apt-get install wrk, brew install wrk)"
