@@ -60,10 +60,10 @@ def _exit_on_reported_errors() -> Iterator[None]:
     """bfctl's reports of errors users can act on; their exit ends the script with its code."""
     import typer
 
-    from bfctl.cli import _reported_errors
+    from bfctl.commands import reported_errors
 
     try:
-        with _reported_errors():
+        with reported_errors():
             yield
     except typer.Exit as e:
         raise SystemExit(e.exit_code) from None

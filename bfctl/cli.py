@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,8 +21,26 @@ import typer
 
 import bfctl
 from bfctl import console
+from bfctl.commands import load, report_startup_error, reported_errors
 from bfctl.db import db_app
 from bfctl.help import MAX_WIDTH, Command, Group
+from bfctl.options import (
+    AccessLogOption,
+    BreakLockOption,
+    DeployOption,
+    EnvOption,
+    FlowArgument,
+    GCPProjectOption,
+    GCPRegionOption,
+    ImageOption,
+    InfraTargetOption,
+    IngressOption,
+    MemoryOption,
+    PublicOption,
+    SkipPreflightOption,
+    StackOption,
+    YesOption,
+)
 
 if TYPE_CHECKING:
     from bfctl.loader import LoadedFlow
@@ -60,99 +76,6 @@ def _root(
     ] = False,
 ) -> None:
     """Plan, apply, serve and destroy a backend declared in one Python file."""
-
-
-StackOption = Annotated[str, typer.Option("--stack", help="Stack name: one set of resources and state per stack.")]
-InfraTargetOption = Annotated[
-    str, typer.Option("--target", help="Where resources live: `local` (embedded, the default) or `gcp`.")
-]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-GCPProjectOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gcp-project",
-        help="gcp target: the default Google Cloud project (else `[tool.buildflow.gcp]` or the primitives').",
-        show_default=False,
-    ),
-]
-GCPRegionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gcp-region",
-        help="gcp target: the default region, e.g. us-central1 (else `[tool.buildflow.gcp]` or the primitives').",
-        show_default=False,
-    ),
-]
-ImageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--image",
-        metavar="URI",
-        help="gcp target: run this image on Cloud Run instead of building one from the project.",
-        show_default=False,
-    ),
-]
-DeployOption = Annotated[
-    bool,
-    typer.Option(
-        "--deploy/--no-deploy",
-        help="gcp target: deploy the flow's code to its Cloud Run service; --no-deploy keeps the image it runs.",
-    ),
-]
-MemoryOption = Annotated[
-    str | None,
-    typer.Option(
-        "--memory",
-        help="gcp target: memory per Cloud Run instance, e.g. 512Mi or 2Gi.",
-        show_default="512Mi per CPU",
-    ),
-]
-PublicOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--public/--private",
-        help="gcp target: let anyone call the service (the allUsers invoker), or only authenticated callers.",
-        show_default="private",
-    ),
-]
-IngressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ingress",
-        metavar="all|internal|internal-and-cloud-load-balancing",
-        help="gcp target: where requests to the service may come from.",
-        show_default="all",
-    ),
-]
-EnvOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--env",
-        metavar="NAME=VALUE",
-        help="gcp target: an environment variable of the service (repeat for more); not for secrets.",
-        show_default=False,
-    ),
-]
-SkipPreflightOption = Annotated[
-    bool,
-    typer.Option(
-        "--skip-preflight",
-        help="Do not run the checks of `bfctl doctor` first (also BFCTL_SKIP_PREFLIGHT=1).",
-    ),
-]
-BreakLockOption = Annotated[
-    bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
-]
-
-TARGET_HELP = (
-    "The flow module: `module:attr`, `module` (attr defaults to `app`), "
-    "`path/to/file.py:attr` or `path/to/file.py`. When omitted, read "
-    '`[tool.buildflow] app = "module:attr"` from ./pyproject.toml, '
-    "else `entry_point:` from ./buildflow.yaml."
-)
-
-
-FlowArgument = Annotated[str | None, typer.Argument(metavar="TARGET", help=TARGET_HELP, show_default=False)]
 
 
 @app.command(cls=Command)
@@ -204,7 +127,7 @@ def serve(
             ),
         ),
     ] = 30.0,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
+    access_log: AccessLogOption = True,
     log_format: Annotated[
         str | None,
         typer.Option(
@@ -240,12 +163,12 @@ def serve(
     platform's contract: the port from $PORT on 0.0.0.0, logs as JSON lines for Cloud Logging,
     and an exit within 10 s of SIGTERM; /_bf/health answers startup probes.
     """
-    with _reported_errors():
+    with reported_errors():
         from bfctl.runtime import server
 
         log_format = server.log_format_of(log_format)
     report = _log_error if log_format == "json" else console.error
-    with _reported_errors(report):
+    with reported_errors(report):
         host, port = server.listen_address(host, port, os.environ)
         from bfctl import infra
 
@@ -267,7 +190,7 @@ def serve(
             outputs=outputs,
             loop=loop,
             threads=threads,
-            on_worker_error=partial(_report_startup_error, report=report),
+            on_worker_error=partial(report_startup_error, report=report),
             log_format=log_format,
             idle_timeout=idle_timeout,
         )
@@ -290,7 +213,7 @@ def dev(
     grace: Annotated[
         float, typer.Option(min=0.0, help="Seconds in-flight requests get to finish before a restart or the exit.")
     ] = 1.0,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")] = True,
+    access_log: AccessLogOption = True,
     stack: StackOption = "dev",
 ) -> None:
     """Apply the local target and serve the flow, again on every change to its *.py files or pyproject.toml.
@@ -299,7 +222,7 @@ def dev(
     emulators keep running with their data; an error in the flow is shown and the next good
     save serves again. Stops on Ctrl+C or SIGTERM.
     """
-    with _reported_errors():
+    with reported_errors():
         from bfctl import dev as reload
 
         settings = reload.ServeSettings(target, host, reload.fixed_port(host, port), stack, workers, grace, access_log)
@@ -332,8 +255,8 @@ def plan(
     On gcp the plan includes the flow's Cloud Run service, its account, role bindings, secrets
     and the image (by digest when the code is unchanged, else the tag apply builds and pushes).
     """
-    with _reported_errors():
-        loaded = _load(target)
+    with reported_errors():
+        loaded = load(target)
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
@@ -373,8 +296,8 @@ def apply(
     its Cloud Run service, whose URL is printed with the outputs. Settings also come from
     `[tool.buildflow.gcp]` in pyproject.toml; flags win.
     """
-    with _reported_errors():
-        loaded = _load(target)
+    with reported_errors():
+        loaded = load(target)
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
@@ -408,8 +331,8 @@ def doctor(
     identity and who builds the image. Each failed check names its fix. `plan` and `apply`
     run the same checks first and stop on a failed one.
     """
-    with _reported_errors():
-        loaded = _load(target)
+    with reported_errors():
+        loaded = load(target)
         from bfctl import doctor as checks
 
         request = _deploy(loaded, infra_target, image, True, None, public, None, None)
@@ -445,7 +368,7 @@ def destroy(
     ] = False,
 ) -> None:
     """Delete everything the stack made, and only that; asks first unless --yes."""
-    with _reported_errors():
+    with reported_errors():
         from bfctl import infra
 
         infra.destroy(infra_target, stack, yes, break_lock, _gcp(gcp_project, gcp_region), force=force)
@@ -476,8 +399,8 @@ def build(
     The tag is a hash of the build context, so unchanged code is not built again. The image is
     tagged for Artifact Registry when the project and region are known, else locally.
     """
-    with _reported_errors():
-        loaded = _load(target)
+    with reported_errors():
+        loaded = load(target)
         from bfctl.providers.gcp.build import build_image
 
         build_image(
@@ -502,10 +425,10 @@ def graph(
     ] = "text",
 ) -> None:
     """Show the flow's handlers, the dependencies each needs (with their scopes) and the primitives they use."""
-    with _reported_errors():
+    with reported_errors():
         from bfctl import inspect
 
-        inspect.show_graph(_load(target).flow, fmt)
+        inspect.show_graph(load(target).flow, fmt)
 
 
 @app.command(cls=Command)
@@ -514,10 +437,10 @@ def routes(
     as_json: Annotated[bool, typer.Option("--json", help="Print the routes as JSON.")] = False,
 ) -> None:
     """List the flow's HTTP routes: method, path, handler and kind (endpoint, collector, websocket)."""
-    with _reported_errors():
+    with reported_errors():
         from bfctl import inspect
 
-        inspect.show_routes(_load(target).flow, as_json)
+        inspect.show_routes(load(target).flow, as_json)
 
 
 @app.command(cls=Command)
@@ -529,7 +452,7 @@ def outputs(
     gcp_region: GCPRegionOption = None,
 ) -> None:
     """Show what the stack's last apply recorded for each resource (never a secret)."""
-    with _reported_errors():
+    with reported_errors():
         from bfctl import inspect
 
         inspect.show_outputs(infra_target, stack, _gcp(gcp_project, gcp_region), as_json)
@@ -538,7 +461,7 @@ def outputs(
 @app.command(cls=Command)
 def init(name: Annotated[str, typer.Argument(help="The project's name and the folder created for it.")]) -> None:
     """Create a starter project: a flow with one endpoint, its test, and a pyproject.toml for bfctl."""
-    with _reported_errors():
+    with reported_errors():
         from bfctl.init import create_project
 
         root = create_project(name, Path.cwd())
@@ -568,46 +491,6 @@ def _deploy(
 
         flags["env"] = parse_env_flags(env)
     return infra.deploy_request(loaded, infra_target, flags, image=image, deploy=deploy)
-
-
-def _load(target: str | None) -> LoadedFlow:
-    from bfctl.loader import load_flow
-
-    return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
-
-
-#: Reports an error users can act on: its message, then optional detail.
-ErrorReport = Callable[[str, str | None], None]
-
-
-@contextmanager
-def _reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
-    """Errors users can act on: the message alone, exit 1 (never a traceback)."""
-    from bfctl.infra import Refused
-    from bfctl.loader import FlowLoadError
-    from bfctl.providers.errors import ProviderError
-    from bfctl.runtime.errors import StartupError
-    from buildflow.exceptions import FlowDeclarationError, PrimitiveValidationError
-
-    try:
-        yield
-    except FlowLoadError as exc:
-        report(exc.message, exc.user_traceback)
-        raise typer.Exit(1) from None
-    except StartupError as exc:
-        _report_startup_error(exc, report)
-        raise typer.Exit(1) from None
-    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
-        report(str(exc), None)
-        raise typer.Exit(1) from None
-
-
-def _report_startup_error(error: Exception, report: ErrorReport = console.error) -> None:
-    """The one-line message, then the user's frames of what caused it (a dependency that
-    raised), never a library's; every frame under BFCTL_DEBUG=1. Forked workers call this too."""
-    from bfctl.tracebacks import startup_detail
-
-    report(str(error), startup_detail(error, console.debug_enabled()))
 
 
 def _log_error(message: str, detail: str | None = None) -> None:

@@ -10,37 +10,22 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bfctl import console
+from bfctl.commands import load, reported_errors
 from bfctl.help import Command, Group
+from bfctl.options import DatabaseOption, DatabaseTargetOption, FlowOption, StackOption
 
 db_app = typer.Typer(
     cls=Group,
     no_args_is_help=True,
     help="Schema migrations (Alembic) of the flow's Cloud SQL databases: revisions, upgrade, downgrade, history.",
 )
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        help="The database (its primitive id or its name) when the flow has several with migrations.",
-        show_default=False,
-    ),
-]
-FlowOption = Annotated[
-    str | None,
-    typer.Option(
-        "--flow", metavar="TARGET", help="The flow module, as `bfctl plan TARGET` takes it.", show_default=False
-    ),
-]
-StackOption = Annotated[str, typer.Option("--stack", help="Stack name: one set of resources and state per stack.")]
-InfraTargetOption = Annotated[
-    str, typer.Option("--target", help="Where the database lives: `local` (embedded, the default) or `gcp`.")
-]
 
 
 def choose(databases: list[Any], wanted: str | None) -> Any:
@@ -60,36 +45,49 @@ def choose(databases: list[Any], wanted: str | None) -> Any:
     return found[0]
 
 
-def _database(flow_target: str | None, wanted: str | None, infra_target: str) -> Any:
-    from bfctl.cli import _load
-    from bfctl.infra import declared_primitives
-    from bfctl.providers.migrations import migrated
+@dataclass(frozen=True)
+class Migrations:
+    """The flow's database whose migrations a command works on, and where they live."""
 
-    loaded = _load(flow_target)
-    return choose(migrated(declared_primitives(loaded.flow, infra_target)), wanted)
+    database: Any
+    folder: Path
+    infra_target: str
+
+    @contextlib.contextmanager
+    def connected(self, stack: str, command: str) -> Iterator[Any]:
+        """An engine on the stack's applied database, as the flow's sessions connect, under the
+        stack's lock (held as ``bfctl db <command>``)."""
+        from bfctl.infra import Refused, provider_for
+        from bfctl.providers.migrations import connected
+
+        provider = provider_for(self.infra_target, stack)
+        with provider.locked(f"bfctl db {command}"):
+            outputs = provider.ensure_running()
+            if (database_id := self.database.primitive_id()) not in outputs:
+                raise Refused(f"{database_id} is not applied on the {self.infra_target} target: run `bfctl apply`")
+            with connected(outputs, self.infra_target, self.database, provider.password_of) as db:
+                yield db
+
+    def say_revision(self, engine: Any) -> None:
+        """Say which revision the database behind ``engine`` is at, read from it now."""
+        from bfctl.providers.migrations import current
+
+        with engine.connect() as conn:
+            at = ",".join(current(conn))
+        console.info(f"{self.database.primitive_id()} is at revision {at or '(none)'}.")
 
 
 @contextlib.contextmanager
-def _connected(database: Any, stack: str, infra_target: str, command: str) -> Iterator[Any]:
-    """An engine on the stack's applied ``database``, as the flow's sessions connect, under the lock."""
-    from bfctl.infra import Refused, provider_for
-    from bfctl.providers.migrations import connected
+def migrations(flow: str | None, wanted: str | None, infra_target: str) -> Iterator[Migrations]:
+    """The database ``wanted`` names in the flow (see :func:`choose`); errors inside are reported
+    as every command reports them."""
+    with reported_errors():
+        from bfctl.infra import declared_primitives
+        from bfctl.providers.migrations import folder_of, migrated
 
-    provider = provider_for(infra_target, stack)
-    with provider.locked(f"bfctl db {command}"):
-        outputs = provider.ensure_running()
-        if database.primitive_id() not in outputs:
-            raise Refused(f"{database.primitive_id()} is not applied on the {infra_target} target: run `bfctl apply`")
-        with connected(outputs, infra_target, database, provider.password_of) as db:
-            yield db
-
-
-def _folder(database: Any) -> Any:
-    from pathlib import Path
-
-    from bfctl.providers.migrations import folder_of
-
-    return folder_of(Path.cwd(), database)
+        databases = migrated(declared_primitives(load(flow).flow, infra_target))
+        database = choose(databases, wanted)
+        yield Migrations(database, folder_of(Path.cwd(), database), infra_target)
 
 
 @db_app.command(cls=Command)
@@ -102,32 +100,28 @@ def revision(
     database: DatabaseOption = None,
     flow: FlowOption = None,
     stack: StackOption = "dev",
-    infra_target: InfraTargetOption = "local",
+    infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Write a new revision (the first one also writes the folder's env.py and script.py.mako)."""
-    from bfctl.cli import _reported_errors
-
-    with _reported_errors():
+    with migrations(flow, database, infra_target) as chosen:
         from alembic import command
 
-        from bfctl.providers.migrations import MigrationSetupError, config, load_metadata, scaffold
+        from bfctl.providers.migrations import MigrationSetupError, config, load_metadata
 
-        chosen = _database(flow, database, infra_target)
-        folder = _folder(chosen)
-        for path in scaffold(folder):
+        for path in scaffold(chosen.folder):
             console.info(f"Wrote {path.relative_to(os.getcwd())}")
         script: Any
         if not autogenerate:
-            script = command.revision(config(folder), message=message)
+            script = command.revision(config(chosen.folder), message=message)
         else:
-            metadata = load_metadata(chosen)
+            metadata = load_metadata(chosen.database)
             if metadata is None:
                 raise MigrationSetupError(
                     f"--autogenerate compares with the flow's SQLAlchemy metadata: declare it on "
-                    f'{chosen.primitive_id()} with .options(migrations=..., metadata="models:Base")'
+                    f'{chosen.database.primitive_id()} with .options(migrations=..., metadata="models:Base")'
                 )
-            with _connected(chosen, stack, infra_target, "revision") as db, db.connect() as conn:
-                script = command.revision(config(folder, conn, metadata), message=message, autogenerate=True)
+            with chosen.connected(stack, "revision") as db, db.connect() as conn:
+                script = command.revision(config(chosen.folder, conn, metadata), message=message, autogenerate=True)
         console.info(f"Wrote revision {script.revision}: {os.path.relpath(script.path)}")
 
 
@@ -137,18 +131,14 @@ def upgrade(
     database: DatabaseOption = None,
     flow: FlowOption = None,
     stack: StackOption = "dev",
-    infra_target: InfraTargetOption = "local",
+    infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Run the revisions up to REV (all of them by default), each in a transaction of its own."""
-    from bfctl.cli import _reported_errors
-
-    with _reported_errors():
+    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "upgrade") as db:
         from bfctl.providers.migrations import upgrade as run
 
-        chosen = _database(flow, database, infra_target)
-        with _connected(chosen, stack, infra_target, "upgrade") as db:
-            run(db, chosen, _folder(chosen), revision, lambda rev: console.info(f"  ✓ {rev}", "green"))
-            _say_at(chosen, db)
+        run(db, chosen.database, chosen.folder, revision, lambda rev: console.info(f"  ✓ {rev}", "green"))
+        chosen.say_revision(db)
 
 
 @db_app.command(cls=Command)
@@ -157,40 +147,33 @@ def downgrade(
     database: DatabaseOption = None,
     flow: FlowOption = None,
     stack: StackOption = "dev",
-    infra_target: InfraTargetOption = "local",
+    infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Undo the revisions after REV, in one transaction."""
-    from bfctl.cli import _reported_errors
-
-    with _reported_errors():
+    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "downgrade") as db:
         from alembic import command
 
         from bfctl.providers.migrations import config
 
-        chosen = _database(flow, database, infra_target)
-        with _connected(chosen, stack, infra_target, "downgrade") as db:
-            with db.begin() as conn:
-                command.downgrade(config(_folder(chosen), conn), revision)
-            _say_at(chosen, db)
+        with db.begin() as conn:
+            command.downgrade(config(chosen.folder, conn), revision)
+        chosen.say_revision(db)
 
 
 @db_app.command(cls=Command)
 def history(
     database: DatabaseOption = None,
     flow: FlowOption = None,
-    infra_target: InfraTargetOption = "local",
+    infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """List the revisions, newest first (reads the folder only)."""
-    from bfctl.cli import _reported_errors
-
-    with _reported_errors():
+    with migrations(flow, database, infra_target) as chosen:
         from alembic import command
 
         from bfctl.providers.migrations import config, scripts
 
-        folder = _folder(_database(flow, database, infra_target))
-        scripts(folder)  # a clear error when the folder has no env.py
-        command.history(config(folder))
+        scripts(chosen.folder)  # a clear error when the folder has no env.py
+        command.history(config(chosen.folder))
 
 
 @db_app.command(cls=Command)
@@ -198,21 +181,25 @@ def current(
     database: DatabaseOption = None,
     flow: FlowOption = None,
     stack: StackOption = "dev",
-    infra_target: InfraTargetOption = "local",
+    infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Print the revision the stack's database is at."""
-    from bfctl.cli import _reported_errors
-
-    with _reported_errors():
-        chosen = _database(flow, database, infra_target)
-        with _connected(chosen, stack, infra_target, "current") as db:
-            _say_at(chosen, db)
+    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "current") as db:
+        chosen.say_revision(db)
 
 
-def _say_at(database: Any, engine: Any) -> None:
-    """Say which revision the database behind ``engine`` is at, read from it now."""
-    from bfctl.providers.migrations import current
+#: What the first ``bfctl db revision`` writes into a migrations folder: package files beside
+#: this module, written as they are (Alembic's template fills in ``script.py.mako``).
+FOLDER_TEMPLATES = Path(__file__).parent / "migrations_folder"
 
-    with engine.connect() as conn:
-        at = ",".join(current(conn))
-    console.info(f"{database.primitive_id()} is at revision {at or '(none)'}.")
+
+def scaffold(folder: Path) -> list[Path]:
+    """Write ``env.py``, ``script.py.mako`` and ``versions/`` where missing; returns what was written."""
+    written = []
+    (folder / "versions").mkdir(parents=True, exist_ok=True)
+    for name in ("env.py", "script.py.mako"):
+        path = folder / name
+        if not path.exists():
+            path.write_text((FOLDER_TEMPLATES / f"{name}.tmpl").read_text(encoding="utf-8"), encoding="utf-8")
+            written.append(path)
+    return written

@@ -31,47 +31,6 @@ VERSION_TABLE = "alembic_version"
 StackOutputs = Mapping[str, Mapping[str, Any]]
 PasswordOf = Callable[[Password], str]
 
-_ENV_PY = '''"""Alembic's environment for this database, run by bfctl (`bfctl db ...`, `bfctl apply`).
-
-bfctl builds Alembic's configuration in code and passes an open connection to the stack's
-database and the flow's SQLAlchemy metadata (the database's `metadata=` option), so the
-project needs no alembic.ini. bfctl commits each revision in a transaction of its own.
-"""
-
-from alembic import context
-
-context.configure(
-    connection=context.config.attributes["connection"],
-    target_metadata=context.config.attributes.get("target_metadata"),
-)
-with context.begin_transaction():
-    context.run_migrations()
-'''
-
-_SCRIPT_MAKO = '''"""${message}
-
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
-Create Date: ${create_date}
-"""
-
-import sqlalchemy as sa
-from alembic import op
-${imports if imports else ""}
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
-
-
-def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
-
-
-def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
-'''
-
 
 class MigrationSetupError(ProviderError):
     """The migrations of a database cannot be found or run as declared (the message says why)."""
@@ -119,18 +78,6 @@ def migration_user(database: CloudSQLDatabase) -> tuple[str, Password]:
             "SessionDep(db_primitive=..., db_user=..., db_password=...) too, and migrations run as that user"
         )
     return users[0]
-
-
-def scaffold(folder: Path) -> list[Path]:
-    """Write ``env.py``, ``script.py.mako`` and ``versions/`` where missing; returns what was written."""
-    written = []
-    (folder / "versions").mkdir(parents=True, exist_ok=True)
-    for name, text in (("env.py", _ENV_PY), ("script.py.mako", _SCRIPT_MAKO)):
-        path = folder / name
-        if not path.exists():
-            path.write_text(text)
-            written.append(path)
-    return written
 
 
 def config(folder: Path, connection: Any = None, metadata: Any = None, stdout: Any = None) -> Any:

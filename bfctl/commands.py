@@ -1,0 +1,60 @@
+"""What every ``bfctl`` command does around its own work: load the flow from the working
+directory, and report an error users can act on as its message alone, with exit code 1.
+
+Only Typer and the console are imported here: the loader, the providers and the runtime come
+with the first flow loaded or the first error reported, so ``bfctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from bfctl import console
+
+if TYPE_CHECKING:
+    from bfctl.loader import LoadedFlow
+
+#: Reports an error users can act on: its message, then optional detail.
+ErrorReport = Callable[[str, str | None], None]
+
+
+def load(target: str | None) -> LoadedFlow:
+    """The flow ``target`` names (or the project's configuration does), from the working directory."""
+    from bfctl.loader import load_flow
+
+    return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
+
+
+@contextmanager
+def reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
+    """Errors users can act on: the message alone, exit 1 (never a traceback)."""
+    from bfctl.infra import Refused
+    from bfctl.loader import FlowLoadError
+    from bfctl.providers.errors import ProviderError
+    from bfctl.runtime.errors import StartupError
+    from buildflow.exceptions import FlowDeclarationError, PrimitiveValidationError
+
+    try:
+        yield
+    except FlowLoadError as exc:
+        report(exc.message, exc.user_traceback)
+        raise typer.Exit(1) from None
+    except StartupError as exc:
+        report_startup_error(exc, report)
+        raise typer.Exit(1) from None
+    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
+        report(str(exc), None)
+        raise typer.Exit(1) from None
+
+
+def report_startup_error(error: Exception, report: ErrorReport = console.error) -> None:
+    """The one-line message, then the user's frames of what caused it (a dependency that
+    raised), never a library's; every frame under BFCTL_DEBUG=1. Forked workers call this too."""
+    from bfctl.tracebacks import startup_detail
+
+    report(str(error), startup_detail(error, console.debug_enabled()))
