@@ -121,3 +121,8 @@ def run_inline(program: Callable[[], None], secret: set[str] | None = None) -> d
 
     body()
     return exports
+
+
+def by_type(monitor: RecordingMonitor, token: str) -> dict[str, dict[str, Any]]:
+    """What the program registered of one Pulumi type (``gcp:cloudrunv2/service:Service``), by name."""
+    return {name: r for name, r in monitor.registered.items() if r["type"] == token}

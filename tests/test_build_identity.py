@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
-from gcp_mocks import RecordingMonitor, run_program
-from test_gcp_service_program import IMAGE, by_type, notes_flow
+from flows.notes_service import IMAGE, notes_flow
+from gcp_mocks import RecordingMonitor, by_type, run_program
 
 from bfctl.providers.gcp.cloudbuild import remote
 from bfctl.providers.gcp.deploy import Deployment, build_account_id, deployment_of, sources_bucket

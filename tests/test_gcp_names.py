@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
+from flows.notes_service import IMAGE, notes_flow
 from gcp_mocks import mocked, run_program
-from test_gcp_service_program import IMAGE, notes_flow
 
 from bfctl.providers.gcp.deploy import deployment_of, repository_id, service_name
 

@@ -19,10 +19,10 @@ pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
 from fakes import EVENTS
+from flows.notes_service import IMAGE, deploy, notes_flow
 from gcp_mocks import RecordingMonitor, mocked, run_inline, run_program
 from pulumi import automation as auto
 from test_gcp_provider import Fake, Recorder
-from test_gcp_service_program import IMAGE, deploy, notes_flow
 
 from bfctl.providers.base import DeployRequest
 from bfctl.providers.gcp import GCPProvider

@@ -5,20 +5,17 @@ repository and the APIs."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from support import cloud_sql_instance
 
 pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
-from gcp_mocks import GENERATED_PASSWORD, RecordingMonitor, run_program
+from flows.notes_service import IMAGE, deploy, notes_flow
+from gcp_mocks import GENERATED_PASSWORD, RecordingMonitor, by_type, run_program
 
 from bfctl.infra import declared_primitives
-from bfctl.providers.gcp.deploy import Deployment, deployment_of
 from buildflow import Flow
-from buildflow.dependencies.sqlalchemy import SessionDep
 from buildflow.io.gcp import (
     BigQueryDataset,
     BigQueryTable,
@@ -30,43 +27,8 @@ from buildflow.middleware import SessionMiddleware
 from buildflow.secrets import Secret
 from buildflow.types.portable import FileFormat
 
-IMAGE = "us-central1-docker.pkg.dev/my-project/bfctl/notes@sha256:" + "ab" * 32
 USER = "my-project:notes-db/users/notes"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
-
-
-def notes_flow(**service_options: Any) -> tuple[Flow, list[Any]]:
-    app = Flow()
-    instance = cloud_sql_instance("notes-db")
-    database = CloudSQLDatabase(instance=instance, database_name="notes")
-    app.manage(instance, database)
-    db = SessionDep(db_primitive=database, db_user="notes", db_password=Secret("notes-db-password"))
-    service = app.service(**service_options)
-
-    @service.endpoint("/notes")
-    def notes(session: db) -> list[str]:
-        return []
-
-    return app, declared_primitives(app, "gcp")
-
-
-def deploy(flow: Flow, primitives: list[Any], **flags: Any) -> Deployment:
-    deployment = deployment_of(
-        flow,
-        primitives,
-        target="main:app",
-        name="notes-dev",
-        project="my-project",
-        region="us-central1",
-        table={},
-        flags=flags,
-    )
-    assert deployment is not None
-    return deployment
-
-
-def by_type(monitor: RecordingMonitor, token: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in monitor.registered.items() if r["type"] == token}
 
 
 def test_a_flow_without_max_replicas_gets_cloud_runs_default_not_1000(monitor: RecordingMonitor) -> None:
