@@ -10,7 +10,6 @@ running with their data across restarts.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -102,48 +101,6 @@ def fixed_port(host: str | None, port: int | None) -> int | None:
         return int(sock.getsockname()[1])
 
 
-#: What a ``serve`` imports before it reaches the flow, and the libraries bfctl's database
-#: dependencies and migrations import once it does: most of a restart's time when imported
-#: then, so a spare child imports them while the current one serves.
-PRELOADED = (
-    "bfctl.cli",
-    "bfctl.infra",
-    "bfctl.loader",
-    "bfctl.runtime.server",
-    "bfctl.runtime.app",
-    "bfctl.providers.local.provider",
-    "buildflow.dependencies.sqlalchemy",
-    "sqlalchemy.orm",
-    "sqlalchemy.ext.asyncio",
-    "sqlalchemy.dialects.postgresql",
-    "alembic.command",
-    "alembic.runtime.migration",
-)
-
-
-def spare() -> None:
-    """A child's life: import :data:`PRELOADED`, then run the bfctl command line read from stdin
-    (one JSON list) once the supervisor sends it; at end of input without one, exit quietly.
-
-    The flow itself is imported only then, afresh, as it is on disk at that moment.
-    """
-    # Stopped before it serves, it has nothing to tear down: SIGINT just ends it, no traceback.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    for name in PRELOADED:
-        with contextlib.suppress(Exception):  # the serve itself reports what fails to import
-            importlib.import_module(name)
-    line = sys.stdin.readline()
-    if not line:
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    with open(os.devnull, "rb") as nothing:
-        os.dup2(nothing.fileno(), sys.stdin.fileno())
-    sys.argv = ["bfctl", *json.loads(line)]
-    from bfctl.cli import main
-
-    main()
-
-
 class _Child:
     """One ``bfctl serve`` run, started as a spare ahead of its need and told to serve later.
 
@@ -156,7 +113,7 @@ class _Child:
         # Written bytecode is not read back: a save within the second of the last import, of
         # the same size, would otherwise serve the old code (pyc files are checked that coarsely).
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [sys.executable, "-c", "from bfctl.dev import spare; spare()"]
+        command = [sys.executable, "-c", "from bfctl.dev_child import main; main()"]
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, text=True, start_new_session=True)
         self.grace: float | None = None
         self.exit_noticed = False
