@@ -118,10 +118,6 @@ KNOWN_CIRCLES: dict[str, set[frozenset[str]]] = {
     "bfctl": {
         frozenset({"bfctl.doctor", "bfctl.infra"}),
     },
-    # A circle the analysis package (an engine table like WRITERS) removes.
-    "bfctl.runtime": {
-        frozenset({"bfctl.runtime.analysis", "bfctl.runtime.analysis_bigquery"}),
-    },
 }
 
 
