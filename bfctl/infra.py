@@ -48,26 +48,23 @@ def declared_primitives(flow: Any, target: str, used: Sequence[Any] = ()) -> lis
     return primitives
 
 
-#: Attributes by which dependencies name the primitive they use (sink, bucket, session builders,
-#: AnalysisQuery).
-_DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive", "db_primitive", "query_primitive")
-
-
 #: The dependency graph of each flow a command reads: compiled once, however many questions
 #: (what it uses, what it writes, what its buckets and queries are) the command asks of it.
 _GRAPHS: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
-def dependency_primitives(flow: Any, attributes: Sequence[str] = _DEPENDENCY_PRIMITIVES) -> list[Any]:
+def dependency_primitives(flow: Any, attributes: tuple[str, ...] | None = None) -> list[Any]:
     """The primitives the flow's dependencies name by ``attributes`` (``bucket_primitive``: the
-    buckets of ``BucketDependencyBuilder``), read from the dependency graph the runtime builds."""
+    buckets of ``BucketDependencyBuilder``; all of ``DEPENDENCY_PRIMITIVES`` by default), read
+    from the dependency graph the runtime builds."""
+    from buildflow.dependencies.primitives import DEPENDENCY_PRIMITIVES, named_primitives
+
     nodes = _GRAPHS.get(flow)
     if nodes is None:
         from bfctl.runtime.app import FlowApp
 
         nodes = _GRAPHS[flow] = FlowApp(flow).nodes
-    found = [getattr(n.factory.target, attr, None) for n in nodes for attr in attributes]
-    return [p for p in found if p is not None]
+    return [p for n in nodes for p in named_primitives(n.factory.target, attributes or DEPENDENCY_PRIMITIVES)]
 
 
 def unmanaged_primitives(flow: Any) -> list[Any]:

@@ -11,9 +11,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-#: Attributes by which dependencies and their sources name a primitive they use.
-_PRIMITIVE_ATTRS = ("sink_primitive", "bucket_primitive", "db_primitive", "primitive")
-
 
 @dataclasses.dataclass
 class Dependency:
@@ -51,8 +48,9 @@ def _primitive_id(value: Any) -> str | None:
 def _referenced(target: Any) -> Iterator[Any]:
     """Primitives a dependency names: by attribute, or captured by the function or ``__init__``
     that builds it (as ``SessionDep(db_primitive=...)``'s classes do)."""
-    for attr in _PRIMITIVE_ATTRS:
-        yield getattr(target, attr, None)
+    from buildflow.dependencies.primitives import named_primitives
+
+    yield from named_primitives(target)
     fn = vars(target).get("__init__") if isinstance(target, type) else target
     for cell in getattr(fn, "__closure__", None) or ():
         try:

@@ -9,19 +9,16 @@ from typing import Any
 
 from bfctl.runtime.di.graph import Node
 from bfctl.runtime.errors import StartupError
+from buildflow.dependencies.primitives import named_primitives
 from buildflow.flow import Flow
 from buildflow.io.portable import Topic
 from buildflow.io.unsupported import processor_primitives, unsupported_message
-
-#: Attributes by which dependencies name the primitive they use (sink and bucket builders).
-_DEPENDENCY_PRIMITIVES = ("sink_primitive", "bucket_primitive")
 
 
 def _used(flow: Flow, nodes: list[Node]) -> Iterator[Any]:
     yield from processor_primitives(flow)
     for node in nodes:
-        for attr in _DEPENDENCY_PRIMITIVES:
-            yield getattr(node.factory.target, attr, None)
+        yield from named_primitives(node.factory.target)
 
 
 def refuse_unsupported(flow: Flow, nodes: list[Node]) -> None:
