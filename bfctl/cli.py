@@ -334,9 +334,11 @@ def doctor(
     with reported_errors():
         loaded = load(target)
         from bfctl import doctor as checks
+        from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, True, None, public, None, None)
-        passed = checks.run(loaded.flow, infra_target, stack, _gcp(gcp_project, gcp_region), request)
+        provider = infra.provider_for(infra_target, stack, _gcp(gcp_project, gcp_region), request)
+        passed = checks.run(provider, infra.planned_primitives(loaded.flow, provider)[0])
     raise typer.Exit(0 if passed else 1)
 
 

@@ -7,7 +7,7 @@ one line each and its fix below a failed one.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bfctl import console
@@ -43,31 +43,22 @@ def show(checks: Sequence[Check], target: str, stack: str, line: Line = console.
         line(f"No check failed ({len(checks)} run).", "bold green")
 
 
-def run(flow: Any, target: str, stack: str, options: Mapping[str, str | None], deploy: Any) -> bool:
-    """``bfctl doctor``: show every check; True when none failed."""
-    from bfctl import infra
-
-    provider = infra.provider_for(target, stack, options, deploy)
-    primitives, _ = infra.planned_primitives(flow, provider)
+def run(provider: Any, primitives: Sequence[Any]) -> bool:
+    """``bfctl doctor``: show every check of applying ``primitives`` with ``provider``; True when none failed."""
     checks = provider.preflight(primitives)
-    show(checks, target, stack)
+    show(checks, provider.target, provider.stack)
     return not any(c.failed for c in checks)
 
 
-def before_changes(provider: Any, primitives: Sequence[Any], skip: bool) -> None:
-    """The preflight of ``plan`` and ``apply``: its screen, on stderr, and a refusal when a check failed."""
+def preflight_failed(provider: Any, primitives: Sequence[Any], skip: bool) -> bool:
+    """The preflight of ``plan`` and ``apply``: True, its screen shown on stderr, when a check failed."""
     if skip or os.environ.get(SKIP_ENV, "") not in ("", "0"):
-        return
-    from bfctl.infra import Refused
-
+        return False
     checks = provider.preflight(primitives)
     if not any(c.failed for c in checks):
-        return
+        return False
     show(checks, provider.target, provider.stack, _to_stderr)
-    raise Refused(
-        "the preflight found what would make this fail (above); nothing was changed. "
-        f"Fix it and run again, or pass --skip-preflight ({SKIP_ENV}=1) to go on regardless"
-    )
+    return True
 
 
 def _to_stderr(text: str, style: str | None) -> None:

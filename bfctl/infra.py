@@ -102,6 +102,15 @@ def planned_primitives(flow: Any, provider: Any) -> tuple[list[Any], list[Any]]:
     return declared_primitives(flow, provider.target, made), expected
 
 
+def _preflight(provider: Any, primitives: list[Any], skip: bool) -> None:
+    """Refuse to go on when the preflight found what would make the command fail."""
+    if doctor.preflight_failed(provider, primitives, skip):
+        raise Refused(
+            "the preflight found what would make this fail (above); nothing was changed. "
+            f"Fix it and run again, or pass --skip-preflight ({doctor.SKIP_ENV}=1) to go on regardless"
+        )
+
+
 def _say_expected(expected: list[Any]) -> None:
     for primitive in expected:
         console.info(f"{type(primitive).__name__} {primitive.primitive_id()} is used, not managed: expected to exist.")
@@ -191,7 +200,7 @@ def plan(
     """Print the plan; True when it has changes."""
     provider = provider_for(target, stack, options, deploy)
     primitives, expected = planned_primitives(flow, provider)
-    doctor.before_changes(provider, primitives, skip_preflight)
+    _preflight(provider, primitives, skip_preflight)
     warnings = provider.apply_warnings(primitives)
     result = provider.plan(primitives)
     warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(provider, result)
@@ -225,7 +234,7 @@ def apply(
     provider = provider_for(target, stack, options, deploy)
     with provider.locked("bfctl apply", break_lock=break_lock):
         primitives, expected = planned_primitives(flow, provider)
-        doctor.before_changes(provider, primitives, skip_preflight)
+        _preflight(provider, primitives, skip_preflight)
         warnings = provider.apply_warnings(primitives)
         result = provider.plan(primitives)
         losses = result.data_losses()

@@ -114,10 +114,6 @@ KNOWN_CIRCLES: dict[str, set[frozenset[str]]] = {
         frozenset({"buildflow.storage.ddl", "buildflow.storage.duckdb_types"}),
         frozenset({"buildflow.types.bigquery_fields", "buildflow.types.schema"}),
     },
-    # A circle the refactor of targets behind the provider removes (doctor's checks).
-    "bfctl": {
-        frozenset({"bfctl.doctor", "bfctl.infra"}),
-    },
 }
 
 
