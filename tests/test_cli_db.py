@@ -1,6 +1,6 @@
 """``bfctl db`` before a database exists: the first revision writes the migrations folder from
 the files shipped with bfctl, and the commands report a wrong choice or an unapplied stack as
-an error (exit 1, no traceback). The migrations run on a real database in test_migrations.py."""
+an error (exit 1, no traceback). The migrations run on a real database in test_cli_db_migrations.py."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def test_fuzz_hello_example():
 
 
 def test_fuzz_request_parsing_routes():
-    from test_http import make_app
+    from flows.http_app import make_app
 
     with TestClient(make_app(), max_body=1024) as client:
         _fuzz(client, exclude=frozenset({"/boom", "/unserializable"}))  # they fail on purpose
@@ -158,7 +158,7 @@ def test_fuzz_notes_example(notes_outputs):
 def test_default_body_limit_is_413_json():
     """Over the default 10 MiB, a route that takes a body answers 413 as JSON, whether the body
     is a declared parameter or read by the handler itself."""
-    from test_http import make_app
+    from flows.http_app import make_app
 
     too_big = b'{"name": "' + b"x" * (11 * 1024 * 1024) + b'", "price": 1}'
     with TestClient(make_app()) as client:
@@ -376,7 +376,7 @@ def _read_answer(sock: socket.socket) -> tuple[int, bytes]:
 def test_a_compressed_body_is_refused_before_it_is_read_and_others_are_served_meanwhile(coding):
     """A gzip bomb is never expanded: a compressed body is answered 415 while most of it is still
     unsent, and other requests are answered while it is in flight."""
-    from test_http import make_app
+    from flows.http_app import make_app
 
     bomb = _gzip_bomb()
     with TestClient(make_app()) as client:
@@ -423,7 +423,7 @@ def test_gzip_that_is_not_gzip_is_refused_and_handlers_reading_it_get_the_bytes_
 def test_a_json_body_under_another_media_type_is_415_naming_it(content_type):
     """A cross-site page may post text/plain or a form without asking (no CORS preflight): a JSON
     parameter is read only from a JSON media type."""
-    from test_http import make_app
+    from flows.http_app import make_app
 
     with TestClient(make_app()) as client:
         status, _type, content = send(
@@ -439,7 +439,7 @@ def test_a_json_body_under_another_media_type_is_415_naming_it(content_type):
 def test_a_json_body_is_read_under_a_json_media_type_or_none(content_type):
     """``application/json``, ``application/*+json``, or no Content-Type at all, as FastAPI reads
     it (``requests.post(url, data=json.dumps(...))`` sends none)."""
-    from test_http import make_app
+    from flows.http_app import make_app
 
     headers = {} if content_type is None else {"Content-Type": content_type}
     with TestClient(make_app()) as client:
@@ -502,7 +502,7 @@ def test_a_client_trickling_its_headers_or_idle_is_dropped_while_others_are_serv
 def test_a_request_aiohttp_cannot_parse_is_400_and_one_warning_line(path, caplog):
     """Broken HTTP framing (a chunk size that is no number) never reaches the flow: aiohttp
     answers 400, and the log says so in one line, not with an error's traceback."""
-    from test_http import make_app
+    from flows.http_app import make_app
 
     with TestClient(make_app()) as client:
         url = urllib.parse.urlsplit(client.base_url)
@@ -522,7 +522,7 @@ def test_clients_as_buildflow_users_wrote_them_still_post_json():
     """BuildFlow's own tests and samples post with ``requests.post(url, json=...)``; scripts
     also post ``data=json.dumps(...)``, which sends no Content-Type."""
     import requests
-    from test_http import make_app
+    from flows.http_app import make_app
 
     item = {"name": "a", "price": 1}
     with TestClient(make_app()) as client:

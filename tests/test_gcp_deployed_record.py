@@ -20,10 +20,10 @@ pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
 from fakes import EVENTS
+from fakes.pulumi_stand_in import Fake
 from flows.notes_service import IMAGE, deploy, notes_flow
 from gcp_mocks import mocked, run_inline, run_program
 from pulumi import automation as auto
-from test_gcp_provider import Fake
 
 from bfctl.providers.base import DeployRequest
 from bfctl.providers.gcp import GCPProvider

@@ -17,7 +17,8 @@ from support import cloud_sql_instance
 
 pytest.importorskip("pulumi")
 
-from fakes import EVENTS, pulumi_path
+from fakes import EVENTS
+from fakes.pulumi_stand_in import PASSPHRASE, Fake, Recorder
 
 from bfctl.providers import StalePlanError, UnsupportedPrimitiveError, get_provider
 from bfctl.providers.gcp import GCPProvider
@@ -37,32 +38,7 @@ from buildflow.secrets import Secret
 from buildflow.types.portable import FileFormat
 
 PASSWORD = "Pl41n-Notes-Password"
-PASSPHRASE = "correct horse battery staple"
 INSTANCE, DATABASE, USER = "my-project:notes-db", "my-project:notes-db.notes", "my-project:notes-db/users/notes"
-
-
-class Fake:
-    """The stand-in's scenario and the calls it received."""
-
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.log = tmp_path / "pulumi-calls.jsonl"
-        self.monkeypatch = monkeypatch
-        monkeypatch.setenv("PATH", pulumi_path(tmp_path / "bin"))
-        monkeypatch.setenv("FAKE_PULUMI_LOG", str(self.log))
-        monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
-        for var in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE"):
-            monkeypatch.delenv(var, raising=False)
-
-    def scenario(self, name: str) -> None:
-        self.monkeypatch.setenv("FAKE_PULUMI_SCENARIO", str(EVENTS / f"{name}.json"))
-
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def commands(self) -> list[list[str]]:
-        return [c["args"] for c in self.calls()]
 
 
 @pytest.fixture
@@ -80,14 +56,6 @@ def project(tmp_path: Path) -> Path:
 def notes(region: str = "us-central1", project_id: str = "my-project") -> list[Any]:
     instance = cloud_sql_instance("notes-db", project_id=project_id, region=region)
     return [instance, CloudSQLDatabase("notes", instance), CloudSQLUser("notes", PASSWORD, instance)]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, str]] = []
-
-    def __call__(self, resource_id: str, action: str, status: str, message: str = "") -> None:
-        self.events.append((resource_id, action, status, message))
 
 
 def test_plan_runs_preview_and_maps_creates(fake: Fake, project: Path) -> None:

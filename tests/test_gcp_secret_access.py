@@ -19,10 +19,10 @@ pytest.importorskip("pulumi")
 pytest.importorskip("pulumi_gcp")
 
 from fakes import EVENTS
+from fakes.pulumi_stand_in import Fake, Recorder
 from flows.notes_service import IMAGE, deploy, notes_flow
 from gcp_mocks import RecordingMonitor, mocked, run_inline, run_program
 from pulumi import automation as auto
-from test_gcp_provider import Fake, Recorder
 
 from bfctl.providers.base import DeployRequest
 from bfctl.providers.gcp import GCPProvider

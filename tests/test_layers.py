@@ -140,3 +140,15 @@ def test_circles_count_lazy_imports_but_not_type_only_ones(tmp_path: Path) -> No
     assert import_cycles.circles("pkg", packages) == [frozenset({"pkg.d", "pkg.e"})]
     (tmp_path / "c.py").write_text("def later():\n    import pkg.b\n")
     assert import_cycles.circles("pkg", packages) == [frozenset({"pkg.b", "pkg.c"}), frozenset({"pkg.d", "pkg.e"})]
+
+
+def test_no_test_file_imports_another() -> None:
+    """What tests share lives in support.py, fakes/, gcp_mocks.py and flows/: a test file found
+    by its name holds its tests and nothing another file needs."""
+    found = [
+        f"{path.name}:{line} imports {module}"
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        for line, module in imported_modules(ast.parse(path.read_text(), str(path)))
+        if module.partition(".")[0].startswith("test_")
+    ]
+    assert found == []

@@ -7,8 +7,8 @@ import os
 
 import pytest
 import schemathesis
+from flows.http_app import make_app
 from hypothesis import HealthCheck, settings
-from test_http import make_app
 
 from bfctl.runtime.app import FlowApp
 from bfctl.runtime.openapi import document
