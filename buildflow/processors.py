@@ -94,7 +94,10 @@ class _Declared:
 
     @property
     def name(self) -> str:
-        return getattr(self.original_process_fn_or_class, "__name__", repr(self.original_process_fn_or_class))
+        handler = self.original_process_fn_or_class
+        # an object with __call__ is named by its class, as a class processor is: logs and metrics
+        # need a name that stays the same between runs, never an address
+        return getattr(handler, "__name__", None) or type(handler).__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.original_process_fn_or_class(*args, **kwargs)

@@ -274,6 +274,7 @@ def test_an_object_with_an_async_call_is_awaited_as_a_consumer(tmp_path: Path) -
     app = Flow()
     app.consumer(Pulse([b"0"], 1), File(str(tmp_path / "out" / "n.json"), FileFormat.JSON))(Doubler())
 
+    assert [c.name for c in app.consumers] == ["Doubler"]  # what logs and metrics carry, never an address
     assert _handle_batch(FlowApp(app), [b"1", b"2"]) == [True, True]
     assert sorted(r["n"] for r in _rows(tmp_path / "out")) == [2, 4]
 
