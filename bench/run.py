@@ -3,7 +3,9 @@
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
 BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
 list of sections (endpoints, memory, collectors, consumers, pipedream, tools), runs only those; e.g.
-``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone.
+``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone. Each section runs in a process of
+its own and is printed and written as it completes; one that fails, or runs longer than
+BENCH_SECTION_LIMIT seconds (default 900), is reported as such and the others go on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import psutil
 
 from bench.load import CONNECTIONS, LoadResult, have_wrk, run_load
+from bench.sections import SECTION_LIMIT, Section, run_sections
 from bench.servers import ROOT, running
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
@@ -48,16 +51,15 @@ ENDPOINTS = [
     ("4. POST /orders: JSON body, 8 fields", "/orders", ORDER, {}),
 ]
 KINDS = ("bfctl", "aiohttp", "fastapi", "litestar")
-SECTIONS = ("endpoints", "memory", "collectors", "consumers", "pipedream", "tools")
 
 
 def selected_sections() -> list[str]:
     """The sections BENCH_ONLY names (all of them when it is unset)."""
-    only = [s.strip() for s in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if s.strip()]
-    unknown = [s for s in only if s not in SECTIONS]
+    only = [s.strip() for s in os.environ.get("BENCH_ONLY", ",".join(RUNS)).split(",") if s.strip()]
+    unknown = [s for s in only if s not in RUNS]
     if unknown or not only:
         raise SystemExit(
-            f"BENCH_ONLY: unknown section(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}"
+            f"BENCH_ONLY: unknown section(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(RUNS)}"
         )
     return only
 
@@ -279,6 +281,54 @@ def print_pipedream(figures: dict[str, Any]) -> None:
     print()
 
 
+def print_collectors(figures: dict[str, Any]) -> None:
+    print("Collectors (rows/s):")
+    for name, value in figures["rows_per_s"].items():
+        print(f"   {name:<45} {value:>12,.0f}")
+    for name, value in figures["ratios"].items():
+        print(f"   {name:<55} {value:.2f}x")
+
+
+def print_consumers(figures: dict[str, Any]) -> None:
+    print(f"Consumers (messages/s, a backlog of {figures['messages']:,} drained):")
+    for name, value in figures["messages_per_s"].items():
+        print(f"   {name:<45} {value:>12,.0f}")
+    for name, value in figures["ratios"].items():
+        print(f"   {name:<55} {value:.2f}x")
+
+
+def print_figures(title: str) -> Callable[[dict[str, Any]], None]:
+    def printer(figures: dict[str, Any]) -> None:
+        print(title + ":")
+        for name, value in figures.items():
+            print(f"   {name:<40} {value:,.3f}" if isinstance(value, float) else f"   {name:<40} {value:,}")
+
+    return printer
+
+
+def _pipedream() -> dict[str, Any]:
+    from bench.pipedream import flow_latency, overhead
+
+    return {"latency": flow_latency(SECONDS), "overhead": overhead()}
+
+
+def _consumers(workdir: Path) -> dict[str, Any]:
+    from bench.consumers import consumers
+
+    return consumers(workdir)
+
+
+#: The sections by the name BENCH_ONLY gives them, in the order a full run takes them.
+RUNS: dict[str, Section] = {
+    "endpoints": Section("endpoints", lambda _dir: endpoints(), print_table),
+    "memory": Section("memory", lambda _dir: memory(), print_figures("Memory")),
+    "collectors": Section("collectors", collectors, print_collectors),
+    "consumers": Section("consumers", _consumers, print_consumers),
+    "pipedream": Section("pipedream", lambda _dir: _pipedream(), print_pipedream),
+    "tools": Section("tools_seconds", tools, print_figures("Tools seconds")),
+}
+
+
 def main() -> None:
     import tempfile
 
@@ -287,49 +337,9 @@ def main() -> None:
         "load_tool": "wrk" if have_wrk() else "python-closed-loop",
         "seconds_per_run": SECONDS,
     }
-    only = selected_sections()
-    sections: list[tuple[str, Callable[[], Any]]] = [("endpoints", endpoints), ("memory", memory)]
-    for key, fn in sections:
-        if key not in only:
-            continue
-        report[key] = fn()
-        if key == "endpoints":
-            print_table(report[key])
-    if "pipedream" in only:
-        from bench.pipedream import flow_latency, overhead
-
-        report["pipedream"] = {"latency": flow_latency(SECONDS), "overhead": overhead()}
-        print_pipedream(report["pipedream"])
-    if {"collectors", "consumers", "tools"} & set(only):
-        with tempfile.TemporaryDirectory() as tmp:
-            if "collectors" in only:
-                report["collectors"] = collectors(Path(tmp))
-            if "consumers" in only:
-                from bench.consumers import consumers
-
-                report["consumers"] = consumers(Path(tmp))
-            if "tools" in only:
-                report["tools_seconds"] = tools(Path(tmp))
-    if "collectors" in report:
-        print("Collectors (rows/s):")
-        for name, value in report["collectors"]["rows_per_s"].items():
-            print(f"   {name:<45} {value:>12,.0f}")
-        for name, value in report["collectors"]["ratios"].items():
-            print(f"   {name:<55} {value:.2f}x")
-    if "consumers" in report:
-        print(f"Consumers (messages/s, a backlog of {report['consumers']['messages']:,} drained):")
-        for name, value in report["consumers"]["messages_per_s"].items():
-            print(f"   {name:<45} {value:>12,.0f}")
-        for name, value in report["consumers"]["ratios"].items():
-            print(f"   {name:<55} {value:.2f}x")
-    for key in ("memory", "tools_seconds"):
-        if key not in report:
-            continue
-        print(key.replace("_", " ").capitalize() + ":")
-        for name, value in report[key].items():
-            print(f"   {name:<40} {value:,.3f}" if isinstance(value, float) else f"   {name:<40} {value:,}")
     out = ROOT / "bench" / "results.json"
-    out.write_text(json.dumps(report, indent=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        run_sections([RUNS[name] for name in selected_sections()], Path(tmp), report, out, SECTION_LIMIT)
     print(f"\nwritten: {out.relative_to(ROOT)}")
 
 
