@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from flows.notes_service import deploy
 
 from bfctl.providers.connection_budget import (
     RESERVED,
@@ -15,7 +16,7 @@ from bfctl.providers.connection_budget import (
     connection_budget,
     max_connections,
 )
-from bfctl.providers.gcp.deploy import check_instances, deployment_of
+from bfctl.providers.gcp.deploy import check_instances
 from bfctl.providers.gcp.errors import GCPSettingsError
 from buildflow import Flow
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
@@ -135,21 +136,6 @@ def notes_flow(db_primitive: CloudSQLDatabase, **service_options: Any) -> Flow:
     return app
 
 
-def deploy(flow: Flow, primitives: list[Any], flags: dict[str, Any] | None = None) -> Any:
-    deployment = deployment_of(
-        flow,
-        primitives,
-        target="main:app",
-        name="notes-dev",
-        project="my-project",
-        region="us-central1",
-        table={},
-        flags=flags or {},
-    )
-    assert deployment is not None
-    return deployment
-
-
 def test_the_deployment_passes_the_pools_to_every_worker_and_the_plan_says_why() -> None:
     db = database()
     flow = notes_flow(db, min_replicas=0)
@@ -163,7 +149,7 @@ def test_the_deployment_passes_the_pools_to_every_worker_and_the_plan_says_why()
     assert not any("Cloud Run's default" in n for n in notes)  # no longer what decided it
 
     roomy = database("db-custom-2-7680")  # 400: a pool of 3 + 0 in each of 100 instances
-    settings = deploy(notes_flow(roomy, min_replicas=0), [roomy.instance, roomy], {"workers": 1}).settings
+    settings = deploy(notes_flow(roomy, min_replicas=0), [roomy.instance, roomy], workers=1).settings
     assert (settings.max_instances, json.loads(settings.env[POOLS_ENV])) == (100, {roomy.primitive_id(): [3, 0]})
 
 
@@ -171,7 +157,7 @@ def test_a_deployment_that_cannot_fit_is_refused_before_pulumi_runs() -> None:
     db = database()
     flow = notes_flow(db, min_replicas=3, num_replicas=3)
     with pytest.raises(GCPSettingsError, match="need at least"):
-        deploy(flow, [db.instance, db], {"workers": 8})
+        deploy(flow, [db.instance, db], workers=8)
 
 
 def test_each_session_dependency_and_import_time_engine_is_a_pool_of_its_database() -> None:
