@@ -107,8 +107,12 @@ class PostgresWriter(SinkWriter):
         connection = await self._connect()
         try:
             async with connection.cursor().copy(self._copy) as copy:
+                # Rows formatted into the COPY's buffer directly; only a full buffer is awaited
+                # (``write_row`` costs an await per row).
+                formatter = copy.formatter
                 for row in rows:
-                    await copy.write_row(row)
+                    if data := formatter.write_row(row):
+                        await copy.write(data)
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
                 index = _row_index(e)
