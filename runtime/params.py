@@ -10,13 +10,14 @@ import enum
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
 
 from bfctl.runtime.bodies import refuse_encoded, refuse_non_json
 from bfctl.runtime.errors import ClientError
-from bfctl.runtime.validation import Converter, compile_node, compile_type
+from bfctl.runtime.validation import REFUSED, Converter, compile_decoder, compile_node, compile_type
 from buildflow.requests import as_upload
 from buildflow.types.fields import Invalid, parse_type
 from buildflow.uploads import FormParam, UploadFile
@@ -84,6 +85,8 @@ class Params:
         self.body: list[tuple[str, Converter, Any]] = []  # name, convert, default
         self.form: list[FormField] = []
         self.embed_body = False
+        #: The body's one parameter read straight from the bytes, when its type allows.
+        self.decode_body: Callable[[bytes], Any] | None = None
         #: (where, name, annotation, required) of each parameter, for the OpenAPI document.
         self.described: list[tuple[str, str, Any, bool]] = []
 
@@ -103,6 +106,7 @@ class Params:
         self.described.append(("body", name, annotation, default is _MISSING))
         self.body.append((name, compile_type(annotation), default))
         self.embed_body = len(self.body) > 1
+        self.decode_body = None if self.embed_body else compile_decoder(annotation)
 
     def add_form(self, name: str, annotation: Any, declared: FormParam | None) -> None:
         """A parameter of the form body: ``UploadFile`` (or a list of them), ``bytes``, or text
@@ -153,7 +157,15 @@ class Params:
         if raw.body_exists:
             refuse_encoded(raw)
             refuse_non_json(raw)
-        data = await read_json(raw)
+        if self.decode_body is not None:
+            body = await raw.read()
+            value = self.decode_body(body)
+            if value is not REFUSED:
+                out[self.body[0][0]] = value
+                return
+            data = json_of(body)
+        else:
+            data = await read_json(raw)
         if not self.embed_body:
             name, convert, default = self.body[0]
             if data is _MISSING:
@@ -234,7 +246,11 @@ def _upload(value: Any) -> UploadFile:
 async def read_json(raw: Any) -> Any:
     """The decoded JSON body; ``inspect.Parameter.empty`` when there is none (a body over the
     limit raises aiohttp's 413, which the handler's error mapping answers)."""
-    body = await raw.read()
+    return json_of(await raw.read())
+
+
+def json_of(body: bytes) -> Any:
+    """``read_json`` of bytes already read."""
     if not body or body.isspace():  # no copy of the body, as strip() would make
         return _MISSING
     try:

@@ -15,7 +15,7 @@ from buildflow.types.fields import INT_MAX, INT_MIN, Invalid, Shape, TypeNode, p
 
 Converter = Callable[[Any], Any]
 
-__all__ = ["Converter", "Invalid", "compile_node", "compile_type"]
+__all__ = ["REFUSED", "Converter", "Invalid", "compile_decoder", "compile_node", "compile_type"]
 
 
 def _identity(v: Any) -> Any:
@@ -255,3 +255,77 @@ def compile_node(node: TypeNode) -> Converter:
 def compile_type(tp: Any) -> Converter:
     """``compile_node`` of an annotation (TypeError for a type requests cannot carry)."""
     return compile_node(parse_type(tp))
+
+
+#: What a compiled decoder returns for a body it does not take: the converters decide.
+REFUSED = object()
+_DECODED_SCALARS = (str, int, float, bool)
+
+
+def _plain_record(node: TypeNode) -> bool:
+    """A dataclass built by its generated ``__init__`` whose fields are str, int, float or bool
+    (each may be optional), with nothing ``Annotated``: msgspec builds it as the converters do."""
+    params = getattr(node.type, "__dataclass_params__", None)
+    return (
+        node.shape is Shape.RECORD
+        and not node.nullable
+        and not node.metadata
+        and params is not None
+        and params.init
+        and all(
+            f.init and f.type.shape is Shape.SCALAR and f.type.type in _DECODED_SCALARS and not f.type.metadata
+            for f in node.fields
+        )
+    )
+
+
+def _int_check(record: TypeNode, many: bool) -> Callable[[Any], bool] | None:
+    """msgspec reads integers outside the 64-bit signed range exactly, the converters read them
+    otherwise (refused, or rounded through a float as the JSON reader does): a test generated
+    for the record's int fields that they are inside it (None: it has none)."""
+    tests = [
+        f"(o.{f.name} is None or L <= o.{f.name} <= M)" if f.type.nullable else f"L <= o.{f.name} <= M"
+        for f in record.fields
+        if f.type.type is int
+    ]
+    if not tests:
+        return None
+    test = " and ".join(tests)
+    source = (
+        f"def fits(v):\n    for o in v:\n        if not ({test}):\n            return False\n    return True"
+        if many
+        else f"def fits(o):\n    return {test}"
+    )
+    env: dict[str, Any] = {"L": INT_MIN, "M": INT_MAX}
+    exec(source, env)  # noqa: S102 - code generated from the dataclass's own field names
+    fits: Callable[[Any], bool] = env["fits"]
+    return fits
+
+
+def compile_decoder(tp: Any) -> Callable[[bytes], Any] | None:
+    """A decoder from a JSON body straight to ``tp`` in C (msgspec), with no decoded dicts in
+    between, for the types it reads exactly as ``compile_type``'s converter does: a plain
+    dataclass of scalars (``_plain_record``) or a list of them. None for any other type.
+
+    It takes less than the converters (``1.0`` for an int, text for a number, a missing
+    field): for such a body it returns ``REFUSED`` and the converters read it, accept it or
+    build the 422, so every answer stays theirs."""
+    node = parse_type(tp)
+    many = node.shape is Shape.SEQUENCE and node.type is list and not node.nullable and len(node.args) == 1
+    record = node.args[0] if many else node
+    if not _plain_record(record) or node.metadata:
+        return None
+    import msgspec
+
+    decode = msgspec.json.Decoder(list[record.type] if many else record.type).decode  # type: ignore[name-defined]
+    fits = _int_check(record, many)
+    refused = (msgspec.ValidationError, msgspec.DecodeError)
+
+    def decode_or_refuse(body: bytes) -> Any:
+        try:
+            value = decode(body)
+        except refused:
+            return REFUSED
+        return value if fits is None or fits(value) else REFUSED
+
+    return decode_or_refuse
