@@ -155,6 +155,7 @@ def collectors(workdir: Path) -> dict[str, Any]:
     the COPY ceiling measured twice, so a drift of the machine's speed hits all of them alike."""
     import shutil
 
+    from bench.cpu_use import postmaster, tree_cpu
     from bench.servers import bfctl_serve, serving
 
     project = workdir / "collect"
@@ -165,8 +166,11 @@ def collectors(workdir: Path) -> dict[str, Any]:
     one = json.dumps(_rows(1)[0]).encode()
     hundred = json.dumps(_rows(100)).encode()
     try:
-        with serving(bfctl_serve("collect.py:app"), project) as (base, _process, _startup):
+        with serving(bfctl_serve("collect.py:app"), project) as (base, process, _startup):
             runs: dict[str, LoadResult] = {}
+            # CPU µs per request of the server and of PostgreSQL in each kept run.
+            cpu: dict[str, dict[str, float]] = {}
+            database = postmaster(project)
             for _round in range(2):
                 for name, path, body in [
                     ("plain endpoint (req/s)", "/plain", one),
@@ -176,9 +180,13 @@ def collectors(workdir: Path) -> dict[str, Any]:
                     ("collector → PostgreSQL, 100 rows/request", "/pg/hundred", hundred),
                 ]:
                     run_load(base + path, 1, body)
+                    before = tree_cpu(process.pid), tree_cpu(database)
                     result = run_load(base + path, SECONDS, body)
+                    used = tree_cpu(process.pid) - before[0], tree_cpu(database) - before[1]
                     if name not in runs or result.requests_per_s > runs[name].requests_per_s:
                         runs[name] = result
+                        requests = max(result.requests_per_s * SECONDS, 1)
+                        cpu[name] = {"server": used[0] / requests * 1e6, "postgres": used[1] / requests * 1e6}
         ceiling = max(_copy_ceiling(project) for _round in range(2))
     finally:
         subprocess.run([*bfctl, "destroy", "--yes"], cwd=project, stdout=subprocess.DEVNULL, check=True)
@@ -197,6 +205,7 @@ def collectors(workdir: Path) -> dict[str, Any]:
         "ratios": ratios,
         "errors": errors,
         "p99_ms": {name: r.p99_ms for name, r in runs.items()},
+        "cpu_us_per_request": cpu,
     }
 
 
@@ -287,6 +296,9 @@ def print_collectors(figures: dict[str, Any]) -> None:
         print(f"   {name:<45} {value:>12,.0f}")
     for name, value in figures["ratios"].items():
         print(f"   {name:<55} {value:.2f}x")
+    print("   CPU per request (µs): server, PostgreSQL")
+    for name, used in figures.get("cpu_us_per_request", {}).items():
+        print(f"   {name:<45} {used['server']:>8.1f} {used['postgres']:>8.1f}")
 
 
 def print_consumers(figures: dict[str, Any]) -> None:
