@@ -703,11 +703,21 @@ def test_acall_awaits_independent_async_functions_concurrently() -> None:
     assert run(main()) == "leftright"
 
 
-def test_acall_runs_a_layers_sync_functions_in_one_trip_beside_its_async_ones() -> None:
+def in_default_executor(pool: ThreadPoolExecutor, coro: Coroutine[Any, Any, Any]) -> Any:
+    """``coro`` run with ``pool`` as its loop's default executor (what ``acall`` uses without a pool)."""
+
+    async def main() -> Any:
+        asyncio.get_running_loop().set_default_executor(pool)
+        return await coro
+
+    return run(main())
+
+
+def test_acall_without_a_pool_runs_sync_functions_no_async_one_separates_in_one_trip() -> None:
     main_thread = threading.get_ident()
     threads: dict[str, int] = {}
     with CountingPool() as pool:
-        dispatcher = Dispatcher(async_pool=pool)
+        dispatcher = Dispatcher()
 
         def sync(name: str, requires: Sequence[str]) -> None:
             def func(*args: Any) -> str:
@@ -724,9 +734,9 @@ def test_acall_runs_a_layers_sync_functions_in_one_trip_beside_its_async_ones() 
             threads["fetched"] = threading.get_ident()
             return "fetched"
 
-        sync("s4", ["s2"])  # layer 1, beside fetched: one trip while fetched is awaited
-        sync("s5", ["s4"])  # layer 2
-        sync("s6", ["fetched", "s5", "s3"])  # layer 3: layers 2 and 3 (sync only) share one trip
+        sync("s4", ["s2"])
+        sync("s5", ["s4"])
+        sync("s6", ["fetched", "s5", "s3"])  # after fetched: a second trip
 
         plan = dispatcher.plan("s6", frozenset())
         assert [[s.name for s in layer] for layer in plan.layers] == [
@@ -735,19 +745,105 @@ def test_acall_runs_a_layers_sync_functions_in_one_trip_beside_its_async_ones() 
             ["s5"],
             ["s6"],
         ]
-        assert run(dispatcher.acall("s6")) == "s6"
-        assert pool.trips == 3
+        assert in_default_executor(pool, dispatcher.acall("s6")) == "s6"
+        assert pool.trips == 2
         assert threads["fetched"] == main_thread
-        assert len({threads[n] for n in ("s1", "s2", "s3")}) == 1 and threads["s1"] != main_thread
-        assert threads["s5"] == threads["s6"] != main_thread
+        assert len({threads[n] for n in ("s1", "s2", "s3", "s4", "s5")}) == 1 and threads["s1"] != main_thread
 
 
-def test_acall_of_sync_functions_only_takes_one_trip() -> None:
+def test_acall_of_sync_functions_only_takes_one_trip_without_a_pool() -> None:
     with CountingPool() as pool:
-        dispatcher = Dispatcher(async_pool=pool)
+        dispatcher = Dispatcher()
         add_many(dispatcher, {"a": [], "b": [], "c": ["a", "b"], "d": ["c", "a"]})
-        assert run(dispatcher.acall("d")) == "d[\"c['a[]', 'b[]']\", 'a[]']"
+        assert in_default_executor(pool, dispatcher.acall("d")) == "d[\"c['a[]', 'b[]']\", 'a[]']"
         assert pool.trips == 1
+
+
+def test_acall_starts_each_function_once_its_own_inputs_are_ready() -> None:
+    """``c`` needs only ``a``; ``b`` waits for ``c`` to have started. Stage by stage (``a`` and ``b``,
+    then ``c``) ``c`` would start only after ``b`` finished: never."""
+    dispatcher = Dispatcher()
+    c_started = asyncio.Event()
+
+    @dispatcher.add
+    async def a() -> str:
+        return "a"
+
+    @dispatcher.add
+    async def b() -> str:
+        await c_started.wait()
+        return "b"
+
+    @dispatcher.add
+    async def c(a: str) -> str:
+        c_started.set()
+        return "c" + a
+
+    @dispatcher.add
+    def result(c: str, b: str) -> str:
+        return c + b
+
+    assert run(dispatcher.acall("result")) == "cab"
+
+
+def test_acall_with_a_pool_runs_independent_sync_functions_at_once() -> None:
+    """Each waits in its thread for the others to have started: one after the other, they never would;
+    ``c`` (sync, after the async ``a``) also runs while ``b`` still waits."""
+    meet = threading.Barrier(3, timeout=DEADLINE)
+    with ThreadPoolExecutor(3) as pool:
+        dispatcher = Dispatcher(async_pool=pool)
+
+        @dispatcher.add
+        async def a() -> str:
+            return "a"
+
+        @dispatcher.add
+        def b() -> str:
+            meet.wait()
+            return "b"
+
+        @dispatcher.add
+        def c(a: str) -> str:
+            meet.wait()
+            return "c" + a
+
+        @dispatcher.add
+        def d() -> str:
+            meet.wait()
+            return "d"
+
+        @dispatcher.add
+        def result(c: str, b: str, d: str) -> str:
+            return c + b + d
+
+        assert run(dispatcher.acall("result")) == "cabd"
+
+
+def test_a_failure_stops_the_functions_waiting_for_it() -> None:
+    dispatcher = Dispatcher()
+    ran: list[str] = []
+
+    @dispatcher.add
+    async def a() -> str:
+        raise Converted("a failed")
+
+    @dispatcher.add
+    async def b(a: str) -> str:
+        ran.append("b")
+        return a
+
+    @dispatcher.add
+    async def c(a: str) -> str:
+        ran.append("c")
+        return a
+
+    @dispatcher.add
+    async def d(b: str, c: str) -> str:
+        return b + c
+
+    with pytest.raises(Converted, match="a failed"):
+        run(dispatcher.acall("d"))
+    assert ran == []
 
 
 def test_acall_uses_the_loops_default_executor_without_a_pool() -> None:
@@ -780,7 +876,10 @@ def test_a_failure_beside_other_functions_is_raised_once_they_finish() -> None:
         finished.append("sync_one")
         return 1
 
-    dispatcher.add_resource(lambda *args: sum(args), name="total", requires=["slow", "broken", "sync_one"])
+    @dispatcher.add
+    async def total(slow: int, broken: int, sync_one: int) -> int:  # (a sync one would share sync_one's trip)
+        return slow + broken + sync_one
+
     with pytest.raises(Converted, match="broken"):
         run(dispatcher.acall("total"))
     assert sorted(finished) == ["slow", "sync_one"]

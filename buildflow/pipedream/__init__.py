@@ -11,7 +11,7 @@ from buildflow.pipedream.exceptions import (
     ResourceError,
     UnresolvableDependency,
 )
-from buildflow.pipedream.plan import Plan, Stage, Step
+from buildflow.pipedream.plan import Plan, Step
 
 __all__ = [
     "CircularDependency",
@@ -23,7 +23,6 @@ __all__ = [
     "Plan",
     "Resource",
     "ResourceError",
-    "Stage",
     "Step",
     "UnresolvableDependency",
 ]

@@ -3,7 +3,8 @@
 A function's requirements are the names of other functions (or of keyword arguments given at
 call time); ``call`` runs what a name needs, dependencies first. ``acall`` does the same on
 asyncio, where Pipedream used a gevent pool: independent ``async def`` functions are awaited
-together and sync ones take one trip to a thread pool per layer of the graph.
+as soon as their own inputs are ready, and sync ones share a trip to a thread pool, or, given a
+pool, run there at once when independent.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class Dispatcher:
 
     ``async_pool``: Pipedream took a gevent pool in which every function ran as a greenlet. Here it
     is a ``concurrent.futures.Executor`` (or None): ``call`` then runs the functions of each layer of
-    the graph concurrently in it, and ``acall`` makes its thread-pool trips there (None: ``call``
-    runs everything in the calling thread; ``acall`` uses the event loop's default executor).
+    the graph concurrently in it, and ``acall`` runs each sync function there as soon as its inputs
+    are ready, independent ones at once (None: ``call`` runs everything in the calling thread;
+    ``acall`` runs the sync functions that no async one separates in one trip to the event loop's
+    default executor). A flow runs the dispatcher's functions as ``acall`` does.
     """
 
     def __init__(self, async_pool: concurrent.futures.Executor | None = None) -> None:
@@ -279,7 +282,7 @@ class Dispatcher:
         steps = [
             Step(n, r.function, tuple(r.requirements), is_async(r.function)) for n, r in graph.items() if n not in given
         ]
-        compiled = build_plan(name, given, steps, generation)
+        compiled = build_plan(name, given, steps, generation, concurrent_sync=self.async_pool is not None)
         self._plans[(name, given)] = compiled
         return compiled
 
@@ -304,8 +307,8 @@ class Dispatcher:
         return kwargs[name]
 
     async def acall(self, name: str, **kwargs: Any) -> Any:
-        """``call`` on asyncio: independent ``async def`` functions awaited concurrently, the sync
-        functions of a layer in one trip to ``async_pool`` (or the loop's default executor)."""
+        """``call`` on asyncio: each function starts once its own inputs are ready, so the call takes
+        its critical path; sync functions as the class's ``async_pool`` says."""
         compiled = self.plan(name, frozenset(kwargs))
         await run_async(compiled, kwargs, self._recover, self.async_pool)
         return kwargs[name]

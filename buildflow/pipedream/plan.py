@@ -13,6 +13,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from buildflow.pipedream.run import CallState, awaited, in_thread
+from buildflow.pipedream.schedule import Job, Schedule, batch
+
 
 def is_async(function: Callable[..., Any]) -> bool:
     """Whether ``function`` must be awaited: an ``async def`` function, or an object whose
@@ -31,15 +34,6 @@ class Step(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Stage:
-    """What ``acall`` runs at once: ``awaited`` concurrently on the loop, meanwhile ``in_thread`` in
-    one trip to the thread pool, in order (they may span several sync-only layers)."""
-
-    awaited: tuple[Step, ...]
-    in_thread: tuple[Step, ...]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
 class Plan:
     """Everything ``call``/``acall`` need for ``name`` when the keyword arguments ``given`` are passed.
 
@@ -50,7 +44,9 @@ class Plan:
       by earlier layers, so the steps of one layer are independent of each other. Layer 0 needs
       only given names. The last layer is ``(target,)`` (empty plan when ``name`` is given).
     - ``inputs``: the given names the plan reads (``name`` itself when it is given).
-    - ``stages``: ``acall``'s schedule, derived from ``layers``.
+    - ``schedule`` and ``jobs``: how ``acall`` runs it, each function once its own inputs are ready
+      (``async def`` ones awaited; sync ones batched in one trip to the thread pool where no async
+      work comes between them, or each in its own trip when the dispatcher has an ``async_pool``).
     """
 
     name: str
@@ -58,15 +54,19 @@ class Plan:
     order: tuple[Step, ...]
     layers: tuple[tuple[Step, ...], ...]
     inputs: frozenset[str]
-    stages: tuple[Stage, ...]
+    schedule: Schedule[CallState]
+    jobs: tuple[Job[CallState], ...]
     #: The dispatchers' change counter when compiled: a later ``add`` anywhere makes the plan stale.
     generation: int
     #: The first ``async def`` step in ``order``, if any (``call`` cannot run those).
     first_async: Step | None
 
 
-def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generation: int) -> Plan:
-    """Group ``order`` (dependencies first) into layers and ``acall``'s stages."""
+def build_plan(
+    name: str, given: frozenset[str], order: Sequence[Step], generation: int, *, concurrent_sync: bool = False
+) -> Plan:
+    """Group ``order`` (dependencies first) into layers and ``acall``'s jobs; ``concurrent_sync``: each
+    sync function in a trip of its own (the dispatcher has a pool to run them at once)."""
     layer_of: dict[str, int] = {}
     layers: list[list[Step]] = []
     for step in order:
@@ -75,6 +75,11 @@ def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generati
         if depth == len(layers):
             layers.append([])
         layers[depth].append(step)
+    index = {step.name: i for i, step in enumerate(order)}
+    jobs, job_deps = batch(
+        [[index[r] for r in step.requirements if r in index] for step in order],
+        [not (step.is_async or concurrent_sync) for step in order],
+    )
     inputs = {r for step in order for r in step.requirements if r in given}
     if name in given:
         inputs.add(name)
@@ -84,20 +89,13 @@ def build_plan(name: str, given: frozenset[str], order: Sequence[Step], generati
         order=tuple(order),
         layers=tuple(tuple(layer) for layer in layers),
         inputs=frozenset(inputs),
-        stages=_stages(layers),
+        schedule=Schedule(job_deps),
+        jobs=tuple(_job(tuple(order[i] for i in steps)) for steps in jobs),
         generation=generation,
         first_async=next((step for step in order if step.is_async), None),
     )
 
 
-def _stages(layers: list[list[Step]]) -> tuple[Stage, ...]:
-    """One stage per layer, except that consecutive layers of sync functions only share one trip."""
-    stages: list[Stage] = []
-    for layer in layers:
-        awaited = tuple(step for step in layer if step.is_async)
-        in_thread = tuple(step for step in layer if not step.is_async)
-        if not awaited and stages and not stages[-1].awaited:
-            stages[-1] = Stage((), stages[-1].in_thread + in_thread)
-        else:
-            stages.append(Stage(awaited, in_thread))
-    return tuple(stages)
+def _job(steps: tuple[Step, ...]) -> Job[CallState]:
+    """An ``async def`` function awaited, or sync ones (one, or a batch) in one trip to the pool."""
+    return awaited(steps[0]) if steps[0].is_async else in_thread(steps)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildflow.pipedream.plan import Plan, Step
+if TYPE_CHECKING:
+    from buildflow.pipedream.plan import Plan, Step
 
 #: Turns a function's exception into its result, or raises (the dispatcher's error handlers).
 Recover = Callable[[Exception], Any]
+#: What ``acall``'s jobs share: the values by name, the error handlers, the pool of the thread trips.
+CallState = tuple[dict[str, Any], Recover, "concurrent.futures.Executor | None"]
 
 
 def run_in_order(steps: Sequence[Step], values: dict[str, Any], recover: Recover) -> None:
@@ -36,28 +39,32 @@ def run_in_pool(plan: Plan, values: dict[str, Any], recover: Recover, pool: conc
             future.result()  # the first failure, in the layer's order
 
 
-async def _awaited(step: Step, values: dict[str, Any], recover: Recover) -> None:
-    try:
-        values[step.name] = await step.function(*[values[r] for r in step.requirements])
-    except Exception as exc:
-        values[step.name] = recover(exc)
+def awaited(step: Step) -> Callable[[CallState], Awaitable[None]]:
+    """``acall``'s job for an ``async def`` function."""
+    function, requirements, name = step.function, step.requirements, step.name
+
+    async def job(state: CallState) -> None:
+        values, recover, _executor = state
+        try:
+            values[name] = await function(*[values[r] for r in requirements])
+        except Exception as exc:
+            values[name] = recover(exc)
+
+    return job
+
+
+def in_thread(steps: tuple[Step, ...]) -> Callable[[CallState], Awaitable[None]]:
+    """``acall``'s job for sync functions: one trip to the pool that calls them in order."""
+
+    def job(state: CallState) -> Awaitable[None]:
+        values, recover, executor = state
+        return asyncio.get_running_loop().run_in_executor(executor, run_in_order, steps, values, recover)
+
+    return job
 
 
 async def run_async(
     plan: Plan, values: dict[str, Any], recover: Recover, executor: concurrent.futures.Executor | None
 ) -> None:
-    """Stage by stage: its ``async def`` functions gathered, its sync ones in one trip meanwhile."""
-    loop = asyncio.get_running_loop()
-    for stage in plan.stages:
-        if not stage.in_thread and len(stage.awaited) == 1:
-            await _awaited(stage.awaited[0], values, recover)
-            continue
-        jobs: list[Awaitable[None]] = [_awaited(step, values, recover) for step in stage.awaited]
-        if stage.in_thread:
-            jobs.append(loop.run_in_executor(executor, run_in_order, stage.in_thread, values, recover))
-        if len(jobs) == 1:
-            await jobs[0]
-            continue
-        for outcome in await asyncio.gather(*jobs, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome  # the first failure, in the stage's order, once every job has finished
+    """Each function once its own inputs are ready (see ``buildflow.pipedream.schedule``)."""
+    await plan.schedule.run(plan.jobs, (values, recover, executor))
