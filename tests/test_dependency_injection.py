@@ -466,3 +466,74 @@ def test_independent_sync_and_async_dependencies_overlap():
 
     with TestClient(app) as client:
         assert client.get("/overlap").json() == [True, "S"]
+
+
+def test_an_async_dependency_starts_once_its_own_inputs_are_ready():
+    """``waiting`` waits for ``second`` (which needs ``first``) to have started. Stage by stage
+    (``first`` and ``waiting``, then ``second``) ``second`` would start only after ``waiting`` gave up."""
+    second_started = asyncio.Event()
+
+    @dependency(Scope.PROCESS)
+    async def first() -> str:
+        return "first"
+
+    @dependency(Scope.PROCESS)
+    async def second(f: first) -> str:
+        second_started.set()
+        return f + ">second"
+
+    @dependency(Scope.PROCESS)
+    async def waiting() -> bool:
+        await asyncio.wait_for(second_started.wait(), 10)
+        return True
+
+    app = Flow()
+
+    @app.service().endpoint("/diamond")
+    async def diamond(s: second, w: waiting):
+        second_started.clear()
+        return [s, w]
+
+    with TestClient(app) as client:
+        for _ in range(2):
+            response = client.get("/diamond")
+            assert response.status_code == 200, response.text
+            assert response.json() == ["first>second", True]
+
+
+def test_blocking_sync_dependencies_run_at_once_and_plain_ones_share_one_trip():
+    """The two blocking ones wait in their threads for each other: in one trip they never would.
+    The plain ones and the sync handler run in a single thread, in one trip."""
+    meet = threading.Barrier(2, timeout=10)
+
+    @dependency(Scope.PROCESS, blocking=True)
+    def left() -> int:
+        meet.wait()
+        return threading.get_ident()
+
+    @dependency(scope="process", blocking=True)
+    def right() -> int:
+        meet.wait()
+        return threading.get_ident()
+
+    @dependency(Scope.PROCESS)
+    def plain_one() -> int:
+        return threading.get_ident()
+
+    @dependency(Scope.PROCESS)
+    def plain_two(one: plain_one) -> int:
+        return threading.get_ident()
+
+    app = Flow()
+
+    @app.service().endpoint("/blocking")
+    async def blocking(a: left, b: right) -> bool:
+        return a != b
+
+    @app.service().endpoint("/plain")
+    def plain(one: plain_one, two: plain_two) -> bool:
+        return one == two == threading.get_ident()
+
+    with TestClient(app) as client:
+        assert client.get("/blocking").json() is True
+        assert client.get("/plain").json() is True

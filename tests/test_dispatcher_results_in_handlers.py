@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -327,3 +328,68 @@ def test_a_consumer_takes_dispatcher_results_beside_its_message() -> None:
     with TestClient(app):
         assert done.wait(30), "the consumer got no message within 30 s"
     assert seen[0] == "2 USERS: hello"
+
+
+def test_a_dispatcher_function_starts_once_its_own_inputs_are_ready() -> None:
+    """``b`` waits for ``c`` (which needs ``a``) to have started: run stage by stage (``a`` and ``b``,
+    then ``c``), ``c`` would start only once ``b`` gave up (a 500)."""
+    dispatcher = Dispatcher()
+    c_started = asyncio.Event()
+
+    @dispatcher.add
+    async def a() -> str:
+        return "a"
+
+    @dispatcher.add
+    async def b() -> str:
+        await asyncio.wait_for(c_started.wait(), MEETING_DEADLINE)
+        return "b"
+
+    @dispatcher.add
+    async def c(a: str) -> str:
+        c_started.set()
+        return "c" + a
+
+    app = Flow()
+    app.use_dispatcher(dispatcher)
+
+    @app.service().endpoint("/diamond")
+    async def diamond(c, b) -> str:
+        c_started.clear()  # for the next request
+        return c + b
+
+    with TestClient(app) as client:
+        for _ in range(2):
+            response = client.get("/diamond")
+            assert response.status_code == 200, response.text
+            assert response.json() == "cab"
+
+
+def test_a_dispatcher_with_a_pool_runs_its_independent_sync_functions_at_once() -> None:
+    """Each waits in its thread for the other to have started (in one trip, they never would), in
+    the dispatcher's pool."""
+    meet = threading.Barrier(2, timeout=MEETING_DEADLINE)
+    with ThreadPoolExecutor(2, thread_name_prefix="dispatcher-pool") as pool:
+        dispatcher = Dispatcher(async_pool=pool)
+
+        @dispatcher.add
+        def left() -> str:
+            meet.wait()
+            return threading.current_thread().name.split("_")[0]
+
+        @dispatcher.add
+        def right() -> str:
+            meet.wait()
+            return threading.current_thread().name.split("_")[0]
+
+        app = Flow()
+        app.use_dispatcher(dispatcher)
+
+        @app.service().endpoint("/meet")
+        async def both(left, right) -> list[str]:
+            return [left, right]
+
+        with TestClient(app) as client:
+            response = client.get("/meet")
+            assert response.status_code == 200, response.text
+            assert response.json() == ["dispatcher-pool", "dispatcher-pool"]

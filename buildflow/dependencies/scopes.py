@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 T = TypeVar("T")
 
 SCOPE_ATTR = "__buildflow_scope__"
+BLOCKING_ATTR = "__buildflow_blocking__"
 
 
 class Scope(enum.Enum):
@@ -42,16 +43,20 @@ def _as_scope(scope: Scope | str) -> Scope:
 
 
 @overload
-def dependency(scope: Scope | str = ...) -> Callable[[T], T]: ...
+def dependency(scope: Scope | str = ..., *, blocking: bool = ...) -> Callable[[T], T]: ...
 @overload
 def dependency(scope: T) -> T: ...
 
 
-def dependency(scope: Any = DEFAULT_SCOPE) -> Any:
+def dependency(scope: Any = DEFAULT_SCOPE, *, blocking: bool = False) -> Any:
     """Mark a class or function as injectable with ``scope``.
 
     Accepts ``@dependency(Scope.REPLICA)``, ``@dependency(scope="replica")`` and a bare
     ``@dependency`` (default scope, PROCESS).
+
+    ``blocking=True`` (sync ones): it waits on I/O rather than using the CPU, so it is worth a trip
+    to the thread pool of its own, at the same time as the request's other work. Otherwise the sync
+    dependencies of a request share one trip, which costs less when they are quick.
     """
     if callable(scope) and not isinstance(scope, (Scope, str)):
         setattr(scope, SCOPE_ATTR, DEFAULT_SCOPE)
@@ -62,6 +67,8 @@ def dependency(scope: Any = DEFAULT_SCOPE) -> Any:
         if not callable(target):
             raise TypeError(f"@dependency needs a class or a function, got {target!r}")
         setattr(target, SCOPE_ATTR, resolved)
+        if blocking:
+            setattr(target, BLOCKING_ATTR, True)
         return target
 
     return mark
@@ -70,6 +77,11 @@ def dependency(scope: Any = DEFAULT_SCOPE) -> Any:
 def scope_of(target: Any) -> Scope | None:
     """The declared scope of ``target``, or None when it was never marked."""
     return getattr(target, SCOPE_ATTR, None)
+
+
+def is_blocking(target: Any) -> bool:
+    """Whether ``target`` was marked ``@dependency(..., blocking=True)``."""
+    return getattr(target, BLOCKING_ATTR, False) is True
 
 
 process_scoped = dependency(Scope.PROCESS)

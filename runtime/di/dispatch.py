@@ -1,9 +1,10 @@
 """Pipedream dispatcher results as nodes of a handler's dependency graph.
 
 Each dispatcher function a handler needs becomes a PROCESS node of the flow's graph, so the
-handler's compiled per-request plan runs it with the handler's other dependencies (independent
-async ones awaited together, sync ones in the same trip to the thread pool): no second
-scheduler, no reflection per request. The request's path and query values of a name are the
+handler's compiled per-request plan runs it with the handler's other dependencies (each once
+its own inputs are ready; sync ones in the request's shared trip to the thread pool, or, when
+the dispatcher has an ``async_pool``, each in a trip of its own there, as ``acall`` does): no
+second scheduler, no reflection per request. The request's path and query values of a name are the
 call-time keyword arguments of that name; the dispatcher's function of that name then never runs.
 """
 
@@ -57,6 +58,8 @@ class DispatcherResults:
             owner,
             Scope.PROCESS,
             "await" if is_async(function) else "call",
+            blocking=self._dispatcher.async_pool is not None,
+            executor=self._dispatcher.async_pool,
         )
         node = Node(factory, Scope.PROCESS)
         positional = [p for p in parameters(function, f"{self._owner}: {owner}") if p.positional]

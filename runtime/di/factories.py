@@ -6,10 +6,11 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from bfctl.runtime.parameters import describe
-from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, scope_of
+from buildflow.dependencies.scopes import DEFAULT_SCOPE, Scope, is_blocking, scope_of
 from buildflow.pipedream.plan import is_async
 
 log = logging.getLogger("buildflow.runtime")
@@ -26,6 +27,10 @@ class Factory:
     name: str
     scope: Scope
     mode: str  # "call" | "await" | "async_init" | "gen" | "agen" | "value"
+    #: A sync one built in a trip to the thread pool of its own (``executor``, else the worker's),
+    #: at the same time as the request's other work, rather than in the request's shared trip.
+    blocking: bool = False
+    executor: Executor | None = None
 
     @property
     def is_async(self) -> bool:
@@ -102,7 +107,7 @@ def factory_for(target: Any, override: Any = dataclasses.MISSING) -> Factory:
         mode = "await"
     else:
         mode = "call"
-    return Factory(source, name, scope, mode)
+    return Factory(source, name, scope, mode, blocking=is_blocking(source) or is_blocking(target))
 
 
 async def run_teardowns(teardowns: list[Teardown], run_sync: Callable[[Callable[[], None]], Awaitable[None]]) -> None:

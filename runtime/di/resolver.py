@@ -1,9 +1,11 @@
 """The compiled per-request plan of one handler (its PROCESS-scope dependencies).
 
-Worked out once at start-up: dependencies are ordered into *epochs*. In each epoch the async
-ones are awaited together in layers (independent ones concurrently), then every sync one, and
-a sync handler, runs in a single trip to the thread pool. A handler whose sync dependencies
-do not wait on async ones that wait on sync ones (nearly all) takes at most one trip.
+Worked out once at start-up (``buildflow.pipedream.schedule``): each dependency starts as soon
+as its own inputs are ready, so a request takes its critical path; a chain of steps runs inline,
+and only a step that must wait on another chain costs a task. Sync dependencies, and a sync
+handler, share a trip to the thread pool where no async one comes between them: a handler whose
+sync dependencies do not wait on async ones (nearly all) takes at most one trip. A sync one
+marked blocking (or a function of a dispatcher with a pool) takes a trip of its own, at once.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NamedTuple
 
 from bfctl.runtime.di.context import RequestContext
 from bfctl.runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
 from bfctl.runtime.di.graph import Arg, Node, RequestValue, walk
 from bfctl.runtime.parameters import Source
 from buildflow.dependencies.scopes import Scope
+from buildflow.pipedream.schedule import Job, Schedule, batch
 
 Make = Callable[[dict[str, Any], list[Teardown]], Any]
 #: One call of a processor: the request's context (None when nothing asks for it) and its parsed
@@ -36,6 +39,8 @@ class Step:
     make: Make
     args: list[Arg]
     takes_params: bool = False
+    blocking: bool = False
+    executor: Executor | None = None
     consts: dict[str, Any] = dataclasses.field(default_factory=dict)
     slots: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     sources: list[tuple[str, Source]] = dataclasses.field(default_factory=list)
@@ -66,12 +71,15 @@ class Step:
         return kw
 
 
-@dataclasses.dataclass
-class Epoch:
-    layers: list[list[Step]] = dataclasses.field(default_factory=list)
-    sync: list[Step] = dataclasses.field(default_factory=list)
-    #: The sync steps need none of this epoch's async ones: the trip to the pool runs meanwhile.
-    overlap: bool = False
+class State(NamedTuple):
+    """What the jobs of one request share."""
+
+    vals: list[Any]
+    ctx: RequestContext
+    params: dict[str, Any]
+    tds: list[Teardown]
+    loop: asyncio.AbstractEventLoop
+    pool: Executor | None
 
 
 async def not_started(ctx: Any, params: dict[str, Any]) -> Any:
@@ -89,54 +97,48 @@ class RequestPlan:
         nodes = [n for n in walk(roots) if n.scope is Scope.PROCESS]
         self.size = len(nodes) + 1
         self.steps = [
-            Step(i, n.factory.is_async, n.factory.create_async if n.factory.is_async else n.factory.create_sync, n.args)
+            Step(
+                i,
+                n.factory.is_async,
+                n.factory.create_async if n.factory.is_async else n.factory.create_sync,
+                n.args,
+                blocking=n.factory.blocking and not n.factory.is_async,
+                executor=n.factory.executor,
+            )
             for i, n in enumerate(nodes)
         ]
         self.handler = Step(len(nodes), handler_is_async, _handler_make(lambda **kw: None), handler_args, True)
         self._slot_of = {id(n): i for i, n in enumerate(nodes)}
-        self.epochs = self._schedule([*self.steps, self.handler])
+        steps = [*self.steps, self.handler]
+        groups, needs = batch(
+            [
+                [self._slot_of[id(a)] for _, a in s.args if isinstance(a, Node) and a.scope is Scope.PROCESS]
+                for s in steps
+            ],
+            [not (s.is_async or s.blocking) for s in steps],
+        )
+        self.schedule: Schedule[State] = Schedule(needs)
+        self.jobs = tuple(self._job([steps[i] for i in group]) for group in groups)
         self.has_dependencies = bool(nodes)
         self._fn: Callable[..., Any] | None = None
 
-    def _schedule(self, steps: list[Step]) -> list[Epoch]:
-        epoch_of: dict[int, int] = {}
-        layer_of: dict[int, int] = {}
-        by_slot = {s.slot: s for s in steps}
-        for step in steps:  # already in dependency order
-            epoch, layer = 0, 0
-            for _, arg in step.args:
-                if not isinstance(arg, Node) or arg.scope is not Scope.PROCESS:
-                    continue
-                dep = by_slot[self._slot_of[id(arg)]]
-                dep_epoch = epoch_of[dep.slot] + (1 if step.is_async and not dep.is_async else 0)
-                epoch = max(epoch, dep_epoch)
-            for _, arg in step.args:
-                if isinstance(arg, Node) and arg.scope is Scope.PROCESS:
-                    dep = by_slot[self._slot_of[id(arg)]]
-                    if step.is_async and dep.is_async and epoch_of[dep.slot] == epoch:
-                        layer = max(layer, layer_of[dep.slot] + 1)
-            epoch_of[step.slot], layer_of[step.slot] = epoch, layer
-        epochs = [Epoch() for _ in range(max(epoch_of.values()) + 1)]
-        for step in steps:
-            target = epochs[epoch_of[step.slot]]
-            if step.is_async:
-                while len(target.layers) <= layer_of[step.slot]:
-                    target.layers.append([])
-                target.layers[layer_of[step.slot]].append(step)
-            else:
-                target.sync.append(step)
-        for scheduled in epochs:  # (a sync handler tears down in its own trip: it never overlaps)
-            async_slots = {s.slot for layer in scheduled.layers for s in layer}
-            scheduled.overlap = (
-                bool(scheduled.layers and scheduled.sync)
-                and self.handler not in scheduled.sync
-                and not any(
-                    isinstance(arg, Node) and arg.scope is Scope.PROCESS and self._slot_of[id(arg)] in async_slots
-                    for step in scheduled.sync
-                    for _, arg in step.args
-                )
+    def _job(self, steps: list[Step]) -> Job[State]:
+        """An async step awaited, or sync ones in one trip to their pool."""
+        if steps[0].is_async:
+            step = steps[0]
+
+            async def awaited(state: State) -> None:
+                state.vals[step.slot] = await step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
+
+            return awaited
+        executor = steps[0].executor
+
+        def in_thread(state: State) -> Awaitable[None]:
+            return state.loop.run_in_executor(
+                executor or state.pool, self._run_sync, steps, state.vals, state.ctx, state.params, state.tds
             )
-        return epochs
+
+        return in_thread
 
     def finalize(self, handler: Callable[..., Any]) -> None:
         """Bind the handler and the built REPLICA/GLOBAL values (once per worker)."""
@@ -202,47 +204,11 @@ class RequestPlan:
         vals: list[Any] = [None] * self.size
         tds: list[Teardown] = []
         try:
-            for epoch in self.epochs:
-                if epoch.overlap:
-                    hop = loop.run_in_executor(pool, self._run_sync, epoch.sync, vals, ctx, params, tds)
-                    try:
-                        await self._layers(epoch.layers, vals, ctx, params, tds)
-                    finally:
-                        await hop  # never leave the thread running on our values
-                    continue
-                await self._layers(epoch.layers, vals, ctx, params, tds)
-                if epoch.sync:
-                    await loop.run_in_executor(pool, self._run_sync, epoch.sync, vals, ctx, params, tds)
+            await self.schedule.run(self.jobs, State(vals, ctx, params, tds, loop, pool))
             return vals[self.handler.slot]
         finally:
             if tds:
                 await run_teardowns(tds, lambda fn: loop.run_in_executor(pool, fn))
-
-    async def _layers(
-        self,
-        layers: list[list[Step]],
-        vals: list[Any],
-        ctx: RequestContext,
-        params: dict[str, Any],
-        tds: list[Teardown],
-    ) -> None:
-        for layer in layers:
-            if len(layer) == 1:
-                step = layer[0]
-                vals[step.slot] = await step.make(step.kwargs(vals, ctx, params), tds)
-            else:
-                await self._gather(layer, vals, ctx, params, tds)
-
-    async def _gather(
-        self, layer: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]
-    ) -> None:
-        results = await asyncio.gather(
-            *(step.make(step.kwargs(vals, ctx, params), tds) for step in layer), return_exceptions=True
-        )
-        for step, result in zip(layer, results, strict=True):
-            if isinstance(result, BaseException):
-                raise result
-            vals[step.slot] = result
 
     def _run_sync(
         self, steps: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]
