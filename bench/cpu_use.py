@@ -27,5 +27,7 @@ def tree_cpu(pid: int) -> float:
 
 def postmaster(project: Path) -> int:
     """The pid of the embedded PostgreSQL serving ``project`` (its postmaster.pid file)."""
-    pid_file = next((project / ".buildflow").rglob("postmaster.pid"))
-    return int(pid_file.read_text().splitlines()[0])
+    from bfctl.providers.local.postgres import EmbeddedPostgres
+
+    server = next((project / ".buildflow").rglob("admin-password")).parent
+    return int((EmbeddedPostgres(server).pgdata / "postmaster.pid").read_text().splitlines()[0])
