@@ -1,5 +1,9 @@
 """``make bench``'s Pipedream section: what the dispatcher costs over calling the functions by hand.
 
+``diamond()`` and ``flow_diamond()`` time a diamond with uneven durations (``a`` 10 ms, ``c(a)`` 10 ms,
+``b`` 30 ms; the result needs ``c`` and ``b``) against its critical path (30 ms) and against running it
+stage by stage (40 ms), through ``acall`` and through a flow endpoint.
+
 ``overhead()`` times a diamond of four trivial functions (``a``; ``b(a)`` and ``c(a)``; ``d(b, c)``)
 run through the dispatcher against the same calls written out, timeit-style: ``RUNS`` calls per
 timing, the best of ``REPEATS`` timings kept. Three cases: async functions under ``acall``, sync
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -125,6 +130,80 @@ def overhead() -> dict[str, Any]:
     }
 
 
+#: The diamond's durations (seconds) and what it should take: its critical path, and stage by stage.
+A, B, C = 0.01, 0.03, 0.01
+CRITICAL_PATH_MS = max(A + C, B) * 1e3
+STAGES_MS = (max(A, B) + C) * 1e3
+#: At most this share of the critical path (the issue's goal).
+DIAMOND_GOAL = 1.1
+DIAMOND_CALLS = int(os.environ.get("BENCH_DIAMOND_CALLS", "100"))
+
+
+def _diamond_graph() -> tuple[Dispatcher, Callable[[], Awaitable[int]]]:
+    dispatcher = Dispatcher()
+
+    @dispatcher.add
+    async def a() -> int:
+        await asyncio.sleep(A)
+        return 1
+
+    @dispatcher.add
+    async def b() -> int:
+        await asyncio.sleep(B)
+        return 2
+
+    @dispatcher.add
+    async def c(a: int) -> int:
+        await asyncio.sleep(C)
+        return a + 2
+
+    @dispatcher.add
+    async def result(c: int, b: int) -> int:
+        return c + b
+
+    async def in_stages() -> int:
+        x, y = await asyncio.gather(a(), b())
+        return await result(await c(x), y)
+
+    return dispatcher, in_stages
+
+
+def _p50_ms(fn: Callable[[], Awaitable[Any]], calls: int) -> float:
+    async def loop() -> list[float]:
+        took = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            await fn()
+            took.append(time.perf_counter() - start)
+        return took
+
+    return statistics.median(asyncio.run(loop())) * 1e3
+
+
+def _diamond_figures(p50: dict[str, float]) -> dict[str, Any]:
+    through = next(iter(p50.values()))
+    ratio = through / CRITICAL_PATH_MS
+    return {
+        "p50_ms": {name: round(ms, 2) for name, ms in p50.items()},
+        "critical_path_ms": CRITICAL_PATH_MS,
+        "stage_by_stage_ms": STAGES_MS,
+        "over_critical_path": round(ratio, 3),
+        "over_stage_by_stage": round(through / STAGES_MS, 3),
+        "goal": DIAMOND_GOAL,
+        "met": ratio <= DIAMOND_GOAL,
+    }
+
+
+def diamond() -> dict[str, Any]:
+    """p50 of ``acall`` on the diamond, one call at a time, beside the same run stage by stage by hand."""
+    dispatcher, in_stages = _diamond_graph()
+    p50 = {
+        "acall": _p50_ms(lambda: dispatcher.acall("result"), DIAMOND_CALLS),
+        "stage by stage, by hand": _p50_ms(in_stages, DIAMOND_CALLS),
+    }
+    return {"calls": DIAMOND_CALLS, **_diamond_figures(p50)}
+
+
 #: Clients at once for the latency figures: few enough that requests do not queue for the CPU
 #: (64, the other sections' load, keeps one worker busy and measures its throughput instead).
 LATENCY_CONNECTIONS = 4
@@ -139,18 +218,8 @@ def flow_latency(seconds: float) -> dict[str, Any]:
     Both served by one ``bfctl serve`` (bench/apps/dispatch.py), loaded in turn, twice, each one's
     better run kept, as the other sections do.
     """
-    from bench.load import run_load
-    from bench.servers import APPS, bfctl_serve, serving
-
     scenarios = {"dispatcher results (one plan)": "/together", "awaited one after another": "/in-turn"}
-    best: dict[str, Any] = {}
-    with serving(bfctl_serve(f"{APPS / 'dispatch.py'}:app"), probe="/together") as (base, _process, _startup):
-        for _round in range(2):
-            for name, path in scenarios.items():
-                run_load(base + path, 1, connections=LATENCY_CONNECTIONS)  # warm-up
-                result = run_load(base + path, seconds, connections=LATENCY_CONNECTIONS)
-                if result.p50_ms is not None and (name not in best or result.p50_ms < best[name].p50_ms):
-                    best[name] = result
+    best = _best_loads(scenarios, seconds)
     together, in_turn = (best[name].p50_ms for name in scenarios)
     ratio = together / in_turn
     return {
@@ -162,3 +231,49 @@ def flow_latency(seconds: float) -> dict[str, Any]:
         "goal": LATENCY_GOAL,
         "met": ratio <= LATENCY_GOAL,
     }
+
+
+def flow_diamond(seconds: float) -> dict[str, Any]:
+    """p50 of an endpoint taking the diamond as dispatcher results (bench/apps/dispatch.py), beside
+    one running it stage by stage by hand; loaded as ``flow_latency`` does."""
+    scenarios = {"dispatcher results (one plan)": "/diamond", "stage by stage, by hand": "/diamond-stages"}
+    best = _best_loads(scenarios, seconds)
+    figures = _diamond_figures({name: best[name].p50_ms for name in scenarios})
+    return {"connections": LATENCY_CONNECTIONS, **figures, "errors": {n: r.errors for n, r in best.items() if r.errors}}
+
+
+def _best_loads(scenarios: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Each path of one ``bfctl serve`` of bench/apps/dispatch.py loaded in turn, twice; each one's
+    better run (by p50) kept, as the other sections do."""
+    from bench.load import run_load
+    from bench.servers import APPS, bfctl_serve, serving
+
+    best: dict[str, Any] = {}
+    first = next(iter(scenarios.values()))
+    with serving(bfctl_serve(f"{APPS / 'dispatch.py'}:app"), probe=first) as (base, _process, _startup):
+        for _round in range(2):
+            for name, path in scenarios.items():
+                run_load(base + path, 1, connections=LATENCY_CONNECTIONS)  # warm-up
+                result = run_load(base + path, seconds, connections=LATENCY_CONNECTIONS)
+                if result.p50_ms is not None and (name not in best or result.p50_ms < best[name].p50_ms):
+                    best[name] = result
+    return best
+
+
+def diamonds(seconds: float) -> dict[str, Any]:
+    """The diamond through ``acall`` and through a flow endpoint."""
+    return {"acall": diamond(), "flow endpoint": flow_diamond(seconds)}
+
+
+def print_diamonds(figures: dict[str, Any]) -> None:
+    print(
+        f"   the diamond (a {A * 1e3:g} ms, c(a) {C * 1e3:g} ms, b {B * 1e3:g} ms; result(c, b)): "
+        f"critical path {CRITICAL_PATH_MS:g} ms, stage by stage {STAGES_MS:g} ms"
+    )
+    for case, row in figures.items():
+        shown = ", ".join(f"{name} {ms:.2f} ms" for name, ms in row["p50_ms"].items())
+        verdict = "met" if row["met"] else "MISSED"
+        print(
+            f"      {case:<14} p50 {shown}: {row['over_critical_path']:.2f}x the critical path "
+            f"(goal ≤ {row['goal']}: {verdict}), {row['over_stage_by_stage']:.2f}x stage by stage"
+        )
