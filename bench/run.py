@@ -2,7 +2,8 @@
 
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
 BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
-list of sections (endpoints, memory, collectors, consumers, pipedream, tools), runs only those; e.g.
+list of sections (endpoints, memory, collectors, consumers, pipedream, tools,
+coldstart), runs only those; e.g.
 ``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone. Each section runs in a process of
 its own and is printed and written as it completes; one that fails, or runs longer than
 BENCH_SECTION_LIMIT seconds (default 900), is reported as such and the others go on.
@@ -285,6 +286,9 @@ def print_pipedream(figures: dict[str, Any]) -> None:
     from bench.pipedream import print_diamonds
 
     print_diamonds(figures["diamond"])
+    from bench.pipedream import print_diamonds
+
+    print_diamonds(figures["diamond"])
     overhead = figures["overhead"]
     print(f"   dispatcher over calls by hand, {overhead['graph']}:")
     for name, case in overhead.items():
@@ -327,6 +331,18 @@ def _pipedream() -> dict[str, Any]:
     return {"latency": flow_latency(SECONDS), "diamond": diamonds(SECONDS), "overhead": overhead()}
 
 
+def _coldstart(workdir: Path) -> dict[str, Any]:
+    from bench.coldstart import coldstart
+
+    return coldstart(workdir)
+
+
+def _print_coldstart(figures: dict[str, Any]) -> None:
+    from bench.coldstart import print_coldstart
+
+    print_coldstart(figures)
+
+
 def _consumers(workdir: Path) -> dict[str, Any]:
     from bench.consumers import consumers
 
@@ -341,6 +357,7 @@ RUNS: dict[str, Section] = {
     "consumers": Section("consumers", _consumers, print_consumers),
     "pipedream": Section("pipedream", lambda _dir: _pipedream(), print_pipedream),
     "tools": Section("tools_seconds", tools, print_figures("Tools seconds")),
+    "coldstart": Section("coldstart", _coldstart, _print_coldstart),
 }
 
 
