@@ -286,9 +286,6 @@ def print_pipedream(figures: dict[str, Any]) -> None:
     from bench.pipedream import print_diamonds
 
     print_diamonds(figures["diamond"])
-    from bench.pipedream import print_diamonds
-
-    print_diamonds(figures["diamond"])
     overhead = figures["overhead"]
     print(f"   dispatcher over calls by hand, {overhead['graph']}:")
     for name, case in overhead.items():
