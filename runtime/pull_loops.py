@@ -3,8 +3,10 @@
 A loop pulls a batch, hands it to its consumer, then acknowledges the messages whose rows are
 durable and nacks the others (the source delivers those again after its ``backoff`` delay, and
 the consumer's ``failures`` log says when); it pulls again only then, so a sink that falls behind holds the
-loop back (``CompiledConsumer`` waits for room in the sink's queue). While a batch is worked
-on longer than half its lease, the lease is extended.
+loop back (``CompiledConsumer`` waits for room in the sink's queue). The acknowledgement alone
+goes on while the next batch is pulled (a round trip off every batch's path: its rows are
+durable already, and a lost ack only means a delivery again); one is in flight per loop at
+most. While a batch is worked on longer than half its lease, the lease is extended.
 
 Shutdown (``stop_pulling``, then ``stop``): no loop pulls again; the batches in flight are
 finished, written and settled until the deadline, after which what is left is given back
@@ -38,8 +40,16 @@ class PullLoop:
         self.consumer = consumer
         self.reader = reader
         self._stopping = stopping
+        #: The acknowledgement of the last batch, sent while the next one is pulled.
+        self._acking: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
+        try:
+            await self._pull_and_handle()
+        finally:  # also when cancelled: the rows are durable, the ack is owed
+            await self._acked()
+
+    async def _pull_and_handle(self) -> None:
         retry = _RETRY_FIRST
         while not self._stopping.is_set():
             try:
@@ -74,9 +84,18 @@ class PullLoop:
         failed = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if not ok]
         self.consumer.failures.handled(d for d, ok in zip(batch, done, strict=True) if ok)
         if handled:
-            await self._settle(self.reader.ack, handled, "acknowledging")
+            await self._acked()
+            self._acking = asyncio.get_running_loop().create_task(
+                self._settle(self.reader.ack, handled, "acknowledging")
+            )
         if failed:
             await self._settle(self.reader.nack, failed, "nacking")
+
+    async def _acked(self) -> None:
+        """Wait for the last batch's acknowledgement (``_settle`` logs its failure)."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            await asyncio.shield(acking)
 
     async def _keep_leases(self, ack_ids: list[str], lease: float) -> None:
         while True:

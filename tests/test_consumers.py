@@ -5,11 +5,12 @@ per-message failure and redelivery, dependencies of every scope, start-up errors
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from support import serving, write
 
 from bfctl.runtime.app import FlowApp
 from bfctl.runtime.errors import StartupError
+from bfctl.runtime.pull_loops import PullLoop
 from bfctl.runtime.sources import Delivery
+from bfctl.runtime.sources.pulse import PulseReader
 from bfctl.testing import TestClient
 from buildflow import Flow
 from buildflow.dependencies.headers import BearerCredentials
@@ -279,6 +282,67 @@ def test_an_object_with_an_async_call_is_awaited_as_a_consumer(tmp_path: Path) -
     assert sorted(r["n"] for r in _rows(tmp_path / "out")) == [2, 4]
 
 
+class AckedSlowly(PulseReader):
+    """A Pulse whose first acknowledgement answers only once the loop has pulled again (or
+    after a bounded wait, saying so)."""
+
+    def __init__(self, pulse: Pulse) -> None:
+        super().__init__(pulse)
+        self.pulls = 0
+        self.second_pull = asyncio.Event()
+        self.first_acked = asyncio.Event()
+        self.pulled_during_first_ack = False
+        self.acked: list[str] = []
+
+    async def pull(self, max_messages: int) -> list[Delivery]:
+        self.pulls += 1
+        if self.pulls == 2:
+            self.second_pull.set()
+        return await super().pull(max_messages)
+
+    async def ack(self, ack_ids: Sequence[str]) -> None:
+        if not self.acked:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.second_pull.wait(), 10)
+            self.pulled_during_first_ack = self.second_pull.is_set()
+            self.first_acked.set()
+        self.acked.extend(ack_ids)
+        await super().ack(ack_ids)
+
+
+def test_the_next_batch_is_pulled_while_the_last_one_is_acknowledged(tmp_path: Path) -> None:
+    """The ack is off the loop's path (its rows are durable already), and still sent: the
+    loop's last ack is awaited when it stops."""
+    app = Flow()
+    pulse = Pulse([b"1", b"2", b"3"], 0)
+
+    @app.consumer(pulse, File(str(tmp_path / "out" / "n.json"), FileFormat.JSON))
+    async def handle(item: bytes) -> dict[str, int]:
+        return {"n": int(item)}
+
+    flow_app = FlowApp(app)
+    reader = AckedSlowly(pulse)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        consumer = flow_app.consumers.consumers[0]
+        stopping = asyncio.Event()
+        with ThreadPoolExecutor(2) as pool:
+            await flow_app.sinks.start()
+            await consumer.start(loop, pool)
+            await reader.open()
+            task = loop.create_task(PullLoop(consumer, reader, stopping).run())
+            await asyncio.wait_for(reader.first_acked.wait(), WAIT)
+            stopping.set()
+            await task
+            await flow_app.sinks.stop()
+
+    asyncio.run(run())
+    assert reader.pulled_during_first_ack
+    assert reader.acked[:1] == ["0"]
+    assert len(reader.acked) == flow_app.consumers.consumers[0].handled  # every handled one acked, the last too
+
+
 # -- classes and dependencies -------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["sync", "async", "class"])
 def test_every_scope_is_injected_as_for_endpoints(kind: str) -> None:
@@ -401,6 +465,7 @@ def test_worker_count_counts_consumers_replicas() -> None:
 # -- a real bfctl serve ------------------------------------------------------------------------
 NUMBERED = """\
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import os
