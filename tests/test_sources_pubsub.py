@@ -17,12 +17,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakes.cloudbuild import storage_emulator
+from gcloud.aio.pubsub import SubscriberMessage
 
 from bfctl.providers.local import LocalProvider
 from bfctl.providers.local.pubsub import MODE_VARIABLE
+from bfctl.runtime.redelivery import Backoff
 from bfctl.runtime.sinks import writer_for
 from bfctl.runtime.sources import Delivery, SourceReader, reader_for
-from bfctl.runtime.sources.pubsub import PubSubReader, StorageDownloads
+from bfctl.runtime.sources.pubsub import IDLE_FIRST_SECONDS, PubSubReader, StorageDownloads
 from buildflow.dependencies.flow_dependencies import ResourceOutputs
 from buildflow.io.gcp import GCPPubSubSubscription, GCPPubSubTopic
 from buildflow.io.primitive import Primitive
@@ -243,3 +245,41 @@ def test_subscriptions_come_back_after_an_emulator_restart_and_go_with_destroy(p
     provider.apply(provider.plan([p for p in PRIMITIVES if p is not GONE]))
     assert emulator_status(provider, GONE) == 404
     assert os.environ.get(MODE_VARIABLE) == "emulator"
+
+
+class ScriptedSubscriber:
+    """Stands in for Pub/Sub: each ``pull_now`` answers the next of ``answers`` (message ids)."""
+
+    def __init__(self, answers: list[list[str]]) -> None:
+        self.answers = answers
+
+    async def pull_now(self, subscription: str, max_messages: int) -> list[SubscriberMessage]:
+        ids = self.answers.pop(0)
+        return [
+            SubscriberMessage.from_repr(
+                {"ackId": f"ack-{i}", "message": {"messageId": i, "data": "", "publishTime": "2026-01-01T00:00:00Z"}}
+            )
+            for i in ids
+        ]
+
+
+class RecordedRests(PubSubReader):
+    """Records the pauses between pulls instead of taking them."""
+
+    def __init__(self) -> None:
+        super().__init__("projects/p/subscriptions/s", None, 10.0, "scripted", Backoff())
+        self.rests: list[float] = []
+
+    async def _rest(self, seconds: float) -> None:
+        self.rests.append(seconds)
+
+
+def test_an_empty_answer_while_a_backlog_drains_is_asked_again_at_once_then_idle_pulls_back_off() -> None:
+    reader = RecordedRests()
+    reader._client = ScriptedSubscriber([["1"], [], ["2"], [], [], [], ["3"]])
+
+    async def run() -> list[list[str]]:
+        return [[d.ack_id for d in await reader.pull(100)] for _ in range(3)]
+
+    assert asyncio.run(run()) == [["ack-1"], ["ack-2"], ["ack-3"]]
+    assert reader.rests == [0.0, 0.0, IDLE_FIRST_SECONDS, 2 * IDLE_FIRST_SECONDS]

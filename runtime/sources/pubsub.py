@@ -18,7 +18,8 @@ A pull the service holds while no message comes (the emulator holds one about 90
 worker that stops meanwhile: the connection closed, the service may still hand the next
 messages to that pull, and they wait out the ack deadline (600 s) before anyone else gets them.
 So every pull asks to be answered at once (``returnImmediately``; the client's ``pull`` has no
-such flag), an idle reader asks again after a pause that grows to ``IDLE_MOST_SECONDS``, and
+such flag), an idle reader asks again after a pause that grows to ``IDLE_MOST_SECONDS`` (the
+first empty answer after messages is asked again at once: a draining backlog never waits), and
 ``close`` waits for a pull still in flight (a cancelled ``pull`` leaves it running) and gives
 back what it brought at once (ack deadline 0).
 
@@ -48,7 +49,7 @@ from buildflow.types.gcp import GCSChangeStreamEventType, GCSFileChangeEvent
 
 #: The longest a ``pull`` call waits for messages.
 WAIT_SECONDS = 1.0
-#: Pauses between pulls while none brings messages: the first, doubling up to the longest.
+#: Pauses between pulls while none brings messages (after an immediate retry): the first, doubling up to the longest.
 IDLE_FIRST_SECONDS, IDLE_MOST_SECONDS = 0.05, 0.5
 #: The longest one pull request may take.
 _PULL_TIMEOUT = 10
@@ -150,7 +151,7 @@ class PubSubReader(SourceReader):
         self.downloads = downloads
         self._client: Any = None
         self._pending: InFlight[list[Any]] = InFlight()
-        self._idle = IDLE_FIRST_SECONDS
+        self._idle = 0.0
         #: message id -> deliveries this reader saw (where the service does not count them)
         self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
         #: ack id -> (message id, attempt) of what was handed out and not settled
@@ -169,13 +170,18 @@ class PubSubReader(SourceReader):
         while True:
             messages = await self._pull(max_messages)
             if messages:
-                self._idle = IDLE_FIRST_SECONDS
+                self._idle = 0.0
                 return [self._delivery(m) for m in messages]
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return []
-            await asyncio.sleep(min(self._idle, left))
-            self._idle = min(self._idle * 2, IDLE_MOST_SECONDS)
+            await self._rest(min(self._idle, left))
+            self._idle = min(max(self._idle * 2, IDLE_FIRST_SECONDS), IDLE_MOST_SECONDS)
+
+    async def _rest(self, seconds: float) -> None:
+        """The pause before pulling again after an empty pull: none after one that brought
+        messages (an answer given at once may be empty while a backlog drains), then growing."""
+        await asyncio.sleep(seconds)
 
     def _delivery(self, message: Any) -> Delivery:
         attributes = message.attributes or {}
