@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bfctl.providers.errors import ProviderError
 
 # A lock file with no readable content younger than this may still be being written.
@@ -39,6 +37,8 @@ class LockInfo:
 
     @classmethod
     def for_this_process(cls, command: str) -> LockInfo:
+        import psutil  # imported by the commands that lock, not by every one that reads state
+
         return cls(
             pid=os.getpid(),
             hostname=socket.gethostname(),
@@ -51,6 +51,8 @@ class LockInfo:
 
 def holder_is_alive(info: LockInfo) -> bool | None:
     """True/False for a holder on this host; None when it is on another host (cannot tell)."""
+    import psutil
+
     if info.hostname != socket.gethostname():
         return None
     try:

@@ -9,13 +9,24 @@ secret changed without storing the secret.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
+from typing import TYPE_CHECKING
 
-from scramp import ScramException, ScramMechanism
+if TYPE_CHECKING:
+    from scramp import ScramMechanism
 
 _PREFIX = "SCRAM-SHA-256$"
 _ITERATIONS = 4096  # PostgreSQL's default scram_iterations
-_MECHANISM = ScramMechanism("SCRAM-SHA-256")
+
+
+@functools.cache
+def _mechanism() -> ScramMechanism:
+    """Made on first use: scramp (and asn1crypto under it) is a long import that serving a flow
+    without secrets does not need."""
+    from scramp import ScramMechanism
+
+    return ScramMechanism("SCRAM-SHA-256")
 
 
 def _b64(raw: bytes) -> str:
@@ -24,7 +35,7 @@ def _b64(raw: bytes) -> str:
 
 def scram_verifier(secret: str, salt: bytes | None = None, iterations: int = _ITERATIONS) -> str:
     """``SCRAM-SHA-256$<iterations>:<salt>$<stored key>:<server key>`` for ``secret``."""
-    salt, stored_key, server_key, iterations = _MECHANISM.make_auth_info(secret, iterations, salt)
+    salt, stored_key, server_key, iterations = _mechanism().make_auth_info(secret, iterations, salt)
     return f"{_PREFIX}{iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
 
 
@@ -34,6 +45,8 @@ def is_verifier(value: object) -> bool:
 
 def secret_matches(secret: str, verifier: object) -> bool:
     """True when ``verifier`` was made from ``secret`` (constant-time comparison)."""
+    from scramp import ScramException
+
     if not isinstance(verifier, str) or not is_verifier(verifier):
         return False
     try:

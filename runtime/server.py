@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -261,6 +260,8 @@ def _serve_forked(
     json_logs: JsonLogs | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> int:
+    import multiprocessing  # for the flag below: one worker (Cloud Run's usual case) needs none of it
+
     reuse_port = hasattr(socket, "SO_REUSEPORT")
     # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
     shared = bind_socket(host, port, reuse_port)
