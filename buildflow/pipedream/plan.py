@@ -89,7 +89,7 @@ def build_plan(
         order=tuple(order),
         layers=tuple(tuple(layer) for layer in layers),
         inputs=frozenset(inputs),
-        schedule=Schedule(job_deps),
+        schedule=Schedule(job_deps, [not order[steps[0]].is_async for steps in jobs]),
         jobs=tuple(_job(tuple(order[i] for i in steps)) for steps in jobs),
         generation=generation,
         first_async=next((step for step in order if step.is_async), None),

@@ -77,9 +77,14 @@ class Link:
 
 class Schedule(Generic[S]):
     """The chains of a graph of jobs; ``deps[i]`` are the jobs job ``i`` needs, jobs in dependency
-    order, the target last; every job must lead to the target."""
+    order, the target last; every job must lead to the target.
 
-    def __init__(self, deps: Sequence[Sequence[int]]) -> None:
+    ``eager[i]``: job ``i`` is running once called (it returns a future, e.g. a trip to a thread
+    pool). Such a job that needs nothing is started at once, and its future is what waits on it:
+    it costs no task.
+    """
+
+    def __init__(self, deps: Sequence[Sequence[int]], eager: Sequence[bool] = ()) -> None:
         depth: list[int] = []
         for needs in deps:
             depth.append(1 + max((depth[d] for d in needs), default=0))
@@ -113,6 +118,13 @@ class Schedule(Generic[S]):
             for chain in chains
         )
         self.signals = len(signal_of)
+        started = [
+            c for c in self.chains[1:] if len(c) == 1 and not c[0].waits and c[0].job < len(eager) and eager[c[0].job]
+        ]
+        #: The jobs started at once, with the signal each one's future stands for.
+        self.started = tuple((chain[0].job, chain[0].signal) for chain in started)
+        self.tasks = tuple(c for c in self.chains[1:] if c not in started)
+        self.fresh = tuple(sorted(set(signal_of.values()) - {signal for _, signal in self.started}))
         #: The jobs in order when the graph is a single chain (no task, no future), else None.
         self.inline = tuple(link.job for chain in self.chains for link in chain) if len(self.chains) <= 1 else None
 
@@ -124,15 +136,21 @@ class Schedule(Generic[S]):
                 await jobs[job](state)
             return
         loop = asyncio.get_running_loop()
-        signals = [loop.create_future() for _ in range(self.signals)]
-        tasks = [loop.create_task(_chain(chain, jobs, state, signals)) for chain in self.chains[1:]]
+        signals: list[Any] = [None] * self.signals
+        for signal in self.fresh:
+            signals[signal] = loop.create_future()
+        for job, signal in self.started:
+            signals[signal] = jobs[job](state)
+        tasks = [loop.create_task(_chain(chain, jobs, state, signals)) for chain in self.tasks]
         try:
             await _chain(self.chains[0], jobs, state, signals)
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 for task in tasks:
                     task.cancel()
-            await asyncio.wait(tasks)  # never leave a chain running on the call's state
+            running = [*tasks, *(signals[signal] for _, signal in self.started)]
+            if running:
+                await asyncio.wait(running)  # never leave a job running on the call's state
             for future in (*tasks, *signals):
                 if future.done() and not future.cancelled():
                     future.exception()  # retrieved: raised (once) here, not logged as lost

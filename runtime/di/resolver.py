@@ -117,7 +117,7 @@ class RequestPlan:
             ],
             [not (s.is_async or s.blocking) for s in steps],
         )
-        self.schedule: Schedule[State] = Schedule(needs)
+        self.schedule: Schedule[State] = Schedule(needs, [not steps[group[0]].is_async for group in groups])
         self.jobs = tuple(self._job([steps[i] for i in group]) for group in groups)
         self.has_dependencies = bool(nodes)
         self._fn: Callable[..., Any] | None = None
