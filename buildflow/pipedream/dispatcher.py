@@ -2,9 +2,9 @@
 
 A function's requirements are the names of other functions (or of keyword arguments given at
 call time); ``call`` runs what a name needs, dependencies first. ``acall`` does the same on
-asyncio, where Pipedream used a gevent pool: independent ``async def`` functions are awaited
-as soon as their own inputs are ready, and sync ones share a trip to a thread pool, or, given a
-pool, run there at once when independent.
+asyncio, where Pipedream used a gevent pool: each function starts as soon as its own inputs
+are ready, ``async def`` ones awaited, sync ones sharing a trip to a thread pool (or, given an
+``async_pool``, each in a trip of its own there, independent ones at once).
 """
 
 from __future__ import annotations
