@@ -111,16 +111,32 @@ class Batcher:
         await self.writer.stop()
 
     async def _flush_forever(self) -> None:
+        """Write batches, up to ``writer.concurrent_writes`` at once; each batch is taken when a
+        write may start, so it holds every row queued until then."""
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.writer.concurrent_writes)
+        writing: set[asyncio.Task[None]] = set()
         while True:
             if not self._pending:
                 if self._closing:
-                    return
+                    break
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             if self.options.max_wait and self._queued < self.options.batch_size and not self._closing:
                 await asyncio.sleep(self.options.max_wait)
-            await self._write(self._take())
+            await slots.acquire()
+            task = loop.create_task(self._write_in(slots, self._take()))
+            writing.add(task)
+            task.add_done_callback(writing.discard)
+        if writing:
+            await asyncio.wait(writing)
+
+    async def _write_in(self, slots: asyncio.Semaphore, batch: list[_Pending]) -> None:
+        try:
+            await self._write(batch)
+        finally:
+            slots.release()
 
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support import cloud_sql_instance
+from support import cloud_sql_instance, wait_until
 
 from bfctl.providers import get_provider
 from bfctl.runtime.batching import Batcher, BatchOptions, QueueFull
@@ -210,3 +210,82 @@ def test_a_write_that_never_finishes_is_cancelled_after_write_timeout() -> None:
 
     asyncio.run(run())
     assert Stuck.cancelled
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_a_batcher_runs_as_many_writes_at_once_as_its_writer_takes(concurrent: int) -> None:
+    """Each write waits until ``concurrent`` writes have started: they all finish only if the
+    batcher starts them at once, and never more than that are in flight."""
+    from bfctl.runtime.sinks.base import SinkWriter
+
+    class Rendezvous(SinkWriter):
+        description = "rendezvous sink"
+        concurrent_writes = concurrent
+
+        def __init__(self) -> None:
+            self.started = 0
+            self.in_flight = 0
+            self.most_in_flight = 0
+            self.all_started = asyncio.Event()
+            self.first_started = asyncio.Event()
+            self.batches: list[list[object]] = []
+
+        async def write(self, rows: list[object]) -> None:
+            self.started += 1
+            self.first_started.set()
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            if self.in_flight == concurrent:
+                self.all_started.set()
+            try:
+                async with asyncio.timeout(10):  # a deadline: a batcher writing one at a time never gets there
+                    await self.all_started.wait()
+                self.batches.append(rows)
+            finally:
+                self.in_flight -= 1
+
+    async def run() -> Rendezvous:
+        writer = Rendezvous()
+        batcher = Batcher(writer)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit([{"n": 1}]))
+        async with asyncio.timeout(10):
+            await writer.first_started.wait()  # the first write has taken the first row
+        await asyncio.gather(first, batcher.submit([{"n": 2}]), batcher.submit([{"n": 3}]))
+        await batcher.stop()
+        return writer
+
+    writer = asyncio.run(run())
+    assert writer.most_in_flight == concurrent
+    assert sorted(row["n"] for rows in writer.batches for row in rows) == [1, 2, 3]  # type: ignore[index]
+    assert writer.batches[-1] == [{"n": 2}, {"n": 3}] if concurrent == 1 else len(writer.batches) == 2
+
+
+def test_the_cloud_sql_writer_copies_batches_at_once_on_connections_of_their_own(postgres_table) -> None:
+    """While a lock holds every COPY back, a second batch starts beside the first (two sessions
+    wait on the lock), and both land once it is released."""
+    project, table, outputs, _provider, dsn = postgres_table
+
+    def copies_waiting() -> int:
+        query = "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like 'COPY%'"
+        return watch.execute(query).fetchone()[0]  # type: ignore[index]
+
+    async def run(admin: psycopg.Connection) -> None:
+        writer = writer_for(table, schema_from_type(Event), outputs, project)
+        batcher = Batcher(writer)
+        await batcher.start()
+        convert = writer.converter_for(Event)
+        with admin.transaction():
+            admin.execute("lock table events in share mode")
+            first = asyncio.ensure_future(batcher.submit([convert(Event("held1", 11))]))
+            await asyncio.to_thread(wait_until, lambda: copies_waiting() == 1)
+            second = asyncio.ensure_future(batcher.submit([convert(Event("held2", 12))]))
+            await asyncio.to_thread(wait_until, lambda: copies_waiting() == 2)
+        await asyncio.gather(first, second)
+        await batcher.stop()
+
+    # The lock is held in a transaction of its own; the sessions are watched from another
+    # connection, whose every query sees the current activity.
+    with psycopg.connect(**dsn, autocommit=True) as admin, psycopg.connect(**dsn, autocommit=True) as watch:
+        asyncio.run(run(admin))
+    assert {("held1", 11), ("held2", 12)} <= set(_stored(dsn))

@@ -38,6 +38,9 @@ class SinkWriter(abc.ABC):
     description: str = ""
     #: Whose input rules a value not of its column's type follows: the engine behind the sink.
     input_syntax: InputSyntax = InputSyntax.JSON
+    #: Writes it takes at once (each on a connection of its own): while one waits for its
+    #: commit, the next batch is already on its way.
+    concurrent_writes: int = 1
 
     async def start(self) -> None:
         """Connect, and create the destination (table, file, topic) if it is missing."""

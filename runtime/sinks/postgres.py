@@ -1,11 +1,14 @@
 """``CloudSQLTable``: a batch is one ``COPY`` in one transaction (psycopg 3, asyncio).
 
-The connection is in autocommit mode, so the ``COPY`` statement is its own transaction: all
-or nothing, and committed before the server reports it complete (PostgreSQL commits a
-statement's implicit transaction before its CommandComplete), without the two extra round
-trips of BEGIN and COMMIT. Committed means durable here: the server runs with ``fsync=on``
-and ``synchronous_commit=on``. A row the table refuses (a constraint, a value out of range) fails
-the whole COPY; PostgreSQL names its line, which becomes the row's index in ``RowsRejected``.
+Up to four batches are written at once, each on a connection of its own: while one waits for its
+commit (a round trip and PostgreSQL's WAL flush), the next is already on its way, and
+PostgreSQL flushes their commits together. Each connection is in autocommit mode, so the
+``COPY`` statement is its own transaction: all or nothing, and committed before the server
+reports it complete (PostgreSQL commits a statement's implicit transaction before its
+CommandComplete), without the two extra round trips of BEGIN and COMMIT. Committed means
+durable here: the server runs with ``fsync=on`` and ``synchronous_commit=on``. A row the table
+refuses (a constraint, a value out of range) fails the whole COPY; PostgreSQL names its line,
+which becomes the row's index in ``RowsRejected``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def _refusal(error: psycopg.Error) -> str:
 
 class PostgresWriter(SinkWriter):
     input_syntax = InputSyntax.POSTGRES
+    concurrent_writes = 4
 
     def __init__(
         self,
@@ -74,19 +78,23 @@ class PostgresWriter(SinkWriter):
         self.description = description
         names = ", ".join(ddl.quote(c.name) for c in columns)
         self._copy = f"COPY {ddl.quote(table)} ({names}) FROM STDIN"
-        self._connection: psycopg.AsyncConnection[Any] | None = None
+        #: Connections no write is using (at most ``concurrent_writes``).
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        if self._connection is None or self._connection.closed:
-            password = self._password_file.read_text().strip()
-            self._connection = await psycopg.AsyncConnection.connect(
-                **self._connect_args,
-                password=password,
-                connect_timeout=5,
-                options="-c timezone=UTC",
-                autocommit=True,
-            )
-        return self._connection
+        """An idle connection, else a new one."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+        password = self._password_file.read_text().strip()
+        return await psycopg.AsyncConnection.connect(
+            **self._connect_args,
+            password=password,
+            connect_timeout=5,
+            options="-c timezone=UTC",
+            autocommit=True,
+        )
 
     async def start(self) -> None:
         connection = await self._connect()
@@ -94,6 +102,7 @@ class PostgresWriter(SinkWriter):
             await connection.execute(ddl.create_table("postgres", self.table, self.columns))
             cursor = await connection.execute(ddl.existing_columns(self.table))
             existing = {name for (name,) in await cursor.fetchall()}
+        self._idle.append(connection)
         missing = ddl.missing_columns(self.columns, existing)
         if missing:
             names = ", ".join(c.name for c in missing)
@@ -115,24 +124,30 @@ class PostgresWriter(SinkWriter):
                         await copy.write(data)
         except psycopg.Error as e:
             if e.sqlstate and e.sqlstate[:2] in _ROW_ERROR_CLASSES:
+                self._idle.append(connection)  # the COPY failed alone: the connection is fine
                 index = _row_index(e)
                 raise RowsRejected(_refusal(e), None if index is None else [index]) from None
-            await self._discard_connection()  # broken or in an unknown state: reconnect next time
+            # Broken or in an unknown state, and the idle ones may be too (a restarted server):
+            # the next write connects afresh.
+            await self._close(connection, *self._take_idle())
             raise
         except asyncio.CancelledError:  # timed out mid-COPY: drop the connection without waiting
-            if self._connection is not None:
-                self._connection.pgconn.finish()
-                self._connection = None
+            connection.pgconn.finish()
             raise
+        self._idle.append(connection)
 
-    async def _discard_connection(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
+    def _take_idle(self) -> list[psycopg.AsyncConnection[Any]]:
+        idle, self._idle = self._idle, []
+        return idle
+
+    @staticmethod
+    async def _close(*connections: psycopg.AsyncConnection[Any]) -> None:
+        for connection in connections:
             with contextlib.suppress(psycopg.Error):
                 await connection.close()
 
     async def stop(self) -> None:
-        await self._discard_connection()
+        await self._close(*self._take_idle())
 
 
 def postgres_writer(
