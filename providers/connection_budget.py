@@ -1,10 +1,11 @@
 """How many connections a deployed flow may open on each Cloud SQL instance, and the pools that fit.
 
 Every worker of every instance of the service keeps its own pool per engine (a ``SessionDep``'s,
-or one made at import), and each sink writing to a table of the instance holds a connection of
-its own. Cloud SQL refuses connections past the instance's ``max_connections`` ("remaining
-connection slots are reserved"), which it sets from the instance's memory unless the flow sets
-the flag. So the plan works out, per instance::
+or one made at import), and each sink writing to a table of the instance holds up to
+``CloudSQLTable.writer_connections`` (its COPYs in flight at once). Cloud SQL refuses
+connections past the instance's ``max_connections`` ("remaining connection slots are
+reserved"), which it sets from the instance's memory unless the flow sets the flag. So the plan
+works out, per instance::
 
     max instances x workers x (pools + writers)  <=  max_connections - RESERVED
 
@@ -165,7 +166,7 @@ def _by_instance(engines: Iterable[EnginePool], writer_tables: Iterable[Any]) ->
         else:
             share.sized.append(pool)
     for table in writer_tables:
-        of(table.database.instance).writers += 1
+        of(table.database.instance).writers += table.writer_connections
     return found
 
 

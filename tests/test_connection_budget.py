@@ -103,15 +103,15 @@ def test_when_one_connection_per_pool_does_not_fit_max_instances_is_lowered() ->
 
 
 def test_pools_the_flow_sized_and_sink_writers_count_in_full() -> None:
-    db = database(max_connections_flag="50")  # 44 beside the reserved ones
+    db = database(max_connections_flag="70")  # 64 beside the reserved ones
     table = CloudSQLTable(database=db, table_name="events")
     pools = [EnginePool(db, pool_size=2, max_overflow=1), EnginePool(db)]
     budget = connection_budget(pools, [table], max_instances=4, min_instances=0, workers=2)
-    # 44 // 8 workers = 5 each: 3 for the flow's pool, 1 for the writer, 1 left for the sized one
+    # 64 // 8 workers = 8 each: 3 for the flow's pool, 4 for the writer, 1 left for the sized one
     assert (budget.max_instances, dict(budget.pools)) == (4, {db.primitive_id(): (1, 0)})
     lowered = connection_budget(pools, [table], max_instances=10, min_instances=0, workers=2)
-    assert lowered.max_instances == 44 // (2 * 5)
-    assert "3 in pools the flow sized, 1 for sink writers" in lowered.notes[0]
+    assert lowered.max_instances == 64 // (2 * 8)
+    assert "3 in pools the flow sized, 4 for sink writers" in lowered.notes[0]
 
 
 def test_a_flow_that_cannot_fit_even_one_instance_is_refused_with_what_to_change() -> None:

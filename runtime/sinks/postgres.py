@@ -31,6 +31,7 @@ from bfctl.runtime.sinks.base import (
     local_path,
     table_columns,
 )
+from buildflow.io.gcp.cloud_sql_table import CloudSQLTable
 from buildflow.storage import ddl
 from buildflow.types.input_syntax import InputSyntax
 from buildflow.types.schema import Column, values_converter
@@ -57,7 +58,7 @@ def _refusal(error: psycopg.Error) -> str:
 
 class PostgresWriter(SinkWriter):
     input_syntax = InputSyntax.POSTGRES
-    concurrent_writes = 4
+    concurrent_writes = CloudSQLTable.writer_connections
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ class CloudSQLTable(TableSchema, GCPPrimitive):
     resource_type: ClassVar[str] = "gcp.sql.Table"
     replace_properties: ClassVar[frozenset[str]] = frozenset({"database", "table_name"})
     option_defaults: ClassVar[dict[str, Any]] = {"schema": None}
+    #: Connections each worker's writer holds at most: that many COPYs in flight at once.
+    writer_connections: ClassVar[int] = 4
 
     def __post_init__(self) -> None:
         self.validate()
