@@ -69,6 +69,19 @@ def test_deployed_worker_imports_nothing_the_flow_does_not_use(tmp_path: Path, b
     assert sorted(imported.intersection(UNUSED)) == []
 
 
+def test_a_local_worker_of_a_flow_without_resources_imports_no_database_driver(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    """``bfctl serve`` on the local target: the stack is looked at (its secrets folder), but a
+    flow that declares no database loads no PostgreSQL client, SCRAM or process tools."""
+    with serving(["main.py:app", "--port", "0", "--workers", "1"], _hello_project(tmp_path), bfctl_env) as server:
+        status, served = server.get("/modules")
+        assert server.stop() == 0, server.output
+
+    assert status == 200
+    assert sorted(_imported(served).intersection(UNUSED)) == []
+
+
 def test_prometheus_client_is_imported_at_the_first_scrape(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     env = {**bfctl_env, "BFCTL_METRICS": "on"}
     with serving(["main.py:app", "--port", "0", "--workers", "1"], _hello_project(tmp_path), env) as server:

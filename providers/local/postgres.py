@@ -36,12 +36,13 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-import pg8000.native
-import psutil
+from typing import TYPE_CHECKING
 
 from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.net import HOST, free_port, port_is_free
+
+if TYPE_CHECKING:
+    from pg8000.native import Connection
 
 ADMIN_USER = "buildflow_admin"
 # Postgres refuses to run as root; under root the server runs as the wheel's service user.
@@ -136,6 +137,8 @@ class EmbeddedPostgres:
             pid, port, status = int(lines[0]), int(lines[3]), lines[7].strip()
         except (FileNotFoundError, IndexError, ValueError):
             return None
+        import psutil  # only when a server's pid file is read
+
         try:
             alive = psutil.Process(pid).is_running() and "postgres" in psutil.Process(pid).name()
         except psutil.Error:
@@ -199,7 +202,7 @@ class EmbeddedPostgres:
 
     # -- connections -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def admin(self, port: int, database: str = "postgres") -> Iterator[pg8000.native.Connection]:
+    def admin(self, port: int, database: str = "postgres") -> Iterator[Connection]:
         """A superuser connection (pg8000), closed after the block."""
         try:
             password = self.password_file.read_text()
@@ -208,6 +211,8 @@ class EmbeddedPostgres:
                 f"{self.password_file} is missing, so bfctl cannot administer this server; "
                 "destroy and apply the stack again"
             ) from None
+        import pg8000.native  # only when the server is administered: serving imports none of it
+
         try:
             conn = pg8000.native.Connection(
                 ADMIN_USER, host=HOST, port=port, database=database, password=password, timeout=30

@@ -19,12 +19,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.net import free_port, port_is_free
+
+if TYPE_CHECKING:
+    import psutil
 
 
 def call(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> int:
@@ -56,6 +57,8 @@ class DetachedService:
 
     def _process(self) -> tuple[psutil.Process, int] | None:
         """The running service and its port, if it is the one the pid file names."""
+        import psutil  # when a service of the stack is looked at, never by a flow without one
+
         try:
             info = json.loads(self.pid_file.read_text())
             process = psutil.Process(info["pid"])
@@ -104,6 +107,8 @@ class DetachedService:
                     f"the {self.name} did not start; its log {self.log} ends with:\n{self.log_tail()}"
                 )
             time.sleep(0.1)
+        import psutil
+
         info = {"pid": process.pid, "started": psutil.Process(process.pid).create_time(), "port": chosen}
         self.pid_file.write_text(json.dumps(info))
         return chosen

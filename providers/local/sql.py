@@ -12,12 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-
-from pg8000.native import Connection, identifier, literal
+from typing import TYPE_CHECKING
 
 from bfctl.providers.secrets import scram_verifier, secret_matches
 from buildflow.storage import ddl
 from buildflow.types.schema import Column
+
+if TYPE_CHECKING:
+    from pg8000.native import Connection
+
+
+def identifier(name: str) -> str:
+    """pg8000's quoting, imported when the admin SQL first runs: serving a flow that declares no
+    database never pays for pg8000 (and scramp, asn1crypto, dateutil) at start-up."""
+    from pg8000.native import identifier as quoted
+
+    return str(quoted(name))
+
+
+def literal(value: str) -> str:
+    from pg8000.native import literal as quoted
+
+    return str(quoted(value))
+
 
 OWNER_ROLE = "cloudsqlsuperuser"
 
