@@ -121,6 +121,8 @@ class DetachedService:
 
     @staticmethod
     def _kill_group(pid: int, timeout: float = 10.0) -> None:
+        import psutil
+
         try:
             group = os.getpgid(pid)
         except ProcessLookupError:
