@@ -61,18 +61,25 @@ def command(kind: str) -> list[str]:
     raise ValueError(kind)
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
-    """Seconds until ``url`` first answered 200 (polled while the process lives)."""
-    began = time.monotonic()
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = 60.0,
+    poll: float = 0.01,
+    began: float | None = None,
+) -> float:
+    """Seconds since ``began`` (by default: now) until ``url`` first answered 200, polled every
+    ``poll`` seconds while the process lives."""
+    began = time.monotonic() if began is None else began
     while time.monotonic() - began < timeout:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
                     return time.monotonic() - began
         except OSError:
-            time.sleep(0.01)
+            time.sleep(poll)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
