@@ -15,7 +15,7 @@ import os
 import tarfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -545,43 +545,49 @@ def test_endpoints_are_overridden_as_gcloud_and_the_storage_libraries_do() -> No
     )
 
 
-def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchanged_code(
-    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
-) -> None:
-    """``bfctl apply --target gcp`` as a user runs it, with the stand-in ``pulumi``: the first
-    deploy runs ``up`` twice around the push; unchanged code is neither built nor rolled out."""
-    google.polls_to_finish = 0  # the CLI waits its real poll interval before each look
+def applier(project: Path, env: dict[str, str], tmp_path: Path, scenario: Path) -> Callable[[], list[str]]:
+    """``bfctl apply --target gcp --yes`` with the stand-in ``pulumi`` playing ``scenario``: each
+    call applies once and answers the engine operations it ran (preview, up, ...)."""
     pulumi_log = tmp_path / "pulumi-calls.jsonl"
     env = {
         **env,
         "PATH": pulumi_path(tmp_path / "pulumi-bin", env["PATH"]),
         "PULUMI_CONFIG_PASSPHRASE": "correct horse",
         "FAKE_PULUMI_LOG": str(pulumi_log),
-        "FAKE_PULUMI_SCENARIO": str(EVENTS / "notes_create.json"),
+        "FAKE_PULUMI_SCENARIO": str(scenario),
     }
-    record = project / ".buildflow" / "state" / "gcp-dev.deployed.json"
 
     def apply() -> list[str]:
         pulumi_log.unlink(missing_ok=True)
         result = bfctl_run(["apply", "--target", "gcp", "--yes"], project, env)
         assert result.returncode == 0, result.stderr
-        return [json.loads(line)["args"][0] for line in pulumi_log.read_text().splitlines()]
+        calls = [json.loads(line)["args"][0] for line in pulumi_log.read_text().splitlines()]
+        return [op for op in calls if op in ("preview", "up")]
 
-    operations = apply()
-    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up", "up"]
+    return apply
+
+
+def test_apply_makes_the_repository_then_publishes_then_deploys_and_skips_unchanged_code(
+    project: Path, google: GoogleStandIn, env: dict[str, str], tmp_path: Path
+) -> None:
+    """``bfctl apply --target gcp`` as a user runs it, with the stand-in ``pulumi``: the first
+    deploy runs ``up`` twice around the push; unchanged code is neither built nor rolled out."""
+    google.polls_to_finish = 0  # the CLI waits its real poll interval before each look
+    apply = applier(project, env, tmp_path, EVENTS / "notes_create.json")
+    record = project / ".buildflow" / "state" / "gcp-dev.deployed.json"
+
+    assert apply() == ["preview", "up", "up"]
     (reference,) = google.images
     deployed = json.loads(record.read_text())
     assert deployed["image"] == f"{reference.rpartition(':')[0]}@{digest_of(reference)}"
     assert deployed["tag"] == reference.rpartition(":")[2] and deployed["has_repository"]
 
-    operations = apply()
-    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
+    assert apply() == ["preview", "up"]
     assert len(google.requests) == 1  # no build
     assert json.loads(record.read_text())["image"] == deployed["image"]
 
     (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
-    operations = apply()
-    assert [op for op in operations if op in ("preview", "up")] == ["preview", "up"]
+    assert apply() == ["preview", "up"]
     assert len(google.requests) == 2
     assert json.loads(record.read_text())["image"] not in (None, deployed["image"])
 
@@ -593,22 +599,9 @@ def test_a_stack_applied_before_it_had_a_build_identity_gets_one_before_the_next
     Build's default identity: its next deploy first makes the bucket, account and grants (one
     ``up``), then builds as that account, then rolls the new image out (a second ``up``)."""
     google.polls_to_finish = 0
-    pulumi_log = tmp_path / "pulumi-calls.jsonl"
     scenario = json.loads((EVENTS / "notes_create.json").read_text())
     older = tmp_path / "older-stack.json"
-    env = {
-        **env,
-        "PATH": pulumi_path(tmp_path / "pulumi-bin", env["PATH"]),
-        "PULUMI_CONFIG_PASSPHRASE": "correct horse",
-        "FAKE_PULUMI_LOG": str(pulumi_log),
-        "FAKE_PULUMI_SCENARIO": str(older),
-    }
-
-    def apply() -> list[str]:
-        pulumi_log.unlink(missing_ok=True)
-        result = bfctl_run(["apply", "--target", "gcp", "--yes"], project, env)
-        assert result.returncode == 0, result.stderr
-        return [json.loads(line)["args"][0] for line in pulumi_log.read_text().splitlines()]
+    apply = applier(project, env, tmp_path, older)
 
     del scenario["outputs"]["deployment"]["build_sources"]  # the outputs an earlier version's stack has
     older.write_text(json.dumps(scenario))
@@ -616,5 +609,5 @@ def test_a_stack_applied_before_it_had_a_build_identity_gets_one_before_the_next
     assert len(google.requests) == 1
 
     (project / "main.py").write_text(HELLO_FLOW + "\n# changed\n")
-    assert [op for op in apply() if op in ("preview", "up")] == ["preview", "up", "up"]
+    assert apply() == ["preview", "up", "up"]
     assert len(google.requests) == 2
