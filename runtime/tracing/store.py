@@ -1,0 +1,92 @@
+"""The last finished traces of one worker, kept in memory for the local dashboard.
+
+A bounded deque: the oldest trace falls out when a new one arrives, so memory stays flat however
+long the flow serves. Subscribers (the dashboard's live pages) get each finished trace's summary
+on a bounded queue of their own; a subscriber that stops reading loses summaries rather than
+holding the request path or growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TypedDict
+
+from aiohttp import web
+
+#: How many summaries a subscriber may leave unread before newer ones are dropped for it.
+SUBSCRIBER_BACKLOG = 1000
+
+
+class TraceSummary(TypedDict):
+    trace_id: str  # 32 hex digits
+    name: str  # "GET /bob", "collector POST /clicks", "consumer handle_row"
+    kind: str  # "request" | "batch" | "message"
+    status: str  # "200", "422", "ok", "error"
+    started_at: float  # epoch seconds
+    duration_ms: float
+    error: bool
+    span_count: int
+
+
+class SpanRecord(TypedDict):
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ms: float  # from the trace's start
+    duration_ms: float
+    attributes: dict[str, str | int | float | bool]
+    error: str | None  # the exception's type and message, when the span raised
+
+
+#: A trace's spans, or what builds them when first asked for: most kept traces are never opened,
+#: so the recorder may hand over its compact form and pay for the conversion only on ``get``.
+Spans = list[SpanRecord] | Callable[[], list[SpanRecord]]
+
+
+class TraceStore:
+    """The last ``capacity`` finished traces of this worker, newest last."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._traces: deque[tuple[TraceSummary, Spans]] = deque(maxlen=capacity)
+        self._subscribers: list[asyncio.Queue[TraceSummary]] = []
+
+    def add(self, summary: TraceSummary, spans: Spans) -> None:
+        """Keeps a finished trace and hands its summary to every subscriber that has room."""
+        self._traces.append((summary, spans))
+        for queue in self._subscribers:
+            if queue.qsize() < SUBSCRIBER_BACKLOG:
+                queue.put_nowait(summary)
+
+    def recent(self, limit: int = 100) -> list[TraceSummary]:
+        """The newest ``limit`` summaries, newest first."""
+        traces = self._traces
+        count = min(limit, len(traces))
+        return [traces[-1 - index][0] for index in range(count)]
+
+    def get(self, trace_id: str) -> list[SpanRecord] | None:
+        """The spans of a kept trace (``None`` once it has fallen out, or if it never was)."""
+        for index, (summary, spans) in enumerate(reversed(self._traces)):
+            if summary["trace_id"] == trace_id:
+                if callable(spans):
+                    records = spans()
+                    self._traces[-1 - index] = (summary, records)
+                    return records
+                return spans
+        return None
+
+    def subscribe(self) -> asyncio.Queue[TraceSummary]:
+        """A queue on which each trace finished from now on is put."""
+        queue: asyncio.Queue[TraceSummary] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[TraceSummary]) -> None:
+        """Stops feeding a queue from ``subscribe`` (a second call is harmless)."""
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+
+#: Set by the dashboard when it is on; when present, every request, batch and message is traced and kept.
+TRACE_STORE: web.AppKey[TraceStore] = web.AppKey("bfctl_trace_store", TraceStore)
