@@ -2,12 +2,12 @@
 # when pyproject.toml changes (the stamp file records the last install).
 
 PYTHON ?= python3
-EXTRAS ?= dev,bench,gcp,parquet
+EXTRAS ?= dev,docs,bench,gcp,parquet
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test demo bench reliability clean
+.PHONY: install lint test demo bench reliability docs docs-serve clean
 
 install: $(STAMP)
 
@@ -49,6 +49,14 @@ demo: install
 reliability: install
 	FUZZ_EXAMPLES=1000 CRASH_KILLS=10 $(BIN)/python -m pytest -q tests/test_crash_safety.py \
 		tests/test_interrupted_apply.py tests/test_fuzz.py tests/test_openapi_fuzz.py tests/test_collector_batching.py
+
+# The documentation site: every page and the CLI reference (generated from the commands) built
+# with --strict into site/; docs-serve rebuilds it on every save at http://127.0.0.1:8001.
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 bench: install
 	@command -v wrk >/dev/null || echo "wrk not found: figures come from a slower Python client (apt-get install wrk, brew install wrk)"
