@@ -1,0 +1,126 @@
+"""The documentation's own checks: its tutorial, concepts and reference examples run as shown,
+every file a page includes exists, no page holds code that no test runs, and the site builds
+with --strict and works offline.
+
+Each example is a project folder made of ``docs_src`` files under the names the page gives them,
+and the transcripts the page shows are replayed in it (tests/docs_transcripts.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from docs_transcripts import DOCS_SRC, replay
+from support import REPO_ROOT
+
+DOCS = REPO_ROOT / "docs"
+INCLUDE = re.compile(r'^\s*--8<-- "([^"]+)"\s*$', re.MULTILINE)
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+#: transcript -> the project files it runs in (name in the project: file under docs_src)
+EXAMPLES: dict[str, dict[str, str]] = {
+    "tutorial/first_flow.out": {"main.py": "tutorial/first_flow.py"},
+    "tutorial/first_flow_routes.out": {"main.py": "tutorial/first_flow.py"},
+    "tutorial/dependencies.out": {"main.py": "tutorial/dependencies.py"},
+    "tutorial/test_dependencies.out": {
+        "main.py": "tutorial/dependencies.py",
+        "tests/test_main.py": "tutorial/test_dependencies.py",
+    },
+}
+
+
+def _project(directory: Path, files: dict[str, str]) -> Path:
+    for name, source in files.items():
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source_path = DOCS_SRC / source
+        if source_path.is_dir():
+            shutil.copytree(source_path, target)
+        else:
+            shutil.copy(source_path, target)
+    return directory
+
+
+@pytest.mark.parametrize("transcript", sorted(EXAMPLES))
+def test_example_runs_as_the_page_shows(transcript: str, tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = _project(tmp_path / "project", EXAMPLES[transcript])
+    replay(DOCS_SRC / transcript, project, bfctl_env)
+
+
+def _pages() -> list[Path]:
+    return [*sorted(DOCS.rglob("*.md")), REPO_ROOT / "README.md"]
+
+
+def test_every_included_file_exists() -> None:
+    missing = [
+        f"{page.relative_to(REPO_ROOT)}: {name}"
+        for page in _pages()
+        for name in INCLUDE.findall(page.read_text())
+        if not (REPO_ROOT / name).is_file()
+    ]
+    assert not missing, missing
+
+
+def test_every_docs_src_file_is_shown_and_every_example_is_run() -> None:
+    """A file under docs_src/tutorial, concepts or reference is on a page, and each of its Python
+    files and transcripts is run by a test here."""
+    shown = {name for page in _pages() for name in INCLUDE.findall(page.read_text())}
+    run = set(EXAMPLES) | {source for files in EXAMPLES.values() for source in files.values()}
+    for section in ("tutorial", "concepts", "reference"):
+        for path in sorted((DOCS_SRC / section).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                name = path.relative_to(DOCS_SRC).as_posix()
+                assert f"docs_src/{name}" in shown or any(name.startswith(f"{d}/") for d in run), name
+                if path.suffix in (".py", ".out") and "migrations" not in path.parts:
+                    assert name in run, f"{name} is on a page but no test runs it"
+
+
+def test_no_page_holds_python_that_no_test_runs() -> None:
+    """Python on a page is an included docs_src file (run by a test), or a fragment of at most
+    three lines; the README's example is a docs_src file, word for word."""
+    long_blocks = []
+    for page in _pages():
+        for language, body in FENCE.findall(page.read_text()):
+            if language != "python" or INCLUDE.fullmatch(body.strip()):
+                continue
+            lines = body.strip().splitlines()
+            if len(lines) > 3 and not any(body == p.read_text() for p in DOCS_SRC.rglob("*.py")):
+                long_blocks.append(f"{page.relative_to(REPO_ROOT)}: {lines[0]}")
+    assert not long_blocks, long_blocks
+
+
+def test_site_builds_strictly_and_needs_no_other_host(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "bfctl serve" in (site / "reference" / "cli" / "index.html").read_text()
+    external = re.compile(r"""(?:src|href)=["']?(?:https?:)?//|url\(["']?(?:https?:)?//|@import ["']?(?:https?:)?//""")
+    loads = [
+        f"{path.relative_to(site)}: {match.group(0)}"
+        for path in site.rglob("*")
+        if path.suffix in (".html", ".css")
+        for match in external.finditer(path.read_text(errors="replace"))
+        if not _link_out(path, match)
+    ]
+    assert not loads, loads
+
+
+def _link_out(path: Path, match: re.Match[str]) -> bool:
+    """An ``<a href>`` to another site is a link a reader may follow, not an asset the page loads."""
+    text = match.string
+    start = text.rfind("<", 0, match.start())
+    return path.suffix == ".html" and text[start : start + 3] == "<a "
