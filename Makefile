@@ -1,22 +1,35 @@
 # Developer entry points.  `make install` is incremental: it only reinstalls
 # when pyproject.toml changes (the stamp file records the last install).
+# `make demo` installs the core alone (what serving a flow locally needs, about a third of the
+# full install): the gcp target, Parquet, the test and lint tools and the benchmark peers are
+# extras that `make install` (and so `make test`) adds.
 
 PYTHON ?= python3
 EXTRAS ?= dev,docs,bench,gcp,parquet
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CORE_STAMP := $(VENV)/.installed-core
 
 .PHONY: install lint test demo bench reliability docs docs-serve clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# $(1): what pip installs ('.' or '.[extras]')
+define venv_install
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "bfctl needs Python 3.11+; run e.g. make PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -e $(1)
+endef
+
+$(STAMP): pyproject.toml
+	$(call venv_install,'.[$(EXTRAS)]')
+	touch $@ $(CORE_STAMP)
+
+$(CORE_STAMP): pyproject.toml
+	$(call venv_install,.)
 	touch $@
 
 # ruff's rules and formatting, and mypy: one run covers both configurations in pyproject.toml
@@ -39,7 +52,7 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/test_openapi_fuzz.py
 	$(BIN)/python -m pytest -q tests/test_openapi_fuzz.py
 
-demo: install
+demo: $(CORE_STAMP)
 	@echo "Starting examples/hello; try in another terminal:"
 	@echo "  curl http://127.0.0.1:8000/bob"
 	@echo "  curl http://127.0.0.1:8000/sally"

@@ -18,7 +18,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bfctl.runtime.sinks.base import Row, local_path
-from bfctl.runtime.sinks.formats import column_names, csv_header, csv_rows, json_lines, parquet_file
+from bfctl.runtime.sinks.formats import (
+    column_names,
+    csv_header,
+    csv_rows,
+    json_lines,
+    parquet_file,
+    require_parquet,
+)
 from bfctl.runtime.sinks.threaded import ThreadedWriter
 from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
@@ -54,6 +61,8 @@ class FileWriter(ThreadedWriter):
         self._names: list[str] | None = None
         self._batches = 0
         self.description = f"File {path} ({file_format.name})"
+        if file_format is FileFormat.PARQUET:
+            require_parquet(self.description)
 
     @property
     def path(self) -> Path:

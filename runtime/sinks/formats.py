@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bfctl.runtime.errors import StartupError
 from bfctl.runtime.sinks.base import Row, RowsRejected
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import Column, Kind, to_jsonable
@@ -120,13 +121,23 @@ def _arrow_type(column: Column) -> Any:
     return pa.list_(base) if column.repeated else base
 
 
-def parquet_file(rows: Sequence[Row], columns: list[Column] | None) -> bytes:
-    """A complete Parquet file (one row group) holding ``rows``."""
+def require_parquet(description: str) -> None:
+    """Refuse to serve a sink that writes Parquet without pyarrow (an optional extra): found at
+    its first batch instead, every request writing to it would fail."""
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.parquet  # noqa: F401 - imported once here, used by each batch's file
     except ImportError:
-        raise RuntimeError("FileFormat.PARQUET needs pyarrow: pip install 'bfctl[parquet]'") from None
+        raise StartupError(
+            f"{description}: writing Parquet needs pyarrow, an optional extra that is not installed: "
+            "run `pip install 'bfctl[parquet]'` (or `make install` in a checkout) and serve again"
+        ) from None
+
+
+def parquet_file(rows: Sequence[Row], columns: list[Column] | None) -> bytes:
+    """A complete Parquet file (one row group) holding ``rows`` (its writer made sure of pyarrow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if columns is None:
         table = pa.Table.from_pylist(list(rows))
     else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from bfctl.runtime.sinks.base import Row, SinkWriter, describe, local_path, sink_name
 from bfctl.runtime.sinks.files import batch_name, split_name
-from bfctl.runtime.sinks.formats import CONTENT_TYPES, encode_file
+from bfctl.runtime.sinks.formats import CONTENT_TYPES, encode_file, require_parquet
 from buildflow.storage import durable
 from buildflow.types.portable import FileFormat
 from buildflow.types.schema import Column
@@ -92,6 +92,8 @@ class GCSWriter(SinkWriter):
         self.file_format = file_format
         self.columns = columns
         self.description = description
+        if file_format is FileFormat.PARQUET:
+            require_parquet(description)
         self._stem, self._suffix = split_name(file_path.lstrip("/"), file_format)
         self._token = secrets.token_hex(4)
         self._batches = 0
