@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RUNTIME_ENTRY_POINT_GROUP = "buildflow.runtime"
+#: BuildFlow's name for a flow given none; where a name is shown, the project's own is preferred.
+DEFAULT_FLOW_ID = "buildflow-app"
 
 
 class FlowOptions:
@@ -60,7 +62,7 @@ class FlowOptions:
 class Flow:
     """Declarations only: building it performs no I/O; ``bfctl`` and the runtime read it."""
 
-    def __init__(self, flow_id: str = "buildflow-app", flow_options: FlowOptions | None = None) -> None:
+    def __init__(self, flow_id: str = DEFAULT_FLOW_ID, flow_options: FlowOptions | None = None) -> None:
         self.flow_id = flow_id
         self.options = flow_options or FlowOptions.default()
         self.services: list[Service] = []

@@ -15,8 +15,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class GeneratedServiceId(str):
+    """The ``service_id`` of a service declared without one: where services are named, its base
+    route serves better than these random letters."""
+
+    __slots__ = ()
+
+
 def _service_id() -> str:
-    return uuid.uuid4().hex[:12]
+    return GeneratedServiceId(uuid.uuid4().hex[:12])
 
 
 @dataclasses.dataclass

@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-import buildflow
 from bfctl.runtime import bodies, metrics, middleware, openapi
 from bfctl.runtime.analysis import RuntimeQueryOpener
 from bfctl.runtime.buckets import RuntimeBucketOpener
@@ -21,7 +20,7 @@ from bfctl.runtime.di.graph import Graph, Node, walk
 from bfctl.runtime.di.lifecycle import Lifecycle
 from bfctl.runtime.errors import StartupError
 from bfctl.runtime.handlers import CompiledHandler
-from bfctl.runtime.openapi import DOCS_ROUTE, OPENAPI_ROUTE
+from bfctl.runtime.openapi import COLLECTORS_TAG, OPENAPI_ROUTE
 from bfctl.runtime.pull_loops import ConsumerGroup
 from bfctl.runtime.responses import JSON, dumps, json_response
 from bfctl.runtime.sinks.registry import RegistryPushers, SinkRegistry
@@ -83,8 +82,12 @@ class FlowApp:
             for step in (*plan.steps, plan.handler):
                 roots.extend(arg for _, arg in step.args if isinstance(arg, Node))
         self.lifecycle = Lifecycle(roots)
+        self.api_info = openapi.api_info(flow.flow_id, project_dir)
+        #: OpenAPI tag -> description: a tag per service, in declaration order, then the collectors'.
+        self.tags = dict(openapi.service_tag(s) for s in flow.services)
+        self.tags[COLLECTORS_TAG] = "Collectors: HTTP in, rows out to their sinks"
         # found here so that a missing swagger-ui-py fails the build, not each worker
-        self.swagger_ui = None if DOCS_ROUTE in {r for _, r in self.routes()} else openapi.swagger_ui()
+        self.docs_pages = openapi.docs_pages(self.api_info.title, {r for _, r in self.routes()})
         #: Every dependency the handlers and consumers need (bfctl reads the primitives they use).
         self.nodes = nodes = walk(roots)
         refuse_unsupported(flow, nodes)
@@ -98,7 +101,7 @@ class FlowApp:
     def _compile(flow: Flow, graph: Graph, sinks: SinkRegistry) -> list[CompiledHandler]:
         handlers: list[CompiledHandler] = []
         seen: dict[tuple[str, str], str] = {}
-        declared: list[tuple[str, Method, Any, Collector | None, list[Any], Dispatcher | None]] = [
+        declared: list[tuple[str, Method, Any, Collector | None, list[Any], Dispatcher | None, str]] = [
             (
                 join_route(s.base_route, e.route),
                 e.method,
@@ -106,19 +109,22 @@ class FlowApp:
                 None,
                 s.middleware,
                 s.dispatcher or flow.dispatcher,
+                openapi.service_tag(s)[0],
             )
             for s in flow.services
             for e in s.endpoints
         ]
         declared += [
-            (c.route, c.method, c.original_process_fn_or_class, c, [], flow.dispatcher) for c in flow.collectors
+            (c.route, c.method, c.original_process_fn_or_class, c, [], flow.dispatcher, COLLECTORS_TAG)
+            for c in flow.collectors
         ]
-        for route, method, target, collector, wrappers, dispatcher in declared:
+        for route, method, target, collector, wrappers, dispatcher, tag in declared:
             key = (route, "GET" if method is Method.WEBSOCKET else method.value)
             handler = CompiledHandler(
                 target, route, method.value, graph, collector=collector, sinks=sinks, dispatcher=dispatcher
             )
             handler.middleware = wrappers
+            handler.tag = tag
             if key in seen:
                 raise StartupError(f"{key[1]} {route} is declared twice: by `{seen[key]}` and by `{handler.name}`")
             seen[key] = handler.name
@@ -168,21 +174,17 @@ class FlowApp:
         return app
 
     def _add_docs(self, app: web.Application) -> None:
-        """``/openapi.json``, and ``/docs`` with the Swagger UI files it loads, unless the flow uses those routes."""
+        """``/openapi.json``, ``/docs`` and ``/redoc`` with the files they load, unless the flow uses those routes."""
         taken = {route for _, route in self.routes()}
         if OPENAPI_ROUTE not in taken:
-            body = dumps(openapi.document(self.flow.flow_id, buildflow.__version__, self.handlers))
+            body = dumps(openapi.document(self.api_info, self.handlers, self.tags))
             app.router.add_get(OPENAPI_ROUTE, functools.partial(_static, body, JSON))
-        ui = self.swagger_ui
-        if ui is None:  # the flow declares /docs
-            return
-        files = ui.files()
-        if any(_matches(resource, path) for resource in app.router.resources() for path in files):
-            return  # a flow route matches an asset's URL: the asset route would take its requests
-        page = openapi.docs_page(self.flow.flow_id, ui).encode()
-        app.router.add_get(DOCS_ROUTE, functools.partial(_static, page, "text/html"))
-        for path, file in files.items():
-            app.router.add_get(path, functools.partial(_asset, file))
+        for page in self.docs_pages:
+            if any(_matches(resource, path) for resource in app.router.resources() for path in page.files):
+                continue  # a flow route matches an asset's URL: the asset route would take its requests
+            app.router.add_get(page.route, functools.partial(_static, page.body, "text/html"))
+            for path, file in page.files.items():
+                app.router.add_get(path, functools.partial(_asset, file))
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -217,7 +219,7 @@ async def _static(body: bytes, content_type: str, _request: web.Request) -> web.
     return web.Response(body=body, content_type=content_type)
 
 
-#: The asset URLs hold the swagger-ui-py version, so a browser may keep what it fetched.
+#: The asset URLs hold the version of the files, so a browser may keep what it fetched.
 _ASSET_CACHE = "public, max-age=31536000, immutable"
 
 

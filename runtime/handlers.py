@@ -60,6 +60,8 @@ class CompiledHandler:
         self.is_collector = collector is not None
         #: The service's declared middleware (``buildflow.middleware``), applied by the app.
         self.middleware: list[Any] = []
+        #: The OpenAPI tag of its operation: its service's, or the collectors'.
+        self.tag = ""
         self.is_class, fn = process_fn(target, owner, "processor")
         self.is_async = is_async(fn)
         if self.is_websocket and not self.is_async:
