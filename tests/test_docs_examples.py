@@ -23,15 +23,31 @@ DOCS = REPO_ROOT / "docs"
 INCLUDE = re.compile(r'^\s*--8<-- "([^"]+)"\s*$', re.MULTILINE)
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
-#: transcript -> the project files it runs in (name in the project: file under docs_src)
-EXAMPLES: dict[str, dict[str, str]] = {
-    "tutorial/first_flow.out": {"main.py": "tutorial/first_flow.py"},
-    "tutorial/first_flow_routes.out": {"main.py": "tutorial/first_flow.py"},
-    "tutorial/dependencies.out": {"main.py": "tutorial/dependencies.py"},
-    "tutorial/test_dependencies.out": {
-        "main.py": "tutorial/dependencies.py",
-        "tests/test_main.py": "tutorial/test_dependencies.py",
-    },
+#: An example: the project files it runs in (name in the project: file or folder under docs_src),
+#: and the transcripts replayed there in turn (a transcript's servers stop when it ends).
+EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
+    "first flow": (
+        {"main.py": "tutorial/first_flow.py"},
+        ["tutorial/first_flow.out", "tutorial/first_flow_routes.out"],
+    ),
+    "dependencies": (
+        {"main.py": "tutorial/dependencies.py", "tests/test_main.py": "tutorial/test_dependencies.py"},
+        ["tutorial/dependencies.out", "tutorial/test_dependencies.out"],
+    ),
+    "database": (
+        {
+            "main.py": "tutorial/database/main.py",
+            "models.py": "tutorial/database/models.py",
+            "pyproject.toml": "tutorial/database/pyproject.toml",
+            "migrations": "tutorial/database/migrations",
+        },
+        [
+            "tutorial/database_plan.out",
+            "tutorial/database_apply.out",
+            "tutorial/database_serve.out",
+            "tutorial/database_destroy.out",
+        ],
+    ),
 }
 
 
@@ -41,16 +57,22 @@ def _project(directory: Path, files: dict[str, str]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         source_path = DOCS_SRC / source
         if source_path.is_dir():
-            shutil.copytree(source_path, target)
+            shutil.copytree(source_path, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source_path, target)
     return directory
 
 
-@pytest.mark.parametrize("transcript", sorted(EXAMPLES))
-def test_example_runs_as_the_page_shows(transcript: str, tmp_path: Path, bfctl_env: dict[str, str]) -> None:
-    project = _project(tmp_path / "project", EXAMPLES[transcript])
-    replay(DOCS_SRC / transcript, project, bfctl_env)
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_example_runs_as_the_page_shows(
+    example: str, tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
+    files, transcripts = EXAMPLES[example]
+    project = _project(tmp_path / "project", files)
+    if any("$ bfctl apply" in (DOCS_SRC / t).read_text() for t in transcripts):
+        destroyed.append(project)  # its database is a real server: destroyed even if a step fails
+    for transcript in transcripts:
+        replay(DOCS_SRC / transcript, project, bfctl_env)
 
 
 def _pages() -> list[Path]:
@@ -71,7 +93,7 @@ def test_every_docs_src_file_is_shown_and_every_example_is_run() -> None:
     """A file under docs_src/tutorial, concepts or reference is on a page, and each of its Python
     files and transcripts is run by a test here."""
     shown = {name for page in _pages() for name in INCLUDE.findall(page.read_text())}
-    run = set(EXAMPLES) | {source for files in EXAMPLES.values() for source in files.values()}
+    run = {name for files, transcripts in EXAMPLES.values() for name in [*files.values(), *transcripts]}
     for section in ("tutorial", "concepts", "reference"):
         for path in sorted((DOCS_SRC / section).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
