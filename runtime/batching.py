@@ -46,7 +46,9 @@ class BatchOptions:
             raise ValueError("max_wait must be >= 0 and write_timeout > 0")
 
 
-_Pending = tuple[list[Row], "asyncio.Future[None]"]
+#: The write a request's rows went out in: its number in this batcher, its rows and its requests.
+Commit = tuple[int, int, int]
+_Pending = tuple[list[Row], "asyncio.Future[Commit]"]
 
 
 class Batcher:
@@ -79,7 +81,7 @@ class Batcher:
             self._flush_forever(), name=f"flush {self.writer.description}"
         )
 
-    async def submit(self, rows: list[Row], hold: bool = False) -> None:
+    async def submit(self, rows: list[Row], hold: bool = False) -> Commit:
         """Queue ``rows`` and return once they are written. Over the queue's bound it refuses
         (``QueueFull``), or with ``hold`` waits for room first, as consumers' pull loops do (rows
         that could never fit are refused all the same)."""
@@ -89,11 +91,11 @@ class Batcher:
             raise SinkUnavailable("the server is shutting down")
         if self._queued + len(rows) > self.options.max_queued_rows:
             raise QueueFull(f"{self._queued} rows are already waiting for {self.writer.description}")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Commit] = asyncio.get_running_loop().create_future()
         self._pending.append((rows, future))
         self._queued += len(rows)
         self._wakeup.set()
-        await future
+        return await future
 
     async def _room(self, rows: int) -> None:
         """Wait until ``rows`` more fit under the bound (or the batcher is closing)."""
@@ -171,9 +173,10 @@ class Batcher:
         self.batches_written += 1
         self.rows_written += len(rows)
         self.batch_rows.observe(len(rows))
+        commit = (self.batches_written, len(rows), len(batch))
         for _, future in batch:
             if not future.done():
-                future.set_result(None)
+                future.set_result(commit)
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

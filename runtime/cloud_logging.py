@@ -46,6 +46,8 @@ class RequestLogContext:
     trace: str | None = None
     span_id: str | None = None
     sampled: bool = False
+    #: The project ``trace`` is named in (when known), for a trace id the tracer adopts.
+    project: str | None = None
 
 
 _current: contextvars.ContextVar[RequestLogContext | None] = contextvars.ContextVar("bf_request_log", default=None)
@@ -87,14 +89,27 @@ def context_from_headers(headers: Mapping[str, str], project: str | None) -> Req
     request_id = headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
     value = headers.get(TRACE_HEADER)
     if not value:
-        return RequestLogContext(request_id)
+        return RequestLogContext(request_id, project=project)
     ids, _, options = value.partition(";")
     trace_id, _, span_id = ids.partition("/")
     trace_id = trace_id.strip()
     if not trace_id or not all(c in "0123456789abcdefABCDEF" for c in trace_id):
-        return RequestLogContext(request_id)
+        return RequestLogContext(request_id, project=project)
     trace = f"projects/{project}/traces/{trace_id}" if project else trace_id
-    return RequestLogContext(request_id, trace, _span_hex(span_id.strip()), options.strip() == "o=1")
+    return RequestLogContext(request_id, trace, _span_hex(span_id.strip()), options.strip() == "o=1", project)
+
+
+def adopt_trace(request: web.Request, trace_id: int, span_id: int, sampled: bool) -> None:
+    """Names the tracer's trace and span in the request's log lines (with JSON logs on), so a
+    line and its trace join whether the trace came in with a header or began here."""
+    context: RequestLogContext | None = request.get(REQUEST_CONTEXT)
+    if context is None:
+        return
+    hex_id = f"{trace_id:032x}"
+    trace = f"projects/{context.project}/traces/{hex_id}" if context.project else hex_id
+    joined = dataclasses.replace(context, trace=trace, span_id=f"{span_id:016x}", sampled=sampled)
+    request[REQUEST_CONTEXT] = joined
+    _current.set(joined)  # the log middleware resets it when the request ends
 
 
 def _span_hex(decimal: str) -> str | None:

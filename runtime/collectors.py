@@ -3,7 +3,7 @@ once they are durable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from aiohttp import web
 from bfctl.runtime.batching import Batcher, BatchOptions
 from bfctl.runtime.errors import StartupError
 from bfctl.runtime.sinks.registry import SinkRegistry
+from bfctl.runtime.tracing.sinks import sink_write_span
 from buildflow.processors import row_type_of
 
 _SUCCESS = b'{"success":true}'
@@ -39,11 +40,15 @@ class CollectorOutput:
         # No sink (BuildFlow's ``Empty``): the rows are discarded, the answer is the same.
         self._key = None if sink is None else registry.declare(sink, self.row_type, batch_options)
         self._convert: Callable[[Any], Any] = _not_started
+        #: The batcher's submit in a span, when the worker traces.
+        self._submit: Callable[[list[Any]], Awaitable[Any]] | None = None
 
-    def start(self) -> None:
+    def start(self, traced: bool = False) -> None:
         if self._key is None:
             return
         self._convert = self._registry.converters[self._key]  # compiled for this sink's writer
+        if traced:
+            self._submit = sink_write_span(self._registry.batchers[self._key])
 
     @property
     def batcher(self) -> Batcher | None:
@@ -63,7 +68,7 @@ class CollectorOutput:
         rows, raises, and the handler's error mapping answers 422 or 503."""
         rows = self.rows(result)
         if rows and self._key is not None:
-            await self._registry.batchers[self._key].submit(rows)
+            await (self._submit or self._registry.batchers[self._key].submit)(rows)
         return web.Response(body=_SUCCESS, content_type="application/json")
 
 

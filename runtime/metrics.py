@@ -120,6 +120,8 @@ class WorkerMetrics:
         self.routes = routes
         self._batchers = batchers  # the sink registry's, filled when the worker starts
         self._consumers = consumers
+        #: Spans the trace exporter sent, dropped and failed to send (when this worker exports).
+        self.trace_spans: Mapping[str, int] | None = None
 
     def families(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -145,6 +147,17 @@ class WorkerMetrics:
         yield latency
         yield from self._sink_families(worker)
         yield from self._consumer_families(worker)
+        if self.trace_spans is not None:
+            from prometheus_client.core import CounterMetricFamily
+
+            spans = CounterMetricFamily(
+                "buildflow_trace_spans",
+                "Spans the trace exporter sent, dropped (its queue was full) or lost to a failed send.",
+                labels=["worker", "outcome"],
+            )
+            for outcome, count in self.trace_spans.items():
+                spans.add_metric([worker, outcome], count)
+            yield spans
 
     def _sink_families(self, worker: str) -> Iterable[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily

@@ -11,6 +11,7 @@ marked blocking (or a function of a dispatcher with a pool) takes a trip of its 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from bfctl.runtime.di.context import RequestContext
 from bfctl.runtime.di.factories import Teardown, run_sync_teardowns, run_teardowns
 from bfctl.runtime.di.graph import Arg, Node, RequestValue, walk
 from bfctl.runtime.parameters import Source
+from bfctl.runtime.tracing import steps as tracing
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream.schedule import Job, Schedule, batch
 
@@ -45,6 +47,8 @@ class Step:
     slots: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     sources: list[tuple[str, Source]] = dataclasses.field(default_factory=list)
     values: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: The span a traced worker records for it: name and attributes.
+    span: tracing.StepSpan | None = None
 
     def bind(self, slot_of: dict[int, int]) -> None:
         """Split arguments into constants (built REPLICA/GLOBAL values) and per-request ones."""
@@ -104,6 +108,7 @@ class RequestPlan:
                 n.args,
                 blocking=n.factory.blocking and not n.factory.is_async,
                 executor=n.factory.executor,
+                span=tracing.dependency_span(n.factory),
             )
             for i, n in enumerate(nodes)
         ]
@@ -119,6 +124,7 @@ class RequestPlan:
         )
         self.schedule: Schedule[State] = Schedule(needs, [not steps[group[0]].is_async for group in groups])
         self.jobs = tuple(self._job([steps[i] for i in group]) for group in groups)
+        self._groups = [[steps[i] for i in group] for group in groups]
         self.has_dependencies = bool(nodes)
         self._fn: Callable[..., Any] | None = None
 
@@ -140,10 +146,61 @@ class RequestPlan:
 
         return in_thread
 
+    def _traced_job(self, steps: list[Step]) -> Job[State]:
+        """``_job`` with spans: each step's, and a sync group's trip to the pool (its wait in
+        the queue shows as the gap before the first step's span)."""
+        if steps[0].is_async:
+            step = steps[0]
+            span = step.span
+            assert span is not None
+
+            async def awaited(state: State) -> None:
+                with tracing.child(span.name, span.attributes):
+                    state.vals[step.slot] = await step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
+
+            return awaited
+        executor = steps[0].executor
+        trip_attributes = tracing.trip_attributes(steps)
+
+        def in_thread(state: State) -> Awaitable[None]:
+            trip = tracing.open_span("thread pool", trip_attributes)
+            future = state.loop.run_in_executor(
+                executor or state.pool,
+                contextvars.copy_context().run,
+                self._run_sync_traced,
+                trip,
+                steps,
+                state.vals,
+                state.ctx,
+                state.params,
+                state.tds,
+            )
+            if trip is not None:
+                future.add_done_callback(functools.partial(tracing.close_span, trip))
+            return future
+
+        return in_thread
+
+    def _run_sync_traced(
+        self,
+        trip: tracing.Span | None,
+        steps: list[Step],
+        vals: list[Any],
+        ctx: RequestContext,
+        params: dict[str, Any],
+        tds: list[Teardown],
+    ) -> None:
+        """``_run_sync`` in the pool, each step in its span under the trip's (this runs in a copy
+        of the request's context, so setting the current span here stays with this call)."""
+        if trip is not None:
+            tracing.current.set(trip)
+        self._run_sync(steps, vals, ctx, params, tds, traced=True)
+
     def finalize(self, handler: Callable[..., Any]) -> None:
         """Bind the handler and the built REPLICA/GLOBAL values (once per worker)."""
         self._fn = handler
         self.handler.make = _handler_make(handler)
+        self.handler.span = tracing.handler_span(handler, self.handler.is_async)
         for step in (*self.steps, self.handler):
             step.consts.clear()
             step.slots.clear()
@@ -161,11 +218,21 @@ class RequestPlan:
             return None
         return functools.partial(self._fn, **self.handler.consts) if self.handler.consts else self._fn
 
-    def invoker(self, loop: asyncio.AbstractEventLoop, pool: Executor | None, *, always_plan: bool = False) -> Invoke:
+    def invoker(
+        self, loop: asyncio.AbstractEventLoop, pool: Executor | None, *, always_plan: bool = False, traced: bool = False
+    ) -> Invoke:
         """How every processor (endpoint, collector, consumer) is called: the one place that
         decides which arguments it gets, so that no kind of processor can miss some. The
         cheapest path that passes them all: the whole plan when a dependency is made per call,
-        else the handler with its bound values, awaited or in one trip to the pool."""
+        else the handler with its bound values, awaited or in one trip to the pool. ``traced``:
+        the whole plan, each step in a span (a worker that traces nothing pays none of it)."""
+        if traced:
+            jobs = tuple(self._traced_job(group) for group in self._groups)
+
+            async def through_traced_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
+                return await self.run(ctx, params, loop, pool, jobs)
+
+            return through_traced_plan
         if always_plan or self.has_dependencies:
 
             async def through_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
@@ -199,23 +266,39 @@ class RequestPlan:
         return run_in_pool_ctx
 
     async def run(
-        self, ctx: RequestContext, params: dict[str, Any], loop: asyncio.AbstractEventLoop, pool: Executor | None
+        self,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        pool: Executor | None,
+        jobs: tuple[Job[State], ...] | None = None,
     ) -> Any:
         vals: list[Any] = [None] * self.size
         tds: list[Teardown] = []
         try:
-            await self.schedule.run(self.jobs, State(vals, ctx, params, tds, loop, pool))
+            await self.schedule.run(jobs or self.jobs, State(vals, ctx, params, tds, loop, pool))
             return vals[self.handler.slot]
         finally:
             if tds:
                 await run_teardowns(tds, lambda fn: loop.run_in_executor(pool, fn))
 
     def _run_sync(
-        self, steps: list[Step], vals: list[Any], ctx: RequestContext, params: dict[str, Any], tds: list[Teardown]
+        self,
+        steps: list[Step],
+        vals: list[Any],
+        ctx: RequestContext,
+        params: dict[str, Any],
+        tds: list[Teardown],
+        traced: bool = False,
     ) -> None:
         try:
             for step in steps:
-                vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
+                if traced:
+                    assert step.span is not None
+                    with tracing.child(step.span.name, step.span.attributes):
+                        vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
+                else:
+                    vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
         finally:
             if steps[-1] is self.handler:  # tear down sync dependencies in this same trip
                 tail: list[Callable[[], Any]] = []

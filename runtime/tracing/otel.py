@@ -1,0 +1,151 @@
+"""The OpenTelemetry API, recording into our spans: spans a flow opens with
+``opentelemetry.trace`` (and those of OpenTelemetry's instrumentations, such as SQLAlchemy's or
+the aiohttp client's) become children of the request's current span, and an outgoing call's
+``traceparent`` names our trace.
+
+Imported only by a worker that traces; the API package is optional (without it nothing here is
+installed, and the flow cannot have imported it either).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes as OtelAttributes
+from opentelemetry.util.types import AttributeValue
+
+from bfctl.runtime.tracing.spans import Span, current
+
+
+def install() -> None:
+    """Make ours the global TracerProvider (once per process; a flow's own provider, set
+    before ours, is left alone: OpenTelemetry allows one)."""
+    if not isinstance(trace.get_tracer_provider(), Provider):
+        trace.set_tracer_provider(Provider())
+
+
+def _value(value: AttributeValue) -> str | int | float | bool:
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+class Recorded(trace.Span):
+    """An API span backed by one of ours."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._context = SpanContext(
+            span.trace.trace_id,
+            span.span_id,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED if span.trace.sampled else TraceFlags.DEFAULT),
+        )
+
+    def end(self, end_time: int | None = None) -> None:
+        if not self.span.end:
+            self.span.end = time.perf_counter_ns()
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.span.set(key, _value(value))
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self.span.set(key, _value(value))
+
+    def add_event(self, name: str, attributes: OtelAttributes = None, timestamp: int | None = None) -> None:
+        """Events are not kept: the dashboard and exports show spans and their attributes."""
+
+    def update_name(self, name: str) -> None:
+        self.span.name = name
+
+    def is_recording(self) -> bool:
+        return not self.span.end
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        code = status.status_code if isinstance(status, Status) else status
+        if code is StatusCode.ERROR:
+            described = description or (status.description if isinstance(status, Status) else None)
+            self.span.error = self.span.error or described or "error"
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: OtelAttributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        self.span.fail(exception)
+
+
+class Tracer(trace.Tracer):
+    def start_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: OtelAttributes = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        """A child of the current span (the API's current one when it is ours, else the request's);
+        outside any traced request, the API's no-op span."""
+        parent_api = trace.get_current_span(context)
+        parent = parent_api.span if isinstance(parent_api, Recorded) else current.get()
+        if parent is None:
+            return trace.INVALID_SPAN
+        span = Span(parent.trace, name, parent.span_id)
+        if kind is not SpanKind.INTERNAL:
+            span.set("span.kind", kind.name.lower())
+        recorded = Recorded(span)
+        if attributes:
+            recorded.set_attributes(attributes)
+        return recorded
+
+    @contextlib.contextmanager
+    def start_as_current_span(  # type: ignore[override]  # the API's own decorator type is private
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: OtelAttributes = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        """The span is current for the API and for our own spans alike while the block runs."""
+        span = self.start_span(name, context, kind, attributes, links)
+        if not isinstance(span, Recorded):
+            yield span
+            return
+        token = current.set(span.span)
+        try:
+            with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception):
+                yield span
+        finally:
+            current.reset(token)
+
+
+class Provider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self._tracer = Tracer()
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        return self._tracer

@@ -1,0 +1,134 @@
+"""Whether and how this worker traces: decided once at start-up, then one wrapper per route.
+
+With no store, no exporter and nothing asking for it, ``Recorder.build`` returns ``None`` and
+every route keeps its untraced handler: tracing off costs nothing per request. When on, a
+request's trace begins where the route is entered (adopting the caller's trace id), its spans
+are filled as it runs, and at its end it is kept (the dashboard's store) and, when sampled,
+queued for export.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bfctl.runtime.cloud_logging import adopt_trace
+from bfctl.runtime.tracing import propagation
+from bfctl.runtime.tracing.sampling import Sampler
+from bfctl.runtime.tracing.spans import Span, Trace, current, new_trace_id
+from bfctl.runtime.tracing.store import SpanRecord, TraceStore, TraceSummary
+
+if TYPE_CHECKING:
+    from bfctl.runtime.tracing.export import Exporter
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Recorder:
+    """Begins and ends the traces of one worker."""
+
+    def __init__(self, sampler: Sampler, store: TraceStore | None, exporter: Exporter | None) -> None:
+        self.sampler = sampler
+        self.store = store
+        self.exporter = exporter
+
+    @classmethod
+    def build(cls, store: TraceStore | None, environ: Mapping[str, str]) -> Recorder | None:
+        """The recorder this worker needs, or ``None`` when nothing would read a trace."""
+        from bfctl.runtime.tracing import export
+
+        exporter = export.from_environment(environ)
+        if store is None and exporter is None:
+            return None
+        return cls(Sampler.from_environment(environ), store, exporter)
+
+    def begin(self, name: str, kind: str, headers: Mapping[str, str] | None = None) -> Trace | None:
+        """A new trace (continuing the caller's when its headers name one), or ``None`` when it
+        would be neither kept nor sampled."""
+        caller = propagation.incoming(headers) if headers is not None else None
+        if caller is None:
+            trace_id = new_trace_id()
+            sampled = self.sampler.sampled(trace_id, None)
+            parent = 0
+        else:
+            trace_id, parent = caller.trace_id, caller.parent_span_id
+            sampled = self.sampler.sampled(trace_id, caller.sampled)
+        if not sampled and self.store is None:
+            return None
+        return Trace(trace_id, name, kind, sampled, parent)
+
+    def finish(self, trace: Trace) -> None:
+        if self.store is not None:
+            self.store.add(summary(trace), lambda: records(trace))
+        if trace.sampled and self.exporter is not None:
+            self.exporter.offer(trace)
+
+    def route(self, handle: Handler, method: str, route: str, kind: str) -> Handler:
+        """``handle`` with each request traced: a root span named for the route, with its status."""
+        name = f"{method} {route}" if kind == "request" else f"collector {method} {route}"
+        begin, finish = self.begin, self.finish
+
+        async def traced(request: web.Request) -> web.StreamResponse:
+            trace = begin(name, kind, request.headers)
+            if trace is None:
+                return await handle(request)
+            span = Span(trace, name, trace.parent_span_id, {"http.request.method": method, "http.route": route})
+            token = current.set(span)
+            adopt_trace(request, trace.trace_id, span.span_id, trace.sampled)
+            try:
+                response = await handle(request)
+            except web.HTTPException as e:  # a redirect or an error aiohttp answers itself
+                trace.status = str(e.status)
+                span.set("http.response.status_code", e.status)
+                raise
+            except BaseException as e:
+                trace.status = "error"
+                span.fail(e)
+                raise
+            else:
+                trace.status = str(response.status)
+                span.set("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.error = span.error or f"HTTP {response.status}"
+                return response
+            finally:
+                span.end = time.perf_counter_ns()
+                current.reset(token)
+                finish(trace)
+
+        return traced
+
+
+def summary(trace: Trace) -> TraceSummary:
+    spans = trace.spans
+    root = spans[0]
+    return {
+        "trace_id": f"{trace.trace_id:032x}",
+        "name": trace.name,
+        "kind": trace.kind,
+        "status": trace.status,
+        "started_at": trace.wall,
+        "duration_ms": (root.end - root.start) / 1e6,
+        "error": root.error is not None,  # a 5xx or what escaped: a 4xx is the caller's
+        "span_count": len(spans),
+    }
+
+
+def records(trace: Trace) -> list[SpanRecord]:
+    """The spans as the dashboard reads them (built when a trace is opened, not when recorded)."""
+    origin = trace.start_ns
+    return [
+        {
+            "span_id": f"{span.span_id:016x}",
+            "parent_id": f"{span.parent_id:016x}" if span.parent_id and (i or not trace.remote) else None,
+            "name": span.name,
+            "start_ms": (span.start - origin) / 1e6,
+            "duration_ms": ((span.end or span.start) - span.start) / 1e6,
+            "attributes": dict(span.attributes or {}),
+            "error": span.error,
+        }
+        for i, span in enumerate(trace.spans)
+    ]

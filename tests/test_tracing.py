@@ -1,0 +1,195 @@
+"""Traces of a real ``bfctl serve``: requests over loopback, the spans exported over OTLP/HTTP to
+a receiver in this test that decodes each body, and checked by name, parent and attribute."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import serving, wait_until, write
+
+FLOW = """
+import dataclasses
+
+from opentelemetry import trace
+
+from buildflow import Flow
+from buildflow.dependencies import Scope, dependency
+from buildflow.io.local import File
+from buildflow.types.portable import FileFormat
+
+app = Flow()
+tracer = trace.get_tracer("shop")
+
+
+@dependency(Scope.PROCESS)
+class Prices:
+    def __init__(self) -> None:
+        self.rate = 2
+
+
+@dependency(Scope.PROCESS)
+class Basket:
+    async def __init__(self, prices: Prices) -> None:
+        self.total = 5 * prices.rate
+
+
+@dataclasses.dataclass
+class Click:
+    page: str
+
+
+@app.collector("/clicks", method="POST", sink=File("out/clicks.json", FileFormat.JSON))
+def clicks(click: Click) -> Click:
+    return click
+
+
+service = app.service()
+
+
+@service.endpoint("/total", method="GET")
+async def total(basket: Basket) -> dict:
+    with tracer.start_as_current_span("price lookup") as span:
+        span.set_attribute("items", 5)
+        with tracer.start_as_current_span("discount"):
+            pass
+    return {"total": basket.total}
+
+
+@service.endpoint("/fail", method="GET")
+def fail(prices: Prices) -> dict:
+    raise ValueError("no price today")
+
+
+@service.endpoint("/hi", method="GET")
+def hi() -> str:
+    return "hi"
+"""
+
+
+class Receiver:
+    """An OTLP/HTTP receiver on loopback: each POST's JSON decoded, its spans kept by name."""
+
+    def __init__(self, answer: int = 200) -> None:
+        self.answer = answer
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.headers.append(dict(self.headers))
+                receiver.bodies.append(json.loads(body))
+                self.send_response(receiver.answer)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}" if receiver.answer == 200 else b'{"error": {"message": "refused"}}')
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def spans(self) -> list[dict[str, Any]]:
+        return [
+            span
+            for body in self.bodies
+            for resource in body["resourceSpans"]
+            for scope in resource["scopeSpans"]
+            for span in scope["spans"]
+        ]
+
+    def trace_of(self, root_name: str) -> list[dict[str, Any]]:
+        roots = [s for s in self.spans() if s["name"] == root_name]
+        assert roots, f"no span named {root_name!r} in {[s['name'] for s in self.spans()]}"
+        return [s for s in self.spans() if s["traceId"] == roots[-1]["traceId"]]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+
+
+def _env(bfctl_env: dict[str, str], receiver: Receiver) -> dict[str, str]:
+    return {**bfctl_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "20"}
+
+
+def _by_name(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in spans}
+
+
+def _attributes(span: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
+
+
+ARGS = ["flow.py", "--apply", "--port", "0", "--workers", "1", "--no-access-log"]
+
+
+def test_request_spans_nest_dependencies_handler_and_user_spans(
+    tmp_path: Path, bfctl_env: dict[str, str], receiver: Receiver
+) -> None:
+    write(tmp_path / "flow.py", FLOW)
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with serving(ARGS, tmp_path, _env(bfctl_env, receiver)) as server:
+        assert server.get("/total") == (200, '{"total":10}')
+        assert server.call("GET", "/fail")[0] == 500
+        assert server.call("POST", "/clicks", b'{"page": "/home"}')[0] == 200
+        import urllib.request
+
+        request = urllib.request.Request(
+            server.url + "/hi", headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        wait_until(lambda: {"GET /total", "GET /fail", "collector POST /clicks", "GET /hi"} <= _names(receiver))
+        assert server.stop() == 0
+
+    spans = _by_name(receiver.trace_of("GET /total"))
+    root = spans["GET /total"]
+    assert "parentSpanId" not in root and root["kind"] == 2
+    assert _attributes(root)["http.response.status_code"] == "200"
+    prices, basket = spans["dependency Prices"], spans["dependency Basket"]
+    handler = spans["handler total"]
+    trip = spans["thread pool"]  # Prices is sync: built in a trip to the pool
+    assert trip["parentSpanId"] == root["spanId"] and prices["parentSpanId"] == trip["spanId"]
+    assert _attributes(prices) == {
+        "bf.dependency": "Prices",
+        "bf.scope": "PROCESS",
+        "bf.async": False,
+        "bf.blocking": False,
+    }
+    assert basket["parentSpanId"] == root["spanId"] and _attributes(basket)["bf.async"] is True
+    assert handler["parentSpanId"] == root["spanId"]
+    lookup = spans["price lookup"]
+    assert lookup["parentSpanId"] == handler["spanId"] and _attributes(lookup) == {"items": "5"}
+    assert spans["discount"]["parentSpanId"] == lookup["spanId"]
+    assert int(prices["endTimeUnixNano"]) <= int(basket["endTimeUnixNano"]) <= int(handler["startTimeUnixNano"])
+
+    failed = _by_name(receiver.trace_of("GET /fail"))
+    assert failed["handler fail"]["status"] == {"code": 2, "message": "ValueError: no price today"}
+    assert failed["GET /fail"]["status"]["code"] == 2 and "status" not in failed["dependency Prices"]
+
+    collected = _by_name(receiver.trace_of("collector POST /clicks"))
+    write_span = collected["sink write"]
+    assert write_span["parentSpanId"] == collected["collector POST /clicks"]["spanId"]
+    attributes = _attributes(write_span)
+    assert attributes["bf.rows"] == "1" and attributes["bf.commit.requests"] == "1"
+    assert attributes["bf.sink"].startswith("File ") and attributes["bf.sink.writer"]
+
+    adopted = _by_name(receiver.trace_of("GET /hi"))["GET /hi"]
+    assert adopted["traceId"] == caller_trace and adopted["parentSpanId"] == caller_span
+
+
+def _names(receiver: Receiver) -> set[str]:
+    return {s["name"] for s in receiver.spans()}
