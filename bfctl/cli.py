@@ -27,6 +27,7 @@ from bfctl.help import MAX_WIDTH, Command, Group
 from bfctl.options import (
     AccessLogOption,
     BreakLockOption,
+    DashboardOption,
     DeployOption,
     EnvOption,
     FlowArgument,
@@ -155,6 +156,7 @@ def serve(
             help="Threads per worker for sync handlers and dependencies; more when they wait on I/O.",
         ),
     ] = None,
+    dashboard: DashboardOption = None,
 ) -> None:
     """Serve a flow's endpoints, collectors and consumers until SIGTERM or Ctrl+C.
 
@@ -171,6 +173,9 @@ def serve(
     with reported_errors(report):
         host, port = server.listen_address(host, port, os.environ)
         from bfctl import infra
+        from bfctl.runtime.dashboard import policy
+
+        dashboard = policy.wanted(dashboard, infra_target, host, os.environ)
 
         gcp = _gcp(gcp_project, gcp_region)
         loaded, apply_first = infra.load_for_serving(target, infra_target, stack, apply_first, gcp)
@@ -186,13 +191,14 @@ def serve(
             workers=workers,
             grace=grace,
             access_log=access_log,
-            on_ready=partial(_announce, loaded.target, routes, log_format == "json"),
+            on_ready=partial(_announce, loaded.target, routes, log_format == "json", dashboard),
             outputs=outputs,
             loop=loop,
             threads=threads,
             on_worker_error=partial(report_startup_error, report=report),
             log_format=log_format,
             idle_timeout=idle_timeout,
+            dashboard=dashboard,
         )
     raise typer.Exit(code)
 
@@ -215,6 +221,7 @@ def dev(
     ] = 1.0,
     access_log: AccessLogOption = True,
     stack: StackOption = "dev",
+    dashboard: DashboardOption = None,
 ) -> None:
     """Apply the local target and serve the flow, again on every change to its *.py files or pyproject.toml.
 
@@ -225,7 +232,9 @@ def dev(
     with reported_errors():
         from bfctl import dev as reload
 
-        settings = reload.ServeSettings(target, host, reload.fixed_port(host, port), stack, workers, grace, access_log)
+        settings = reload.ServeSettings(
+            target, host, reload.fixed_port(host, port), stack, workers, grace, access_log, dashboard
+        )
         code = reload.run(settings, reload.watched_roots(target, Path.cwd()))
     raise typer.Exit(code)
 
@@ -507,7 +516,7 @@ def _log_error(message: str, detail: str | None = None) -> None:
     logging.getLogger("bfctl").error("Error: %s", text)
 
 
-def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, urls: list[str]) -> None:
+def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, dashboard: bool, urls: list[str]) -> None:
     """Print where the flow is served, called once the sockets are bound.
 
     The first line is the contract for scripts and tests: they wait for
@@ -525,12 +534,16 @@ def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, urls: l
         log = logging.getLogger("bfctl")
         log.info("Serving %s on %s", target, urls[0])
         log.info("Routes:\n%s", "\n".join([*more, *listed]))
+        if dashboard:
+            log.info("Dashboard on %s/_bf/", base)
         return
     console.info(f"Serving {target} on {urls[0]}", "bold green")
     for line in more:
         console.info(line, "green")
     for line in listed:
         console.info(line, "cyan")
+    if dashboard:
+        console.info(f"Dashboard on {base}/_bf/", "bold magenta")
     console.info("Press Ctrl+C to stop.", "dim")
 
 

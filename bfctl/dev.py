@@ -50,6 +50,7 @@ class ServeSettings:
     workers: int | None
     grace: float
     access_log: bool
+    dashboard: bool | None = None
 
     def arguments(self) -> list[str]:
         """The ``bfctl serve`` command line, after ``bfctl``."""
@@ -62,6 +63,8 @@ class ServeSettings:
         command.append("--access-log" if self.access_log else "--no-access-log")
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
+        if self.dashboard is not None:
+            command.append("--dashboard" if self.dashboard else "--no-dashboard")
         return [*command, "--", self.target] if self.target is not None else command
 
 

@@ -28,6 +28,14 @@ BreakLockOption = Annotated[
     bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
 ]
 AccessLogOption = Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")]
+DashboardOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--dashboard/--no-dashboard",
+        show_default="$BFCTL_DASHBOARD, else on for the local target bound to loopback",
+        help="Serve the dashboard on the flow's port under /_bf/ (it answers this machine only).",
+    ),
+]
 SkipPreflightOption = Annotated[
     bool,
     typer.Option(

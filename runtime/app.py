@@ -58,10 +58,12 @@ class FlowApp:
         threads: int | None = None,
     ) -> None:
         self.flow = flow
+        #: Whether each worker serves the dashboard under /_bf/ (``dashboard.policy`` decides).
+        self.dashboard = False
         self.max_body = max_body
         self.threads = threads or default_thread_count()
         project_dir = Path.cwd()
-        applied = outputs or ResourceOutputs()
+        self.outputs = applied = outputs or ResourceOutputs()
         self.sinks = SinkRegistry(applied, project_dir)
         provided: dict[Any, Any] = {
             SinkPushers: RegistryPushers(self.sinks),
@@ -168,6 +170,10 @@ class FlowApp:
         worker = metrics.WorkerMetrics([*routes, unmatched], self.sinks.batchers, self.consumers.consumers)
         if self.serve_metrics:
             app.router.add_get(metrics.METRICS_PATH, worker.handle)
+        if self.dashboard:
+            from bfctl.runtime.dashboard.routes import Dashboard
+
+            Dashboard(self).mount(app)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", metrics.timed(_unmatched, unmatched))
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)

@@ -204,6 +204,7 @@ def serve(
     on_worker_error: OnWorkerError | None = None,
     log_format: str | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    dashboard: bool = False,
 ) -> int:
     """Serve until stopped by a signal; returns the exit code. Blocks.
 
@@ -212,11 +213,13 @@ def serve(
     ``on_worker_error`` (default: ``Error: <message>`` on stderr) and the exit code is 1.
     ``log_format`` is ``text`` or ``json``; by default JSON on Cloud Run, else text.
     ``idle_timeout``: seconds a connection may go without sending a whole request head.
+    ``dashboard``: serve the dashboard under /_bf/ (``dashboard.policy.wanted`` decides where).
     """
     json_logs = JsonLogs(cloud_logging.project_id(os.environ)) if log_format_of(log_format) == "json" else None
     _configure_logging(json_logs is not None)
     use_event_loop(loop)
     flow_app = FlowApp(flow, overrides, outputs=outputs, threads=threads)
+    flow_app.dashboard = dashboard
     if json_logs is not None:
         flow_app.pool_class = cloud_logging.ContextThreadPool
     count = workers or flow_app.workers_wanted()

@@ -1,0 +1,220 @@
+"""The dashboard's routes on the flow's own server: its page and files, the JSON its pages read
+under ``/_bf/api/``, and ``/_bf/events``, one server-sent event stream per open page that brings
+each finished trace, each log line and the Data page's figures once a second.
+
+Each worker answers for itself (its own traces, counters and log lines), as ``/_bf/metrics``
+does; the local target serves one worker unless the flow asks for more replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bfctl.runtime.dashboard import graph
+from bfctl.runtime.dashboard.data import INTERVAL, DataSampler
+from bfctl.runtime.dashboard.logs import LogRing
+from bfctl.runtime.dashboard.policy import PATH, is_loopback
+from bfctl.runtime.responses import JSON, dumps, json_response
+from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore
+
+if TYPE_CHECKING:
+    from bfctl.runtime.app import FlowApp
+
+STATIC = Path(__file__).parent / "static"
+#: The page's files and their content types: everything it loads comes from here, no CDN.
+ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+#: Traces the Requests page gets when it opens (the store keeps more).
+RECENT_TRACES = 200
+#: Output names whose values are never shown, whatever the provider recorded.
+_SECRET_NAME = re.compile(r"password|secret|token|credential|private|key", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):[^@/\s]+@")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def redacted(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A resource's outputs fit to show: secret-looking names hidden, passwords cut out of URLs."""
+    shown: dict[str, Any] = {}
+    for name, value in outputs.items():
+        if _SECRET_NAME.search(name):
+            shown[name] = "(secret)"
+        elif isinstance(value, Mapping):
+            shown[name] = redacted(value)
+        elif isinstance(value, str):
+            shown[name] = _URL_PASSWORD.sub(r"\1:(secret)@", value)
+        else:
+            shown[name] = value
+    return shown
+
+
+def _loopback_only(handle: Handler) -> Handler:
+    """Refuses peers other than this machine, whatever interface the server is bound to."""
+
+    @functools.wraps(handle)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not is_loopback(request.remote or ""):
+            return json_response({"detail": "the dashboard answers only this machine (loopback)"}, 403)
+        return await handle(request)
+
+    return guarded
+
+
+class Dashboard:
+    """One worker's dashboard: what its pages read, and the streams feeding them."""
+
+    def __init__(self, flow_app: FlowApp) -> None:
+        self._flow_app = flow_app
+        self.traces = TraceStore()
+        self.logs = LogRing()
+        self.data = DataSampler(flow_app.sinks.batchers, flow_app.consumers.consumers)
+        self._closing = asyncio.Event()
+        self._sampling: asyncio.Task[None] | None = None
+        self._files = {name: (STATIC / name).read_bytes() for name in ("index.html", *ASSETS)}
+
+    def mount(self, app: web.Application) -> None:
+        app[TRACE_STORE] = self.traces
+        routes: dict[str, Handler] = {
+            "": self._page,
+            "api/flow": self._flow,
+            "api/traces": self._recent,
+            "api/traces/{trace_id}": self._trace,
+            "api/data": self._data,
+            "api/resources": self._resources,
+            "api/logs": self._logs,
+            "events": self._events,
+            "assets/{name}": self._asset,
+        }
+        app.router.add_get(PATH.rstrip("/"), _loopback_only(_to_page))
+        for path, handle in routes.items():
+            app.router.add_get(PATH + path, _loopback_only(handle))
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._stop)
+
+    async def _start(self, _app: web.Application) -> None:
+        logging.getLogger().addHandler(self.logs)
+        self._sampling = asyncio.get_running_loop().create_task(self._sample(), name="dashboard sampling")
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        """Ends the open event streams, so that a page left open never holds the server's exit."""
+        self._closing.set()
+
+    async def _stop(self, _app: web.Application) -> None:
+        logging.getLogger().removeHandler(self.logs)
+        if self._sampling is not None:
+            self._sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampling
+
+    async def _sample(self) -> None:
+        while True:
+            self.data.sample()
+            await asyncio.sleep(INTERVAL)
+
+    # -- the page ----------------------------------------------------------------------------
+    async def _page(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self._files["index.html"], content_type="text/html", headers=_NO_STORE)
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in ASSETS:
+            return json_response({"detail": f"No dashboard file {name}"}, 404)
+        return web.Response(body=self._files[name], content_type=ASSETS[name], headers=_NO_STORE)
+
+    # -- what the pages read -----------------------------------------------------------------
+    @functools.cached_property
+    def _boxes(self) -> graph.Picture:
+        return graph.picture(self._flow_app)
+
+    @functools.cached_property
+    def _picture(self) -> bytes:
+        return dumps({"flow_id": self._flow_app.flow.flow_id, **graph.as_json(self._boxes)})
+
+    async def _flow(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self._picture, content_type=JSON)
+
+    async def _recent(self, _request: web.Request) -> web.Response:
+        return json_response(self.traces.recent(RECENT_TRACES))
+
+    async def _trace(self, request: web.Request) -> web.Response:
+        trace_id = request.match_info["trace_id"].lower()
+        spans = self.traces.get(trace_id) if _TRACE_ID.fullmatch(trace_id) else None
+        if spans is None:
+            return json_response({"detail": f"No kept trace {trace_id}"}, 404)
+        return json_response({"trace_id": trace_id, "spans": spans})
+
+    async def _data(self, _request: web.Request) -> web.Response:
+        return json_response(self.data.snapshot())
+
+    async def _resources(self, _request: web.Request) -> web.Response:
+        """Every resource the flow declares or uses, with what the last apply recorded of it."""
+        outputs = self._flow_app.outputs
+        kinds = {n.info["id"]: n.info["type"] for n in self._boxes.boxes.values() if n.kind == "resource"}
+        resources = [
+            {
+                "id": pid,
+                "type": kinds.get(pid, ""),
+                "applied": pid in outputs,
+                "outputs": redacted(outputs.get(pid) or {}),
+            }
+            for pid in dict.fromkeys([*kinds, *outputs])
+        ]
+        return json_response({"target": getattr(outputs, "target", "local"), "resources": resources})
+
+    async def _logs(self, _request: web.Request) -> web.Response:
+        return json_response(self.logs.recent())
+
+    # -- live --------------------------------------------------------------------------------
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **_NO_STORE})
+        await response.prepare(request)
+        traces, lines = self.traces.subscribe(), self.logs.subscribe()
+        getters: dict[str, Callable[[], Awaitable[Any]]] = {"trace": traces.get, "log": lines.get}
+        pending: dict[str, asyncio.Future[Any]] = {}
+        closing = asyncio.ensure_future(self._closing.wait())
+        loop = asyncio.get_running_loop()
+        try:
+            await response.write(_event("data", self.data.snapshot()))
+            sent = loop.time()
+            while not closing.done():
+                for kind, get in getters.items():
+                    if kind not in pending:
+                        pending[kind] = asyncio.ensure_future(get())
+                timeout = max(0.0, sent + INTERVAL - loop.time())
+                await asyncio.wait([*pending.values(), closing], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for kind, future in list(pending.items()):
+                    if future.done():
+                        del pending[kind]
+                        await response.write(_event(kind, future.result()))
+                if loop.time() >= sent + INTERVAL:
+                    await response.write(_event("data", self.data.snapshot()))
+                    sent = loop.time()
+        except ConnectionResetError:  # the page was closed
+            pass
+        finally:
+            self.traces.unsubscribe(traces)
+            self.logs.unsubscribe(lines)
+            for future in (*pending.values(), closing):
+                future.cancel()
+        return response
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _to_page(_request: web.Request) -> web.Response:
+    raise web.HTTPFound(PATH)
+
+
+def _event(name: str, payload: Any) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
