@@ -7,13 +7,19 @@ must be what comes back.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from docs_transcripts import DOCS_SRC, matches, replay, steps
+from docs_transcripts import _curl as curl
+from support import REPO_ROOT, Server, run_bfctl, serving, wait_until
 
 GUIDES = DOCS_SRC / "guides"
 
@@ -50,3 +56,84 @@ def test_collectors_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: 
     project = project_of("collectors", tmp_path)
     destroyed.append(project)
     replay(GUIDES / "collectors" / "collectors.out", project, bfctl_env)
+
+
+@contextmanager
+def serve_and_call(transcript: Path, project: Path, env: dict[str, str]) -> Iterator[Server]:
+    """Replay a transcript that starts the flow with ``bfctl serve`` and then calls it, and yield
+    the server still running, for what the flow does in the background (consumers)."""
+    first, *calls = steps(transcript.read_text())
+    argv = shlex.split(first.command)
+    assert argv[:2] == ["bfctl", "serve"], first.command
+    with serving([*argv[2:], "--port", "0"], project, env) as server:
+        shown_after_serving = len(first.expected) - first.expected.index(
+            next(s for s in first.expected if s.startswith("Serving"))
+        )
+        server.wait_for(lambda _line: True, count=len(server.lines) + shown_after_serving - 1)
+        port = server.url.rsplit(":", 1)[1]
+        assert matches(first.expected, [line.replace(f":{port}", ":8000") for line in server.lines]), server.output
+        for step in calls:
+            assert matches(step.expected, curl(server, shlex.split(step.command)).splitlines()), step.command
+        yield server
+
+
+def test_consumers_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]) -> None:
+    """Messages the collector published become the rows the page shows; the one the handler fails
+    on is logged as the page shows, to be retried."""
+    project = project_of("consumers", tmp_path)
+    destroyed.append(project)
+    shown_rows = [json.loads(line) for line in (GUIDES / "consumers" / "welcomes.jsonl").read_text().splitlines()]
+    (shown_log,) = (GUIDES / "consumers" / "failed.log").read_text().splitlines()
+    with serve_and_call(GUIDES / "consumers" / "consumers.out", project, bfctl_env) as server:
+
+        def rows() -> list[dict[str, str]]:
+            return [
+                json.loads(line)
+                for f in (project / "rows").glob("welcomes-*.jsonl")
+                for line in f.read_text().splitlines()
+            ]
+
+        wait_until(lambda: len(rows()) >= len(shown_rows))
+        server.wait_for(lambda line: "a message failed" in line)
+    assert [f.name for f in (project / "rows").iterdir()] == [
+        f.name for f in (project / "rows").glob("welcomes-????????.jsonl")
+    ]
+    assert sorted(rows(), key=str) == sorted(shown_rows, key=str)
+    message = re.compile(r"message \d+")
+    (logged,) = (line.split(" ", 2)[2] for line in server.lines if "a message failed" in line)
+    assert message.sub("message N", logged) == message.sub("message N", shown_log)
+
+
+def test_consumers_guide_watch_example(tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]) -> None:
+    """examples/watch as the page shows it: a good file becomes rows of ``rows/readings-<8 hex>.csv``,
+    a file that is not JSON is logged once and retried a second later, not at once."""
+    project = tmp_path / "watch"
+    shutil.copytree(REPO_ROOT / "examples" / "watch", project)
+    destroyed.append(project)
+    shown = GUIDES / "consumers"
+    here = str(project)
+
+    def as_shown(text: str) -> str:
+        return text.replace("/home/me/bfctl/examples/watch", here)
+
+    apply, serve = (
+        step for step in steps(as_shown((shown / "watch.out").read_text())) if step.command != "cd examples/watch"
+    )
+    assert run_bfctl(shlex.split(apply.command)[1:], project, bfctl_env)[0] == 0
+    with serving([*shlex.split(serve.command)[2:], "--port", "0"], project, bfctl_env) as server:
+        server.wait_for(lambda line: line.startswith("Press Ctrl+C"))
+        port = server.url.rsplit(":", 1)[1]
+        assert matches(serve.expected, [line.replace(f":{port}", ":8000") for line in server.lines]), server.output
+        (project / "incoming" / "kitchen.json").write_text('[{"sensor": "s1", "value": 21.5}]')
+        (project / "incoming" / "broken.json").write_text("not json")
+        server.wait_for(lambda line: "a message failed" in line)
+        wait_until(
+            lambda: (
+                len(readings := list((project / "rows").glob("readings-????????.csv"))) == 1
+                and len(readings[0].read_text().splitlines()) == 2
+            )
+        )
+    (readings,) = (project / "rows").iterdir()
+    assert readings.read_text() == as_shown((shown / "watch-readings.csv").read_text())
+    (logged,) = (line.split(" ", 2)[2] for line in server.lines if "a message failed" in line)
+    assert logged == as_shown((shown / "watch-bad.log").read_text()).strip()
