@@ -24,6 +24,7 @@ from bfctl.runtime.openapi import COLLECTORS_TAG, OPENAPI_ROUTE
 from bfctl.runtime.pull_loops import ConsumerGroup
 from bfctl.runtime.responses import JSON, dumps, json_response
 from bfctl.runtime.sinks.registry import RegistryPushers, SinkRegistry
+from bfctl.runtime.tracing.worker import TRACING, WorkerTracing
 from bfctl.runtime.unsupported import refuse_unsupported
 from buildflow.dependencies.analysis import QueryOpener
 from buildflow.dependencies.bucket import BucketOpener
@@ -150,6 +151,7 @@ class FlowApp:
             handler_args={"max_line_size": 65536, "max_field_size": 65536, "auto_decompress": bodies.AUTO_DECOMPRESS},
         )
         preflights: dict[str, Any] = {}
+        app[TRACING] = tracing = WorkerTracing()
         routes: list[metrics.RouteStats] = []
         for handler in self.handlers:
             if handler.is_websocket:
@@ -161,6 +163,8 @@ class FlowApp:
                 if cors is not None:
                     preflights.setdefault(handler.route, cors.preflight)
             routes.append(metrics.RouteStats(handler.method, handler.route))
+            kind = "batch" if handler.is_collector else "request"
+            handle = tracing.entry(handle, handler.method, handler.route, kind)
             app.router.add_route(handler.method, handler.route, metrics.timed(handle, routes[-1]))
         for route, preflight in preflights.items():
             app.router.add_route("OPTIONS", route, preflight)
@@ -168,6 +172,7 @@ class FlowApp:
         self._add_docs(app)
         unmatched = metrics.RouteStats("*", "(unmatched)")
         worker = metrics.WorkerMetrics([*routes, unmatched], self.sinks.batchers, self.consumers.consumers)
+        tracing.metrics = worker
         if self.serve_metrics:
             app.router.add_get(metrics.METRICS_PATH, worker.handle)
         if self.dashboard:
@@ -200,8 +205,9 @@ class FlowApp:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)
         await self.lifecycle.start(Scope.REPLICA, loop, self.pool)
         await self.sinks.start()
+        traced = app[TRACING].start(app) is not None
         for handler in self.handlers:
-            await handler.start(loop, self.pool)
+            await handler.start(loop, self.pool, traced)
         await self.consumers.start(loop, self.pool)
 
     def stop_consuming(self, grace: float) -> None:
@@ -215,6 +221,7 @@ class FlowApp:
         for handler in self.handlers:
             await handler.stop(loop, self.pool)
         await self.sinks.stop()  # writes every row still queued
+        await app[TRACING].stop()  # sends the traces of those last rows' requests
         await self.lifecycle.stop(Scope.REPLICA, loop, self.pool)
         if self._owns_global:
             await self.lifecycle.stop(Scope.GLOBAL, loop, self.pool)

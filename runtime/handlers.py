@@ -157,16 +157,17 @@ class CompiledHandler:
             raise StartupError(f"{owner}: parameter `{name}`: {e}") from None
 
     # -- worker life --------------------------------------------------------------------------
-    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
-        """Build a class-based processor, run its ``setup()``, and pick the request path."""
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor, traced: bool = False) -> None:
+        """Build a class-based processor, run its ``setup()``, and pick the request path (with
+        spans when the worker traces)."""
         fn = self.target
         if self.is_class:
             self._instance = await built(self.target, loop, pool)
             fn = self._instance.process
         self.plan.finalize(fn)
         if self.output is not None:
-            self.output.start()
-        self._invoke = self.plan.invoker(loop, pool, always_plan=self.is_websocket)
+            self.output.start(traced)
+        self._invoke = self.plan.invoker(loop, pool, always_plan=self.is_websocket, traced=traced)
 
     async def stop(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
         await call_hook(getattr(self._instance, "teardown", None), loop, pool)
