@@ -6,7 +6,7 @@ a subprocess, ``$ bfctl serve``/``$ python main.py`` start the flow (on a free p
 8000), each ``$ curl ...`` is sent to it over loopback, and what came back must be what the page
 shows. So a page cannot claim an output its example does not give.
 
-Matching: numbers that differ from run to run (a duration in parentheses, a port, an id in a
+Matching: numbers that differ from run to run (a duration, a port, a hash in an image tag or a
 file name) are masked on both sides, and a line ``...`` stands for any number of lines.
 """
 
@@ -30,6 +30,7 @@ _MASKS = [
     (re.compile(r"\bin \d+\.\d+s\b"), "in Ns"),
     (re.compile(r"(127\.0\.0\.1|localhost):\d+"), r"\1:PORT"),
     (re.compile(r"\bport = \d+"), "port = PORT"),
+    (re.compile(r"\b[0-9a-f]{12,}\b"), "HASH"),  # an image tag, a revision id
 ]
 
 

@@ -46,6 +46,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
             "tutorial/database_apply.out",
             "tutorial/database_serve.out",
             "tutorial/database_destroy.out",
+            "tutorial/deploy_build.out",
         ],
     ),
 }
