@@ -265,7 +265,7 @@ def plan(
     and the image (by digest when the code is unchanged, else the tag apply builds and pushes).
     """
     with reported_errors():
-        loaded = load(target)
+        loaded = load(target, "bfctl plan")
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
@@ -306,7 +306,7 @@ def apply(
     `[tool.buildflow.gcp]` in pyproject.toml; flags win.
     """
     with reported_errors():
-        loaded = load(target)
+        loaded = load(target, "bfctl apply")
         from bfctl import infra
 
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
@@ -341,7 +341,7 @@ def doctor(
     run the same checks first and stop on a failed one.
     """
     with reported_errors():
-        loaded = load(target)
+        loaded = load(target, "bfctl doctor")
         from bfctl import doctor as checks
         from bfctl import infra
 
@@ -411,7 +411,7 @@ def build(
     tagged for Artifact Registry when the project and region are known, else locally.
     """
     with reported_errors():
-        loaded = load(target)
+        loaded = load(target, "bfctl build")
         from bfctl.providers.gcp.build import build_image
 
         build_image(
@@ -439,7 +439,7 @@ def graph(
     with reported_errors():
         from bfctl import inspect
 
-        inspect.show_graph(load(target).flow, fmt)
+        inspect.show_graph(load(target, "bfctl graph").flow, fmt)
 
 
 @app.command(cls=Command)
@@ -451,7 +451,7 @@ def routes(
     with reported_errors():
         from bfctl import inspect
 
-        inspect.show_routes(load(target).flow, as_json)
+        inspect.show_routes(load(target, "bfctl routes").flow, as_json)
 
 
 @app.command(cls=Command)

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 ErrorReport = Callable[[str, str | None], None]
 
 
-def load(target: str | None) -> LoadedFlow:
-    """The flow ``target`` names (or the project's configuration does), from the working directory."""
+def load(target: str | None, command: str) -> LoadedFlow:
+    """The flow ``target`` names (or the project's configuration does), from the working directory.
+    ``command`` is how the running command is given a flow (``bfctl plan``, ``bfctl db upgrade
+    --flow``): a message asking for one shows it, ready to copy."""
     from bfctl.loader import load_flow
 
-    return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled())
+    return load_flow(target, Path.cwd(), full_traceback=console.debug_enabled(), command=command)
 
 
 @contextmanager

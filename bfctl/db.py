@@ -78,14 +78,15 @@ class Migrations:
 
 
 @contextlib.contextmanager
-def migrations(flow: str | None, wanted: str | None, infra_target: str) -> Iterator[Migrations]:
+def migrations(command: str, flow: str | None, wanted: str | None, infra_target: str) -> Iterator[Migrations]:
     """The database ``wanted`` names in the flow (see :func:`choose`); errors inside are reported
-    as every command reports them."""
+    as every command reports them. ``command`` (``upgrade``) names the command in the example
+    of a missing flow's message, with the ``--flow`` the db commands take it by."""
     with reported_errors():
         from bfctl.infra import declared_primitives
         from bfctl.providers.migrations import folder_of, migrated
 
-        databases = migrated(declared_primitives(load(flow).flow, infra_target))
+        databases = migrated(declared_primitives(load(flow, f"bfctl db {command} --flow").flow, infra_target))
         database = choose(databases, wanted)
         yield Migrations(database, folder_of(Path.cwd(), database), infra_target)
 
@@ -103,7 +104,7 @@ def revision(
     infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Write a new revision (the first one also writes the folder's env.py and script.py.mako)."""
-    with migrations(flow, database, infra_target) as chosen:
+    with migrations("revision", flow, database, infra_target) as chosen:
         from alembic import command
 
         from bfctl.providers.migrations import MigrationSetupError, config, load_metadata
@@ -134,7 +135,7 @@ def upgrade(
     infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Run the revisions up to REV (all of them by default), each in a transaction of its own."""
-    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "upgrade") as db:
+    with migrations("upgrade", flow, database, infra_target) as chosen, chosen.connected(stack, "upgrade") as db:
         from bfctl.providers.migrations import upgrade as run
 
         run(db, chosen.database, chosen.folder, revision, lambda rev: console.info(f"  ✓ {rev}", "green"))
@@ -150,7 +151,7 @@ def downgrade(
     infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Undo the revisions after REV, in one transaction."""
-    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "downgrade") as db:
+    with migrations("downgrade", flow, database, infra_target) as chosen, chosen.connected(stack, "downgrade") as db:
         from alembic import command
 
         from bfctl.providers.migrations import config
@@ -167,7 +168,7 @@ def history(
     infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """List the revisions, newest first (reads the folder only)."""
-    with migrations(flow, database, infra_target) as chosen:
+    with migrations("history", flow, database, infra_target) as chosen:
         from alembic import command
 
         from bfctl.providers.migrations import config, scripts
@@ -184,7 +185,7 @@ def current(
     infra_target: DatabaseTargetOption = "local",
 ) -> None:
     """Print the revision the stack's database is at."""
-    with migrations(flow, database, infra_target) as chosen, chosen.connected(stack, "current") as db:
+    with migrations("current", flow, database, infra_target) as chosen, chosen.connected(stack, "current") as db:
         chosen.say_revision(db)
 
 

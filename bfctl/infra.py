@@ -178,11 +178,12 @@ def provider_for(target: str, stack: str, options: Mapping[str, str | None] | No
         raise Refused(str(e)) from None
 
 
-def confirm(question: str, yes: bool) -> None:
+def confirm(question: str, action: str, yes: bool) -> None:
+    """Ask ``question`` in a terminal; elsewhere say that ``action`` ("Applying") needs --yes."""
     if yes:
         return
     if not sys.stdin.isatty():
-        raise Refused(f"{question.rstrip('?')} needs confirmation: run it in a terminal, or pass --yes")
+        raise Refused(f"{action} needs confirmation: run with --yes, or in a terminal")
     if not typer.confirm(question, default=False):
         raise Refused("cancelled; nothing was changed")
 
@@ -252,7 +253,7 @@ def apply(
             outputs = provider.outputs()
             render.outputs(outputs)
             return outputs
-        confirm("Apply these changes?", yes)
+        confirm("Apply these changes?", "Applying", yes)
         progress = render.Progress()
         outputs = provider.apply(result, progress)
     console.info(f"Apply complete: {progress.done} resource(s) changed.", "bold green")
@@ -289,7 +290,7 @@ def destroy(
             then = "--force turns it off first" if guard.liftable else "--force cannot lift it"
             console.warning(f"{guard.resource_id} {guard.why}: {then}.")
         _refuse_guarded(guarded, force)
-        confirm("Destroy these resources?", yes)
+        confirm("Destroy these resources?", "Destroying", yes)
         if guarded:
             provider.lift_guards([g.resource_id for g in guarded])
         progress = render.Progress()

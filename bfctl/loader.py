@@ -63,17 +63,20 @@ class _Target:
     attr: str
 
 
-def load_flow(target: str | None, cwd: Path, *, full_traceback: bool = False) -> LoadedFlow:
+def load_flow(
+    target: str | None, cwd: Path, *, full_traceback: bool = False, command: str = "bfctl serve"
+) -> LoadedFlow:
     """Resolve ``target`` (or the project's configured entry point when it is
     None), import it with ``cwd`` (or the file's directory) first on
     ``sys.path``, and return the ``buildflow.Flow`` it names.
 
     ``full_traceback`` keeps every frame of an import error, for debugging the
-    SDK itself rather than a flow.
+    SDK itself rather than a flow. ``command`` is how the running command takes a
+    target (``bfctl db upgrade --flow``): the example a missing one is asked for with.
     """
     from buildflow.dependencies.flow_dependencies import read_only
 
-    spec = (target if target is not None else _configured_target(cwd)).strip()
+    spec = (target if target is not None else _configured_target(cwd, command)).strip()
     parsed = _parse_target(spec, cwd)
     read_only()  # module-level engines stay dry, unless `serve` said first which stack it serves
     if parsed.file is not None:
@@ -109,7 +112,7 @@ def _parse_target(spec: str, cwd: Path) -> _Target:
     return _Target(location, None, attr)
 
 
-def _configured_target(cwd: Path) -> str:
+def _configured_target(cwd: Path, command: str) -> str:
     """The entry point configured in ``cwd``: ``[tool.buildflow] app`` in
     pyproject.toml, else BuildFlow's ``entry_point`` in buildflow.yaml.
     Only ``cwd`` is searched, so what gets served never depends on where a
@@ -126,7 +129,7 @@ def _configured_target(cwd: Path) -> str:
         "Looked for:\n"
         f'  - {pyproject} with [tool.buildflow] app = "module:attr": {why_not_pyproject}\n'
         f"  - {yaml} with entry_point: module:attr: {why_not_yaml}\n"
-        "Pass a target, e.g. `bfctl serve main:app`, or add one of the above."
+        f"Pass a target, e.g. `{command} main:app`, or add one of the above."
     )
 
 

@@ -1,0 +1,65 @@
+"""What bfctl tells users to do next when a command cannot go on: each suggestion is a command
+that works as printed (its own options, the target it was run for)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import bfctl_run, write
+
+#: A flow whose one resource the local target makes in a moment: a collector's DuckDB table.
+TABLE_FLOW = """
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.duckdb import DuckDBTable
+
+app = Flow()
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+
+
+@app.collector("/rows", method="POST", sink=DuckDBTable(database="rows.duckdb", table="rows"))
+def collect(row: Row) -> Row:
+    return row
+"""
+
+
+def test_apply_and_destroy_without_a_terminal_say_in_english_what_to_do(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "main.py", TABLE_FLOW)
+
+    refused = bfctl_run(["apply", "main:app"], tmp_path, bfctl_env)
+    assert refused.returncode == 1
+    assert "Error: Applying needs confirmation: run with --yes, or in a terminal" in refused.stderr
+
+    assert bfctl_run(["apply", "main:app", "--yes"], tmp_path, bfctl_env).returncode == 0
+    refused = bfctl_run(["destroy"], tmp_path, bfctl_env)
+    assert refused.returncode == 1
+    assert "Error: Destroying needs confirmation: run with --yes, or in a terminal" in refused.stderr
+    assert bfctl_run(["destroy", "--yes"], tmp_path, bfctl_env).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        (["serve"], "bfctl serve main:app"),
+        (["plan"], "bfctl plan main:app"),
+        (["routes"], "bfctl routes main:app"),
+        (["db", "upgrade"], "bfctl db upgrade --flow main:app"),
+        (["db", "revision", "-m", "first"], "bfctl db revision --flow main:app"),
+    ],
+)
+def test_a_command_without_a_flow_shows_how_it_takes_one(
+    command: list[str], example: str, tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    result = bfctl_run(command, tmp_path, bfctl_env)
+
+    assert result.returncode == 1
+    assert f"Pass a target, e.g. `{example}`" in result.stderr
+    assert "Traceback" not in result.stderr
