@@ -137,3 +137,18 @@ def test_consumers_guide_watch_example(tmp_path: Path, bfctl_env: dict[str, str]
     assert readings.read_text() == as_shown((shown / "watch-readings.csv").read_text())
     (logged,) = (line.split(" ", 2)[2] for line in server.lines if "a message failed" in line)
     assert logged == as_shown((shown / "watch-bad.log").read_text()).strip()
+
+
+def test_secrets_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]) -> None:
+    """The generated password logs the handlers in, is kept where the page says with the modes it
+    says, and is written nowhere else in the project."""
+    project = project_of("secrets", tmp_path)
+    destroyed.append(project)
+    replay(GUIDES / "secrets" / "secrets.out", project, bfctl_env)
+    secrets = project / ".buildflow" / "local" / "dev" / "secrets"
+    kept = secrets / "ledger-db-password"
+    assert (secrets.stat().st_mode & 0o777, kept.stat().st_mode & 0o777) == (0o700, 0o600)
+    password = kept.read_text()
+    assert len(password) >= 32
+    elsewhere = [p for p in project.rglob("*") if p.is_file() and p != kept and password.encode() in p.read_bytes()]
+    assert elsewhere == []
