@@ -244,7 +244,15 @@ def plan(
     target: FlowArgument = None,
     stack: StackOption = "dev",
     infra_target: InfraTargetOption = "local",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (for CI).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (for CI): --format json.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="text|json|markdown",
+            help="text; JSON for scripts; Markdown (a table of changes) for a pull-request comment.",
+        ),
+    ] = "text",
     detailed_exitcode: Annotated[
         bool,
         typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 1 on error."),
@@ -265,12 +273,15 @@ def plan(
     and the image (by digest when the code is unchanged, else the tag apply builds and pushes).
     """
     with reported_errors():
-        loaded = load(target, "bfctl plan")
         from bfctl import infra
 
+        if as_json and output not in ("text", "json"):
+            raise infra.Refused(f"--json asks for JSON and --format for {output}: pass one of them")
+        loaded = load(target, "bfctl plan")
         request = _deploy(loaded, infra_target, image, deploy, memory, public, ingress, env)
         gcp = _gcp(gcp_project, gcp_region)
-        changed = infra.plan(loaded.flow, infra_target, stack, as_json, gcp, request, skip_preflight=skip_preflight)
+        output = "json" if as_json else output
+        changed = infra.plan(loaded.flow, infra_target, stack, output, gcp, request, skip_preflight=skip_preflight)
     raise typer.Exit(2 if detailed_exitcode and changed else 0)
 
 

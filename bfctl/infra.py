@@ -113,7 +113,11 @@ def _preflight(provider: Any, primitives: list[Any], skip: bool) -> None:
 
 def _say_expected(expected: list[Any]) -> None:
     for primitive in expected:
-        console.info(f"{type(primitive).__name__} {primitive.primitive_id()} is used, not managed: expected to exist.")
+        console.info(_expected_note(primitive))
+
+
+def _expected_note(primitive: Any) -> str:
+    return f"{type(primitive).__name__} {primitive.primitive_id()} is used, not managed: expected to exist."
 
 
 def _deleted_while_used(result: Any, expected: list[Any]) -> list[str]:
@@ -192,20 +196,26 @@ def plan(
     flow: Any,
     target: str,
     stack: str,
-    as_json: bool,
+    output: str,
     options: Mapping[str, str | None] | None = None,
     deploy: Any = None,
     *,
     skip_preflight: bool = False,
 ) -> bool:
-    """Print the plan; True when it has changes."""
+    """Print the plan in the ``output`` format (``render.PLAN_FORMATS``); True when it has changes."""
+    if output not in render.PLAN_FORMATS:
+        raise Refused(f"unknown plan format `{output}`: use {', '.join(render.PLAN_FORMATS)}")
     provider = provider_for(target, stack, options, deploy)
     primitives, expected = planned_primitives(flow, provider)
     _preflight(provider, primitives, skip_preflight)
     warnings = provider.apply_warnings(primitives)
     result = provider.plan(primitives)
     warnings += _deleted_while_used(result, expected) + result.data_losses() + _guard_notes(provider, result)
-    if as_json:
+    if output == "markdown":  # for a pull-request comment: its notes and warnings are part of it
+        notes = [_expected_note(p) for p in expected]
+        print(render.plan_markdown(result, notes, warnings), flush=True)  # noqa: T201 - on stdout
+        return result.has_changes
+    if output == "json":
         print(result.to_json(), flush=True)  # noqa: T201 - the plan as JSON on stdout, for scripts
     else:
         render.plan(result)

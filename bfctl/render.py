@@ -85,3 +85,48 @@ def outputs(values: dict[str, dict[str, Any]]) -> None:
         console.info(f"  {resource_id}", "cyan")
         for key, value in fields.items():
             console.info(f"    {key} = {_show(value)}")
+
+
+#: The plan formats ``bfctl plan --format`` prints.
+PLAN_FORMATS = ("text", "json", "markdown")
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one cell of a Markdown table and shows as written (no HTML, no table breaks)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return escaped.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def plan_markdown(plan: Any, notes: list[str], warnings: list[str], *, verb: str = "apply") -> str:
+    """The plan as a pull-request comment shows it: the counts, a table of the resources that
+    change (secrets as ``(secret)``, as in every other format), then the notes and warnings."""
+    counts = plan.counts()
+    lines = [
+        f"### bfctl plan: stack `{plan.stack}` on the {plan.target} target",
+        "",
+        f"**{counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
+        f"{counts['delete']} to delete, {counts['noop']} unchanged.**",
+        "",
+    ]
+    changed = [c for c in plan.changes if c.action != "noop"]
+    if changed:
+        lines += ["| Action | Resource | Type | Changes |", "| --- | --- | --- | --- |"]
+    else:
+        lines.append(f"No changes: nothing to {verb}.")
+    for change in changed:
+        symbol, word, _ = _ACTIONS[change.action]
+        details = [f"({change.reason})"] if change.reason else []
+        for prop in change.changes:
+            shown = prop.to_dict()
+            if change.action in ("create", "delete"):
+                text = f"{prop.name}: {_show(shown['new'] if change.action == 'create' else shown['old'])}"
+            else:
+                text = f"{prop.name}: {_show(shown['old'])} → {_show(shown['new'])}"
+            details.append(text + (" (forces replace)" if prop.forces_replace else ""))
+        cells = [f"{symbol} {word}", change.resource_id, change.resource_type, "\n".join(details)]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if notes or warnings:
+        lines.append("")
+    lines += [f"- {_cell(note)}" for note in notes]
+    lines += [f"- **Warning:** {_cell(warning)}" for warning in warnings]
+    return "\n".join(lines)
