@@ -199,13 +199,14 @@ class FlowApp:
 
     async def _on_startup(self, app: web.Application) -> None:
         loop = asyncio.get_running_loop()
+        # first: the clients that dependencies make from here on get their spans
+        traced = app[TRACING].start(app) is not None
         self.pool = self.pool_class(self.threads, thread_name_prefix="bf-worker")
         self._owns_global = not self.lifecycle.global_built
         if self._owns_global:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)
         await self.lifecycle.start(Scope.REPLICA, loop, self.pool)
         await self.sinks.start()
-        traced = app[TRACING].start(app) is not None
         for handler in self.handlers:
             await handler.start(loop, self.pool, traced)
         await self.consumers.start(loop, self.pool)

@@ -16,15 +16,19 @@ from support import serving, wait_until, write
 FLOW = """
 import dataclasses
 
+import aiohttp
+import sqlalchemy
 from opentelemetry import trace
 
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.io.local import File
+from buildflow.requests import Request
 from buildflow.types.portable import FileFormat
 
 app = Flow()
 tracer = trace.get_tracer("shop")
+engine = sqlalchemy.create_engine("sqlite://")
 
 
 @dependency(Scope.PROCESS)
@@ -69,6 +73,19 @@ def fail(prices: Prices) -> dict:
 @service.endpoint("/hi", method="GET")
 def hi() -> str:
     return "hi"
+
+
+@service.endpoint("/relay", method="GET")
+async def relay(request: Request) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(str(request.base_url) + "hi") as response:
+            return await response.json()
+
+
+@service.endpoint("/count", method="GET")
+def count() -> int:
+    with engine.connect() as connection:
+        return connection.execute(sqlalchemy.text("SELECT 41 + 1")).scalar_one()
 """
 
 
@@ -152,7 +169,10 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
-        wait_until(lambda: {"GET /total", "GET /fail", "collector POST /clicks", "GET /hi"} <= _names(receiver))
+        assert server.get("/relay") == (200, '"hi"')
+        assert server.get("/count") == (200, "42")
+        expected = {"GET /total", "GET /fail", "collector POST /clicks", "GET /hi", "GET /relay", "GET /count"}
+        wait_until(lambda: expected <= _names(receiver))
         assert server.stop() == 0
 
     spans = _by_name(receiver.trace_of("GET /total"))
@@ -187,8 +207,22 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     assert attributes["bf.rows"] == "1" and attributes["bf.commit.requests"] == "1"
     assert attributes["bf.sink"].startswith("File ") and attributes["bf.sink.writer"]
 
-    adopted = _by_name(receiver.trace_of("GET /hi"))["GET /hi"]
-    assert adopted["traceId"] == caller_trace and adopted["parentSpanId"] == caller_span
+    adopted = [s for s in receiver.spans() if s["traceId"] == caller_trace]
+    assert [s["name"] for s in adopted] == ["GET /hi", "thread pool", "handler hi"]
+    assert adopted[0]["parentSpanId"] == caller_span
+
+    # the outgoing call is a span of the relay's trace, and /hi's trace continues under it
+    relayed = receiver.trace_of("GET /relay")
+    client = next(s for s in relayed if s["name"] == "GET 127.0.0.1")
+    assert client["parentSpanId"] == _by_name(relayed)["handler relay"]["spanId"]
+    assert _attributes(client)["http.response.status_code"] == "200"
+    served = next(s for s in relayed if s["name"] == "GET /hi")
+    assert served["parentSpanId"] == client["spanId"]
+
+    query = _by_name(receiver.trace_of("GET /count"))
+    statement = query["SELECT sqlite"]
+    assert statement["parentSpanId"] == query["handler count"]["spanId"]
+    assert _attributes(statement)["db.query.text"] == "SELECT 41 + 1"
 
 
 def _names(receiver: Receiver) -> set[str]:

@@ -48,6 +48,9 @@ class WorkerTracing:
             recorder.exporter.start()
             if self.metrics is not None:
                 self.metrics.trace_spans = recorder.exporter.counts
+        from bfctl.runtime.tracing import clients
+
+        clients.install()
         try:
             from bfctl.runtime.tracing import otel
         except ImportError:  # no opentelemetry-api: nothing in the flow can open a span with it
