@@ -152,3 +152,8 @@ def test_secrets_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: lis
     assert len(password) >= 32
     elsewhere = [p for p in project.rglob("*") if p.is_file() and p != kept and password.encode() in p.read_bytes()]
     assert elsewhere == []
+
+
+def test_pipedream_guide(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """The dispatcher's results reach the handler by name; an HTTPException one raises is its answer."""
+    replay(GUIDES / "pipedream" / "pipedream.out", project_of("pipedream", tmp_path), bfctl_env)
