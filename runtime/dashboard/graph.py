@@ -21,9 +21,9 @@ from buildflow.processors import join_route
 if TYPE_CHECKING:
     from bfctl.runtime.app import FlowApp
 
-NODE_WIDTH = 210
+NODE_WIDTH = 190
 NODE_HEIGHT = 48
-COLUMN_GAP = 90
+COLUMN_GAP = 60
 ROW_GAP = 18
 MARGIN = 20
 #: What the dependency graph calls a dispatcher function's node (``runtime.di.dispatch``).

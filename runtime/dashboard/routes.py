@@ -23,6 +23,7 @@ from bfctl.runtime.dashboard import graph
 from bfctl.runtime.dashboard.data import INTERVAL, DataSampler
 from bfctl.runtime.dashboard.logs import LogRing
 from bfctl.runtime.dashboard.policy import PATH, is_loopback
+from bfctl.runtime.errors import one_line
 from bfctl.runtime.responses import JSON, dumps, json_response
 from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore
 
@@ -89,6 +90,7 @@ class Dashboard:
             "api/traces": self._recent,
             "api/traces/{trace_id}": self._trace,
             "api/data": self._data,
+            "api/rows": self._rows,
             "api/resources": self._resources,
             "api/logs": self._logs,
             "events": self._events,
@@ -155,6 +157,23 @@ class Dashboard:
 
     async def _data(self, _request: web.Request) -> web.Response:
         return json_response(self.data.snapshot())
+
+    async def _rows(self, request: web.Request) -> web.Response:
+        """``?sink=<id>``: the latest rows of a sink's local table."""
+        sink = request.query.get("sink", "")
+        batcher = self._flow_app.sinks.batchers.get(sink)
+        found = None
+        if batcher is not None:
+            from bfctl.runtime.dashboard import tables
+
+            outputs = self._flow_app.outputs.get(sink) or {}
+            try:
+                found = await tables.latest(batcher.writer, outputs, Path.cwd())
+            except Exception as e:  # the database stopped, say: told on the page, never a 500
+                return json_response({"detail": f"reading the rows of {sink} failed: {one_line(e)}"}, 503)
+        if found is None:
+            return json_response({"detail": f"{sink or 'no sink'} is no local table this worker writes"}, 404)
+        return json_response(found)
 
     async def _resources(self, _request: web.Request) -> web.Response:
         """Every resource the flow declares or uses, with what the last apply recorded of it."""

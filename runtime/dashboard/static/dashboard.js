@@ -3,7 +3,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const KEPT_ROWS = 500;
-const state = { traces: [], flow: null, selected: null, data: null, resources: null, openapi: null };
+const state = { traces: [], flow: null, selected: null, data: null, resources: null, openapi: null, rows: {} };
 
 function $(selector) { return document.querySelector(selector); }
 
@@ -15,7 +15,7 @@ function el(tag, attributes, ...children) {
     if (name === "onclick") node.addEventListener("click", value);
     else node.setAttribute(name, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
   }
   return node;
@@ -27,6 +27,7 @@ async function api(path) {
   return response.json();
 }
 
+function clip(text, size) { return text.length > size ? text.slice(0, size - 1) + "…" : text; }
 function clock(seconds) { return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "never"; }
 function ms(value) { return value < 10 ? value.toFixed(2) + " ms" : value.toFixed(1) + " ms"; }
 function hex(bytes) { return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join(""); }
@@ -67,13 +68,12 @@ function drawFlow() {
     }
   }
   for (const node of flow.nodes) {
-    const label = node.label.length > 28 ? node.label.slice(0, 27) + "…" : node.label;
-    const detail = node.detail.length > 32 ? node.detail.slice(0, 31) + "…" : node.detail;
+    const first = clip(`${node.kind === "resource" || node.kind === "service" ? "" : node.kind + " "}${node.label}`, 26);
     svg.append(el("a", { svg: true, href: "#flow/" + encodeURIComponent(node.id) },
       el("g", { svg: true, class: `node kind-${node.kind}`, "data-id": node.id, "data-kind": node.kind, transform: `translate(${node.x},${node.y})` },
         el("rect", { svg: true, width: w, height: h, rx: 7 }),
-        el("text", { svg: true, x: 10, y: 19 }, `${node.kind === "resource" || node.kind === "service" ? "" : node.kind + " "}${label}`),
-        el("text", { svg: true, x: 10, y: 36, class: "sub" }, detail),
+        el("text", { svg: true, x: 10, y: 19 }, first),
+        el("text", { svg: true, x: 10, y: 36, class: "sub" }, clip(node.detail, 30)),
         el("title", { svg: true }, `${node.kind}: ${node.label}\n${node.detail}`))));
   }
   $("#flow-picture").replaceChildren(svg);
@@ -254,10 +254,27 @@ function renderData() {
       sparkline(s.rows_per_second),
       el("p", {}, `${rate.toFixed(1)} rows/s · `, el("span", { class: "rows-written" }, s.rows_written), ` rows in ${s.batches_written} writes · ${s.queued} queued`),
       el("p", {}, `last write: ${clock(s.last_write)}`),
-      errors ? el("p", { class: "error" }, `failed writes: ${errors}; last ${s.last_error ? s.last_error.reason + " at " + clock(s.last_error.time) : "before this page opened"}`) : el("p", { class: "muted" }, "no failed writes"));
+      errors ? el("p", { class: "error" }, `failed writes: ${errors}; last ${s.last_error ? s.last_error.reason + " at " + clock(s.last_error.time) : "before this page opened"}`) : el("p", { class: "muted" }, "no failed writes"),
+      latestRows(s));
   }) : [el("p", { class: "muted" }, "No sink has been written to by this worker yet.")]));
   $("#consumers").replaceChildren(...data.consumers.map((c) => el("tr", { class: c.failed ? "error" : "" },
     el("td", {}, c.name), el("td", {}, c.source), el("td", {}, c.handled), el("td", {}, c.failed), el("td", {}, c.given_up))));
+}
+
+function latestRows(sink) {
+  const kept = state.rows[sink.id] ??= { written: -1, shown: el("div", { class: "rows" }) };
+  if (kept.written !== sink.rows_written && $("#page-data").classList.contains("shown")) {
+    kept.written = sink.rows_written;
+    fetch("/_bf/api/rows?sink=" + encodeURIComponent(sink.id)).then(async (response) => {
+      if (response.status === 404) return kept.shown.replaceChildren();
+      const found = await response.json();
+      if (!response.ok) return kept.shown.replaceChildren(el("p", { class: "error" }, found.detail));
+      kept.shown.replaceChildren(el("h4", {}, "Latest rows"), el("table", { class: "list rows-table" },
+        el("thead", {}, el("tr", {}, found.columns.map((c) => el("th", {}, c)))),
+        el("tbody", {}, found.rows.map((row) => el("tr", {}, row.map((v) => el("td", { class: "mono" }, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v))))))));
+    });
+  }
+  return kept.shown;
 }
 
 // -- Resources and logs ------------------------------------------------------------------------
