@@ -157,3 +157,14 @@ def test_secrets_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: lis
 def test_pipedream_guide(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     """The dispatcher's results reach the handler by name; an HTTPException one raises is its answer."""
     replay(GUIDES / "pipedream" / "pipedream.out", project_of("pipedream", tmp_path), bfctl_env)
+
+
+def test_analysis_queries_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]) -> None:
+    """Rows collected into the analysis table are read back by the queries the page shows, from
+    the DuckDB file the page names (the stack's folder under .buildflow/local/)."""
+    project = project_of("analysis", tmp_path)
+    destroyed.append(project)
+    replay(GUIDES / "analysis" / "analysis.out", project, bfctl_env)
+    database = project / ".buildflow" / "local" / "dev" / "analysis.duckdb"
+    code, outputs = run_bfctl(["outputs"], project, bfctl_env)
+    assert code == 0 and f"    database = {database}" in outputs.splitlines(), outputs
