@@ -98,30 +98,41 @@ def _curl(server: Server, argv: list[str]) -> str:
         return error.read().decode()
 
 
+#: How a transcript's programs are run here: the interpreter of the tests, never one on PATH.
+_PROGRAMS = {"bfctl": ["-m", "bfctl"], "pytest": ["-m", "pytest"], "python": []}
+
+#: Where the pages show the reader's project folder.
+SHOWN_FOLDER = "/home/me/projects"
+
+
 def replay(transcript: Path, project: Path, env: dict[str, str]) -> None:
     """Run every command of ``transcript`` in ``project`` and check what the page shows for it."""
     import subprocess
 
+    cwd, root = project, str(project)
     with ExitStack() as running:
         server: Server | None = None
         for step in steps(transcript.read_text()):
             argv = shlex.split(step.command, comments=True)
-            if argv[0] == "curl":
+            if argv[0] == "cd":
+                cwd = cwd / argv[1]
+                actual: list[str] = []
+            elif argv[0] == "curl":
                 assert server is not None, f"{transcript.name}: `{step.command}` before anything serves"
                 actual = _curl(server, argv).splitlines()
             elif argv[:2] == ["bfctl", "serve"] or (argv[0] == "python" and argv[1].endswith(".py")):
                 if argv[0] == "python":
-                    started = serving(argv[1:], project, {**env, "PORT": "0"}, command=[sys.executable])
+                    started = serving(argv[1:], cwd, {**env, "PORT": "0"}, command=[sys.executable])
                 else:
-                    started = serving([*argv[2:], "--port", "0"], project, env)
+                    started = serving([*argv[2:], "--port", "0"], cwd, env)
                 server = running.enter_context(started)
                 server.wait_for(lambda _line: True, count=len(step.expected))
                 actual = server.lines[: len(step.expected)]
             else:
-                assert argv[0] in ("bfctl", "python"), f"{transcript.name}: no way to replay `{step.command}`"
+                assert argv[0] in _PROGRAMS, f"{transcript.name}: no way to replay `{step.command}`"
                 result = subprocess.run(
-                    [sys.executable, *(["-m", "bfctl"] if argv[0] == "bfctl" else []), *argv[1:]],
-                    cwd=project,
+                    [sys.executable, *_PROGRAMS[argv[0]], *argv[1:]],
+                    cwd=cwd,
                     env={**env, "COLUMNS": "80"},
                     text=True,
                     stdout=subprocess.PIPE,
@@ -130,7 +141,7 @@ def replay(transcript: Path, project: Path, env: dict[str, str]) -> None:
                     check=False,
                     timeout=120,
                 )
-                actual = result.stdout.splitlines()
+                actual = result.stdout.replace(root, SHOWN_FOLDER).splitlines()
             if server:
                 actual = [line.replace(f":{server.url.rsplit(':', 1)[1]}", ":8000") for line in actual]
             assert matches(step.expected, actual), (

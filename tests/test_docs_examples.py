@@ -26,6 +26,7 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: An example: the project files it runs in (name in the project: file or folder under docs_src),
 #: and the transcripts replayed there in turn (a transcript's servers stop when it ends).
 EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
+    "bfctl init": ({}, ["tutorial/init.out"]),
     "first flow": (
         {"main.py": "tutorial/first_flow.py"},
         ["tutorial/first_flow.out", "tutorial/first_flow_routes.out"],
@@ -53,6 +54,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
 
 
 def _project(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir()
     for name, source in files.items():
         target = directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
