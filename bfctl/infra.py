@@ -384,8 +384,7 @@ def _apply_in_child(spec: str | None, target: str, stack: str, options: Mapping[
     import signal
     import subprocess
 
-    command = [sys.executable, "-m", "bfctl", "apply", "--yes", "--no-deploy", "--target", target, "--stack", stack]
-    command += [arg for name, value in (options or {}).items() if value for arg in (f"--gcp-{name}", value)]
+    command = [sys.executable, "-m", "bfctl", "apply", "--yes", "--no-deploy", *stack_flags(target, stack, options)]
     command += ["--", spec] if spec is not None else []
     with subprocess.Popen(command, stdin=subprocess.DEVNULL) as child:
         try:
@@ -432,7 +431,8 @@ def outputs_for_serving(
     if missing:
         raise Refused(
             f"not applied on the {target} target (stack `{stack}`): {', '.join(missing)}. "
-            "Run `bfctl apply` first, or `bfctl serve --apply` to do both."
+            f"Run `{suggested('apply', target, stack, options)}` first, or "
+            f"`{suggested('serve', target, stack, options, '--apply')}` to do both."
         )
     changed = [c.resource_id for c in pending.changes if c.action != "noop"]
     if changed:
@@ -443,6 +443,20 @@ def outputs_for_serving(
     outputs = {**provider.existing_outputs(expected), **outputs}  # what exists already, as its names say
     serve_stack(target, lambda: outputs)  # what the workers' first connections read
     return ResourceOutputs(outputs, target)
+
+
+def stack_flags(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> list[str]:
+    """The flags naming ``stack`` on ``target`` and the gcp project and region given: defaults
+    left out, so a suggested command is as short as the one the user would type."""
+    flags = [] if target == "local" else ["--target", target]
+    flags += [] if stack == "dev" else ["--stack", stack]
+    return flags + [arg for name, value in (options or {}).items() if value for arg in (f"--gcp-{name}", value)]
+
+
+def suggested(command: str, target: str, stack: str, options: Mapping[str, str | None] | None, *more: str) -> str:
+    """``bfctl <command>`` for the same stack and target as the running command: copied as
+    printed, it acts where the running one did (without --target gcp it would apply locally)."""
+    return " ".join(["bfctl", command, *stack_flags(target, stack, options), *more])
 
 
 def _named(changes: list[Any]) -> str:

@@ -246,4 +246,7 @@ def show_outputs(target: str, stack: str, options: dict[str, str | None], as_jso
     elif values:
         render.outputs(values)
     else:
-        console.info(f"Nothing applied on the {target} target (stack `{stack}`): run `bfctl apply` first.")
+        from bfctl.infra import suggested
+
+        apply = suggested("apply", target, stack, options)
+        console.info(f"Nothing applied on the {target} target (stack `{stack}`): run `{apply}` first.")

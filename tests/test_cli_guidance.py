@@ -28,6 +28,16 @@ def collect(row: Row) -> Row:
     return row
 """
 
+#: A flow with one Cloud Storage bucket and nothing to deploy: the gcp target's smallest stack.
+BUCKET_FLOW = """
+from buildflow import Flow
+from buildflow.io.gcp import GCSBucket
+
+app = Flow()
+app.manage(GCSBucket(project_id="my-project", bucket_name="my-project-uploads"))
+"""
+GCP = ["--target", "gcp", "--gcp-project", "my-project", "--gcp-region", "us-central1"]
+
 
 def test_apply_and_destroy_without_a_terminal_say_in_english_what_to_do(
     tmp_path: Path, bfctl_env: dict[str, str]
@@ -63,3 +73,27 @@ def test_a_command_without_a_flow_shows_how_it_takes_one(
     assert result.returncode == 1
     assert f"Pass a target, e.g. `{example}`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plan_on_gcp_without_the_pulumi_program_says_so_before_any_passphrase(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "main.py", BUCKET_FLOW)
+    (tmp_path / "bin").mkdir()  # a PATH without `pulumi`
+    env = {k: v for k, v in bfctl_env.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+
+    result = bfctl_run(["plan", "main:app", *GCP], tmp_path, {**env, "PATH": str(tmp_path / "bin")})
+
+    assert result.returncode == 1
+    assert "the Pulumi CLI (the `pulumi` program) is not on PATH" in result.stderr
+    assert "passphrase" not in result.stderr.lower()
+
+
+def test_serve_on_gcp_before_apply_suggests_commands_for_gcp(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    write(tmp_path / "main.py", BUCKET_FLOW)
+
+    result = bfctl_run(["serve", "main:app", "--port", "0", *GCP], tmp_path, bfctl_env)
+
+    assert result.returncode == 1
+    flags = "--target gcp --gcp-project my-project --gcp-region us-central1"
+    assert f"Run `bfctl apply {flags}` first, or `bfctl serve {flags} --apply` to do both." in result.stderr

@@ -560,17 +560,17 @@ class GCPProvider(Provider):
         settings = self.settings(primitives)
         if primitives:
             settings.require_location()
-        env = {"PULUMI_BACKEND_URL": settings.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
-        env.update(self._passphrase(settings))
-        if settings.backend_url.startswith("file://"):
-            Path(settings.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-        try:
+        try:  # before the passphrase is asked for: without the program it would be asked in vain
             command = auto.PulumiCommand()
         except FileNotFoundError:
             raise PulumiNotInstalledError from None
         except auto.InvalidVersionError as exc:
             raise GCPTargetError(f"the installed Pulumi CLI cannot be used: {exc}") from None
+        env = {"PULUMI_BACKEND_URL": settings.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        env.update(self._passphrase(settings))
+        if settings.backend_url.startswith("file://"):
+            Path(settings.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
         options = auto.LocalWorkspaceOptions(
             work_dir=str(settings.work_dir),
             env_vars=env,
