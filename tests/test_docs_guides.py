@@ -168,3 +168,31 @@ def test_analysis_queries_guide(tmp_path: Path, bfctl_env: dict[str, str], destr
     database = project / ".buildflow" / "local" / "dev" / "analysis.duckdb"
     code, outputs = run_bfctl(["outputs"], project, bfctl_env)
     assert code == 0 and f"    database = {database}" in outputs.splitlines(), outputs
+
+
+def test_ci_guide_workflow_runs_commands_bfctl_accepts(bfctl_env: dict[str, str], tmp_path: Path) -> None:
+    """Every bfctl command of the workflow parses with the options it is given (an option bfctl
+    lacks makes `--help` fail too), and the workflow has the plan and apply jobs the page describes."""
+    import yaml
+
+    workflow = yaml.safe_load((GUIDES / "ci" / "bfctl.yml").read_text())
+    runs = [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+    commands = [
+        shlex.split(line.strip().split(">")[0])
+        for run in runs
+        for line in run.splitlines()
+        if line.strip().startswith("bfctl ")
+    ]
+    assert [c[:2] for c in commands] == [["bfctl", "plan"], ["bfctl", "apply"]]
+    assert {"--format", "markdown", "--detailed-exitcode"} <= set(commands[0]) and "--yes" in commands[1]
+    for command in commands:
+        code, out = run_bfctl([*command[1:], "--help"], tmp_path, bfctl_env)
+        assert code == 0, out
+
+
+def test_ci_guide_plan_comment(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """The Markdown plan the page shows, with the password masked, and exit code 2 for changes."""
+    project = project_of("secrets", tmp_path)
+    replay(GUIDES / "ci" / "plan-comment.out", project, bfctl_env)
+    (step,) = steps((GUIDES / "ci" / "plan-comment.out").read_text())
+    assert run_bfctl(shlex.split(step.command)[1:], project, bfctl_env)[0] == 2
