@@ -27,6 +27,12 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: and the transcripts replayed there in turn (a transcript's servers stop when it ends).
 EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
     "bfctl init": ({}, ["tutorial/init.out"]),
+    "concepts: flows": ({"main.py": "concepts/flows.py"}, ["concepts/flows.out"]),
+    "concepts: processors": ({"main.py": "concepts/processors.py"}, ["concepts/processors.out"]),
+    "concepts: dependencies": ({"main.py": "concepts/dependencies.py"}, ["concepts/dependencies.out"]),
+    "concepts: a scope error": ({"main.py": "concepts/scope_error.py"}, ["concepts/scope_error.out"]),
+    "concepts: primitives": ({"main.py": "concepts/primitives.py"}, ["concepts/primitives.out"]),
+    "concepts: the request plan": ({"main.py": "concepts/request_plan.py"}, ["concepts/request_plan.out"]),
     "first flow": (
         {"main.py": "tutorial/first_flow.py"},
         ["tutorial/first_flow.out", "tutorial/first_flow_routes.out"],
