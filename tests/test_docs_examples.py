@@ -32,6 +32,10 @@ EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
     "concepts: dependencies": ({"main.py": "concepts/dependencies.py"}, ["concepts/dependencies.out"]),
     "concepts: a scope error": ({"main.py": "concepts/scope_error.py"}, ["concepts/scope_error.out"]),
     "concepts: primitives": ({"main.py": "concepts/primitives.py"}, ["concepts/primitives.out"]),
+    "reference: settings": (
+        {"main.py": "tutorial/first_flow.py", "pyproject.toml": "reference/pyproject.toml"},
+        ["reference/settings.out"],
+    ),
     "concepts: the request plan": ({"main.py": "concepts/request_plan.py"}, ["concepts/request_plan.out"]),
     "first flow": (
         {"main.py": "tutorial/first_flow.py"},
