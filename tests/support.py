@@ -10,6 +10,7 @@ import contextlib
 import json
 import queue
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -153,6 +154,16 @@ def serving(args: list[str], cwd: Path, env: dict[str, str], command: list[str] 
         while not lines.empty():
             if (line := lines.get_nowait()) is not None:
                 seen.append(line)
+
+
+def traced_get(server: Server, path: str) -> str:
+    """GET ``path`` (answered 200) with a W3C ``traceparent`` of a fresh sampled trace, whose
+    id the server adopts: the id returned finds the request's trace."""
+    trace_id = secrets.token_hex(16)
+    header = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=header), timeout=10) as response:
+        assert response.status == 200
+    return trace_id
 
 
 def run_bfctl(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:

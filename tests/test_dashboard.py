@@ -7,7 +7,6 @@ The browser walks through its pages in test_dashboard_browser.py.
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import time
 import urllib.error
@@ -17,7 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
-from support import FLOWS, Server, run_bfctl, serving, write
+from support import FLOWS, Server, run_bfctl, serving, traced_get, write
 
 from bfctl.runtime.dashboard import policy
 from bfctl.runtime.dashboard.routes import redacted
@@ -51,15 +50,6 @@ def read_json(server: Server, path: str, headers: dict[str, str] | None = None) 
     request = urllib.request.Request(server.url + path, headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
-
-
-def traced_get(server: Server, path: str) -> str:
-    """GET ``path`` with a W3C traceparent of a fresh trace id, which the server adopts."""
-    trace_id = secrets.token_hex(16)
-    header = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=header), timeout=10) as response:
-        assert response.status == 200
-    return trace_id
 
 
 @pytest.mark.parametrize(

@@ -24,14 +24,14 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
-from support import Server, serving, write
-from test_dashboard import SHOP, traced_get
+from support import FLOWS, Server, serving, traced_get, write
 
 #: A bound on failure only: each wait returns as soon as its condition holds.
 WAIT = 30.0
 #: Fewer colours than this in a screenshot: a blank or unstyled page.
 MIN_COLOURS = 24
 SCREENSHOT_VARIABLE = "BFCTL_DASHBOARD_SCREENSHOT"
+SHOP = (FLOWS / "shop.py").read_text()
 
 _COLOURS = """
 const [data, done] = arguments;
