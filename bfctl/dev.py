@@ -163,8 +163,23 @@ def _relative(path: Path, roots: Sequence[Path]) -> str:
     return str(path)
 
 
+def _port_taken(settings: ServeSettings) -> str | None:
+    """Why no change can make a child that failed to start serve: another program holds the port
+    every child binds (None when the port is free, and the failure was the flow's)."""
+    from bfctl.runtime import ports, server
+
+    host, port = server.listen_address(settings.host, settings.port, os.environ)
+    if ports.bindable(host, port):
+        return None
+    return (
+        f"another program holds {host}:{port}, and no change to the flow can free it, so `bfctl dev` stops: "
+        f"run it again with {ports.instead(host, port)}"
+    )
+
+
 def run(settings: ServeSettings, roots: Sequence[Path]) -> int:
-    """Serve, and serve again on every change under ``roots``, until SIGINT or SIGTERM; exit code 0."""
+    """Serve, and serve again on every change under ``roots``, until SIGINT or SIGTERM (exit code
+    0), or until another program holds the port (exit code 1)."""
     from watchfiles import watch
 
     stop = threading.Event()
@@ -192,6 +207,9 @@ def run(settings: ServeSettings, roots: Sequence[Path]) -> int:
                 children[0].serve(settings)
                 children.append(_Child())
             elif (code := children[0].exited_by_itself()) is not None:
+                if code != 0 and (taken := _port_taken(settings)) is not None:
+                    console.error(taken)
+                    return 1
                 # not "Serving ...": scripts wait for that line to know the flow is served
                 console.progress(f"Waiting for a change to serve again (the last start exited with code {code}).")
     finally:

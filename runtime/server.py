@@ -21,7 +21,7 @@ from typing import Any, NotRequired, TypedDict, Unpack
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from bfctl.runtime import bodies, cloud_logging
+from bfctl.runtime import bodies, cloud_logging, ports
 from bfctl.runtime.app import FlowApp
 from bfctl.runtime.cloud_logging import JsonAccessLogger, JsonLogs
 from bfctl.runtime.errors import StartupError, one_line
@@ -117,6 +117,8 @@ def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
+        if ports.is_taken(e):
+            raise StartupError(ports.taken(host, port)) from None
         raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     sock.setblocking(False)
     return sock

@@ -3,10 +3,13 @@ that works as printed (its own options, the target it was run for)."""
 
 from __future__ import annotations
 
+import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import bfctl_run, write
+from support import HELLO_FLOW, bfctl_run, write
 
 #: A flow whose one resource the local target makes in a moment: a collector's DuckDB table.
 TABLE_FLOW = """
@@ -97,3 +100,37 @@ def test_serve_on_gcp_before_apply_suggests_commands_for_gcp(tmp_path: Path, bfc
     assert result.returncode == 1
     flags = "--target gcp --gcp-project my-project --gcp-region us-central1"
     assert f"Run `bfctl apply {flags}` first, or `bfctl serve {flags} --apply` to do both." in result.stderr
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another program listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        yield other.getsockname()[1]
+
+
+def test_serve_on_a_taken_port_suggests_a_free_port_and_port_0(
+    taken_port: int, tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "main.py", HELLO_FLOW)
+
+    result = bfctl_run(["serve", "main:app", "--port", str(taken_port)], tmp_path, bfctl_env)
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken_port}: another program listens there" in result.stderr
+    suggested = re.search(r"`--port (\d+)` \(free now\), or `--port 0` to take any free port", result.stderr)
+    assert suggested is not None, result.stderr
+    assert int(suggested[1]) != taken_port
+
+
+def test_dev_stops_when_another_program_holds_its_port(
+    taken_port: int, tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "main.py", HELLO_FLOW)
+
+    result = bfctl_run(["dev", "main:app", "--port", str(taken_port)], tmp_path, bfctl_env)
+
+    assert result.returncode == 1
+    assert f"another program holds 127.0.0.1:{taken_port}, and no change to the flow can free it" in result.stderr
+    assert "`--port 0`" in result.stderr
+    assert "Waiting for a change" not in result.stderr
