@@ -24,8 +24,10 @@ def free_port() -> int:
 
 
 def bfctl_serve(target: str) -> list[str]:
-    """``bfctl serve`` of ``target``, one worker, no access log; the port comes last."""
-    return [sys.executable, "-m", "bfctl", "serve", target, "--no-access-log", "--workers", "1", "--port"]
+    """``bfctl serve`` of ``target``, one worker, no access log, no dashboard (it traces every
+    request); the port comes last."""
+    command = [sys.executable, "-m", "bfctl", "serve", target, "--no-access-log", "--no-dashboard"]
+    return [*command, "--workers", "1", "--port"]
 
 
 def uvicorn_serve(target: str) -> list[str]:
