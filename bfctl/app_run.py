@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +35,16 @@ def run_flow(flow: Flow, **options: Unpack[RunOptions]) -> Any:
     """``Flow.run()`` (the ``buildflow.runtime`` entry point): the exit code once stopped, or with
     ``block=False`` a coroutine serving in the caller's loop until ``stop`` is set. An error
     bfctl would report ends the script with its message (exit 1), never a traceback."""
-    from bfctl import infra
+    from bfctl import announce, infra
     from bfctl.loader import LoadedFlow
     from bfctl.runtime import server
 
     with _exit_on_reported_errors():
         loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
         outputs = infra.outputs_for_serving(loaded, TARGET, STACK, apply_first=False)
-        served = server.run_flow(flow, outputs=outputs, **options)
+        as_json = server.log_format_of(None) == "json"
+        said = partial(announce.announce, loaded.target, announce.served_routes(flow), as_json, False)
+        served = server.run_flow(flow, outputs=outputs, announce=said, **options)
     return served if options["block"] else _reported(served)
 
 

@@ -180,10 +180,9 @@ def serve(
         gcp = _gcp(gcp_project, gcp_region)
         loaded, apply_first = infra.load_for_serving(target, infra_target, stack, apply_first, gcp)
         outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, gcp)
-        routes = server.describe_routes(loaded.flow) + [
-            ("CONSUME", f"{c.name} ← {type(c.source_primitive).__name__} {c.source_primitive.primitive_id()}")
-            for c in loaded.flow.consumers
-        ]
+        from bfctl import announce
+
+        routes = announce.served_routes(loaded.flow)
         code = server.serve(
             loaded.flow,
             host=host,
@@ -191,7 +190,7 @@ def serve(
             workers=workers,
             grace=grace,
             access_log=access_log,
-            on_ready=partial(_announce, loaded.target, routes, log_format == "json", dashboard),
+            on_ready=partial(announce.announce, loaded.target, routes, log_format == "json", dashboard),
             outputs=outputs,
             loop=loop,
             threads=threads,
@@ -525,37 +524,6 @@ def _log_error(message: str, detail: str | None = None) -> None:
     cloud_logging.configure()
     text = f"{message}\n{detail.rstrip()}" if detail else message
     logging.getLogger("bfctl").error("Error: %s", text)
-
-
-def _announce(target: str, routes: list[tuple[str, str]], as_json: bool, dashboard: bool, urls: list[str]) -> None:
-    """Print where the flow is served, called once the sockets are bound.
-
-    The first line is the contract for scripts and tests: they wait for
-    "Serving <target> on <url>" and then know requests will be accepted. With JSON logs it is
-    the message of one log line, and the routes are the message of the next.
-    """
-    base = urls[0].rstrip("/")
-    width = max((len(method) for method, _ in routes), default=0)
-    more = [f"  also on {url}" for url in urls[1:]]
-    # a route is a path under the base URL; a consumer line names its source instead
-    listed = [f"  {method:<{width}}  {base + path if path.startswith('/') else path}" for method, path in routes]
-    if as_json:
-        import logging
-
-        log = logging.getLogger("bfctl")
-        log.info("Serving %s on %s", target, urls[0])
-        log.info("Routes:\n%s", "\n".join([*more, *listed]))
-        if dashboard:
-            log.info("Dashboard on %s/_bf/", base)
-        return
-    console.info(f"Serving {target} on {urls[0]}", "bold green")
-    for line in more:
-        console.info(line, "green")
-    for line in listed:
-        console.info(line, "cyan")
-    if dashboard:
-        console.info(f"Dashboard on {base}/_bf/", "bold magenta")
-    console.info("Press Ctrl+C to stop.", "dim")
 
 
 def main() -> None:

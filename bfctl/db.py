@@ -57,12 +57,12 @@ class Migrations:
     def connected(self, stack: str, command: str) -> Iterator[Any]:
         """An engine on the stack's applied database, as the flow's sessions connect, under the
         stack's lock (held as ``bfctl db <command>``)."""
-        from bfctl.infra import Refused, provider_for
+        from bfctl.infra import Refused, provider_for, say_started
         from bfctl.providers.migrations import connected
 
         provider = provider_for(self.infra_target, stack)
         with provider.locked(f"bfctl db {command}"):
-            outputs = provider.ensure_running()
+            outputs = provider.ensure_running(say_started)
             if (database_id := self.database.primitive_id()) not in outputs:
                 raise Refused(f"{database_id} is not applied on the {self.infra_target} target: run `bfctl apply`")
             with connected(outputs, self.infra_target, self.database, provider.password_of) as db:

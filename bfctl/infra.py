@@ -334,12 +334,17 @@ def _refuse_guarded(guarded: Sequence[Any], force: bool) -> None:
         )
 
 
+def say_started(what: str) -> None:
+    """Say that serving started a stopped server of the stack (it takes a moment, and may move ports)."""
+    console.info(f"Started {what}: it was stopped.")
+
+
 def running_stack(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> Outputs:
     """The stack's outputs once its stopped local servers run, with the flow's Secrets pointed
     at the local stack's values: what code the flow module runs at import connects with."""
     provider = provider_for(target, stack, options)
     provider.use_stack_secrets()
-    return provider.ensure_running()
+    return provider.ensure_running(say_started)
 
 
 def _reach_stack_at_import(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> None:
@@ -421,11 +426,11 @@ def outputs_for_serving(
         return ResourceOutputs({}, target)
     if apply_first:  # serving here: the deployed service, if any, stays as it runs
         apply(flow, target, stack, True, False, options, deploy_request(loaded, target, deploy=False))
-    outputs = provider.ensure_running()
+    outputs = provider.ensure_running(say_started)
     made = provider.make_missing(primitives)
     if made:
         console.info(f"Made on first use (the flow uses them; nothing applied them): {_named(made)}.")
-        outputs = provider.ensure_running()
+        outputs = provider.ensure_running(say_started)
     pending = provider.recorded_plan(primitives)
     missing = [c.resource_id for c in pending.changes if c.action in ("create", "replace")]
     if missing:

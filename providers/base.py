@@ -257,9 +257,10 @@ class Provider(abc.ABC):
         """Make the flow's Secrets, read in this process, take this stack's values, and make the
         session keys of ``services``' middleware (the environment's values, by default: nothing to do)."""
 
-    def ensure_running(self) -> Outputs:
+    def ensure_running(self, started: Callable[[str], None] = lambda _what: None) -> Outputs:
         """The outputs to serve with, once what the stack runs itself is up (a target whose
-        services run elsewhere has nothing to start: the recorded outputs)."""
+        services run elsewhere has nothing to start: the recorded outputs). ``started`` hears of
+        each stopped server started, so the command can say so (it takes seconds, and moves ports)."""
         return self.outputs()
 
     def client_environment(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from aiohttp import web
@@ -32,6 +33,8 @@ from buildflow.flow import Flow
 log = logging.getLogger("buildflow.runtime")
 
 OnReady = Callable[[list[str]], None]
+#: What ``serve`` calls once every worker listens: the URLs, and how many worker processes serve them.
+OnServing = Callable[[list[str], int], None]
 #: Reports a forked worker's StartupError (it cannot propagate to the parent's caller).
 OnWorkerError = Callable[[StartupError], None]
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -198,7 +201,7 @@ def serve(
     workers: int | None = None,
     grace: float = DEFAULT_GRACE,
     access_log: bool = False,
-    on_ready: OnReady | None = None,
+    on_ready: OnServing | None = None,
     overrides: Mapping[Any, Any] | None = None,
     outputs: ResourceOutputs | None = None,
     loop: str = "auto",
@@ -235,7 +238,7 @@ def serve(
                 sock,
                 grace=grace,
                 access_log=access_log,
-                on_ready=on_ready,
+                on_ready=None if on_ready is None else partial(_one_worker, on_ready),
                 json_logs=json_logs,
                 idle_timeout=idle_timeout,
             )
@@ -243,6 +246,10 @@ def serve(
     return _serve_forked(
         flow_app, host, port, count, grace, access_log, on_ready, on_worker_error, json_logs, idle_timeout
     )
+
+
+def _one_worker(on_ready: OnServing, urls: list[str]) -> None:
+    on_ready(urls, 1)
 
 
 def log_format_of(requested: str | None) -> cloud_logging.LogFormat:
@@ -261,7 +268,7 @@ def _serve_forked(
     count: int,
     grace: float,
     access_log: bool,
-    on_ready: OnReady | None,
+    on_ready: OnServing | None,
     on_worker_error: OnWorkerError | None = None,
     json_logs: JsonLogs | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
@@ -332,7 +339,7 @@ def _supervise(
     ready_r: int,
     shared: socket.socket,
     pool: ThreadPoolExecutor,
-    on_ready: OnReady | None,
+    on_ready: OnServing | None,
     count: int,
     host: str,
     port: int,
@@ -352,7 +359,7 @@ def _supervise(
         ready += len(chunk)
     os.close(ready_r)
     if ready == count and on_ready is not None:
-        on_ready([f"http://{host}:{port}"])
+        on_ready([f"http://{host}:{port}"], count)
     shared.close()
     worst = 0 if ready == count else 1
     for pid in children:
@@ -376,22 +383,20 @@ class RunOptions(TypedDict):
     idle_timeout: NotRequired[float | None]
 
 
-def run_flow(flow: Flow, *, outputs: ResourceOutputs | None = None, **options: Unpack[RunOptions]) -> Any:
-    """``Flow.run()``: serve with the stack's ``outputs``, announced as ``bfctl serve`` does;
+def run_flow(
+    flow: Flow, *, outputs: ResourceOutputs | None = None, announce: OnServing, **options: Unpack[RunOptions]
+) -> Any:
+    """``Flow.run()``: serve with the stack's ``outputs``, ``announce`` told where once it listens;
     ``block=False`` gives a coroutine serving one worker in the caller's loop instead, until
     SIGTERM or ``stop``."""
     host, port = listen_address(options["host"], options["port"], os.environ)
     idle_timeout = options.get("idle_timeout") or DEFAULT_IDLE_TIMEOUT
-
-    def announce(urls: list[str]) -> None:
-        print(f"Serving {flow.flow_id} on {urls[0]}\nPress Ctrl+C to stop.", flush=True)  # noqa: T201 - as bfctl serve
-
     if not options["block"]:
         sock = bind_socket(host, port, reuse_port=False)
         return serve_worker(
             FlowApp(flow, outputs=outputs),
             sock,
-            on_ready=announce,
+            on_ready=partial(_one_worker, announce),
             stop=options.get("stop"),
             idle_timeout=idle_timeout,
         )

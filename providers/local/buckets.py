@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import sys
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from bfctl.providers.local.errors import LocalTargetError
@@ -130,7 +131,7 @@ class BucketFamily(Family):
         roots = [rec.outputs["api_root"] for rec in self._buckets(state) if rec.outputs.get("api_root")]
         return {"STORAGE_EMULATOR_HOST": roots[0]} if roots else {}
 
-    def ensure_running(self, state: State) -> bool:
+    def ensure_running(self, state: State, started: Callable[[str], None]) -> bool:
         """Start the emulator and make sure it knows every bucket; True when its address moved."""
         buckets = self._buckets(state)
         if not buckets:

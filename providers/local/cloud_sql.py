@@ -8,6 +8,7 @@ in the server's directory (mode 0600), never in the state or the outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bfctl.providers.connection_budget import max_connections_flag
@@ -203,7 +204,7 @@ class CloudSQLFamily(Family):
         return out
 
     # -- serving ---------------------------------------------------------------------------------
-    def ensure_running(self, state: State) -> bool:
+    def ensure_running(self, state: State, started: Callable[[str], None]) -> bool:
         moved = False
         for instance in [r for r in state.resources.values() if r.resource_type == INSTANCE]:
             server = self.server(instance)
@@ -212,7 +213,11 @@ class CloudSQLFamily(Family):
                     f"{instance.resource_id} was applied but its data directory {server.directory} is gone; "
                     "run `bfctl apply` to create it again"
                 )
-            moved |= self.set_port(state, instance, server.start(instance.private.get("port")))
+            stopped = server.running_port() is None
+            port = server.start(instance.private.get("port"))
+            if stopped:
+                started(f"the PostgreSQL server of {instance.resource_id} (on port {port})")
+            moved |= self.set_port(state, instance, port)
         return moved
 
     def ensure_user(self, instance_id: str, user: str, password: str) -> bool:

@@ -17,6 +17,8 @@ from buildflow.io.primitive import Primitive
 from buildflow.storage import durable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bfctl.providers.local.provider import LocalProvider
 
 
@@ -100,8 +102,9 @@ class Family(abc.ABC):
     def delete(self, state: State, record: ResourceState, doomed: set[str]) -> str:
         """Delete a recorded resource; ``doomed`` are the ids deleted in the same run."""
 
-    def ensure_running(self, state: State) -> bool:
-        """Start what serving needs; True when the state changed (a new port)."""
+    def ensure_running(self, state: State, started: Callable[[str], None]) -> bool:
+        """Start what serving needs, telling ``started`` of each stopped server it starts; True
+        when the state changed (a new port)."""
         return False
 
     def client_environment(self, state: State) -> dict[str, str]:

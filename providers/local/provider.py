@@ -204,7 +204,7 @@ class LocalProvider(Provider):
         """A Secret's value from the stack's secrets (generated there by apply when not given)."""
         return self.secrets.ensure(password)
 
-    def ensure_running(self) -> Outputs:
+    def ensure_running(self, started: Callable[[str], None] = lambda _what: None) -> Outputs:
         """Start every applied server and emulator that is stopped (after a reboot, say).
 
         Returns the outputs of the stack; a service that had to move to another port because
@@ -214,7 +214,7 @@ class LocalProvider(Provider):
             state = self.store.load()
             moved = False
             for family in self.families:
-                moved |= family.ensure_running(state)
+                moved |= family.ensure_running(state, started)
             if moved:
                 self.store.save(state)
             return outputs_of(state)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -282,7 +283,7 @@ class PubSubFamily(Family):
         port = emulator.private.get("port") if emulator is not None else None
         return {"PUBSUB_EMULATOR_HOST": f"{HOST}:{port}"} if port else {}
 
-    def ensure_running(self, state: State) -> bool:
+    def ensure_running(self, state: State, started: Callable[[str], None]) -> bool:
         emulator = state.resources.get(EMULATOR_ID)
         if emulator is None:
             return False
