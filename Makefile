@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.installed-core
 
-.PHONY: install lint test demo bench reliability docs docs-serve clean
+.PHONY: install lint test demo bench reliability docs docs-serve dashboard-screenshot clean
 
 install: $(STAMP)
 
@@ -70,6 +70,12 @@ docs: install
 
 docs-serve: install
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# docs/dashboard.png, the README's picture of the dashboard: its Requests page with a trace open, as
+# the browser test sees it (Chromium and chromium-driver, as .ci/run installs them).
+dashboard-screenshot: install
+	BFCTL_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/python -m pytest -q \
+		tests/test_dashboard_browser.py -k requests_appear_live
 
 bench: install
 	@command -v wrk >/dev/null || echo "wrk not found: figures come from a slower Python client (apt-get install wrk, brew install wrk)"
