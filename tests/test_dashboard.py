@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -248,3 +249,26 @@ def test_cloud_run_refuses_to_start_with_the_dashboard(tmp_path: Path, bfctl_env
     assert code == 1
     assert "the dashboard is never served by a deployed service" in output
     assert "Traceback" not in output
+
+
+def test_dev_serves_the_dashboard_and_prints_its_url_at_each_restart(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    project = shop(tmp_path)
+    dev = [sys.executable, "-m", "bfctl", "dev"]
+    with serving(["main.py", "--port", "0"], project, bfctl_env, command=dev) as server:
+        server.wait_for(lambda line: line.startswith("Dashboard on "))
+        first = read_json(server, "/_bf/api/flow")
+        main = project / "main.py"
+        main.write_text(main.read_text().replace('"/boom"', '"/bang"'))
+        server.wait_for(lambda line: line.startswith("Dashboard on "), count=2)
+        second = read_json(server, "/_bf/api/flow")
+        assert server.stop() == 0
+    announced = [line for line in server.lines if line.startswith("Dashboard on ")]
+    assert announced == [f"Dashboard on {server.url}/_bf/"] * 2
+    assert "GET /boom" in {n["detail"] for n in first["nodes"]}
+    assert "GET /bang" in {n["detail"] for n in second["nodes"]}
+
+    with serving(["main.py", "--port", "0", "--no-dashboard"], project, bfctl_env, command=dev) as quiet:
+        quiet.wait_for(lambda line: line.startswith("Press Ctrl+C"))
+        page = quiet.call("GET", "/_bf/")
+        assert quiet.stop() == 0
+    assert page[0] == 404
