@@ -16,7 +16,8 @@ from bfctl.testing import TestClient
 
 FAILING_ON_PURPOSE = {"/boom", "/unserializable"}
 APP = make_app()
-SCHEMA = schemathesis.openapi.from_dict(document("fuzz", "0", FlowApp(APP).handlers)).exclude(
+COMPILED = FlowApp(APP)
+SCHEMA = schemathesis.openapi.from_dict(document(COMPILED.api_info, COMPILED.handlers, COMPILED.tags)).exclude(
     path=list(FAILING_ON_PURPOSE)
 )
 
