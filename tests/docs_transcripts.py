@@ -12,13 +12,14 @@ file name) are masked on both sides, and a line ``...`` stands for any number of
 
 from __future__ import annotations
 
+import http.cookiejar
 import re
 import shlex
 import sys
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from support import REPO_ROOT, Server, serving
@@ -69,33 +70,65 @@ def matches(expected: list[str], actual: list[str]) -> bool:
     return bool(actual) and _masked(expected[0]) == _masked(actual[0]) and matches(expected[1:], actual[1:])
 
 
-def _curl(server: Server, argv: list[str]) -> str:
-    """What ``curl`` would print for these arguments (``-s``, ``-X``, ``-d``, ``--json``, ``-H``, a URL)."""
-    method, body, headers, url = None, None, {}, ""
-    args = iter(argv[1:])
-    for arg in args:
-        if arg == "-X":
-            method = next(args)
-        elif arg == "-d":
-            body = next(args).encode()
-        elif arg == "--json":  # curl 7.82+: a JSON body, with its content type
-            body = next(args).encode()
-            headers["Content-Type"] = "application/json"
-        elif arg == "-H":
-            name, _, value = next(args).partition(":")
-            headers[name.strip()] = value.strip()
-        elif arg != "-s":
-            url = re.sub(r"^(http://)?(localhost|127\.0\.0\.1):8000", "", arg)
-    if body is not None:
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")  # curl's own default
-    request = urllib.request.Request(
-        server.url + url, data=body, method=method or ("POST" if body else "GET"), headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.read().decode()
+@dataclass
+class Curl:
+    """What ``curl`` prints for the arguments pages use: ``-s``, ``-X``, ``-d``, ``--json``, ``-H``,
+    ``-F`` (a form field, ``name=@file`` a file of the project), ``-b``/``-c`` (a cookie jar) and a
+    URL on port 8000."""
+
+    cwd: Path
+    jar: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
+
+    def __call__(self, server: Server, argv: list[str]) -> str:
+        method, body, headers, url = None, None, {}, ""
+        fields: list[tuple[str, str]] = []
+        send_cookies = keep_cookies = False
+        args = iter(argv[1:])
+        for arg in args:
+            if arg == "-X":
+                method = next(args)
+            elif arg in ("-d", "--json"):
+                body = next(args).encode()
+                # curl's own content type for -d; --json (curl 7.82+) sends JSON's
+                headers["Content-Type"] = "application/json" if arg == "--json" else "application/x-www-form-urlencoded"
+            elif arg == "-H":
+                name, _, value = next(args).partition(":")
+                headers[name.strip()] = value.strip()
+            elif arg == "-F":
+                name, _, value = next(args).partition("=")
+                fields.append((name, value))
+            elif arg in ("-b", "-c"):
+                next(args)  # the jar's file: one jar per transcript here
+                send_cookies, keep_cookies = send_cookies or arg == "-b", keep_cookies or arg == "-c"
+            elif arg != "-s":
+                url = re.sub(r"^(http://)?(localhost|127\.0\.0\.1):8000", "", arg)
+        if fields:
+            body, headers["Content-Type"] = self._multipart(fields)
+        request = urllib.request.Request(
+            server.url + url, data=body, method=method or ("POST" if body else "GET"), headers=headers
+        )
+        if send_cookies:
+            self.jar.add_cookie_header(request)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                if keep_cookies:
+                    self.jar.extract_cookies(response, request)
+                return response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.read().decode()
+
+    def _multipart(self, fields: list[tuple[str, str]]) -> tuple[bytes, str]:
+        boundary = "------------------------docs"
+        parts = []
+        for name, value in fields:
+            if value.startswith("@"):
+                path = self.cwd / value[1:]
+                head = f'name="{name}"; filename="{path.name}"\r\nContent-Type: text/plain'
+                content = path.read_bytes()
+            else:
+                head, content = f'name="{name}"', value.encode()
+            parts.append(f"--{boundary}\r\nContent-Disposition: form-data; {head}\r\n\r\n".encode() + content + b"\r\n")
+        return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 #: How a transcript's programs are run here: the interpreter of the tests, never one on PATH.
@@ -110,16 +143,17 @@ def replay(transcript: Path, project: Path, env: dict[str, str]) -> None:
     import subprocess
 
     cwd, root = project, str(project)
+    curl = Curl(project)
     with ExitStack() as running:
         server: Server | None = None
         for step in steps(transcript.read_text()):
             argv = shlex.split(step.command, comments=True)
             if argv[0] == "cd":
-                cwd = cwd / argv[1]
+                cwd = curl.cwd = cwd / argv[1]
                 actual: list[str] = []
             elif argv[0] == "curl":
                 assert server is not None, f"{transcript.name}: `{step.command}` before anything serves"
-                actual = _curl(server, argv).splitlines()
+                actual = curl(server, argv).splitlines()
             elif argv[:2] == ["bfctl", "serve"] or (argv[0] == "python" and argv[1].endswith(".py")):
                 if argv[0] == "python":
                     started = serving(argv[1:], cwd, {**env, "PORT": "0"}, command=[sys.executable])

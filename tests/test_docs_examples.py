@@ -30,6 +30,10 @@ EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
     "concepts: flows": ({"main.py": "concepts/flows.py"}, ["concepts/flows.out"]),
     "concepts: processors": ({"main.py": "concepts/processors.py"}, ["concepts/processors.out"]),
     "concepts: dependencies": ({"main.py": "concepts/dependencies.py"}, ["concepts/dependencies.out"]),
+    "concepts: requests": (
+        {"main.py": "concepts/requests.py", "note.txt": "concepts/note.txt"},
+        ["concepts/requests.out"],
+    ),
     "concepts: a scope error": ({"main.py": "concepts/scope_error.py"}, ["concepts/scope_error.out"]),
     "concepts: primitives": ({"main.py": "concepts/primitives.py"}, ["concepts/primitives.out"]),
     "reference: settings": (
