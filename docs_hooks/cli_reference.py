@@ -32,7 +32,7 @@ def cli_reference() -> str:
     os.environ["NO_COLOR"] = "1"  # the help formatter colours a terminal only; a page is not one
     sections = []
     for path, text in _pages(typer.main.get_command(app), ["bfctl"], None):
-        heading = "#" * min(len(path) + 1, 4)
+        heading = "#" * min(len(path) + 2, 5)  # under the page's "Every command"
         sections.append(f"{heading} `{' '.join(path)}`\n\n```text\n{text.rstrip()}\n```\n")
     return "\n".join(sections)
 
