@@ -83,6 +83,16 @@ def test_a_cloud_run_service_refuses_the_dashboard(environ: dict[str, str]) -> N
         policy.wanted(None, "local", "127.0.0.1", {"BFCTL_DASHBOARD": "maybe"})
 
 
+def test_peers_and_host_names_the_dashboard_answers() -> None:
+    assert [policy.is_loopback(p) for p in ("127.0.0.1", "127.8.0.1", "::1", "::ffff:127.0.0.1", "LOCALHOST")] == [
+        True
+    ] * 5
+    assert not any(policy.is_loopback(p) for p in ("192.0.2.2", "::ffff:192.0.2.2", "example.com", ""))
+    typed = ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "0.0.0.0:8000", "192.0.2.2", "Localhost")
+    assert all(policy.typed_by_hand(h) for h in typed)
+    assert not any(policy.typed_by_hand(h) for h in ("rebound.example:8000", "localhost.example", ""))
+
+
 def test_outputs_are_shown_without_their_secrets() -> None:
     outputs = {
         "host": "127.0.0.1",
@@ -126,6 +136,13 @@ def test_serve_prints_the_dashboard_url_and_serves_the_flow_as_it_runs(
         logs = read_json(server, "/_bf/api/logs")
         data = read_json(server, "/_bf/api/data")
         missing = server.call("GET", "/_bf/api/traces/" + "0" * 32)
+        port = server.url.rsplit(":", 1)[1]
+        try:  # a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+            read_json(server, "/_bf/api/resources", {"Host": f"rebound.example:{port}"})
+            rebound = 200
+        except urllib.error.HTTPError as e:
+            rebound = e.code
+        by_name = read_json(server, "/_bf/api/data", {"Host": f"localhost:{port}"})
         assert server.stop() == 0
 
     assert f"Dashboard on {server.url}/_bf/" in server.lines
@@ -152,6 +169,8 @@ def test_serve_prints_the_dashboard_url_and_serves_the_flow_as_it_runs(
     assert orders["rows_written"] == 1 and orders["queued"] == 0
     assert [c["name"] for c in data["consumers"]] == ["read_file"]
     assert missing[0] == 404
+    assert rebound == 403
+    assert by_name == data | {"sinks": by_name["sinks"]}  # the same figures, a moment later
 
 
 def read_events(response: Any, wanted: dict[str, Any], seconds: float = 20.0) -> list[tuple[str, Any]]:

@@ -22,7 +22,7 @@ from aiohttp import web
 from bfctl.runtime.dashboard import graph
 from bfctl.runtime.dashboard.data import INTERVAL, DataSampler
 from bfctl.runtime.dashboard.logs import LogRing
-from bfctl.runtime.dashboard.policy import PATH, is_loopback
+from bfctl.runtime.dashboard.policy import PATH, is_loopback, typed_by_hand
 from bfctl.runtime.errors import one_line
 from bfctl.runtime.responses import JSON, dumps, json_response
 from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore
@@ -59,12 +59,15 @@ def redacted(outputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _loopback_only(handle: Handler) -> Handler:
-    """Refuses peers other than this machine, whatever interface the server is bound to."""
+    """Refuses peers other than this machine, and requests for a host name other than its own,
+    whatever interface the server is bound to."""
 
     @functools.wraps(handle)
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not is_loopback(request.remote or ""):
             return json_response({"detail": "the dashboard answers only this machine (loopback)"}, 403)
+        if not typed_by_hand(request.headers.get("Host", "")):
+            return json_response({"detail": "the dashboard answers only requests for localhost or an address"}, 403)
         return await handle(request)
 
     return guarded
