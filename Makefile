@@ -35,13 +35,13 @@ $(CORE_STAMP): pyproject.toml
 # ruff's rules and formatting, and mypy: one run covers both configurations in pyproject.toml
 # (strict on buildflow/, the SDK users type-check against; the default checks on runtime/,
 # providers/ and bfctl/). Each step says what it checks before it starts (mypy is silent until
-# it ends, about 45 s without its cache) and prints only the problems it finds.
+# it ends, about a minute without its cache, seconds with it) and prints only the problems it finds.
 lint: install
 	@echo "ruff check: lint rules on every Python file"
 	@$(BIN)/ruff check --quiet .
 	@echo "ruff format --check: formatting of every Python file"
 	@$(BIN)/ruff format --check --quiet .
-	@echo "mypy: buildflow/ strictly, bfctl/ runtime/ providers/ by the default checks (about 45 s without .mypy_cache)"
+	@echo "mypy: buildflow/ strictly, bfctl/ runtime/ providers/ by the default checks (about a minute without .mypy_cache, seconds with it)"
 	@$(BIN)/mypy
 
 # Two processes, each test file in one of them (module fixtures such as an emulator start once):
