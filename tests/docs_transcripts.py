@@ -80,7 +80,7 @@ class Curl:
     jar: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
 
     def __call__(self, server: Server, argv: list[str]) -> str:
-        method, body, headers, url = None, None, {}, ""
+        method, body, headers, url, default_type = None, None, {}, "", None
         fields: list[tuple[str, str]] = []
         send_cookies = keep_cookies = False
         args = iter(argv[1:])
@@ -89,8 +89,8 @@ class Curl:
                 method = next(args)
             elif arg in ("-d", "--json"):
                 body = next(args).encode()
-                # curl's own content type for -d; --json (curl 7.82+) sends JSON's
-                headers["Content-Type"] = "application/json" if arg == "--json" else "application/x-www-form-urlencoded"
+                # curl's own content type for -d; --json (curl 7.82+) sends JSON's; -H wins
+                default_type = "application/json" if arg == "--json" else "application/x-www-form-urlencoded"
             elif arg == "-H":
                 name, _, value = next(args).partition(":")
                 headers[name.strip()] = value.strip()
@@ -103,7 +103,9 @@ class Curl:
             elif arg != "-s":
                 url = re.sub(r"^(http://)?(localhost|127\.0\.0\.1):8000", "", arg)
         if fields:
-            body, headers["Content-Type"] = self._multipart(fields)
+            body, default_type = self._multipart(fields)
+        if default_type:
+            headers.setdefault("Content-Type", default_type)
         request = urllib.request.Request(
             server.url + url, data=body, method=method or ("POST" if body else "GET"), headers=headers
         )
