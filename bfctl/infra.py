@@ -265,7 +265,14 @@ def apply(
             return outputs
         confirm("Apply these changes?", "Applying", yes)
         progress = render.Progress()
-        outputs = provider.apply(result, progress)
+        try:
+            outputs = provider.apply(result, progress)
+        except KeyboardInterrupt:  # Ctrl+C: what was made so far is recorded, so either command works
+            console.error(
+                f"interrupted; run `{suggested('apply', target, stack, options)}` again to finish, "
+                f"or `{suggested('destroy', target, stack, options)}`"
+            )
+            raise typer.Exit(130) from None
     console.info(f"Apply complete: {progress.done} resource(s) changed.", "bold green")
     render.outputs(outputs)
     return outputs

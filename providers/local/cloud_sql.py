@@ -28,6 +28,9 @@ DATABASE = CloudSQLDatabase.resource_type
 USER = CloudSQLUser.resource_type
 TABLE = CloudSQLTable.resource_type
 SINK_USER = "buildflow_sink"
+#: The status of an instance recorded before its server is made: an apply interrupted while it
+#: made it (Ctrl+C during initdb, say) leaves a record that apply finishes and destroy removes.
+INCOMPLETE = "incomplete"
 _RESERVED_USERS = (ADMIN_USER, SINK_USER)
 
 
@@ -65,6 +68,8 @@ class CloudSQLFamily(Family):
     # -- refresh -------------------------------------------------------------------------------
     def refresh(self, state: State) -> None:
         for instance in [r for r in state.resources.values() if r.resource_type == INSTANCE]:
+            if instance.properties.get("status") == INCOMPLETE:
+                continue  # nothing in it to check: it plans as an update that finishes it
             server = self.server(instance)
             if not server.is_initialized():
                 forget(state, instance.resource_id)
@@ -113,6 +118,10 @@ class CloudSQLFamily(Family):
         rid = instance.primitive_id()
         known = state.resources.get(rid)
         server = EmbeddedPostgres(self.root / dir_name(rid))
+        if known is None:
+            properties = {**self.desired_properties(instance), "status": INCOMPLETE}
+            record(state, instance, properties, {}, {"directory": self.relative(server.directory)})
+            self.provider.store.save(state)
         server.initialize()
         port = server.start(known.private.get("port") if known else None, _server_settings(instance))
         with server.admin(port) as conn:
@@ -207,6 +216,11 @@ class CloudSQLFamily(Family):
     def ensure_running(self, state: State, started: Callable[[str], None]) -> bool:
         moved = False
         for instance in [r for r in state.resources.values() if r.resource_type == INSTANCE]:
+            if instance.properties.get("status") == INCOMPLETE:
+                raise LocalTargetError(
+                    f"{instance.resource_id} is half-made (an apply was interrupted while making it): run "
+                    "`bfctl apply` to finish it, or `bfctl destroy`"
+                )
             server = self.server(instance)
             if not server.is_initialized():
                 raise LocalTargetError(

@@ -134,6 +134,9 @@ class LocalProvider(Provider):
                 progress(rid, change.action, "started", "")
             try:
                 message = self._step(state, step, change, doomed)
+            except KeyboardInterrupt:
+                self.store.save(state)  # what the step made before Ctrl+C stays recorded, for destroy
+                raise
             except Exception as exc:
                 self.store.save(state)
                 progress(rid, change.action, "failed", str(exc))
