@@ -107,15 +107,15 @@ def test_every_included_file_exists() -> None:
 
 
 def test_every_docs_src_file_is_shown_and_every_example_is_run() -> None:
-    """A file under docs_src/tutorial, concepts or reference is on a page, and each of its Python
-    files and transcripts is run by a test here."""
+    """A file under docs_src/tutorial, concepts or reference is on a page or in an example's
+    project, and each of its Python files and transcripts is run by a test here."""
     shown = {name for page in _pages() for name in INCLUDE.findall(page.read_text())}
     run = {name for files, transcripts in EXAMPLES.values() for name in [*files.values(), *transcripts]}
     for section in ("tutorial", "concepts", "reference"):
         for path in sorted((DOCS_SRC / section).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 name = path.relative_to(DOCS_SRC).as_posix()
-                assert f"docs_src/{name}" in shown or any(name.startswith(f"{d}/") for d in run), name
+                assert f"docs_src/{name}" in shown or name in run or any(name.startswith(f"{d}/") for d in run), name
                 if path.suffix in (".py", ".out") and "migrations" not in path.parts:
                     assert name in run, f"{name} is on a page but no test runs it"
 
