@@ -209,7 +209,7 @@ class FlowApp:
         await self.sinks.start()
         for handler in self.handlers:
             await handler.start(loop, self.pool, traced)
-        await self.consumers.start(loop, self.pool)
+        await self.consumers.start(loop, self.pool, app[TRACING].recorder)
 
     def stop_consuming(self, grace: float) -> None:
         """Stop pulling (at SIGTERM, before requests drain): what is in flight has ``grace`` seconds."""

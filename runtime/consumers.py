@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -28,6 +28,10 @@ from bfctl.runtime.processors import built, call_hook, process_fn
 from bfctl.runtime.redelivery import FailureLog
 from bfctl.runtime.sinks.registry import SinkRegistry
 from bfctl.runtime.sources.base import Delivery, source_name
+from bfctl.runtime.tracing import messages
+from bfctl.runtime.tracing.recorder import Recorder
+from bfctl.runtime.tracing.sinks import sink_write_span
+from bfctl.runtime.tracing.spans import Trace, child, current
 from buildflow.dependencies.scopes import Scope
 from buildflow.pipedream import Dispatcher
 from buildflow.pipedream.plan import is_async
@@ -77,6 +81,9 @@ class CompiledConsumer:
         #: Messages handled (their rows durable) and failed, in this worker.
         self.handled = 0
         self.failed = 0
+        #: What begins and finishes the traces of its messages, when this worker traces.
+        self.recorder: Recorder | None = None
+        self._submit: Callable[..., Awaitable[Any]] | None = None
 
     def _parameters(
         self, fn: Callable[..., Any], graph: Graph, results: DispatcherResults | None
@@ -115,8 +122,9 @@ class CompiledConsumer:
         return args, *messages[0]
 
     # -- worker life --------------------------------------------------------------------------
-    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
-        """Build a class-based consumer and run its ``setup()`` (once per worker)."""
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor, recorder: Recorder | None = None) -> None:
+        """Build a class-based consumer and run its ``setup()`` (once per worker); with a
+        ``recorder``, each message is traced (the pull loop begins and finishes its trace)."""
         fn = self.target
         if self.is_class:
             try:
@@ -125,9 +133,14 @@ class CompiledConsumer:
                 raise StartupError(f"{self.owner}: building it or its setup() failed: {one_line(e)}") from e
             fn = self._instance.process
         self.plan.finalize(fn)
-        self.output.start()
-        self._invoke = self.plan.invoker(loop, pool)
+        traced = recorder is not None
+        self.recorder = recorder
+        self.output.start(traced)
+        self._invoke = self.plan.invoker(loop, pool, traced=traced)
         self._bound = None if self.is_async else self.plan.bound()
+        batcher = self.output.batcher
+        if batcher is not None:
+            self._submit = sink_write_span(batcher) if traced else batcher.submit
         self._loop, self._pool = loop, pool
 
     async def stop(self) -> None:
@@ -141,8 +154,18 @@ class CompiledConsumer:
             log.exception("%s: teardown() failed", self.owner)
 
     # -- per batch -----------------------------------------------------------------------------
-    async def handle(self, batch: list[Delivery]) -> list[bool]:
-        """Run the handler on each message and write its rows; per message, whether it is done."""
+    async def handle(self, batch: list[Delivery], traces: list[Trace | None] | None = None) -> list[bool]:
+        """Run the handler on each message and write its rows; per message, whether it is done.
+        ``traces``: each message's, begun by the pull loop (when this worker traces)."""
+        if self._bound is not None and traces is not None:
+            results = await self._loop.run_in_executor(self._pool, self._call_all_traced, self._bound, batch, traces)
+            written = (
+                messages.handled_in(t, self._write(d, r)) for d, r, t in zip(batch, results, traces, strict=True)
+            )
+            return list(await asyncio.gather(*written))
+        if traces is not None:
+            handled = (messages.handled_in(t, self._handle_one(d)) for d, t in zip(batch, traces, strict=True))
+            return list(await asyncio.gather(*handled))
         if self._bound is not None:  # the whole batch in one trip to the pool
             results = await self._loop.run_in_executor(self._pool, self._call_all, self._bound, batch)
             if len(batch) == 1:
@@ -163,6 +186,26 @@ class CompiledConsumer:
                 results.append(e)
         return results
 
+    def _call_all_traced(
+        self, fn: Callable[..., Any], batch: list[Delivery], traces: list[Trace | None]
+    ) -> list[_Result]:
+        """``_call_all`` in the same one trip, each message's call a handler span of its trace."""
+        step = self.plan.handler.span
+        assert step is not None  # named when the plan was finalized
+        results: list[_Result] = []
+        for delivery, trace in zip(batch, traces, strict=True):
+            token = current.set(trace.spans[0]) if trace is not None else None
+            try:
+                with child(step.name, step.attributes) as span:
+                    result = self._call_all(fn, [delivery])[0]
+                    if span is not None and isinstance(result, BaseException):
+                        span.fail(result)
+            finally:
+                if token is not None:
+                    current.reset(token)
+            results.append(result)
+        return results
+
     async def _handle_one(self, delivery: Delivery) -> bool:
         try:
             result = await self._invoke(_NO_REQUEST, {self.param: self.convert(delivery)})
@@ -174,10 +217,10 @@ class CompiledConsumer:
     async def _write(self, delivery: Delivery, result: _Result) -> bool:
         if isinstance(result, BaseException):
             return self._failed(delivery, result)
-        batcher = self.output.batcher
-        if result and batcher is not None:
+        submit = self._submit
+        if result and submit is not None:
             try:  # held back until the sink catches up: this loop pulls nothing meanwhile
-                await batcher.submit(result, hold=True)
+                await submit(result, hold=True)
             except Exception as e:
                 return self._failed(delivery, e)
         self.handled += 1
@@ -189,6 +232,8 @@ class CompiledConsumer:
         return FailureLog(self.owner)
 
     def _failed(self, delivery: Delivery, error: BaseException) -> bool:
+        if self.recorder is not None:
+            messages.failed(error)
         self.failed += 1
         self.failures.failed(delivery, reason(error))
         return False

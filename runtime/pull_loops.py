@@ -28,9 +28,14 @@ from typing import Any
 from bfctl.runtime.consumers import CompiledConsumer
 from bfctl.runtime.errors import StartupError, one_line
 from bfctl.runtime.sources import Delivery, SourceReader, reader_for
+from bfctl.runtime.tracing import messages
+from bfctl.runtime.tracing.recorder import Recorder
+from bfctl.runtime.tracing.spans import Trace
 
 log = logging.getLogger("buildflow.runtime")
 
+#: An acknowledgement, nack or lease extension of some messages, by their ack ids.
+Settle = Callable[[Sequence[str]], Awaitable[None]]
 #: Seconds a loop waits after a failed pull, doubling up to the second value.
 _RETRY_FIRST, _RETRY_MOST = 0.5, 10.0
 
@@ -72,8 +77,12 @@ class PullLoop:
         lease = self.reader.lease_seconds
         ack_ids = [d.ack_id for d in batch]
         keeper = asyncio.get_running_loop().create_task(self._keep_leases(ack_ids, lease)) if lease else None
+        recorder = self.consumer.recorder
+        traces = None
+        if recorder is not None:
+            traces = messages.begin(recorder, f"consumer {self.consumer.name}", self.reader.description, batch)
         try:
-            done = await self.consumer.handle(batch)
+            done = await self.consumer.handle(batch, traces)
         except asyncio.CancelledError:  # the grace period ended: others get these now, not after their lease
             await self._settle(self.reader.release, ack_ids, "giving back")
             raise
@@ -83,13 +92,15 @@ class PullLoop:
         handled = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if ok]
         failed = [ack_id for ack_id, ok in zip(ack_ids, done, strict=True) if not ok]
         self.consumer.failures.handled(d for d, ok in zip(batch, done, strict=True) if ok)
+        ack: Settle = self.reader.ack
+        nack: Settle = self.reader.nack
+        if traces is not None:
+            ack, nack = _traced(recorder, traces, done, True, ack), _traced(recorder, traces, done, False, nack)
         if handled:
             await self._acked()
-            self._acking = asyncio.get_running_loop().create_task(
-                self._settle(self.reader.ack, handled, "acknowledging")
-            )
+            self._acking = asyncio.get_running_loop().create_task(self._settle(ack, handled, "acknowledging"))
         if failed:
-            await self._settle(self.reader.nack, failed, "nacking")
+            await self._settle(nack, failed, "nacking")
 
     async def _acked(self) -> None:
         """Wait for the last batch's acknowledgement (``_settle`` logs its failure)."""
@@ -109,6 +120,23 @@ class PullLoop:
             log.warning("%s: %s %d messages failed: %s", self.consumer.owner, what, len(ack_ids), one_line(e))
 
 
+def _traced(
+    recorder: Recorder | None,
+    traces: list[Trace | None],
+    done: list[bool],
+    ok: bool,
+    settle: Settle,
+) -> Settle:
+    """``settle`` as the last span of the traces of the messages it settles (those ``done`` says ``ok``)."""
+    assert recorder is not None
+    mine = [trace for trace, outcome in zip(traces, done, strict=True) if outcome is ok]
+
+    def traced(ack_ids: Sequence[str]) -> Awaitable[None]:
+        return messages.settled(recorder, mine, "ack" if ok else "nack", lambda: settle(ack_ids))
+
+    return traced
+
+
 class ConsumerGroup:
     """The pull loops of every consumer in one worker."""
 
@@ -121,9 +149,9 @@ class ConsumerGroup:
         self._loops: list[PullLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor) -> None:
+    async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor, recorder: Recorder | None = None) -> None:
         """Make every reader first (a source not applied stops the worker before anything runs),
-        then set the consumers up, open the readers and start pulling."""
+        then set the consumers up (traced when ``recorder`` is given), open the readers and start pulling."""
         self._stopping = asyncio.Event()
         self._deadline = None
         planned = [
@@ -134,7 +162,7 @@ class ConsumerGroup:
         for pull_loop in planned:  # one source per consumer: its loops' readers back off alike
             pull_loop.consumer.failures.backoff = pull_loop.reader.backoff
         for consumer in self.consumers:
-            await consumer.start(loop, pool)
+            await consumer.start(loop, pool, recorder)
         for pull_loop in planned:
             try:
                 await pull_loop.reader.open()

@@ -227,3 +227,72 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
 
 def _names(receiver: Receiver) -> set[str]:
     return {s["name"] for s in receiver.spans()}
+
+
+CONSUMER_FLOW = """
+import dataclasses
+
+from buildflow import Flow
+from buildflow.dependencies import Scope, dependency
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+app = Flow()
+
+
+@dependency(Scope.PROCESS)
+class Doubler:
+    factor = 2
+
+
+@dataclasses.dataclass
+class Doubled:
+    n: int
+
+
+@app.consumer(Pulse([{"n": 1}, {"n": -1}], 0.05), File("out/doubled.json", FileFormat.JSON))
+def handle_row(item: dict, doubler: Doubler) -> Doubled:
+    if item["n"] < 0:
+        raise ValueError("negative")
+    return Doubled(item["n"] * doubler.factor)
+
+
+@app.consumer(Pulse([{"n": 3}], 0.05), File("out/plain.json", FileFormat.JSON))
+def handle_plain(item: dict) -> Doubled:
+    return Doubled(item["n"])
+"""
+
+
+def test_each_consumer_message_is_a_trace_ending_with_its_ack(
+    tmp_path: Path, bfctl_env: dict[str, str], receiver: Receiver
+) -> None:
+    write(tmp_path / "flow.py", CONSUMER_FLOW)
+    with serving(ARGS, tmp_path, _env(bfctl_env, receiver)) as server:
+        wait_until(lambda: {"ack", "nack", "consumer handle_plain"} <= _names(receiver))
+        assert server.stop() == 0
+
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for span in receiver.spans():
+        traces.setdefault(span["traceId"], []).append(span)
+    settled = {
+        next(s["name"] for s in spans if s["name"] in ("ack", "nack")): _by_name(spans)
+        for spans in traces.values()
+        if {"ack", "nack"} & {s["name"] for s in spans} and "consumer handle_row" in {s["name"] for s in spans}
+    }
+    handled, failed = settled["ack"], settled["nack"]
+    root = handled["consumer handle_row"]
+    assert "parentSpanId" not in root and "status" not in root
+    for name in ("dependency Doubler", "thread pool", "sink write", "ack"):
+        assert name in handled, name
+    assert handled["sink write"]["parentSpanId"] == root["spanId"]
+    assert _attributes(handled["sink write"])["bf.rows"] == "1"
+    assert handled["ack"]["parentSpanId"] == root["spanId"]
+    assert int(handled["ack"]["endTimeUnixNano"]) <= int(root["endTimeUnixNano"])
+
+    assert failed["handler handle_row"]["status"] == {"code": 2, "message": "ValueError: negative"}
+    assert failed["consumer handle_row"]["status"]["code"] == 2 and "sink write" not in failed
+
+    # a handler with nothing to build per message: the batch takes one pool trip, each call a span
+    plain = _by_name(receiver.trace_of("consumer handle_plain"))
+    assert plain["handler handle_plain"]["parentSpanId"] == plain["consumer handle_plain"]["spanId"]
+    assert plain["sink write"]["parentSpanId"] == plain["consumer handle_plain"]["spanId"]
