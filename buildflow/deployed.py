@@ -10,6 +10,8 @@ from __future__ import annotations
 OUTPUTS_ENV = "BUILDFLOW_OUTPUTS"
 #: How many worker processes ``bfctl serve`` starts when ``--workers`` is not given.
 WORKERS_ENV = "BFCTL_WORKERS"
+#: Where sampled traces go: ``cloudtrace`` (set on gcp), ``otlp`` or ``off``.
+TRACES_ENV = "BFCTL_TRACES"
 #: The sizes of the database pools that fit the instances' connections, as JSON:
 #: ``{database id: [pool_size, max_overflow]}`` (the connection budget the plan worked out).
 POOLS_ENV = "BUILDFLOW_DB_POOLS"

@@ -219,7 +219,8 @@ def test_an_api_not_enabled_is_named_with_the_command_that_enables_it(notes: Pat
     assert "SERVICE_DISABLED" in result.stderr
     enable = (
         "`gcloud services enable sqladmin.googleapis.com run.googleapis.com artifactregistry.googleapis.com "
-        "cloudbuild.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com --project my-project`"
+        "cloudbuild.googleapis.com iam.googleapis.com cloudtrace.googleapis.com telemetry.googleapis.com "
+        "cloudresourcemanager.googleapis.com --project my-project`"
     )
     said = " ".join(result.stderr.split())
     assert enable in said and "then set manage_apis = false under [tool.buildflow.gcp]" in said

@@ -38,6 +38,8 @@ APIS = {
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "iam.googleapis.com",
+    "cloudtrace.googleapis.com",
+    "telemetry.googleapis.com",
     "cloudresourcemanager.googleapis.com",
 }
 FLOW = """\

@@ -262,7 +262,11 @@ def test_portable_source_and_sink_that_exist_get_their_roles(monitor: RecordingM
 
     assert declared == [] and {p.primitive_id() for p in expected} == {"queue:jobs", "topic:events"}
     given = {(i["role"], i.get("subscription") or i.get("topic")) for i in grants(monitor).values()}
-    assert given == {("roles/pubsub.subscriber", "jobs"), ("roles/pubsub.publisher", "events")}
+    assert given == {
+        ("roles/pubsub.subscriber", "jobs"),
+        ("roles/pubsub.publisher", "events"),
+        ("roles/cloudtrace.agent", None),  # every service writes its traces
+    }
     outputs = service_outputs(monitor)
     assert outputs["queue:jobs"]["subscription"] == "projects/my-project/subscriptions/jobs"
     assert outputs["topic:events"]["topic"] == "projects/my-project/topics/events"
@@ -323,6 +327,7 @@ def test_analysis_queries_run_jobs_and_only_read_what_no_sink_writes(monitor: Re
         ("roles/bigquery.dataViewer", "reporting"),  # only queried
         ("roles/bigquery.jobUser", "my-project"),  # jobs.query runs in the table's project
         ("roles/bigquery.jobUser", "warehouse"),
+        ("roles/cloudtrace.agent", "my-project"),  # every service writes its traces
     }
     assert "warehouse.reporting.daily" in {p.primitive_id() for p in expected}
     assert "warehouse.reporting.daily" in service_outputs(monitor)  # so the runtime can open it

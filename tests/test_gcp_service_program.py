@@ -63,6 +63,7 @@ def test_the_service_runs_the_image_by_digest_with_the_flows_settings(monitor: R
     env = {e["name"]: e for e in container["envs"]}
     assert env["BFCTL_WORKERS"]["value"] == "2"
     assert env["GOOGLE_CLOUD_PROJECT"]["value"] == "my-project"
+    assert env["BFCTL_TRACES"]["value"] == "cloudtrace"
     outputs = json.loads(env["BUILDFLOW_OUTPUTS"]["value"])
     assert outputs["target"] == "gcp"
     assert outputs["outputs"]["my-project:notes-db.notes"]["connection_name"] == "my-project:us-central1:notes-db"
@@ -105,6 +106,8 @@ def test_the_account_gets_exactly_the_roles_of_what_the_flow_uses(monitor: Recor
             member,
             None,
         ),
+        # its traces, written to Cloud Trace (the service is told so: BFCTL_TRACES=cloudtrace)
+        "grant-cloudtrace.agent-project": ("projects/iAMMember", "roles/cloudtrace.agent", member, None),
     }
     assert monitor.registered["grant-secretAccessor-notes-db-password"]["inputs"]["secretId"] == (
         "notes-dev-notes-db-password"
@@ -192,6 +195,8 @@ def test_the_apis_are_enabled_and_never_disabled_on_destroy(monitor: RecordingMo
         "artifactregistry.googleapis.com",
         "cloudbuild.googleapis.com",
         "iam.googleapis.com",
+        "cloudtrace.googleapis.com",
+        "telemetry.googleapis.com",
         "secretmanager.googleapis.com",
         "cloudresourcemanager.googleapis.com",
     }
@@ -266,6 +271,7 @@ def test_sinks_get_only_their_own_roles(monitor: RecordingMonitor) -> None:
             "pubsub/topicIAMMember",
             "roles/pubsub.publisher",
         ),
+        "grant-cloudtrace.agent-project": ("projects/iAMMember", "roles/cloudtrace.agent"),
     }
     assert monitor.registered["grant-storage.objectCreator-gcs-raw-events"]["inputs"]["bucket"] == "raw-events"
     assert monitor.registered["grant-bigquery.dataEditor-my-project.analytics"]["inputs"]["datasetId"] == "analytics"

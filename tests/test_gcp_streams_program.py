@@ -139,6 +139,7 @@ def test_a_consuming_service_keeps_its_cpu_and_one_instance_and_may_pull(monitor
             "roles/pubsub.subscriber",
         ),
         "grant-storage.objectViewer-gcs-raw-files": ("storage/bucketIAMMember", "roles/storage.objectViewer"),
+        "grant-cloudtrace.agent-project": ("projects/iAMMember", "roles/cloudtrace.agent"),
     }
     assert monitor.registered["grant-pubsub.subscriber-gcs-raw-files-notifications"]["inputs"]["subscription"] == (
         "raw-files_subscription"

@@ -68,7 +68,12 @@ _APIS_ALWAYS = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "iam.googleapis.com",
+    # the service's traces: Cloud Trace, written through its OTLP endpoint (the Telemetry API)
+    "cloudtrace.googleapis.com",
+    "telemetry.googleapis.com",
 )
+#: The service's account writes its traces (the Telemetry API's ``telemetry.traces.write``).
+TRACE_GRANT_ROLE = "roles/cloudtrace.agent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,13 +557,16 @@ def deployment_of(
         project=project,
         region=region,
         settings=within_connections(settings, [*primitives, *existing], _sink_primitives(flow, dependency_sinks)),
-        grants=grants(
-            primitives,
-            _sink_primitives(flow, dependency_sinks),
-            [c.source_primitive for c in flow.consumers],
-            dependency_buckets,
-            existing,
-            dependency_queries,
+        grants=(
+            *grants(
+                primitives,
+                _sink_primitives(flow, dependency_sinks),
+                [c.source_primitive for c in flow.consumers],
+                dependency_buckets,
+                existing,
+                dependency_queries,
+            ),
+            Grant(TRACE_GRANT_ROLE),
         ),
         secrets=tuple(dict.fromkeys((*flow_secrets(primitives), *middleware_secrets(flow.services)))),
         existing=tuple(existing),

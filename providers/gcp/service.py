@@ -21,7 +21,7 @@ from bfctl.providers.gcp import build_identity, iam_users
 from bfctl.providers.gcp.deploy import INGRESS, VPC_EGRESS, Deployment, Grant
 from bfctl.providers.gcp.deployed import BUILD_SOURCES, DEPLOYMENT_OUTPUT, SERVICE_OUTPUT
 from bfctl.providers.gcp.existing import made_or_named
-from buildflow.deployed import HEALTH_PATH, OUTPUTS_ENV, WORKERS_ENV
+from buildflow.deployed import HEALTH_PATH, OUTPUTS_ENV, TRACES_ENV, WORKERS_ENV
 from buildflow.io.gcp import (
     BigQueryDataset,
     CloudSQLInstance,
@@ -160,6 +160,8 @@ def _service(
         OUTPUTS_ENV: pulumi.Output.json_dumps({"target": "gcp", "outputs": outputs}),
         WORKERS_ENV: str(s.workers),
         "GOOGLE_CLOUD_PROJECT": deployment.project,
+        # sampled traces go to Cloud Trace (a flow's env may set OTEL_SDK_DISABLED=true to keep them)
+        TRACES_ENV: "cloudtrace",
         **s.env,
     }
     envs = [{"name": k, "value": v} for k, v in plain.items()] + secret_env

@@ -29,10 +29,11 @@ import orjson
 
 from bfctl.runtime.errors import StartupError
 from bfctl.runtime.tracing.spans import Span, Trace
+from buildflow.deployed import TRACES_ENV
 
 log = logging.getLogger("buildflow.runtime")
 
-MODE_VARIABLE = "BFCTL_TRACES"
+MODE_VARIABLE = TRACES_ENV
 CLOUD_TRACE_URL = "https://telemetry.googleapis.com/v1/traces"
 _TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"  # noqa: S105 - a URL path
 #: Seconds before a metadata token's expiry at which a new one is asked for.
