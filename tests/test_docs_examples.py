@@ -43,7 +43,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], list[str]]] = {
     "concepts: the request plan": ({"main.py": "concepts/request_plan.py"}, ["concepts/request_plan.out"]),
     "first flow": (
         {"main.py": "tutorial/first_flow.py"},
-        ["tutorial/first_flow.out", "tutorial/first_flow_routes.out"],
+        ["tutorial/first_flow.out", "tutorial/first_flow_script.out", "tutorial/first_flow_routes.out"],
     ),
     "dependencies": (
         {"main.py": "tutorial/dependencies.py", "tests/test_main.py": "tutorial/test_dependencies.py"},
