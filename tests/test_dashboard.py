@@ -135,6 +135,7 @@ def test_serve_prints_the_dashboard_url_and_serves_the_flow_as_it_runs(
         resources = read_json(server, "/_bf/api/resources")
         logs = read_json(server, "/_bf/api/logs")
         data = read_json(server, "/_bf/api/data")
+        backlogs = read_json(server, "/_bf/api/backlogs")
         missing = server.call("GET", "/_bf/api/traces/" + "0" * 32)
         port = server.url.rsplit(":", 1)[1]
         try:  # a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
@@ -168,6 +169,7 @@ def test_serve_prints_the_dashboard_url_and_serves_the_flow_as_it_runs(
     [orders] = [s for s in data["sinks"] if s["id"] == "duckdb:shop.duckdb:orders"]
     assert orders["rows_written"] == 1 and orders["queued"] == 0
     assert [c["name"] for c in data["consumers"]] == ["read_file"]
+    assert backlogs == {"read_file": None}  # a folder's file changes: no subscription to count
     assert missing[0] == 404
     assert rebound == 403
     assert by_name == data | {"sinks": by_name["sinks"]}  # the same figures, a moment later

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -80,23 +81,32 @@ class Person:
         self.browser = browser
         self.server = server
         self.shots = shots
+        # a live update may replace an element between finding and reading it: look again
+        stale = [StaleElementReferenceException]
+        self._wait = WebDriverWait(browser, WAIT, poll_frequency=0.05, ignored_exceptions=stale)
 
     def until(self, condition: Callable[[], Any], what: str) -> Any:
         try:
-            return WebDriverWait(self.browser, WAIT, poll_frequency=0.05).until(lambda _: condition())
+            return self._wait.until(lambda _: condition())
         except Exception as e:
             logs = self.browser.get_log("browser")
             raise AssertionError(f"not seen within {WAIT}s: {what}\nbrowser log: {logs}\n{self.server.output}") from e
 
     def texts(self, selector: str) -> list[str]:
-        return [e.text for e in self.browser.find_elements(By.CSS_SELECTOR, selector)]
+        """The rendered text of every match, read in one step: the live pages replace their rows
+        as news arrives, so an element found in one call may be gone by the next."""
+        found: list[str] = self.browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector
+        )
+        return found
 
-    def click(self, selector: str) -> None:
-        self.browser.find_element(By.CSS_SELECTOR, selector).click()
+    def click(self, selector: str, by: str = By.CSS_SELECTOR) -> None:
+        """Clicks the first match, found again if a live update replaced it meanwhile."""
+        self.until(lambda: self.browser.find_element(by, selector).click() or True, f"clicking {selector}")
 
     def click_row(self, name: str) -> None:
         """The trace link of the newest request named ``name`` on the Requests page."""
-        self.browser.find_element(By.XPATH, f'//tbody[@id="requests"]/tr[td[3]="{name}"]//a').click()
+        self.click(f'//tbody[@id="requests"]/tr[td[3]="{name}"]//a', By.XPATH)
 
     def page(self, name: str) -> None:
         self.click(f'nav a[data-page="{name}"]')
@@ -172,8 +182,7 @@ def test_requests_appear_live_and_open_as_waterfalls(person: Person) -> None:
         return [row.split("\n")[0] for row in person.texts("#requests td:nth-child(3)")]
 
     person.until(lambda: {"GET /items/{item_id}", "collector POST /orders", "GET /boom"} <= set(names()), "3 rows")
-    errors = person.browser.find_elements(By.CSS_SELECTOR, "#requests tr.error td:nth-child(3)")
-    assert [e.text for e in errors] == ["GET /boom"]
+    assert person.texts("#requests tr.error td:nth-child(3)") == ["GET /boom"]
     person.browser.find_element(By.ID, "filter").send_keys("boom")
     person.until(lambda: names() == ["GET /boom"], "only /boom once filtered")
     person.browser.find_element(By.ID, "filter").clear()
@@ -233,7 +242,7 @@ def test_the_data_page_follows_sinks_and_consumers(person: Person) -> None:
     post(server, "/orders", {"item_id": 9, "quantity": 3})
     person.until(lambda: person.texts(orders + " .rows-written") == ["2"], "two rows written")
     rows = person.until(lambda: person.texts(orders + " .rows-table tbody tr") or None, "the latest rows")
-    assert sorted(rows) == ["8 2", "9 3"]
+    assert sorted(rows) == ["8\t2", "9\t3"]
     assert person.browser.find_elements(By.CSS_SELECTOR, orders + " .spark polyline")
 
     write(server_project(server) / "incoming" / "readings.json", json.dumps([{"sensor": "a", "value": 1.5}]))

@@ -94,6 +94,7 @@ class Dashboard:
             "api/traces/{trace_id}": self._trace,
             "api/data": self._data,
             "api/rows": self._rows,
+            "api/backlogs": self._backlogs,
             "api/resources": self._resources,
             "api/logs": self._logs,
             "events": self._events,
@@ -177,6 +178,18 @@ class Dashboard:
         if found is None:
             return json_response({"detail": f"{sink or 'no sink'} is no local table this worker writes"}, 404)
         return json_response(found)
+
+    async def _backlogs(self, _request: web.Request) -> web.Response:
+        """Per consumer, what waits in the subscription it reads (None: not known for its source)."""
+        from bfctl.runtime.dashboard import streams
+
+        outputs, project_dir = self._flow_app.outputs, Path.cwd()
+        sources = {c.name: c.consumer.source_primitive.primitive_id() for c in self._flow_app.consumers.consumers}
+
+        def count() -> dict[str, dict[str, int] | None]:
+            return {name: streams.backlog(outputs.get(source) or {}, project_dir) for name, source in sources.items()}
+
+        return json_response(await asyncio.to_thread(count))
 
     async def _resources(self, _request: web.Request) -> web.Response:
         """Every resource the flow declares or uses, with what the last apply recorded of it."""

@@ -3,7 +3,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const KEPT_ROWS = 500;
-const state = { traces: [], flow: null, selected: null, data: null, resources: null, openapi: null, rows: {} };
+const state = { traces: [], flow: null, selected: null, data: null, resources: null, openapi: null, rows: {}, backlogs: {} };
 
 function $(selector) { return document.querySelector(selector); }
 
@@ -257,8 +257,17 @@ function renderData() {
       errors ? el("p", { class: "error" }, `failed writes: ${errors}; last ${s.last_error ? s.last_error.reason + " at " + clock(s.last_error.time) : "before this page opened"}`) : el("p", { class: "muted" }, "no failed writes"),
       latestRows(s));
   }) : [el("p", { class: "muted" }, "No sink has been written to by this worker yet.")]));
+  const backlog = (c, key) => {
+    const counts = state.backlogs[c.name];
+    return counts ? (counts[key] ?? "no dead-letter topic") : el("span", { class: "muted", title: "only local topic logs report it" }, "n/a");
+  };
   $("#consumers").replaceChildren(...data.consumers.map((c) => el("tr", { class: c.failed ? "error" : "" },
-    el("td", {}, c.name), el("td", {}, c.source), el("td", {}, c.handled), el("td", {}, c.failed), el("td", {}, c.given_up))));
+    el("td", {}, c.name), el("td", {}, c.source), el("td", {}, c.handled), el("td", {}, c.failed), el("td", {}, c.given_up),
+    el("td", { class: "waiting" }, backlog(c, "waiting")), el("td", { class: "dead-lettered" }, backlog(c, "dead_lettered")))));
+  if (data.consumers.length && !state.countingBacklogs && $("#page-data").classList.contains("shown")) {
+    state.countingBacklogs = true;  // one count at a time: each reads the subscriptions' files
+    api("backlogs").then((counts) => { state.backlogs = counts; }).finally(() => { state.countingBacklogs = false; });
+  }
 }
 
 function latestRows(sink) {
