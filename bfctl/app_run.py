@@ -61,15 +61,10 @@ def local_stack_outputs() -> Outputs:
 @contextmanager
 def _exit_on_reported_errors() -> Iterator[None]:
     """bfctl's reports of errors users can act on; their exit ends the script with its code."""
-    import typer
+    from bfctl.commands import exit_codes, reported_errors
 
-    from bfctl.commands import reported_errors
-
-    try:
-        with reported_errors():
-            yield
-    except typer.Exit as e:
-        raise SystemExit(e.exit_code) from None
+    with exit_codes(), reported_errors():
+        yield
 
 
 async def _reported(serving: Coroutine[Any, Any, int]) -> int:

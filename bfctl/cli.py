@@ -11,7 +11,6 @@ of the start-up together.
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -21,7 +20,7 @@ import typer
 
 import bfctl
 from bfctl import console
-from bfctl.commands import load, report_startup_error, reported_errors
+from bfctl.commands import load, reported_errors
 from bfctl.db import db_app
 from bfctl.help import MAX_WIDTH, Command, Group
 from bfctl.options import (
@@ -165,40 +164,26 @@ def serve(
     platform's contract: the port from $PORT on 0.0.0.0, logs as JSON lines for Cloud Logging,
     and an exit within 10 s of SIGTERM; /_bf/health answers startup probes.
     """
-    with reported_errors():
-        from bfctl.runtime import server
+    from bfctl.serving import serve_flow
 
-        log_format = server.log_format_of(log_format)
-    report = _log_error if log_format == "json" else console.error
-    with reported_errors(report):
-        host, port = server.listen_address(host, port, os.environ)
-        from bfctl import infra
-        from bfctl.runtime.dashboard import policy
-
-        dashboard = policy.wanted(dashboard, infra_target, host, os.environ)
-
-        gcp = _gcp(gcp_project, gcp_region)
-        loaded, apply_first = infra.load_for_serving(target, infra_target, stack, apply_first, gcp)
-        outputs = infra.outputs_for_serving(loaded, infra_target, stack, apply_first, gcp)
-        from bfctl import announce
-
-        routes = announce.served_routes(loaded.flow)
-        code = server.serve(
-            loaded.flow,
-            host=host,
-            port=port,
-            workers=workers,
-            grace=grace,
-            access_log=access_log,
-            on_ready=partial(announce.announce, loaded.target, routes, log_format == "json", dashboard),
-            outputs=outputs,
-            loop=loop,
-            threads=threads,
-            on_worker_error=partial(report_startup_error, report=report),
-            log_format=log_format,
-            idle_timeout=idle_timeout,
-            dashboard=dashboard,
-        )
+    code = serve_flow(
+        target,
+        host=host,
+        port=port,
+        workers=workers,
+        grace=grace,
+        idle_timeout=idle_timeout,
+        access_log=access_log,
+        log_format=log_format,
+        stack=stack,
+        infra_target=infra_target,
+        apply_first=apply_first,
+        gcp_project=gcp_project,
+        gcp_region=gcp_region,
+        loop=loop,
+        threads=threads,
+        dashboard=dashboard,
+    )
     raise typer.Exit(code)
 
 
@@ -512,18 +497,6 @@ def _deploy(
 
         flags["env"] = parse_env_flags(env)
     return infra.deploy_request(loaded, infra_target, flags, image=image, deploy=deploy)
-
-
-def _log_error(message: str, detail: str | None = None) -> None:
-    """The error as one JSON log line, as ``serve --log-format json`` logs everything: Cloud
-    Logging would make each line of a plain multi-line report an entry of its own."""
-    import logging
-
-    from bfctl.runtime import cloud_logging
-
-    cloud_logging.configure()
-    text = f"{message}\n{detail.rstrip()}" if detail else message
-    logging.getLogger("bfctl").error("Error: %s", text)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """What every ``bfctl`` command does around its own work: load the flow from the working
 directory, and report an error users can act on as its message alone, with exit code 1.
 
-Only Typer and the console are imported here: the loader, the providers and the runtime come
-with the first flow loaded or the first error reported, so ``bfctl --help`` stays fast.
+Only the console is imported here: the loader, the providers and the runtime come with the
+first flow loaded or the first error reported, and Typer (for the exit it raises) with the first
+error, so the image's entrypoint, which serves without the CLI, never imports it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import typer
 
 from bfctl import console
 
@@ -45,13 +44,29 @@ def reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
         yield
     except FlowLoadError as exc:
         report(exc.message, exc.user_traceback)
-        raise typer.Exit(1) from None
     except StartupError as exc:
         report_startup_error(exc, report)
-        raise typer.Exit(1) from None
     except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
         report(str(exc), None)
-        raise typer.Exit(1) from None
+    else:
+        return
+    import typer
+
+    raise typer.Exit(1) from None
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Outside a Typer command (a script's ``app.run()``, the image's entrypoint): the exit a
+    reported error raises ends the process with its code."""
+    try:
+        yield
+    except Exception as exc:
+        import typer
+
+        if isinstance(exc, typer.Exit):
+            raise SystemExit(exc.exit_code) from None
+        raise
 
 
 def report_startup_error(error: Exception, report: ErrorReport = console.error) -> None:

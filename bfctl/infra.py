@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from bfctl import console, doctor, render
+from bfctl import console, render
 
 if TYPE_CHECKING:
     from bfctl.providers.base import Outputs, Provider
@@ -104,6 +102,8 @@ def planned_primitives(flow: Any, provider: Any) -> tuple[list[Any], list[Any]]:
 
 def _preflight(provider: Any, primitives: list[Any], skip: bool) -> None:
     """Refuse to go on when the preflight found what would make the command fail."""
+    from bfctl import doctor
+
     if doctor.preflight_failed(provider, primitives, skip):
         raise Refused(
             "the preflight found what would make this fail (above); nothing was changed. "
@@ -157,6 +157,8 @@ def deploy_request(
 
 
 def _ask_passphrase() -> str:
+    import typer
+
     return typer.prompt("Pulumi passphrase for the stack's secrets", hide_input=True)
 
 
@@ -188,6 +190,8 @@ def confirm(question: str, action: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise Refused(f"{action} needs confirmation: run with --yes, or in a terminal")
+    import typer
+
     if not typer.confirm(question, default=False):
         raise Refused("cancelled; nothing was changed")
 
@@ -272,6 +276,8 @@ def apply(
                 f"interrupted; run `{suggested('apply', target, stack, options)}` again to finish, "
                 f"or `{suggested('destroy', target, stack, options)}`"
             )
+            import typer
+
             raise typer.Exit(130) from None
     console.info(f"Apply complete: {progress.done} resource(s) changed.", "bold green")
     render.outputs(outputs)
@@ -406,6 +412,8 @@ def _apply_in_child(spec: str | None, target: str, stack: str, options: Mapping[
             child.wait()
             raise
     if code != 0:
+        import typer
+
         raise typer.Exit(code)  # the apply said why
 
 

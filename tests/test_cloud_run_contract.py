@@ -347,7 +347,7 @@ def test_the_images_entrypoint_serves_with_the_outputs_the_service_is_given(
     port = _free_port()
     env = {
         **bfctl_env,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{bfctl_env['PATH']}",  # the image's bfctl
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{bfctl_env['PATH']}",  # the image's python
         "PORT": str(port),
         "K_SERVICE": "events",
         "BFCTL_WORKERS": "2",
@@ -356,7 +356,7 @@ def test_the_images_entrypoint_serves_with_the_outputs_the_service_is_given(
 
     with serving([], tmp_path, env, command=entrypoint) as server:
         statuses = [_post_event(f"http://127.0.0.1:{port}", n) for n in range(1, 4)]
-        workers = psutil.Process(server.process.pid).children()  # `exec`: the shell became bfctl
+        workers = psutil.Process(server.process.pid).children()
         code = server.stop(timeout=CLOUD_RUN_SIGTERM_BOUND)
 
     assert code == 0, server.output

@@ -9,6 +9,7 @@ read after the worker has served (no timing is asserted).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from support import HELLO_FLOW, make_project, serving
@@ -48,16 +49,32 @@ def _hello_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "hello", {"main.py": HELLO_FLOW + MODULES_ENDPOINT})
 
 
+def _image_entrypoint(target: str) -> list[str]:
+    """The generated Dockerfile's ENTRYPOINT, with this interpreter as the image's ``python``."""
+    from bfctl.providers.gcp.image import dockerfile
+
+    line = next(x for x in dockerfile(target).splitlines() if x.startswith("ENTRYPOINT "))
+    entrypoint = json.loads(line.removeprefix("ENTRYPOINT "))
+    assert entrypoint[0] == "python"
+    return [sys.executable, *entrypoint[1:]]
+
+
+#: The CLI's parsing: Typer, its Click, and pydantic, with which Typer validates each option.
+CLI = ("typer", "click", "pydantic", "pydantic_core", "rich")
+
+
 def test_deployed_worker_imports_nothing_the_flow_does_not_use(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
-    """The image's entrypoint as Cloud Run runs it, with the environment the gcp target sets."""
+    """The image's entrypoint as Cloud Run runs it, with the environment the gcp target sets:
+    it serves as ``bfctl serve`` does, without the CLI."""
     env = {
         **bfctl_env,
+        "PORT": "0",
         "K_SERVICE": "hello",
         "GOOGLE_CLOUD_PROJECT": "cold-start",
         "BUILDFLOW_OUTPUTS": json.dumps({"target": "gcp", "outputs": {}}),
         "BFCTL_WORKERS": "1",
     }
-    with serving(["main.py:app", "--host", "127.0.0.1", "--port", "0"], _hello_project(tmp_path), env) as server:
+    with serving([], _hello_project(tmp_path), env, command=_image_entrypoint("main.py:app")) as server:
         hello = server.get("/hello")
         status, served = server.get("/modules")
         assert server.stop() == 0, server.output
@@ -66,7 +83,7 @@ def test_deployed_worker_imports_nothing_the_flow_does_not_use(tmp_path: Path, b
     assert status == 200
     imported = _imported(served)
     assert "aiohttp" in imported  # the list is the serving worker's
-    assert sorted(imported.intersection(UNUSED)) == []
+    assert sorted(imported.intersection(UNUSED + CLI)) == []
 
 
 def test_a_local_worker_of_a_flow_without_resources_imports_no_database_driver(

@@ -124,7 +124,7 @@ def test_dockerfile_installs_dependencies_before_the_code_and_runs_as_a_user(pro
     assert any(line.startswith("RUN useradd") for line in lines)
     assert lines.index("USER flow") > install
     entrypoint = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT ")).removeprefix("ENTRYPOINT "))
-    assert entrypoint == ["/bin/sh", "-c", 'exec bfctl serve main:app --host 0.0.0.0 --port "$PORT"']
+    assert entrypoint == ["python", "-P", "-m", "bfctl.container", "main:app"]
 
 
 def test_the_image_gets_the_running_bfctl_and_the_projects_dependencies(project: Path) -> None:
@@ -292,7 +292,7 @@ def test_the_projects_dockerignore_leaves_out_more_never_less(project: Path) -> 
 
 def test_a_flow_file_target_is_relative_to_the_project_in_the_image(project: Path, tmp_path: Path) -> None:
     dockerfile = build_context(project, f"{project / 'main.py'}:app").files["Dockerfile"].decode()
-    assert 'exec bfctl serve main.py:app --host 0.0.0.0 --port \\"$PORT\\"' in dockerfile
+    assert 'ENTRYPOINT ["python", "-P", "-m", "bfctl.container", "main.py:app"]' in dockerfile
 
     (tmp_path / "elsewhere.py").write_text(HELLO_FLOW)
     with pytest.raises(ImageBuildError, match="outside the project directory"):

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -138,8 +137,9 @@ def tag_of(files: dict[str, bytes]) -> str:
 
 def dockerfile(target: str) -> str:
     """The Dockerfile: dependencies in their own layer before the code, run by a user without privileges."""
-    serve = f'exec bfctl serve {shlex.quote(target)} --host 0.0.0.0 --port "$PORT"'
-    entrypoint = json.dumps(["/bin/sh", "-c", serve])
+    # bfctl.container serves as `bfctl serve TARGET --host 0.0.0.0` would, without the CLI's
+    # parsing: a new instance answers sooner. The port comes from $PORT.
+    entrypoint = json.dumps(["python", "-P", "-m", "bfctl.container", target])
     return f"""\
 {_HEADER}
 FROM {base_image()}
