@@ -207,8 +207,8 @@ def test_the_event_stream_brings_traces_log_lines_and_figures_and_never_holds_th
         read_events(
             stream,
             {
-                "trace": lambda t: t["trace_id"] == trace_id and t["name"] == "GET /items/{item_id}",
-                "log": lambda line: line["message"] == "item 3 looked up",
+                "traces": lambda ts: any(t["trace_id"] == trace_id and t["name"] == "GET /items/{item_id}" for t in ts),
+                "logs": lambda lines: any(line["message"] == "item 3 looked up" for line in lines),
                 "data": lambda d: any(s["rows_written"] == 1 for s in d["sinks"]),
             },
         )

@@ -165,6 +165,10 @@ def test_the_flow_page_pictures_every_processor_dependency_and_resource(person: 
     assert person.browser.find_element(By.ID, "flow-name").text == "shop"
     person.click('#flow-picture .node[data-kind="collector"]')
     person.until(lambda: person.texts("#flow-details h3") == ["collector: take_order"], "the collector's details")
+    person.click('#flow-details a[href="#requests"]')
+    person.until(lambda: person.browser.find_element(By.ID, "filter").get_attribute("value") == "/orders", "a filter")
+    person.browser.back()
+    person.until(lambda: person.texts("#flow-details h3") == ["collector: take_order"], "the details again")
     person.click('#flow-details a[href^="#flow/r"]')
     details = person.until(lambda: "Outputs" in person.texts("#flow-details h4") and person.texts("#flow-details"), "")
     assert "duckdb:shop.duckdb:orders" in details[0] and "engine" in details[0]

@@ -1,6 +1,7 @@
 """The dashboard's routes on the flow's own server: its page and files, the JSON its pages read
 under ``/_bf/api/``, and ``/_bf/events``, one server-sent event stream per open page that brings
-each finished trace, each log line and the Data page's figures once a second.
+the traces finished and the lines logged, a few times a second, and the Data page's figures
+once a second.
 
 Each worker answers for itself (its own traces, counters and log lines), as ``/_bf/metrics``
 does; the local target serves one worker unless the flow asks for more replicas.
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 #: The page's files and their content types: everything it loads comes from here, no CDN.
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+#: Seconds between the event stream's writes of what finished meanwhile.
+TICK = 0.25
 #: Traces the Requests page gets when it opens (the store keeps more).
 RECENT_TRACES = 200
 #: Output names whose values are never shown, whatever the provider recorded.
@@ -211,36 +214,29 @@ class Dashboard:
 
     # -- live --------------------------------------------------------------------------------
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Every ``TICK`` seconds, what finished meanwhile as one ``traces`` and one ``logs``
+        event, and every ``INTERVAL`` the Data page's figures: a page open on a busy flow
+        costs a few writes a second, not one per request."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **_NO_STORE})
         await response.prepare(request)
         traces, lines = self.traces.subscribe(), self.logs.subscribe()
-        getters: dict[str, Callable[[], Awaitable[Any]]] = {"trace": traces.get, "log": lines.get}
-        pending: dict[str, asyncio.Future[Any]] = {}
-        closing = asyncio.ensure_future(self._closing.wait())
         loop = asyncio.get_running_loop()
+        sent = -INTERVAL
         try:
-            await response.write(_event("data", self.data.snapshot()))
-            sent = loop.time()
-            while not closing.done():
-                for kind, get in getters.items():
-                    if kind not in pending:
-                        pending[kind] = asyncio.ensure_future(get())
-                timeout = max(0.0, sent + INTERVAL - loop.time())
-                await asyncio.wait([*pending.values(), closing], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for kind, future in list(pending.items()):
-                    if future.done():
-                        del pending[kind]
-                        await response.write(_event(kind, future.result()))
+            while not self._closing.is_set():
                 if loop.time() >= sent + INTERVAL:
                     await response.write(_event("data", self.data.snapshot()))
                     sent = loop.time()
+                for name, queue in (("traces", traces), ("logs", lines)):
+                    if news := _drain(queue):
+                        await response.write(_event(name, news))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), TICK)
         except ConnectionResetError:  # the page was closed
             pass
         finally:
             self.traces.unsubscribe(traces)
             self.logs.unsubscribe(lines)
-            for future in (*pending.values(), closing):
-                future.cancel()
         return response
 
 
@@ -249,6 +245,13 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 async def _to_page(_request: web.Request) -> web.Response:
     raise web.HTTPFound(PATH)
+
+
+def _drain(queue: asyncio.Queue[Any]) -> list[Any]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
 
 
 def _event(name: str, payload: Any) -> bytes:

@@ -99,7 +99,11 @@ async function showNode(id) {
     const found = resources.resources.find((r) => r.id === node.info.id);
     if (found) parts.push(el("h4", {}, "Outputs"), outputsList(found.outputs));
   }
-  if (node.info.route) parts.push(el("p", {}, el("a", { href: "#api" }, "Call it on the API page")));
+  if (node.info.route) {
+    const filtered = () => { $("#filter").value = node.info.route; };
+    parts.push(el("p", {}, el("a", { href: "#requests", onclick: filtered }, "Its requests"), " · ",
+      el("a", { href: "#api" }, "Call it on the API page")));
+  }
   aside.replaceChildren(...parts);
 }
 
@@ -315,12 +319,12 @@ function listen() {
   const live = $("#live");
   events.onopen = () => { live.textContent = "live"; live.classList.add("on"); };
   events.onerror = () => { live.textContent = "reconnecting"; live.classList.remove("on"); };
-  events.addEventListener("trace", (event) => {
-    state.traces.unshift(JSON.parse(event.data));
+  events.addEventListener("traces", (event) => {
+    state.traces.unshift(...JSON.parse(event.data).reverse());
     state.traces.length = Math.min(state.traces.length, KEPT_ROWS);
     if (state.tracesLoaded) renderRequests();
   });
-  events.addEventListener("log", (event) => { if (state.logsLoaded) addLog(JSON.parse(event.data)); });
+  events.addEventListener("logs", (event) => { if (state.logsLoaded) JSON.parse(event.data).forEach(addLog); });
   events.addEventListener("data", (event) => { state.data = JSON.parse(event.data); renderData(); });
 }
 
