@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 #: Seconds between the event stream's writes of what finished meanwhile.
 TICK = 0.25
+#: At most this many traces (and log lines) a tick: a page shows the newest few hundred, and a
+#: flow serving thousands of requests a second would otherwise send it megabytes a second.
+PER_TICK = 100
 #: Traces the Requests page gets when it opens (the store keeps more).
 RECENT_TRACES = 200
 #: Output names whose values are never shown, whatever the provider recorded.
@@ -248,10 +252,11 @@ async def _to_page(_request: web.Request) -> web.Response:
 
 
 def _drain(queue: asyncio.Queue[Any]) -> list[Any]:
-    items = []
+    """The newest ``PER_TICK`` of what a queue holds; it is left empty."""
+    items: deque[Any] = deque(maxlen=PER_TICK)
     while not queue.empty():
         items.append(queue.get_nowait())
-    return items
+    return list(items)
 
 
 def _event(name: str, payload: Any) -> bytes:
