@@ -211,7 +211,7 @@ class Dashboard:
             }
             for pid in dict.fromkeys([*kinds, *outputs])
         ]
-        return json_response({"target": getattr(outputs, "target", "local"), "resources": resources})
+        return json_response({"target": outputs.target, "resources": resources})
 
     async def _logs(self, _request: web.Request) -> web.Response:
         return json_response(self.logs.recent())
