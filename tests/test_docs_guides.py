@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from docs_transcripts import DOCS_SRC, matches, replay, steps
-from docs_transcripts import _curl as curl
+from docs_transcripts import DOCS_SRC, SHOWN_FOLDER, Curl, matches, replay, steps
 from support import REPO_ROOT, Server, run_bfctl, serving, wait_until
 
 GUIDES = DOCS_SRC / "guides"
@@ -72,6 +71,7 @@ def serve_and_call(transcript: Path, project: Path, env: dict[str, str]) -> Iter
         server.wait_for(lambda _line: True, count=len(server.lines) + shown_after_serving - 1)
         port = server.url.rsplit(":", 1)[1]
         assert matches(first.expected, [line.replace(f":{port}", ":8000") for line in server.lines]), server.output
+        curl = Curl(project)
         for step in calls:
             assert matches(step.expected, curl(server, shlex.split(step.command)).splitlines()), step.command
         yield server
@@ -114,11 +114,9 @@ def test_consumers_guide_watch_example(tmp_path: Path, bfctl_env: dict[str, str]
     here = str(project)
 
     def as_shown(text: str) -> str:
-        return text.replace("/home/me/bfctl/examples/watch", here)
+        return text.replace(SHOWN_FOLDER, here)
 
-    apply, serve = (
-        step for step in steps(as_shown((shown / "watch.out").read_text())) if step.command != "cd examples/watch"
-    )
+    apply, serve = steps(as_shown((shown / "watch.out").read_text()))
     assert run_bfctl(shlex.split(apply.command)[1:], project, bfctl_env)[0] == 0
     with serving([*shlex.split(serve.command)[2:], "--port", "0"], project, bfctl_env) as server:
         server.wait_for(lambda line: line.startswith("Press Ctrl+C"))
@@ -198,8 +196,7 @@ def test_ci_guide_plan_comment(tmp_path: Path, bfctl_env: dict[str, str]) -> Non
     assert run_bfctl(shlex.split(step.command)[1:], project, bfctl_env)[0] == 2
 
 
-#: What the migrations guide's project is shown at; Alembic's revision ids are random.
-SHOWN_PROJECT = "/home/me/tasks"
+#: Alembic's revision ids are random.
 REVISION = re.compile(r"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])")
 
 
@@ -221,7 +218,7 @@ def run_commands(transcript: Path, project: Path, env: dict[str, str]) -> None:
             check=False,
             timeout=120,
         )
-        shown = [REVISION.sub("REV", line.replace(SHOWN_PROJECT, str(project))) for line in step.expected]
+        shown = [REVISION.sub("REV", line.replace(SHOWN_FOLDER, str(project))) for line in step.expected]
         printed = [REVISION.sub("REV", line) for line in result.stdout.splitlines()]
         assert matches(shown, printed), f"`{step.command}` printed\n{result.stdout}"
 
@@ -250,3 +247,41 @@ def test_migrations_guide(tmp_path: Path, bfctl_env: dict[str, str], destroyed: 
         )
     )
     run_commands(shown / "failing.out", project, bfctl_env)
+
+
+def test_dev_loop_guide(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """bfctl dev on the tutorial's first flow: serves, serves again after a save, shows a save's
+    mistake and waits, and serves the next good save, printing what the page shows each time."""
+    project = tmp_path / "hello"
+    project.mkdir()
+    main = project / "main.py"
+    shutil.copy(DOCS_SRC / "tutorial" / "first_flow.py", main)
+    shown = GUIDES / "dev_loop"
+    (start,) = steps((shown / "start.out").read_text())
+    argv = shlex.split(start.command)
+    with serving(
+        [*argv[2:], "--port", "0"], project, bfctl_env, command=[sys.executable, "-m", "bfctl", "dev"]
+    ) as server:
+        port = server.url.rsplit(":", 1)[1]
+
+        def as_shown(lines: list[str]) -> list[str]:
+            return [line.replace(f":{port}", ":8000").replace(str(project), SHOWN_FOLDER) for line in lines]
+
+        server.wait_for(lambda line: line.startswith("Press Ctrl+C"))
+        assert matches([*start.expected, "..."], as_shown(server.lines)), server.output
+        main.write_text(main.read_text().replace("Hello, ", "Hi, "))
+        server.wait_for(lambda line: line.startswith("Press Ctrl+C"), count=2)
+        assert server.get("/hello") == (200, '"Hi, world!"')
+        good = main.read_text()
+        main.write_text(good.replace("def item(item_id: int)", "def item(item_id: int"))
+        server.wait_for(lambda line: line.startswith("Waiting for a change"))
+        main.write_text(good)
+        server.wait_for(lambda line: line.startswith("Press Ctrl+C"), count=3)
+        assert server.stop() == 0
+    printed = as_shown(server.lines)
+    changed = [i for i, line in enumerate(printed) if line == "main.py changed: serving again."]
+    assert len(changed) == 3, server.output
+    saved, mistake = ((shown / name).read_text().splitlines() for name in ("saved.log", "mistake.log"))
+    assert printed[changed[0] : changed[0] + len(saved)] == saved
+    assert printed[changed[1] : changed[1] + len(mistake)] == mistake
+    assert printed[changed[2] : changed[2] + len(saved)] == saved
