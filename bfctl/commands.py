@@ -33,26 +33,38 @@ def load(target: str | None, command: str) -> LoadedFlow:
 
 @contextmanager
 def reported_errors(report: ErrorReport = console.error) -> Iterator[None]:
-    """Errors users can act on: the message alone, exit 1 (never a traceback)."""
+    """Errors users can act on: the message alone, exit 1 (never a traceback). Their classes
+    are imported when one is raised: a command that succeeds needs none of their modules (the
+    providers' among them)."""
+    try:
+        yield
+    except Exception as exc:
+        if not _report(exc, report):
+            raise
+    else:
+        return
+    import typer
+
+    raise typer.Exit(1) from None
+
+
+def _report(error: Exception, report: ErrorReport) -> bool:
+    """Report ``error`` if users can act on it; False for any other."""
     from bfctl.infra import Refused
     from bfctl.loader import FlowLoadError
     from bfctl.providers.errors import ProviderError
     from bfctl.runtime.errors import StartupError
     from buildflow.exceptions import FlowDeclarationError, PrimitiveValidationError
 
-    try:
-        yield
-    except FlowLoadError as exc:
-        report(exc.message, exc.user_traceback)
-    except StartupError as exc:
-        report_startup_error(exc, report)
-    except (Refused, PrimitiveValidationError, FlowDeclarationError, ProviderError) as exc:
-        report(str(exc), None)
+    if isinstance(error, FlowLoadError):
+        report(error.message, error.user_traceback)
+    elif isinstance(error, StartupError):
+        report_startup_error(error, report)
+    elif isinstance(error, Refused | PrimitiveValidationError | FlowDeclarationError | ProviderError):
+        report(str(error), None)
     else:
-        return
-    import typer
-
-    raise typer.Exit(1) from None
+        return False
+    return True
 
 
 @contextmanager

@@ -8,7 +8,9 @@ read after the worker has served (no timing is asserted).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,6 +86,17 @@ def test_deployed_worker_imports_nothing_the_flow_does_not_use(tmp_path: Path, b
     imported = _imported(served)
     assert "aiohttp" in imported  # the list is the serving worker's
     assert sorted(imported.intersection(UNUSED + CLI)) == []
+    assert [name for name in json.loads(served) if name.startswith("bfctl.providers")] == []  # nothing to apply
+
+
+def test_the_sdk_reads_its_version_when_asked(tmp_path: Path) -> None:
+    """``import buildflow`` (every flow's first line) leaves importlib.metadata and the scan of
+    the installed distributions to the first read of ``buildflow.__version__``."""
+    code = "import sys, buildflow; print('importlib.metadata' in sys.modules, buildflow.__version__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    imported, version = done.stdout.split()
+    assert imported == "False"
+    assert version == importlib.metadata.version("bfctl")
 
 
 def test_a_local_worker_of_a_flow_without_resources_imports_no_database_driver(
