@@ -4,8 +4,8 @@ Cloud Run scales from zero, so a new instance serves nothing until this much tim
 ``bfctl serve`` and the same app on uvicorn with FastAPI and with Litestar (bench/apps) are
 started in turn, five times each, and each one's median kept, so a drift of the machine's
 speed hits all of them alike. Beside them: the generated Dockerfile's entrypoint run as Cloud
-Run runs it (``PORT`` and ``K_SERVICE`` set), and what ``bfctl serve`` spends importing, by
-package, from ``python -X importtime``.
+Run runs it (``PORT`` and ``K_SERVICE`` set; it serves without the CLI's parsing), and what
+``bfctl serve`` spends importing, by package, from ``python -X importtime``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from bench.servers import APPS, ROOT, bfctl_serve, free_port, uvicorn_serve, wai
 RUNS = 5
 HELLO = ROOT / "tests" / "flows" / "hello.py"
 PATH = "/hello"
+#: The row of the generated Dockerfile's entrypoint (``python -P -m bfctl.container TARGET``).
+IMAGE = "image entrypoint (bfctl.container)"
 #: How many of the packages ``bfctl serve`` imports are listed, costliest first.
 OFFENDERS = 12
 
@@ -83,7 +85,7 @@ def entrypoint() -> list[str]:
 def _container_env(port: int) -> dict[str, str]:
     """What Cloud Run and the gcp target set in the service's environment (the project, the
     applied outputs, one worker per CPU), and PYTHONDONTWRITEBYTECODE as the image does; the
-    image's ``bfctl`` is found on PATH."""
+    image's ``python`` is found on PATH."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {
         **os.environ,
@@ -128,14 +130,14 @@ def coldstart(workdir: Path) -> dict[str, Any]:
         "uvicorn + FastAPI": uvicorn_serve("hello_fast:app"),
         "uvicorn + Litestar": uvicorn_serve("hello_lite:app"),
     }
-    took: dict[str, list[tuple[float, float]]] = {name: [] for name in [*starts, "image entrypoint (bfctl serve)"]}
+    took: dict[str, list[tuple[float, float]]] = {name: [] for name in [*starts, IMAGE]}
     load_before = os.getloadavg()
     for _round in range(RUNS):
         for name, cmd in starts.items():
             port = free_port()
             took[name].append(_first_200([*cmd, str(port)], project, port))
         port = free_port()
-        took["image entrypoint (bfctl serve)"].append(_first_200(entrypoint(), project, port, _container_env(port)))
+        took[IMAGE].append(_first_200(entrypoint(), project, port, _container_env(port)))
     medians = {name: statistics.median(wall for wall, _cpu in runs) for name, runs in took.items()}
     cpu = {name: statistics.median(cpu for _wall, cpu in runs) for name, runs in took.items()}
     return {
@@ -147,11 +149,9 @@ def coldstart(workdir: Path) -> dict[str, Any]:
         "ratios": {
             "bfctl serve / uvicorn + FastAPI (goal ≤ 1)": medians["bfctl serve"] / medians["uvicorn + FastAPI"],
             "bfctl serve / uvicorn + Litestar": medians["bfctl serve"] / medians["uvicorn + Litestar"],
-            "image entrypoint / uvicorn + FastAPI": medians["image entrypoint (bfctl serve)"]
-            / medians["uvicorn + FastAPI"],
+            "image entrypoint / uvicorn + FastAPI": medians[IMAGE] / medians["uvicorn + FastAPI"],
             "CPU: bfctl serve / uvicorn + FastAPI": cpu["bfctl serve"] / cpu["uvicorn + FastAPI"],
-            "CPU: image entrypoint / uvicorn + FastAPI": cpu["image entrypoint (bfctl serve)"]
-            / cpu["uvicorn + FastAPI"],
+            "CPU: image entrypoint / uvicorn + FastAPI": cpu[IMAGE] / cpu["uvicorn + FastAPI"],
         },
         "import_ms": import_offenders(project),
         "peers": str(APPS.relative_to(ROOT)),
