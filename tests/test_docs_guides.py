@@ -285,3 +285,13 @@ def test_dev_loop_guide(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
     assert printed[changed[0] : changed[0] + len(saved)] == saved
     assert printed[changed[1] : changed[1] + len(mistake)] == mistake
     assert printed[changed[2] : changed[2] + len(saved)] == saved
+
+
+def test_troubleshooting_messages(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """The error messages the troubleshooting page quotes are what bfctl prints for its examples:
+    a flow that cannot be found, one that cannot start, resources never applied or refused."""
+    project = tmp_path / "projects"
+    shutil.copytree(DOCS_SRC / "troubleshooting", project, ignore=shutil.ignore_patterns("*.out", "__pycache__"))
+    shutil.copy(GUIDES / "secrets" / "main.py", project / "main.py")
+    for transcript in ("finding.out", "startup.out", "resources.out"):
+        run_commands(DOCS_SRC / "troubleshooting" / transcript, project, bfctl_env)
