@@ -67,17 +67,21 @@ def _load(url: str, client: int, start: int, acked: list[int], stop: threading.E
         progress.stopped()
 
 
+#: The ids of one client (each round starts 100,000 further on): never another client's, however many rounds
+IDS_PER_CLIENT = 1_000_000_000
+
+
 def _send(url: str, client: int, start: int, acked: list[int], stop: threading.Event, progress: Progress) -> None:
     n = start
     while not stop.is_set():
-        body = json.dumps({"id": client * 1_000_000 + n, "client": client}).encode()
+        body = json.dumps({"id": client * IDS_PER_CLIENT + n, "client": client}).encode()
         request = urllib.request.Request(
             url + "/events", data=body, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as r:
                 if r.status == 200:
-                    acked.append(client * 1_000_000 + n)
+                    acked.append(client * IDS_PER_CLIENT + n)
                     progress.acked()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return  # the server is gone: not acknowledged
