@@ -67,7 +67,7 @@ def _load(url: str, client: int, start: int, acked: list[int], stop: threading.E
         progress.stopped()
 
 
-#: The ids of one client (each round starts 100,000 further on): never another client's, however many rounds
+#: The ids of one client (each round starts 100,000 further on): never another client's for 10,000 rounds
 IDS_PER_CLIENT = 1_000_000_000
 
 
