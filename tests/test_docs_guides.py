@@ -295,3 +295,16 @@ def test_troubleshooting_messages(tmp_path: Path, bfctl_env: dict[str, str]) -> 
     shutil.copy(GUIDES / "secrets" / "main.py", project / "main.py")
     for transcript in ("finding.out", "startup.out", "resources.out"):
         run_commands(DOCS_SRC / "troubleshooting" / transcript, project, bfctl_env)
+
+
+def test_every_guide_file_is_on_a_page() -> None:
+    """What a test here runs is what a reader sees: every file under docs_src/guides and
+    docs_src/troubleshooting is included by a page."""
+    included = {
+        name
+        for page in (REPO_ROOT / "docs").rglob("*.md")
+        for name in re.findall(r'^\s*--8<-- "([^"]+)"\s*$', page.read_text(), re.MULTILINE)
+    }
+    files = [p for folder in (GUIDES, DOCS_SRC / "troubleshooting") for p in folder.rglob("*") if p.is_file()]
+    unshown = [p.relative_to(REPO_ROOT).as_posix() for p in files if "__pycache__" not in p.parts]
+    assert [name for name in unshown if name not in included] == []
