@@ -15,6 +15,7 @@ from aiohttp import web
 from bfctl.runtime import bodies, metrics, middleware, openapi
 from bfctl.runtime.analysis import RuntimeQueryOpener
 from bfctl.runtime.buckets import RuntimeBucketOpener
+from bfctl.runtime.cloud_logging import ContextThreadPool
 from bfctl.runtime.consumers import CompiledConsumer
 from bfctl.runtime.di.graph import Graph, Node, walk
 from bfctl.runtime.di.lifecycle import Lifecycle
@@ -201,7 +202,9 @@ class FlowApp:
         loop = asyncio.get_running_loop()
         # first: the clients that dependencies make from here on get their spans
         traced = app[TRACING].start(app) is not None
-        self.pool = self.pool_class(self.threads, thread_name_prefix="bf-worker")
+        # traced, sync code runs in a copy of its request's context: the spans it opens nest in the request's
+        pool_class = ContextThreadPool if traced else self.pool_class
+        self.pool = pool_class(self.threads, thread_name_prefix="bf-worker")
         self._owns_global = not self.lifecycle.global_built
         if self._owns_global:
             await self.lifecycle.start(Scope.GLOBAL, loop, self.pool)

@@ -50,6 +50,9 @@ class RequestLogContext:
     project: str | None = None
 
 
+#: Set on an app whose requests get a log context (the tracer then names its trace in it).
+JSON_LOGS: web.AppKey[bool] = web.AppKey("bfctl_json_logs", bool)
+
 _current: contextvars.ContextVar[RequestLogContext | None] = contextvars.ContextVar("bf_request_log", default=None)
 
 
@@ -128,6 +131,7 @@ class JsonLogs:
     def install(self, app: web.Application) -> None:
         """Give every request of ``app`` its log context (before the app is frozen)."""
         app.middlewares.append(trace_middleware(self.project))
+        app[JSON_LOGS] = True
 
 
 def trace_middleware(project: str | None) -> Callable[..., Any]:

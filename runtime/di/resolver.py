@@ -225,14 +225,28 @@ class RequestPlan:
         decides which arguments it gets, so that no kind of processor can miss some. The
         cheapest path that passes them all: the whole plan when a dependency is made per call,
         else the handler with its bound values, awaited or in one trip to the pool. ``traced``:
-        the whole plan, each step in a span (a worker that traces nothing pays none of it)."""
-        if traced:
+        each step in a span, and a handler called directly in one span of its own (its pool
+        trip included); a worker that traces nothing pays none of it."""
+        if traced and (always_plan or self.has_dependencies):
             jobs = tuple(self._traced_job(group) for group in self._groups)
 
             async def through_traced_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:
                 return await self.run(ctx, params, loop, pool, jobs)
 
             return through_traced_plan
+        invoke = self._untraced(loop, pool, always_plan)
+        if not traced:
+            return invoke
+        span = self.handler.span
+        assert span is not None  # named by finalize()
+
+        async def in_handler_span(ctx: Any, params: dict[str, Any]) -> Any:
+            with tracing.child(span.name, span.attributes):
+                return await invoke(ctx, params)
+
+        return in_handler_span
+
+    def _untraced(self, loop: asyncio.AbstractEventLoop, pool: Executor | None, always_plan: bool) -> Invoke:
         if always_plan or self.has_dependencies:
 
             async def through_plan(ctx: RequestContext, params: dict[str, Any]) -> Any:

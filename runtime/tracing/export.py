@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from bfctl.runtime.errors import StartupError
-from bfctl.runtime.tracing.spans import Span, Trace
+from bfctl.runtime.tracing.spans import Attributes, Trace
 from buildflow.deployed import TRACES_ENV
 
 log = logging.getLogger("buildflow.runtime")
@@ -229,7 +229,7 @@ class Exporter:
                     "scopeSpans": [
                         {
                             "scope": {"name": "bfctl"},
-                            "spans": [_span(t, s, i) for t in traces for i, s in enumerate(t.spans)],
+                            "spans": [span for trace in traces for span in _spans(trace)],
                         }
                     ],
                 }
@@ -266,18 +266,44 @@ def _attribute(key: str, value: str | float | bool) -> dict[str, Any]:
 _SERVER, _INTERNAL = 2, 1
 
 
-def _span(trace: Trace, span: Span, index: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "traceId": f"{trace.trace_id:032x}",
-        "spanId": f"{span.span_id:016x}",
-        "name": span.name,
-        "kind": _SERVER if index == 0 and trace.kind == "request" else _INTERNAL,
-        "startTimeUnixNano": str(trace.wall_ns(span.start)),
-        "endTimeUnixNano": str(trace.wall_ns(span.end or span.start)),
-        "attributes": [_attribute(k, v) for k, v in (span.attributes or {}).items()],
-    }
-    if span.parent_id:
-        out["parentSpanId"] = f"{span.parent_id:016x}"
-    if span.error is not None:
-        out["status"] = {"code": 2, "message": span.error}
+#: Attribute dicts already in OTLP's shape, by identity: the spans of one step or route share
+#: theirs, so each is converted once. An entry holds its dict, so its id cannot be reused meanwhile.
+_converted: dict[int, tuple[Attributes, list[dict[str, Any]]]] = {}
+_CONVERTED_MOST = 1024
+_NO_ATTRIBUTES: Attributes = {}
+
+
+def _attributes(given: Attributes) -> list[dict[str, Any]]:
+    found = _converted.get(id(given))
+    if found is not None and found[0] is given:
+        return found[1]
+    converted = [_attribute(k, v) for k, v in given.items()]
+    if len(_converted) >= _CONVERTED_MOST:
+        _converted.clear()
+    _converted[id(given)] = (given, converted)
+    return converted
+
+
+def _spans(trace: Trace) -> list[dict[str, Any]]:
+    trace_id = f"{trace.trace_id:032x}"
+    base = int(trace.wall * 1e9) - trace.start_ns  # perf_counter_ns to the epoch's
+    out = []
+    for index, span in enumerate(trace.spans):
+        converted: dict[str, Any] = {
+            "traceId": trace_id,
+            "spanId": f"{span.span_id:016x}",
+            "name": span.name,
+            "kind": _SERVER if index == 0 and trace.kind == "request" else _INTERNAL,
+            "startTimeUnixNano": str(base + span.start),
+            "endTimeUnixNano": str(base + (span.end or span.start)),
+            # a root's are made for the call (its status added); the others' are the span's own
+            "attributes": [_attribute(k, v) for k, v in trace.attributes(0).items()]
+            if index == 0
+            else _attributes(span.attributes or _NO_ATTRIBUTES),
+        }
+        if span.parent_id:
+            converted["parentSpanId"] = f"{span.parent_id:016x}"
+        if span.error is not None:
+            converted["status"] = {"code": 2, "message": span.error}
+        out.append(converted)
     return out

@@ -18,8 +18,8 @@ from aiohttp import web
 from bfctl.runtime.cloud_logging import adopt_trace
 from bfctl.runtime.tracing import propagation
 from bfctl.runtime.tracing.sampling import Sampler
-from bfctl.runtime.tracing.spans import Span, Trace, current, new_trace_id
-from bfctl.runtime.tracing.store import SpanRecord, TraceStore, TraceSummary
+from bfctl.runtime.tracing.spans import Attributes, Span, Trace, current, new_trace_id
+from bfctl.runtime.tracing.store import TraceStore
 
 if TYPE_CHECKING:
     from bfctl.runtime.tracing.export import Exporter
@@ -62,37 +62,41 @@ class Recorder:
 
     def finish(self, trace: Trace) -> None:
         if self.store is not None:
-            self.store.add(summary(trace), lambda: records(trace))
+            self.store.keep(trace)
         if trace.sampled and self.exporter is not None:
             self.exporter.offer(trace)
 
-    def route(self, handle: Handler, method: str, route: str, kind: str) -> Handler:
-        """``handle`` with each request traced: a root span named for the route, with its status."""
+    def route(self, handle: Handler, method: str, route: str, kind: str, join_logs: bool) -> Handler:
+        """``handle`` with each request traced: a root span named for the route, with its status
+        (``Trace.attributes`` adds it); ``join_logs``: JSON logs are on and name the trace."""
         name = f"{method} {route}" if kind == "request" else f"collector {method} {route}"
-        begin, finish = self.begin, self.finish
+        attributes: Attributes = {"http.request.method": method, "http.route": route}
+        begin, finish, exporting = self.begin, self.finish, self.exporter is not None
 
         async def traced(request: web.Request) -> web.StreamResponse:
             trace = begin(name, kind, request.headers)
             if trace is None:
                 return await handle(request)
-            span = Span(trace, name, trace.parent_span_id, {"http.request.method": method, "http.route": route})
+            span = Span(trace, name, trace.parent_span_id, attributes)
             token = current.set(span)
-            adopt_trace(request, trace.trace_id, span.span_id, trace.sampled)
+            # the log names our span when it is sent (Cloud Trace shows the line under it) or the
+            # trace began here; else the caller's span, which its header named, stays
+            if join_logs and (not trace.remote or (exporting and trace.sampled)):
+                adopt_trace(request, trace.trace_id, span.span_id, trace.sampled)
             try:
                 response = await handle(request)
             except web.HTTPException as e:  # a redirect or an error aiohttp answers itself
                 trace.status = str(e.status)
-                span.set("http.response.status_code", e.status)
                 raise
             except BaseException as e:
                 trace.status = "error"
                 span.fail(e)
                 raise
             else:
-                trace.status = str(response.status)
-                span.set("http.response.status_code", response.status)
-                if response.status >= 500:
-                    span.error = span.error or f"HTTP {response.status}"
+                status = response.status
+                trace.status = str(status)
+                if status >= 500:
+                    span.error = span.error or f"HTTP {status}"
                 return response
             finally:
                 span.end = time.perf_counter_ns()
@@ -100,35 +104,3 @@ class Recorder:
                 finish(trace)
 
         return traced
-
-
-def summary(trace: Trace) -> TraceSummary:
-    spans = trace.spans
-    root = spans[0]
-    return {
-        "trace_id": f"{trace.trace_id:032x}",
-        "name": trace.name,
-        "kind": trace.kind,
-        "status": trace.status,
-        "started_at": trace.wall,
-        "duration_ms": (root.end - root.start) / 1e6,
-        "error": root.error is not None,  # a 5xx or what escaped: a 4xx is the caller's
-        "span_count": len(spans),
-    }
-
-
-def records(trace: Trace) -> list[SpanRecord]:
-    """The spans as the dashboard reads them (built when a trace is opened, not when recorded)."""
-    origin = trace.start_ns
-    return [
-        {
-            "span_id": f"{span.span_id:016x}",
-            "parent_id": f"{span.parent_id:016x}" if span.parent_id and (i or not trace.remote) else None,
-            "name": span.name,
-            "start_ms": (span.start - origin) / 1e6,
-            "duration_ms": ((span.end or span.start) - span.start) / 1e6,
-            "attributes": dict(span.attributes or {}),
-            "error": span.error,
-        }
-        for i, span in enumerate(trace.spans)
-    ]

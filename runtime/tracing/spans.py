@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+
+from bfctl.runtime.tracing.store import SpanRecord, TraceSummary
 
 Attributes = dict[str, str | int | float | bool]
 
@@ -59,9 +59,45 @@ class Trace:
         self.start_ns = time.perf_counter_ns()
         self.remote = parent_span_id != 0
 
-    def wall_ns(self, perf_ns: int) -> int:
-        """A ``perf_counter_ns`` reading as nanoseconds since the epoch (exports want those)."""
-        return int(self.wall * 1e9) + perf_ns - self.start_ns
+    def attributes(self, index: int) -> Attributes:
+        """The attributes of the trace's ``index``-th span; a request's root also has its status code."""
+        given = self.spans[index].attributes or {}
+        if index == 0 and self.status.isdigit():
+            return {**given, "http.response.status_code": int(self.status)}
+        return given
+
+    # -- as the dashboard's store reads it (built when read, not when recorded) -------------------
+    def matches(self, trace_id: str) -> bool:
+        return trace_id == f"{self.trace_id:032x}"
+
+    def summary(self) -> TraceSummary:
+        root = self.spans[0]
+        return {
+            "trace_id": f"{self.trace_id:032x}",
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": self.wall,
+            "duration_ms": (root.end - root.start) / 1e6,
+            "error": root.error is not None,  # a 5xx or what escaped: a 4xx is the caller's
+            "span_count": len(self.spans),
+        }
+
+    def records(self) -> list[SpanRecord]:
+        origin = self.start_ns
+        return [
+            {
+                "span_id": f"{span.span_id:016x}",
+                # the caller's span (a remote parent) is not among the trace's spans
+                "parent_id": f"{span.parent_id:016x}" if span.parent_id and (i or not self.remote) else None,
+                "name": span.name,
+                "start_ms": (span.start - origin) / 1e6,
+                "duration_ms": ((span.end or span.start) - span.start) / 1e6,
+                "attributes": dict(self.attributes(i)),
+                "error": span.error,
+            }
+            for i, span in enumerate(self.spans)
+        ]
 
 
 class Span:
@@ -79,10 +115,8 @@ class Span:
         trace.spans.append(self)  # list.append holds under the GIL: spans of threads may join
 
     def set(self, key: str, value: str | float | bool) -> None:
-        if self.attributes is None:
-            self.attributes = {key: value}
-        else:
-            self.attributes[key] = value
+        """Adds an attribute (to a copy: spans of one step share their attributes as given)."""
+        self.attributes = {**(self.attributes or {}), key: value}
 
     def fail(self, error: BaseException) -> None:
         self.error = f"{type(error).__name__}: {error}"
@@ -119,9 +153,3 @@ class child:
         if error is not None:
             span.fail(error)
         current.reset(self.token)
-
-
-def traced_call(name: str, attributes: Attributes | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in a span of its own (a sync dependency or handler in a thread)."""
-    with child(name, attributes):
-        return fn(*args, **kwargs)

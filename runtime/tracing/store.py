@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from aiohttp import web
 
@@ -45,35 +45,66 @@ class SpanRecord(TypedDict):
 Spans = list[SpanRecord] | Callable[[], list[SpanRecord]]
 
 
+class Kept(Protocol):
+    """A finished trace as the recorder keeps it: summarised and converted only when read."""
+
+    def matches(self, trace_id: str) -> bool: ...
+
+    def summary(self) -> TraceSummary: ...
+
+    def records(self) -> list[SpanRecord]: ...
+
+
+class _Given:
+    """A trace handed over already summarised (``TraceStore.add``)."""
+
+    __slots__ = ("_spans", "_summary")
+
+    def __init__(self, summary: TraceSummary, spans: Spans) -> None:
+        self._summary = summary
+        self._spans = spans
+
+    def matches(self, trace_id: str) -> bool:
+        return self._summary["trace_id"] == trace_id
+
+    def summary(self) -> TraceSummary:
+        return self._summary
+
+    def records(self) -> list[SpanRecord]:
+        return self._spans() if callable(self._spans) else self._spans
+
+
 class TraceStore:
     """The last ``capacity`` finished traces of this worker, newest last."""
 
     def __init__(self, capacity: int = 1000) -> None:
-        self._traces: deque[tuple[TraceSummary, Spans]] = deque(maxlen=capacity)
+        self._traces: deque[Kept] = deque(maxlen=capacity)
         self._subscribers: list[asyncio.Queue[TraceSummary]] = []
 
     def add(self, summary: TraceSummary, spans: Spans) -> None:
         """Keeps a finished trace and hands its summary to every subscriber that has room."""
-        self._traces.append((summary, spans))
-        for queue in self._subscribers:
-            if queue.qsize() < SUBSCRIBER_BACKLOG:
-                queue.put_nowait(summary)
+        self.keep(_Given(summary, spans))
+
+    def keep(self, trace: Kept) -> None:
+        """``add`` for a trace that summarises itself: nothing is built unless someone reads it."""
+        self._traces.append(trace)
+        if self._subscribers:
+            summary = trace.summary()
+            for queue in self._subscribers:
+                if queue.qsize() < SUBSCRIBER_BACKLOG:
+                    queue.put_nowait(summary)
 
     def recent(self, limit: int = 100) -> list[TraceSummary]:
         """The newest ``limit`` summaries, newest first."""
         traces = self._traces
         count = min(limit, len(traces))
-        return [traces[-1 - index][0] for index in range(count)]
+        return [traces[-1 - index].summary() for index in range(count)]
 
     def get(self, trace_id: str) -> list[SpanRecord] | None:
         """The spans of a kept trace (``None`` once it has fallen out, or if it never was)."""
-        for index, (summary, spans) in enumerate(reversed(self._traces)):
-            if summary["trace_id"] == trace_id:
-                if callable(spans):
-                    records = spans()
-                    self._traces[-1 - index] = (summary, records)
-                    return records
-                return spans
+        for trace in reversed(self._traces):
+            if trace.matches(trace_id):
+                return trace.records()
         return None
 
     def subscribe(self) -> asyncio.Queue[TraceSummary]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bfctl.runtime.cloud_logging import JSON_LOGS
 from bfctl.runtime.tracing.recorder import Handler, Recorder
 from bfctl.runtime.tracing.store import TRACE_STORE
 
@@ -42,8 +43,9 @@ class WorkerTracing:
         self.recorder = recorder = Recorder.build(app.get(TRACE_STORE), os.environ)
         if recorder is None:
             return None
+        join_logs = app.get(JSON_LOGS, False)
         for slot, handle, method, route, kind in self._routes:
-            slot[0] = recorder.route(handle, method, route, kind)
+            slot[0] = recorder.route(handle, method, route, kind, join_logs)
         if recorder.exporter is not None:
             recorder.exporter.start()
             if self.metrics is not None:
