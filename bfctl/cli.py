@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import bfctl
-from bfctl import console
+from bfctl import console, flags
 from bfctl.commands import load, reported_errors
 from bfctl.db import db_app
 from bfctl.help import MAX_WIDTH, Command, Group
@@ -40,6 +40,7 @@ from bfctl.options import (
     SkipPreflightOption,
     StackOption,
     YesOption,
+    option,
 )
 
 if TYPE_CHECKING:
@@ -81,81 +82,21 @@ def _root(
 @app.command(cls=Command)
 def serve(
     target: FlowArgument = None,
-    host: Annotated[
-        str | None,
-        typer.Option(
-            show_default="0.0.0.0 when K_SERVICE is set (Cloud Run), else 127.0.0.1",
-            help="Interface to bind; 0.0.0.0 listens on all of them.",
-        ),
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65535,
-            show_default="$PORT when set, else 8000",
-            help="TCP port to bind; 0 picks a free port and prints it.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            envvar="BFCTL_WORKERS",
-            show_default="decided from the flow",
-            help="Number of worker processes (on Cloud Run the gcp target sets it from the service's CPUs).",
-        ),
-    ] = None,
-    grace: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            help=(
-                "Seconds in-flight requests and consumers' messages get to finish after SIGTERM/Ctrl+C"
-                " (consumers stop pulling at once); then the queued rows are written. The default fits"
-                " Cloud Run's 10 s between SIGTERM and SIGKILL."
-            ),
-        ),
-    ] = 8.0,
-    idle_timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.01,
-            help=(
-                "Seconds a connection may go without sending a whole request head (idle between requests,"
-                " or sending its headers slowly); then it is closed."
-            ),
-        ),
-    ] = 30.0,
-    access_log: AccessLogOption = True,
-    log_format: Annotated[
-        str | None,
-        typer.Option(
-            metavar="text|json",
-            show_default="json when K_SERVICE is set (Cloud Run), else text",
-            help=(
-                "json: one JSON object per line as Cloud Logging reads it, each line written while"
-                " handling a request tied to its X-Cloud-Trace-Context trace and request id."
-            ),
-        ),
-    ] = None,
-    stack: StackOption = "dev",
-    infra_target: InfraTargetOption = "local",
-    apply_first: Annotated[
-        bool, typer.Option("--apply", help="Apply the flow's infrastructure first (without asking).")
-    ] = False,
-    gcp_project: GCPProjectOption = None,
-    gcp_region: GCPRegionOption = None,
-    loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio or uvloop.")] = "auto",
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            show_default="CPUs + 4, at most 32",
-            help="Threads per worker for sync handlers and dependencies; more when they wait on I/O.",
-        ),
-    ] = None,
-    dashboard: DashboardOption = None,
+    host: Annotated[str | None, option(flags.HOST)] = flags.HOST.default,
+    port: Annotated[int | None, option(flags.PORT)] = flags.PORT.default,
+    workers: Annotated[int | None, option(flags.WORKERS)] = flags.WORKERS.default,
+    grace: Annotated[float, option(flags.GRACE)] = flags.GRACE.default,
+    idle_timeout: Annotated[float, option(flags.IDLE_TIMEOUT)] = flags.IDLE_TIMEOUT.default,
+    access_log: AccessLogOption = flags.ACCESS_LOG.default,
+    log_format: Annotated[str | None, option(flags.LOG_FORMAT)] = flags.LOG_FORMAT.default,
+    stack: StackOption = flags.STACK.default,
+    infra_target: InfraTargetOption = flags.INFRA_TARGET.default,
+    apply_first: Annotated[bool, option(flags.APPLY_FIRST)] = flags.APPLY_FIRST.default,
+    gcp_project: GCPProjectOption = flags.GCP_PROJECT.default,
+    gcp_region: GCPRegionOption = flags.GCP_REGION.default,
+    loop: Annotated[str, option(flags.LOOP)] = flags.LOOP.default,
+    threads: Annotated[int | None, option(flags.THREADS)] = flags.THREADS.default,
+    dashboard: DashboardOption = flags.DASHBOARD.default,
 ) -> None:
     """Serve a flow's endpoints, collectors and consumers until SIGTERM or Ctrl+C.
 

@@ -5,32 +5,20 @@ from the environment Cloud Run and the gcp target give the container (``$PORT``,
 
 A new Cloud Run instance answers nothing until this process does, and the CLI's parsing
 (Typer, which validates each option with pydantic) was a quarter of that time: here no option
-is parsed, so neither is imported. ``-P`` keeps the project's folder off the front of
-``sys.path`` while bfctl imports its own modules, as the ``bfctl`` script does.
+is parsed (the settings are ``bfctl.flags``'), so neither is imported. ``-P`` keeps the
+project's folder off the front of ``sys.path`` while bfctl imports its own modules, as the
+``bfctl`` script does.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 from bfctl import console
-from bfctl.app_run import STACK, TARGET
+from bfctl.flags import WORKERS, serve_arguments
 
 USAGE = "usage: python -P -m bfctl.container TARGET (the image's entrypoint; bfctl serve takes options)"
-#: Worker processes; the gcp target sets it from the service's CPUs, as ``bfctl serve`` reads it.
-WORKERS_VARIABLE = "BFCTL_WORKERS"
-
-
-def workers_from(environ: Mapping[str, str]) -> int | None:
-    """``$BFCTL_WORKERS`` as a count (None: decided from the flow); ValueError names a bad one."""
-    value = environ.get(WORKERS_VARIABLE, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{WORKERS_VARIABLE}={value!r} is not a number of worker processes (1 or more)")
-    return int(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,39 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1 or args[0].startswith("-"):
         console.error(USAGE)
         sys.exit(2)
-    try:
-        workers = workers_from(os.environ)
-    except ValueError as exc:
-        console.error(str(exc))
+    given = serve_arguments([args[0], "--host", "0.0.0.0"], os.environ)  # noqa: S104 - reached from outside
+    if given is None:  # what the environment says is all that can be wrong
+        workers = os.environ.get(WORKERS.envvar or "")
+        console.error(f"{WORKERS.envvar}={workers!r} is not a number of worker processes (1 or more)")
         sys.exit(2)
-    from bfctl.commands import exit_codes
-    from bfctl.runtime.server import DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT
-    from bfctl.serving import serve_flow
+    from bfctl.serving import serve_and_exit
 
-    try:
-        with exit_codes():
-            code = serve_flow(
-                args[0],
-                host="0.0.0.0",  # noqa: S104 - the container's port is reached from outside it
-                port=None,
-                workers=workers,
-                grace=DEFAULT_GRACE,
-                idle_timeout=DEFAULT_IDLE_TIMEOUT,
-                access_log=True,
-                log_format=None,
-                stack=STACK,
-                infra_target=TARGET,
-                apply_first=False,
-                gcp_project=None,
-                gcp_region=None,
-                loop="auto",
-                threads=None,
-                dashboard=None,
-            )
-    except Exception as exc:
-        console.unexpected(exc)
-        sys.exit(1)
-    sys.exit(code)
+    serve_and_exit(**given)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,33 @@
 """The options and arguments more than one ``bfctl`` command takes, each declared once.
 
 A command names them in its signature (``stack: StackOption = "dev"``), so they read, parse and
-document alike everywhere; options of a single command stay beside it. Only Typer is imported
-here: ``bfctl --help`` builds every command's signature.
+document alike everywhere; options of a single command stay beside it. Those ``bfctl serve``
+takes are declared as data in ``bfctl.flags`` (which reads a command line without Typer) and
+made Typer's by ``option``. Only Typer is imported here: ``bfctl --help`` builds every
+command's signature.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from bfctl import flags
+
+
+def option(flag: flags.Flag[Any]) -> Any:
+    """Typer's declaration of ``flag``."""
+    return typer.Option(
+        *flag.decls,
+        help=flag.help,
+        min=flag.minimum,
+        max=flag.maximum,
+        envvar=flag.envvar,
+        metavar=flag.metavar,
+        show_default=flag.show_default,
+    )
+
 
 TARGET_HELP = (
     "The flow module: `module:attr`, `module` (attr defaults to `app`), "
@@ -19,23 +37,14 @@ TARGET_HELP = (
 )
 
 FlowArgument = Annotated[str | None, typer.Argument(metavar="TARGET", help=TARGET_HELP, show_default=False)]
-StackOption = Annotated[str, typer.Option("--stack", help="Stack name: one set of resources and state per stack.")]
-InfraTargetOption = Annotated[
-    str, typer.Option("--target", help="Where resources live: `local` (embedded, the default) or `gcp`.")
-]
+StackOption = Annotated[str, option(flags.STACK)]
+InfraTargetOption = Annotated[str, option(flags.INFRA_TARGET)]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 BreakLockOption = Annotated[
     bool, typer.Option("--break-lock", help="Break the stack's lock when its holder is dead or on another host.")
 ]
-AccessLogOption = Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")]
-DashboardOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--dashboard/--no-dashboard",
-        show_default="$BFCTL_DASHBOARD, else on for the local target bound to loopback",
-        help="Serve the dashboard on the flow's port under /_bf/ (it answers this machine only).",
-    ),
-]
+AccessLogOption = Annotated[bool, option(flags.ACCESS_LOG)]
+DashboardOption = Annotated[bool | None, option(flags.DASHBOARD)]
 SkipPreflightOption = Annotated[
     bool,
     typer.Option(
@@ -45,22 +54,8 @@ SkipPreflightOption = Annotated[
 ]
 
 # The gcp target's settings.
-GCPProjectOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gcp-project",
-        help="gcp target: the default Google Cloud project (else `[tool.buildflow.gcp]` or the primitives').",
-        show_default=False,
-    ),
-]
-GCPRegionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gcp-region",
-        help="gcp target: the default region, e.g. us-central1 (else `[tool.buildflow.gcp]` or the primitives').",
-        show_default=False,
-    ),
-]
+GCPProjectOption = Annotated[str | None, option(flags.GCP_PROJECT)]
+GCPRegionOption = Annotated[str | None, option(flags.GCP_REGION)]
 ImageOption = Annotated[
     str | None,
     typer.Option(

@@ -1,6 +1,6 @@
 """Serving a flow once its settings are known: what ``bfctl serve`` does after parsing its
-options, and what the image's entrypoint (``bfctl.container``) does with the settings Cloud Run
-gives it.
+options (by Typer, or by ``bfctl.flags`` without it), and what the image's entrypoint
+(``bfctl.container``) does with the settings Cloud Run gives it.
 
 Typer is not imported here (only the exit code of an error users can act on needs it, and
 ``reported_errors`` imports it then): a container that serves must not pay for the CLI.
@@ -9,10 +9,25 @@ Typer is not imported here (only the exit code of an error users can act on need
 from __future__ import annotations
 
 import os
+import sys
 from functools import partial
+from typing import Any, NoReturn
 
 from bfctl import console
-from bfctl.commands import report_startup_error, reported_errors
+from bfctl.commands import exit_codes, report_startup_error, reported_errors
+
+
+def serve_and_exit(target: str | None, **settings: Any) -> NoReturn:
+    """``serve_flow`` outside Typer: the process ends with the server's exit code, with the one
+    an error users can act on asks for, or with 1 and the message of any other error (never a
+    raw traceback)."""
+    try:
+        with exit_codes():
+            code = serve_flow(target, **settings)
+    except Exception as exc:
+        console.unexpected(exc)
+        sys.exit(1)
+    sys.exit(code)
 
 
 def serve_flow(

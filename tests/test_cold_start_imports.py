@@ -103,13 +103,14 @@ def test_a_local_worker_of_a_flow_without_resources_imports_no_database_driver(
     tmp_path: Path, bfctl_env: dict[str, str]
 ) -> None:
     """``bfctl serve`` on the local target: the stack is looked at (its secrets folder), but a
-    flow that declares no database loads no PostgreSQL client, SCRAM or process tools."""
+    flow that declares no database loads no PostgreSQL client, SCRAM or process tools; and a
+    command line read plainly (``bfctl.flags``) serves without the CLI's Typer and pydantic."""
     with serving(["main.py:app", "--port", "0", "--workers", "1"], _hello_project(tmp_path), bfctl_env) as server:
         status, served = server.get("/modules")
         assert server.stop() == 0, server.output
 
     assert status == 200
-    assert sorted(_imported(served).intersection(UNUSED)) == []
+    assert sorted(_imported(served).intersection(UNUSED + CLI)) == []
 
 
 def test_prometheus_client_is_imported_at_the_first_scrape(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
