@@ -18,7 +18,7 @@ from aiohttp import web
 from bfctl.runtime.cloud_logging import adopt_trace
 from bfctl.runtime.tracing import propagation
 from bfctl.runtime.tracing.sampling import Sampler
-from bfctl.runtime.tracing.spans import Attributes, Span, Trace, current, new_trace_id
+from bfctl.runtime.tracing.spans import Attributes, Span, Trace, current, detach, new_trace_id
 from bfctl.runtime.tracing.store import TraceStore
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Recorder:
             self.store.keep(trace)
         if trace.sampled and self.exporter is not None:
             self.exporter.offer(trace)
+        detach(trace)
 
     def route(self, handle: Handler, method: str, route: str, kind: str, join_logs: bool) -> Handler:
         """``handle`` with each request traced: a root span named for the route, with its status
