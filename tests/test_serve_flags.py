@@ -7,10 +7,12 @@ declarations, parses each command line here and the two results are compared.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import typer.main
+from support import run_bfctl
 
 from bfctl import cli
 from bfctl.flags import SERVE, serve_arguments
@@ -89,3 +91,10 @@ def test_anything_else_is_left_to_typer(args: list[str]) -> None:
 @pytest.mark.parametrize("value", ["", "two", "0"])
 def test_a_worker_count_in_the_environment_that_is_not_one_is_left_to_typer(value: str) -> None:
     assert serve_arguments(["main:app"], {"BFCTL_WORKERS": value}) is None
+
+
+def test_bfctl_serve_hands_what_it_cannot_read_to_typer(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """The ``bfctl`` command itself: Typer's usage error, exit 2, and nothing served."""
+    code, output = run_bfctl(["serve", "main:app", "--port", "70000"], tmp_path, bfctl_env)
+    assert code == 2, output
+    assert "Error: Invalid value for '--port'" in output and "65535" in output
