@@ -198,7 +198,8 @@ class Exporter:
 
     async def _send(self, session: aiohttp.ClientSession, traces: list[Trace]) -> None:
         spans = sum(len(t.spans) for t in traces)
-        body = orjson.dumps(self.request_body(traces))
+        # built in a thread: a full batch takes milliseconds, which the event loop would stall for
+        body = await asyncio.to_thread(self.encode, traces)
         try:
             headers = self.headers
             if self.token is not None:
@@ -219,6 +220,9 @@ class Exporter:
         if why != self._last_failure:  # once per kind of failure, not once per batch
             log.warning("sending %d spans to %s failed: %s", spans, _where(self.url), why)
             self._last_failure = why
+
+    def encode(self, traces: list[Trace]) -> bytes:
+        return orjson.dumps(self.request_body(traces))
 
     def request_body(self, traces: list[Trace]) -> dict[str, Any]:
         """OTLP's ExportTraceServiceRequest in its JSON encoding (ids as hex, times as strings)."""
