@@ -97,6 +97,38 @@ class Batcher:
         self._wakeup.set()
         return await future
 
+    async def submit_each(self, rows: list[list[Row]], hold: bool = False) -> list[Commit | Exception]:
+        """``submit`` of several messages' rows at once (a consumer's pulled batch), each with a
+        fate of its own: when it is written, its commit, else the error ``submit`` would raise.
+        They are queued together and waited on in turn, so no message costs a task, a
+        coroutine or a wake-up of its own."""
+        loop = asyncio.get_running_loop()
+        bound = self.options.max_queued_rows
+        queued: list[asyncio.Future[Commit] | Exception] = []
+        for item in rows:
+            if hold and self._queued + len(item) > bound >= len(item):
+                await self._room(len(item))
+            if self._closing:
+                queued.append(SinkUnavailable("the server is shutting down"))
+            elif self._queued + len(item) > bound:
+                queued.append(QueueFull(f"{self._queued} rows are already waiting for {self.writer.description}"))
+            else:
+                future: asyncio.Future[Commit] = loop.create_future()
+                self._pending.append((item, future))
+                self._queued += len(item)
+                queued.append(future)
+        self._wakeup.set()
+        fates: list[Commit | Exception] = []
+        for waited in queued:
+            if isinstance(waited, Exception):
+                fates.append(waited)
+                continue
+            try:
+                fates.append(await waited)
+            except Exception as e:
+                fates.append(e)
+        return fates
+
     async def _room(self, rows: int) -> None:
         """Wait until ``rows`` more fit under the bound (or the batcher is closing)."""
         while self._queued + rows > self.options.max_queued_rows and not self._closing:

@@ -166,11 +166,9 @@ class CompiledConsumer:
         if traces is not None:
             handled = (messages.handled_in(t, self._handle_one(d)) for d, t in zip(batch, traces, strict=True))
             return list(await asyncio.gather(*handled))
-        if self._bound is not None:  # the whole batch in one trip to the pool
+        if self._bound is not None:  # the whole batch in one trip to the pool, its rows in one submission
             results = await self._loop.run_in_executor(self._pool, self._call_all, self._bound, batch)
-            if len(batch) == 1:
-                return [await self._write(batch[0], results[0])]
-            return list(await asyncio.gather(*(self._write(d, r) for d, r in zip(batch, results, strict=True))))
+            return await self._write_all(batch, results)
         if len(batch) == 1:
             return [await self._handle_one(batch[0])]
         return list(await asyncio.gather(*(self._handle_one(d) for d in batch)))
@@ -213,6 +211,30 @@ class CompiledConsumer:
         except Exception as e:
             return self._failed(delivery, e)
         return await self._write(delivery, rows)
+
+    async def _write_all(self, batch: list[Delivery], results: list[_Result]) -> list[bool]:
+        """``_write`` of a whole batch: the rows of every message go to the sink in one
+        submission, each message acknowledged only when its own rows are durable."""
+        batcher = self.output.batcher
+        done = [False] * len(batch)
+        waiting: list[int] = []
+        rows: list[list[Any]] = []
+        for i, result in enumerate(results):
+            if isinstance(result, BaseException):
+                self._failed(batch[i], result)
+            elif result and batcher is not None:
+                waiting.append(i)
+                rows.append(result)
+            else:
+                done[i] = True
+        if batcher is not None and rows:
+            for i, fate in zip(waiting, await batcher.submit_each(rows, hold=True), strict=True):
+                if isinstance(fate, Exception):
+                    self._failed(batch[i], fate)
+                else:
+                    done[i] = True
+        self.handled += sum(done)
+        return done
 
     async def _write(self, delivery: Delivery, result: _Result) -> bool:
         if isinstance(result, BaseException):

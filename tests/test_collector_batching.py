@@ -289,3 +289,45 @@ def test_the_cloud_sql_writer_copies_batches_at_once_on_connections_of_their_own
     with psycopg.connect(**dsn, autocommit=True) as admin, psycopg.connect(**dsn, autocommit=True) as watch:
         asyncio.run(run(admin))
     assert {("held1", 11), ("held2", 12)} <= set(_stored(dsn))
+
+
+def test_a_pulled_batch_goes_out_in_one_write_each_message_with_its_fate(postgres_table) -> None:
+    """``submit_each``, as a consumer hands over a pulled batch: one write, and a refused row
+    fails only the message it came from (the others are durable and get their commit)."""
+    project, table, outputs, _provider, dsn = postgres_table
+
+    async def run() -> tuple[list[object], int]:
+        writer = writer_for(table, schema_from_type(Event), outputs, project)
+        batcher = Batcher(writer)
+        await batcher.start()
+        convert = writer.converter_for(Event)
+        together = [[convert(Event("each", n)), convert(Event("each", n + 100))] for n in (21, 22, 23)]
+        written = await batcher.submit_each(together)
+        writes = batcher.batches_written
+        fates = await batcher.submit_each([[convert(Event("each", 31))], [convert(Event("bad", -1))]])
+        await batcher.stop()
+        return [*written, *fates], writes
+
+    (first, second, third, ok, bad), writes = asyncio.run(run())
+    assert writes == 1 and first == second == third == (1, 6, 3)
+    assert isinstance(ok, tuple) and isinstance(bad, RowsRejected)
+    stored = sorted(n for user, n in _stored(dsn) if user in ("each", "bad"))
+    assert stored == [21, 22, 23, 31, 121, 122, 123]
+
+
+def test_a_pulled_batch_over_the_bound_waits_for_room_or_is_refused(tmp_path: Path) -> None:
+    sink = File(str(tmp_path / "out" / "events.json"), FileFormat.JSON)
+
+    async def run(hold: bool) -> list[object]:
+        options = BatchOptions(batch_size=2, max_queued_rows=3)
+        batcher = Batcher(writer_for(sink, schema_from_type(Event), {}, tmp_path), options)
+        await batcher.start()
+        fates = await batcher.submit_each([[{"user": "u", "n": i}] for i in range(5)], hold=hold)
+        await batcher.stop()
+        return list(fates)
+
+    held = asyncio.run(run(hold=True))
+    assert all(isinstance(fate, tuple) for fate in held)  # each waited for room, then was written
+    refused = asyncio.run(run(hold=False))
+    assert [type(fate).__name__ for fate in refused] == ["tuple"] * 3 + ["QueueFull"] * 2
+    assert sorted(r["n"] for r in _file_rows(tmp_path / "out")) == [0, 0, 1, 1, 2, 2, 3, 4]
