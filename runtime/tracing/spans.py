@@ -20,11 +20,6 @@ Attributes = dict[str, str | int | float | bool]
 _bits = random.getrandbits
 
 
-def new_span_id() -> int:
-    """A non-zero 64-bit span id (W3C forbids all zeros)."""
-    return _bits(64) or 1
-
-
 def new_trace_id() -> int:
     """A non-zero 128-bit trace id."""
     return _bits(128) or 1
@@ -113,7 +108,7 @@ class Span:
     def __init__(self, trace: Trace, name: str, parent_id: int, attributes: Attributes | None = None) -> None:
         self.trace = trace
         self.name = name
-        self.span_id = new_span_id()
+        self.span_id = _bits(64) or 1  # non-zero, as W3C wants
         self.parent_id = parent_id
         self.attributes = attributes
         self.error: str | None = None
