@@ -42,7 +42,8 @@ def dependency_span(factory: Factory) -> StepSpan:
 
 
 def handler_span(fn: Callable[..., Any], is_async: bool) -> StepSpan:
-    function = getattr(fn, "__qualname__", None) or type(fn).__name__
+    # a class processor's "Clicks.process", a function's name (without where it was defined)
+    function = (getattr(fn, "__qualname__", None) or type(fn).__name__).rsplit("<locals>.", 1)[-1]
     return StepSpan(f"handler {function}", {"code.function": function, "bf.async": is_async})
 
 
