@@ -3,7 +3,7 @@
 Prints a table of requests/s, p50/p99 latency and ratios, and writes bench/results.json.
 BENCH_SECONDS sets the length of each load run (default 4).  BENCH_ONLY, a comma-separated
 list of sections (endpoints, memory, collectors, consumers, pipedream, tools,
-coldstart), runs only those; e.g.
+coldstart, tracing), runs only those; e.g.
 ``BENCH_ONLY=endpoints`` runs the four endpoint scenarios alone. Each section runs in a process of
 its own and is printed and written as it completes; one that fails, or runs longer than
 BENCH_SECTION_LIMIT seconds (default 900), is reported as such and the others go on.
@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 
+from bench import tracing
 from bench.load import CONNECTIONS, LoadResult, have_wrk, run_load
 from bench.sections import SECTION_LIMIT, Section, run_sections
 from bench.servers import ROOT, running
@@ -355,6 +356,7 @@ RUNS: dict[str, Section] = {
     "pipedream": Section("pipedream", lambda _dir: _pipedream(), print_pipedream),
     "tools": Section("tools_seconds", tools, print_figures("Tools seconds")),
     "coldstart": Section("coldstart", _coldstart, _print_coldstart),
+    "tracing": Section("tracing", tracing.run, tracing.show),
 }
 
 
