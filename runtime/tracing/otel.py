@@ -3,8 +3,8 @@
 the aiohttp client's) become children of the request's current span, and an outgoing call's
 ``traceparent`` names our trace.
 
-Imported only by a worker that traces; the API package is optional (without it nothing here is
-installed, and the flow cannot have imported it either).
+Imported only by a worker that traces a flow that imported the API itself (a flow that never
+imports it cannot open a span with it, and its start-up does not pay for the import).
 """
 
 from __future__ import annotations
