@@ -22,6 +22,7 @@ from bfctl.runtime.app import FlowApp
 from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
+from buildflow.pipedream import Dispatcher
 
 ARGS = ["main.py", "--port", "0", "--workers", "1", "--no-access-log", "--no-dashboard"]
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -225,8 +226,23 @@ class Greeting:
 
 
 def _flow() -> Flow:
+    dispatcher = Dispatcher()
+
+    @dispatcher.add
+    async def price(greeting: Greeting) -> int:
+        return len(greeting.text)
+
+    @dispatcher.add
+    def total(price: int) -> int:
+        return price * 2
+
     app = Flow()
+    app.use_dispatcher(dispatcher)
     service = app.service()
+
+    @service.endpoint("/total", method="GET")
+    async def show_total(total) -> int:  # a dispatcher result, by name
+        return total
 
     @service.endpoint("/greet/{name}", method="GET")
     def greet(name: str, greeting: Greeting) -> str:
@@ -283,3 +299,27 @@ def test_the_dashboards_store_keeps_every_request_with_its_spans() -> None:
     assert spans["dependency Greeting"]["error"] is None
     assert all(s["start_ms"] >= 0 and s["duration_ms"] >= 0 for s in spans.values())
     assert store.get("0" * 32) is None
+
+
+def test_dispatcher_functions_are_spans_of_the_request() -> None:
+    store = TraceStore()
+    assert asyncio.run(_served_with_store(store, ["/total"])) == [200]
+    (summary,) = store.recent()
+    recorded = store.get(summary["trace_id"]) or []
+    spans = {s["name"]: s for s in recorded}
+    trips = {s["attributes"]["bf.steps"]: s for s in recorded if s["name"] == "thread pool"}
+    root = spans["GET /total"]
+    assert spans["dispatcher price"]["attributes"] == {
+        "bf.dispatcher.function": "price",
+        "bf.scope": "PROCESS",
+        "bf.async": True,
+    }
+    assert spans["dispatcher price"]["parent_id"] == root["span_id"]
+    assert spans["dependency Greeting"]["parent_id"] == trips["dependency Greeting"]["span_id"]
+    assert spans["dispatcher total"]["parent_id"] == trips["dispatcher total"]["span_id"]
+    assert spans["dispatcher total"]["attributes"]["bf.async"] is False
+    # each waits on what it needs: Greeting before price, price before total, total before the handler
+    order = ["dependency Greeting", "dispatcher price", "dispatcher total", "handler show_total"]
+    ends = [spans[name]["start_ms"] + spans[name]["duration_ms"] for name in order]
+    starts = [spans[name]["start_ms"] for name in order]
+    assert all(ends[i] <= starts[i + 1] for i in range(3)), (starts, ends)
