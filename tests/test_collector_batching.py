@@ -64,7 +64,7 @@ def test_queue_bound_refuses_at_once(tmp_path: Path) -> None:
         return results
 
     results = asyncio.run(run())
-    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["QueueFull"] * 2
+    assert [type(r).__name__ for r in results] == ["tuple"] * 3 + ["QueueFull"] * 2  # the commits joined, then refusals
     assert isinstance(results[-1], QueueFull)
 
 
@@ -121,7 +121,9 @@ def test_refused_row_fails_only_its_own_request(postgres_table) -> None:
         return results
 
     ok1, bad, ok2 = asyncio.run(run())
-    assert ok1 is None and ok2 is None and isinstance(bad, RowsRejected)
+    assert isinstance(bad, RowsRejected)
+    assert isinstance(ok1, tuple) and isinstance(ok2, tuple)
+    assert ok1[1:] == ok2[1:] == (1, 1)  # once their batch was refused, each went out alone
     stored = [n for _, n in _stored(dsn)]
     assert 1 in stored and 2 in stored and -1 not in stored
 
