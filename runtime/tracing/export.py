@@ -189,14 +189,18 @@ class Exporter:
                 self._full.clear()
                 while self._queue:
                     await self._send(session, self._take())
-            while self._queue:
-                await self._send(session, self._take())
+            # what is left, unless the collector fails: a dead one holds the exit for one timeout at most
+            while self._queue and await self._send(session, self._take()):
+                pass
+            self.counts["dropped"] += sum(len(t.spans) for t in self._queue)
+            self._queue.clear()
 
     def _take(self) -> list[Trace]:
         queue, count = self._queue, min(self.batch, len(self._queue))
         return [queue.popleft() for _ in range(count)]
 
-    async def _send(self, session: aiohttp.ClientSession, traces: list[Trace]) -> None:
+    async def _send(self, session: aiohttp.ClientSession, traces: list[Trace]) -> bool:
+        """Whether the collector took ``traces`` (a failure is counted and logged here)."""
         spans = sum(len(t.spans) for t in traces)
         # built in a thread: a full batch takes milliseconds, which the event loop would stall for
         body = await asyncio.to_thread(self.encode, traces)
@@ -208,12 +212,13 @@ class Exporter:
                 if response.status >= 300:
                     detail = (await response.text())[:300]
                     self._failed(spans, f"HTTP {response.status}: {_reason(detail)}")
-                    return
+                    return False
         except (aiohttp.ClientError, TimeoutError, OSError, KeyError, ValueError) as e:
             self._failed(spans, f"{type(e).__name__}: {e}")
-            return
+            return False
         self.counts["exported"] += spans
         self._last_failure = ""
+        return True
 
     def _failed(self, spans: int, why: str) -> None:
         self.counts["failed"] += spans
