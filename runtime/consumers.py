@@ -170,8 +170,9 @@ class CompiledConsumer:
             results = await self._loop.run_in_executor(self._pool, self._call_all, self._bound, batch)
             return await self._write_all(batch, results)
         if len(batch) == 1:
-            return [await self._handle_one(batch[0])]
-        return list(await asyncio.gather(*(self._handle_one(d) for d in batch)))
+            return await self._write_all(batch, [await self._result(batch[0])])
+        # each message's handler concurrently (a task each), their rows in one submission
+        return await self._write_all(batch, list(await asyncio.gather(*(self._result(d) for d in batch))))
 
     def _call_all(self, fn: Callable[..., Any], batch: list[Delivery]) -> list[_Result]:
         """A sync handler with bound arguments, in the pool: each message converted, handled and made rows."""
@@ -205,12 +206,14 @@ class CompiledConsumer:
         return results
 
     async def _handle_one(self, delivery: Delivery) -> bool:
+        return await self._write(delivery, await self._result(delivery))
+
+    async def _result(self, delivery: Delivery) -> _Result:
+        """The handler's rows for ``delivery``, or why there are none."""
         try:
-            result = await self._invoke(_NO_REQUEST, {self.param: self.convert(delivery)})
-            rows = self.output.rows(result)
+            return self.output.rows(await self._invoke(_NO_REQUEST, {self.param: self.convert(delivery)}))
         except Exception as e:
-            return self._failed(delivery, e)
-        return await self._write(delivery, rows)
+            return e
 
     async def _write_all(self, batch: list[Delivery], results: list[_Result]) -> list[bool]:
         """``_write`` of a whole batch: the rows of every message go to the sink in one
