@@ -24,6 +24,9 @@ def serve_and_exit(target: str | None, **settings: Any) -> NoReturn:
     try:
         with exit_codes():
             code = serve_flow(target, **settings)
+    except KeyboardInterrupt:  # Ctrl+C before serving took the signal over: as the Typer CLI ends
+        print("\nAborted!", file=sys.stderr)  # noqa: T201 - its words, on stderr
+        sys.exit(1)
     except Exception as exc:
         console.unexpected(exc)
         sys.exit(1)
