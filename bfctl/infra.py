@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bfctl import console, render
+from bfctl.flags import INFRA_TARGET
 
 if TYPE_CHECKING:
     from bfctl.providers.base import Outputs, Provider
@@ -468,7 +469,7 @@ def outputs_for_serving(
 def stack_flags(target: str, stack: str, options: Mapping[str, str | None] | None = None) -> list[str]:
     """The flags naming ``stack`` on ``target`` and the gcp project and region given: defaults
     left out, so a suggested command is as short as the one the user would type."""
-    flags = [] if target == "local" else ["--target", target]
+    flags = [] if target == INFRA_TARGET.default else ["--target", target]
     flags += [] if stack == "dev" else ["--stack", stack]
     return flags + [arg for name, value in (options or {}).items() if value for arg in (f"--gcp-{name}", value)]
 
