@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, NamedTuple
@@ -237,12 +238,25 @@ class RequestPlan:
         invoke = self._untraced(loop, pool, always_plan)
         if not traced:
             return invoke
-        span = self.handler.span
-        assert span is not None  # named by finalize()
+        step_span = self.handler.span
+        assert step_span is not None  # named by finalize()
+        name, attributes, current, now = step_span.name, step_span.attributes, tracing.current, time.perf_counter_ns
 
         async def in_handler_span(ctx: Any, params: dict[str, Any]) -> Any:
-            with tracing.child(span.name, span.attributes):
+            # tracing.child() inlined: every traced request to a handler without dependencies takes this
+            parent = current.get()
+            if parent is None:
                 return await invoke(ctx, params)
+            span = tracing.Span(parent.trace, name, parent.span_id, attributes)
+            token = current.set(span)
+            try:
+                return await invoke(ctx, params)
+            except BaseException as e:
+                span.fail(e)
+                raise
+            finally:
+                span.end = now()
+                current.reset(token)
 
         return in_handler_span
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from random import getrandbits  # reseeded in a forked worker: no two share ids
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -18,13 +19,14 @@ from aiohttp import web
 from bfctl.runtime.cloud_logging import adopt_trace
 from bfctl.runtime.tracing import propagation
 from bfctl.runtime.tracing.sampling import Sampler
-from bfctl.runtime.tracing.spans import Attributes, Span, Trace, current, detach, new_trace_id
+from bfctl.runtime.tracing.spans import FINISHED, Attributes, Span, Trace, current
 from bfctl.runtime.tracing.store import TraceStore
 
 if TYPE_CHECKING:
     from bfctl.runtime.tracing.export import Exporter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_LOW_64 = (1 << 64) - 1
 
 
 class Recorder:
@@ -34,6 +36,7 @@ class Recorder:
         self.sampler = sampler
         self.store = store
         self.exporter = exporter
+        self._threshold = sampler.threshold
 
     @classmethod
     def build(cls, store: TraceStore | None, environ: Mapping[str, str]) -> Recorder | None:
@@ -49,9 +52,9 @@ class Recorder:
         """A new trace (continuing the caller's when its headers name one), or ``None`` when it
         would be neither kept nor sampled."""
         caller = propagation.incoming(headers) if headers is not None else None
-        if caller is None:
-            trace_id = new_trace_id()
-            sampled = self.sampler.sampled(trace_id, None)
+        if caller is None:  # the usual case, inlined: every traced request and message begins here
+            trace_id = getrandbits(128) or 1
+            sampled = (trace_id & _LOW_64) < self._threshold
             parent = 0
         else:
             trace_id, parent = caller.trace_id, caller.parent_span_id
@@ -61,11 +64,13 @@ class Recorder:
         return Trace(trace_id, name, kind, sampled, parent)
 
     def finish(self, trace: Trace) -> None:
+        """Keeps and queues a finished trace, then points its spans at ``FINISHED`` instead of it."""
         if self.store is not None:
             self.store.keep(trace)
         if trace.sampled and self.exporter is not None:
             self.exporter.offer(trace)
-        detach(trace)
+        for span in trace.spans:
+            span.trace = FINISHED
 
     def route(self, handle: Handler, method: str, route: str, kind: str, join_logs: bool) -> Handler:
         """``handle`` with each request traced: a root span named for the route, with its status

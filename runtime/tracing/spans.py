@@ -124,18 +124,12 @@ class Span:
         self.error = f"{type(error).__name__}: {error}"
 
 
-#: What a finished trace's spans point at instead of it: no reference cycle keeps a trace alive
-#: once the store and the exporter let go of it (it is freed at once, not by the cyclic collector,
-#: whose pauses over thousands of kept traces showed in the p99), and spans opened later, by work
-#: that outlives its request, are dropped.
+#: What a finished trace's spans point at instead of it (``Recorder.finish`` repoints them): no
+#: reference cycle keeps a trace alive once the store and the exporter let go of it (it is freed
+#: at once, not by the cyclic collector, whose pauses over thousands of kept traces showed in the
+#: p99), and spans opened later, by work that outlives its request, are dropped.
 FINISHED = Trace(0, "finished", "request", False)
 FINISHED.spans = _Discarded()
-
-
-def detach(trace: Trace) -> None:
-    """Ends the back references of ``trace``'s spans (once it has been kept and queued)."""
-    for span in trace.spans:
-        span.trace = FINISHED
 
 
 #: The span code running now belongs to (``None``: not traced).
