@@ -107,6 +107,7 @@ class Batcher:
         queued: list[asyncio.Future[Commit] | Exception] = []
         for item in rows:
             if hold and self._queued + len(item) > bound >= len(item):
+                self._wakeup.set()  # the rows queued before these must be taken for room to come
                 await self._room(len(item))
             if self._closing:
                 queued.append(SinkUnavailable("the server is shutting down"))
