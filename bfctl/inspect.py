@@ -45,20 +45,6 @@ def _primitive_id(value: Any) -> str | None:
     return method() if callable(method) else None
 
 
-def _referenced(target: Any) -> Iterator[Any]:
-    """Primitives a dependency names: by attribute, or captured by the function or ``__init__``
-    that builds it (as ``SessionDep(db_primitive=...)``'s classes do)."""
-    from buildflow.dependencies.primitives import named_primitives
-
-    yield from named_primitives(target)
-    fn = vars(target).get("__init__") if isinstance(target, type) else target
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            yield cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-
-
 class _Builder:
     def __init__(self) -> None:
         self.primitives: dict[str, str] = {}
@@ -84,10 +70,12 @@ class _Builder:
             scope = f"NO_SCOPE as {scope}"
         key = f"{factory.name}@{node.scope.name}"
         if key not in self.dependencies:
+            from buildflow.dependencies.primitives import referenced_primitives
+
             dep = Dependency(f"d{len(self.dependencies)}", factory.name, scope)
             self.dependencies[key] = dep
             dep.needs = self.needs(node.args)
-            dep.uses = list(dict.fromkeys(p for v in _referenced(factory.target) if (p := self.primitive(v))))
+            dep.uses = list(dict.fromkeys(p for v in referenced_primitives(factory.target) if (p := self.primitive(v))))
         return self.dependencies[key].id
 
 

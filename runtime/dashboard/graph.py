@@ -11,11 +11,10 @@ which keeps most edges short and uncrossed for flows of the size people write by
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from bfctl.runtime.di.graph import Node
-from buildflow.dependencies.primitives import named_primitives
+from buildflow.dependencies.primitives import referenced_primitives
 from buildflow.processors import join_route
 
 if TYPE_CHECKING:
@@ -62,18 +61,6 @@ def _primitive_id(value: Any) -> str | None:
     return method() if callable(method) else None
 
 
-def _named(target: Any) -> Iterator[Any]:
-    """Primitives a dependency names: as attributes, or captured by the function (or the class's
-    ``__init__``) that builds it, as the SDK's ``SessionDep`` and ``SinkDependencyBuilder`` do."""
-    yield from named_primitives(target)
-    fn = vars(target).get("__init__") if isinstance(target, type) else target
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            yield cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-
-
 class _Builder:
     def __init__(self, outputs: Any) -> None:
         self.picture = Picture()
@@ -105,7 +92,7 @@ class _Builder:
         )
         self._nodes[id(node)] = box_id
         self.needs(box_id, node.args)
-        for primitive in _named(factory.target):
+        for primitive in referenced_primitives(factory.target):
             if (resource := self.resource(primitive)) is not None:
                 self.picture.link(box_id, resource, "uses")
         return box_id
