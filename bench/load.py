@@ -83,3 +83,20 @@ def run_load(url: str, seconds: float, body: bytes | None = None, connections: i
     if have_wrk():
         return run_wrk(url, seconds, body, connections)
     return asyncio.run(_closed_loop(url, seconds, body, connections))
+
+
+def in_turn(
+    bases: dict[str, str], scenarios: list[tuple[str, str, bytes | None]], seconds: float
+) -> dict[str, dict[str, LoadResult]]:
+    """Each scenario (name, path, body) on each server in turn, twice, each server's better run
+    kept: a drift of the machine's speed hits all of them alike."""
+    results: dict[str, dict[str, LoadResult]] = {name: {} for name, _path, _body in scenarios}
+    for name, path, body in scenarios:
+        for _round in range(2):
+            for kind, base in bases.items():
+                run_load(base + path, 1, body)  # warm-up
+                result = run_load(base + path, seconds, body)
+                best = results[name].get(kind)
+                if best is None or result.requests_per_s > best.requests_per_s:
+                    results[name][kind] = result
+    return results

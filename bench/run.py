@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from bench import tracing
-from bench.load import CONNECTIONS, LoadResult, have_wrk, run_load
+from bench.load import CONNECTIONS, LoadResult, have_wrk, in_turn, run_load
 from bench.sections import SECTION_LIMIT, Section, run_sections
 from bench.servers import ROOT, running
 
@@ -98,22 +98,13 @@ def check_answers(bases: dict[str, str]) -> None:
 
 
 def endpoints() -> list[dict[str, Any]]:
-    """The servers run side by side; each scenario measures them in turn, twice, and keeps
-    each one's better run, so a drift of the machine's speed hits all of them alike."""
+    """The servers run side by side, measured in turn (``in_turn``)."""
     from contextlib import ExitStack
 
-    results: dict[str, dict[str, LoadResult]] = {name: {} for name, *_ in ENDPOINTS}
     with ExitStack() as stack:
         bases = {kind: stack.enter_context(running(kind))[0] for kind in KINDS}
         check_answers(bases)
-        for name, path, body, _targets in ENDPOINTS:
-            for _round in range(2):
-                for kind in KINDS:
-                    run_load(bases[kind] + path, 1, body)  # warm-up
-                    result = run_load(bases[kind] + path, SECONDS, body)
-                    best = results[name].get(kind)
-                    if best is None or result.requests_per_s > best.requests_per_s:
-                        results[name][kind] = result
+        results = in_turn(bases, [(name, path, body) for name, path, body, _targets in ENDPOINTS], SECONDS)
     rows = []
     for name, _path, _body, targets in ENDPOINTS:
         ours = results[name]["bfctl"]

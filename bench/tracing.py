@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.load import LoadResult, run_load
+from bench.load import in_turn
 from bench.servers import APPS, ROOT, bfctl_serve, serving
 
 KINDS = ("off", "kept", "exported")
@@ -59,7 +59,6 @@ def _command(kind: str) -> list[str]:
 def run(_workdir: Any) -> dict[str, Any]:
     from bench.run import ENDPOINTS, SECONDS
 
-    results: dict[str, dict[str, LoadResult]] = {name: {} for name, *_ in ENDPOINTS}
     with ExitStack() as stack:
         endpoint = stack.enter_context(_receiver())
         bases = {}
@@ -71,14 +70,7 @@ def run(_workdir: Any) -> dict[str, Any]:
                 bases[kind] = stack.enter_context(serving(_command(kind), ROOT, "/abob"))[0]
             finally:
                 os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        for name, path, body, _targets in ENDPOINTS:
-            for _round in range(2):
-                for kind in KINDS:
-                    run_load(bases[kind] + path, 1, body)  # warm-up
-                    result = run_load(bases[kind] + path, SECONDS, body)
-                    best = results[name].get(kind)
-                    if best is None or result.requests_per_s > best.requests_per_s:
-                        results[name][kind] = result
+        results = in_turn(bases, [(name, path, body) for name, path, body, _targets in ENDPOINTS], SECONDS)
     rows = []
     for name, *_ in ENDPOINTS:
         off = results[name]["off"].requests_per_s
