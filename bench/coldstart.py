@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from bench.servers import APPS, ROOT, bfctl_serve, free_port, uvicorn_serve, wait_until_up
+from bench.servers import APPS, ROOT, bfctl_serve, free_port, stop, uvicorn_serve, wait_until_up
 
 RUNS = 5
 HELLO = ROOT / "tests" / "flows" / "hello.py"
@@ -44,12 +43,7 @@ def _started(
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _until_200(port: int, process: subprocess.Popen[bytes], began: float) -> float:

@@ -95,11 +95,17 @@ def serving(cmd: list[str], cwd: Path = ROOT, probe: str = "/_bf/health") -> Ite
         startup = wait_until_up(base + probe, process)
         yield base, process, startup
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as Cloud Run stops an instance; SIGKILL if it has not ended within 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def running(kind: str, probe: str = "/abob") -> AbstractContextManager[Served]:
