@@ -116,7 +116,7 @@ class _Child:
         # Written bytecode is not read back: a save within the second of the last import, of
         # the same size, would otherwise serve the old code (pyc files are checked that coarsely).
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [sys.executable, "-c", "from bfctl.dev_child import main; main()"]
+        command = [sys.executable, "-c", f"from bfctl.dev_child import main; main({os.getpid()})"]
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, text=True, start_new_session=True)
         self.grace: float | None = None
         self.exit_noticed = False

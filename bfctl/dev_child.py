@@ -33,7 +33,7 @@ PRELOADED = (
 )
 
 
-def main() -> None:
+def main(supervisor: int) -> None:
     """A child's life: import :data:`PRELOADED`, then run the bfctl command line read from stdin
     (one JSON list) once the supervisor sends it; at end of input without one, exit quietly.
 
@@ -41,6 +41,7 @@ def main() -> None:
     """
     # Stopped before it serves, it has nothing to tear down: SIGINT just ends it, no traceback.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _stop_with(supervisor)
     for name in PRELOADED:
         with contextlib.suppress(Exception):  # the serve itself reports what fails to import
             importlib.import_module(name)
@@ -54,3 +55,17 @@ def main() -> None:
     from bfctl import cli
 
     cli.main()
+
+
+def _stop_with(supervisor: int) -> None:
+    """Get the SIGINT the supervisor stops a child with when it dies without sending it (killed,
+    or its terminal closed: SIGHUP): this child has a session of its own, so nothing else would
+    stop it, and it would go on serving on the port. Linux only (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT, 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGINT)

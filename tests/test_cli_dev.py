@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from support import REPO_ROOT, SERVING, Server, run_bfctl, serving, write
+from support import REPO_ROOT, SERVING, Server, run_bfctl, serving, wait_until, write
 
 DEV = [sys.executable, "-m", "bfctl", "dev"]
 
@@ -89,9 +89,13 @@ def test_a_syntax_error_is_shown_and_the_next_good_save_serves(tmp_path: Path, b
     assert code == 0, server.output
 
 
-def test_infrastructure_a_save_adds_is_applied_before_serving(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
-    """A bucket (a folder on the local target) keeps this quick: no server to start."""
+def test_infrastructure_a_save_adds_is_applied_before_serving(
+    tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
+    """A bucket (a folder on the local target) keeps this quick: no database to start. Serving
+    starts the stack's storage emulator, which outlives bfctl dev until destroyed."""
     main = _flow(tmp_path, "one")
+    destroyed.append(tmp_path)
 
     with serving(["main.py", "--port", "0"], tmp_path, bfctl_env, command=DEV) as server:
         with main.open("a") as source:
@@ -115,6 +119,23 @@ def test_ctrl_c_stops_everything_with_exit_0(tmp_path: Path, bfctl_env: dict[str
     assert code == 0, server.output
     assert "Traceback" not in server.output, server.output
     assert _refused(server.url + "/answer"), "the served flow outlived bfctl dev"
+
+
+def test_a_killed_dev_takes_the_server_it_started_with_it(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+    """Killed outright (kill -9, or its terminal closed: SIGHUP), bfctl dev stops nothing itself;
+    the server it started, in a session of its own, must not keep the port and serve on."""
+    _flow(tmp_path, "one")
+
+    with serving(["main.py", "--port", "0"], tmp_path, bfctl_env, command=DEV) as server:
+        assert server.get("/answer") == (200, '"one"')
+        server.process.kill()
+        server.process.wait(timeout=30)
+
+        def stopped() -> bool:
+            """the server bfctl dev started stopped with it"""
+            return _refused(server.url + "/answer")
+
+        wait_until(stopped)
 
 
 def _postmaster_pid(project: Path) -> str:
