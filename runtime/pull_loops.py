@@ -151,9 +151,8 @@ class ConsumerGroup:
 
     async def start(self, loop: asyncio.AbstractEventLoop, pool: Executor, recorder: Recorder | None = None) -> None:
         """Make every reader first (a source not applied stops the worker before anything runs),
-        then set the consumers up (traced when ``recorder`` is given), open the readers and start pulling."""
-        self._stopping = asyncio.Event()
-        self._deadline = None
+        then set the consumers up (traced when ``recorder`` is given), open the readers and start
+        pulling: not at all when ``stop_pulling`` came first (a worker told to stop while starting)."""
         planned = [
             PullLoop(consumer, self._reader(consumer), self._stopping)
             for consumer in self.consumers
@@ -209,3 +208,5 @@ class ConsumerGroup:
             except Exception as e:
                 log.warning("closing %s failed: %s", pull_loop.reader.description, one_line(e))
         self._loops = []
+        self._stopping = asyncio.Event()  # a next ``start`` pulls again
+        self._deadline = None

@@ -17,12 +17,13 @@ import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from types import FrameType
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from bfctl.runtime import bodies, cloud_logging, ports
+from bfctl.runtime import bodies, cloud_logging, ports, stopping
 from bfctl.runtime.app import FlowApp
 from bfctl.runtime.cloud_logging import JsonAccessLogger, JsonLogs
 from bfctl.runtime.errors import StartupError, one_line
@@ -37,7 +38,6 @@ OnReady = Callable[[list[str]], None]
 OnServing = Callable[[list[str], int], None]
 #: Reports a forked worker's StartupError (it cannot propagate to the parent's caller).
 OnWorkerError = Callable[[StartupError], None]
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def describe_routes(flow: Flow) -> list[tuple[str, str]]:
@@ -142,15 +142,47 @@ async def serve_worker(
     stop: asyncio.Event | None = None,
     json_logs: JsonLogs | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    last_resort: bool = False,
 ) -> int:
-    """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop``), then drain and tear down."""
+    """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop``), then drain and tear down.
+
+    A signal stops the consumers' pulling at once, even in the middle of start-up (none starts
+    after it). With ``last_resort`` (a process of its own: never in a caller's program), the
+    process ends ``grace`` plus ``stopping.MARGIN`` seconds after the signal whatever is stuck.
+    """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    for sig in _STOP_SIGNALS:
-        with contextlib.suppress(
-            NotImplementedError, RuntimeError, ValueError
-        ):  # not the main thread, or no signals here
-            loop.add_signal_handler(sig, stop.set)
+    deadline = stopping.LastResort(grace + stopping.MARGIN, f"worker {os.getpid()}") if last_resort else None
+
+    def stop_now(signum: int) -> None:
+        log.info("%s received: stopping, what is in flight gets %g s", signal.Signals(signum).name, grace)
+        stop.set()
+        flow_app.stop_consuming(grace)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if deadline is not None:
+            deadline.arm()
+        loop.call_soon_threadsafe(stop_now, signum)
+
+    previous = stopping.install(on_signal)
+    try:
+        return await _serve(flow_app, sock, stop, grace, access_log, on_ready, json_logs, idle_timeout)
+    finally:
+        stopping.restore(previous)
+        if deadline is not None:
+            deadline.disarm()
+
+
+async def _serve(
+    flow_app: FlowApp,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    grace: float,
+    access_log: bool,
+    on_ready: OnReady | None,
+    json_logs: JsonLogs | None,
+    idle_timeout: float,
+) -> int:
     app = flow_app.build()
     if json_logs is not None:
         json_logs.install(app)
@@ -185,11 +217,8 @@ async def serve_worker(
             on_ready([_url(sock)])
         await stop.wait()
     finally:
-        flow_app.stop_consuming(grace)
+        flow_app.stop_consuming(grace)  # stopped by ``stop`` rather than a signal
         await runner.cleanup()
-        for sig in _STOP_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
     return 0
 
 
@@ -241,6 +270,7 @@ def serve(
                 on_ready=None if on_ready is None else partial(_one_worker, on_ready),
                 json_logs=json_logs,
                 idle_timeout=idle_timeout,
+                last_resort=True,
             )
         )
     return _serve_forked(
@@ -275,54 +305,80 @@ def _serve_forked(
 ) -> int:
     import multiprocessing  # for the flag below: one worker (Cloud Run's usual case) needs none of it
 
-    reuse_port = hasattr(socket, "SO_REUSEPORT")
-    # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
-    shared = bind_socket(host, port, reuse_port)
-    port = shared.getsockname()[1]
-    if not reuse_port:
-        shared.listen(1024)
-    pool = ThreadPoolExecutor(4, thread_name_prefix="bf-global")
-    asyncio.run(_start_global(flow_app, pool))
-    ready_r, ready_w = os.pipe()
-    # Workers that fail alike (a REPLICA dependency, say) report once, not once each and interleaved.
-    reported = multiprocessing.Value("b", 0)
-    children: list[int] = []
-    for _ in range(count):
-        pid = os.fork()
-        if pid == 0:  # worker
-            os.close(ready_r)
-            code = 1
-            try:
-                sock = bind_socket(host, port, True) if reuse_port else shared
-                if reuse_port:
-                    shared.close()
+    workers = _Workers()
+    # From here on a stop signal is the supervisor's, even while GLOBAL dependencies are built:
+    # it then forks no worker.
+    previous = stopping.install(workers.stop)
+    try:
+        reuse_port = hasattr(socket, "SO_REUSEPORT")
+        # Holding this socket keeps the port ours (and resolves port 0) until the workers bind.
+        shared = bind_socket(host, port, reuse_port)
+        port = shared.getsockname()[1]
+        if not reuse_port:
+            shared.listen(1024)
+        pool = ThreadPoolExecutor(4, thread_name_prefix="bf-global")
+        asyncio.run(_start_global(flow_app, pool))
+        ready_r, ready_w = os.pipe()
+        # Workers that fail alike (a REPLICA dependency, say) report once, not once each and interleaved.
+        reported = multiprocessing.Value("b", 0)
+        # A signal that comes while forking waits until every worker exists (it is forwarded to
+        # all); each worker starts with the signals blocked until its own handler is installed.
+        with stopping.held():
+            for _ in range(0 if workers.stopped else count):
+                pid = os.fork()
+                if pid == 0:  # worker
+                    stopping.child_defaults()
+                    os.close(ready_r)
+                    code = 1
+                    try:
+                        sock = bind_socket(host, port, True) if reuse_port else shared
+                        if reuse_port:
+                            shared.close()
 
-                def signal_ready(_urls: list[str]) -> None:
-                    os.write(ready_w, b".")
+                        def signal_ready(_urls: list[str]) -> None:
+                            os.write(ready_w, b".")
 
-                code = asyncio.run(
-                    serve_worker(
-                        flow_app,
-                        sock,
-                        grace=grace,
-                        access_log=access_log,
-                        on_ready=signal_ready,
-                        json_logs=json_logs,
-                        idle_timeout=idle_timeout,
-                    )
-                )
-            except StartupError as e:
-                with reported.get_lock():
-                    if not reported.value:
-                        reported.value = 1
-                        (on_worker_error or _print_worker_error)(e)
-            except BaseException:
-                log.exception("worker failed")
-            finally:
-                os._exit(code)
-        children.append(pid)
-    os.close(ready_w)
-    return _supervise(flow_app, children, ready_r, shared, pool, on_ready, count, host, port)
+                        code = asyncio.run(
+                            serve_worker(
+                                flow_app,
+                                sock,
+                                grace=grace,
+                                access_log=access_log,
+                                on_ready=signal_ready,
+                                json_logs=json_logs,
+                                idle_timeout=idle_timeout,
+                                last_resort=True,
+                            )
+                        )
+                    except StartupError as e:
+                        with reported.get_lock():
+                            if not reported.value:
+                                reported.value = 1
+                                (on_worker_error or _print_worker_error)(e)
+                    except BaseException:
+                        log.exception("worker failed")
+                    finally:
+                        os._exit(code)
+                workers.pids.append(pid)
+        os.close(ready_w)
+        return _supervise(flow_app, workers, ready_r, shared, pool, on_ready, count, host, port)
+    finally:
+        stopping.restore(previous)
+
+
+class _Workers:
+    """The supervisor's forked workers, and whether it was told to stop."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.stopped = False
+
+    def stop(self, _signum: int, _frame: FrameType | None) -> None:
+        """The supervisor's signal handler: every worker is told to stop (each drains on its own)."""
+        self.stopped = True
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 async def _start_global(flow_app: FlowApp, pool: ThreadPoolExecutor) -> None:
@@ -335,7 +391,7 @@ async def _stop_global(flow_app: FlowApp, pool: ThreadPoolExecutor) -> None:
 
 def _supervise(
     flow_app: FlowApp,
-    children: list[int],
+    workers: _Workers,
     ready_r: int,
     shared: socket.socket,
     pool: ThreadPoolExecutor,
@@ -344,25 +400,18 @@ def _supervise(
     host: str,
     port: int,
 ) -> int:
-    def forward(signum: int, _frame: Any) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, forward)
     ready = 0
     while ready < count:
         chunk = os.read(ready_r, count)
-        if not chunk:  # every worker exited before reporting ready
+        if not chunk:  # every worker exited before reporting ready (or none was started)
             break
         ready += len(chunk)
     os.close(ready_r)
-    if ready == count and on_ready is not None:
+    if ready == count and on_ready is not None and not workers.stopped:
         on_ready([f"http://{host}:{port}"], count)
     shared.close()
-    worst = 0 if ready == count else 1
-    for pid in children:
+    worst = 0 if ready == count or workers.stopped else 1
+    for pid in workers.pids:
         _, status = os.waitpid(pid, 0)
         worst = max(worst, abs(os.waitstatus_to_exitcode(status)))
     asyncio.run(_stop_global(flow_app, pool))

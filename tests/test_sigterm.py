@@ -1,0 +1,215 @@
+"""``bfctl serve`` with consumers, stopped by SIGTERM at each stage of its life: while the
+supervisor builds GLOBAL dependencies (before any worker exists), while the workers set their
+consumers up, and while a handler refuses to stop (the worker's last resort ends it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import EXIT_TIMEOUT, Server, _pump, write
+
+from bfctl.runtime import stopping
+
+
+@contextlib.contextmanager
+def launched(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[Server]:
+    """``bfctl serve <args>`` started, not waited for (these tests stop it before it serves), in a
+    session of its own: whatever it leaves behind is killed with it, never left consuming."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bfctl", "serve", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    server = Server(process, "", "", [], lines)
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=EXIT_TIMEOUT)
+        reader.join(timeout=EXIT_TIMEOUT)
+        while not lines.empty():
+            if (line := lines.get_nowait()) is not None:
+                server.lines.append(line)
+
+
+@contextlib.contextmanager
+def gate(path: Path) -> Iterator[Callable[[], None]]:
+    """A FIFO the flow's code reads to its end: it ends when the test calls what this yields
+    (the test's end is the only writer), so the flow waits exactly as long as the test wants."""
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR)  # a writer from now on: the flow's open() never blocks
+    opened = [fd]
+
+    def release() -> None:
+        os.close(opened.pop())
+
+    try:
+        yield release
+    finally:
+        if opened:
+            release()
+
+
+def _count(server: Server, text: str) -> int:
+    """Lines with ``text`` (a worker's line may have another process's output joined to it)."""
+    return sum(text in line for line in server.lines)
+
+
+ARGS = ["flow.py", "--apply", "--port", "0", "--no-access-log"]
+
+GLOBAL_FLOW = """\
+import dataclasses
+
+from buildflow import Flow
+from buildflow.dependencies import Scope, dependency
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+
+@dataclasses.dataclass
+class Row:
+    item: str
+
+
+@dependency(scope=Scope.GLOBAL)
+class Slow:
+    def __init__(self) -> None:
+        with open("gate", "rb") as gate:
+            print("building", flush=True)
+            gate.read()
+
+
+app = Flow()
+
+
+@app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas=2)
+def handle(item: bytes, slow: Slow) -> Row:
+    print("pulled", flush=True)
+    return Row(item.decode())
+"""
+
+
+def test_sigterm_while_global_dependencies_are_built_starts_no_worker_and_exits_0(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "flow.py", GLOBAL_FLOW)
+
+    with gate(tmp_path / "gate") as release, launched(ARGS, tmp_path, bfctl_env) as server:
+        server.wait_for(lambda line: "building" in line)
+        server.process.send_signal(signal.SIGTERM)
+        release()
+        code = server.process.wait(timeout=EXIT_TIMEOUT)
+
+    assert code == 0, server.output
+    assert _count(server, "pulled") == 0, server.output
+    assert _count(server, "Serving") == 0, server.output
+
+
+SETUP_FLOW = """\
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+
+@dataclasses.dataclass
+class Row:
+    item: str
+
+
+app = Flow()
+
+
+@app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas=2)
+class Gated:
+    def setup(self) -> None:
+        with open("gate", "rb") as gate:
+            print("setting up", flush=True)
+            gate.read()
+
+    async def process(self, item: bytes) -> Row:
+        print("pulled", flush=True)
+        return Row(item.decode())
+
+    def teardown(self) -> None:
+        print("torn down", flush=True)
+"""
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_sigterm_while_workers_set_their_consumers_up_pulls_nothing_and_exits_0(
+    tmp_path: Path, bfctl_env: dict[str, str], loop: str
+) -> None:
+    write(tmp_path / "flow.py", SETUP_FLOW)
+
+    with gate(tmp_path / "gate") as release, launched([*ARGS, "--loop", loop], tmp_path, bfctl_env) as server:
+        server.wait_for(lambda line: "setting up" in line, count=2)
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for(lambda line: "SIGTERM received: stopping" in line, count=2)
+        release()
+        code = server.process.wait(timeout=EXIT_TIMEOUT)
+
+    assert code == 0, server.output
+    assert _count(server, "pulled") == 0, server.output
+    assert _count(server, "torn down") == 2, server.output
+
+
+STUCK_FLOW = """\
+import asyncio
+import dataclasses
+
+from buildflow import Flow
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+
+@dataclasses.dataclass
+class Row:
+    item: str
+
+
+app = Flow()
+
+
+@app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas={replicas})
+async def stuck(item: bytes) -> Row:
+    print("handling", flush=True)
+    while True:  # cancelled at the end of the grace period, it carries on
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+"""
+
+
+@pytest.mark.parametrize("replicas", [1, 2], ids=["in-process", "forked"])
+def test_a_worker_whose_handler_ignores_cancellation_ends_itself_after_grace_and_margin(
+    tmp_path: Path, bfctl_env: dict[str, str], replicas: int
+) -> None:
+    write(tmp_path / "flow.py", STUCK_FLOW.format(replicas=replicas))
+    grace = 0.5
+
+    with launched([*ARGS, "--grace", str(grace)], tmp_path, bfctl_env) as server:
+        server.wait_for(lambda line: "handling" in line, count=replicas)
+        code = server.stop()
+
+    assert code == 1, server.output
+    assert _count(server, f"still stopping {grace + stopping.MARGIN:.1f} s after it was told to") == replicas
