@@ -156,6 +156,9 @@ class ContextThreadPool(ThreadPoolExecutor):
     """Runs each call in a copy of the caller's context, so a sync handler's log lines carry
     its request's trace (``run_in_executor`` alone does not carry context into the thread)."""
 
+    #: Callers that need the caller's context in the thread need not copy it themselves.
+    copies_context = True
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 

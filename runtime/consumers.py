@@ -193,7 +193,7 @@ class CompiledConsumer:
         assert step is not None  # named when the plan was finalized
         results: list[_Result] = []
         for delivery, trace in zip(batch, traces, strict=True):
-            token = current.set(trace.spans[0]) if trace is not None else None
+            token = current.set(trace) if trace is not None else None
             try:
                 with child(step.name, step.attributes) as span:
                     result = self._call_all(fn, [delivery])[0]

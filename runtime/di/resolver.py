@@ -154,31 +154,29 @@ class RequestPlan:
             step = steps[0]
             span = step.span
             assert span is not None
+            in_span = tracing.in_handler_span if step is self.handler else tracing.in_span
 
             async def awaited(state: State) -> None:
-                with tracing.child(span.name, span.attributes):
-                    state.vals[step.slot] = await step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
+                made = step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
+                state.vals[step.slot] = await in_span(span, made)
 
             return awaited
         executor = steps[0].executor
         trip_attributes = tracing.trip_attributes(steps)
+        run = self._run_sync_traced
 
         def in_thread(state: State) -> Awaitable[None]:
             trip = tracing.open_span("thread pool", trip_attributes)
-            future = state.loop.run_in_executor(
-                executor or state.pool,
-                contextvars.copy_context().run,
-                self._run_sync_traced,
-                trip,
-                steps,
-                state.vals,
-                state.ctx,
-                state.params,
-                state.tds,
+            pool = executor or state.pool
+            if getattr(pool, "copies_context", False):  # a traced worker's own pool
+                return state.loop.run_in_executor(
+                    pool, run, trip, steps, state.vals, state.ctx, state.params, state.tds
+                )
+            # the trip's span is made current in the thread: in a copy of the request's context
+            context = contextvars.copy_context()
+            return state.loop.run_in_executor(
+                pool, context.run, run, trip, steps, state.vals, state.ctx, state.params, state.tds
             )
-            if trip is not None:
-                future.add_done_callback(functools.partial(tracing.close_span, trip))
-            return future
 
         return in_thread
 
@@ -192,10 +190,18 @@ class RequestPlan:
         tds: list[Teardown],
     ) -> None:
         """``_run_sync`` in the pool, each step in its span under the trip's (this runs in a copy
-        of the request's context, so setting the current span here stays with this call)."""
-        if trip is not None:
-            tracing.current.set(trip)
-        self._run_sync(steps, vals, ctx, params, tds, traced=True)
+        of the request's context, so setting the current span here stays with this call); the
+        trip ends when its steps have run (the hop back to the loop is not in it)."""
+        if trip is None:
+            return self._run_sync(steps, vals, ctx, params, tds)
+        tracing.current.set(trip)
+        try:
+            self._run_sync(steps, vals, ctx, params, tds, traced=True)
+        except BaseException as e:
+            trip.fail(e)
+            raise
+        finally:
+            trip.end = time.perf_counter_ns()
 
     def finalize(self, handler: Callable[..., Any]) -> None:
         """Bind the handler and the built REPLICA/GLOBAL values (once per worker)."""
@@ -240,25 +246,14 @@ class RequestPlan:
             return invoke
         step_span = self.handler.span
         assert step_span is not None  # named by finalize()
-        name, attributes, current, now = step_span.name, step_span.attributes, tracing.current, time.perf_counter_ns
+        in_handler_span = tracing.in_handler_span
+        # an async handler whose arguments are all bound is called here, not through ``direct``
+        awaited = self.bound() if self.handler.is_async else None
 
-        async def in_handler_span(ctx: Any, params: dict[str, Any]) -> Any:
-            # tracing.child() inlined: every traced request to a handler without dependencies takes this
-            parent = current.get()
-            if parent is None:
-                return await invoke(ctx, params)
-            span = tracing.Span(parent.trace, name, parent.span_id, attributes)
-            token = current.set(span)
-            try:
-                return await invoke(ctx, params)
-            except BaseException as e:
-                span.fail(e)
-                raise
-            finally:
-                span.end = now()
-                current.reset(token)
+        def in_span(ctx: Any, params: dict[str, Any]) -> Awaitable[Any]:
+            return in_handler_span(step_span, awaited(**params) if awaited is not None else invoke(ctx, params))
 
-        return in_handler_span
+        return in_span
 
     def _untraced(self, loop: asyncio.AbstractEventLoop, pool: Executor | None, always_plan: bool) -> Invoke:
         if always_plan or self.has_dependencies:
@@ -323,8 +318,7 @@ class RequestPlan:
             for step in steps:
                 if traced:
                     assert step.span is not None
-                    with tracing.child(step.span.name, step.span.attributes):
-                        vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
+                    vals[step.slot] = tracing.call_in_span(step.span, step.make, step.kwargs(vals, ctx, params), tds)
                 else:
                     vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
         finally:

@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from bfctl.runtime.errors import StartupError
-from bfctl.runtime.tracing.spans import Attributes, Trace
+from bfctl.runtime.tracing.spans import Attributes, Trace, epoch_ns
 from buildflow.deployed import TRACES_ENV
 
 log = logging.getLogger("buildflow.runtime")
@@ -164,7 +164,7 @@ class Exporter:
         """Queue a finished trace (or drop it, counted, when the queue is full): never waits."""
         queue = self._queue
         if len(queue) >= self.max_queue or self._closing:
-            self.counts["dropped"] += len(trace.spans)
+            self.counts["dropped"] += trace.span_count()
             return
         queue.append(trace)
         if len(queue) >= self.batch:
@@ -192,7 +192,7 @@ class Exporter:
             # what is left, unless the collector fails: a dead one holds the exit for one timeout at most
             while self._queue and await self._send(session, self._take()):
                 pass
-            self.counts["dropped"] += sum(len(t.spans) for t in self._queue)
+            self.counts["dropped"] += sum(t.span_count() for t in self._queue)
             self._queue.clear()
 
     def _take(self) -> list[Trace]:
@@ -201,7 +201,7 @@ class Exporter:
 
     async def _send(self, session: aiohttp.ClientSession, traces: list[Trace]) -> bool:
         """Whether the collector took ``traces`` (a failure is counted and logged here)."""
-        spans = sum(len(t.spans) for t in traces)
+        spans = sum(t.span_count() for t in traces)
         # built in a thread: a full batch takes milliseconds, which the event loop would stall for
         body = await asyncio.to_thread(self.encode, traces)
         try:
@@ -295,19 +295,19 @@ def _attributes(given: Attributes) -> list[dict[str, Any]]:
 
 def _spans(trace: Trace) -> list[dict[str, Any]]:
     trace_id = f"{trace.trace_id:032x}"
-    base = int(trace.wall * 1e9) - trace.start_ns  # perf_counter_ns to the epoch's
+    base = epoch_ns(0)  # perf_counter_ns to the epoch's
     out = []
-    for index, span in enumerate(trace.spans):
+    for span in trace.spans:
         converted: dict[str, Any] = {
             "traceId": trace_id,
             "spanId": f"{span.span_id:016x}",
             "name": span.name,
-            "kind": _SERVER if index == 0 and trace.kind == "request" else _INTERNAL,
+            "kind": _SERVER if span is trace and trace.kind == "request" else _INTERNAL,
             "startTimeUnixNano": str(base + span.start),
             "endTimeUnixNano": str(base + (span.end or span.start)),
             # a root's are made for the call (its status added); the others' are the span's own
-            "attributes": [_attribute(k, v) for k, v in trace.attributes(0).items()]
-            if index == 0
+            "attributes": [_attribute(k, v) for k, v in trace.attributes_of(trace).items()]
+            if span is trace
             else _attributes(span.attributes or _NO_ATTRIBUTES),
         }
         if span.parent_id:

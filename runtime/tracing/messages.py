@@ -15,15 +15,12 @@ def begin(recorder: Recorder, name: str, source: str, batch: Sequence[Delivery])
     """A trace per message (continuing the producer's when its attributes carry ``traceparent``)."""
     traces: list[Trace | None] = []
     for delivery in batch:
-        trace = recorder.begin(name, "message", delivery.attributes)
-        if trace is not None:
-            attributes: dict[str, str | int | float | bool] = {"bf.source": source}
-            if delivery.key:
-                attributes["bf.message"] = delivery.key
-            if delivery.delivery_attempt is not None:
-                attributes["bf.delivery_attempt"] = delivery.delivery_attempt
-            Span(trace, name, trace.parent_span_id, attributes)
-        traces.append(trace)
+        attributes: dict[str, str | int | float | bool] = {"bf.source": source}
+        if delivery.key:
+            attributes["bf.message"] = delivery.key
+        if delivery.delivery_attempt is not None:
+            attributes["bf.delivery_attempt"] = delivery.delivery_attempt
+        traces.append(recorder.begin(name, "message", delivery.attributes, attributes))
     return traces
 
 
@@ -31,7 +28,7 @@ async def handled_in(trace: Trace | None, handle: Awaitable[bool]) -> bool:
     """``handle`` (one message's) with the message's root span current."""
     if trace is None:
         return await handle
-    token = current.set(trace.spans[0])
+    token = current.set(trace)
     try:
         ok = await handle
     finally:
@@ -45,8 +42,8 @@ def failed(error: BaseException) -> None:
     """Marks the current message's trace failed, on its root span (the span that raised has it too)."""
     span = current.get()
     if span is not None:
-        span.trace.status = "error"
-        root = span.trace.spans[0]
+        root = span.trace
+        root.status = "error"
         root.error = root.error or f"{type(error).__name__}: {error}"
 
 
@@ -54,7 +51,7 @@ async def settled(
     recorder: Recorder, traces: Sequence[Trace | None], what: str, settle: Callable[[], Awaitable[None]]
 ) -> None:
     """``settle()`` (an ack or nack of these messages) in a span of each trace, then each trace finished."""
-    spans = [Span(t, what, t.spans[0].span_id) for t in traces if t is not None]
+    spans = [Span(t, what, t.span_id) for t in traces if t is not None]
     try:
         await settle()
     except BaseException as e:
@@ -66,7 +63,7 @@ async def settled(
         for span in spans:
             span.end = now
             trace = span.trace
-            trace.spans[0].end = now
+            trace.end = now
             if trace.status == "ok" and what == "nack":
                 trace.status = "error"
             recorder.finish(trace)

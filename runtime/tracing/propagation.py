@@ -7,8 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-TRACEPARENT = "traceparent"
-CLOUD_TRACE = "X-Cloud-Trace-Context"
+from multidict import istr
+
+# istr: a case-insensitive lookup in aiohttp's headers needs no conversion (a plain dict's finds
+# them as the strings they are)
+TRACEPARENT = istr("traceparent")
+CLOUD_TRACE = istr("X-Cloud-Trace-Context")
 _HEX = frozenset("0123456789abcdef")
 
 

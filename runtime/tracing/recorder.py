@@ -18,8 +18,9 @@ from aiohttp import web
 
 from bfctl.runtime.cloud_logging import adopt_trace
 from bfctl.runtime.tracing import propagation
+from bfctl.runtime.tracing.propagation import CLOUD_TRACE, TRACEPARENT
 from bfctl.runtime.tracing.sampling import Sampler
-from bfctl.runtime.tracing.spans import FINISHED, Attributes, Span, Trace, current
+from bfctl.runtime.tracing.spans import FINISHED, Attributes, Trace, current
 from bfctl.runtime.tracing.store import TraceStore
 
 if TYPE_CHECKING:
@@ -48,11 +49,13 @@ class Recorder:
             return None
         return cls(Sampler.from_environment(environ), store, exporter)
 
-    def begin(self, name: str, kind: str, headers: Mapping[str, str] | None = None) -> Trace | None:
+    def begin(
+        self, name: str, kind: str, headers: Mapping[str, str] | None = None, attributes: Attributes | None = None
+    ) -> Trace | None:
         """A new trace (continuing the caller's when its headers name one), or ``None`` when it
         would be neither kept nor sampled."""
         caller = propagation.incoming(headers) if headers is not None else None
-        if caller is None:  # the usual case, inlined: every traced request and message begins here
+        if caller is None:
             trace_id = getrandbits(128) or 1
             sampled = (trace_id & _LOW_64) < self._threshold
             parent = 0
@@ -61,7 +64,7 @@ class Recorder:
             sampled = self.sampler.sampled(trace_id, caller.sampled)
         if not sampled and self.store is None:
             return None
-        return Trace(trace_id, name, kind, sampled, parent)
+        return Trace(trace_id, name, kind, sampled, parent, attributes)
 
     def finish(self, trace: Trace) -> None:
         """Keeps and queues a finished trace, then points its spans at ``FINISHED`` instead of it."""
@@ -69,7 +72,8 @@ class Recorder:
             self.store.keep(trace)
         if trace.sampled and self.exporter is not None:
             self.exporter.offer(trace)
-        for span in trace.spans:
+        trace.trace = FINISHED
+        for span in trace.children:
             span.trace = FINISHED
 
     def route(self, handle: Handler, method: str, route: str, kind: str, join_logs: bool) -> Handler:
@@ -77,36 +81,55 @@ class Recorder:
         (``Trace.attributes`` adds it); ``join_logs``: JSON logs are on and name the trace."""
         name = f"{method} {route}" if kind == "request" else f"collector {method} {route}"
         attributes: Attributes = {"http.request.method": method, "http.route": route}
-        begin, finish, exporting = self.begin, self.finish, self.exporter is not None
+        begin, exporting, threshold = self.begin, self.exporter is not None, self._threshold
+        every = threshold > _LOW_64  # every trace begun here is sampled: its id is drawn when read
+        store = self.store
+        keep = store.keep if store is not None else None
+        offer = self.exporter.offer if self.exporter is not None else None
 
         async def traced(request: web.Request) -> web.StreamResponse:
-            trace = begin(name, kind, request.headers)
-            if trace is None:
-                return await handle(request)
-            span = Span(trace, name, trace.parent_span_id, attributes)
-            token = current.set(span)
+            headers = request.headers
+            if TRACEPARENT in headers or CLOUD_TRACE in headers:
+                trace = begin(name, kind, headers, attributes)
+                if trace is None:
+                    return await handle(request)
+            elif every:  # begin() inlined: most requests come without a caller's trace
+                trace = Trace(0, name, kind, True, 0, attributes)
+            else:
+                trace_id = getrandbits(128) or 1
+                trace = Trace(trace_id, name, kind, (trace_id & _LOW_64) < threshold, 0, attributes)
+                if not trace.sampled and store is None:
+                    return await handle(request)
+            token = current.set(trace)
             # the log names our span when it is sent (Cloud Trace shows the line under it) or the
             # trace began here; else the caller's span, which its header named, stays
             if join_logs and (not trace.remote or (exporting and trace.sampled)):
-                adopt_trace(request, trace.trace_id, span.span_id, trace.sampled)
+                adopt_trace(request, trace.trace_id, trace.span_id, trace.sampled)
             try:
                 response = await handle(request)
             except web.HTTPException as e:  # a redirect or an error aiohttp answers itself
-                trace.status = str(e.status)
+                trace.status = e.status
                 raise
             except BaseException as e:
                 trace.status = "error"
-                span.fail(e)
+                trace.fail(e)
                 raise
             else:
                 status = response.status
-                trace.status = str(status)
+                trace.status = status
                 if status >= 500:
-                    span.error = span.error or f"HTTP {status}"
+                    trace.error = trace.error or f"HTTP {status}"
                 return response
             finally:
-                span.end = time.perf_counter_ns()
+                trace.end = time.perf_counter_ns()
                 current.reset(token)
-                finish(trace)
+                # finish() inlined: one call fewer on every traced request
+                if keep is not None:
+                    keep(trace)
+                if offer is not None and trace.sampled:
+                    offer(trace)
+                trace.trace = FINISHED
+                for span in trace.children:
+                    span.trace = FINISHED
 
         return traced

@@ -2,15 +2,18 @@
 
 OpenTelemetry's SDK builds a context, a span object with locks, resource and limits, and calls its
 processors for every span (see the bench's tracing section for what that costs). Here a span is
-its name, two ids, two ``perf_counter_ns`` readings, its attributes and error: what a trace on
-the dashboard or an OTLP export needs, and nothing is converted until a trace is looked at or sent.
+its name, two ids, two ``perf_counter_ns`` readings, its attributes and error (a trace is its own
+root span: one object per request): what a trace on the dashboard or an OTLP export needs, and
+nothing is converted until a trace is looked at or sent.
 """
 
 from __future__ import annotations
 
 import contextvars
 import random
+import threading
 import time
+from typing import NamedTuple
 
 from bfctl.runtime.tracing.store import SpanRecord, TraceSummary
 
@@ -25,81 +28,33 @@ def new_trace_id() -> int:
     return _bits(128) or 1
 
 
-class Trace:
-    """One request, batch or message: its spans in the order they started, and how it ended."""
+class StepSpan(NamedTuple):
+    """What a step's span is called and carries: worked out once per step at start-up."""
 
-    __slots__ = (
-        "kind",
-        "name",
-        "parent_span_id",
-        "remote",
-        "sampled",
-        "spans",
-        "start_ns",
-        "status",
-        "trace_id",
-        "wall",
-    )
-
-    def __init__(self, trace_id: int, name: str, kind: str, sampled: bool, parent_span_id: int = 0) -> None:
-        self.trace_id = trace_id
-        self.name = name
-        self.kind = kind
-        self.sampled = sampled
-        #: The caller's span when the trace came in with a header (0 when it starts here).
-        self.parent_span_id = parent_span_id
-        self.spans: list[Span] = []
-        self.status = "ok"
-        self.wall = time.time()
-        self.start_ns = time.perf_counter_ns()
-        self.remote = parent_span_id != 0
-
-    def attributes(self, index: int) -> Attributes:
-        """The attributes of the trace's ``index``-th span; a request's root also has its status code."""
-        given = self.spans[index].attributes or {}
-        if index == 0 and self.status.isdigit():
-            return {**given, "http.response.status_code": int(self.status)}
-        return given
-
-    # -- as the dashboard's store reads it (built when read, not when recorded) -------------------
-    def matches(self, trace_id: str) -> bool:
-        return trace_id == f"{self.trace_id:032x}"
-
-    def summary(self) -> TraceSummary:
-        root = self.spans[0]
-        return {
-            "trace_id": f"{self.trace_id:032x}",
-            "name": self.name,
-            "kind": self.kind,
-            "status": self.status,
-            "started_at": self.wall,
-            "duration_ms": (root.end - root.start) / 1e6,
-            "error": root.error is not None,  # a 5xx or what escaped: a 4xx is the caller's
-            "span_count": len(self.spans),
-        }
-
-    def records(self) -> list[SpanRecord]:
-        origin = self.start_ns
-        return [
-            {
-                "span_id": f"{span.span_id:016x}",
-                # the caller's span (a remote parent) is not among the trace's spans
-                "parent_id": f"{span.parent_id:016x}" if span.parent_id and (i or not self.remote) else None,
-                "name": span.name,
-                "start_ms": (span.start - origin) / 1e6,
-                "duration_ms": ((span.end or span.start) - span.start) / 1e6,
-                "attributes": dict(self.attributes(i)),
-                "error": span.error,
-            }
-            for i, span in enumerate(self.spans)
-        ]
+    name: str
+    attributes: Attributes
 
 
-class _Discarded(list["Span"]):
-    """The spans of work that outlives its trace: dropped."""
+#: A handler's span as recorded: what it is, its start and end (``perf_counter_ns``), its error.
+HandlerTimes = tuple[StepSpan, int, int, "str | None"]
+#: The handler's span id is the root's with these bits flipped: stable however often it is read.
+_HANDLER_ID_MASK = 0x5BD1E9955BD1E995
 
-    def append(self, _span: Span) -> None:
-        pass
+
+_DRAWING = threading.Lock()
+
+#: ``perf_counter_ns`` to the epoch's nanoseconds: spans read one clock only, and their wall-clock
+#: times are derived when read (re-measured each minute, so the two clocks' drift stays small).
+_epoch_offset = [time.time_ns() - time.perf_counter_ns(), time.perf_counter_ns()]
+_REMEASURE_NS = 60 * 10**9
+
+
+def epoch_ns(perf_ns: int) -> int:
+    """The epoch's nanoseconds of a ``perf_counter_ns`` reading."""
+    now = time.perf_counter_ns()
+    if now - _epoch_offset[1] > _REMEASURE_NS:
+        _epoch_offset[:] = [time.time_ns() - time.perf_counter_ns(), now]
+    return perf_ns + _epoch_offset[0]
 
 
 class Span:
@@ -114,7 +69,7 @@ class Span:
         self.error: str | None = None
         self.start = time.perf_counter_ns()
         self.end = 0
-        trace.spans.append(self)  # list.append holds under the GIL: spans of threads may join
+        trace.children.append(self)  # list.append holds under the GIL: spans of threads may join
 
     def set(self, key: str, value: str | float | bool) -> None:
         """Adds an attribute (to a copy: spans of one step share their attributes as given)."""
@@ -124,12 +79,159 @@ class Span:
         self.error = f"{type(error).__name__}: {error}"
 
 
-#: What a finished trace's spans point at instead of it (``Recorder.finish`` repoints them): no
-#: reference cycle keeps a trace alive once the store and the exporter let go of it (it is freed
-#: at once, not by the cyclic collector, whose pauses over thousands of kept traces showed in the
-#: p99), and spans opened later, by work that outlives its request, are dropped.
+class Trace(Span):
+    """One request, batch or message, and its root span: one object, as every traced request
+    makes one. Its ``trace`` is itself until it is finished; ``children`` are its other spans in
+    the order they started.
+
+    A handler called straight from its route (no dependency made per call) runs alone under the
+    root, so its span is recorded as ``handler`` (what, start, end, error) and made a span only
+    when the trace is read: the spans that started inside it (the flow's own, its queries and
+    calls) are moved under it then. That spares every such request a span object and a second
+    change of the current span."""
+
+    __slots__ = ("_root_id", "_trace_id", "children", "handler", "kind", "sampled", "status")
+
+    def __init__(
+        self,
+        trace_id: int,  # 0: drawn when first read
+        name: str,
+        kind: str,
+        sampled: bool,
+        parent_span_id: int = 0,
+        attributes: Attributes | None = None,
+    ) -> None:
+        self.trace = self
+        self._trace_id = trace_id
+        self._root_id = 0
+        self.name = name
+        self.kind = kind
+        self.sampled = sampled
+        #: The caller's span when the trace came in with a header (0 when it starts here).
+        self.parent_id = parent_span_id
+        self.attributes = attributes
+        self.error = None
+        self.children: list[Span] = []
+        self.handler: HandlerTimes | None = None
+        #: A request's HTTP status code; a batch's or message's "ok" or "error".
+        self.status: int | str = "ok"
+        self.start = time.perf_counter_ns()
+        self.end = 0
+
+    # The ids are drawn when first read (a trace kept for the dashboard and never looked at needs
+    # neither), under a lock: two threads of one request may read them first together.
+    @property
+    def trace_id(self) -> int:
+        if not self._trace_id:
+            with _DRAWING:
+                if not self._trace_id:
+                    self._trace_id = _bits(128) or 1
+        return self._trace_id
+
+    @property  # the root's id is drawn when first read, a child's at once
+    def span_id(self) -> int:  # type: ignore[override]
+        if not self._root_id:
+            with _DRAWING:
+                if not self._root_id:
+                    self._root_id = _bits(64) or 1
+        return self._root_id
+
+    @property
+    def remote(self) -> bool:
+        """Whether it continues a caller's trace."""
+        return self.parent_id != 0
+
+    @property
+    def spans(self) -> list[Span]:
+        """The root first, then the others in the order they started (the handler's made now)."""
+        spans = [self, *self.children]
+        if self.handler is not None:
+            spans.append(self._handler_span(self.handler))
+            spans.sort(key=_started)
+        return spans
+
+    def span_count(self) -> int:
+        return len(self.children) + (1 if self.handler is None else 2)
+
+    def _handler_span(self, handler: HandlerTimes) -> Span:
+        """The handler's span, from its times: the same id each time it is read, and each span that
+        began under the root while the handler ran moved under it (once: the move is kept)."""
+        what, start, end, error = handler
+        span = Span.__new__(Span)
+        span.trace, span.name, span.attributes, span.error = self, what.name, what.attributes, error
+        span.span_id = (self.span_id ^ _HANDLER_ID_MASK) or 1
+        span.parent_id, span.start, span.end = self.span_id, start, end
+        for child in self.children:
+            if child.parent_id == self.span_id and start <= child.start <= end:
+                child.parent_id = span.span_id
+        return span
+
+    @property
+    def wall(self) -> float:
+        """When it started, in seconds since the epoch."""
+        return epoch_ns(self.start) / 1e9
+
+    def attributes_of(self, span: Span) -> Attributes:
+        """A span's attributes; the root of a request also has its status code."""
+        given = span.attributes or {}
+        if span is self and isinstance(self.status, int):
+            return {**given, "http.response.status_code": self.status}
+        return given
+
+    # -- as the dashboard's store reads it (built when read, not when recorded) -------------------
+    def matches(self, trace_id: str) -> bool:
+        # an id never drawn was never shown, so nobody asks for it
+        return bool(self._trace_id) and trace_id == f"{self._trace_id:032x}"
+
+    def summary(self) -> TraceSummary:
+        return {
+            "trace_id": f"{self.trace_id:032x}",
+            "name": self.name,
+            "kind": self.kind,
+            "status": str(self.status),
+            "started_at": self.wall,
+            "duration_ms": (self.end - self.start) / 1e6,
+            "error": self.error is not None,  # a 5xx or what escaped: a 4xx is the caller's
+            "span_count": self.span_count(),
+        }
+
+    def records(self) -> list[SpanRecord]:
+        origin = self.start
+        return [
+            {
+                "span_id": f"{span.span_id:016x}",
+                # the caller's span (a remote parent) is not among the trace's spans
+                "parent_id": f"{span.parent_id:016x}"
+                if span.parent_id and (span is not self or not self.remote)
+                else None,
+                "name": span.name,
+                "start_ms": (span.start - origin) / 1e6,
+                "duration_ms": ((span.end or span.start) - span.start) / 1e6,
+                "attributes": dict(self.attributes_of(span)),
+                "error": span.error,
+            }
+            for span in self.spans
+        ]
+
+
+def _started(span: Span) -> int:
+    return span.start
+
+
+class _Discarded(list["Span"]):
+    """The spans of work that outlives its trace: dropped."""
+
+    def append(self, _span: Span) -> None:
+        pass
+
+
+#: What a finished trace's spans, its root (itself) included, point at instead of it
+#: (``Recorder.finish`` repoints them): no reference cycle keeps a trace alive once the store and
+#: the exporter let go of it (it is freed at once, not by the cyclic collector, whose pauses over
+#: thousands of kept traces showed in the p99), and spans opened later, by work that outlives its
+#: request, are dropped.
 FINISHED = Trace(0, "finished", "request", False)
-FINISHED.spans = _Discarded()
+FINISHED.children = _Discarded()
 
 
 #: The span code running now belongs to (``None``: not traced).

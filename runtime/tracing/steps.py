@@ -3,26 +3,21 @@ and each trip to a thread pool. Names and attributes are worked out once per ste
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bfctl.runtime.tracing.spans import Attributes, Span, child, current
+from bfctl.runtime.tracing.spans import Attributes, Span, StepSpan, Trace, child, current
 
 if TYPE_CHECKING:
     from bfctl.runtime.di.factories import Factory
 
-__all__ = ["Span", "StepSpan", "child", "close_span", "current", "open_span"]
+__all__ = ["Span", "StepSpan", "Trace", "call_in_span", "child", "current", "in_handler_span", "in_span", "open_span"]
 
 _DISPATCHER_PREFIX = "dispatcher function `"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepSpan:
-    name: str
-    attributes: Attributes
+T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def dependency_span(factory: Factory) -> StepSpan:
@@ -53,15 +48,61 @@ def trip_attributes(steps: Sequence[Any]) -> Attributes:
 
 
 def open_span(name: str, attributes: Attributes) -> Span | None:
-    """A span under the current one that ends later (``close_span``), without becoming current."""
+    """A span under the current one that its opener ends, without becoming current (a pool trip)."""
     parent = current.get()
     if parent is None:
         return None
     return Span(parent.trace, name, parent.span_id, attributes)
 
 
-def close_span(span: Span, future: asyncio.Future[Any]) -> None:
-    """Ends ``span`` when ``future`` is done (a done callback), failed as the future failed."""
-    span.end = time.perf_counter_ns()
-    if not future.cancelled() and (error := future.exception()) is not None:
-        span.fail(error)
+def call_in_span(step: StepSpan, fn: Callable[[A, B], T], a: A, b: B) -> T:
+    """``fn(a, b)`` in a span of its own under the current one, current while it runs (a sync
+    step in the pool: ``child`` without a context manager's three calls)."""
+    parent = current.get()
+    if parent is None:
+        return fn(a, b)
+    span = Span(parent.trace, step.name, parent.span_id, step.attributes)
+    token = current.set(span)
+    try:
+        return fn(a, b)
+    except BaseException as e:
+        span.fail(e)
+        raise
+    finally:
+        span.end = time.perf_counter_ns()
+        current.reset(token)
+
+
+async def in_span(step: StepSpan, call: Awaitable[T]) -> T:
+    """``await call`` in a span of its own under the current one, current while it runs (what
+    ``child`` does, without a context manager's three calls: every traced async step takes this)."""
+    parent = current.get()
+    if parent is None:
+        return await call
+    span = Span(parent.trace, step.name, parent.span_id, step.attributes)
+    token = current.set(span)
+    try:
+        return await call
+    except BaseException as e:
+        span.fail(e)
+        raise
+    finally:
+        span.end = time.perf_counter_ns()
+        current.reset(token)
+
+
+async def in_handler_span(step: StepSpan, call: Awaitable[T]) -> T:
+    """``await call``, the handler: under its trace's root (the handler runs alone there) its span
+    is kept as its times on the trace (``Trace.handler``), made a span when read; elsewhere a span."""
+    root = current.get()
+    if not isinstance(root, Trace):
+        return await (call if root is None else in_span(step, call))
+    error = None
+    start = time.perf_counter_ns()
+    try:
+        return await call
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        root.handler = (step, start, time.perf_counter_ns(), error)
