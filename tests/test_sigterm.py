@@ -68,7 +68,9 @@ def gate(path: Path) -> Iterator[Callable[[], None]]:
 
 
 def _count(server: Server, text: str) -> int:
-    """Lines with ``text`` (a worker's line may have another process's output joined to it)."""
+    """Lines with ``text``. The flows write each line in one ``os.write`` (a whole line, never
+    split by another process's), but ``print`` writes its newline apart when output is
+    unbuffered (``PYTHONUNBUFFERED``): another process's line may be joined to one of theirs."""
     return sum(text in line for line in server.lines)
 
 
@@ -76,6 +78,7 @@ ARGS = ["flow.py", "--apply", "--port", "0", "--no-access-log"]
 
 GLOBAL_FLOW = """\
 import dataclasses
+import os
 
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
@@ -92,7 +95,7 @@ class Row:
 class Slow:
     def __init__(self) -> None:
         with open("gate", "rb") as gate:
-            print("building", flush=True)
+            os.write(1, b"building\\n")
             gate.read()
 
 
@@ -101,7 +104,7 @@ app = Flow()
 
 @app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas=2)
 def handle(item: bytes, slow: Slow) -> Row:
-    print("pulled", flush=True)
+    os.write(1, b"pulled\\n")
     return Row(item.decode())
 """
 
@@ -124,6 +127,7 @@ def test_sigterm_while_global_dependencies_are_built_starts_no_worker_and_exits_
 
 SETUP_FLOW = """\
 import dataclasses
+import os
 
 from buildflow import Flow
 from buildflow.io.local import File, Pulse
@@ -142,15 +146,15 @@ app = Flow()
 class Gated:
     def setup(self) -> None:
         with open("gate", "rb") as gate:
-            print("setting up", flush=True)
+            os.write(1, b"setting up\\n")
             gate.read()
 
     async def process(self, item: bytes) -> Row:
-        print("pulled", flush=True)
+        os.write(1, b"pulled\\n")
         return Row(item.decode())
 
     def teardown(self) -> None:
-        print("torn down", flush=True)
+        os.write(1, b"torn down\\n")
 """
 
 
@@ -175,6 +179,7 @@ def test_sigterm_while_workers_set_their_consumers_up_pulls_nothing_and_exits_0(
 STUCK_FLOW = """\
 import asyncio
 import dataclasses
+import os
 
 from buildflow import Flow
 from buildflow.io.local import File, Pulse
@@ -191,7 +196,7 @@ app = Flow()
 
 @app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas={replicas})
 async def stuck(item: bytes) -> Row:
-    print("handling", flush=True)
+    os.write(1, b"handling\\n")
     while True:  # cancelled at the end of the grace period, it carries on
         try:
             await asyncio.sleep(3600)
