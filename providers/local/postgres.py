@@ -21,7 +21,11 @@ weaken them for everyone. So under root ``pgdata/`` and ``postgres.log`` are in 
 their own, ``/var/lib/bfctl-postgres/<server directory's name>-<hash of its path>/``, owned by
 the service user with mode 0700 (no socket: the server listens on TCP only); what only bfctl
 reads (passwords, the marker) stays in the project. No permission outside the project is
-changed, and destroy removes both folders.
+changed, and destroy removes both folders. A project deleted without ``bfctl destroy`` would
+leave such a server running and its cluster on disk for good (in the project, the cluster goes
+with it and the server stops once its lock file is gone): each folder names the directory of the
+project that made it (``project-directory``), and a server started or made later stops and
+deletes those whose directory is gone.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ SERVICE_HOME = Path("/var/lib/bfctl-postgres")
 _START_TIMEOUT = 60
 #: The server settings a flow chose (its instance's database flags), included by ``buildflow.conf``.
 _SETTINGS_FILE = "buildflow-settings.conf"
+#: Under root, in the service user's folder of a server: the server's directory in its project.
+_PROJECT_FILE = "project-directory"
 
 
 def _bin(name: str) -> str:
@@ -108,6 +114,8 @@ class EmbeddedPostgres:
         """Create the cluster (idempotent; a half-made one from an interrupted run is redone)."""
         if self.is_initialized():
             return
+        if self._user is not None:
+            remove_abandoned()
         self.stop()
         shutil.rmtree(self.pgdata, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -157,6 +165,8 @@ class EmbeddedPostgres:
             port, running = running, None
         if running is not None:
             return running
+        if self._user is not None:
+            remove_abandoned()
         for _ in range(3):
             chosen = port if port is not None and port_is_free(port) else free_port()
             conf = (
@@ -281,6 +291,22 @@ class EmbeddedPostgres:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chown(directory, *self._user)
             directory.chmod(0o700)
+        (self.server_directory / _PROJECT_FILE).write_text(str(self.directory.resolve()))
+
+
+def remove_abandoned() -> None:
+    """Under root: stop and delete the servers whose project directory is gone (deleted without
+    ``bfctl destroy``). Folders made before they named their project are left alone."""
+    for folder in SERVICE_HOME.iterdir() if SERVICE_HOME.is_dir() else ():
+        try:
+            directory = Path((folder / _PROJECT_FILE).read_text())
+        except OSError:
+            continue
+        server = EmbeddedPostgres(directory)
+        if directory.exists() or server.server_directory != folder:
+            continue
+        with contextlib.suppress(LocalTargetError, OSError):  # another bfctl removing it at once
+            server.remove()
 
 
 def _served(directory: Path) -> Path:

@@ -1,0 +1,44 @@
+"""A local PostgreSQL server whose project was deleted without ``bfctl destroy``.
+
+Under root the cluster lives outside the project (providers/local/postgres.py says why), so
+deleting the project stops nothing: without a sweep the server would run, and its data stay on
+disk, until someone found it. As another user the cluster goes with the project, and the server
+stops by itself within a minute, once it finds its lock file gone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psutil
+
+from bfctl.providers.local.postgres import EmbeddedPostgres
+
+#: Seconds for the server to go: at once under root, within PostgreSQL's one-minute lock file
+#: check as another user (a bound on failure only).
+STOPPED_WITHIN = 90
+
+
+def _postmaster(server: EmbeddedPostgres) -> psutil.Process:
+    return psutil.Process(int((server.pgdata / "postmaster.pid").read_text().splitlines()[0]))
+
+
+def test_the_next_server_started_stops_and_deletes_one_whose_project_is_gone(tmp_path: Path) -> None:
+    abandoned = EmbeddedPostgres(tmp_path / "deleted-project" / ".buildflow" / "local" / "dev" / "db")
+    kept = EmbeddedPostgres(tmp_path / "project" / ".buildflow" / "local" / "dev" / "db")
+    try:
+        abandoned.initialize()
+        abandoned.start()
+        postmaster = _postmaster(abandoned)
+        shutil.rmtree(tmp_path / "deleted-project")
+        assert postmaster.is_running()
+
+        kept.initialize()
+        kept.start()
+        postmaster.wait(timeout=STOPPED_WITHIN)
+        assert not abandoned.server_directory.exists()
+        assert kept.running_port() is not None  # the sweep took only the abandoned one
+    finally:
+        kept.remove()
+        abandoned.remove()
