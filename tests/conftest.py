@@ -18,6 +18,35 @@ os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_process_outlives_its_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the module whose tests or fixtures leave a process running (a database or emulator
+    nobody destroyed, a server's child orphaned by a kill), naming each one, and ends them, so
+    that they do not pile up from run to run."""
+    import leftovers
+
+    module = request.node.nodeid
+    os.environ[leftovers.OWNER] = leftovers.owner(module)
+    yield
+    del os.environ[leftovers.OWNER]
+    left = leftovers.still_running(module)
+    if left:
+        described = "\n".join(leftovers.describe(p, test) for p, test in left.items())
+        leftovers.end(list(left))
+        pytest.fail(f"{module} left {len(left)} process(es) running (now ended):\n{described}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _processes_name_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What the test starts carries its name (see ``leftovers``)."""
+    import leftovers
+
+    module = request.node.getparent(pytest.Module).nodeid
+    os.environ[leftovers.OWNER] = leftovers.owner(module, request.node.name)
+    yield
+    os.environ[leftovers.OWNER] = leftovers.owner(module)
+
+
 @pytest.fixture
 def bfctl_env() -> dict[str, str]:
     """Environment for running ``python -m bfctl`` in a subprocess from any

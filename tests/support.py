@@ -145,12 +145,19 @@ def serving(args: list[str], cwd: Path, env: dict[str, str], command: list[str] 
         server = Server(process, match["url"], match["target"], seen, lines)
         yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=EXIT_TIMEOUT)
+        if process.poll() is None:  # not stopped by the test: stopped as a user would, killed if it hangs
+            process.terminate()
+            try:
+                process.wait(timeout=EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=EXIT_TIMEOUT)
         reader.join(timeout=EXIT_TIMEOUT)
+        # A process it started that outlived it holds the pipe; closing it under the blocked reader
+        # would hang: the reader ends once that process is ended (conftest names and ends it).
         assert process.stdout is not None
-        process.stdout.close()
+        if not reader.is_alive():
+            process.stdout.close()
         while not lines.empty():
             if (line := lines.get_nowait()) is not None:
                 seen.append(line)

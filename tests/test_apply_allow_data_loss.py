@@ -13,9 +13,12 @@ from bfctl.providers.plan import Plan, ResourceChange
 STATE = Path(".buildflow/state/local-dev.json")
 
 
-def test_replacing_cloud_sql_needs_allow_data_loss(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+def test_replacing_cloud_sql_needs_allow_data_loss(
+    tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
     notes = tmp_path / "notes"
     shutil.copytree(REPO_ROOT / "examples" / "notes", notes, ignore=shutil.ignore_patterns(".buildflow"))
+    destroyed.append(notes)
     code, out = run_bfctl(["apply", "--yes"], notes, bfctl_env)
     assert code == 0, out
     write(notes / "v14.py", (notes / "main.py").read_text().replace("POSTGRES_15", "POSTGRES_14"))

@@ -150,8 +150,11 @@ def test_a_consumer_of_a_topic_is_refused_with_what_to_use() -> None:
         FlowApp(flow)
 
 
-def test_serve_writes_into_portables_and_consumes_them(tmp_path: Path, bfctl_env: dict[str, str]) -> None:
+def test_serve_writes_into_portables_and_consumes_them(
+    tmp_path: Path, bfctl_env: dict[str, str], destroyed: list[Path]
+) -> None:
     write(tmp_path / "main.py", FLOW)
+    destroyed.append(tmp_path)  # serving started the bucket's emulator
     (tmp_path / "inbox").mkdir()
     env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": "log"}
     with serving(["main:app", "--apply", "--port", "0", "--no-access-log"], tmp_path, env) as server:
@@ -176,6 +179,8 @@ def test_serve_writes_into_portables_and_consumes_them(tmp_path: Path, bfctl_env
     assert sorted(json.loads(line)["n"] for o in objects for line in o.read_text().splitlines()) == [0, 1, 2]
     assert sorted(int(row["n"]) for row in csv_rows(tmp_path / "done", "jobs*.csv")) == [0, 10, 20]
     assert csv_rows(tmp_path / "done", "arrivals*.csv") == [{"name": "hello.txt", "text": "hi there"}]
+    for written in objects:  # moved away, as destroy asks of a bucket that holds objects
+        written.unlink()
 
 
 QUEUE_FLOW = """

@@ -142,10 +142,11 @@ def store(msg: Msg) -> Msg:
 
 @pytest.mark.parametrize("pubsub", ["emulator", "log"])
 def test_a_message_whose_rows_are_refused_comes_again_later_each_time(
-    tmp_path: Path, bfctl_env: dict[str, str], pubsub: str
+    tmp_path: Path, bfctl_env: dict[str, str], pubsub: str, destroyed: list[Path]
 ) -> None:
     write(tmp_path / "flow.py", REFUSED_FLOW)
     env = {**bfctl_env, "BFCTL_LOCAL_PUBSUB": pubsub}
+    destroyed.append(tmp_path)  # the Pub/Sub emulator that --apply started
 
     def publish(server: object, n: int) -> None:
         body = json.dumps({"n": n}).encode()
