@@ -17,7 +17,7 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -53,7 +53,7 @@ def restore(previous: Previous | None) -> None:
 
 
 @contextlib.contextmanager
-def held() -> Any:
+def held() -> Iterator[None]:
     """Stop signals held back while the block runs (a fork: the child starts with them blocked
     and the parent's handler cannot run in it); the parent's pending ones are handled after."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

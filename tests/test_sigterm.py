@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -65,6 +66,38 @@ def gate(path: Path) -> Iterator[Callable[[], None]]:
     finally:
         if opened:
             release()
+
+
+def test_a_stop_signal_sent_to_a_worker_before_its_handler_is_installed_waits_for_that_handler() -> None:
+    """The window between a worker's fork and its handler: the default action would end it."""
+    forked_r, forked_w = os.pipe()
+    go_r, go_w = os.pipe()
+    got_r, got_w = os.pipe()
+    with stopping.held():  # as the supervisor forks
+        pid = os.fork()
+        if pid == 0:  # only os calls here: the child of a test process with threads
+            try:
+                stopping.child_defaults()
+                os.write(forked_w, b".")
+                os.read(go_r, 1)  # the test sends SIGTERM meanwhile
+                stopping.install(lambda signum, _frame: os.write(got_w, bytes([signum])))
+            finally:
+                os._exit(0)
+    try:
+        assert select.select([forked_r], [], [], EXIT_TIMEOUT)[0], "the child never started"
+        os.kill(pid, signal.SIGTERM)
+        os.write(go_w, b".")
+        assert select.select([got_r], [], [], EXIT_TIMEOUT)[0], "the handler never ran"
+        assert os.read(got_r, 1) == bytes([signal.SIGTERM])
+        _, status = os.waitpid(pid, 0)  # it exits as soon as its handler has run
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        for fd in (forked_r, forked_w, go_r, go_w, got_r, got_w):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0  # not ended by SIGTERM's default action
 
 
 def _count(server: Server, text: str) -> int:
