@@ -15,6 +15,7 @@ from support import serving, wait_until, write
 
 FLOW = """
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import sqlalchemy
@@ -23,6 +24,7 @@ from opentelemetry import trace
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.io.local import File
+from buildflow.pipedream import Dispatcher
 from buildflow.requests import Request
 from buildflow.types.portable import FileFormat
 
@@ -86,6 +88,23 @@ async def relay(request: Request) -> str:
 def count() -> int:
     with engine.connect() as connection:
         return connection.execute(sqlalchemy.text("SELECT 41 + 1")).scalar_one()
+
+
+stockroom = Dispatcher(async_pool=ThreadPoolExecutor(2))
+
+
+@stockroom.add
+def shelf() -> int:
+    with tracer.start_as_current_span("shelf count"):
+        return 3
+
+
+app.use_dispatcher(stockroom)
+
+
+@service.endpoint("/stock", method="GET")
+async def stock(shelf) -> int:
+    return shelf
 """
 
 
@@ -171,7 +190,9 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
             assert response.status == 200
         assert server.get("/relay") == (200, '"hi"')
         assert server.get("/count") == (200, "42")
+        assert server.get("/stock") == (200, "3")
         expected = {"GET /total", "GET /fail", "collector POST /clicks", "GET /hi", "GET /relay", "GET /count"}
+        expected.add("GET /stock")
         wait_until(lambda: expected <= _names(receiver))
         assert server.stop() == 0
 
@@ -224,6 +245,15 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     assert statement["parentSpanId"] == query["handler count"]["spanId"]
     assert _attributes(statement)["db.query.text"] == "SELECT 41 + 1"
 
+    # a dispatcher function in a pool of its own: its trip and its span, the flow's span inside
+    # it (the request's context went with it into that pool's thread); then the handler's
+    stocked = _by_name(receiver.trace_of("GET /stock"))
+    function = stocked["dispatcher shelf"]
+    assert function["parentSpanId"] == stocked["thread pool"]["spanId"]
+    assert stocked["thread pool"]["parentSpanId"] == stocked["GET /stock"]["spanId"]
+    assert stocked["shelf count"]["parentSpanId"] == function["spanId"]
+    assert stocked["handler stock"]["parentSpanId"] == stocked["GET /stock"]["spanId"]
+
 
 def _names(receiver: Receiver) -> set[str]:
     return {s["name"] for s in receiver.spans()}
@@ -231,6 +261,7 @@ def _names(receiver: Receiver) -> set[str]:
 
 CONSUMER_FLOW = """
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency

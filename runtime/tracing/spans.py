@@ -58,18 +58,31 @@ def epoch_ns(perf_ns: int) -> int:
 
 
 class Span:
-    __slots__ = ("attributes", "end", "error", "name", "parent_id", "span_id", "start", "trace")
+    __slots__ = ("_id", "attributes", "end", "error", "name", "parent_id", "start", "trace")
 
     def __init__(self, trace: Trace, name: str, parent_id: int, attributes: Attributes | None = None) -> None:
         self.trace = trace
         self.name = name
-        self.span_id = _bits(64) or 1  # non-zero, as W3C wants
+        self._id = 0
         self.parent_id = parent_id
         self.attributes = attributes
         self.error: str | None = None
         self.start = time.perf_counter_ns()
         self.end = 0
         trace.children.append(self)  # list.append holds under the GIL: spans of threads may join
+
+    # Ids are drawn when first read: most spans are never a parent, and a trace kept for the
+    # dashboard and never looked at needs none. Under a lock: two threads may read one first together.
+    @property
+    def span_id(self) -> int:
+        if not self._id:
+            _DRAWING.acquire()
+            try:
+                if not self._id:
+                    self._id = _bits(64) or 1  # non-zero, as W3C wants
+            finally:
+                _DRAWING.release()
+        return self._id
 
     def set(self, key: str, value: str | float | bool) -> None:
         """Adds an attribute (to a copy: spans of one step share their attributes as given)."""
@@ -90,7 +103,7 @@ class Trace(Span):
     calls) are moved under it then. That spares every such request a span object and a second
     change of the current span."""
 
-    __slots__ = ("_root_id", "_trace_id", "children", "handler", "kind", "sampled", "status")
+    __slots__ = ("_trace_id", "children", "handler", "kind", "sampled", "status")
 
     def __init__(
         self,
@@ -103,7 +116,7 @@ class Trace(Span):
     ) -> None:
         self.trace = self
         self._trace_id = trace_id
-        self._root_id = 0
+        self._id = 0
         self.name = name
         self.kind = kind
         self.sampled = sampled
@@ -118,23 +131,16 @@ class Trace(Span):
         self.start = time.perf_counter_ns()
         self.end = 0
 
-    # The ids are drawn when first read (a trace kept for the dashboard and never looked at needs
-    # neither), under a lock: two threads of one request may read them first together.
     @property
     def trace_id(self) -> int:
         if not self._trace_id:
-            with _DRAWING:
+            _DRAWING.acquire()
+            try:
                 if not self._trace_id:
                     self._trace_id = _bits(128) or 1
+            finally:
+                _DRAWING.release()
         return self._trace_id
-
-    @property  # the root's id is drawn when first read, a child's at once
-    def span_id(self) -> int:  # type: ignore[override]
-        if not self._root_id:
-            with _DRAWING:
-                if not self._root_id:
-                    self._root_id = _bits(64) or 1
-        return self._root_id
 
     @property
     def remote(self) -> bool:
@@ -159,7 +165,7 @@ class Trace(Span):
         what, start, end, error = handler
         span = Span.__new__(Span)
         span.trace, span.name, span.attributes, span.error = self, what.name, what.attributes, error
-        span.span_id = (self.span_id ^ _HANDLER_ID_MASK) or 1
+        span._id = (self.span_id ^ _HANDLER_ID_MASK) or 1
         span.parent_id, span.start, span.end = self.span_id, start, end
         for child in self.children:
             if child.parent_id == self.span_id and start <= child.start <= end:
