@@ -318,7 +318,8 @@ class RequestPlan:
             for step in steps:
                 if traced:
                     assert step.span is not None
-                    vals[step.slot] = tracing.call_in_span(step.span, step.make, step.kwargs(vals, ctx, params), tds)
+                    with tracing.child(step.span.name, step.span.attributes):
+                        vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
                 else:
                     vals[step.slot] = step.make(step.kwargs(vals, ctx, params), tds)
         finally:

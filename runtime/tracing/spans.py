@@ -57,6 +57,18 @@ def epoch_ns(perf_ns: int) -> int:
     return perf_ns + _epoch_offset[0]
 
 
+def _drawn(span: Span, slot: str, bits: int) -> int:
+    """An id drawn when first read: most spans are never a parent, and a trace kept for the
+    dashboard and never looked at needs none. Under a lock, as two threads may read it first
+    together; non-zero, as W3C wants."""
+    with _DRAWING:
+        value: int = getattr(span, slot)
+        if not value:
+            value = _bits(bits) or 1
+            setattr(span, slot, value)
+    return value
+
+
 class Span:
     __slots__ = ("_id", "attributes", "end", "error", "name", "parent_id", "start", "trace")
 
@@ -71,18 +83,9 @@ class Span:
         self.end = 0
         trace.children.append(self)  # list.append holds under the GIL: spans of threads may join
 
-    # Ids are drawn when first read: most spans are never a parent, and a trace kept for the
-    # dashboard and never looked at needs none. Under a lock: two threads may read one first together.
     @property
     def span_id(self) -> int:
-        if not self._id:
-            _DRAWING.acquire()
-            try:
-                if not self._id:
-                    self._id = _bits(64) or 1  # non-zero, as W3C wants
-            finally:
-                _DRAWING.release()
-        return self._id
+        return self._id or _drawn(self, "_id", 64)
 
     def set(self, key: str, value: str | float | bool) -> None:
         """Adds an attribute (to a copy: spans of one step share their attributes as given)."""
@@ -133,14 +136,7 @@ class Trace(Span):
 
     @property
     def trace_id(self) -> int:
-        if not self._trace_id:
-            _DRAWING.acquire()
-            try:
-                if not self._trace_id:
-                    self._trace_id = _bits(128) or 1
-            finally:
-                _DRAWING.release()
-        return self._trace_id
+        return self._trace_id or _drawn(self, "_trace_id", 128)
 
     @property
     def remote(self) -> bool:

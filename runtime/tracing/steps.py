@@ -12,12 +12,10 @@ from bfctl.runtime.tracing.spans import Attributes, Span, StepSpan, Trace, child
 if TYPE_CHECKING:
     from bfctl.runtime.di.factories import Factory
 
-__all__ = ["Span", "StepSpan", "Trace", "call_in_span", "child", "current", "in_handler_span", "in_span", "open_span"]
+__all__ = ["Span", "StepSpan", "Trace", "child", "current", "in_handler_span", "in_span", "open_span"]
 
 _DISPATCHER_PREFIX = "dispatcher function `"
 T = TypeVar("T")
-A = TypeVar("A")
-B = TypeVar("B")
 
 
 def dependency_span(factory: Factory) -> StepSpan:
@@ -55,27 +53,10 @@ def open_span(name: str, attributes: Attributes) -> Span | None:
     return Span(parent.trace, name, parent.span_id, attributes)
 
 
-def call_in_span(step: StepSpan, fn: Callable[[A, B], T], a: A, b: B) -> T:
-    """``fn(a, b)`` in a span of its own under the current one, current while it runs (a sync
-    step in the pool: ``child`` without a context manager's three calls)."""
-    parent = current.get()
-    if parent is None:
-        return fn(a, b)
-    span = Span(parent.trace, step.name, parent.span_id, step.attributes)
-    token = current.set(span)
-    try:
-        return fn(a, b)
-    except BaseException as e:
-        span.fail(e)
-        raise
-    finally:
-        span.end = time.perf_counter_ns()
-        current.reset(token)
-
-
 async def in_span(step: StepSpan, call: Awaitable[T]) -> T:
     """``await call`` in a span of its own under the current one, current while it runs (what
-    ``child`` does, without a context manager's three calls: every traced async step takes this)."""
+    ``child`` does for sync code, without a context manager's three calls: every traced async
+    step takes this)."""
     parent = current.get()
     if parent is None:
         return await call
