@@ -1,6 +1,6 @@
-"""A local PostgreSQL server whose project was deleted without ``bfctl destroy``.
+"""Local servers whose project was deleted without ``bfctl destroy``: none keeps running.
 
-Under root the cluster lives outside the project (providers/local/postgres.py says why), so
+PostgreSQL: under root the cluster lives outside the project (providers/local/postgres.py says why), so
 deleting the project stops nothing: without a sweep the server would run, and its data stay on
 disk, until someone found it. As another user the cluster goes with the project, and the server
 stops by itself within a minute, once it finds its lock file gone.
@@ -8,12 +8,17 @@ stops by itself within a minute, once it finds its lock file gone.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import psutil
+import pytest
 
+from bfctl.providers.local import LocalProvider
 from bfctl.providers.local.postgres import EmbeddedPostgres
+from bfctl.providers.local.pubsub import MODE_VARIABLE
+from buildflow.io.gcp import GCPPubSubTopic
 
 #: Seconds for the server to go: at once under root, within PostgreSQL's one-minute lock file
 #: check as another user (a bound on failure only).
@@ -42,3 +47,17 @@ def test_the_next_server_started_stops_and_deletes_one_whose_project_is_gone(tmp
     finally:
         kept.remove()
         abandoned.remove()
+
+
+def test_the_pubsub_emulator_of_a_deleted_project_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator (gcloud, and the JVM it runs) is Google's: its guard stops it."""
+    monkeypatch.setenv(MODE_VARIABLE, "emulator")
+    provider = LocalProvider(tmp_path / "deleted-project")
+    provider.apply(provider.plan([GCPPubSubTopic("my-project", "events")]))
+    started = psutil.Process(json.loads(provider.pubsub.service.pid_file.read_text())["pid"])
+    emulator = [started, *started.children(recursive=True)]
+    assert any("java" in p.name() for p in emulator), emulator
+
+    shutil.rmtree(provider.project_dir)
+    _, alive = psutil.wait_procs(emulator, timeout=STOPPED_WITHIN)
+    assert not alive

@@ -5,7 +5,8 @@ With the gcloud CLI and its ``pubsub-emulator`` component installed, apply runs 
 (``gcloud beta emulators pubsub start``) as a service of the stack and creates the topics and
 subscriptions in it (with their ack deadline and dead-letter policy, which the emulator honours:
 it counts delivery attempts and forwards to the dead-letter topic); sinks publish and consumers
-pull with the same client code as in the cloud. The emulator keeps everything in memory, so when
+pull with the same client code as in the cloud. It stops with ``bfctl destroy``, or once the
+stack's folder is gone (``guard``). The emulator keeps everything in memory, so when
 it has to be started again (after a reboot) the recorded topics and subscriptions are created
 again. Without gcloud, each topic is a JSON-lines log ``<stack dir>/pubsub/<project>/<topic>.jsonl``
 that sinks append to and fsync, and each subscription a record
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 from bfctl.providers.errors import UnsupportedPrimitiveError
 from bfctl.providers.local.errors import LocalTargetError
 from bfctl.providers.local.family import Family, forget
+from bfctl.providers.local.guard import guarded
 from bfctl.providers.local.net import HOST
 from bfctl.providers.local.services import DetachedService, answers, call
 from bfctl.providers.state import ResourceState, State, record
@@ -194,10 +196,10 @@ class PubSubFamily(Family):
         data.mkdir(parents=True, exist_ok=True)
 
         def command(port: int) -> list[str]:
-            return [
+            return guarded(self.service.directory, [
                 str(shutil.which("gcloud")), "beta", "emulators", "pubsub", "start",
                 f"--host-port={HOST}:{port}", "--project=bfctl-local", f"--data-dir={data}", "--quiet",
-            ]  # fmt: skip
+            ])  # fmt: skip
 
         port = self.service.start(command, _up, known.private.get("port") if known else None)
         outputs = {"emulator_host": f"{HOST}:{port}", "api_root": f"http://{HOST}:{port}/v1"}
