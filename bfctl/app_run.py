@@ -12,6 +12,7 @@ Inside a deployed container the outputs come from ``$BUILDFLOW_OUTPUTS`` and no 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -38,13 +39,17 @@ def run_flow(flow: Flow, **options: Unpack[RunOptions]) -> Any:
     from bfctl import announce, infra
     from bfctl.loader import LoadedFlow
     from bfctl.runtime import server
+    from bfctl.runtime.dashboard import policy
 
     with _exit_on_reported_errors():
         loaded = LoadedFlow(flow, flow.flow_id, sys.modules["__main__"])
         outputs = infra.outputs_for_serving(loaded, TARGET, STACK, apply_first=False)
         as_json = server.log_format_of(None) == "json"
-        said = partial(announce.announce, loaded.target, announce.served_routes(flow), as_json, False)
-        served = server.run_flow(flow, outputs=outputs, announce=said, **options)
+        # as ``bfctl serve`` decides it: on where only this machine reaches it, unless $BFCTL_DASHBOARD says
+        host, _ = server.listen_address(options["host"], options["port"], os.environ)
+        dashboard = policy.wanted(None, TARGET, host, os.environ)
+        said = partial(announce.announce, loaded.target, announce.served_routes(flow), as_json, dashboard)
+        served = server.run_flow(flow, outputs=outputs, announce=said, dashboard=dashboard, **options)
     return served if options["block"] else _reported(served)
 
 

@@ -433,7 +433,12 @@ class RunOptions(TypedDict):
 
 
 def run_flow(
-    flow: Flow, *, outputs: ResourceOutputs | None = None, announce: OnServing, **options: Unpack[RunOptions]
+    flow: Flow,
+    *,
+    outputs: ResourceOutputs | None = None,
+    announce: OnServing,
+    dashboard: bool = False,
+    **options: Unpack[RunOptions],
 ) -> Any:
     """``Flow.run()``: serve with the stack's ``outputs``, ``announce`` told where once it listens;
     ``block=False`` gives a coroutine serving one worker in the caller's loop instead, until
@@ -442,8 +447,10 @@ def run_flow(
     idle_timeout = options.get("idle_timeout") or DEFAULT_IDLE_TIMEOUT
     if not options["block"]:
         sock = bind_socket(host, port, reuse_port=False)
+        flow_app = FlowApp(flow, outputs=outputs)
+        flow_app.dashboard = dashboard
         return serve_worker(
-            FlowApp(flow, outputs=outputs),
+            flow_app,
             sock,
             on_ready=partial(_one_worker, announce),
             stop=options.get("stop"),
@@ -457,4 +464,5 @@ def run_flow(
         on_ready=announce,
         outputs=outputs,
         idle_timeout=idle_timeout,
+        dashboard=dashboard,
     )

@@ -209,7 +209,11 @@ def test_python_main_makes_unmanaged_local_sinks_on_first_use(tmp_path: Path, bf
 
     with serving([], project, bfctl_env, command=MAIN_PY) as served:
         assert served.call("POST", "/visits", b'{"page": "/home"}') == (200, '{"success":true}')
+        # as under `bfctl serve`: the dashboard, announced, with that request's trace
+        status, body = served.call("GET", "/_bf/api/traces")
+        assert status == 200 and "collector POST /visits" in [t["name"] for t in json.loads(body)]
         assert served.stop() == 0
+    assert f"Dashboard on {served.url}/_bf/" in served.output
     assert _visits(project) == [("/home",)]
 
 
