@@ -62,6 +62,8 @@ class FlowApp:
         self.flow = flow
         #: Whether each worker serves the dashboard under /_bf/ (``dashboard.policy`` decides).
         self.dashboard = False
+        #: A worker built in another process was forked, one of several (a single one is not).
+        self._compiled_in = os.getpid()
         self.max_body = max_body
         self.threads = threads or default_thread_count()
         project_dir = Path.cwd()
@@ -179,7 +181,7 @@ class FlowApp:
         if self.dashboard:
             from bfctl.runtime.dashboard.routes import Dashboard
 
-            Dashboard(self).mount(app)
+            Dashboard(self, among_siblings=os.getpid() != self._compiled_in).mount(app)
         app.router.add_route("*", r"/{_bf_unmatched:[\s\S]*}", metrics.timed(_unmatched, unmatched))
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
@@ -217,6 +217,32 @@ def cloud_sql_instance(
 ) -> CloudSQLInstance:
     """A small PostgreSQL Cloud SQL instance, as most tests declare one."""
     return CloudSQLInstance(name, project_id, version, CloudSQLInstanceSettings(tier="db-f1-micro"), region)
+
+
+def read_json(server: Server, path: str, headers: dict[str, str] | None = None) -> Any:
+    """A GET's JSON answer (an error status raises ``HTTPError``)."""
+    request = urllib.request.Request(server.url + path, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def read_events(response: Any, wanted: dict[str, Any], seconds: float = 20.0) -> list[tuple[str, Any]]:
+    """Server-sent events read until one of each kind in ``wanted`` passed its check."""
+    deadline = time.monotonic() + seconds
+    events: list[tuple[str, Any]] = []
+    kind = None
+    pending = dict(wanted)
+    while pending:
+        assert time.monotonic() < deadline, f"not all of {list(pending)} within {seconds}s: {events}"
+        line = response.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: ") and kind is not None:
+            payload = json.loads(line.removeprefix("data: "))
+            events.append((kind, payload))
+            if kind in pending and pending[kind](payload):
+                del pending[kind]
+    return events
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
-from support import FLOWS, Server, run_bfctl, serving, traced_get, write
+from support import FLOWS, read_events, read_json, run_bfctl, serving, traced_get, write
 
 from bfctl.runtime.dashboard import policy
 from bfctl.runtime.dashboard.routes import redacted
@@ -45,12 +43,6 @@ SHOP_BOXES = {
 def shop(tmp_path: Path) -> Path:
     write(tmp_path / "main.py", SHOP)
     return tmp_path
-
-
-def read_json(server: Server, path: str, headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(server.url + path, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 @pytest.mark.parametrize(
@@ -173,25 +165,6 @@ def test_serve_prints_the_dashboard_url_and_serves_the_flow_as_it_runs(
     assert missing[0] == 404
     assert rebound == 403
     assert by_name == data | {"sinks": by_name["sinks"]}  # the same figures, a moment later
-
-
-def read_events(response: Any, wanted: dict[str, Any], seconds: float = 20.0) -> list[tuple[str, Any]]:
-    """Server-sent events read until one of each kind in ``wanted`` passed its check."""
-    deadline = time.monotonic() + seconds
-    events: list[tuple[str, Any]] = []
-    kind = None
-    pending = dict(wanted)
-    while pending:
-        assert time.monotonic() < deadline, f"not all of {list(pending)} within {seconds}s: {events}"
-        line = response.readline().decode().rstrip("\n")
-        if line.startswith("event: "):
-            kind = line.removeprefix("event: ")
-        elif line.startswith("data: ") and kind is not None:
-            payload = json.loads(line.removeprefix("data: "))
-            events.append((kind, payload))
-            if kind in pending and pending[kind](payload):
-                del pending[kind]
-    return events
 
 
 def test_the_event_stream_brings_traces_log_lines_and_figures_and_never_holds_the_exit(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -85,3 +85,41 @@ class DataSampler:
             for c in self._consumers
         ]
         return {"sinks": sinks, "consumers": consumers}
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' snapshots as one: counts summed, the charts summed second by second, the
+    latest write and error of any worker, and how many workers answered."""
+    sinks: dict[str, dict[str, Any]] = {}
+    consumers: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for sink in part["sinks"]:
+            if (known := sinks.get(sink["id"])) is None:
+                sinks[sink["id"]] = {**sink, "write_errors": dict(sink["write_errors"])}
+                continue
+            for count in ("rows_written", "batches_written", "queued"):
+                known[count] += sink[count]
+            for reason, count in sink["write_errors"].items():
+                known["write_errors"][reason] = known["write_errors"].get(reason, 0) + count
+            rates = zip(known["rows_per_second"], sink["rows_per_second"], strict=True)
+            known["rows_per_second"] = [round(a + b, 1) for a, b in rates]
+            known["last_write"] = _later(known["last_write"], sink["last_write"], float)
+            known["last_error"] = _later(known["last_error"], sink["last_error"], lambda e: e["time"])
+        for consumer in part["consumers"]:
+            if (seen := consumers.get(consumer["name"])) is None:
+                consumers[consumer["name"]] = dict(consumer)
+                continue
+            for count in ("handled", "failed", "given_up"):
+                seen[count] += consumer[count]
+    return {
+        "sinks": [sinks[key] for key in sorted(sinks)],
+        "consumers": list(consumers.values()),
+        "workers": len(parts),
+    }
+
+
+def _later(a: Any, b: Any, when: Callable[[Any], float]) -> Any:
+    """The later of two (either may be None)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a if when(a) >= when(b) else b

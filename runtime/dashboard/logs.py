@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import deque
 from typing import Any
@@ -29,6 +30,7 @@ class LogRing(logging.Handler):
         self._lines: deque[LogLine] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LogLine]]] = []
+        self._worker = os.getpid()  # made in the worker: its lines say so beside its siblings'
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_SKIPPED):
@@ -40,7 +42,13 @@ class LogRing(logging.Handler):
             return
         if record.exc_info and record.exc_info[1] is not None:
             message += f"\n{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        line = {"time": record.created, "level": record.levelname, "logger": record.name, "message": message}
+        line = {
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+            "worker": self._worker,
+        }
         with self._lock:
             self._lines.append(line)
             subscribers = list(self._subscribers)

@@ -3,8 +3,8 @@ under ``/_bf/api/``, and ``/_bf/events``, one server-sent event stream per open 
 the traces finished and the lines logged, a few times a second, and the Data page's figures
 once a second.
 
-Each worker answers for itself (its own traces, counters and log lines), as ``/_bf/metrics``
-does; the local target serves one worker unless the flow asks for more replicas.
+Each worker keeps its own traces, counters and log lines; among several forked workers, the one
+that answers a page adds its siblings' (``siblings``), so that every page shows the whole flow.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bfctl.runtime.dashboard import graph
+from bfctl.runtime.dashboard import data, graph
 from bfctl.runtime.dashboard.data import INTERVAL, DataSampler
 from bfctl.runtime.dashboard.logs import LogRing
 from bfctl.runtime.dashboard.policy import PATH, is_loopback, typed_by_hand
+from bfctl.runtime.dashboard.siblings import Relay, Siblings
 from bfctl.runtime.errors import one_line
 from bfctl.runtime.responses import JSON, dumps, json_response
-from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore
+from bfctl.runtime.tracing.store import TRACE_STORE, TraceStore, TraceSummary
 
 if TYPE_CHECKING:
     from bfctl.runtime.app import FlowApp
@@ -81,10 +83,14 @@ def _loopback_only(handle: Handler) -> Handler:
 
 
 class Dashboard:
-    """One worker's dashboard: what its pages read, and the streams feeding them."""
+    """One worker's dashboard: what its pages read, and the streams feeding them.
 
-    def __init__(self, flow_app: FlowApp) -> None:
+    ``among_siblings``: this worker is one of several forked ones, which answer each other."""
+
+    def __init__(self, flow_app: FlowApp, among_siblings: bool = False) -> None:
         self._flow_app = flow_app
+        self.worker = os.getpid()
+        self.siblings = Siblings(Path.cwd()) if among_siblings else None
         self.traces = TraceStore()
         self.logs = LogRing()
         self.data = DataSampler(flow_app.sinks.batchers, flow_app.consumers.consumers)
@@ -114,9 +120,25 @@ class Dashboard:
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._stop)
 
+    def _own_part(self) -> web.Application:
+        """What this worker answers its siblings on its private port: its own part only."""
+        own = web.Application()
+        routes: dict[str, Handler] = {
+            "traces": self._own_recent,
+            "traces/{trace_id}": self._own_trace,
+            "data": self._own_data,
+            "logs": self._own_logs,
+            "events": self._own_events,
+        }
+        for path, handle in routes.items():
+            own.router.add_get("/" + path, _loopback_only(handle))
+        return own
+
     async def _start(self, _app: web.Application) -> None:
         logging.getLogger().addHandler(self.logs)
         self._sampling = asyncio.get_running_loop().create_task(self._sample(), name="dashboard sampling")
+        if self.siblings is not None:
+            await self.siblings.start(self._own_part())
 
     async def _shutdown(self, _app: web.Application) -> None:
         """Ends the open event streams, so that a page left open never holds the server's exit."""
@@ -124,6 +146,8 @@ class Dashboard:
 
     async def _stop(self, _app: web.Application) -> None:
         logging.getLogger().removeHandler(self.logs)
+        if self.siblings is not None:
+            await self.siblings.stop()
         if self._sampling is not None:
             self._sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,18 +180,49 @@ class Dashboard:
     async def _flow(self, _request: web.Request) -> web.Response:
         return web.Response(body=self._picture, content_type=JSON)
 
-    async def _recent(self, _request: web.Request) -> web.Response:
-        return json_response(self.traces.recent(RECENT_TRACES))
+    def _labelled(self, summaries: list[TraceSummary]) -> list[dict[str, Any]]:
+        """Summaries with the worker that served them (the store's own are shared: left as they are)."""
+        return [{**summary, "worker": self.worker} for summary in summaries]
 
-    async def _trace(self, request: web.Request) -> web.Response:
+    async def _own_recent(self, _request: web.Request) -> web.Response:
+        return json_response(self._labelled(self.traces.recent(RECENT_TRACES)))
+
+    async def _recent(self, request: web.Request) -> web.Response:
+        if self.siblings is None:
+            return await self._own_recent(request)
+        traces = self._labelled(self.traces.recent(RECENT_TRACES))
+        for theirs in await self.siblings.ask("/traces"):
+            traces += theirs
+        traces.sort(key=lambda trace: trace["started_at"], reverse=True)
+        return json_response(traces[:RECENT_TRACES])
+
+    async def _own_trace(self, request: web.Request) -> web.Response:
         trace_id = request.match_info["trace_id"].lower()
         spans = self.traces.get(trace_id) if _TRACE_ID.fullmatch(trace_id) else None
         if spans is None:
             return json_response({"detail": f"No kept trace {trace_id}"}, 404)
-        return json_response({"trace_id": trace_id, "spans": spans})
+        return json_response({"trace_id": trace_id, "spans": spans, "worker": self.worker})
 
-    async def _data(self, _request: web.Request) -> web.Response:
+    async def _trace(self, request: web.Request) -> web.Response:
+        own = await self._own_trace(request)
+        trace_id = request.match_info["trace_id"].lower()
+        siblings = self.siblings
+        if (
+            own.status == 404
+            and siblings
+            and _TRACE_ID.fullmatch(trace_id)
+            and (found := await siblings.ask(f"/traces/{trace_id}"))
+        ):
+            return json_response(found[0])
+        return own
+
+    async def _own_data(self, _request: web.Request) -> web.Response:
         return json_response(self.data.snapshot())
+
+    async def _data(self, request: web.Request) -> web.Response:
+        if self.siblings is None:
+            return await self._own_data(request)
+        return json_response(data.merged([self.data.snapshot(), *await self.siblings.ask("/data")]))
 
     async def _rows(self, request: web.Request) -> web.Response:
         """``?sink=<id>``: the latest rows of a sink's local table."""
@@ -213,14 +268,29 @@ class Dashboard:
         ]
         return json_response({"target": outputs.target, "resources": resources})
 
-    async def _logs(self, _request: web.Request) -> web.Response:
+    async def _own_logs(self, _request: web.Request) -> web.Response:
         return json_response(self.logs.recent())
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        if self.siblings is None:
+            return await self._own_logs(request)
+        lines = self.logs.recent()
+        for theirs in await self.siblings.ask("/logs"):
+            lines += theirs
+        lines.sort(key=lambda line: line["time"])
+        return json_response(lines)
 
     # -- live --------------------------------------------------------------------------------
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Every ``TICK`` seconds, what finished meanwhile as one ``traces`` and one ``logs``
         event, and every ``INTERVAL`` the Data page's figures: a page open on a busy flow
-        costs a few writes a second, not one per request."""
+        costs a few writes a second, not one per request. Among siblings, theirs too."""
+        return await self._stream(request, None if self.siblings is None else Relay(self.siblings, PER_TICK))
+
+    async def _own_events(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, None)
+
+    async def _stream(self, request: web.Request, relay: Relay | None) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **_NO_STORE})
         await response.prepare(request)
         traces, lines = self.traces.subscribe(), self.logs.subscribe()
@@ -229,11 +299,19 @@ class Dashboard:
         try:
             while not self._closing.is_set():
                 if loop.time() >= sent + INTERVAL:
-                    await response.write(_event("data", self.data.snapshot()))
+                    figures = self.data.snapshot()
+                    if relay is not None:
+                        relay.follow()  # siblings that started since the last look too
+                        figures = data.merged([figures, *relay.figures.values()])
+                    await response.write(_event("data", figures))
                     sent = loop.time()
-                for name, queue in (("traces", traces), ("logs", lines)):
-                    if news := _drain(queue):
-                        await response.write(_event(name, news))
+                news = {"traces": self._labelled(_drain(traces)), "logs": _drain(lines)}
+                if relay is not None:
+                    news["traces"] = _newest(news["traces"] + relay.take("traces"), "started_at")
+                    news["logs"] = _newest(news["logs"] + relay.take("logs"), "time")
+                for name, items in news.items():
+                    if items:
+                        await response.write(_event(name, items))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), TICK)
         except ConnectionResetError:  # the page was closed
@@ -241,6 +319,8 @@ class Dashboard:
         finally:
             self.traces.unsubscribe(traces)
             self.logs.unsubscribe(lines)
+            if relay is not None:
+                await relay.close()
         return response
 
 
@@ -257,6 +337,11 @@ def _drain(queue: asyncio.Queue[Any]) -> list[Any]:
     while not queue.empty():
         items.append(queue.get_nowait())
     return list(items)
+
+
+def _newest(items: list[dict[str, Any]], when: str) -> list[dict[str, Any]]:
+    """The newest ``PER_TICK`` of several workers' items, oldest first."""
+    return sorted(items, key=lambda item: item[when])[-PER_TICK:]
 
 
 def _event(name: str, payload: Any) -> bytes:
