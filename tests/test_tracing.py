@@ -60,6 +60,7 @@ service = app.service()
 
 @service.endpoint("/total", method="GET")
 async def total(basket: Basket) -> dict:
+    trace.get_current_span().set_attribute("shop.customer", "ada")  # the request's span
     with tracer.start_as_current_span("price lookup") as span:
         span.set_attribute("items", 5)
         with tracer.start_as_current_span("discount"):
@@ -74,6 +75,7 @@ def fail(prices: Prices) -> dict:
 
 @service.endpoint("/hi", method="GET")
 def hi() -> str:
+    trace.get_current_span().set_attribute("shop.greeting", True)  # in the pool's thread too
     return "hi"
 
 
@@ -200,6 +202,7 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     root = spans["GET /total"]
     assert "parentSpanId" not in root and root["kind"] == 2
     assert _attributes(root)["http.response.status_code"] == "200"
+    assert _attributes(root)["shop.customer"] == "ada"  # set through the API's current span
     prices, basket = spans["dependency Prices"], spans["dependency Basket"]
     handler = spans["handler total"]
     trip = spans["thread pool"]  # Prices is sync: built in a trip to the pool
@@ -230,7 +233,7 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
 
     adopted = [s for s in receiver.spans() if s["traceId"] == caller_trace]
     assert [s["name"] for s in adopted] == ["GET /hi", "handler hi"]  # nothing to build: one span, its pool trip in it
-    assert adopted[0]["parentSpanId"] == caller_span
+    assert adopted[0]["parentSpanId"] == caller_span and _attributes(adopted[0])["shop.greeting"] is True
 
     # the outgoing call is a span of the relay's trace, and /hi's trace continues under it
     relayed = receiver.trace_of("GET /relay")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.context import _RuntimeContext as RuntimeContext
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes as OtelAttributes
 from opentelemetry.util.types import AttributeValue
@@ -25,9 +27,38 @@ from bfctl.runtime.tracing.spans import Span, current
 
 def install() -> None:
     """Make ours the global TracerProvider (once per process; a flow's own provider, set
-    before ours, is left alone: OpenTelemetry allows one)."""
+    before ours, is left alone: OpenTelemetry allows one), and our current span the API's when
+    it has none of its own."""
     if not isinstance(trace.get_tracer_provider(), Provider):
         trace.set_tracer_provider(Provider())
+    # the API reads its runtime context through this module variable at each call (it is chosen
+    # once, at import, from $OTEL_PYTHON_CONTEXT): wrapping it is the one way to add ours
+    runtime = otel_context._RUNTIME_CONTEXT
+    if not isinstance(runtime, WithOurs):
+        otel_context._RUNTIME_CONTEXT = WithOurs(runtime)
+
+
+class WithOurs(RuntimeContext):
+    """OpenTelemetry's context, with our current span as its current span when it has none: in
+    a handler, ``trace.get_current_span()`` is the request's span (a dependency's while one is
+    built), as OpenTelemetry's server instrumentations make it, so ``set_attribute`` on it lands
+    on the request's trace."""
+
+    def __init__(self, inner: RuntimeContext) -> None:
+        self._inner = inner
+
+    def attach(self, context: otel_context.Context) -> Token[otel_context.Context]:
+        return self._inner.attach(context)
+
+    def get_current(self) -> otel_context.Context:
+        context = self._inner.get_current()
+        ours = current.get()
+        if ours is None or trace.get_current_span(context) is not trace.INVALID_SPAN:
+            return context
+        return trace.set_span_in_context(Recorded(ours), context)
+
+    def detach(self, token: Token[otel_context.Context]) -> None:
+        self._inner.detach(token)
 
 
 def _value(value: AttributeValue) -> str | int | float | bool:
