@@ -128,7 +128,8 @@ function renderRequests() {
   const shown = state.traces.filter(matches);
   $("#requests").replaceChildren(...shown.map((t) => el("tr", { class: t.error ? "error" : "", "data-trace": t.trace_id },
     el("td", {}, clock(t.started_at)), el("td", {}, t.kind), el("td", {}, t.name), el("td", {}, t.status),
-    el("td", {}, ms(t.duration_ms)), el("td", { class: "mono" }, el("a", { href: "#requests/" + t.trace_id }, t.trace_id)))));
+    el("td", {}, ms(t.duration_ms)), el("td", { class: "mono" }, el("a", { href: "#requests/" + t.trace_id }, t.trace_id)),
+    el("td", { class: "mono" }, t.worker))));
   $("#request-count").textContent = `${shown.length} of ${state.traces.length}`;
 }
 
@@ -143,7 +144,8 @@ async function showTrace(traceId, into) {
     into.replaceChildren(el("p", { class: "muted" }, `Trace ${traceId} is not kept (anymore).`));
     return;
   }
-  into.replaceChildren(el("h3", {}, "Trace ", el("code", {}, traceId)), waterfall(found.spans));
+  into.replaceChildren(el("h3", {}, "Trace ", el("code", {}, traceId), el("span", { class: "muted" }, ` worker ${found.worker}`)),
+    waterfall(found.spans));
 }
 
 function waterfall(spans) {
@@ -250,6 +252,7 @@ function sparkline(values) {
 function renderData() {
   const data = state.data;
   if (!data) return;
+  $("#workers").textContent = data.workers ? `(summed over ${data.workers} workers)` : "";
   $("#sinks").replaceChildren(...(data.sinks.length ? data.sinks.map((s) => {
     const rate = s.rows_per_second[s.rows_per_second.length - 1] || 0;
     const errors = Object.entries(s.write_errors).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(", ");
@@ -308,7 +311,7 @@ async function showResources() {
 
 function addLog(line) {
   const logs = $("#logs");
-  logs.append(el("div", { class: line.level }, `${clock(line.time)} ${line.level} ${line.logger}: ${line.message}`));
+  logs.append(el("div", { class: line.level }, `${clock(line.time)} ${line.level} [${line.worker}] ${line.logger}: ${line.message}`));
   while (logs.childElementCount > KEPT_ROWS) logs.firstElementChild.remove();
   logs.scrollTop = logs.scrollHeight;
 }
