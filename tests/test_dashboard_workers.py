@@ -79,9 +79,9 @@ def greeted_by_both(server: Server, first: int = 0) -> dict[str, int]:
     return answered
 
 
-def status_of(server: Server, path: str) -> int:
+def status_of(url: str, headers: dict[str, str] | None = None) -> int:
     try:
-        with urllib.request.urlopen(server.url + path, timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as e:
         return e.code
@@ -102,6 +102,13 @@ def test_every_page_shows_every_workers_requests_lines_and_counters(tmp_path: Pa
             return len(list((project / "rows").glob("visits-*.csv"))) == 2
 
         wait_until(both_wrote)
+        [run] = (project / ".buildflow" / "workers").iterdir()
+        private = {int(file.name): int(file.read_text()) for file in run.iterdir()}
+        assert private.keys() == workers
+        for worker, port in private.items():
+            listening = [c.laddr for c in psutil.Process(worker).net_connections() if c.status == psutil.CONN_LISTEN]
+            assert ("127.0.0.1", port) in listening  # loopback only
+            assert status_of(f"http://127.0.0.1:{port}/logs", {"Host": "rebound.example"}) == 403
         for _ in range(ASKS):
             listed = {t["trace_id"]: t.get("worker") for t in read_json(server, "/_bf/api/traces")}
             assert answered.keys() <= listed.keys()
@@ -122,7 +129,7 @@ def test_every_page_shows_every_workers_requests_lines_and_counters(tmp_path: Pa
         for _ in range(ASKS):
             [sink] = read_json(server, "/_bf/api/data")["sinks"]
             assert sink["rows_written"] == visits and sink["queued"] == 0
-        assert status_of(server, "/_bf/api/traces/" + "0" * 32) == 404
+        assert status_of(server.url + "/_bf/api/traces/" + "0" * 32) == 404
         assert server.stop() == 0
     assert list((project / ".buildflow" / "workers").iterdir()) == []  # each worker took its port's name back
 
