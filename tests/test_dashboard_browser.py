@@ -198,6 +198,8 @@ def test_requests_appear_live_and_open_as_waterfalls(person: Person) -> None:
     spans = person.until(lambda: person.texts("#trace .span .name") or None, "the request's waterfall")
     assert spans[0] == "GET /items/{item_id}"
     assert {"dependency Pricing", "dispatcher stock", "handler get_item"} <= set(spans)
+    event = person.browser.find_element(By.CSS_SELECTOR, '#trace .span[data-name="handler get_item"] .event').text
+    assert "looked up" in event and "item=4" in event  # the flow's own span event
     shot = person.screenshot("requests")
 
     person.click_row("collector POST /orders")

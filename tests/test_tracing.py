@@ -63,8 +63,12 @@ async def total(basket: Basket) -> dict:
     trace.get_current_span().set_attribute("shop.customer", "ada")  # the request's span
     with tracer.start_as_current_span("price lookup") as span:
         span.set_attribute("items", 5)
-        with tracer.start_as_current_span("discount"):
-            pass
+        span.add_event("priced", {"currency": "EUR"})
+        with tracer.start_as_current_span("discount") as discount:
+            try:
+                raise KeyError("no coupon")
+            except KeyError as e:
+                discount.record_exception(e)
     return {"total": basket.total}
 
 
@@ -181,6 +185,13 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     with serving(ARGS, tmp_path, _env(bfctl_env, receiver)) as server:
         assert server.get("/total") == (200, '{"total":10}')
+        kept = json.loads(server.get("/_bf/api/traces")[1])
+        opened = json.loads(server.get(f"/_bf/api/traces/{kept[0]['trace_id']}")[1])
+        shown = {span["name"]: span for span in opened["spans"]}
+        assert [(e["name"], e["attributes"]) for e in shown["price lookup"]["events"]] == [
+            ("priced", {"currency": "EUR"})
+        ]
+        assert shown["discount"]["events"][0]["attributes"]["exception.type"] == "KeyError"
         assert server.call("GET", "/fail")[0] == 500
         assert server.call("POST", "/clicks", b'{"page": "/home"}')[0] == 200
         import urllib.request
@@ -218,6 +229,14 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     lookup = spans["price lookup"]
     assert lookup["parentSpanId"] == handler["spanId"] and _attributes(lookup) == {"items": "5"}
     assert spans["discount"]["parentSpanId"] == lookup["spanId"]
+    (priced,) = lookup["events"]
+    assert priced["name"] == "priced" and _attributes(priced) == {"currency": "EUR"}
+    assert int(lookup["startTimeUnixNano"]) <= int(priced["timeUnixNano"]) <= int(lookup["endTimeUnixNano"])
+    (raised,) = spans["discount"]["events"]
+    recorded = _attributes(raised)
+    assert raised["name"] == "exception" and spans["discount"]["status"]["code"] == 2
+    assert recorded["exception.type"] == "KeyError" and recorded["exception.message"] == "'no coupon'"
+    assert 'raise KeyError("no coupon")' in recorded["exception.stacktrace"]
     assert int(prices["endTimeUnixNano"]) <= int(basket["endTimeUnixNano"]) <= int(handler["startTimeUnixNano"])
 
     failed = _by_name(receiver.trace_of("GET /fail"))

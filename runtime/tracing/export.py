@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from bfctl.runtime.errors import StartupError
-from bfctl.runtime.tracing.spans import Attributes, Trace, epoch_ns
+from bfctl.runtime.tracing.spans import Attributes, Trace, epoch_ns, events_of
 from buildflow.deployed import TRACES_ENV
 
 log = logging.getLogger("buildflow.runtime")
@@ -314,5 +314,15 @@ def _spans(trace: Trace) -> list[dict[str, Any]]:
             converted["parentSpanId"] = f"{span.parent_id:016x}"
         if span.error is not None:
             converted["status"] = {"code": 2, "message": span.error}
+        events = events_of(span)
+        if events:
+            converted["events"] = [
+                {
+                    "timeUnixNano": str(base + at),
+                    "name": name,
+                    "attributes": [_attribute(k, v) for k, v in given.items()],
+                }
+                for name, at, given in events
+            ]
         out.append(converted)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import Token
 from typing import Any
@@ -22,7 +23,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import Attributes as OtelAttributes
 from opentelemetry.util.types import AttributeValue
 
-from bfctl.runtime.tracing.spans import Span, current
+from bfctl.runtime.tracing.spans import Span, current, epoch_ns
 
 
 def install() -> None:
@@ -92,7 +93,8 @@ class Recorded(trace.Span):
         self.span.set(key, _value(value))
 
     def add_event(self, name: str, attributes: OtelAttributes = None, timestamp: int | None = None) -> None:
-        """Events are not kept: the dashboard and exports show spans and their attributes."""
+        at = time.perf_counter_ns() if timestamp is None else timestamp - epoch_ns(0)  # the API's are the epoch's
+        self.span.add_event(name, at, {key: _value(value) for key, value in (attributes or {}).items()})
 
     def update_name(self, name: str) -> None:
         self.span.name = name
@@ -113,7 +115,19 @@ class Recorded(trace.Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
+        """The span failed, and an ``exception`` event with OpenTelemetry's attributes for it."""
         self.span.fail(exception)
+        self.add_event(
+            "exception",
+            {
+                "exception.type": type(exception).__qualname__,
+                "exception.message": str(exception),
+                "exception.stacktrace": "".join(traceback.format_exception(exception)),
+                "exception.escaped": escaped,
+                **(attributes or {}),
+            },
+            timestamp,
+        )
 
 
 class Tracer(trace.Tracer):

@@ -69,8 +69,15 @@ def _drawn(span: Span, slot: str, bits: int) -> int:
     return value
 
 
+#: Something that happened at a moment of a span (OpenTelemetry's span events): its name, when
+#: (``perf_counter_ns``) and its attributes.
+Event = tuple[str, int, Attributes]
+
+
 class Span:
-    __slots__ = ("_id", "attributes", "end", "error", "name", "parent_id", "start", "trace")
+    #: ``events`` is set only on a span that has some (OpenTelemetry's ``add_event``): read it
+    #: through ``events_of``.
+    __slots__ = ("_id", "attributes", "end", "error", "events", "name", "parent_id", "start", "trace")
 
     def __init__(self, trace: Trace, name: str, parent_id: int, attributes: Attributes | None = None) -> None:
         self.trace = trace
@@ -93,6 +100,16 @@ class Span:
 
     def fail(self, error: BaseException) -> None:
         self.error = f"{type(error).__name__}: {error}"
+
+    def add_event(self, name: str, at: int, attributes: Attributes) -> None:
+        events: list[Event] | None = getattr(self, "events", None)
+        if events is None:
+            self.events = events = []
+        events.append((name, at, attributes))
+
+
+def events_of(span: Span) -> list[Event]:
+    return getattr(span, "events", None) or []
 
 
 class Trace(Span):
@@ -211,6 +228,10 @@ class Trace(Span):
                 "duration_ms": ((span.end or span.start) - span.start) / 1e6,
                 "attributes": dict(self.attributes_of(span)),
                 "error": span.error,
+                "events": [
+                    {"name": name, "at_ms": (at - origin) / 1e6, "attributes": dict(attributes)}
+                    for name, at, attributes in events_of(span)
+                ],
             }
             for span in self.spans
         ]

@@ -38,6 +38,13 @@ class SpanRecord(TypedDict):
     duration_ms: float
     attributes: dict[str, str | int | float | bool]
     error: str | None  # the exception's type and message, when the span raised
+    events: list[EventRecord]  # what the flow added with OpenTelemetry's add_event / record_exception
+
+
+class EventRecord(TypedDict):
+    name: str
+    at_ms: float  # from the trace's start
+    attributes: dict[str, str | int | float | bool]
 
 
 #: A trace's spans, or what builds them when first asked for: most kept traces are never opened,

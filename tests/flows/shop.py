@@ -5,6 +5,8 @@ import dataclasses
 import json
 import logging
 
+from opentelemetry import trace
+
 from buildflow import Flow
 from buildflow.dependencies import Scope, dependency
 from buildflow.io.duckdb import DuckDBTable
@@ -47,6 +49,7 @@ service.use_dispatcher(dispatcher)
 @service.endpoint("/items/{item_id}", method="GET")
 def get_item(item_id: int, pricing: Pricing, stock) -> dict:
     log.info("item %s looked up", item_id)
+    trace.get_current_span().add_event("looked up", {"item": item_id})
     return {"id": item_id, "price": pricing.price(item_id), "stock": stock}
 
 

@@ -160,8 +160,19 @@ function waterfall(spans) {
       el("span", { class: "name", style: `padding-left:${level(span) * 14}px` }, span.name),
       el("span", { class: "track" }, el("span", { class: "bar", style: `left:${(span.start_ms / total) * 100}%;width:${(span.duration_ms / total) * 100}%` })),
       el("span", { class: "mono" }, ms(span.duration_ms)),
-      (attributes || span.error) ? el("div", { class: "attributes mono" }, span.error ? `error: ${span.error}  ` : "", attributes) : null);
+      (attributes || span.error) ? el("div", { class: "attributes mono" }, span.error ? `error: ${span.error}  ` : "", attributes) : null,
+      ...(span.events || []).map(spanEvent));
   }));
+}
+
+// an event the flow added to a span (OpenTelemetry's add_event, record_exception): when, what,
+// its attributes; a recorded exception's stack trace folded under it
+function spanEvent(event) {
+  const { "exception.stacktrace": stack, ...rest } = event.attributes;
+  const attributes = Object.entries(rest).map(([k, v]) => `${k}=${v}`).join("  ");
+  return el("div", { class: "event attributes mono", "data-event": event.name },
+    `@ ${ms(event.at_ms)} ${event.name}  ${attributes}`,
+    stack ? el("details", {}, el("summary", {}, "stack trace"), el("pre", {}, stack)) : null);
 }
 
 // -- API ---------------------------------------------------------------------------------------
