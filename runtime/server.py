@@ -323,11 +323,13 @@ def _serve_forked(
         reported = multiprocessing.Value("b", 0)
         # A signal that comes while forking waits until every worker exists (it is forwarded to
         # all); each worker starts with the signals blocked until its own handler is installed.
+        supervisor = os.getpid()
         with stopping.held():
             for _ in range(0 if workers.stopped else count):
                 pid = os.fork()
                 if pid == 0:  # worker
                     stopping.child_defaults()
+                    stopping.stop_with(supervisor)
                     os.close(ready_r)
                     code = 1
                     try:

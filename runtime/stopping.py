@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,20 @@ def child_defaults() -> None:
     (a pending signal is kept: the default action of these signals is not to ignore them)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+
+
+def stop_with(supervisor: int) -> None:
+    """In a forked worker: SIGTERM when its supervisor dies without telling it to stop (SIGKILL,
+    the OOM killer), as when the supervisor forwards one; orphaned, it would serve and consume
+    on, unseen, for good. Linux only (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class LastResort:

@@ -5,6 +5,7 @@ consumers up, and while a handler refuses to stop (the worker's last resort ends
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import select
@@ -12,11 +13,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import EXIT_TIMEOUT, Server, _pump, write
+from support import EXIT_TIMEOUT, Server, _pump, wait_until, write
 
 from bfctl.runtime import stopping
 
@@ -98,6 +101,10 @@ def test_a_stop_signal_sent_to_a_worker_before_its_handler_is_installed_waits_fo
         for fd in (forked_r, forked_w, go_r, go_w, got_r, got_w):
             os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0  # not ended by SIGTERM's default action
+
+
+def _rows(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in sorted(folder.glob("*.json")) for line in path.read_text().splitlines()]
 
 
 def _count(server: Server, text: str) -> int:
@@ -251,3 +258,66 @@ def test_a_worker_whose_handler_ignores_cancellation_ends_itself_after_grace_and
 
     assert code == 1, server.output
     assert _count(server, f"still stopping {grace + stopping.MARGIN:.1f} s after it was told to") == replicas
+
+
+ORPHAN_FLOW = """\
+import dataclasses
+import os
+from pathlib import Path
+
+from buildflow import Flow
+from buildflow.io.local import File, Pulse
+from buildflow.types.portable import FileFormat
+
+
+@dataclasses.dataclass
+class Row:
+    worker: int
+    n: int
+
+
+app = Flow()
+
+
+@app.consumer(Pulse([b"a"], 0), File("out/rows.json", FileFormat.JSON), num_replicas=2)
+class Counted:
+    def setup(self) -> None:
+        self.n = 0
+        self.returned = open(f"returned-{os.getpid()}.txt", "a")
+
+    async def process(self, item: bytes) -> Row:
+        self.n += 1
+        self.returned.write(f"{self.n}\\n")
+        self.returned.flush()
+        return Row(os.getpid(), self.n)
+
+    def teardown(self) -> None:
+        Path(f"torn-down-{os.getpid()}").touch()
+"""
+
+
+def test_workers_whose_supervisor_is_killed_stop_as_sigterm_stops_them(
+    tmp_path: Path, bfctl_env: dict[str, str]
+) -> None:
+    write(tmp_path / "flow.py", ORPHAN_FLOW)
+
+    def both_consuming() -> bool:
+        """both workers returned 10 items"""
+        return sum(len(f.read_text().split()) >= 10 for f in tmp_path.glob("returned-*.txt")) == 2
+
+    with launched(ARGS, tmp_path, bfctl_env) as server:
+        wait_until(both_consuming)
+        server.process.kill()  # SIGKILL: it cannot tell its workers
+        server.process.wait(timeout=EXIT_TIMEOUT)
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        try:  # the output ends once no worker holds it: both have exited
+            while (line := server.pending.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+                server.lines.append(line)
+        except queue.Empty:
+            pytest.fail(f"a worker still runs {EXIT_TIMEOUT}s after its supervisor was killed:\n{server.output}")
+
+    workers = {int(f.stem.split("-")[1]) for f in tmp_path.glob("returned-*.txt")}
+    assert {int(f.name.split("-")[2]) for f in tmp_path.glob("torn-down-*")} == workers, server.output
+    returned = {(pid, int(n)) for pid in workers for n in (tmp_path / f"returned-{pid}.txt").read_text().split()}
+    stored = {(r["worker"], r["n"]) for r in _rows(tmp_path / "out")}
+    assert returned == stored  # every item a handler returned was written before the worker went
