@@ -1,9 +1,10 @@
-"""Local servers whose project was deleted without ``bfctl destroy``: none keeps running.
+"""Local servers whose project was deleted without ``bfctl destroy``, or whose resources' folders
+were: none keeps running.
 
-PostgreSQL: under root the cluster lives outside the project (providers/local/postgres.py says why), so
-deleting the project stops nothing: without a sweep the server would run, and its data stay on
-disk, until someone found it. As another user the cluster goes with the project, and the server
-stops by itself within a minute, once it finds its lock file gone.
+PostgreSQL: under root the cluster lives outside the project (providers/local/postgres.py says
+why), so deleting the project stops nothing: without a sweep the server would run, and its data
+stay on disk, until someone found it. As another user the cluster goes with the project, and the
+server stops by itself within a minute, once it finds its lock file gone.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import psutil
 import pytest
 
 from bfctl.providers.local import LocalProvider
+from bfctl.providers.local.buckets import BucketFamily
 from bfctl.providers.local.postgres import EmbeddedPostgres
 from bfctl.providers.local.pubsub import MODE_VARIABLE
-from buildflow.io.gcp import GCPPubSubTopic
+from buildflow.io.gcp import GCPPubSubTopic, GCSBucket
 
 #: Seconds for the server to go: at once under root, within PostgreSQL's one-minute lock file
 #: check as another user (a bound on failure only).
@@ -60,4 +62,16 @@ def test_the_pubsub_emulator_of_a_deleted_project_stops(tmp_path: Path, monkeypa
 
     shutil.rmtree(provider.project_dir)
     _, alive = psutil.wait_procs(emulator, timeout=STOPPED_WITHIN)
+    assert not alive
+
+
+def test_destroy_stops_the_storage_emulator_when_the_buckets_folders_were_deleted_by_hand(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path)
+    provider.apply(provider.plan([GCSBucket("my-project", "uploads")]))
+    provider.ensure_running()  # as serving does: the emulator starts
+    emulator = psutil.Process(json.loads(BucketFamily(provider).service.pid_file.read_text())["pid"])
+
+    shutil.rmtree(tmp_path / ".buildflow" / "local" / "dev" / "gcs" / "uploads")
+    provider.destroy()
+    _, alive = psutil.wait_procs([emulator], timeout=STOPPED_WITHIN)
     assert not alive

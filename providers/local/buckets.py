@@ -62,6 +62,10 @@ class BucketFamily(Family):
                 del state.resources[rec.resource_id]
             else:
                 rec.outputs["path"] = str(folder)
+        if not self._buckets(state) and self.service.pid_file.exists():
+            # an emulator no bucket's record names (their folders deleted by hand): nothing would stop it
+            self.service.stop()
+            shutil.rmtree(self.service.directory, ignore_errors=True)
 
     # -- the emulator ------------------------------------------------------------------------------
     def _emulator(self, state: State) -> str:
