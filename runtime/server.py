@@ -155,7 +155,10 @@ async def serve_worker(
     deadline = stopping.LastResort(grace + stopping.MARGIN, f"worker {os.getpid()}") if last_resort else None
 
     def stop_now(signum: int) -> None:
-        log.info("%s received: stopping, what is in flight gets %g s", signal.Signals(signum).name, grace)
+        # said for SIGTERM (a platform or another program stopping it: worth a line in its logs);
+        # Ctrl+C, or bfctl dev serving a change, is seen by whoever pressed or saved
+        level = logging.DEBUG if signum == signal.SIGINT else logging.INFO
+        log.log(level, "%s received: stopping, what is in flight gets %g s", signal.Signals(signum).name, grace)
         stop.set()
         flow_app.stop_consuming(grace)
 
