@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 
+from bfctl.runtime import stopping
+
 #: What a ``serve`` imports before it reaches the flow, and the libraries bfctl's database
 #: dependencies and migrations import once it does: most of a restart's time when imported
 #: then, so a spare child imports them while the current one serves.
@@ -41,7 +43,8 @@ def main(supervisor: int) -> None:
     """
     # Stopped before it serves, it has nothing to tear down: SIGINT just ends it, no traceback.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _stop_with(supervisor)
+    # it has a session of its own, so nothing else would stop it: it would go on serving on the port
+    stopping.stop_with(supervisor, signal.SIGINT)
     for name in PRELOADED:
         with contextlib.suppress(Exception):  # the serve itself reports what fails to import
             importlib.import_module(name)
@@ -55,17 +58,3 @@ def main(supervisor: int) -> None:
     from bfctl import cli
 
     cli.main()
-
-
-def _stop_with(supervisor: int) -> None:
-    """Get the SIGINT the supervisor stops a child with when it dies without sending it (killed,
-    or its terminal closed: SIGHUP): this child has a session of its own, so nothing else would
-    stop it, and it would go on serving on the port. Linux only (PR_SET_PDEATHSIG)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT, 0, 0, 0)
-    if os.getppid() != supervisor:  # it died before the request was made
-        os.kill(os.getpid(), signal.SIGINT)

@@ -71,18 +71,19 @@ def child_defaults() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def stop_with(supervisor: int) -> None:
-    """In a forked worker: SIGTERM when its supervisor dies without telling it to stop (SIGKILL,
-    the OOM killer), as when the supervisor forwards one; orphaned, it would serve and consume
-    on, unseen, for good. Linux only (PR_SET_PDEATHSIG)."""
+def stop_with(supervisor: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """In a process ``supervisor`` started (a forked worker, ``bfctl dev``'s child): ``sig``
+    when its supervisor dies without telling it to stop (SIGKILL, the OOM killer, a closed
+    terminal), as the supervisor would send it; orphaned, it would serve and consume on, unseen,
+    for good. Linux only (PR_SET_PDEATHSIG)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     if os.getppid() != supervisor:  # it died before the request was made
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
 
 
 class LastResort:
