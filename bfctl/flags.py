@@ -117,8 +117,9 @@ GRACE: Flag[float] = Flag(
     float,
     8.0,
     "Seconds in-flight requests and consumers' messages get to finish after SIGTERM/Ctrl+C"
-    " (consumers stop pulling at once); then the queued rows are written. The default fits"
-    " Cloud Run's 10 s between SIGTERM and SIGKILL.",
+    " (consumers stop pulling at once); then the queued rows are written. A worker still"
+    " stopping 1.5 s later ends itself (exit 1). The default fits Cloud Run's 10 s between"
+    " SIGTERM and SIGKILL.",
     minimum=0.0,
 )
 IDLE_TIMEOUT: Flag[float] = Flag(
