@@ -216,13 +216,14 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     assert _attributes(root)["shop.customer"] == "ada"  # set through the API's current span
     prices, basket = spans["dependency Prices"], spans["dependency Basket"]
     handler = spans["handler total"]
-    trip = spans["thread pool"]  # Prices is sync: built in a trip to the pool
-    assert trip["parentSpanId"] == root["spanId"] and prices["parentSpanId"] == trip["spanId"]
+    # Prices is sync, alone in its trip to the pool: one span that covers the trip
+    assert "thread pool" not in spans and prices["parentSpanId"] == root["spanId"]
     assert _attributes(prices) == {
         "bf.dependency": "Prices",
         "bf.scope": "PROCESS",
         "bf.async": False,
         "bf.blocking": False,
+        "bf.pool_trip": True,
     }
     assert basket["parentSpanId"] == root["spanId"] and _attributes(basket)["bf.async"] is True
     assert handler["parentSpanId"] == root["spanId"]
@@ -267,12 +268,12 @@ def test_request_spans_nest_dependencies_handler_and_user_spans(
     assert statement["parentSpanId"] == query["handler count"]["spanId"]
     assert _attributes(statement)["db.query.text"] == "SELECT 41 + 1"
 
-    # a dispatcher function in a pool of its own: its trip and its span, the flow's span inside
+    # a dispatcher function in a pool of its own: its span covers the trip, the flow's span inside
     # it (the request's context went with it into that pool's thread); then the handler's
     stocked = _by_name(receiver.trace_of("GET /stock"))
     function = stocked["dispatcher shelf"]
-    assert function["parentSpanId"] == stocked["thread pool"]["spanId"]
-    assert stocked["thread pool"]["parentSpanId"] == stocked["GET /stock"]["spanId"]
+    assert function["parentSpanId"] == stocked["GET /stock"]["spanId"]
+    assert _attributes(function)["bf.pool_trip"] is True
     assert stocked["shelf count"]["parentSpanId"] == function["spanId"]
     assert stocked["handler stock"]["parentSpanId"] == stocked["GET /stock"]["spanId"]
 

@@ -149,33 +149,56 @@ class RequestPlan:
 
     def _traced_job(self, steps: list[Step]) -> Job[State]:
         """``_job`` with spans: each step's, and a sync group's trip to the pool (its wait in
-        the queue shows as the gap before the first step's span)."""
+        the queue shows as the gap before the first step's span). A step alone in its trip is
+        one span that covers the trip (``bf.pool_trip``), not two."""
         if steps[0].is_async:
             step = steps[0]
-            span = step.span
-            assert span is not None
-            in_span = tracing.in_handler_span if step is self.handler else tracing.in_span
+            what = step.span
+            assert what is not None
+            if step is self.handler:
+
+                async def handler_awaited(state: State) -> None:
+                    made = step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
+                    state.vals[step.slot] = await tracing.in_handler_span(what, made)
+
+                return handler_awaited
+            current, now, name, attributes = tracing.current, time.perf_counter_ns, what.name, what.attributes
 
             async def awaited(state: State) -> None:
+                # tracing.child() inlined: a context manager's three calls on every async step
                 made = step.make(step.kwargs(state.vals, state.ctx, state.params), state.tds)
-                state.vals[step.slot] = await in_span(span, made)
+                parent = current.get()
+                if parent is None:
+                    state.vals[step.slot] = await made
+                    return
+                span = tracing.Span(parent.trace, name, parent.span_id, attributes)
+                token = current.set(span)
+                try:
+                    state.vals[step.slot] = await made
+                except BaseException as e:
+                    span.fail(e)
+                    raise
+                finally:
+                    span.end = now()
+                    current.reset(token)
 
             return awaited
         executor = steps[0].executor
-        trip_attributes = tracing.trip_attributes(steps)
+        alone = len(steps) == 1
+        trip_name, trip_attributes = tracing.trip_span(steps)
         run = self._run_sync_traced
 
         def in_thread(state: State) -> Awaitable[None]:
-            trip = tracing.open_span("thread pool", trip_attributes)
+            trip = tracing.open_span(trip_name, trip_attributes)
             pool = executor or state.pool
             if getattr(pool, "copies_context", False):  # a traced worker's own pool
                 return state.loop.run_in_executor(
-                    pool, run, trip, steps, state.vals, state.ctx, state.params, state.tds
+                    pool, run, trip, alone, steps, state.vals, state.ctx, state.params, state.tds
                 )
             # the trip's span is made current in the thread: in a copy of the request's context
             context = contextvars.copy_context()
             return state.loop.run_in_executor(
-                pool, context.run, run, trip, steps, state.vals, state.ctx, state.params, state.tds
+                pool, context.run, run, trip, alone, steps, state.vals, state.ctx, state.params, state.tds
             )
 
         return in_thread
@@ -183,6 +206,7 @@ class RequestPlan:
     def _run_sync_traced(
         self,
         trip: tracing.Span | None,
+        alone: bool,
         steps: list[Step],
         vals: list[Any],
         ctx: RequestContext,
@@ -190,13 +214,14 @@ class RequestPlan:
         tds: list[Teardown],
     ) -> None:
         """``_run_sync`` in the pool, each step in its span under the trip's (this runs in a copy
-        of the request's context, so setting the current span here stays with this call); the
-        trip ends when its steps have run (the hop back to the loop is not in it)."""
+        of the request's context, so setting the current span here stays with this call), or
+        ``alone``, the trip's span the step's; the trip ends when its steps have run (the hop back
+        to the loop is not in it)."""
         if trip is None:
             return self._run_sync(steps, vals, ctx, params, tds)
         tracing.current.set(trip)
         try:
-            self._run_sync(steps, vals, ctx, params, tds, traced=True)
+            self._run_sync(steps, vals, ctx, params, tds, traced=not alone)
         except BaseException as e:
             trip.fail(e)
             raise

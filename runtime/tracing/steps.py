@@ -12,7 +12,7 @@ from bfctl.runtime.tracing.spans import Attributes, Span, StepSpan, Trace, child
 if TYPE_CHECKING:
     from bfctl.runtime.di.factories import Factory
 
-__all__ = ["Span", "StepSpan", "Trace", "child", "current", "in_handler_span", "in_span", "open_span"]
+__all__ = ["Span", "StepSpan", "Trace", "child", "current", "in_handler_span", "open_span"]
 
 _DISPATCHER_PREFIX = "dispatcher function `"
 T = TypeVar("T")
@@ -40,9 +40,12 @@ def handler_span(fn: Callable[..., Any], is_async: bool) -> StepSpan:
     return StepSpan(f"handler {function}", {"code.function": function, "bf.async": is_async})
 
 
-def trip_attributes(steps: Sequence[Any]) -> Attributes:
-    """A pool trip names the steps it runs (they are its child spans as well)."""
-    return {"bf.steps": ", ".join(step.span.name for step in steps), "bf.step_count": len(steps)}
+def trip_span(steps: Sequence[Any]) -> tuple[str, Attributes]:
+    """A pool trip's span: ``thread pool``, naming the steps it runs (they are its child spans as
+    well); a step alone in its trip is that step's span, covering the trip, marked so."""
+    if len(steps) == 1:
+        return steps[0].span.name, {**steps[0].span.attributes, "bf.pool_trip": True}
+    return "thread pool", {"bf.steps": ", ".join(step.span.name for step in steps), "bf.step_count": len(steps)}
 
 
 def open_span(name: str, attributes: Attributes) -> Span | None:
@@ -53,31 +56,15 @@ def open_span(name: str, attributes: Attributes) -> Span | None:
     return Span(parent.trace, name, parent.span_id, attributes)
 
 
-async def in_span(step: StepSpan, call: Awaitable[T]) -> T:
-    """``await call`` in a span of its own under the current one, current while it runs (what
-    ``child`` does for sync code, without a context manager's three calls: every traced async
-    step takes this)."""
-    parent = current.get()
-    if parent is None:
-        return await call
-    span = Span(parent.trace, step.name, parent.span_id, step.attributes)
-    token = current.set(span)
-    try:
-        return await call
-    except BaseException as e:
-        span.fail(e)
-        raise
-    finally:
-        span.end = time.perf_counter_ns()
-        current.reset(token)
-
-
 async def in_handler_span(step: StepSpan, call: Awaitable[T]) -> T:
     """``await call``, the handler: under its trace's root (the handler runs alone there) its span
     is kept as its times on the trace (``Trace.handler``), made a span when read; elsewhere a span."""
     root = current.get()
     if not isinstance(root, Trace):
-        return await (call if root is None else in_span(step, call))
+        if root is None:
+            return await call
+        with child(step.name, step.attributes):
+            return await call
     error = None
     start = time.perf_counter_ns()
     try:
