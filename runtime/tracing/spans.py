@@ -35,13 +35,17 @@ class StepSpan(NamedTuple):
     attributes: Attributes
 
 
-#: A handler's span as recorded: what it is, its start and end (``perf_counter_ns``), its error.
-HandlerTimes = tuple[StepSpan, int, int, "str | None"]
+#: A handler's times as one int: its start's offset from the trace's, shifted, and its duration
+#: (in ns, under 2**40: 18 minutes). A kept trace holds one object for them, not three: what
+#: keeping the last traces costs per request grows with the objects each one keeps alive.
+_DURATION_BITS = 40
+_LONGEST = (1 << _DURATION_BITS) - 1
 #: The handler's span id is the root's with these bits flipped: stable however often it is read.
 _HANDLER_ID_MASK = 0x5BD1E9955BD1E995
 
 
-_DRAWING = threading.Lock()
+#: Held while an id is drawn or a trace's first child is added.
+_LOCK = threading.Lock()
 
 #: ``perf_counter_ns`` to the epoch's nanoseconds: spans read one clock only, and their wall-clock
 #: times are derived when read (re-measured each minute, so the two clocks' drift stays small).
@@ -61,7 +65,7 @@ def _drawn(span: Span, slot: str, bits: int) -> int:
     """An id drawn when first read: most spans are never a parent, and a trace kept for the
     dashboard and never looked at needs none. Under a lock, as two threads may read it first
     together; non-zero, as W3C wants."""
-    with _DRAWING:
+    with _LOCK:
         value: int = getattr(span, slot)
         if not value:
             value = _bits(bits) or 1
@@ -88,7 +92,11 @@ class Span:
         self.error: str | None = None
         self.start = time.perf_counter_ns()
         self.end = 0
-        trace.children.append(self)  # list.append holds under the GIL: spans of threads may join
+        children = trace.children
+        if children is _NONE_YET:
+            _first_child(trace, self)
+        else:
+            children.append(self)  # list.append holds under the GIL: spans of threads may join
 
     @property
     def span_id(self) -> int:
@@ -118,12 +126,13 @@ class Trace(Span):
     the order they started.
 
     A handler called straight from its route (no dependency made per call) runs alone under the
-    root, so its span is recorded as ``handler`` (what, start, end, error) and made a span only
-    when the trace is read: the spans that started inside it (the flow's own, its queries and
-    calls) are moved under it then. That spares every such request a span object and a second
-    change of the current span."""
+    root, so its span is recorded as ``handler`` (what), ``handler_times`` (``handle``'s packed
+    start and duration) and ``handler_error`` (set only when it raised) and made a span only when
+    the trace is read: the spans that started inside it (the flow's own, its queries and calls)
+    are moved under it then. That spares every such request a span object and a second change of
+    the current span. ``children`` is a list of its own from the first one on."""
 
-    __slots__ = ("_trace_id", "children", "handler", "kind", "sampled", "status")
+    __slots__ = ("_trace_id", "children", "handler", "handler_error", "handler_times", "kind", "sampled", "status")
 
     def __init__(
         self,
@@ -144,8 +153,8 @@ class Trace(Span):
         self.parent_id = parent_span_id
         self.attributes = attributes
         self.error = None
-        self.children: list[Span] = []
-        self.handler: HandlerTimes | None = None
+        self.children: list[Span] = _NONE_YET
+        self.handler: StepSpan | None = None
         #: A request's HTTP status code; a batch's or message's "ok" or "error".
         self.status: int | str = "ok"
         self.start = time.perf_counter_ns()
@@ -172,12 +181,22 @@ class Trace(Span):
     def span_count(self) -> int:
         return len(self.children) + (1 if self.handler is None else 2)
 
-    def _handler_span(self, handler: HandlerTimes) -> Span:
+    def handled(self, what: StepSpan, start: int, end: int, error: str | None) -> None:
+        """Records the handler's span (``in_handler_span``)."""
+        self.handler_times = (start - self.start) << _DURATION_BITS | min(end - start, _LONGEST)
+        if error is not None:
+            self.handler_error = error
+        self.handler = what
+
+    def _handler_span(self, what: StepSpan) -> Span:
         """The handler's span, from its times: the same id each time it is read, and each span that
         began under the root while the handler ran moved under it (once: the move is kept)."""
-        what, start, end, error = handler
+        times: int = self.handler_times
+        start = self.start + (times >> _DURATION_BITS)
+        end = start + (times & _LONGEST)
         span = Span.__new__(Span)
-        span.trace, span.name, span.attributes, span.error = self, what.name, what.attributes, error
+        span.trace, span.name, span.attributes = self, what.name, what.attributes
+        span.error = getattr(self, "handler_error", None)
         span._id = (self.span_id ^ _HANDLER_ID_MASK) or 1
         span.parent_id, span.start, span.end = self.span_id, start, end
         for child in self.children:
@@ -239,6 +258,19 @@ class Trace(Span):
 
 def _started(span: Span) -> int:
     return span.start
+
+
+#: A trace's ``children`` until its first: most traces (a handler without dependencies) have
+#: none, and a kept trace then keeps no list alive. Never appended to.
+_NONE_YET: list[Span] = []
+
+
+def _first_child(trace: Trace, span: Span) -> None:
+    with _LOCK:  # two threads may add a first child together: neither is lost
+        if trace.children is _NONE_YET:
+            trace.children = [span]
+        else:
+            trace.children.append(span)
 
 
 class _Discarded(list["Span"]):

@@ -73,4 +73,4 @@ async def in_handler_span(step: StepSpan, call: Awaitable[T]) -> T:
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        root.handler = (step, start, time.perf_counter_ns(), error)
+        root.handled(step, start, time.perf_counter_ns(), error)

@@ -84,7 +84,11 @@ class _Given:
 class TraceStore:
     """The last ``capacity`` finished traces of this worker, newest last."""
 
-    def __init__(self, capacity: int = 1000) -> None:
+    #: As many as the Requests page lists (its KEPT_ROWS): keeping more would cost every request
+    #: (each kept trace's objects stay alive) for traces nobody can open from the page.
+    CAPACITY = 500
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
         self._traces: deque[Kept] = deque(maxlen=capacity)
         self._subscribers: list[asyncio.Queue[TraceSummary]] = []
 
