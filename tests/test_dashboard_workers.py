@@ -172,7 +172,19 @@ def test_a_worker_that_died_leaves_the_pages_whole(tmp_path: Path, bfctl_env: di
                 return True
 
         wait_until(gone)
-        late, worker = hello(server, 500)
+        served: list[tuple[str, int]] = []
+
+        def answered_after_the_kill() -> bool:
+            """a request after the kill answered (one the kernel still routed to the killed
+            worker's closing socket is reset: the client's to send again)"""
+            try:
+                served.append(hello(server, 500))
+            except ConnectionResetError:
+                return False
+            return True
+
+        wait_until(answered_after_the_kill)
+        ((late, worker),) = served
         assert worker == alive
         for _ in range(ASKS):
             listed = {t["trace_id"] for t in read_json(server, "/_bf/api/traces")}
