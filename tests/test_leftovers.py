@@ -3,6 +3,7 @@ fails, naming the process and the test that started it, and the process is ended
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -33,7 +34,8 @@ def _run_module(directory: Path, source: str) -> subprocess.CompletedProcess[str
         shutil.copy(TESTS / name, directory / name)
     (directory / "test_module.py").write_text(source)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_module.py"]
-    return subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=120, check=False)
+    env = {**os.environ, "BFCTL_TEST_SETTLE": "0.5"}  # its leftover never goes: waiting longer shows nothing more
+    return subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_a_module_that_leaves_a_process_running_fails_and_the_process_is_ended(tmp_path: Path) -> None:
