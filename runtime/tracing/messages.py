@@ -15,12 +15,15 @@ def begin(recorder: Recorder, name: str, source: str, batch: Sequence[Delivery])
     """A trace per message (continuing the producer's when its attributes carry ``traceparent``)."""
     traces: list[Trace | None] = []
     for delivery in batch:
-        attributes: dict[str, str | int | float | bool] = {"bf.source": source}
-        if delivery.key:
-            attributes["bf.message"] = delivery.key
-        if delivery.delivery_attempt is not None:
-            attributes["bf.delivery_attempt"] = delivery.delivery_attempt
-        traces.append(recorder.begin(name, "message", delivery.attributes, attributes))
+        trace = recorder.begin(name, "message", delivery.attributes)
+        if trace is not None:
+            attributes: dict[str, str | int | float | bool] = {"bf.source": source}
+            if delivery.key:
+                attributes["bf.message"] = delivery.key
+            if delivery.delivery_attempt is not None:
+                attributes["bf.delivery_attempt"] = delivery.delivery_attempt
+            trace.attributes = attributes
+        traces.append(trace)
     return traces
 
 

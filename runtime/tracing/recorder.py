@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from bfctl.runtime.tracing.export import Exporter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_LOW_64 = (1 << 64) - 1
 
 
 class Recorder:
@@ -37,7 +36,8 @@ class Recorder:
         self.sampler = sampler
         self.store = store
         self.exporter = exporter
-        self._threshold = sampler.threshold
+        #: Every trace begun here is sampled: its id is drawn only when something reads it.
+        self._every = sampler.ratio >= 1.0
 
     @classmethod
     def build(cls, store: TraceStore | None, environ: Mapping[str, str]) -> Recorder | None:
@@ -56,8 +56,10 @@ class Recorder:
         would be neither kept nor sampled."""
         caller = propagation.incoming(headers) if headers is not None else None
         if caller is None:
+            if self._every:
+                return Trace(0, name, kind, True, 0, attributes)
             trace_id = getrandbits(128) or 1
-            sampled = (trace_id & _LOW_64) < self._threshold
+            sampled = self.sampler.sampled(trace_id, None)
             parent = 0
         else:
             trace_id, parent = caller.trace_id, caller.parent_span_id
@@ -81,25 +83,19 @@ class Recorder:
         (``Trace.attributes`` adds it); ``join_logs``: JSON logs are on and name the trace."""
         name = f"{method} {route}" if kind == "request" else f"collector {method} {route}"
         attributes: Attributes = {"http.request.method": method, "http.route": route}
-        begin, exporting, threshold = self.begin, self.exporter is not None, self._threshold
-        every = threshold > _LOW_64  # every trace begun here is sampled: its id is drawn when read
-        store = self.store
-        keep = store.keep if store is not None else None
+        begin, exporting, every = self.begin, self.exporter is not None, self._every
+        keep = self.store.keep if self.store is not None else None
         offer = self.exporter.offer if self.exporter is not None else None
 
         async def traced(request: web.Request) -> web.StreamResponse:
             headers = request.headers
-            if TRACEPARENT in headers or CLOUD_TRACE in headers:
-                trace = begin(name, kind, headers, attributes)
-                if trace is None:
-                    return await handle(request)
-            elif every:  # begin() inlined: most requests come without a caller's trace
-                trace = Trace(0, name, kind, True, 0, attributes)
+            if every and TRACEPARENT not in headers and CLOUD_TRACE not in headers:
+                trace = Trace(0, name, kind, True, 0, attributes)  # begin() inlined: the usual case
             else:
-                trace_id = getrandbits(128) or 1
-                trace = Trace(trace_id, name, kind, (trace_id & _LOW_64) < threshold, 0, attributes)
-                if not trace.sampled and store is None:
+                found = begin(name, kind, headers, attributes)
+                if found is None:
                     return await handle(request)
+                trace = found
             token = current.set(trace)
             # the log names our span when it is sent (Cloud Trace shows the line under it) or the
             # trace began here; else the caller's span, which its header named, stays

@@ -44,14 +44,9 @@ class Sampler:
             ratio = 1.0 if rule == "always_on" else 0.0
         return cls(ratio, name.startswith("parentbased_"))
 
-    @property
-    def threshold(self) -> int:
-        """A trace id whose low 64 bits are below this is sampled (when no caller decided)."""
-        return int(self.ratio * _BOUND)
-
     def sampled(self, trace_id: int, parent: bool | None) -> bool:
         """The caller's decision when followed and given, else the trace id's low 64 bits
         against the ratio (every service of a trace decides alike)."""
         if parent is not None and self.follow_parent:
             return parent
-        return (trace_id & (_BOUND - 1)) < self.threshold
+        return (trace_id & (_BOUND - 1)) < self.ratio * _BOUND

@@ -23,11 +23,6 @@ Attributes = dict[str, str | int | float | bool]
 _bits = random.getrandbits
 
 
-def new_trace_id() -> int:
-    """A non-zero 128-bit trace id."""
-    return _bits(128) or 1
-
-
 class StepSpan(NamedTuple):
     """What a step's span is called and carries: worked out once per step at start-up."""
 
